@@ -1,0 +1,105 @@
+# rtcauth build. GNU make + pkg-config.
+#   make            release build into build/
+#   make test       ASan+UBSan build into build-asan/, then every test
+#   make run        bootstrap ./var and start rtcauthd in the foreground
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
+#   make bench      every benchmark (bench-sip, ...)
+#   make install    PREFIX=/usr/local DESTDIR=
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?=
+BUILD   ?= build$(if $(SAN),-$(SAN))
+CC      ?= cc
+
+PKGS    := openssl libevent libevent_openssl libevent_pthreads sqlite3 inih jansson libsystemd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) -fno-strict-aliasing -pthread
+LDLIBS  += $(PKG_LIBS) -pthread -lm
+ifeq ($(SAN),asan)
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRCS := $(filter-out src/daemon/main.c src/ctl/main.c,$(shell find src -name '*.c' | sort))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+DAEMON_OBJS := $(BUILD)/src/daemon/main.o
+CTL_OBJS := $(BUILD)/src/ctl/main.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+
+.PHONY: all test run fuzz bench bench-sip install clean format check-format deps
+all: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(UNIT_BINS)
+
+$(BUILD)/librtcauth.a: $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/rtcauthd: $(DAEMON_OBJS) $(BUILD)/librtcauth.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/rtcauthctl: $(CTL_OBJS) $(BUILD)/librtcauth.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/librtcauth.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+deps:
+	scripts/install-deps
+
+# Fuzz targets: clang + libFuzzer + ASan/UBSan, built into build-fuzz/.
+FUZZ_BUILD := build-fuzz
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -pthread -fsanitize=fuzzer-no-link,address,undefined
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+$(FUZZ_BUILD)/librtcauth.a: $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+	$(AR) rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_BUILD)/librtcauth.a
+	clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(FUZZ_BUILD)/%)
+fuzz-build: $(FUZZ_BINS)
+FUZZ_SECONDS ?= 60
+fuzz: deps fuzz-build
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build-fuzz/corpus/$$n; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 build-fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; done
+
+test: deps
+	$(MAKE) SAN=asan all fuzz-build
+	scripts/run-tests build-asan
+
+run: deps all
+	scripts/run-dev $(BUILD)
+
+bench: bench-sip
+bench-sip: all
+	scripts/install-deps --bench
+	bench/sip/run $(BUILD)
+
+install: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)/etc/rtcauth
+	install -m 755 $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(DESTDIR)$(PREFIX)/sbin/
+	install -m 644 docs/rtcauth.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 docs/rtcauthd.8 docs/rtcauthctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	test -e $(DESTDIR)/etc/rtcauth/rtcauth.conf || install -m 640 etc/rtcauth.conf $(DESTDIR)/etc/rtcauth/rtcauth.conf
+	install -d $(DESTDIR)/lib/systemd/system && install -m 644 etc/rtcauthd.service $(DESTDIR)/lib/systemd/system/
+
+format:
+	clang-format -i $$(find src tests fuzz -name '*.[ch]')
+check-format:
+	clang-format --dry-run --Werror $$(find src tests fuzz -name '*.[ch]')
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,89 @@
+/*
+ * rtcauth.conf: an INI file read with inih. Every key is known here; an
+ * unknown section or key, or a bad value, is an error that names file:line
+ * and says what to do. config_load never starts anything; it only fills a
+ * struct config that the caller owns (plain data, no pointers to free).
+ */
+#ifndef RTC_CORE_CONFIG_H
+#define RTC_CORE_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/digest_alg.h"
+#include "core/log.h"
+
+#define CONFIG_MAX_LISTEN 16
+#define CONFIG_HOST_MAX   256
+
+enum transport_kind { TRANSPORT_UDP = 0, TRANSPORT_TCP = 1, TRANSPORT_TLS = 2 };
+
+struct listen_addr {
+	enum transport_kind kind;
+	char host[64]; /* numeric IPv4 or IPv6 literal (no brackets), or "*" */
+	uint16_t port;
+};
+
+struct config {
+	char path[PATH_MAX]; /* the file this came from */
+
+	/* [server] */
+	char domain[CONFIG_HOST_MAX]; /* SIP domain, also the Digest realm (lower case) */
+	char fqdn[CONFIG_HOST_MAX];   /* this server's name; default: gethostname() */
+	int workers;                  /* 0 = one per online CPU */
+	char state_dir[PATH_MAX];     /* default /var/lib/rtcauth */
+
+	/* [sip] */
+	struct listen_addr listen[CONFIG_MAX_LISTEN];
+	size_t n_listen; /* default: udp:0.0.0.0:5060 tcp:0.0.0.0:5060 tls:0.0.0.0:5061 */
+	char tls_cert[PATH_MAX]; /* default: <state_dir>/tls/server.crt (bootstrap) */
+	char tls_key[PATH_MAX];  /* default: <state_dir>/tls/server.key */
+	size_t max_message_size; /* default 65536 */
+	int idle_timeout;        /* seconds, stream connections; default 300 */
+	int max_conns_per_source; /* default 64 */
+	int min_expires;          /* default 60 (423 below it) */
+	int max_expires;          /* default 7200 */
+	int default_expires;      /* default 3600 */
+	int max_contacts;         /* per AOR, default 10 */
+
+	/* [store] */
+	char sqlite_path[PATH_MAX]; /* default <state_dir>/rtcauth.db */
+
+	/* [log] */
+	enum log_level log_level; /* default info */
+	enum log_dest log_dest;   /* default stderr */
+
+	/* [auth] */
+	enum digest_alg digest_algs[DIGEST_ALG_COUNT]; /* offered, in this order */
+	size_t n_digest_algs; /* default SHA-512-256, SHA-256, MD5 */
+	bool digest_qop_auth_int; /* offer auth-int besides auth; default true */
+	int nonce_lifetime;       /* seconds, default 300 */
+	int lockout_user_failures; /* default 10 */
+	int lockout_user_window;   /* seconds, default 300 */
+	int lockout_user_duration; /* seconds, default 300 (doubles per repeat) */
+	int lockout_user_max;      /* seconds, default 3600 */
+	int lockout_source_failures; /* default 30 */
+	int lockout_source_window;   /* seconds, default 60 */
+	int lockout_source_duration; /* seconds, default 300 */
+
+	/* [admin] */
+	char admin_socket[PATH_MAX]; /* default <state_dir>/rtcauthd.sock */
+};
+
+/* Fill every field with its default (state_dir-derived paths included). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Read path into cfg (starting from defaults). Returns 0, or -1 with a
+ * message in err such as
+ *   "rtcauth.conf:12: unknown key 'lisen' in [sip]; see rtcauth.conf(5)"
+ * A missing file is an error too ("cannot open ...: No such file ...").
+ */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+
+/* "udp:ADDR:PORT" (IPv6 as [::1]); 0 or -1. */
+int config_parse_listen(const char *s, struct listen_addr *out);
+
+#endif

@@ -1,0 +1,74 @@
+/* Counted string helpers. No allocation, no I/O. */
+#include "core/str.h"
+
+#include <strings.h>
+
+bool str_eq(struct str a, struct str b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+bool str_eq_cstr(struct str a, const char *c)
+{
+	return str_eq(a, str_cstr(c));
+}
+
+bool str_caseeq(struct str a, struct str b)
+{
+	return a.len == b.len && (a.len == 0 || strncasecmp(a.p, b.p, a.len) == 0);
+}
+
+bool str_caseeq_cstr(struct str a, const char *c)
+{
+	return str_caseeq(a, str_cstr(c));
+}
+
+static bool is_lws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+struct str str_trim(struct str s)
+{
+	while (s.len && is_lws(s.p[0])) {
+		s.p++;
+		s.len--;
+	}
+	while (s.len && is_lws(s.p[s.len - 1]))
+		s.len--;
+	return s;
+}
+
+int str_to_u64(struct str s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (s.len == 0 || s.len > 20)
+		return -1;
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned d = (unsigned char)s.p[i] - '0';
+		if (d > 9)
+			return -1;
+		if (v > (max - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+long str_chr(struct str s, char c)
+{
+	const char *q = s.len ? memchr(s.p, c, s.len) : NULL;
+	return q ? (long)(q - s.p) : -1;
+}
+
+int str_copy(struct str s, char *dst, size_t cap)
+{
+	if (cap == 0 || s.len >= cap)
+		return -1;
+	if (s.len)
+		memcpy(dst, s.p, s.len);
+	dst[s.len] = '\0';
+	return 0;
+}

@@ -1,0 +1,176 @@
+/*
+ * The store: the single trusted place for users, their password-derived keys,
+ * registrations and the audit log. One interface; the SQLite implementation
+ * (sqlite.c) is the default, PostgreSQL comes later behind the same calls.
+ *
+ * A struct store is one connection: use it from one thread at a time (the
+ * daemon opens one per worker thread). Every function returns STORE_OK (0)
+ * or a negative enum store_err; STORE_UNAVAILABLE means the backend could not
+ * answer (locked, I/O error, read-only): callers must answer "try later",
+ * never "wrong password" nor "no such user".
+ *
+ * Keys (struct store_cred) are secrets: only src/vault and this module touch
+ * them. Nothing here logs a key.
+ */
+#ifndef RTC_STORE_STORE_H
+#define RTC_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/str.h"
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_NOTFOUND = -1,
+	STORE_CONFLICT = -2,    /* unique constraint (user exists, ...) */
+	STORE_UNAVAILABLE = -3, /* busy, locked, I/O error, read-only, disk full */
+	STORE_INVALID = -4,     /* argument fails validation */
+	STORE_TOO_NEW = -5,     /* database schema newer than this program */
+	STORE_CORRUPT = -6,     /* not an rtcauth database / corrupt */
+};
+const char *store_strerror(int err);
+
+/* Current schema version this program writes (numbered migrations). */
+int store_schema_latest(void);
+
+enum store_open_flags {
+	STORE_CREATE = 1,   /* create the file and apply migrations if needed */
+	STORE_READONLY = 2, /* open read-only (no migrations applied) */
+};
+
+struct store;
+
+/*
+ * Open (and migrate) the SQLite database at path. WAL mode, busy timeout
+ * (busy_ms), foreign keys on. A database whose schema version is newer than
+ * store_schema_latest() is refused with STORE_TOO_NEW and err says so
+ * ("database schema version 7 is newer than this rtcauth (5); upgrade rtcauth").
+ * On failure *out is NULL and err holds a message for a person.
+ */
+int store_open(const char *path, int flags, int busy_ms, struct store **out, char *err,
+	       size_t errlen);
+void store_close(struct store *s);
+/* The last backend error message (for logs; never contains secrets). */
+const char *store_errmsg(struct store *s);
+
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* ---- users ---- */
+
+#define STORE_URI_MAX  256
+#define STORE_NAME_MAX 256
+
+struct store_user {
+	int64_t id;
+	char uri[STORE_URI_MAX];     /* normalised "sip:user@host" (host lower case) */
+	char user[STORE_URI_MAX];    /* user part as in the URI */
+	char domain[STORE_URI_MAX];  /* host part, lower case */
+	char display_name[STORE_NAME_MAX];
+	bool enabled;
+	bool has_password;
+	int64_t created; /* unix seconds */
+	int64_t updated;
+	int64_t password_changed; /* 0 = never */
+};
+
+/*
+ * Normalise a SIP URI for storage and lookup: "sip:" or "sips:" scheme (sips
+ * stored as sip), user part kept as written (case-sensitive), host lowered,
+ * no port/params/headers allowed. Also accepts "user@host" without scheme.
+ * 0 or STORE_INVALID; writes uri/user/domain (each STORE_URI_MAX).
+ */
+int store_uri_normalise(const char *in, char *uri, char *user, char *domain);
+
+/* Insert; u->uri must be normalised. Sets u->id. STORE_CONFLICT if present. */
+int store_user_add(struct store *s, struct store_user *u);
+int store_user_get(struct store *s, const char *uri, struct store_user *out);
+int store_user_set_enabled(struct store *s, const char *uri, bool enabled);
+int store_user_set_display_name(struct store *s, const char *uri, const char *name);
+/* Deletes the user, their keys and their registrations. */
+int store_user_del(struct store *s, const char *uri);
+/* Calls fn for each user ordered by uri; stops early if fn returns non-zero
+ * (and returns that value). */
+int store_user_list(struct store *s, int (*fn)(void *ctx, const struct store_user *u), void *ctx);
+int store_user_count(struct store *s, int64_t *count);
+
+/* ---- password-derived keys (secrets) ---- */
+
+/*
+ * A key is identified by mechanism and variant, e.g.
+ *   mech "digest-md5" | "digest-sha256" | "digest-sha512-256"
+ *   variant "user" (HA1 over the user part) | "user@domain"
+ * Later mechanisms add their own ("nt", "turn-...").
+ */
+#define STORE_KEY_MAX 64
+struct store_cred {
+	char mech[32];
+	char variant[32];
+	uint8_t key[STORE_KEY_MAX];
+	size_t key_len;
+};
+
+/* Replace all keys of the user atomically (password change). */
+int store_cred_replace(struct store *s, int64_t user_id, const struct store_cred *creds,
+		       size_t n);
+
+/*
+ * The Digest hot path: find the user whose Digest user name is `username`
+ * (either the user part, with domain == realm, or "user@domain") and fetch
+ * the key (mech, variant chosen by the form used). Fills *u and the key.
+ * STORE_NOTFOUND when no such user or no such key.
+ */
+int store_digest_lookup(struct store *s, struct str username, struct str realm, const char *mech,
+			struct store_user *u, struct store_cred *key);
+
+/* ---- registrations ---- */
+
+#define STORE_CONTACT_MAX 1024
+struct store_reg {
+	char aor[STORE_URI_MAX];
+	char binding_key[STORE_CONTACT_MAX]; /* unique per AOR (RFC 5626 instance+reg-id, or contact URI) */
+	char contact[STORE_CONTACT_MAX];     /* the Contact value as received (name-addr) */
+	char instance[STORE_URI_MAX];        /* +sip.instance, may be empty */
+	int32_t reg_id;                      /* -1 = none */
+	char path[STORE_CONTACT_MAX];        /* Path header values, comma-joined, may be empty */
+	int64_t expires;                     /* absolute unix seconds */
+	char source[80];                     /* "ip:port" (IPv6 as [..]:port) */
+	int transport;                       /* enum transport_kind */
+	char call_id[STORE_URI_MAX];
+	uint32_t cseq;
+	char user_agent[STORE_NAME_MAX];
+	int64_t updated;
+};
+
+/* Insert or replace by (aor, binding_key). */
+int store_reg_put(struct store *s, const struct store_reg *r);
+int store_reg_del(struct store *s, const char *aor, const char *binding_key);
+/* Delete all bindings of an AOR; *n (may be NULL) gets the count. */
+int store_reg_del_aor(struct store *s, const char *aor, int *n);
+/* All bindings (aor NULL) or one AOR's, ordered by aor, updated. */
+int store_reg_list(struct store *s, const char *aor,
+		   int (*fn)(void *ctx, const struct store_reg *r), void *ctx);
+/* Delete bindings with expires <= now; *n gets the count. */
+int store_reg_purge(struct store *s, int64_t now, int *n);
+
+/* ---- audit ---- */
+
+struct store_audit {
+	int64_t id;
+	int64_t ts;
+	char actor[STORE_URI_MAX];  /* "rtcauthctl:root", "sip" ... */
+	char action[64];            /* "user.add", "auth.fail", ... */
+	char target[STORE_URI_MAX]; /* the user/AOR concerned */
+	char source[80];            /* ip:port or "local" */
+	char detail[512];           /* reason; never a secret */
+};
+int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,
+		    const char *source, const char *detail);
+/* Most recent first, at most limit rows. */
+int store_audit_list(struct store *s, int limit,
+		     int (*fn)(void *ctx, const struct store_audit *a), void *ctx);
+
+#endif

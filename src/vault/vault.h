@@ -1,0 +1,61 @@
+/*
+ * The vault: the only code that sees secrets. It holds the pool secret (a
+ * random key shared by all servers of a pool, from <state_dir>/pool.secret)
+ * and reads password-derived keys from the store. Other modules ask it to
+ * derive, verify or MAC; it never hands a secret out. This is the seam along
+ * which the daemon will be split into privilege-separated processes.
+ *
+ * Thread safety: vault_init once at start; vault_mac and vault_digest_verify
+ * are safe from any thread (each caller passes its own store handle).
+ */
+#ifndef RTC_VAULT_VAULT_H
+#define RTC_VAULT_VAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/verdict.h"
+#include "core/str.h"
+#include "store/store.h"
+
+struct digest_creds;
+
+#define VAULT_SECRET_LEN 32
+
+/*
+ * Create <state_dir>/pool.secret (0600, 32 random bytes) if it does not
+ * exist. 0 or -1 with err filled.
+ */
+int vault_bootstrap_secret(const char *state_dir, char *err, size_t errlen);
+
+/* Load the pool secret from <state_dir>/pool.secret. 0 or -1 with err. */
+int vault_init(const char *state_dir, char *err, size_t errlen);
+/* Wipe the secret. */
+void vault_shutdown(void);
+
+/* HMAC-SHA256(pool secret, purpose || 0x00 || data) -> out (32 bytes). */
+int vault_mac(const char *purpose, const void *data, size_t len, uint8_t out[32]);
+
+/*
+ * Derive every password-derived key for a user, for every mechanism the
+ * project supports (Digest HA1 for MD5, SHA-256, SHA-512-256, each for the
+ * user names "user" and "user@domain" with realm = domain), and store them
+ * with store_cred_replace. The password is wiped by the caller; this
+ * function wipes its own copies. 0 or a store error.
+ */
+int vault_set_password(struct store *s, const struct store_user *u, const char *password,
+		       size_t password_len);
+
+/*
+ * Check Digest credentials against the store. method/body come from the
+ * request (body for auth-int). realm is ours. Unknown user, disabled user and
+ * wrong response all do the same work (a dummy key for unknown users) and
+ * return PERMFAIL with reasons "unknown_user", "disabled", "bad_response";
+ * a store outage returns TEMPFAIL "store_unavailable".
+ * On OK, *user (may be NULL) gets the user record.
+ */
+struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c,
+				   struct str method, struct str body, struct str realm,
+				   struct store_user *user);
+
+#endif

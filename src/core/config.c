@@ -1,0 +1,879 @@
+/*
+ * rtcauth.conf loader: inih does the INI syntax, this file knows every
+ * section and key, their types, ranges and defaults, and turns every mistake
+ * into one message naming file:line, the key, the bad value and what is
+ * allowed. It never starts anything, never opens anything but the config
+ * file, and leaves the caller's struct untouched when the file is wrong (so a
+ * failed SIGHUP reload keeps the running configuration).
+ *
+ * Debian's inih is built without INI_HANDLER_LINENO, so line numbers come
+ * from our own reader (ini_parse_stream), which also catches lines longer
+ * than inih's buffer instead of letting inih split them silently.
+ */
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/str.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/rtcauth"
+#define LISTEN_HINT	  "expected udp|tcp|tls:ADDRESS:PORT, e.g. udp:0.0.0.0:5060"
+#define LINE_MAX_LEN	  (INI_MAX_LINE - 3)
+
+enum key_kind {
+	K_HOST,	    /* host name, lower-cased */
+	K_INT,	    /* plain decimal */
+	K_DURATION, /* seconds, or N with s/m/h */
+	K_SIZE,	    /* bytes, or N with K/M (size_t field) */
+	K_PATH,	    /* relative to the config file's directory */
+	K_LISTEN,   /* repeatable */
+	K_LOGLEVEL,
+	K_LOGDEST,
+	K_ALGS,
+	K_QOP,
+};
+
+struct key {
+	const char *section;
+	const char *name;
+	enum key_kind kind;
+	size_t off;
+	long min, max;
+};
+
+#define F(field) offsetof(struct config, field)
+
+static const struct key keys[] = {
+    {"server", "domain", K_HOST, F(domain), 0, 0},
+    {"server", "fqdn", K_HOST, F(fqdn), 0, 0},
+    {"server", "workers", K_INT, F(workers), 0, 256},
+    {"server", "state_dir", K_PATH, F(state_dir), 0, 0},
+    {"sip", "listen", K_LISTEN, F(listen), 0, 0},
+    {"sip", "tls_cert", K_PATH, F(tls_cert), 0, 0},
+    {"sip", "tls_key", K_PATH, F(tls_key), 0, 0},
+    {"sip", "max_message_size", K_SIZE, F(max_message_size), 1024, 1024 * 1024},
+    {"sip", "idle_timeout", K_DURATION, F(idle_timeout), 5, 86400},
+    {"sip", "max_conns_per_source", K_INT, F(max_conns_per_source), 1, 65535},
+    {"sip", "min_expires", K_DURATION, F(min_expires), 1, 86400},
+    {"sip", "max_expires", K_DURATION, F(max_expires), 1, 604800},
+    {"sip", "default_expires", K_DURATION, F(default_expires), 1, 604800},
+    {"sip", "max_contacts", K_INT, F(max_contacts), 1, 1000},
+    {"store", "sqlite", K_PATH, F(sqlite_path), 0, 0},
+    {"log", "level", K_LOGLEVEL, F(log_level), 0, 0},
+    {"log", "destination", K_LOGDEST, F(log_dest), 0, 0},
+    {"auth", "digest_algorithms", K_ALGS, F(digest_algs), 0, 0},
+    {"auth", "digest_qop", K_QOP, F(digest_qop_auth_int), 0, 0},
+    {"auth", "nonce_lifetime", K_DURATION, F(nonce_lifetime), 10, 3600},
+    {"auth", "lockout_user_failures", K_INT, F(lockout_user_failures), 1, 1000},
+    {"auth", "lockout_user_window", K_DURATION, F(lockout_user_window), 1, 86400},
+    {"auth", "lockout_user_duration", K_DURATION, F(lockout_user_duration), 1, 86400},
+    {"auth", "lockout_user_max", K_DURATION, F(lockout_user_max), 1, 604800},
+    {"auth", "lockout_source_failures", K_INT, F(lockout_source_failures), 1, 100000},
+    {"auth", "lockout_source_window", K_DURATION, F(lockout_source_window), 1, 86400},
+    {"auth", "lockout_source_duration", K_DURATION, F(lockout_source_duration), 1, 86400},
+    {"admin", "socket", K_PATH, F(admin_socket), 0, 0},
+};
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const char *const sections[] = {"server", "sip", "store", "log", "auth", "admin"};
+#define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+/* Offered algorithm names; the -sess forms are a per-challenge flag. */
+static const struct {
+	const char *name;
+	enum digest_alg alg;
+} alg_names[] = {
+    {"MD5", DIGEST_MD5},
+    {"SHA-256", DIGEST_SHA256},
+    {"SHA-512-256", DIGEST_SHA512_256},
+};
+
+struct loader {
+	struct config *cfg;
+	FILE *f;
+	const char *fname;  /* as the caller named it, for messages */
+	char dir[PATH_MAX]; /* absolute directory of the file */
+	int lineno;	    /* line the reader handed to inih last */
+	int seen[N_KEYS];   /* line where each key was set, 0 = not set */
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+static void fail(struct loader *ld, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n = 0;
+
+	if (ld->failed)
+		return; /* the first error is the one to fix */
+	ld->failed = true;
+	if (!ld->err || ld->errlen == 0)
+		return;
+	if (line > 0)
+		n = snprintf(ld->err, ld->errlen, "%s:%d: ", ld->fname, line);
+	else
+		n = snprintf(ld->err, ld->errlen, "%s: ", ld->fname);
+	if (n < 0 || (size_t)n >= ld->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static void fail_value(struct loader *ld, const struct key *k, const char *value, const char *what)
+{
+	fail(ld, ld->lineno, "[%s] %s = '%.120s' : %s", k->section, k->name, value, what);
+}
+
+/* ---- small parsers ---------------------------------------------------- */
+
+static void lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+/* RFC 1123 host name: labels of letters, digits and '-', 1..63 each. */
+static bool host_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char c = s[i];
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && c != '-')
+			return false;
+		if (c == '-' && label == 0)
+			return false;
+		label++;
+	}
+	return true;
+}
+
+/*
+ * Digits with an optional one-letter unit that multiplies. 0, -1 when the
+ * form is wrong, -2 when the number is well formed but beyond max.
+ */
+static int parse_unit_number(const char *s, const char *units, const long *mult, long max,
+			     long *out)
+{
+	size_t n = strspn(s, "0123456789");
+	long m = 1;
+	uint64_t v;
+
+	if (n == 0)
+		return -1;
+	if (s[n] != '\0') {
+		const char *u = strchr(units, s[n]);
+		if (!u || s[n + 1] != '\0')
+			return -1;
+		m = mult[u - units];
+	}
+	if (n > 12 || str_to_u64(str_make(s, n), (uint64_t)max, &v) < 0 || v > (uint64_t)(max / m))
+		return -2;
+	*out = (long)v * m;
+	return 0;
+}
+
+static int parse_duration(const char *s, long *out)
+{
+	static const long mult[] = {1, 60, 3600, 1, 60, 3600};
+	return parse_unit_number(s, "smhSMH", mult, 1000000000L, out);
+}
+
+static int parse_size(const char *s, long *out)
+{
+	static const long mult[] = {1024, 1024L * 1024, 1024, 1024L * 1024};
+	return parse_unit_number(s, "KMkm", mult, 1L << 40, out);
+}
+
+static int parse_plain(const char *s, long *out)
+{
+	return parse_unit_number(s, "", NULL, 1000000000L, out);
+}
+
+static int parse_port(const char *s, uint16_t *port)
+{
+	uint64_t v;
+
+	if (str_to_u64(str_cstr(s), 65535, &v) < 0 || v == 0)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int config_parse_listen(const char *s, struct listen_addr *out)
+{
+	static const char *const names[] = {"udp", "tcp", "tls"};
+	struct listen_addr la;
+	const char *p = NULL, *host, *end, *port;
+	char buf[64];
+	unsigned char bin[16];
+	size_t hlen;
+
+	memset(&la, 0, sizeof(la));
+	for (int i = 0; i < 3; i++) {
+		size_t l = strlen(names[i]);
+		if (strncasecmp(s, names[i], l) == 0 && s[l] == ':') {
+			la.kind = (enum transport_kind)i;
+			p = s + l + 1;
+		}
+	}
+	if (!p)
+		return -1;
+	if (*p == '[') { /* [IPv6]:port */
+		host = p + 1;
+		end = strchr(host, ']');
+		if (!end || end[1] != ':')
+			return -1;
+		port = end + 2;
+	} else {
+		host = p;
+		end = strrchr(p, ':');
+		if (!end)
+			return -1;
+		port = end + 1;
+	}
+	hlen = (size_t)(end - host);
+	if (hlen == 0 || hlen >= sizeof(buf))
+		return -1;
+	memcpy(buf, host, hlen);
+	buf[hlen] = '\0';
+	if (parse_port(port, &la.port) < 0)
+		return -1;
+	if (strcmp(buf, "*") == 0 && *p != '[') {
+		strcpy(la.host, "*");
+	} else if (*p == '[') {
+		if (inet_pton(AF_INET6, buf, bin) != 1 ||
+		    !inet_ntop(AF_INET6, bin, la.host, sizeof(la.host)))
+			return -1;
+	} else {
+		if (inet_pton(AF_INET, buf, bin) != 1 ||
+		    !inet_ntop(AF_INET, bin, la.host, sizeof(la.host)))
+			return -1;
+	}
+	*out = la;
+	return 0;
+}
+
+/* Join dir and a path relative to it, dropping leading "./". */
+static int resolve_path(const char *dir, const char *p, char *out, size_t cap)
+{
+	int n;
+
+	if (p[0] == '/') {
+		n = snprintf(out, cap, "%s", p);
+	} else {
+		while (p[0] == '.' && p[1] == '/')
+			p += 2 + strspn(p + 2, "/");
+		if (strcmp(p, ".") == 0 || *p == '\0')
+			n = snprintf(out, cap, "%s", dir);
+		else
+			n = snprintf(out, cap, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", p);
+	}
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static int derive(const char *state_dir, const char *rel, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s", state_dir, rel);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static int parse_algs(const char *value, struct config *cfg)
+{
+	char buf[256];
+	char *save = NULL, *tok;
+	size_t n = 0;
+
+	if (strlen(value) >= sizeof(buf))
+		return -1;
+	strcpy(buf, value);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct str t = str_trim(str_cstr(tok));
+		size_t i;
+
+		for (i = 0; i < sizeof(alg_names) / sizeof(alg_names[0]); i++)
+			if (str_caseeq_cstr(t, alg_names[i].name))
+				break;
+		if (i == sizeof(alg_names) / sizeof(alg_names[0]))
+			return -1;
+		for (size_t j = 0; j < n; j++)
+			if (cfg->digest_algs[j] == alg_names[i].alg)
+				return -1;
+		cfg->digest_algs[n++] = alg_names[i].alg;
+	}
+	/* Empty items ("MD5,,SHA-256") are typos, not silently skipped. */
+	if (n == 0 || strstr(value, ",,") || value[strlen(value) - 1] == ',' || value[0] == ',')
+		return -1;
+	cfg->n_digest_algs = n;
+	return 0;
+}
+
+static int parse_qop(const char *value, bool *auth_int)
+{
+	char buf[64];
+	char *save = NULL, *tok;
+	bool a = false, ai = false;
+
+	if (strlen(value) >= sizeof(buf))
+		return -1;
+	strcpy(buf, value);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct str t = str_trim(str_cstr(tok));
+		if (str_caseeq_cstr(t, "auth") && !a)
+			a = true;
+		else if (str_caseeq_cstr(t, "auth-int") && !ai)
+			ai = true;
+		else
+			return -1;
+	}
+	if (!a) /* auth-int alone would lock out every client without it */
+		return -1;
+	*auth_int = ai;
+	return 0;
+}
+
+/* ---- did you mean ----------------------------------------------------- */
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t row[64];
+
+	if (la >= 63 || lb >= 63)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (tolower((unsigned char)a[i - 1]) !=
+					      tolower((unsigned char)b[j - 1]));
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static void unknown_key(struct loader *ld, const char *section, const char *name)
+{
+	const struct key *best = NULL;
+	size_t best_d = 3;
+
+	/* A key of this section first, then the same key in another section. */
+	for (size_t i = 0; i < N_KEYS; i++) {
+		size_t d = edit_distance(name, keys[i].name);
+		if (strcmp(keys[i].section, section) == 0 && d < best_d) {
+			best = &keys[i];
+			best_d = d;
+		}
+	}
+	if (best) {
+		fail(ld, ld->lineno,
+		     "unknown key '%s' in [%s]; did you mean '%s'? see rtcauth.conf(5)", name,
+		     section, best->name);
+		return;
+	}
+	for (size_t i = 0; i < N_KEYS; i++) {
+		size_t d = edit_distance(name, keys[i].name);
+		if (d < best_d) {
+			best = &keys[i];
+			best_d = d;
+		}
+	}
+	if (best)
+		fail(ld, ld->lineno,
+		     "unknown key '%s' in [%s]; did you mean '%s' in [%s]? see rtcauth.conf(5)",
+		     name, section, best->name, best->section);
+	else
+		fail(ld, ld->lineno, "unknown key '%s' in [%s]; see rtcauth.conf(5)", name,
+		     section);
+}
+
+static bool section_known(const char *name)
+{
+	for (size_t i = 0; i < N_SECTIONS; i++)
+		if (strcmp(name, sections[i]) == 0)
+			return true;
+	return false;
+}
+
+static void unknown_section(struct loader *ld, const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 3;
+
+	for (size_t i = 0; i < N_SECTIONS; i++) {
+		size_t d = edit_distance(name, sections[i]);
+		if (d < best_d) {
+			best = sections[i];
+			best_d = d;
+		}
+	}
+	if (best)
+		fail(ld, ld->lineno, "unknown section [%s]; did you mean [%s]? see rtcauth.conf(5)",
+		     name, best);
+	else
+		fail(ld, ld->lineno,
+		     "unknown section [%s]; known sections are [server] [sip] [store] [log] "
+		     "[auth] [admin]; see rtcauth.conf(5)",
+		     name);
+}
+
+/* ---- handler ---------------------------------------------------------- */
+
+static void set_int(struct loader *ld, const struct key *k, const char *value)
+{
+	long v = 0;
+	int rc;
+	const char *what;
+	char msg[160];
+
+	if (k->kind == K_DURATION) {
+		rc = parse_duration(value, &v);
+		what = "seconds, or a number with s, m or h (e.g. 300, 5m, 1h)";
+	} else if (k->kind == K_SIZE) {
+		rc = parse_size(value, &v);
+		what = "bytes, or a number with K or M (e.g. 65536, 64K, 1M)";
+	} else {
+		rc = parse_plain(value, &v);
+		what = "a whole number";
+	}
+	if (rc == -1) {
+		snprintf(msg, sizeof(msg), "expected %s", what);
+		fail_value(ld, k, value, msg);
+		return;
+	}
+	if (rc == -2 || v < k->min || v > k->max) {
+		if (k->kind == K_DURATION)
+			snprintf(msg, sizeof(msg), "must be between %ld and %ld seconds", k->min,
+				 k->max);
+		else if (k->kind == K_SIZE)
+			snprintf(msg, sizeof(msg), "must be between %ldK and %ldM", k->min / 1024,
+				 k->max / (1024 * 1024));
+		else
+			snprintf(msg, sizeof(msg), "must be between %ld and %ld", k->min, k->max);
+		fail_value(ld, k, value, msg);
+		return;
+	}
+	if (k->kind == K_SIZE)
+		*(size_t *)((char *)ld->cfg + k->off) = (size_t)v;
+	else
+		*(int *)((char *)ld->cfg + k->off) = (int)v;
+}
+
+static void set_listen(struct loader *ld, const struct key *k, const char *value, bool first)
+{
+	struct config *cfg = ld->cfg;
+	struct listen_addr la;
+
+	if (config_parse_listen(value, &la) < 0) {
+		fail_value(ld, k, value, LISTEN_HINT);
+		return;
+	}
+	if (first) /* the first listen line replaces the defaults */
+		cfg->n_listen = 0;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		if (cfg->listen[i].kind == la.kind && cfg->listen[i].port == la.port &&
+		    strcmp(cfg->listen[i].host, la.host) == 0) {
+			fail_value(ld, k, value, "listed twice");
+			return;
+		}
+	}
+	if (cfg->n_listen == CONFIG_MAX_LISTEN) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "too many listen lines (at most %d)", CONFIG_MAX_LISTEN);
+		fail_value(ld, k, value, msg);
+		return;
+	}
+	cfg->listen[cfg->n_listen++] = la;
+}
+
+static void set_value(struct loader *ld, const struct key *k, const char *value, bool first)
+{
+	struct config *cfg = ld->cfg;
+	char *dst = (char *)cfg + k->off;
+
+	switch (k->kind) {
+	case K_HOST:
+		if (strlen(value) >= CONFIG_HOST_MAX || !host_valid(value)) {
+			fail_value(ld, k, value,
+				   "expected a host name (letters, digits, '-' and '.'), e.g. "
+				   "example.com");
+			return;
+		}
+		strcpy(dst, value);
+		lower(dst);
+		break;
+	case K_INT:
+	case K_DURATION:
+	case K_SIZE:
+		set_int(ld, k, value);
+		break;
+	case K_PATH:
+		if (resolve_path(ld->dir, value, dst, PATH_MAX) < 0)
+			fail_value(ld, k, value, "path too long");
+		break;
+	case K_LISTEN:
+		set_listen(ld, k, value, first);
+		break;
+	case K_LOGLEVEL:
+		if (log_level_parse(value, &cfg->log_level) < 0)
+			fail_value(ld, k, value, "expected error, warn, info or debug");
+		break;
+	case K_LOGDEST:
+		if (strcmp(value, "stderr") == 0)
+			cfg->log_dest = LOG_TO_STDERR;
+		else if (strcmp(value, "syslog") == 0)
+			cfg->log_dest = LOG_TO_SYSLOG;
+		else
+			fail_value(ld, k, value, "expected stderr or syslog");
+		break;
+	case K_ALGS:
+		if (parse_algs(value, cfg) < 0)
+			fail_value(ld, k, value,
+				   "expected a comma list of distinct MD5, SHA-256, SHA-512-256 "
+				   "in order of preference, e.g. SHA-512-256, SHA-256, MD5");
+		break;
+	case K_QOP:
+		if (parse_qop(value, &cfg->digest_qop_auth_int) < 0)
+			fail_value(ld, k, value, "expected auth or auth,auth-int");
+		break;
+	}
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+	char sec[64];
+	const struct key *k = NULL;
+	size_t i;
+	struct str t = str_trim(str_cstr(section));
+
+	if (ld->failed)
+		return 0;
+	if (str_copy(t, sec, sizeof(sec)) < 0)
+		sec[0] = '\0';
+	if (sec[0] == '\0') {
+		fail(ld, ld->lineno,
+		     "'%s' is outside any section; put it under its section, e.g. "
+		     "[server]",
+		     name);
+		return 0;
+	}
+	if (!section_known(sec)) {
+		unknown_section(ld, sec);
+		return 0;
+	}
+	for (i = 0; i < N_KEYS; i++) {
+		if (strcmp(keys[i].section, sec) == 0 && strcmp(keys[i].name, name) == 0) {
+			k = &keys[i];
+			break;
+		}
+	}
+	if (!k) {
+		unknown_key(ld, sec, name);
+		return 0;
+	}
+	if (*value == '\0') {
+		fail(ld, ld->lineno, "[%s] %s has no value; remove the line to use the default",
+		     k->section, k->name);
+		return 0;
+	}
+	if (ld->seen[i] && k->kind != K_LISTEN) {
+		fail(ld, ld->lineno, "[%s] %s is set twice (first on line %d); keep one",
+		     k->section, k->name, ld->seen[i]);
+		return 0;
+	}
+	set_value(ld, k, value, ld->seen[i] == 0);
+	if (!ld->seen[i])
+		ld->seen[i] = ld->lineno;
+	return ld->failed ? 0 : 1;
+}
+
+/*
+ * fgets for inih that counts lines, refuses lines inih would split, and checks
+ * section headers (inih calls the handler only for keys, so an unknown empty
+ * section would otherwise pass unnoticed).
+ */
+static char *reader(char *buf, int num, void *stream)
+{
+	struct loader *ld = stream;
+	size_t len;
+
+	if (ld->failed || !fgets(buf, num, ld->f))
+		return NULL;
+	ld->lineno++;
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] != '\n' && !feof(ld->f)) {
+		int c = getc(ld->f);
+		if (c != '\n' && c != EOF) {
+			fail(ld, ld->lineno, "line too long (at most %d characters)", LINE_MAX_LEN);
+			return NULL;
+		}
+	}
+	if (buf[0] == '[') {
+		char *end = strchr(buf, ']');
+		char name[64];
+		if (end) {
+			struct str t = str_trim(str_make(buf + 1, (size_t)(end - buf - 1)));
+			if (t.len >= sizeof(name))
+				t.len = sizeof(name) - 1;
+			str_copy(t, name, sizeof(name));
+			if (!section_known(name)) {
+				unknown_section(ld, name);
+				return NULL;
+			}
+		}
+	}
+	return buf;
+}
+
+/* ---- load ------------------------------------------------------------- */
+
+void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	if (gethostname(cfg->fqdn, sizeof(cfg->fqdn) - 1) < 0 || cfg->fqdn[0] == '\0')
+		strcpy(cfg->fqdn, "localhost");
+	lower(cfg->fqdn);
+	cfg->workers = 0;
+	strcpy(cfg->state_dir, DEFAULT_STATE_DIR);
+
+	cfg->listen[0] = (struct listen_addr){TRANSPORT_UDP, "0.0.0.0", 5060};
+	cfg->listen[1] = (struct listen_addr){TRANSPORT_TCP, "0.0.0.0", 5060};
+	cfg->listen[2] = (struct listen_addr){TRANSPORT_TLS, "0.0.0.0", 5061};
+	cfg->n_listen = 3;
+	cfg->max_message_size = 65536;
+	cfg->idle_timeout = 300;
+	cfg->max_conns_per_source = 64;
+	cfg->min_expires = 60;
+	cfg->max_expires = 7200;
+	cfg->default_expires = 3600;
+	cfg->max_contacts = 10;
+
+	cfg->log_level = LOG_INFO;
+	cfg->log_dest = LOG_TO_STDERR;
+
+	cfg->digest_algs[0] = DIGEST_SHA512_256;
+	cfg->digest_algs[1] = DIGEST_SHA256;
+	cfg->digest_algs[2] = DIGEST_MD5;
+	cfg->n_digest_algs = 3;
+	cfg->digest_qop_auth_int = true;
+	cfg->nonce_lifetime = 300;
+	cfg->lockout_user_failures = 10;
+	cfg->lockout_user_window = 300;
+	cfg->lockout_user_duration = 300;
+	cfg->lockout_user_max = 3600;
+	cfg->lockout_source_failures = 30;
+	cfg->lockout_source_window = 60;
+	cfg->lockout_source_duration = 300;
+
+	derive(cfg->state_dir, "tls/server.crt", cfg->tls_cert, sizeof(cfg->tls_cert));
+	derive(cfg->state_dir, "tls/server.key", cfg->tls_key, sizeof(cfg->tls_key));
+	derive(cfg->state_dir, "rtcauth.db", cfg->sqlite_path, sizeof(cfg->sqlite_path));
+	derive(cfg->state_dir, "rtcauthd.sock", cfg->admin_socket, sizeof(cfg->admin_socket));
+}
+
+static int seen_line(const struct loader *ld, const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return ld->seen[i];
+	return 0;
+}
+
+static int max3(int a, int b, int c)
+{
+	int m = a > b ? a : b;
+	return m > c ? m : c;
+}
+
+/* Checks that need the whole file: required keys, derived paths, orderings. */
+static void finish(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	static const struct {
+		const char *key, *rel;
+		size_t off;
+	} derived[] = {
+	    {"tls_cert", "tls/server.crt", F(tls_cert)},
+	    {"tls_key", "tls/server.key", F(tls_key)},
+	    {"sqlite", "rtcauth.db", F(sqlite_path)},
+	    {"socket", "rtcauthd.sock", F(admin_socket)},
+	};
+
+	if (cfg->domain[0] == '\0') {
+		fail(ld, 0,
+		     "[server] domain is not set; set it to your SIP domain, e.g. domain = "
+		     "example.com");
+		return;
+	}
+	if (!seen_line(ld, "fqdn") && !host_valid(cfg->fqdn)) {
+		fail(ld, 0,
+		     "this machine's host name '%s' is not a valid DNS name; set [server] "
+		     "fqdn, e.g. fqdn = sip.example.com",
+		     cfg->fqdn);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(derived) / sizeof(derived[0]); i++) {
+		if (seen_line(ld, derived[i].key))
+			continue;
+		if (derive(cfg->state_dir, derived[i].rel, (char *)cfg + derived[i].off, PATH_MAX) <
+		    0) {
+			fail(ld, seen_line(ld, "state_dir"), "[server] state_dir is too long");
+			return;
+		}
+	}
+	if (strlen(cfg->admin_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		fail(ld,
+		     seen_line(ld, "socket") ? seen_line(ld, "socket") : seen_line(ld, "state_dir"),
+		     "[admin] socket path '%s' is too long for a unix socket (at most %zu "
+		     "characters); set [admin] socket to a shorter path",
+		     cfg->admin_socket, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		return;
+	}
+	if (!(cfg->min_expires <= cfg->default_expires &&
+	      cfg->default_expires <= cfg->max_expires)) {
+		fail(ld,
+		     max3(seen_line(ld, "min_expires"), seen_line(ld, "default_expires"),
+			  seen_line(ld, "max_expires")),
+		     "[sip] expires must satisfy min_expires <= default_expires <= max_expires, "
+		     "got %d, %d, %d",
+		     cfg->min_expires, cfg->default_expires, cfg->max_expires);
+		return;
+	}
+	if (cfg->lockout_user_max < cfg->lockout_user_duration) {
+		fail(ld,
+		     max3(seen_line(ld, "lockout_user_max"), seen_line(ld, "lockout_user_duration"),
+			  0),
+		     "[auth] lockout_user_max (%d) must not be below lockout_user_duration (%d)",
+		     cfg->lockout_user_max, cfg->lockout_user_duration);
+	}
+}
+
+/* Absolute directory of path without resolving symlinks. */
+static int config_dir(const char *path, char *dir, size_t cap)
+{
+	char cwd[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int n;
+
+	if (path[0] == '/') {
+		size_t len = slash == path ? 1 : (size_t)(slash - path);
+		if (len >= cap)
+			return -1;
+		memcpy(dir, path, len);
+		dir[len] = '\0';
+		return 0;
+	}
+	if (!getcwd(cwd, sizeof(cwd)))
+		return -1;
+	if (!slash)
+		n = snprintf(dir, cap, "%s", cwd);
+	else
+		n = snprintf(dir, cap, "%s%s%.*s", cwd, strcmp(cwd, "/") ? "/" : "",
+			     (int)(slash - path), path);
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	/* "cwd/./etc" -> "cwd/etc": harmless, but nicer in messages */
+	for (char *d; (d = strstr(dir, "/./")) != NULL;)
+		memmove(d, d + 2, strlen(d + 2) + 1);
+	n = (int)strlen(dir);
+	if (n > 2 && strcmp(dir + n - 2, "/.") == 0)
+		dir[n - 2] = '\0';
+	return 0;
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	struct loader ld;
+	struct config *tmp;
+	struct stat st;
+	const char *base;
+	int rc;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.fname = path;
+	ld.err = err;
+	ld.errlen = errlen;
+	if (errlen)
+		err[0] = '\0';
+	tmp = malloc(sizeof(*tmp));
+	if (!tmp) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	config_defaults(tmp);
+	ld.cfg = tmp;
+	if (config_dir(path, ld.dir, sizeof(ld.dir)) < 0) {
+		snprintf(err, errlen,
+			 "%s: cannot resolve the file's directory (path too long or "
+			 "current directory unreadable)",
+			 path);
+		free(tmp);
+		return -1;
+	}
+	base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (resolve_path(ld.dir, base, tmp->path, sizeof(tmp->path)) < 0) {
+		snprintf(err, errlen, "%s: path too long", path);
+		free(tmp);
+		return -1;
+	}
+	ld.f = fopen(path, "re");
+	if (!ld.f) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		free(tmp);
+		return -1;
+	}
+	if (fstat(fileno(ld.f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "cannot read %s: it is a directory; give the config file",
+			 path);
+		fclose(ld.f);
+		free(tmp);
+		return -1;
+	}
+	rc = ini_parse_stream(reader, &ld, handler, &ld);
+	if (!ld.failed && ferror(ld.f))
+		fail(&ld, 0, "read error");
+	fclose(ld.f);
+	if (!ld.failed && rc > 0)
+		fail(&ld, rc, "syntax error: expected 'key = value' or '[section]'");
+	else if (!ld.failed && rc < 0)
+		fail(&ld, 0, "cannot parse (inih error %d)", rc);
+	if (!ld.failed)
+		finish(&ld);
+	if (!ld.failed)
+		memcpy(cfg, tmp, sizeof(*cfg));
+	free(tmp);
+	return ld.failed ? -1 : 0;
+}

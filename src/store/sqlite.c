@@ -1,0 +1,1165 @@
+/*
+ * The SQLite store (see store.h): one struct store is one connection, used by
+ * one thread at a time. WAL, synchronous=NORMAL, foreign keys on, a busy
+ * timeout; schema by numbered migrations recorded in PRAGMA user_version and
+ * marked ours with PRAGMA application_id.
+ *
+ * Hot queries are prepared once per connection (SQLITE_PREPARE_PERSISTENT)
+ * and reset/rebound per call; the listing functions, which call back into
+ * the caller, prepare a fresh statement each time so a callback may use the
+ * store again.
+ *
+ * Must never: log, put a key into an error message, answer NOTFOUND when the
+ * database could not be read (that is STORE_UNAVAILABLE).
+ */
+#include "store/store.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+/* "rtca": PRAGMA application_id of an rtcauth database. */
+#define RTC_APPLICATION_ID 0x72746361
+
+/*
+ * Numbered migrations: migration i (1-based) takes user_version i-1 to i.
+ * Never edit a released one; append a new one.
+ */
+static const char *const migrations[] = {
+    /* 1: users, their keys, registrations, audit log */
+    "PRAGMA application_id = 1920230241;" /* 0x72746361 */
+    "CREATE TABLE users ("
+    " id INTEGER PRIMARY KEY,"
+    " uri TEXT NOT NULL UNIQUE,"
+    " user TEXT NOT NULL,"
+    " domain TEXT NOT NULL,"
+    " display_name TEXT NOT NULL DEFAULT '',"
+    " enabled INTEGER NOT NULL DEFAULT 1,"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL,"
+    " password_changed INTEGER NOT NULL DEFAULT 0);"
+    /* the Digest lookup: user part + domain (stored lower case) */
+    "CREATE UNIQUE INDEX users_user_domain ON users(user, domain);"
+    "CREATE TABLE credentials ("
+    " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " mech TEXT NOT NULL,"
+    " variant TEXT NOT NULL,"
+    " key BLOB NOT NULL,"
+    " PRIMARY KEY (user_id, mech, variant)) WITHOUT ROWID;"
+    "CREATE TABLE registrations ("
+    " aor TEXT NOT NULL,"
+    " binding_key TEXT NOT NULL,"
+    " contact TEXT NOT NULL,"
+    " instance TEXT NOT NULL DEFAULT '',"
+    " reg_id INTEGER NOT NULL DEFAULT -1,"
+    " path TEXT NOT NULL DEFAULT '',"
+    " expires INTEGER NOT NULL,"
+    " source TEXT NOT NULL DEFAULT '',"
+    " transport INTEGER NOT NULL DEFAULT 0,"
+    " call_id TEXT NOT NULL DEFAULT '',"
+    " cseq INTEGER NOT NULL DEFAULT 0,"
+    " user_agent TEXT NOT NULL DEFAULT '',"
+    " updated INTEGER NOT NULL,"
+    " PRIMARY KEY (aor, binding_key));"
+    "CREATE INDEX registrations_expires ON registrations(expires);"
+    "CREATE TABLE audit ("
+    " id INTEGER PRIMARY KEY,"
+    " ts INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " target TEXT NOT NULL DEFAULT '',"
+    " source TEXT NOT NULL DEFAULT '',"
+    " detail TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX audit_ts ON audit(ts);",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int store_schema_latest(void)
+{
+	return N_MIGRATIONS;
+}
+
+const char *store_strerror(int err)
+{
+	switch (err) {
+	case STORE_OK:
+		return "ok";
+	case STORE_NOTFOUND:
+		return "not found";
+	case STORE_CONFLICT:
+		return "already exists";
+	case STORE_UNAVAILABLE:
+		return "store unavailable";
+	case STORE_INVALID:
+		return "invalid argument";
+	case STORE_TOO_NEW:
+		return "database schema too new";
+	case STORE_CORRUPT:
+		return "not an rtcauth database";
+	default:
+		return "unknown store error";
+	}
+}
+
+/* Columns of a user row, in the order user_from_row reads them. */
+#define USER_COLS                                                                                  \
+	"u.id, u.uri, u.user, u.domain, u.display_name, u.enabled, u.created, u.updated,"          \
+	" u.password_changed,"                                                                     \
+	" EXISTS (SELECT 1 FROM credentials x WHERE x.user_id = u.id)"
+#define USER_NCOLS 10
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_BEGIN_IMMEDIATE,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
+	ST_USER_ADD,
+	ST_USER_GET,
+	ST_USER_SET_ENABLED,
+	ST_USER_SET_NAME,
+	ST_USER_DEL,
+	ST_USER_COUNT,
+	ST_PW_CHANGED,
+	ST_CRED_DEL,
+	ST_CRED_INS,
+	ST_DIGEST_LOOKUP,
+	ST_REG_PUT,
+	ST_REG_DEL,
+	ST_REG_DEL_AOR,
+	ST_REG_PURGE,
+	ST_AUDIT_ADD,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN",
+    [ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT rtc_sp",
+    [ST_RELEASE] = "RELEASE rtc_sp",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO rtc_sp",
+    [ST_USER_ADD] = "INSERT INTO users (uri, user, domain, display_name, enabled, created,"
+		    " updated, password_changed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0)",
+    [ST_USER_GET] = "SELECT " USER_COLS " FROM users u WHERE u.uri = ?1",
+    [ST_USER_SET_ENABLED] = "UPDATE users SET enabled = ?2, updated = ?3 WHERE uri = ?1",
+    [ST_USER_SET_NAME] = "UPDATE users SET display_name = ?2, updated = ?3 WHERE uri = ?1",
+    [ST_USER_DEL] = "DELETE FROM users WHERE uri = ?1",
+    [ST_USER_COUNT] = "SELECT count(*) FROM users",
+    [ST_PW_CHANGED] = "UPDATE users SET password_changed = ?2, updated = ?2 WHERE id = ?1",
+    [ST_CRED_DEL] = "DELETE FROM credentials WHERE user_id = ?1",
+    [ST_CRED_INS] = "INSERT INTO credentials (user_id, mech, variant, key)"
+		    " VALUES (?1, ?2, ?3, ?4)",
+    /* One indexed probe on users, one on credentials' primary key. */
+    [ST_DIGEST_LOOKUP] = "SELECT " USER_COLS ", c.key FROM users u"
+			 " LEFT JOIN credentials c"
+			 " ON c.user_id = u.id AND c.mech = ?3 AND c.variant = ?4"
+			 " WHERE u.user = ?1 AND u.domain = ?2",
+    [ST_REG_PUT] = "INSERT OR REPLACE INTO registrations (aor, binding_key, contact,"
+		   " instance, reg_id, path, expires, source, transport, call_id, cseq,"
+		   " user_agent, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+		   " ?11, ?12, ?13)",
+    [ST_REG_DEL] = "DELETE FROM registrations WHERE aor = ?1 AND binding_key = ?2",
+    [ST_REG_DEL_AOR] = "DELETE FROM registrations WHERE aor = ?1",
+    [ST_REG_PURGE] = "DELETE FROM registrations WHERE expires <= ?1",
+    [ST_AUDIT_ADD] = "INSERT INTO audit (ts, actor, action, target, source, detail)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+};
+
+struct store {
+	sqlite3 *db;
+	bool readonly;
+	sqlite3_stmt *stmt[ST_COUNT];
+	char errmsg[256];
+};
+
+/* ---- errors ---- */
+
+static int map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return STORE_OK;
+	case SQLITE_CONSTRAINT:
+		return STORE_CONFLICT;
+	case SQLITE_TOOBIG:
+	case SQLITE_RANGE:
+	case SQLITE_MISMATCH:
+		return STORE_INVALID;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return STORE_CORRUPT;
+	default:
+		/* BUSY, LOCKED, IOERR, READONLY, FULL, CANTOPEN, NOMEM, PROTOCOL,
+		 * and anything unexpected: the store could not answer. */
+		return STORE_UNAVAILABLE;
+	}
+}
+
+static void set_msg(struct store *s, const char *msg)
+{
+	snprintf(s->errmsg, sizeof(s->errmsg), "%s", msg);
+}
+
+/* Record the backend's message (SQL text and bound values never appear in
+ * it) and return the mapped error. */
+static int fail(struct store *s, int rc)
+{
+	snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
+	return map_rc(rc);
+}
+
+static int invalid(struct store *s, const char *what)
+{
+	snprintf(s->errmsg, sizeof(s->errmsg), "invalid %s", what);
+	return STORE_INVALID;
+}
+
+const char *store_errmsg(struct store *s)
+{
+	return s ? s->errmsg : "no store";
+}
+
+/* ---- statements ---- */
+
+static sqlite3_stmt *stmt_get(struct store *s, enum stmt_id id, int *err)
+{
+	int rc;
+
+	if (s->stmt[id])
+		return s->stmt[id];
+	rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
+				NULL);
+	if (rc != SQLITE_OK) {
+		*err = fail(s, rc);
+		s->stmt[id] = NULL;
+		return NULL;
+	}
+	return s->stmt[id];
+}
+
+/* Reset for the next call and drop bindings (they may point at keys). */
+static void stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Run a statement that returns no row of interest: STORE_OK or an error. */
+static int stmt_exec(struct store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	int err = rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : fail(s, rc);
+	stmt_done(st);
+	return err;
+}
+
+static int exec_id(struct store *s, enum stmt_id id)
+{
+	int err = STORE_OK;
+	sqlite3_stmt *st = stmt_get(s, id, &err);
+	return st ? stmt_exec(s, st) : err;
+}
+
+/* Bind a NUL-terminated string that must fit a field of cap bytes. */
+static int bind_text(struct store *s, sqlite3_stmt *st, int i, const char *v, size_t cap,
+		     const char *what)
+{
+	size_t n;
+	int rc;
+
+	if (!v)
+		v = "";
+	n = strnlen(v, cap);
+	if (n >= cap)
+		return invalid(s, what);
+	rc = sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
+	return rc == SQLITE_OK ? STORE_OK : fail(s, rc);
+}
+
+static int bind_int(struct store *s, sqlite3_stmt *st, int i, int64_t v)
+{
+	int rc = sqlite3_bind_int64(st, i, v);
+	return rc == SQLITE_OK ? STORE_OK : fail(s, rc);
+}
+
+/* Copy a text column into a fixed field; -1 if it does not fit. */
+static int col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	int n = sqlite3_column_bytes(st, i);
+
+	if (!t || n <= 0) {
+		dst[0] = '\0';
+		return 0;
+	}
+	if ((size_t)n >= cap)
+		return -1;
+	memcpy(dst, t, (size_t)n);
+	dst[n] = '\0';
+	return 0;
+}
+
+static int corrupt_row(struct store *s, sqlite3_stmt *st, const char *table)
+{
+	snprintf(s->errmsg, sizeof(s->errmsg), "%s row with an oversized field", table);
+	stmt_done(st);
+	return STORE_CORRUPT;
+}
+
+/* ---- transactions ---- */
+
+/*
+ * Internal write transaction: BEGIN IMMEDIATE (waits on the busy timeout
+ * instead of failing on a stale WAL snapshot) when none is open, else a
+ * savepoint inside the caller's transaction.
+ */
+static int tx_begin(struct store *s, bool *own)
+{
+	*own = sqlite3_get_autocommit(s->db) != 0;
+	return exec_id(s, *own ? ST_BEGIN_IMMEDIATE : ST_SAVEPOINT);
+}
+
+static int tx_end(struct store *s, bool own, int err)
+{
+	if (err == STORE_OK) {
+		err = exec_id(s, own ? ST_COMMIT : ST_RELEASE);
+		if (err == STORE_OK)
+			return STORE_OK;
+	}
+	if (own) {
+		if (!sqlite3_get_autocommit(s->db))
+			exec_id(s, ST_ROLLBACK);
+	} else {
+		exec_id(s, ST_ROLLBACK_TO);
+		exec_id(s, ST_RELEASE);
+	}
+	return err;
+}
+
+int store_begin(struct store *s)
+{
+	return exec_id(s, s->readonly ? ST_BEGIN : ST_BEGIN_IMMEDIATE);
+}
+
+int store_commit(struct store *s)
+{
+	int err = exec_id(s, ST_COMMIT);
+	if (err != STORE_OK && !sqlite3_get_autocommit(s->db))
+		store_rollback(s);
+	return err;
+}
+
+void store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		exec_id(s, ST_ROLLBACK);
+}
+
+/* ---- open, migrate, close ---- */
+
+/* A single integer from a PRAGMA or query; SQLite result code. */
+static int query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*out = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		} else if (rc == SQLITE_DONE) {
+			*out = 0;
+			rc = SQLITE_OK;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Is this an rtcauth database at a version we can use? */
+static int check_schema(struct store *s, const char *path, int64_t *version, char *err,
+			size_t errlen)
+{
+	int64_t appid = 0, ntables = 0;
+	int rc;
+
+	rc = query_int(s->db, "PRAGMA user_version", version);
+	if (rc == SQLITE_OK)
+		rc = query_int(s->db, "PRAGMA application_id", &appid);
+	if (rc == SQLITE_OK)
+		rc = query_int(s->db, "SELECT count(*) FROM sqlite_master", &ntables);
+	if (rc != SQLITE_OK) {
+		int e = map_rc(rc);
+		if (e == STORE_CORRUPT)
+			snprintf(err, errlen,
+				 "%s is not an rtcauth database (not SQLite, or corrupt: %s); "
+				 "check the store path",
+				 path, sqlite3_errmsg(s->db));
+		else
+			snprintf(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(s->db));
+		return e;
+	}
+	if ((appid != 0 && appid != RTC_APPLICATION_ID) ||
+	    (appid == 0 && (*version != 0 || ntables != 0))) {
+		snprintf(err, errlen,
+			 "%s is an SQLite database but not an rtcauth one (application_id %lld, "
+			 "%lld schema objects); check the store path",
+			 path, (long long)appid, (long long)ntables);
+		return STORE_CORRUPT;
+	}
+	if (*version > N_MIGRATIONS) {
+		snprintf(err, errlen,
+			 "%s: database schema version %lld is newer than this rtcauth (%d); "
+			 "upgrade rtcauth",
+			 path, (long long)*version, N_MIGRATIONS);
+		return STORE_TOO_NEW;
+	}
+	return STORE_OK;
+}
+
+/* Apply the missing migrations in one transaction. */
+static int migrate(struct store *s, const char *path, char *err, size_t errlen)
+{
+	int64_t version = 0;
+	char sql[64];
+	int rc, e;
+
+	rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	/* Re-check under the write lock: another process may have migrated. */
+	e = check_schema(s, path, &version, err, errlen);
+	if (e != STORE_OK) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return e;
+	}
+	for (int v = (int)version + 1; v <= N_MIGRATIONS; v++) {
+		rc = sqlite3_exec(s->db, migrations[v - 1], NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			goto fail;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+		rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	return STORE_OK;
+fail:
+	snprintf(err, errlen, "cannot migrate %s to schema version %d: %s", path, N_MIGRATIONS,
+		 sqlite3_errmsg(s->db));
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return map_rc(rc);
+}
+
+static int configure(struct store *s, const char *path, int busy_ms, char *err, size_t errlen)
+{
+	static const char *const rw_pragmas =
+	    "PRAGMA journal_mode = WAL;"
+	    "PRAGMA synchronous = NORMAL;"
+	    /* overwrite deleted key material in place (no extra I/O) */
+	    "PRAGMA secure_delete = FAST;";
+	int rc;
+
+	sqlite3_extended_result_codes(s->db, 1);
+	rc = sqlite3_busy_timeout(s->db, busy_ms > 0 ? busy_ms : 0);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+	if (rc == SQLITE_OK && !s->readonly)
+		rc = sqlite3_exec(s->db, rw_pragmas, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		int e = map_rc(rc);
+		if (e == STORE_CORRUPT)
+			snprintf(err, errlen,
+				 "%s is not an rtcauth database (not SQLite, or corrupt: %s); "
+				 "check the store path",
+				 path, sqlite3_errmsg(s->db));
+		else
+			snprintf(err, errlen, "cannot set up %s: %s", path, sqlite3_errmsg(s->db));
+		return e;
+	}
+	return STORE_OK;
+}
+
+int store_open(const char *path, int flags, int busy_ms, struct store **out, char *err,
+	       size_t errlen)
+{
+	struct store *s;
+	int64_t version = 0;
+	int oflags, rc, e;
+
+	*out = NULL;
+	if (errlen)
+		err[0] = '\0';
+	if (!path || !*path) {
+		snprintf(err, errlen, "no store path given");
+		return STORE_INVALID;
+	}
+	s = sqlite3_malloc(sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory opening %s", path);
+		return STORE_UNAVAILABLE;
+	}
+	memset(s, 0, sizeof(*s));
+	s->readonly = (flags & STORE_READONLY) != 0;
+	if (s->readonly)
+		oflags = SQLITE_OPEN_READONLY;
+	else
+		oflags = SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+	/* One thread at a time per connection (store.h): no SQLite mutexes. */
+	oflags |= SQLITE_OPEN_NOMUTEX;
+
+	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s%s", path,
+			 s->db ? sqlite3_errmsg(s->db) : "out of memory",
+			 (flags & (STORE_CREATE | STORE_READONLY)) ? "" : " (does it exist?)");
+		e = map_rc(rc);
+		goto fail;
+	}
+	/* SQLite silently falls back to read-only when it may not write the
+	 * file; a read-write store that cannot write must fail now, loudly. */
+	if (!s->readonly && sqlite3_db_readonly(s->db, "main") == 1) {
+		snprintf(err, errlen,
+			 "%s is read-only for this process; check its owner and mode (and its "
+			 "directory's), or open it read-only",
+			 path);
+		e = STORE_UNAVAILABLE;
+		goto fail;
+	}
+	e = configure(s, path, busy_ms, err, errlen);
+	if (e == STORE_OK)
+		e = check_schema(s, path, &version, err, errlen);
+	if (e == STORE_OK && version < N_MIGRATIONS) {
+		if (s->readonly) {
+			snprintf(err, errlen,
+				 "%s has schema version %lld, this rtcauth needs %d; open it "
+				 "read-write once to migrate",
+				 path, (long long)version, N_MIGRATIONS);
+			e = STORE_UNAVAILABLE;
+		} else {
+			e = migrate(s, path, err, errlen);
+		}
+	}
+	if (e != STORE_OK)
+		goto fail;
+	*out = s;
+	return STORE_OK;
+fail:
+	sqlite3_close_v2(s->db);
+	sqlite3_free(s);
+	return e;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	sqlite3_close_v2(s->db);
+	sqlite3_free(s);
+}
+
+/* ---- users ---- */
+
+/* Columns 0..USER_NCOLS-1 of st, as in USER_COLS; -1 if a field overflows. */
+static int user_from_row(sqlite3_stmt *st, struct store_user *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->id = sqlite3_column_int64(st, 0);
+	if (col_text(st, 1, u->uri, sizeof(u->uri)) < 0 ||
+	    col_text(st, 2, u->user, sizeof(u->user)) < 0 ||
+	    col_text(st, 3, u->domain, sizeof(u->domain)) < 0 ||
+	    col_text(st, 4, u->display_name, sizeof(u->display_name)) < 0)
+		return -1;
+	u->enabled = sqlite3_column_int(st, 5) != 0;
+	u->created = sqlite3_column_int64(st, 6);
+	u->updated = sqlite3_column_int64(st, 7);
+	u->password_changed = sqlite3_column_int64(st, 8);
+	u->has_password = sqlite3_column_int(st, 9) != 0;
+	return 0;
+}
+
+/* Normalise a caller's URI argument into uri (STORE_URI_MAX). */
+static int norm_arg(struct store *s, const char *in, char *uri)
+{
+	char user[STORE_URI_MAX], domain[STORE_URI_MAX];
+
+	if (store_uri_normalise(in, uri, user, domain) != STORE_OK)
+		return invalid(s, "SIP URI");
+	return STORE_OK;
+}
+
+int store_user_add(struct store *s, struct store_user *u)
+{
+	char uri[STORE_URI_MAX], user[STORE_URI_MAX], domain[STORE_URI_MAX];
+	sqlite3_stmt *st;
+	int64_t now = (int64_t)time(NULL);
+	int err = STORE_OK, rc;
+
+	if (strnlen(u->uri, sizeof(u->uri)) >= sizeof(u->uri) ||
+	    store_uri_normalise(u->uri, uri, user, domain) != STORE_OK || strcmp(uri, u->uri) != 0)
+		return invalid(s, "user URI (not normalised)");
+	st = stmt_get(s, ST_USER_ADD, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, uri, sizeof(uri), "uri")) ||
+	    (err = bind_text(s, st, 2, user, sizeof(user), "user")) ||
+	    (err = bind_text(s, st, 3, domain, sizeof(domain), "domain")) ||
+	    (err = bind_text(s, st, 4, u->display_name, sizeof(u->display_name), "display name")) ||
+	    (err = bind_int(s, st, 5, u->enabled ? 1 : 0)) || (err = bind_int(s, st, 6, now))) {
+		stmt_done(st);
+		return err;
+	}
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		err = fail(s, rc);
+		stmt_done(st);
+		return err;
+	}
+	stmt_done(st);
+	u->id = sqlite3_last_insert_rowid(s->db);
+	memcpy(u->user, user, sizeof(u->user));
+	memcpy(u->domain, domain, sizeof(u->domain));
+	u->created = u->updated = now;
+	u->password_changed = 0;
+	u->has_password = false;
+	return STORE_OK;
+}
+
+int store_user_get(struct store *s, const char *uri, struct store_user *out)
+{
+	char norm[STORE_URI_MAX];
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = norm_arg(s, uri, norm)))
+		return err;
+	st = stmt_get(s, ST_USER_GET, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, norm, sizeof(norm), "uri"))) {
+		stmt_done(st);
+		return err;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (user_from_row(st, out) < 0)
+			return corrupt_row(s, st, "users");
+		err = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		set_msg(s, "no such user");
+		err = STORE_NOTFOUND;
+	} else {
+		err = fail(s, rc);
+	}
+	stmt_done(st);
+	return err;
+}
+
+/* Run an UPDATE/DELETE keyed by URI (?1); NOTFOUND if it touched no row. */
+static int exec_changes(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int err = stmt_exec(s, st);
+
+	if (err == STORE_OK && sqlite3_changes(s->db) == 0) {
+		snprintf(s->errmsg, sizeof(s->errmsg), "no such %s", what);
+		err = STORE_NOTFOUND;
+	}
+	return err;
+}
+
+int store_user_set_enabled(struct store *s, const char *uri, bool enabled)
+{
+	char norm[STORE_URI_MAX];
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = norm_arg(s, uri, norm)))
+		return err;
+	st = stmt_get(s, ST_USER_SET_ENABLED, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, norm, sizeof(norm), "uri")) ||
+	    (err = bind_int(s, st, 2, enabled ? 1 : 0)) ||
+	    (err = bind_int(s, st, 3, (int64_t)time(NULL)))) {
+		stmt_done(st);
+		return err;
+	}
+	return exec_changes(s, st, "user");
+}
+
+int store_user_set_display_name(struct store *s, const char *uri, const char *name)
+{
+	char norm[STORE_URI_MAX];
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = norm_arg(s, uri, norm)))
+		return err;
+	st = stmt_get(s, ST_USER_SET_NAME, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, norm, sizeof(norm), "uri")) ||
+	    (err = bind_text(s, st, 2, name, STORE_NAME_MAX, "display name")) ||
+	    (err = bind_int(s, st, 3, (int64_t)time(NULL)))) {
+		stmt_done(st);
+		return err;
+	}
+	return exec_changes(s, st, "user");
+}
+
+int store_user_del(struct store *s, const char *uri)
+{
+	char norm[STORE_URI_MAX];
+	sqlite3_stmt *st;
+	bool own;
+	int err;
+
+	if ((err = norm_arg(s, uri, norm)))
+		return err;
+	if ((err = tx_begin(s, &own)))
+		return err;
+	/* Registrations are keyed by AOR, the user's URI; keys go by cascade. */
+	st = stmt_get(s, ST_REG_DEL_AOR, &err);
+	if (st && !(err = bind_text(s, st, 1, norm, sizeof(norm), "uri")))
+		err = stmt_exec(s, st);
+	else if (st)
+		stmt_done(st);
+	if (err == STORE_OK) {
+		st = stmt_get(s, ST_USER_DEL, &err);
+		if (st && !(err = bind_text(s, st, 1, norm, sizeof(norm), "uri")))
+			err = exec_changes(s, st, "user");
+		else if (st)
+			stmt_done(st);
+	}
+	return tx_end(s, own, err);
+}
+
+int store_user_list(struct store *s, int (*fn)(void *ctx, const struct store_user *u), void *ctx)
+{
+	static const char sql[] = "SELECT " USER_COLS " FROM users u ORDER BY u.uri";
+	struct store_user u;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = STORE_OK;
+
+	/* A fresh statement: fn may call back into the store. */
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (user_from_row(st, &u) < 0) {
+			set_msg(s, "users row with an oversized field");
+			ret = STORE_CORRUPT;
+			break;
+		}
+		ret = fn(ctx, &u);
+		if (ret != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int store_user_count(struct store *s, int64_t *count)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc;
+
+	st = stmt_get(s, ST_USER_COUNT, &err);
+	if (!st)
+		return err;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*count = sqlite3_column_int64(st, 0);
+	else
+		err = fail(s, rc);
+	stmt_done(st);
+	return err;
+}
+
+/* ---- keys ---- */
+
+static int cred_insert(struct store *s, int64_t user_id, const struct store_cred *c)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc;
+
+	if (c->key_len == 0 || c->key_len > STORE_KEY_MAX)
+		return invalid(s, "key length");
+	st = stmt_get(s, ST_CRED_INS, &err);
+	if (!st)
+		return err;
+	if ((err = bind_int(s, st, 1, user_id)) ||
+	    (err = bind_text(s, st, 2, c->mech, sizeof(c->mech), "key mechanism")) ||
+	    (err = bind_text(s, st, 3, c->variant, sizeof(c->variant), "key variant"))) {
+		stmt_done(st);
+		return err;
+	}
+	rc = sqlite3_bind_blob(st, 4, c->key, (int)c->key_len, SQLITE_STATIC);
+	if (rc != SQLITE_OK) {
+		err = fail(s, rc);
+		stmt_done(st);
+		return err;
+	}
+	/* stmt_exec clears the bindings, so the statement keeps no pointer. */
+	return stmt_exec(s, st);
+}
+
+int store_cred_replace(struct store *s, int64_t user_id, const struct store_cred *creds, size_t n)
+{
+	sqlite3_stmt *st;
+	bool own;
+	int err;
+
+	if (n && !creds)
+		return invalid(s, "key list");
+	if ((err = tx_begin(s, &own)))
+		return err;
+	st = stmt_get(s, ST_PW_CHANGED, &err);
+	if (st && !(err = bind_int(s, st, 1, user_id)) &&
+	    !(err = bind_int(s, st, 2, (int64_t)time(NULL))))
+		err = exec_changes(s, st, "user");
+	else if (st)
+		stmt_done(st);
+	if (err == STORE_OK) {
+		st = stmt_get(s, ST_CRED_DEL, &err);
+		if (st && !(err = bind_int(s, st, 1, user_id)))
+			err = stmt_exec(s, st);
+		else if (st)
+			stmt_done(st);
+	}
+	for (size_t i = 0; err == STORE_OK && i < n; i++)
+		err = cred_insert(s, user_id, &creds[i]);
+	return tx_end(s, own, err);
+}
+
+/* Split a Digest user name into user part, lower-cased domain, variant. */
+static int digest_name(struct str username, struct str realm, struct str *user, char *domain,
+		       const char **variant)
+{
+	long at = -1;
+	struct str dom;
+
+	for (size_t i = username.len; i > 0; i--) {
+		if (username.p[i - 1] == '@') {
+			at = (long)(i - 1);
+			break;
+		}
+	}
+	if (at >= 0) {
+		*user = str_make(username.p, (size_t)at);
+		dom = str_make(username.p + at + 1, username.len - (size_t)at - 1);
+		*variant = "user@domain";
+	} else {
+		*user = username;
+		dom = realm;
+		*variant = "user";
+	}
+	if (user->len == 0 || user->len >= STORE_URI_MAX || dom.len == 0 ||
+	    dom.len >= STORE_URI_MAX)
+		return -1;
+	for (size_t i = 0; i < dom.len; i++)
+		domain[i] = (char)tolower((unsigned char)dom.p[i]);
+	domain[dom.len] = '\0';
+	return 0;
+}
+
+int store_digest_lookup(struct store *s, struct str username, struct str realm, const char *mech,
+			struct store_user *u, struct store_cred *key)
+{
+	char domain[STORE_URI_MAX];
+	const char *variant;
+	struct str user;
+	sqlite3_stmt *st;
+	const void *blob;
+	int err = STORE_OK, rc, n;
+
+	memset(u, 0, sizeof(*u));
+	memset(key, 0, sizeof(*key));
+	if (!mech || strlen(mech) >= sizeof(key->mech))
+		return invalid(s, "key mechanism");
+	if (digest_name(username, realm, &user, domain, &variant) < 0) {
+		set_msg(s, "no such user");
+		return STORE_NOTFOUND; /* a name that cannot be stored */
+	}
+	st = stmt_get(s, ST_DIGEST_LOOKUP, &err);
+	if (!st)
+		return err;
+	rc = sqlite3_bind_text(st, 1, user.p, (int)user.len, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 3, mech, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 4, variant, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		set_msg(s, "no such user");
+		stmt_done(st);
+		return STORE_NOTFOUND;
+	}
+	if (rc != SQLITE_ROW) {
+		err = fail(s, rc);
+		stmt_done(st);
+		return err;
+	}
+	if (user_from_row(st, u) < 0) {
+		memset(u, 0, sizeof(*u));
+		return corrupt_row(s, st, "users");
+	}
+	blob = sqlite3_column_blob(st, USER_NCOLS);
+	n = sqlite3_column_bytes(st, USER_NCOLS);
+	if (!blob || n <= 0) {
+		/* The user exists (u is filled) but has no such key. */
+		set_msg(s, "no such key");
+		stmt_done(st);
+		return STORE_NOTFOUND;
+	}
+	if (n > STORE_KEY_MAX) {
+		memset(u, 0, sizeof(*u));
+		return corrupt_row(s, st, "credentials");
+	}
+	memcpy(key->key, blob, (size_t)n);
+	key->key_len = (size_t)n;
+	snprintf(key->mech, sizeof(key->mech), "%s", mech);
+	snprintf(key->variant, sizeof(key->variant), "%s", variant);
+	stmt_done(st);
+	return STORE_OK;
+}
+
+/* ---- registrations ---- */
+
+int store_reg_put(struct store *s, const struct store_reg *r)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (!r->aor[0] || !r->binding_key[0])
+		return invalid(s, "registration (empty AOR or binding key)");
+	st = stmt_get(s, ST_REG_PUT, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, r->aor, sizeof(r->aor), "aor")) ||
+	    (err = bind_text(s, st, 2, r->binding_key, sizeof(r->binding_key), "binding key")) ||
+	    (err = bind_text(s, st, 3, r->contact, sizeof(r->contact), "contact")) ||
+	    (err = bind_text(s, st, 4, r->instance, sizeof(r->instance), "instance")) ||
+	    (err = bind_int(s, st, 5, r->reg_id)) ||
+	    (err = bind_text(s, st, 6, r->path, sizeof(r->path), "path")) ||
+	    (err = bind_int(s, st, 7, r->expires)) ||
+	    (err = bind_text(s, st, 8, r->source, sizeof(r->source), "source")) ||
+	    (err = bind_int(s, st, 9, r->transport)) ||
+	    (err = bind_text(s, st, 10, r->call_id, sizeof(r->call_id), "call-id")) ||
+	    (err = bind_int(s, st, 11, r->cseq)) ||
+	    (err = bind_text(s, st, 12, r->user_agent, sizeof(r->user_agent), "user agent")) ||
+	    (err = bind_int(s, st, 13, (int64_t)time(NULL)))) {
+		stmt_done(st);
+		return err;
+	}
+	return stmt_exec(s, st);
+}
+
+int store_reg_del(struct store *s, const char *aor, const char *binding_key)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	st = stmt_get(s, ST_REG_DEL, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, aor, STORE_URI_MAX, "aor")) ||
+	    (err = bind_text(s, st, 2, binding_key, STORE_CONTACT_MAX, "binding key"))) {
+		stmt_done(st);
+		return err;
+	}
+	return exec_changes(s, st, "binding");
+}
+
+/* Run a DELETE and report how many rows went. */
+static int exec_count(struct store *s, sqlite3_stmt *st, int *n)
+{
+	int err = stmt_exec(s, st);
+
+	if (n)
+		*n = err == STORE_OK ? sqlite3_changes(s->db) : 0;
+	return err;
+}
+
+int store_reg_del_aor(struct store *s, const char *aor, int *n)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (n)
+		*n = 0;
+	st = stmt_get(s, ST_REG_DEL_AOR, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, aor, STORE_URI_MAX, "aor"))) {
+		stmt_done(st);
+		return err;
+	}
+	return exec_count(s, st, n);
+}
+
+int store_reg_purge(struct store *s, int64_t now, int *n)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (n)
+		*n = 0;
+	st = stmt_get(s, ST_REG_PURGE, &err);
+	if (!st)
+		return err;
+	if ((err = bind_int(s, st, 1, now))) {
+		stmt_done(st);
+		return err;
+	}
+	return exec_count(s, st, n);
+}
+
+static int reg_from_row(sqlite3_stmt *st, struct store_reg *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (col_text(st, 0, r->aor, sizeof(r->aor)) < 0 ||
+	    col_text(st, 1, r->binding_key, sizeof(r->binding_key)) < 0 ||
+	    col_text(st, 2, r->contact, sizeof(r->contact)) < 0 ||
+	    col_text(st, 3, r->instance, sizeof(r->instance)) < 0 ||
+	    col_text(st, 5, r->path, sizeof(r->path)) < 0 ||
+	    col_text(st, 7, r->source, sizeof(r->source)) < 0 ||
+	    col_text(st, 9, r->call_id, sizeof(r->call_id)) < 0 ||
+	    col_text(st, 11, r->user_agent, sizeof(r->user_agent)) < 0)
+		return -1;
+	r->reg_id = (int32_t)sqlite3_column_int64(st, 4);
+	r->expires = sqlite3_column_int64(st, 6);
+	r->transport = sqlite3_column_int(st, 8);
+	r->cseq = (uint32_t)sqlite3_column_int64(st, 10);
+	r->updated = sqlite3_column_int64(st, 12);
+	return 0;
+}
+
+int store_reg_list(struct store *s, const char *aor,
+		   int (*fn)(void *ctx, const struct store_reg *r), void *ctx)
+{
+#define REG_COLS                                                                                   \
+	"SELECT aor, binding_key, contact, instance, reg_id, path, expires, source, transport,"    \
+	" call_id, cseq, user_agent, updated FROM registrations"
+	static const char all[] = REG_COLS " ORDER BY aor, updated";
+	static const char one[] = REG_COLS " WHERE aor = ?1 ORDER BY aor, updated";
+#undef REG_COLS
+	struct store_reg *r;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = STORE_OK;
+
+	/* A fresh statement: fn may call back into the store. */
+	rc = sqlite3_prepare_v2(s->db, aor ? one : all, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc);
+	if (aor && (ret = bind_text(s, st, 1, aor, STORE_URI_MAX, "aor"))) {
+		sqlite3_finalize(st);
+		return ret;
+	}
+	r = sqlite3_malloc(sizeof(*r)); /* ~5 KiB: keep it off small stacks */
+	if (!r) {
+		sqlite3_finalize(st);
+		set_msg(s, "out of memory");
+		return STORE_UNAVAILABLE;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (reg_from_row(st, r) < 0) {
+			set_msg(s, "registrations row with an oversized field");
+			ret = STORE_CORRUPT;
+			break;
+		}
+		ret = fn(ctx, r);
+		if (ret != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	sqlite3_free(r);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* ---- audit ---- */
+
+int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,
+		    const char *source, const char *detail)
+{
+	const struct store_audit *a = NULL; /* only for sizeof of its fields */
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (!actor || !*actor || !action || !*action)
+		return invalid(s, "audit record (actor and action are required)");
+	st = stmt_get(s, ST_AUDIT_ADD, &err);
+	if (!st)
+		return err;
+	if ((err = bind_int(s, st, 1, (int64_t)time(NULL))) ||
+	    (err = bind_text(s, st, 2, actor, sizeof(a->actor), "audit actor")) ||
+	    (err = bind_text(s, st, 3, action, sizeof(a->action), "audit action")) ||
+	    (err = bind_text(s, st, 4, target, sizeof(a->target), "audit target")) ||
+	    (err = bind_text(s, st, 5, source, sizeof(a->source), "audit source")) ||
+	    (err = bind_text(s, st, 6, detail, sizeof(a->detail), "audit detail"))) {
+		stmt_done(st);
+		return err;
+	}
+	return stmt_exec(s, st);
+}
+
+int store_audit_list(struct store *s, int limit, int (*fn)(void *ctx, const struct store_audit *a),
+		     void *ctx)
+{
+	static const char sql[] = "SELECT id, ts, actor, action, target, source, detail"
+				  " FROM audit ORDER BY ts DESC, id DESC LIMIT ?1";
+	struct store_audit a;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = STORE_OK;
+
+	if (limit <= 0)
+		return STORE_OK;
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc);
+	sqlite3_bind_int(st, 1, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&a, 0, sizeof(a));
+		a.id = sqlite3_column_int64(st, 0);
+		a.ts = sqlite3_column_int64(st, 1);
+		if (col_text(st, 2, a.actor, sizeof(a.actor)) < 0 ||
+		    col_text(st, 3, a.action, sizeof(a.action)) < 0 ||
+		    col_text(st, 4, a.target, sizeof(a.target)) < 0 ||
+		    col_text(st, 5, a.source, sizeof(a.source)) < 0 ||
+		    col_text(st, 6, a.detail, sizeof(a.detail)) < 0) {
+			set_msg(s, "audit row with an oversized field");
+			ret = STORE_CORRUPT;
+			break;
+		}
+		ret = fn(ctx, &a);
+		if (ret != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	sqlite3_finalize(st);
+	return ret;
+}

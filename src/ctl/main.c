@@ -1,0 +1,139 @@
+/*
+ * rtcauthctl: the rtcauth admin tool. Reads rtcauth.conf, changes users in
+ * the store (with an audit record for every change), and asks the running
+ * rtcauthd about registrations, lockouts and status over its admin socket.
+ * The commands live in ctl_*.c; this file parses the global options and
+ * dispatches. Exit codes: see usage() and rtcauthctl(8).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+
+#define RTCAUTH_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: rtcauthctl [-c PATH] COMMAND [ARGS...]\n"
+	    "\n"
+	    "Administer rtcauth: users, registrations, lockouts, status, audit log.\n"
+	    "\n"
+	    "options:\n"
+	    "  -c, --config PATH   config file (default " CTL_DEFAULT_CONFIG ")\n"
+	    "  -h, --help          this help; COMMAND --help for a command's help\n"
+	    "  -V, --version       print the version\n"
+	    "\n"
+	    "commands:\n"
+	    "  user add URI [--display-name NAME] [--password-stdin] [--disabled]\n"
+	    "  user passwd URI [--password-stdin]\n"
+	    "  user enable URI | user disable URI | user del URI\n"
+	    "  user list [--json] | user show URI [--json]\n"
+	    "  user import FILE.csv        columns uri,password[,display_name]; all or nothing\n"
+	    "  reg list [--json] [AOR]     registrations (from the database if rtcauthd is down)\n"
+	    "  reg del AOR [CONTACT]       remove bindings\n"
+	    "  lockout list [--json]       locked-out users and sources (needs rtcauthd)\n"
+	    "  lockout clear KEY           clear a lockout (needs rtcauthd)\n"
+	    "  status [--json]             uptime, workers, registrations, counters (needs "
+	    "rtcauthd)\n"
+	    "  audit list [--limit N] [--json]\n"
+	    "\n"
+	    "exit codes:\n"
+	    "  0 success    1 other error (store unavailable, I/O)    2 usage error\n"
+	    "  3 not found  4 conflict (already exists)               5 rtcauthd unreachable\n"
+	    "\n"
+	    "See rtcauthctl(8).\n");
+}
+
+/* Global options up to the command word. Returns the index of the command or -1 (rc set). */
+static int global_opts(struct ctl *c, int argc, char **argv, int *rc)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			*rc = CTL_EXIT_OK;
+			return -1;
+		}
+		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			printf("rtcauthctl %s\n", RTCAUTH_VERSION);
+			*rc = CTL_EXIT_OK;
+			return -1;
+		}
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (i + 1 >= argc || argv[i + 1][0] == '\0') {
+				ctl_err("%s needs a file name (see: rtcauthctl --help)", a);
+				*rc = CTL_EXIT_USAGE;
+				return -1;
+			}
+			c->conf_path = argv[++i];
+			continue;
+		}
+		if (strncmp(a, "--config=", 9) == 0 && a[9] != '\0') {
+			c->conf_path = a + 9;
+			continue;
+		}
+		if (strncmp(a, "-c", 2) == 0 && a[2] != '\0') {
+			c->conf_path = a + 2;
+			continue;
+		}
+		if (strcmp(a, "--") == 0)
+			return i + 1 < argc ? i + 1 : argc;
+		if (a[0] == '-') {
+			ctl_err("unknown option '%s' (see: rtcauthctl --help)", a);
+			*rc = CTL_EXIT_USAGE;
+			return -1;
+		}
+		return i;
+	}
+	return i;
+}
+
+int main(int argc, char **argv)
+{
+	static struct ctl c; /* struct config is large: not on the stack */
+	const char *cmd;
+	int i, rc = CTL_EXIT_OK;
+
+	c.conf_path = CTL_DEFAULT_CONFIG;
+	i = global_opts(&c, argc, argv, &rc);
+	if (i < 0)
+		return rc;
+	if (i >= argc) {
+		ctl_err("missing command (see: rtcauthctl --help)");
+		usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	cmd = argv[i];
+	argc -= i + 1;
+	argv += i + 1;
+	if (strcmp(cmd, "user") == 0)
+		rc = ctl_user_main(&c, argc, argv);
+	else if (strcmp(cmd, "reg") == 0)
+		rc = ctl_reg_main(&c, argc, argv);
+	else if (strcmp(cmd, "lockout") == 0)
+		rc = ctl_lockout_main(&c, argc, argv);
+	else if (strcmp(cmd, "status") == 0)
+		rc = ctl_status_main(&c, argc, argv);
+	else if (strcmp(cmd, "audit") == 0)
+		rc = ctl_audit_main(&c, argc, argv);
+	else if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		rc = CTL_EXIT_OK;
+	} else {
+		ctl_err("unknown command '%s' (see: rtcauthctl --help)", cmd);
+		rc = CTL_EXIT_USAGE;
+	}
+	ctl_close(&c);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		ctl_err("cannot write to standard output");
+		if (rc == CTL_EXIT_OK)
+			rc = CTL_EXIT_ERR;
+	}
+	return rc;
+}

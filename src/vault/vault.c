@@ -5,6 +5,7 @@
  */
 #include "vault/vault.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "auth/digest.h"
 #include "core/secmem.h"
 
 static uint8_t pool_secret[VAULT_SECRET_LEN];
@@ -73,13 +75,15 @@ int vault_init(const char *state_dir, char *err, size_t errlen)
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot open pool secret %s: %s (run rtcauthd once to bootstrap)",
-			 path, strerror(errno));
+		snprintf(err, errlen,
+			 "cannot open pool secret %s: %s (run rtcauthd once to bootstrap)", path,
+			 strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
-		snprintf(err, errlen, "pool secret %s is readable by others (mode %o); chmod 600 it",
-			 path, (unsigned)(st.st_mode & 0777));
+		snprintf(err, errlen,
+			 "pool secret %s is readable by others (mode %o); chmod 600 it", path,
+			 (unsigned)(st.st_mode & 0777));
 		close(fd);
 		return -1;
 	}
@@ -126,4 +130,152 @@ int vault_mac(const char *purpose, const void *data, size_t len, uint8_t out[32]
 	EVP_MAC_CTX_free(ctx);
 	EVP_MAC_free(mac);
 	return rc;
+}
+
+/* ---- password-derived keys ---- */
+
+/* Store mechanism name of each Digest algorithm's HA1 (enum digest_alg order). */
+static const char *const digest_mech[DIGEST_ALG_COUNT] = {
+    [DIGEST_MD5] = "digest-md5",
+    [DIGEST_SHA256] = "digest-sha256",
+    [DIGEST_SHA512_256] = "digest-sha512-256",
+};
+
+#define DIGEST_FORMS 2 /* "user" and "user@domain" */
+
+int vault_set_password(struct store *s, const struct store_user *u, const char *password,
+		       size_t password_len)
+{
+	struct store_cred creds[DIGEST_ALG_COUNT * DIGEST_FORMS];
+	char user_at[2 * STORE_URI_MAX];
+	struct str names[DIGEST_FORMS], realm, pw;
+	size_t n = 0;
+	int rc = STORE_INVALID, len;
+
+	if (!s || !u || (!password && password_len))
+		return STORE_INVALID;
+	len = snprintf(user_at, sizeof(user_at), "%s@%s", u->user, u->domain);
+	if (!u->user[0] || !u->domain[0] || len < 0 || (size_t)len >= sizeof(user_at))
+		return STORE_INVALID;
+	names[0] = str_cstr(u->user);		   /* variant "user" */
+	names[1] = str_make(user_at, (size_t)len); /* variant "user@domain" */
+	realm = str_cstr(u->domain);		   /* realm = domain for every stored HA1 */
+	pw = str_make(password, password_len);
+	memset(creds, 0, sizeof(creds));
+
+	/*
+	 * Digest HA1 = H(username:realm:password) for every algorithm and both
+	 * user-name forms. The TURN long-term key (RFC 5389 §15.4,
+	 * MD5(username:realm:password)) is exactly the "digest-md5" key, so
+	 * TURN needs no key of its own.
+	 */
+	for (int alg = 0; alg < DIGEST_ALG_COUNT; alg++) {
+		for (int form = 0; form < DIGEST_FORMS; form++, n++) {
+			struct store_cred *c = &creds[n];
+
+			snprintf(c->mech, sizeof(c->mech), "%s", digest_mech[alg]);
+			snprintf(c->variant, sizeof(c->variant), "%s",
+				 form == 0 ? "user" : "user@domain");
+			c->key_len = digest_alg_len((enum digest_alg)alg);
+			if (c->key_len == 0 || c->key_len > sizeof(c->key) ||
+			    digest_ha1((enum digest_alg)alg, names[form], realm, pw, c->key) < 0)
+				goto out;
+		}
+	}
+	/*
+	 * Later: the NT hash for NTLM (mech "nt", MD4 of the UTF-16LE password,
+	 * MS-NLMP §3.3.1) is derived here too, so that one password change
+	 * replaces every key at once in the store_cred_replace below.
+	 */
+	rc = store_cred_replace(s, u->id, creds, n); /* also sets password_changed */
+out:
+	secmem_wipe(creds, sizeof(creds));
+	return rc;
+}
+
+/*
+ * Stand-in HA1 for users that do not exist or have no key: the response is
+ * computed against it exactly as against a real key, so an unknown user
+ * costs the same work as a known one. It can never match: the verdict for
+ * those paths is fixed before the comparison.
+ */
+static const uint8_t dummy_ha1[STORE_KEY_MAX] = {
+    0x5a, 0x17, 0xc3, 0x9e, 0x02, 0x6b, 0xd4, 0x81, 0x3f, 0xa0, 0x77, 0x1c, 0xe5, 0x48, 0x96, 0x2d,
+    0xb3, 0x0e, 0x61, 0xfa, 0x8c, 0x25, 0x59, 0xd7, 0x14, 0xaf, 0x73, 0xc8, 0x3a, 0x90, 0x6e, 0x01,
+};
+
+/* Client hex in lower case into out (cap bytes); false if it does not fit. */
+static bool lower_hex(struct str in, char *out, size_t cap)
+{
+	if (in.len >= cap)
+		return false;
+	for (size_t i = 0; i < in.len; i++)
+		out[i] = (char)tolower((unsigned char)in.p[i]);
+	out[in.len] = '\0';
+	return true;
+}
+
+struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c, struct str method,
+				   struct str body, struct str realm, struct store_user *user)
+{
+	char expected[DIGEST_MAX_RESPONSE + 1], got[DIGEST_MAX_RESPONSE + 1];
+	struct store_user u;
+	struct store_cred key;
+	const uint8_t *ha1;
+	const char *reason = NULL; /* set: PERMFAIL whatever the response */
+	struct verdict v;
+	bool match;
+	int rc, n;
+
+	if (!s || !c)
+		return verdict_tempfail("internal_error");
+	memset(&u, 0, sizeof(u));
+	memset(&key, 0, sizeof(key));
+	if (!str_eq(c->realm, realm))
+		return verdict_permfail("wrong_realm");
+	if ((unsigned)c->alg >= DIGEST_ALG_COUNT)
+		return verdict_permfail("bad_algorithm");
+
+	rc = store_digest_lookup(s, c->username, c->realm, digest_mech[c->alg], &u, &key);
+	switch (rc) {
+	case STORE_OK:
+		ha1 = key.key;
+		if (key.key_len != digest_alg_len(c->alg)) {
+			secmem_wipe(&key, sizeof(key));
+			return verdict_tempfail("store_unavailable"); /* a key of the wrong size */
+		}
+		if (!u.enabled)
+			reason = "disabled";
+		break;
+	case STORE_NOTFOUND:
+	case STORE_INVALID: /* a user name the store cannot hold: no such user */
+		/* u.id is set when the user exists but has no key for this mech. */
+		ha1 = dummy_ha1;
+		reason = u.id > 0 && rc == STORE_NOTFOUND ? "no_password" : "unknown_user";
+		break;
+	default:
+		/* An outage is "try later", never "wrong password". */
+		secmem_wipe(&key, sizeof(key));
+		return verdict_tempfail("store_unavailable");
+	}
+
+	/* The same work on every path from here: one response, one comparison. */
+	n = digest_response(c, ha1, method, body, expected, sizeof(expected));
+	match = n > 0 && lower_hex(c->response, got, sizeof(got)) && c->response.len == (size_t)n &&
+		secmem_eq(got, expected, (size_t)n);
+	secmem_wipe(expected, sizeof(expected));
+	secmem_wipe(got, sizeof(got));
+	secmem_wipe(&key, sizeof(key));
+
+	if (n < 0)
+		v = verdict_tempfail("internal_error");
+	else if (reason)
+		v = verdict_permfail(reason);
+	else if (!match)
+		v = verdict_permfail("bad_response");
+	else
+		v = verdict_ok();
+	if (v.kind == VERDICT_OK && user)
+		*user = u;
+	return v;
 }

@@ -16,6 +16,10 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+# snprintf truncation is deliberate and checked where it matters
+ifneq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),clang)
+WARN    += -Wno-format-truncation
+endif
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) -fno-strict-aliasing -pthread
 LDLIBS  += $(PKG_LIBS) -pthread -lm

@@ -1,0 +1,298 @@
+/*
+ * Admin socket server; see admin.h. Runs on the main thread's loop.
+ * Must never return a secret: only bindings, lockout entries and counters.
+ */
+#include "daemon/admin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <jansson.h>
+
+#include "auth/lockout.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "daemon/worker.h"
+#include "sip/location.h"
+#include "store/wb.h"
+
+#define ADMIN_LINE_MAX 4096
+
+static struct evconnlistener *listener;
+static struct admin_ctx actx;
+static char sock_path[108];
+
+static json_t *err_reply(const char *code, const char *msg)
+{
+	return json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "error", msg);
+}
+
+static json_t *do_status(void)
+{
+	json_t *c = json_object();
+	uint64_t w, f, q;
+
+	for (int i = 0; i < ST_COUNT; i++)
+		json_object_set_new(c, stats_name((enum stat_id)i), json_integer((json_int_t)stats_get((enum stat_id)i)));
+	wb_counts(&w, &f, &q);
+	json_object_set_new(c, "store_writes", json_integer((json_int_t)w));
+	json_object_set_new(c, "store_write_failures", json_integer((json_int_t)f));
+	json_object_set_new(c, "store_queue", json_integer((json_int_t)q));
+	json_object_set_new(c, "connections", json_integer((json_int_t)workers_connections()));
+	return json_pack("{s:b, s:s, s:I, s:i, s:I, s:o}", "ok", 1, "version", "0.1.0", "uptime",
+			 (json_int_t)(clock_wall_s() - actx.started), "workers", workers_count(),
+			 "registrations", (json_int_t)location_count(), "counters", c);
+}
+
+struct list_ctx {
+	json_t *arr;
+	const char *aor;
+	int64_t now;
+};
+
+static void list_one(void *vctx, const struct location_binding *b)
+{
+	struct list_ctx *lc = vctx;
+	char addr[80];
+
+	if (lc->aor && strcmp(lc->aor, b->aor) != 0)
+		return;
+	if (b->expires <= lc->now)
+		return;
+	json_array_append_new(
+		lc->arr,
+		json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:s, s:s, s:I}", "aor", b->aor,
+			  "contact", b->contact, "expires", (json_int_t)(b->expires - lc->now),
+			  "source", sip_flow_addr(&b->flow, addr, sizeof(addr)), "transport",
+			  sip_transport_name(b->flow.transport), "instance", b->instance, "reg_id",
+			  (int)b->reg_id, "user_agent", b->user_agent, "call_id", b->call_id, "cseq",
+			  (json_int_t)b->cseq));
+}
+
+static json_t *do_reg_list(json_t *req)
+{
+	struct list_ctx lc = {json_array(), json_string_value(json_object_get(req, "aor")),
+			      clock_wall_s()};
+	location_foreach(list_one, &lc);
+	return json_pack("{s:b, s:o}", "ok", 1, "bindings", lc.arr);
+}
+
+struct del_ctx {
+	const char *contact;
+	int removed;
+	struct location_binding gone[64];
+};
+
+static int del_fn(void *vctx, struct location_aor *rec)
+{
+	struct del_ctx *d = vctx;
+	static _Thread_local struct location_binding b;
+
+	for (size_t i = 0; i < location_aor_count(rec);) {
+		location_aor_get(rec, i, &b);
+		if (d->contact && strcmp(d->contact, b.contact_uri) != 0 &&
+		    strcmp(d->contact, b.contact) != 0 && strcmp(d->contact, b.key) != 0) {
+			i++;
+			continue;
+		}
+		if (d->removed < 64)
+			d->gone[d->removed] = b;
+		d->removed++;
+		location_aor_remove(rec, i);
+	}
+	return 0;
+}
+
+static json_t *do_reg_del(json_t *req)
+{
+	const char *aor = json_string_value(json_object_get(req, "aor"));
+	struct del_ctx *d;
+	json_t *r;
+
+	if (!aor)
+		return err_reply("bad_request", "reg.del needs \"aor\"");
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return err_reply("internal", "out of memory");
+	d->contact = json_string_value(json_object_get(req, "contact"));
+	location_update(str_cstr(aor), clock_wall_s(), del_fn, d);
+	for (int i = 0; i < d->removed && i < 64; i++)
+		wb_reg_del(d->gone[i].aor, d->gone[i].key);
+	if (d->removed)
+		wb_audit("rtcauthctl", "reg.del", aor, "local", d->contact ? d->contact : "all");
+	log_info("admin.reg_del", "aor=%s removed=%d", aor, d->removed);
+	r = json_pack("{s:b, s:i}", "ok", 1, "removed", d->removed);
+	free(d);
+	return r;
+}
+
+static void lockout_one(void *vctx, const struct lockout_entry *e)
+{
+	json_array_append_new(vctx, json_pack("{s:s, s:s, s:i, s:i}", "kind",
+					      e->is_source ? "source" : "user", "key", e->key,
+					      "failures", (int)e->failures, "locked_for",
+					      (int)e->locked_for));
+}
+
+static json_t *do_lockout(json_t *req, bool clear)
+{
+	const struct sip_runtime *rt = actx.runtime();
+	if (clear) {
+		const char *key = json_string_value(json_object_get(req, "key"));
+		int n;
+		if (!key)
+			return err_reply("bad_request", "lockout.clear needs \"key\"");
+		n = lockout_clear(rt->lockout, str_cstr(key));
+		log_info("admin.lockout_clear", "key=%s removed=%d", key, n);
+		if (n > 0)
+			wb_audit("rtcauthctl", "lockout.clear", key, "local", "");
+		return json_pack("{s:b, s:i}", "ok", 1, "removed", n);
+	}
+	json_t *arr = json_array();
+	lockout_list(rt->lockout, clock_mono_ms() / 1000, lockout_one, arr);
+	return json_pack("{s:b, s:o}", "ok", 1, "entries", arr);
+}
+
+char *admin_handle_line(const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *req = json_loadb(line, len, 0, &jerr), *rep;
+	const char *cmd;
+	char *out, *s;
+
+	cmd = req ? json_string_value(json_object_get(req, "cmd")) : NULL;
+	if (!cmd)
+		rep = err_reply("bad_request", "expected one JSON object with \"cmd\"");
+	else if (strcmp(cmd, "status") == 0)
+		rep = do_status();
+	else if (strcmp(cmd, "reg.list") == 0)
+		rep = do_reg_list(req);
+	else if (strcmp(cmd, "reg.del") == 0)
+		rep = do_reg_del(req);
+	else if (strcmp(cmd, "lockout.list") == 0)
+		rep = do_lockout(req, false);
+	else if (strcmp(cmd, "lockout.clear") == 0)
+		rep = do_lockout(req, true);
+	else
+		rep = err_reply("bad_request", "unknown command");
+	json_decref(req);
+	s = json_dumps(rep, JSON_COMPACT);
+	json_decref(rep);
+	if (!s)
+		return NULL;
+	out = malloc(strlen(s) + 2);
+	if (out)
+		sprintf(out, "%s\n", s);
+	free(s);
+	return out;
+}
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+	char *line;
+
+	(void)arg;
+	line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+	if (!line) {
+		if (evbuffer_get_length(in) > ADMIN_LINE_MAX)
+			bufferevent_free(bev);
+		return;
+	}
+	char *rep = admin_handle_line(line, n);
+	free(line);
+	if (rep) {
+		bufferevent_write(bev, rep, strlen(rep));
+		free(rep);
+	}
+	bufferevent_disable(bev, EV_READ);
+}
+
+static void client_write(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	if (!(bufferevent_get_enabled(bev) & EV_READ))
+		bufferevent_free(bev);
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	bufferevent_free(bev);
+}
+
+static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			    int len, void *arg)
+{
+	struct bufferevent *bev =
+		bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+	struct timeval tmo = {5, 0};
+	(void)sa;
+	(void)len;
+	(void)arg;
+	if (!bev) {
+		close(fd);
+		return;
+	}
+	bufferevent_setcb(bev, client_read, client_write, client_event, NULL);
+	bufferevent_set_timeouts(bev, &tmo, &tmo);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+int admin_start(struct event_base *base, const char *path, const struct admin_ctx *ctx, char *err,
+		size_t errlen)
+{
+	struct sockaddr_un sun;
+	mode_t old;
+	int fd;
+
+	actx = *ctx;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "admin socket path %s is too long (max %zu bytes); set [admin] socket",
+			 path, sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	snprintf(sock_path, sizeof(sock_path), "%s", path);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	old = umask(0177);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {
+		umask(old);
+		snprintf(err, errlen, "cannot listen on admin socket %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	umask(old);
+	listener = evconnlistener_new(base, on_admin_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!listener) {
+		close(fd);
+		snprintf(err, errlen, "cannot create admin listener");
+		return -1;
+	}
+	return 0;
+}
+
+void admin_stop(void)
+{
+	if (listener) {
+		evconnlistener_free(listener);
+		listener = NULL;
+		unlink(sock_path);
+	}
+}

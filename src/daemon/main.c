@@ -1,0 +1,482 @@
+/*
+ * rtcauthd: read the config, bootstrap the state directory, open the store,
+ * restore registrations, start the workers, serve the admin socket, and
+ * handle signals (SIGTERM: finish and flush; SIGHUP: reload config and TLS
+ * certificates, keeping every registration).
+ * Must never hold a secret itself: the vault does.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <systemd/sd-daemon.h>
+
+#include "auth/lockout.h"
+#include "auth/nonce.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "daemon/admin.h"
+#include "daemon/bootstrap.h"
+#include "daemon/worker.h"
+#include "sip/location.h"
+#include "store/store.h"
+#include "store/wb.h"
+#include "vault/vault.h"
+
+#define RTCAUTH_VERSION "0.1.0"
+#define NONCE_TABLE_CAPACITY (1u << 21)
+
+/* Runtimes and configs are never freed while workers may read them;
+ * reloads are rare, so old ones are kept until exit. */
+struct rt_keep {
+	struct rt_keep *next;
+	struct config *cfg;
+	struct sip_runtime *rt;
+};
+
+static struct rt_keep *kept;
+static const struct sip_runtime *current_rt;
+static struct event_base *main_base;
+static const char *config_path = "/etc/rtcauth/rtcauth.conf";
+
+static const struct sip_runtime *get_runtime(void)
+{
+	return current_rt;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: rtcauthd [-c PATH] [--check-config]\n"
+		   "  -c, --config PATH   configuration file (default /etc/rtcauth/rtcauth.conf)\n"
+		   "      --check-config  check the configuration and exit (0 ok, 2 bad)\n"
+		   "  -V, --version       print the version\n"
+		   "  -h, --help          this help\n"
+		   "Signals: SIGTERM stops after in-flight work (exit 0); SIGHUP reloads the\n"
+		   "configuration and TLS certificates. See rtcauthd(8).\n");
+}
+
+static struct lockout_policy policy_of(const struct config *c)
+{
+	struct lockout_policy p = {
+		.user_failures = (uint32_t)c->lockout_user_failures,
+		.user_window = (uint32_t)c->lockout_user_window,
+		.user_duration = (uint32_t)c->lockout_user_duration,
+		.user_max = (uint32_t)c->lockout_user_max,
+		.source_failures = (uint32_t)c->lockout_source_failures,
+		.source_window = (uint32_t)c->lockout_source_window,
+		.source_duration = (uint32_t)c->lockout_source_duration,
+	};
+	return p;
+}
+
+static struct sip_runtime *make_runtime(struct config *cfg, const struct sip_runtime *prev)
+{
+	struct sip_runtime *rt = calloc(1, sizeof(*rt));
+	struct lockout_policy pol = policy_of(cfg);
+	uint8_t mac[32];
+
+	if (!rt)
+		return NULL;
+	rt->cfg = cfg;
+	if (prev) {
+		/* nonces in flight and lockout state survive a reload */
+		rt->nonces = prev->nonces;
+		rt->lockout = prev->lockout;
+		lockout_set_policy(rt->lockout, &pol);
+	} else {
+		rt->nonces = nonce_table_new(NONCE_TABLE_CAPACITY, (uint32_t)cfg->nonce_lifetime);
+		rt->lockout = lockout_new(&pol);
+		if (!rt->nonces || !rt->lockout) {
+			free(rt);
+			return NULL;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		struct sip_listener *l = &rt->listeners[i];
+		const struct listen_addr *la = &cfg->listen[i];
+		l->kind = la->kind;
+		l->port = la->port;
+		if (strcmp(la->host, "*") == 0 || strcmp(la->host, "0.0.0.0") == 0 ||
+		    strcmp(la->host, "::") == 0)
+			snprintf(l->host, sizeof(l->host), "%s", cfg->fqdn);
+		else
+			snprintf(l->host, sizeof(l->host), "%s", la->host);
+	}
+	rt->n_listeners = cfg->n_listen;
+	/* the opaque is the same on every server of a pool */
+	if (vault_mac("digest-opaque", cfg->domain, strlen(cfg->domain), mac) == 0)
+		for (int i = 0; i < 8; i++)
+			snprintf(rt->opaque + 2 * i, 3, "%02x", mac[i]);
+	return rt;
+}
+
+static void keep(struct config *cfg, struct sip_runtime *rt)
+{
+	struct rt_keep *k = calloc(1, sizeof(*k));
+	if (k) {
+		k->cfg = cfg;
+		k->rt = rt;
+		k->next = kept;
+		kept = k;
+	}
+}
+
+static SSL_CTX *make_tls(const struct config *cfg, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx) {
+		snprintf(err, errlen, "cannot create TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		char e[160];
+		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+		snprintf(err, errlen, "cannot load TLS certificate %s / key %s: %s", cfg->tls_cert,
+			 cfg->tls_key, e);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static bool has_tls(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].kind == TRANSPORT_TLS)
+			return true;
+	return false;
+}
+
+struct restore_ctx {
+	int64_t now;
+	size_t restored, expired;
+};
+
+static int restore_put(void *vctx, struct location_aor *rec)
+{
+	const struct location_binding *b = vctx;
+	return location_aor_put(rec, b);
+}
+
+static int restore_one(void *vctx, const struct store_reg *r)
+{
+	struct restore_ctx *rc = vctx;
+	static struct location_binding b;
+	const char *src = r->source;
+	char ip[64];
+	unsigned port = 0;
+	const char *colon;
+
+	if (r->expires <= rc->now) {
+		rc->expired++;
+		return 0;
+	}
+	memset(&b, 0, sizeof(b));
+	snprintf(b.aor, sizeof(b.aor), "%s", r->aor);
+	snprintf(b.key, sizeof(b.key), "%s", r->binding_key);
+	snprintf(b.contact, sizeof(b.contact), "%s", r->contact);
+	/* the Contact URI is what is inside <...> */
+	{
+		const char *lt = strchr(r->contact, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+		if (lt && gt)
+			snprintf(b.contact_uri, sizeof(b.contact_uri), "%.*s", (int)(gt - lt - 1),
+				 lt + 1);
+		else
+			snprintf(b.contact_uri, sizeof(b.contact_uri), "%s", r->contact);
+	}
+	snprintf(b.instance, sizeof(b.instance), "%s", r->instance);
+	b.reg_id = r->reg_id;
+	snprintf(b.path, sizeof(b.path), "%s", r->path);
+	snprintf(b.call_id, sizeof(b.call_id), "%s", r->call_id);
+	b.cseq = r->cseq;
+	snprintf(b.user_agent, sizeof(b.user_agent), "%s", r->user_agent);
+	b.expires = r->expires;
+	b.updated = r->updated;
+	b.flow.transport = r->transport;
+	/* UDP flows go out of the first UDP listener; stream flows need the
+	 * client to reconnect (their connection did not survive the restart) */
+	b.flow.listen_idx = -1;
+	for (size_t i = 0; i < current_rt->n_listeners; i++)
+		if ((int)current_rt->listeners[i].kind == r->transport) {
+			b.flow.listen_idx = (int)i;
+			break;
+		}
+	colon = strrchr(src, ':');
+	if (colon && sscanf(colon + 1, "%u", &port) == 1) {
+		size_t n = (size_t)(colon - src);
+		if (src[0] == '[' && n >= 2) {
+			snprintf(ip, sizeof(ip), "%.*s", (int)(n - 2), src + 1);
+			b.flow.addr.in6.sin6_family = AF_INET6;
+			b.flow.addr.in6.sin6_port = htons((uint16_t)port);
+			inet_pton(AF_INET6, ip, &b.flow.addr.in6.sin6_addr);
+			b.flow.addrlen = sizeof(b.flow.addr.in6);
+		} else {
+			snprintf(ip, sizeof(ip), "%.*s", (int)n, src);
+			b.flow.addr.in.sin_family = AF_INET;
+			b.flow.addr.in.sin_port = htons((uint16_t)port);
+			inet_pton(AF_INET, ip, &b.flow.addr.in.sin_addr);
+			b.flow.addrlen = sizeof(b.flow.addr.in);
+		}
+	}
+	if (location_update(str_cstr(b.aor), rc->now, restore_put, &b) == 0)
+		rc->restored++;
+	return 0;
+}
+
+/* ---- signals and timers ---- */
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	log_info("shutdown", "signal=%d", (int)sig);
+	sd_notify(0, "STOPPING=1");
+	event_base_loopbreak(main_base);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct config *ncfg = calloc(1, sizeof(*ncfg));
+	const struct config *old = current_rt->cfg;
+	struct sip_runtime *nrt;
+	char err[1024];
+
+	(void)sig;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "RELOADING=1");
+	if (!ncfg || config_load(config_path, ncfg, err, sizeof(err)) < 0) {
+		log_err("reload.failed", "reason=\"%s\" action=kept_old_config", ncfg ? err : "oom");
+		free(ncfg);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	if (ncfg->n_listen != old->n_listen ||
+	    memcmp(ncfg->listen, old->listen, sizeof(ncfg->listen)) != 0 ||
+	    strcmp(ncfg->sqlite_path, old->sqlite_path) != 0 || ncfg->workers != old->workers)
+		log_warn("reload.partial", "reason=\"listen, store and workers change only on restart\"");
+	if (has_tls(ncfg)) {
+		SSL_CTX *ctx = make_tls(ncfg, err, sizeof(err));
+		if (!ctx) {
+			log_err("reload.failed", "reason=\"%s\" action=kept_old_config", err);
+			free(ncfg);
+			sd_notify(0, "READY=1");
+			return;
+		}
+		workers_set_tls(ctx);
+	}
+	/* listeners and the store stay as they were bound at start */
+	memcpy(ncfg->listen, old->listen, sizeof(ncfg->listen));
+	ncfg->n_listen = old->n_listen;
+	snprintf(ncfg->sqlite_path, sizeof(ncfg->sqlite_path), "%s", old->sqlite_path);
+	nrt = make_runtime(ncfg, current_rt);
+	if (!nrt) {
+		log_err("reload.failed", "reason=oom");
+		free(ncfg);
+		return;
+	}
+	keep(ncfg, nrt);
+	current_rt = nrt;
+	workers_set_runtime(nrt);
+	log_set_level(ncfg->log_level);
+	log_info("reload.ok", "config=%s registrations=%zu", config_path, location_count());
+	sd_notify(0, "READY=1");
+}
+
+static void expired_one(void *ctx, const struct location_binding *b)
+{
+	(void)ctx;
+	wb_reg_del(b->aor, b->key);
+	log_info("register.expired", "aor=%s", b->aor);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	location_expire(clock_wall_s(), expired_one, NULL);
+}
+
+static int parse_args(int argc, char **argv, bool *check_only)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					      {"check-config", no_argument, NULL, 'C'},
+					      {"version", no_argument, NULL, 'V'},
+					      {"help", no_argument, NULL, 'h'},
+					      {"foreground", no_argument, NULL, 'f'},
+					      {NULL, 0, NULL, 0}};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:fVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'C':
+			*check_only = true;
+			break;
+		case 'f':
+			break;
+		case 'V':
+			printf("rtcauthd %s\n", RTCAUTH_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "rtcauthd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int open_and_restore(const struct config *cfg, char *err, size_t errlen)
+{
+	struct store *s;
+	struct restore_ctx rc = {clock_wall_s(), 0, 0};
+	int n = 0;
+
+	if (store_open(cfg->sqlite_path, STORE_CREATE, 5000, &s, err, errlen) != STORE_OK)
+		return -1;
+	if (store_reg_list(s, NULL, restore_one, &rc) != STORE_OK) {
+		snprintf(err, errlen, "cannot read registrations from %s: %s", cfg->sqlite_path,
+			 store_errmsg(s));
+		store_close(s);
+		return -1;
+	}
+	store_reg_purge(s, rc.now, &n);
+	store_close(s);
+	log_info("restore", "bindings=%zu expired=%zu", rc.restored, rc.expired);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	struct sip_runtime *rt;
+	struct event *sig_term, *sig_int, *sig_hup, *tick;
+	struct timeval one = {1, 0};
+	bool check_only = false;
+	char err[1024];
+	int nw, rc = 1;
+
+	if (!cfg || parse_args(argc, argv, &check_only) < 0)
+		return 2;
+	if (config_load(config_path, cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "rtcauthd: %s\n", err);
+		return 2;
+	}
+	if (check_only) {
+		printf("config OK: %s\n", config_path);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	log_setup(cfg->log_level, cfg->log_dest, "rtcauthd");
+	if (bootstrap_state(cfg, err, sizeof(err)) < 0 || vault_init(cfg->state_dir, err, sizeof(err)) < 0) {
+		log_err("start.failed", "reason=\"%s\"", err);
+		fprintf(stderr, "rtcauthd: %s\n", err);
+		return 1;
+	}
+	nw = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (nw < 1)
+		nw = 1;
+	rt = make_runtime(cfg, NULL);
+	if (!rt || location_init(8) < 0) {
+		fprintf(stderr, "rtcauthd: out of memory\n");
+		return 1;
+	}
+	keep(cfg, rt);
+	current_rt = rt;
+	workers_set_runtime(rt);
+	if (open_and_restore(cfg, err, sizeof(err)) < 0 || wb_start(cfg->sqlite_path, 100, err, sizeof(err)) < 0)
+		goto fail;
+	if (has_tls(cfg)) {
+		SSL_CTX *ctx = make_tls(cfg, err, sizeof(err));
+		if (!ctx)
+			goto fail_wb;
+		workers_set_tls(ctx);
+	}
+	if (workers_create(cfg, nw, err, sizeof(err)) < 0)
+		goto fail_workers;
+	main_base = event_base_new();
+	{
+		struct admin_ctx actx = {get_runtime, clock_wall_s()};
+		if (admin_start(main_base, cfg->admin_socket, &actx, err, sizeof(err)) < 0)
+			goto fail_workers;
+	}
+	sig_term = evsignal_new(main_base, SIGTERM, on_term, NULL);
+	sig_int = evsignal_new(main_base, SIGINT, on_term, NULL);
+	sig_hup = evsignal_new(main_base, SIGHUP, on_hup, NULL);
+	tick = event_new(main_base, -1, EV_PERSIST, on_tick, NULL);
+	event_add(sig_term, NULL);
+	event_add(sig_int, NULL);
+	event_add(sig_hup, NULL);
+	event_add(tick, &one);
+	if (workers_start() < 0) {
+		snprintf(err, sizeof(err), "cannot start worker threads");
+		goto fail_workers;
+	}
+	sd_notify(0, "READY=1");
+	log_info("ready", "version=%s workers=%d listeners=%zu registrations=%zu domain=%s",
+		 RTCAUTH_VERSION, nw, cfg->n_listen, location_count(), cfg->domain);
+	event_base_dispatch(main_base);
+
+	/* SIGTERM: stop intake, finish in-flight work, flush, exit 0 */
+	workers_stop();
+	admin_stop();
+	wb_stop();
+	workers_destroy();
+	event_free(sig_term);
+	event_free(sig_int);
+	event_free(sig_hup);
+	event_free(tick);
+	event_base_free(main_base);
+	log_info("stopped", "registrations=%zu", location_count());
+	rc = 0;
+	goto out;
+fail_workers:
+	workers_stop();
+	workers_destroy();
+fail_wb:
+	wb_stop();
+fail:
+	log_err("start.failed", "reason=\"%s\"", err);
+	fprintf(stderr, "rtcauthd: %s\n", err);
+	rc = 1;
+out:
+	location_shutdown();
+	vault_shutdown();
+	while (kept) {
+		struct rt_keep *k = kept;
+		kept = k->next;
+		if (!k->next) {
+			nonce_table_free(k->rt->nonces);
+			lockout_free(k->rt->lockout);
+		}
+		free(k->rt);
+		free(k->cfg);
+		free(k);
+	}
+	return rc;
+}

@@ -1,0 +1,644 @@
+/*
+ * Worker threads, sockets and stream connections; see worker.h.
+ * Must never make a protocol decision: bytes in go to sip_server_handle,
+ * bytes out come from sip_io_send.
+ */
+#include "daemon/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+
+#include "core/log.h"
+#include "core/stats.h"
+#include "sip/msg.h"
+#include "store/store.h"
+
+#define UDP_BATCH 16
+#define UDP_BUF   65536
+#define CONN_BUCKETS 1024
+
+struct conn {
+	struct conn *next; /* in the worker's hash bucket */
+	uint64_t id;
+	struct bufferevent *bev;
+	struct sip_io *io;
+	struct location_flow flow;
+	char ip[64];
+};
+
+struct xmsg {
+	struct xmsg *next;
+	uint64_t conn_id;
+	size_t len;
+	char data[];
+};
+
+struct sip_io {
+	int id;
+	pthread_t thr;
+	struct event_base *base;
+	struct sip_worker sw;
+	int udp_fd[CONFIG_MAX_LISTEN];
+	struct event *udp_ev[CONFIG_MAX_LISTEN];
+	struct evconnlistener *lst[CONFIG_MAX_LISTEN];
+	struct conn *conns[CONN_BUCKETS];
+	uint64_t next_seq;
+	pthread_mutex_t qmu;
+	struct xmsg *qhead, *qtail;
+	struct event *wake;
+	struct mmsghdr msgs[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	struct sockaddr_in6 from[UDP_BATCH];
+	char *bufs;
+};
+
+static struct sip_io *workers;
+static int nworkers;
+static const struct config *wcfg;
+static _Atomic(const struct sip_runtime *) g_rt;
+static pthread_mutex_t tls_mu = PTHREAD_MUTEX_INITIALIZER;
+static SSL_CTX *g_tls;
+static _Atomic uint64_t g_conns;
+
+/* per-source connection counts (accept path only, not hot) */
+struct src_count {
+	struct src_count *next;
+	int n;
+	char ip[64];
+};
+static pthread_mutex_t src_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct src_count *src_counts[256];
+
+static unsigned src_hash(const char *ip)
+{
+	unsigned h = 5381;
+	while (*ip)
+		h = h * 33 + (unsigned char)*ip++;
+	return h & 255;
+}
+
+static int src_acquire(const char *ip, int max)
+{
+	struct src_count **pp, *e;
+	int ok = 1;
+
+	pthread_mutex_lock(&src_mu);
+	for (pp = &src_counts[src_hash(ip)]; *pp && strcmp((*pp)->ip, ip) != 0; pp = &(*pp)->next)
+		;
+	e = *pp;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (e) {
+			snprintf(e->ip, sizeof(e->ip), "%s", ip);
+			*pp = e;
+		}
+	}
+	if (!e || e->n >= max)
+		ok = 0;
+	else
+		e->n++;
+	pthread_mutex_unlock(&src_mu);
+	return ok;
+}
+
+static void src_release(const char *ip)
+{
+	struct src_count **pp, *e;
+
+	pthread_mutex_lock(&src_mu);
+	for (pp = &src_counts[src_hash(ip)]; *pp && strcmp((*pp)->ip, ip) != 0; pp = &(*pp)->next)
+		;
+	e = *pp;
+	if (e && --e->n <= 0) {
+		*pp = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&src_mu);
+}
+
+void workers_set_runtime(const struct sip_runtime *rt)
+{
+	atomic_store(&g_rt, rt);
+}
+
+void workers_set_tls(SSL_CTX *ctx)
+{
+	SSL_CTX *old;
+	pthread_mutex_lock(&tls_mu);
+	old = g_tls;
+	g_tls = ctx;
+	pthread_mutex_unlock(&tls_mu);
+	if (old)
+		SSL_CTX_free(old); /* live connections hold their own reference */
+}
+
+int workers_count(void)
+{
+	return nworkers;
+}
+
+uint64_t workers_connections(void)
+{
+	return atomic_load(&g_conns);
+}
+
+static void refresh_rt(struct sip_io *io)
+{
+	io->sw.rt = atomic_load_explicit(&g_rt, memory_order_acquire);
+}
+
+/* ---- connections ---- */
+
+static struct conn **conn_slot(struct sip_io *io, uint64_t id)
+{
+	struct conn **pp = &io->conns[id % CONN_BUCKETS];
+	while (*pp && (*pp)->id != id)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+	struct conn **pp = conn_slot(c->io, c->id);
+	char addr[80];
+
+	if (*pp == c)
+		*pp = c->next;
+	log_info("conn.close", "conn=%llx peer=%s transport=%s reason=%s",
+		 (unsigned long long)c->id, sip_flow_addr(&c->flow, addr, sizeof(addr)),
+		 sip_transport_name(c->flow.transport), why);
+	bufferevent_free(c->bev);
+	src_release(c->ip);
+	atomic_fetch_sub(&g_conns, 1);
+	free(c);
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t max = wcfg->max_message_size;
+
+	refresh_rt(c->io);
+	for (;;) {
+		size_t len = evbuffer_get_length(in), skip = 0;
+		size_t look = len < max + 4096 ? len : max + 4096;
+		const char *p;
+		long n;
+
+		if (len == 0)
+			return;
+		p = (const char *)evbuffer_pullup(in, (ssize_t)look);
+		n = sip_msg_frame(p, look, max, &skip);
+		if (skip) {
+			/* RFC 5626 §4.4.1: answer a CRLFCRLF ping with a CRLF pong */
+			if (skip >= 4 && memcmp(p, "\r\n\r\n", 4) == 0)
+				bufferevent_write(bev, "\r\n", 2);
+			evbuffer_drain(in, skip);
+			if (n == SIP_E_INCOMPLETE)
+				continue;
+			p = (const char *)evbuffer_pullup(in, (ssize_t)(look - skip));
+		}
+		if (n == SIP_E_INCOMPLETE) {
+			if (len > max) {
+				stats_inc(ST_SIP_BAD);
+				conn_close(c, "message_too_large");
+			}
+			return;
+		}
+		if (n < 0) {
+			stats_inc(ST_SIP_BAD);
+			log_info("conn.bad_framing", "conn=%llx reason=\"%s\"",
+				 (unsigned long long)c->id, sip_msg_strerror((int)n));
+			conn_close(c, n == SIP_E_TOO_LONG ? "message_too_large" : "bad_framing");
+			return;
+		}
+		sip_server_handle(&c->io->sw, p, (size_t)n, &c->flow);
+		evbuffer_drain(in, (size_t)n);
+	}
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_TIMEOUT) {
+		conn_close(c, "idle_timeout");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		if (c->flow.transport == TRANSPORT_TLS && e) {
+			char buf[128];
+			ERR_error_string_n(e, buf, sizeof(buf));
+			stats_inc(ST_TLS_HANDSHAKE_FAIL);
+			log_info("tls.error", "conn=%llx reason=\"%s\"", (unsigned long long)c->id,
+				 buf);
+		}
+		conn_close(c, "error");
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		conn_close(c, "eof");
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct sip_io *io = arg;
+	int idx = -1;
+	struct conn *c;
+	struct timeval idle = {wcfg->idle_timeout, 0};
+
+	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+		if (io->lst[i] == l)
+			idx = i;
+	c = calloc(1, sizeof(*c));
+	if (!c || idx < 0 || (size_t)salen > sizeof(c->flow.addr)) {
+		free(c);
+		evutil_closesocket(fd);
+		return;
+	}
+	memcpy(&c->flow.addr, sa, (size_t)salen);
+	c->flow.addrlen = (socklen_t)salen;
+	c->flow.transport = wcfg->listen[idx].kind;
+	c->flow.listen_idx = idx;
+	sip_flow_ip(&c->flow, c->ip, sizeof(c->ip));
+	if (!src_acquire(c->ip, wcfg->max_conns_per_source)) {
+		stats_inc(ST_TCP_REFUSED);
+		log_warn("conn.refused", "peer=%s reason=per_source_limit limit=%d", c->ip,
+			 wcfg->max_conns_per_source);
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->io = io;
+	c->id = ((uint64_t)(io->id + 1) << 48) | ++io->next_seq;
+	c->flow.conn_id = c->id;
+	if (c->flow.transport == TRANSPORT_TLS) {
+		SSL *ssl = NULL;
+		pthread_mutex_lock(&tls_mu);
+		if (g_tls)
+			ssl = SSL_new(g_tls);
+		pthread_mutex_unlock(&tls_mu);
+		if (ssl)
+			c->bev = bufferevent_openssl_socket_new(io->base, fd, ssl,
+								BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		c->bev = bufferevent_socket_new(io->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (!c->bev) {
+		evutil_closesocket(fd);
+		src_release(c->ip);
+		free(c);
+		return;
+	}
+	atomic_fetch_add(&g_conns, 1);
+	stats_inc(ST_TCP_ACCEPTED);
+	*conn_slot(io, c->id) = c;
+	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+	bufferevent_set_timeouts(c->bev, &idle, NULL);
+	/* bound what one peer can make us buffer */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, wcfg->max_message_size + 4096);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	log_debug("conn.open", "conn=%llx peer=%s transport=%s", (unsigned long long)c->id, c->ip,
+		  sip_transport_name(c->flow.transport));
+}
+
+/* ---- cross-worker queue ---- */
+
+static void drain_queue(evutil_socket_t fd, short what, void *arg)
+{
+	struct sip_io *io = arg;
+	struct xmsg *q, *nx;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&io->qmu);
+	q = io->qhead;
+	io->qhead = io->qtail = NULL;
+	pthread_mutex_unlock(&io->qmu);
+	for (; q; q = nx) {
+		struct conn *c = *conn_slot(io, q->conn_id);
+		nx = q->next;
+		if (c)
+			bufferevent_write(c->bev, q->data, q->len);
+		else
+			log_info("conn.gone", "conn=%llx", (unsigned long long)q->conn_id);
+		free(q);
+	}
+}
+
+int sip_io_send(struct sip_io *io, const struct location_flow *to, const void *buf, size_t len)
+{
+	if (to->conn_id) {
+		int owner = (int)(to->conn_id >> 48) - 1;
+		struct sip_io *w;
+		struct xmsg *x;
+		if (owner < 0 || owner >= nworkers)
+			return -1;
+		w = &workers[owner];
+		if (w == io) {
+			struct conn *c = *conn_slot(io, to->conn_id);
+			if (!c)
+				return -1;
+			return bufferevent_write(c->bev, buf, len);
+		}
+		x = malloc(sizeof(*x) + len);
+		if (!x)
+			return -1;
+		x->next = NULL;
+		x->conn_id = to->conn_id;
+		x->len = len;
+		memcpy(x->data, buf, len);
+		pthread_mutex_lock(&w->qmu);
+		if (w->qtail)
+			w->qtail->next = x;
+		else
+			w->qhead = x;
+		w->qtail = x;
+		pthread_mutex_unlock(&w->qmu);
+		event_active(w->wake, EV_READ, 0);
+		return 0;
+	}
+	if (to->transport != TRANSPORT_UDP || to->listen_idx < 0 ||
+	    to->listen_idx >= CONFIG_MAX_LISTEN || io->udp_fd[to->listen_idx] < 0)
+		return -1;
+	if (sendto(io->udp_fd[to->listen_idx], buf, len, MSG_DONTWAIT, &to->addr.sa, to->addrlen) <
+	    0) {
+		log_debug("udp.send_failed", "errno=%d", errno);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- UDP ---- */
+
+static void udp_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct sip_io *io = arg;
+	int idx = -1, n;
+
+	(void)what;
+	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+		if (io->udp_fd[i] == fd)
+			idx = i;
+	refresh_rt(io);
+	for (int i = 0; i < UDP_BATCH; i++) {
+		io->iov[i].iov_base = io->bufs + (size_t)i * UDP_BUF;
+		io->iov[i].iov_len = UDP_BUF;
+		memset(&io->msgs[i].msg_hdr, 0, sizeof(io->msgs[i].msg_hdr));
+		io->msgs[i].msg_hdr.msg_iov = &io->iov[i];
+		io->msgs[i].msg_hdr.msg_iovlen = 1;
+		io->msgs[i].msg_hdr.msg_name = &io->from[i];
+		io->msgs[i].msg_hdr.msg_namelen = sizeof(io->from[i]);
+	}
+	n = recvmmsg(fd, io->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+	for (int i = 0; i < n; i++) {
+		struct location_flow f;
+		size_t len = io->msgs[i].msg_len;
+		memset(&f, 0, sizeof(f));
+		f.transport = TRANSPORT_UDP;
+		f.listen_idx = idx;
+		f.addrlen = io->msgs[i].msg_hdr.msg_namelen;
+		memcpy(&f.addr, &io->from[i], f.addrlen <= sizeof(f.addr) ? f.addrlen : sizeof(f.addr));
+		if (len > wcfg->max_message_size) {
+			stats_inc(ST_SIP_BAD);
+			log_info("udp.too_large", "bytes=%zu limit=%zu", len, wcfg->max_message_size);
+			continue;
+		}
+		/* CRLF keep-alives on UDP carry nothing to answer */
+		if (len <= 4 && strspn(io->iov[i].iov_base, "\r\n") >= len)
+			continue;
+		sip_server_handle(&io->sw, io->iov[i].iov_base, len, &f);
+	}
+}
+
+/* ---- setup ---- */
+
+static int make_addr(const struct listen_addr *la, struct sockaddr_storage *ss, socklen_t *len)
+{
+	const char *host = strcmp(la->host, "*") == 0 ? "0.0.0.0" : la->host;
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons(la->port);
+		*len = sizeof(*in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(la->port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	return -1;
+}
+
+static int open_socket(const struct listen_addr *la, bool reuseport, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int one = 1;
+	int type = la->kind == TRANSPORT_UDP ? SOCK_DGRAM : SOCK_STREAM;
+	int fd;
+
+	if (make_addr(la, &ss, &sl) < 0) {
+		snprintf(err, errlen, "listen address '%s' is not an IP address", la->host);
+		return -1;
+	}
+	fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		snprintf(err, errlen,
+			 "cannot listen on %s:%s:%u: %s; is another server using this port? "
+			 "(ss -lntup shows it) or change [sip] listen",
+			 sip_transport_name(la->kind), la->host, la->port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (type == SOCK_STREAM && listen(fd, 1024) < 0) {
+		snprintf(err, errlen, "listen: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (type == SOCK_DGRAM) {
+		int sz = 4 << 20;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
+	return fd;
+}
+
+static int worker_init(struct sip_io *io, int id, const struct config *cfg, char *err,
+		       size_t errlen)
+{
+	memset(io, 0, sizeof(*io));
+	io->id = id;
+	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+		io->udp_fd[i] = -1;
+	pthread_mutex_init(&io->qmu, NULL);
+	io->base = event_base_new();
+	io->bufs = malloc((size_t)UDP_BATCH * UDP_BUF);
+	if (!io->base || !io->bufs) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	io->wake = event_new(io->base, -1, EV_PERSIST, drain_queue, io);
+	io->sw.id = id;
+	io->sw.io = io;
+	if (store_open(cfg->sqlite_path, 0, 2000, &io->sw.store, err, errlen) != STORE_OK)
+		return -1;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		const struct listen_addr *la = &cfg->listen[i];
+		int fd = open_socket(la, true, err, errlen);
+		if (fd < 0)
+			return -1;
+		if (la->kind == TRANSPORT_UDP) {
+			io->udp_fd[i] = fd;
+			io->udp_ev[i] = event_new(io->base, fd, EV_READ | EV_PERSIST, udp_read, io);
+			event_add(io->udp_ev[i], NULL);
+		} else {
+			io->lst[i] = evconnlistener_new(io->base, on_accept, io,
+							LEV_OPT_CLOSE_ON_FREE, -1, fd);
+			if (!io->lst[i]) {
+				close(fd);
+				snprintf(err, errlen, "cannot create listener");
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+int workers_create(const struct config *cfg, int n, char *err, size_t errlen)
+{
+	static int threads_ready;
+
+	if (!threads_ready) {
+		evthread_use_pthreads();
+		threads_ready = 1;
+	}
+	wcfg = cfg;
+	/* a port held by another process, even one that also uses
+	 * SO_REUSEPORT, must be an error, not a silent share */
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		int fd = open_socket(&cfg->listen[i], false, err, errlen);
+		if (fd < 0)
+			return -1;
+		close(fd);
+	}
+	workers = calloc((size_t)n, sizeof(*workers));
+	if (!workers) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	nworkers = n;
+	for (int i = 0; i < n; i++)
+		if (worker_init(&workers[i], i, cfg, err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct sip_io *io = arg;
+	refresh_rt(io);
+	event_base_dispatch(io->base);
+	return NULL;
+}
+
+int workers_start(void)
+{
+	for (int i = 0; i < nworkers; i++)
+		if (pthread_create(&workers[i].thr, NULL, worker_main, &workers[i]) != 0)
+			return -1;
+	return 0;
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sip_io *io = arg;
+	struct timeval grace = {0, 200000};
+	(void)fd;
+	(void)what;
+	/* stop taking new work; give queued writes a moment to go out */
+	for (int i = 0; i < CONFIG_MAX_LISTEN; i++) {
+		if (io->udp_ev[i])
+			event_del(io->udp_ev[i]);
+		if (io->lst[i])
+			evconnlistener_disable(io->lst[i]);
+	}
+	drain_queue(-1, 0, io);
+	event_base_loopexit(io->base, &grace);
+}
+
+void workers_stop(void)
+{
+	for (int i = 0; i < nworkers; i++)
+		event_base_once(workers[i].base, -1, EV_TIMEOUT, stop_cb, &workers[i], NULL);
+	for (int i = 0; i < nworkers; i++)
+		if (workers[i].thr)
+			pthread_join(workers[i].thr, NULL);
+}
+
+void workers_destroy(void)
+{
+	for (int w = 0; w < nworkers; w++) {
+		struct sip_io *io = &workers[w];
+		for (int b = 0; b < CONN_BUCKETS; b++)
+			while (io->conns[b])
+				conn_close(io->conns[b], "shutdown");
+		for (int i = 0; i < CONFIG_MAX_LISTEN; i++) {
+			if (io->udp_ev[i])
+				event_free(io->udp_ev[i]);
+			if (io->udp_fd[i] >= 0)
+				close(io->udp_fd[i]);
+			if (io->lst[i])
+				evconnlistener_free(io->lst[i]);
+		}
+		drain_queue(-1, 0, io);
+		if (io->wake)
+			event_free(io->wake);
+		if (io->base)
+			event_base_free(io->base);
+		store_close(io->sw.store);
+		free(io->bufs);
+		pthread_mutex_destroy(&io->qmu);
+	}
+	free(workers);
+	workers = NULL;
+	nworkers = 0;
+	workers_set_tls(NULL);
+}

@@ -1,0 +1,416 @@
+/*
+ * Sharded in-memory location table; see location.h.
+ * Must never call out (store, network, log) while holding a shard lock.
+ */
+#include "sip/location.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { S_KEY, S_CONTACT, S_URI, S_INSTANCE, S_PATH, S_CALLID, S_UA, S_COUNT };
+
+struct loc_packed {
+	int64_t expires;
+	int64_t updated;
+	uint32_t cseq;
+	int32_t reg_id;
+	struct location_flow flow;
+	uint16_t len[S_COUNT];
+	char data[]; /* strings back to back, each NUL-terminated */
+};
+
+struct location_aor {
+	struct location_aor *next;
+	uint64_t hash;
+	size_t n, cap;
+	struct loc_packed **b;
+	char aor[]; /* NUL-terminated */
+};
+
+struct shard {
+	pthread_mutex_t mu;
+	struct location_aor **buckets;
+	size_t nbuckets; /* power of two */
+	size_t naors;
+};
+
+static struct shard *shards;
+static size_t nshards;
+static _Atomic size_t total;
+
+static uint64_t hash_str(struct str s)
+{
+	/* FNV-1a 64: the AOR is not attacker-chosen beyond registered users */
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < s.len; i++) {
+		h ^= (unsigned char)s.p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+int location_init(size_t shards_log2)
+{
+	nshards = (size_t)1 << shards_log2;
+	shards = calloc(nshards, sizeof(*shards));
+	if (!shards)
+		return -1;
+	for (size_t i = 0; i < nshards; i++) {
+		pthread_mutex_init(&shards[i].mu, NULL);
+		shards[i].nbuckets = 64;
+		shards[i].buckets = calloc(64, sizeof(struct location_aor *));
+		if (!shards[i].buckets)
+			return -1;
+	}
+	return 0;
+}
+
+static void aor_free(struct location_aor *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->b[i]);
+	free(a->b);
+	free(a);
+}
+
+void location_shutdown(void)
+{
+	for (size_t i = 0; i < nshards; i++) {
+		struct shard *sh = &shards[i];
+		for (size_t j = 0; j < sh->nbuckets; j++) {
+			struct location_aor *a = sh->buckets[j], *nx;
+			for (; a; a = nx) {
+				nx = a->next;
+				aor_free(a);
+			}
+		}
+		free(sh->buckets);
+		pthread_mutex_destroy(&sh->mu);
+	}
+	free(shards);
+	shards = NULL;
+	nshards = 0;
+	total = 0;
+}
+
+size_t location_count(void)
+{
+	return total;
+}
+
+static struct shard *shard_of(uint64_t h)
+{
+	return &shards[(h >> 32) & (nshards - 1)];
+}
+
+static struct location_aor **slot_of(struct shard *sh, uint64_t h, struct str aor)
+{
+	struct location_aor **pp = &sh->buckets[h & (sh->nbuckets - 1)];
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && strlen((*pp)->aor) == aor.len &&
+		    memcmp((*pp)->aor, aor.p, aor.len) == 0)
+			return pp;
+	return pp;
+}
+
+static void shard_grow(struct shard *sh)
+{
+	size_t nb = sh->nbuckets * 2;
+	struct location_aor **nbk = calloc(nb, sizeof(*nbk));
+	if (!nbk)
+		return; /* stay at the current size: slower, still correct */
+	for (size_t i = 0; i < sh->nbuckets; i++) {
+		struct location_aor *a = sh->buckets[i], *nx;
+		for (; a; a = nx) {
+			nx = a->next;
+			a->next = nbk[a->hash & (nb - 1)];
+			nbk[a->hash & (nb - 1)] = a;
+		}
+	}
+	free(sh->buckets);
+	sh->buckets = nbk;
+	sh->nbuckets = nb;
+}
+
+static const char *pk_str(const struct loc_packed *p, int which)
+{
+	const char *s = p->data;
+	for (int i = 0; i < which; i++)
+		s += p->len[i] + 1;
+	return s;
+}
+
+static void unpack(const struct location_aor *a, const struct loc_packed *p,
+		   struct location_binding *b)
+{
+	char *dst[S_COUNT] = {b->key,      b->contact, b->contact_uri, b->instance,
+			      b->path,     b->call_id, b->user_agent};
+	size_t cap[S_COUNT] = {sizeof(b->key),      sizeof(b->contact), sizeof(b->contact_uri),
+			       sizeof(b->instance), sizeof(b->path),    sizeof(b->call_id),
+			       sizeof(b->user_agent)};
+	const char *s = p->data;
+
+	snprintf(b->aor, sizeof(b->aor), "%s", a->aor);
+	for (int i = 0; i < S_COUNT; i++) {
+		size_t n = p->len[i] < cap[i] ? p->len[i] : cap[i] - 1;
+		memcpy(dst[i], s, n);
+		dst[i][n] = '\0';
+		s += p->len[i] + 1;
+	}
+	b->expires = p->expires;
+	b->updated = p->updated;
+	b->cseq = p->cseq;
+	b->reg_id = p->reg_id;
+	b->flow = p->flow;
+}
+
+static struct loc_packed *pack(const struct location_binding *b)
+{
+	const char *src[S_COUNT] = {b->key,  b->contact, b->contact_uri, b->instance,
+				    b->path, b->call_id, b->user_agent};
+	size_t lens[S_COUNT], sum = 0;
+	struct loc_packed *p;
+	char *d;
+
+	for (int i = 0; i < S_COUNT; i++) {
+		lens[i] = strnlen(src[i], LOC_CONTACT_MAX);
+		sum += lens[i] + 1;
+	}
+	p = malloc(sizeof(*p) + sum);
+	if (!p)
+		return NULL;
+	p->expires = b->expires;
+	p->updated = b->updated;
+	p->cseq = b->cseq;
+	p->reg_id = b->reg_id;
+	p->flow = b->flow;
+	d = p->data;
+	for (int i = 0; i < S_COUNT; i++) {
+		p->len[i] = (uint16_t)lens[i];
+		memcpy(d, src[i], lens[i]);
+		d[lens[i]] = '\0';
+		d += lens[i] + 1;
+	}
+	return p;
+}
+
+static void drop_expired(struct location_aor *a, int64_t now)
+{
+	for (size_t i = 0; i < a->n;) {
+		if (a->b[i]->expires <= now)
+			location_aor_remove(a, i);
+		else
+			i++;
+	}
+}
+
+int location_update(struct str aor, int64_t now, int (*fn)(void *ctx, struct location_aor *rec),
+		    void *ctx)
+{
+	uint64_t h = hash_str(aor);
+	struct shard *sh = shard_of(h);
+	struct location_aor **pp, *a;
+	int rc;
+
+	pthread_mutex_lock(&sh->mu);
+	pp = slot_of(sh, h, aor);
+	a = *pp;
+	if (!a) {
+		a = calloc(1, sizeof(*a) + aor.len + 1);
+		if (!a) {
+			pthread_mutex_unlock(&sh->mu);
+			return -1;
+		}
+		a->hash = h;
+		memcpy(a->aor, aor.p, aor.len);
+		*pp = a;
+		sh->naors++;
+	}
+	drop_expired(a, now);
+	rc = fn(ctx, a);
+	if (a->n == 0) {
+		pp = slot_of(sh, h, aor);
+		*pp = a->next;
+		aor_free(a);
+		sh->naors--;
+	} else if (sh->naors > sh->nbuckets) {
+		shard_grow(sh);
+	}
+	pthread_mutex_unlock(&sh->mu);
+	return rc;
+}
+
+size_t location_aor_count(const struct location_aor *rec)
+{
+	return rec->n;
+}
+
+void location_aor_get(const struct location_aor *rec, size_t i, struct location_binding *out)
+{
+	unpack(rec, rec->b[i], out);
+}
+
+int location_aor_find(const struct location_aor *rec, const char *key)
+{
+	for (size_t i = 0; i < rec->n; i++)
+		if (strcmp(pk_str(rec->b[i], S_KEY), key) == 0)
+			return (int)i;
+	return -1;
+}
+
+int location_aor_put(struct location_aor *rec, const struct location_binding *b)
+{
+	struct loc_packed *p = pack(b);
+	int i;
+
+	if (!p)
+		return -1;
+	i = location_aor_find(rec, b->key);
+	if (i >= 0) {
+		free(rec->b[i]);
+		rec->b[i] = p;
+		return 0;
+	}
+	if (rec->n == rec->cap) {
+		size_t nc = rec->cap ? rec->cap * 2 : 2;
+		struct loc_packed **nb = realloc(rec->b, nc * sizeof(*nb));
+		if (!nb) {
+			free(p);
+			return -1;
+		}
+		rec->b = nb;
+		rec->cap = nc;
+	}
+	rec->b[rec->n++] = p;
+	atomic_fetch_add(&total, 1);
+	return 0;
+}
+
+void location_aor_remove(struct location_aor *rec, size_t i)
+{
+	free(rec->b[i]);
+	rec->b[i] = rec->b[--rec->n];
+	atomic_fetch_sub(&total, 1);
+}
+
+struct lookup_ctx {
+	struct location_binding *out;
+	size_t max, n;
+};
+
+static int lookup_fn(void *vctx, struct location_aor *rec)
+{
+	struct lookup_ctx *c = vctx;
+	/* insertion sort by updated, newest first */
+	for (size_t i = 0; i < rec->n; i++) {
+		struct loc_packed *p = rec->b[i];
+		size_t pos = c->n;
+		while (pos > 0 && c->out[pos - 1].updated < p->updated)
+			pos--;
+		if (pos >= c->max)
+			continue;
+		size_t last = c->n < c->max ? c->n : c->max - 1;
+		memmove(&c->out[pos + 1], &c->out[pos], (last - pos) * sizeof(c->out[0]));
+		unpack(rec, p, &c->out[pos]);
+		if (c->n < c->max)
+			c->n++;
+	}
+	return 0;
+}
+
+size_t location_lookup(struct str aor, int64_t now, struct location_binding *out, size_t max)
+{
+	uint64_t h = hash_str(aor);
+	struct shard *sh = shard_of(h);
+	struct lookup_ctx c = {out, max, 0};
+	struct location_aor *a;
+
+	if (max == 0)
+		return 0;
+	pthread_mutex_lock(&sh->mu);
+	a = *slot_of(sh, h, aor);
+	if (a) {
+		for (size_t i = 0; i < a->n; i++)
+			if (a->b[i]->expires > now)
+				goto have;
+		a = NULL;
+	}
+have:
+	if (a) {
+		struct location_aor tmp = *a;
+		size_t n = 0;
+		struct loc_packed *live[64];
+		for (size_t i = 0; i < a->n && n < 64; i++)
+			if (a->b[i]->expires > now)
+				live[n++] = a->b[i];
+		tmp.b = live;
+		tmp.n = n;
+		lookup_fn(&c, &tmp);
+	}
+	pthread_mutex_unlock(&sh->mu);
+	return c.n;
+}
+
+void location_foreach(void (*fn)(void *ctx, const struct location_binding *b), void *ctx)
+{
+	struct location_binding *b = malloc(sizeof(*b));
+	if (!b)
+		return;
+	for (size_t i = 0; i < nshards; i++) {
+		struct shard *sh = &shards[i];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t j = 0; j < sh->nbuckets; j++)
+			for (struct location_aor *a = sh->buckets[j]; a; a = a->next)
+				for (size_t k = 0; k < a->n; k++) {
+					unpack(a, a->b[k], b);
+					fn(ctx, b);
+				}
+		pthread_mutex_unlock(&sh->mu);
+	}
+	free(b);
+}
+
+size_t location_expire(int64_t now, void (*fn)(void *ctx, const struct location_binding *b),
+		       void *ctx)
+{
+	struct location_binding *b = malloc(sizeof(*b));
+	size_t removed = 0;
+
+	if (!b)
+		return 0;
+	for (size_t i = 0; i < nshards; i++) {
+		struct shard *sh = &shards[i];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t j = 0; j < sh->nbuckets; j++) {
+			struct location_aor **pp = &sh->buckets[j];
+			while (*pp) {
+				struct location_aor *a = *pp;
+				for (size_t k = 0; k < a->n;) {
+					if (a->b[k]->expires > now) {
+						k++;
+						continue;
+					}
+					if (fn) {
+						unpack(a, a->b[k], b);
+						fn(ctx, b);
+					}
+					location_aor_remove(a, k);
+					removed++;
+				}
+				if (a->n == 0) {
+					*pp = a->next;
+					aor_free(a);
+					sh->naors--;
+				} else {
+					pp = &a->next;
+				}
+			}
+		}
+		pthread_mutex_unlock(&sh->mu);
+	}
+	free(b);
+	return removed;
+}

@@ -1,0 +1,387 @@
+/*
+ * Registrar (RFC 3261 §10.3, RFC 5626 §6 for +sip.instance / reg-id,
+ * RFC 3327 Path). Runs after authentication; changes the location table
+ * under the AOR's lock, then hands the changes to the write-behind store
+ * queue and answers 200 with the current bindings.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/stats.h"
+#include "sip/server_int.h"
+#include "store/wb.h"
+
+#define REG_MAX_CONTACTS 32
+
+struct reg_contact {
+	struct sip_contact c;
+	char key[LOC_KEY_MAX];
+	char contact[LOC_CONTACT_MAX]; /* <uri>;params without expires */
+	char uri[LOC_CONTACT_MAX];
+	uint32_t expires;
+};
+
+struct reg_req {
+	const struct sip_tx *t;
+	const char *aor;
+	struct reg_contact *cs;
+	size_t n;
+	bool star;
+	char path[LOC_PATH_MAX];
+	char ua[LOC_SMALL_MAX];
+	struct str call_id;
+	uint32_t cseq;
+	int max_contacts;
+	/* results */
+	int status;
+	const char *reason;
+	struct sbuf *out; /* Contact lines of the 200 */
+	struct location_binding *changed;
+	bool *removed;
+	size_t n_changed;
+};
+
+static int copy_str(struct str s, char *dst, size_t cap)
+{
+	return str_copy(s, dst, cap);
+}
+
+/* "<uri>;p1;p2" with the expires param removed. */
+static int contact_text(const struct sip_contact *c, char *out, size_t cap)
+{
+	struct sbuf b;
+	struct str p = c->na.params;
+
+	sbuf_init(&b, out, cap);
+	sbuf_putc(&b, '<');
+	sbuf_putstr(&b, c->na.uri_str);
+	sbuf_putc(&b, '>');
+	while (p.len) {
+		long semi = -1;
+		bool q = false;
+		for (size_t i = 0; i < p.len; i++) {
+			if (p.p[i] == '"')
+				q = !q;
+			else if (p.p[i] == ';' && !q) {
+				semi = (long)i;
+				break;
+			}
+		}
+		struct str one = str_trim(str_make(p.p, semi < 0 ? p.len : (size_t)semi));
+		if (one.len && !(one.len >= 7 && strncasecmp(one.p, "expires", 7) == 0 &&
+				 (one.len == 7 || one.p[7] == '=' || one.p[7] == ' '))) {
+			sbuf_putc(&b, ';');
+			sbuf_putstr(&b, one);
+		}
+		if (semi < 0)
+			break;
+		p.p += semi + 1;
+		p.len -= (size_t)semi + 1;
+	}
+	sbuf_cstr(&b);
+	return sbuf_ok(&b) ? 0 : -1;
+}
+
+static void to_store_reg(const struct location_binding *b, struct store_reg *r)
+{
+	char addr[80];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->aor, sizeof(r->aor), "%s", b->aor);
+	snprintf(r->binding_key, sizeof(r->binding_key), "%s", b->key);
+	snprintf(r->contact, sizeof(r->contact), "%s", b->contact);
+	snprintf(r->instance, sizeof(r->instance), "%s", b->instance);
+	r->reg_id = b->reg_id;
+	snprintf(r->path, sizeof(r->path), "%s", b->path);
+	r->expires = b->expires;
+	snprintf(r->source, sizeof(r->source), "%s", sip_flow_addr(&b->flow, addr, sizeof(addr)));
+	r->transport = b->flow.transport;
+	snprintf(r->call_id, sizeof(r->call_id), "%s", b->call_id);
+	r->cseq = b->cseq;
+	snprintf(r->user_agent, sizeof(r->user_agent), "%s", b->user_agent);
+	r->updated = b->updated;
+}
+
+static void fill_binding(const struct reg_req *q, const struct reg_contact *rc,
+			 struct location_binding *b)
+{
+	const struct sip_tx *t = q->t;
+	memset(b, 0, sizeof(*b));
+	snprintf(b->aor, sizeof(b->aor), "%s", q->aor);
+	snprintf(b->key, sizeof(b->key), "%s", rc->key);
+	snprintf(b->contact, sizeof(b->contact), "%s", rc->contact);
+	snprintf(b->contact_uri, sizeof(b->contact_uri), "%s", rc->uri);
+	copy_str(rc->c.instance, b->instance, sizeof(b->instance));
+	b->reg_id = rc->c.has_reg_id ? (int32_t)rc->c.reg_id : -1;
+	snprintf(b->path, sizeof(b->path), "%s", q->path);
+	copy_str(q->call_id, b->call_id, sizeof(b->call_id));
+	b->cseq = q->cseq;
+	snprintf(b->user_agent, sizeof(b->user_agent), "%s", q->ua);
+	b->expires = t->now + rc->expires;
+	b->updated = t->now;
+	b->flow = *t->src;
+}
+
+static int update_fn(void *vctx, struct location_aor *rec)
+{
+	static _Thread_local struct location_binding scratch;
+	struct reg_req *q = vctx;
+	struct location_binding *cur = &scratch;
+	size_t adds = 0;
+
+	/* RFC 3261 §10.3 step 7: an older or equal CSeq on the same Call-ID
+	 * aborts the whole request; new bindings must fit max_contacts */
+	for (size_t i = 0; i < q->n; i++) {
+		int idx = location_aor_find(rec, q->cs[i].key);
+		if (idx >= 0) {
+			location_aor_get(rec, (size_t)idx, cur);
+			if (str_eq_cstr(q->call_id, cur->call_id) && q->cseq <= cur->cseq) {
+				q->status = 500;
+				q->reason = "Server Internal Error (CSeq out of order)";
+				return 0;
+			}
+		} else if (q->cs[i].expires > 0) {
+			adds++;
+		}
+	}
+	if (location_aor_count(rec) + adds > (size_t)q->max_contacts) {
+		q->status = 403;
+		q->reason = "Forbidden (too many contacts for this address)";
+		return 0;
+	}
+	q->n_changed = 0;
+	if (q->star) {
+		while (location_aor_count(rec) > 0) {
+			location_aor_get(rec, 0, &q->changed[q->n_changed]);
+			q->removed[q->n_changed++] = true;
+			location_aor_remove(rec, 0);
+			if (q->n_changed >= REG_MAX_CONTACTS * 2)
+				break;
+		}
+	}
+	for (size_t i = 0; i < q->n && !q->star; i++) {
+		struct location_binding *b = &q->changed[q->n_changed];
+		int idx = location_aor_find(rec, q->cs[i].key);
+		if (q->cs[i].expires == 0) {
+			if (idx >= 0) {
+				location_aor_get(rec, (size_t)idx, b);
+				location_aor_remove(rec, (size_t)idx);
+				q->removed[q->n_changed++] = true;
+			}
+			continue;
+		}
+		fill_binding(q, &q->cs[i], b);
+		if (location_aor_put(rec, b) < 0) {
+			q->status = 500;
+			q->reason = "Server Internal Error (out of memory)";
+			return 0;
+		}
+		q->removed[q->n_changed++] = false;
+	}
+	/* RFC 3261 §10.3 step 8: the 200 lists every current binding */
+	for (size_t i = 0; i < location_aor_count(rec); i++) {
+		location_aor_get(rec, i, cur);
+		int64_t left = cur->expires - q->t->now;
+		sbuf_printf(q->out, "Contact: %s;expires=%lld\r\n", cur->contact,
+			    (long long)(left > 0 ? left : 0));
+	}
+	q->status = 200;
+	q->reason = "OK";
+	return 0;
+}
+
+/* Parse and check every Contact before anything changes. 0 or answered. */
+static int collect_contacts(struct reg_req *q, struct reg_contact *cs)
+{
+	const struct sip_tx *t = q->t;
+	const struct config *cfg = t->w->rt->cfg;
+	struct sip_hdr_iter it;
+	struct str v;
+	uint32_t hdr_exp = (uint32_t)cfg->default_expires;
+	bool has_hdr_exp = sip_msg_expires(t->m, &hdr_exp) == 0;
+	int rc;
+
+	if (!has_hdr_exp)
+		hdr_exp = (uint32_t)cfg->default_expires;
+	sip_hdr_iter_init(&it, t->m, SIP_H_CONTACT);
+	while ((rc = sip_hdr_iter_next(&it, &v)) > 0) {
+		struct reg_contact *c;
+		if (q->n >= REG_MAX_CONTACTS) {
+			reply_simple(t, 403, "Forbidden (too many contacts in one request)", NULL);
+			return -1;
+		}
+		c = &cs[q->n];
+		if (sip_contact_parse(v, &c->c) < 0) {
+			reply_simple(t, 400, "Bad Request (Contact)", NULL);
+			return -1;
+		}
+		if (c->c.is_star) {
+			q->star = true;
+			q->n++;
+			continue;
+		}
+		c->expires = c->c.has_expires ? c->c.expires : hdr_exp;
+		if (c->expires > 0 && c->expires < (uint32_t)cfg->min_expires) {
+			/* RFC 3261 §10.3 step 7, 423 with Min-Expires */
+			char extra[64];
+			snprintf(extra, sizeof(extra), "Min-Expires: %d\r\n", cfg->min_expires);
+			reply_simple(t, 423, "Interval Too Brief", extra);
+			return -1;
+		}
+		if (c->expires > (uint32_t)cfg->max_expires)
+			c->expires = (uint32_t)cfg->max_expires;
+		if (contact_text(&c->c, c->contact, sizeof(c->contact)) < 0 ||
+		    copy_str(c->c.na.uri_str, c->uri, sizeof(c->uri)) < 0) {
+			reply_simple(t, 400, "Bad Request (Contact too long)", NULL);
+			return -1;
+		}
+		/* RFC 5626 §6: instance + reg-id identify the flow's binding */
+		if (c->c.instance.len && c->c.has_reg_id)
+			snprintf(c->key, sizeof(c->key), "%.*s;reg-id=%u", STR_FMT(c->c.instance),
+				 c->c.reg_id);
+		else if (c->c.instance.len)
+			snprintf(c->key, sizeof(c->key), "%.*s", STR_FMT(c->c.instance));
+		else
+			snprintf(c->key, sizeof(c->key), "%s", c->uri);
+		q->n++;
+	}
+	if (rc < 0) {
+		reply_simple(t, 400, "Bad Request (Contact)", NULL);
+		return -1;
+	}
+	/* RFC 3261 §10.3 step 6: "*" only alone and with Expires: 0 */
+	if (q->star && (q->n != 1 || !has_hdr_exp || hdr_exp != 0)) {
+		reply_simple(t, 400, "Bad Request (Contact: * needs Expires: 0 and no other contact)",
+			     NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_target(const struct sip_tx *t, const struct store_user *user, char *aor,
+			size_t cap)
+{
+	struct sip_uri ru;
+	struct sip_nameaddr to;
+
+	if (sip_uri_parse(t->m->ruri, &ru) < 0 || !sip_host_is_us(t->w->rt, ru.host, ru.port)) {
+		reply_simple(t, 403, "Forbidden (domain not served here)", NULL);
+		return -1;
+	}
+	if (sip_msg_to(t->m, &to) < 0 || sip_aor_from_uri(&to.uri, aor, cap) < 0) {
+		reply_simple(t, 400, "Bad Request (To)", NULL);
+		return -1;
+	}
+	if (strcmp(aor, user->uri) != 0) {
+		/* a user may register only their own address */
+		log_warn("register.forbidden", "user=%s aor=%s src=%s", user->uri, aor,
+			 t->src_addr);
+		reply_simple(t, 403, "Forbidden (To is not the authenticated user)", NULL);
+		return -1;
+	}
+	const struct sip_header *req = sip_msg_header(t->m, SIP_H_REQUIRE);
+	for (; req; req = sip_msg_next_header(t->m, req)) {
+		struct sip_hdr_iter it;
+		struct str opt;
+		sip_hdr_iter_init(&it, t->m, SIP_H_REQUIRE);
+		while (sip_hdr_iter_next(&it, &opt) > 0) {
+			if (!str_caseeq_cstr(opt, "path") && !str_caseeq_cstr(opt, "outbound")) {
+				char extra[256];
+				snprintf(extra, sizeof(extra), "Unsupported: %.*s\r\n",
+					 (int)(opt.len > 200 ? 200 : opt.len), opt.p);
+				reply_simple(t, 420, "Bad Extension", extra);
+				return -1;
+			}
+		}
+		break;
+	}
+	return 0;
+}
+
+static void collect_path(struct reg_req *q)
+{
+	struct sip_hdr_iter it;
+	struct str v;
+	struct sbuf b;
+
+	sbuf_init(&b, q->path, sizeof(q->path));
+	sip_hdr_iter_init(&it, q->t->m, SIP_H_PATH);
+	while (sip_hdr_iter_next(&it, &v) > 0) {
+		if (b.len)
+			sbuf_puts(&b, ", ");
+		sbuf_putstr(&b, v);
+	}
+	sbuf_cstr(&b);
+	if (!sbuf_ok(&b))
+		q->path[0] = '\0';
+}
+
+void registrar_handle(const struct sip_tx *t, const struct store_user *user)
+{
+	static _Thread_local struct reg_contact cs[REG_MAX_CONTACTS];
+	static _Thread_local struct location_binding changed[REG_MAX_CONTACTS * 2];
+	bool removed[REG_MAX_CONTACTS * 2];
+	char aor[LOC_AOR_MAX];
+	char contacts[SIP_REPLY_MAX / 2];
+	struct sbuf cb;
+	struct reg_req q;
+	const struct sip_header *ua;
+
+	if (check_target(t, user, aor, sizeof(aor)) < 0)
+		return;
+	memset(&q, 0, sizeof(q));
+	q.t = t;
+	q.aor = aor;
+	q.cs = cs;
+	q.max_contacts = t->w->rt->cfg->max_contacts;
+	if (collect_contacts(&q, cs) < 0)
+		return;
+	collect_path(&q);
+	ua = sip_msg_header(t->m, SIP_H_USER_AGENT);
+	if (ua)
+		snprintf(q.ua, sizeof(q.ua), "%.*s", (int)(ua->value.len < 120 ? ua->value.len : 120),
+			 ua->value.p);
+	q.call_id = sip_msg_call_id(t->m);
+	sip_msg_cseq(t->m, &q.cseq, &(struct str){0});
+	sbuf_init(&cb, contacts, sizeof(contacts));
+	q.out = &cb;
+	q.changed = changed;
+	q.removed = removed;
+	if (location_update(str_cstr(aor), t->now, update_fn, &q) < 0) {
+		reply_simple(t, 500, "Server Internal Error", NULL);
+		return;
+	}
+	if (q.status != 200) {
+		reply_simple(t, q.status, q.reason, NULL);
+		return;
+	}
+	for (size_t i = 0; i < q.n_changed; i++) {
+		if (q.removed[i]) {
+			wb_reg_del(changed[i].aor, changed[i].key);
+		} else {
+			struct store_reg r;
+			to_store_reg(&changed[i], &r);
+			wb_reg_put(&r);
+		}
+	}
+	if (q.path[0] && sbuf_ok(&cb))
+		sbuf_printf(&cb, "Path: %s\r\nSupported: path\r\n", q.path);
+	{
+		char date[64];
+		struct tm tm;
+		time_t now = (time_t)t->now;
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+		sbuf_puts(&cb, date);
+	}
+	if (!sbuf_ok(&cb)) {
+		reply_simple(t, 500, "Server Internal Error (reply too large)", NULL);
+		return;
+	}
+	stats_inc(ST_REG_OK);
+	log_info("register.ok", "aor=%s contacts=%zu changed=%zu src=%s", aor, q.n, q.n_changed,
+		 t->src_addr);
+	reply_simple(t, 200, "OK", sbuf_cstr(&cb));
+}

@@ -1,0 +1,386 @@
+/*
+ * SIP message dispatch and stateless replies. See server.h.
+ * This file decides what to answer; it never touches sockets (sip_io_send)
+ * and never sees a secret (sipauth.c asks the vault).
+ */
+#include "sip/server.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "sip/server_int.h"
+
+const char *sip_transport_name(int kind)
+{
+	switch (kind) {
+	case TRANSPORT_TCP:
+		return "tcp";
+	case TRANSPORT_TLS:
+		return "tls";
+	default:
+		return "udp";
+	}
+}
+
+const char *sip_flow_ip(const struct location_flow *f, char *buf, size_t cap)
+{
+	if (f->addr.sa.sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &f->addr.in6.sin6_addr, buf, (socklen_t)cap);
+	else
+		inet_ntop(AF_INET, &f->addr.in.sin_addr, buf, (socklen_t)cap);
+	return buf;
+}
+
+const char *sip_flow_addr(const struct location_flow *f, char *buf, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN];
+	sip_flow_ip(f, ip, sizeof(ip));
+	if (f->addr.sa.sa_family == AF_INET6)
+		snprintf(buf, cap, "[%s]:%u", ip, ntohs(f->addr.in6.sin6_port));
+	else
+		snprintf(buf, cap, "%s:%u", ip, ntohs(f->addr.in.sin_port));
+	return buf;
+}
+
+static uint16_t flow_port(const struct location_flow *f)
+{
+	return ntohs(f->addr.sa.sa_family == AF_INET6 ? f->addr.in6.sin6_port
+						      : f->addr.in.sin_port);
+}
+
+bool sip_host_is_us(const struct sip_runtime *rt, struct str host, uint16_t port)
+{
+	if (str_caseeq_cstr(host, rt->cfg->domain) || str_caseeq_cstr(host, rt->cfg->fqdn))
+		return true;
+	for (size_t i = 0; i < rt->n_listeners; i++) {
+		const struct sip_listener *l = &rt->listeners[i];
+		uint16_t p = port ? port : (l->kind == TRANSPORT_TLS ? 5061 : 5060);
+		if (str_caseeq_cstr(host, l->host) && p == l->port)
+			return true;
+	}
+	return false;
+}
+
+int sip_aor_from_uri(const struct sip_uri *u, char *out, size_t cap)
+{
+	size_t o;
+
+	if (u->user.len == 0 || u->host.len == 0)
+		return -1;
+	if (!str_caseeq_cstr(u->scheme, "sip") && !str_caseeq_cstr(u->scheme, "sips"))
+		return -1;
+	if (4 + u->user.len + 1 + u->host.len + 1 > cap)
+		return -1;
+	memcpy(out, "sip:", 4);
+	o = 4;
+	memcpy(out + o, u->user.p, u->user.len);
+	o += u->user.len;
+	out[o++] = '@';
+	for (size_t i = 0; i < u->host.len; i++) {
+		char c = u->host.p[i];
+		out[o++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* A To tag that is the same for retransmissions of one request. */
+static void stable_tag(const struct sip_msg *m, char out[17])
+{
+	uint64_t h = 1469598103934665603ULL;
+	struct str parts[2];
+	struct sip_via v;
+
+	parts[0] = sip_msg_call_id(m);
+	parts[1] = sip_msg_top_via(m, &v) == 0 ? v.branch : STR_NULL;
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < parts[k].len; i++) {
+			h ^= (unsigned char)parts[k].p[i];
+			h *= 1099511628211ULL;
+		}
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static void put_header_lines(struct sbuf *b, const struct sip_msg *m, enum sip_hdr id,
+			     const char *name)
+{
+	for (const struct sip_header *h = sip_msg_header(m, id); h; h = sip_msg_next_header(m, h)) {
+		sbuf_puts(b, name);
+		sbuf_puts(b, ": ");
+		sbuf_putstr(b, h->value);
+		sbuf_puts(b, "\r\n");
+	}
+}
+
+/* Where a valueless ";rport" ends inside v, or NULL. */
+static const char *find_empty_rport(struct str v)
+{
+	const char *end = v.p + v.len;
+	for (const char *p = v.p; p < end; p++) {
+		const char *q;
+		if (*p != ';')
+			continue;
+		q = p + 1;
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q++;
+		if (end - q < 5 || strncasecmp(q, "rport", 5) != 0)
+			continue;
+		q += 5;
+		if (q == end || *q == ';' || *q == ' ' || *q == '\t' || *q == '\r')
+			return q;
+	}
+	return NULL;
+}
+
+void reply_via_value(struct sbuf *b, struct str v, const struct sip_tx *t)
+{
+	struct sip_via via;
+	const char *q;
+
+	if (sip_via_parse(v, &via) < 0) {
+		sbuf_putstr(b, v);
+		return;
+	}
+	q = via.has_rport ? find_empty_rport(v) : NULL;
+	if (q) {
+		sbuf_put(b, v.p, (size_t)(q - v.p));
+		sbuf_printf(b, "=%u", flow_port(t->src));
+		sbuf_put(b, q, (size_t)(v.p + v.len - q));
+	} else {
+		sbuf_putstr(b, v);
+	}
+	if (via.received.len == 0 && (via.has_rport || !str_eq_cstr(via.host, t->src_ip)))
+		sbuf_printf(b, ";received=%s", t->src_ip);
+}
+
+void reply_start(struct sbuf *b, const struct sip_tx *t, int status, const char *reason)
+{
+	const struct sip_msg *m = t->m;
+	const struct sip_header *h;
+	struct sip_nameaddr to;
+
+	sbuf_printf(b, "SIP/2.0 %d %s\r\n", status, reason);
+	/* RFC 3261 §18.2.1 received, RFC 3581 rport on the top Via only */
+	h = sip_msg_header(m, SIP_H_VIA);
+	if (h) {
+		struct sip_hdr_iter it;
+		struct str v;
+		bool first = true;
+		sip_hdr_iter_init(&it, m, SIP_H_VIA);
+		while (sip_hdr_iter_next(&it, &v) > 0) {
+			sbuf_puts(b, "Via: ");
+			if (first)
+				reply_via_value(b, v, t);
+			else
+				sbuf_putstr(b, v);
+			first = false;
+			sbuf_puts(b, "\r\n");
+		}
+	}
+	put_header_lines(b, m, SIP_H_FROM, "From");
+	h = sip_msg_header(m, SIP_H_TO);
+	if (h) {
+		sbuf_puts(b, "To: ");
+		sbuf_putstr(b, h->value);
+		if (status > 100 && sip_nameaddr_parse(h->value, &to) == 0 && to.tag.len == 0) {
+			char tag[17];
+			stable_tag(m, tag);
+			sbuf_printf(b, ";tag=%s", tag);
+		}
+		sbuf_puts(b, "\r\n");
+	}
+	put_header_lines(b, m, SIP_H_CALL_ID, "Call-ID");
+	put_header_lines(b, m, SIP_H_CSEQ, "CSeq");
+	sbuf_puts(b, "Server: " SIP_SERVER_NAME "\r\n");
+}
+
+void reply_finish_send(struct sbuf *b, const struct sip_tx *t)
+{
+	struct location_flow dst = *t->src;
+	struct sip_via via;
+
+	sbuf_puts(b, "Content-Length: 0\r\n\r\n");
+	if (!sbuf_ok(b)) {
+		log_err("sip.reply_too_large", "status_line_dropped=1");
+		return;
+	}
+	/* RFC 3261 §18.2.2: over UDP without rport, answer to the Via port */
+	if (t->src->transport == TRANSPORT_UDP && sip_msg_top_via(t->m, &via) == 0 &&
+	    !via.has_rport) {
+		uint16_t p = via.port ? via.port : 5060;
+		if (dst.addr.sa.sa_family == AF_INET6)
+			dst.addr.in6.sin6_port = htons(p);
+		else
+			dst.addr.in.sin_port = htons(p);
+	}
+	if (sip_io_send(t->w->io, &dst, b->p, b->len) == 0)
+		stats_inc(ST_SIP_TX);
+}
+
+void reply_simple(const struct sip_tx *t, int status, const char *reason, const char *extra)
+{
+	char mem[SIP_REPLY_MAX];
+	struct sbuf b;
+
+	sbuf_init(&b, mem, sizeof(mem));
+	reply_start(&b, t, status, reason);
+	if (extra)
+		sbuf_puts(&b, extra);
+	reply_finish_send(&b, t);
+	log_debug("sip.reply", "status=%d src=%s", status, t->src_addr);
+}
+
+/* Can we answer at all? A 400 needs Via, From, To, Call-ID and CSeq. */
+static bool answerable(const struct sip_msg *m)
+{
+	struct sip_via v;
+	return m->is_request && m->method_id != SIP_M_ACK && sip_msg_top_via(m, &v) == 0 &&
+	       sip_msg_header(m, SIP_H_FROM) && sip_msg_header(m, SIP_H_TO) &&
+	       sip_msg_header(m, SIP_H_CALL_ID) && sip_msg_header(m, SIP_H_CSEQ);
+}
+
+static void reject_malformed(const struct sip_tx *t, int err)
+{
+	char why[96];
+	int status = 400;
+	const char *reason = "Bad Request";
+
+	stats_inc(ST_SIP_BAD);
+	if (err == SIP_E_VERSION) {
+		status = 505;
+		reason = "Version Not Supported";
+	} else if (err == SIP_E_TOO_LONG) {
+		status = 513;
+		reason = "Message Too Large";
+	}
+	log_info("sip.malformed", "src=%s reason=\"%s\"", t->src_addr, sip_msg_strerror(err));
+	if (!answerable(t->m))
+		return;
+	snprintf(why, sizeof(why), "%s (%s)", reason, sip_msg_strerror(err));
+	reply_simple(t, status, why, NULL);
+}
+
+/* Checks every request passes before authentication (RFC 3261 §16.3). */
+static int request_sanity(const struct sip_tx *t)
+{
+	const struct sip_msg *m = t->m;
+	struct sip_uri ru;
+	uint32_t mf;
+	int rc;
+
+	if (sip_uri_parse(m->ruri, &ru) < 0) {
+		reply_simple(t, 400, "Bad Request (Request-URI)", NULL);
+		return -1;
+	}
+	if (!str_caseeq_cstr(ru.scheme, "sip") && !str_caseeq_cstr(ru.scheme, "sips")) {
+		/* RFC 3261 §8.2.2.1 */
+		reply_simple(t, 416, "Unsupported URI Scheme", NULL);
+		return -1;
+	}
+	if (ru.headers.len) {
+		reply_simple(t, 400, "Bad Request (headers in Request-URI)", NULL);
+		return -1;
+	}
+	rc = sip_msg_max_forwards(m, &mf);
+	if (rc < 0) {
+		reply_simple(t, 400, "Bad Request (Max-Forwards)", NULL);
+		return -1;
+	}
+	if (rc == 0 && mf == 0 && m->method_id != SIP_M_REGISTER &&
+	    !(m->method_id == SIP_M_OPTIONS && ru.user.len == 0)) {
+		stats_inc(ST_ROUTE_FAIL);
+		reply_simple(t, 483, "Too Many Hops", NULL);
+		return -1;
+	}
+	if (m->method_id == SIP_M_REGISTER || m->method_id == SIP_M_OPTIONS) {
+		uint32_t e;
+		if (sip_msg_expires(m, &e) < 0) {
+			reply_simple(t, 400, "Bad Request (Expires)", NULL);
+			return -1;
+		}
+	}
+	/* RFC 3261 §16.3 item 6 / §8.2.2.3: we support no extension that a
+	 * proxy must understand */
+	if (sip_msg_header(m, SIP_H_PROXY_REQUIRE)) {
+		char extra[512];
+		struct sbuf b;
+		sbuf_init(&b, extra, sizeof(extra));
+		sbuf_puts(&b, "Unsupported: ");
+		sbuf_putstr(&b, sip_msg_header(m, SIP_H_PROXY_REQUIRE)->value);
+		sbuf_puts(&b, "\r\n");
+		reply_simple(t, 420, "Bad Extension", sbuf_ok(&b) ? sbuf_cstr(&b) : NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static bool is_options_to_us(const struct sip_tx *t)
+{
+	struct sip_uri ru;
+	if (t->m->method_id != SIP_M_OPTIONS || sip_uri_parse(t->m->ruri, &ru) < 0)
+		return false;
+	return ru.user.len == 0 && sip_host_is_us(t->w->rt, ru.host, ru.port);
+}
+
+static void handle_request(struct sip_tx *t)
+{
+	const struct sip_msg *m = t->m;
+	struct store_user user;
+
+	if (m->method_id == SIP_M_ACK || m->method_id == SIP_M_CANCEL) {
+		/* never challenged (RFC 3261 §22.1); forwarded statelessly */
+		proxy_request(t, NULL);
+		return;
+	}
+	if (request_sanity(t) < 0)
+		return;
+	if (is_options_to_us(t)) {
+		reply_simple(t, 200, "OK",
+			     "Allow: REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE, MESSAGE, "
+			     "SUBSCRIBE, NOTIFY, INFO, UPDATE, PRACK, REFER, PUBLISH\r\n"
+			     "Accept: application/sdp\r\nSupported: path, outbound\r\n");
+		return;
+	}
+	if (!sipauth_check(t, &user))
+		return;
+	if (m->method_id == SIP_M_REGISTER)
+		registrar_handle(t, &user);
+	else
+		proxy_request(t, &user);
+}
+
+void sip_server_handle(struct sip_worker *w, const char *buf, size_t len,
+		       const struct location_flow *src)
+{
+	struct sip_msg m;
+	struct sip_tx t;
+	int rc;
+
+	stats_inc(ST_SIP_RX);
+	rc = sip_msg_parse(&m, buf, len, src->transport != TRANSPORT_UDP);
+	t.w = w;
+	t.m = &m;
+	t.src = src;
+	t.now = clock_wall_s();
+	sip_flow_ip(src, t.src_ip, sizeof(t.src_ip));
+	sip_flow_addr(src, t.src_addr, sizeof(t.src_addr));
+	log_ctx_set("call_id", sip_msg_call_id(&m));
+	if (rc < 0) {
+		reject_malformed(&t, rc);
+		goto out;
+	}
+	if (!m.is_request) {
+		proxy_response(w, &m, src);
+		goto out;
+	}
+	log_debug("sip.request", "method=%.*s src=%s", (int)(m.method.len > 32 ? 32 : m.method.len),
+		  m.method.p, t.src_addr);
+	handle_request(&t);
+out:
+	log_ctx_clear();
+}

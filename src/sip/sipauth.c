@@ -1,0 +1,197 @@
+/*
+ * Digest authentication of SIP requests (RFC 3261 §22, RFC 7616, RFC 8760).
+ * Decides challenge / accept / refuse; the vault checks the response, the
+ * nonce module checks freshness and replay, lockout counts failures.
+ * Unknown user, disabled user and wrong password produce the same answer
+ * (a fresh challenge); the reason goes only to the log and the audit trail.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "auth/digest.h"
+#include "auth/lockout.h"
+#include "auth/nonce.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "sip/server_int.h"
+#include "store/wb.h"
+#include "vault/vault.h"
+
+static void send_challenge(const struct sip_tx *t, bool stale)
+{
+	const struct sip_runtime *rt = t->w->rt;
+	const struct config *cfg = rt->cfg;
+	bool reg = t->m->method_id == SIP_M_REGISTER;
+	const char *hdr = reg ? "WWW-Authenticate" : "Proxy-Authenticate";
+	char nonce[NONCE_LEN + 1];
+	char mem[SIP_REPLY_MAX];
+	struct sbuf b;
+
+	if (nonce_make(str_cstr(cfg->domain), t->now, nonce, sizeof(nonce)) < 0) {
+		reply_simple(t, 500, "Server Internal Error", NULL);
+		return;
+	}
+	sbuf_init(&b, mem, sizeof(mem));
+	reply_start(&b, t, reg ? 401 : 407, reg ? "Unauthorized" : "Proxy Authentication Required");
+	for (size_t i = 0; i < cfg->n_digest_algs; i++)
+		digest_challenge_write(&b, hdr, str_cstr(cfg->domain), str_cstr(nonce),
+				       str_cstr(rt->opaque), cfg->digest_algs[i], false,
+				       cfg->digest_qop_auth_int, stale);
+	reply_finish_send(&b, t);
+	stats_inc(stale ? ST_AUTH_STALE : ST_AUTH_CHALLENGE);
+	log_info("auth.challenge", "code=%d stale=%d src=%s", reg ? 401 : 407, stale, t->src_addr);
+}
+
+/* The identity failures are counted against: sip:user@domain. */
+static void identity_key(const struct digest_creds *c, struct str realm, char *out, size_t cap)
+{
+	long at = str_chr(c->username, '@');
+	if (at >= 0)
+		snprintf(out, cap, "sip:%.*s", STR_FMT(c->username));
+	else
+		snprintf(out, cap, "sip:%.*s@%.*s", STR_FMT(c->username), STR_FMT(realm));
+	for (char *p = strchr(out, '@'); p && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+}
+
+static void refuse_locked(const struct sip_tx *t, const char *who, enum lockout_state st,
+			  uint32_t retry)
+{
+	char extra[64];
+	char wbuf[LOG_VAL_MAX];
+
+	stats_inc(ST_AUTH_LOCKED);
+	snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry ? retry : 1);
+	log_warn("auth.locked", "user=%s src=%s by=%s retry_after=%u",
+		 log_val(str_cstr(who), wbuf, sizeof(wbuf)), t->src_addr,
+		 st == LOCKOUT_SOURCE ? "source" : "user", retry);
+	reply_simple(t, 403, "Forbidden (too many failed attempts)", extra);
+}
+
+/* Find our realm's Digest credentials. 1 found, 0 none, -1 answered 400. */
+static int find_credentials(const struct sip_tx *t, struct digest_creds *c)
+{
+	const struct sip_msg *m = t->m;
+	enum sip_hdr id = m->method_id == SIP_M_REGISTER ? SIP_H_AUTHORIZATION
+							 : SIP_H_PROXY_AUTHORIZATION;
+	struct str realm = str_cstr(t->w->rt->cfg->domain);
+	char why[96];
+
+	for (const struct sip_header *h = sip_msg_header(m, id); h; h = sip_msg_next_header(m, h)) {
+		int rc = digest_parse_credentials(h->value, c);
+		if (rc == DIGEST_E_SCHEME)
+			continue;
+		if (rc < 0) {
+			stats_inc(ST_SIP_BAD);
+			log_info("auth.malformed", "src=%s reason=\"%s\"", t->src_addr,
+				 digest_strerror(rc));
+			snprintf(why, sizeof(why), "Bad Request (Authorization: %s)",
+				 digest_strerror(rc));
+			reply_simple(t, 400, why, NULL);
+			return -1;
+		}
+		if (!str_eq(c->realm, realm)) {
+			char rbuf[LOG_VAL_MAX];
+			log_info("auth.other_realm", "realm=%s src=%s",
+				 log_val(c->realm, rbuf, sizeof(rbuf)), t->src_addr);
+			continue;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static void record_failure(const struct sip_tx *t, const char *who, const char *reason)
+{
+	struct lockout *lo = t->w->rt->lockout;
+	char wbuf[LOG_VAL_MAX];
+	enum lockout_state st;
+
+	stats_inc(ST_AUTH_FAIL);
+	st = lockout_fail(lo, str_cstr(who), str_cstr(t->src_ip), clock_mono_ms() / 1000);
+	log_warn("auth.fail", "user=%s src=%s reason=%s%s", log_val(str_cstr(who), wbuf, sizeof(wbuf)),
+		 t->src_addr, reason, st != LOCKOUT_NONE ? " locked=1" : "");
+	wb_audit("sip", "auth.fail", who, t->src_addr, reason);
+}
+
+int sipauth_check(const struct sip_tx *t, struct store_user *user)
+{
+	const struct sip_runtime *rt = t->w->rt;
+	struct str realm = str_cstr(rt->cfg->domain);
+	struct digest_creds c;
+	char who[STORE_URI_MAX + 8];
+	enum lockout_state st;
+	enum nonce_status ns;
+	struct verdict v;
+	uint32_t retry = 0;
+	uint64_t mono = clock_mono_ms() / 1000;
+	int rc;
+
+	rc = find_credentials(t, &c);
+	if (rc < 0)
+		return 0;
+	if (rc == 0) {
+		send_challenge(t, false);
+		return 0;
+	}
+	identity_key(&c, realm, who, sizeof(who));
+	/* per-source limits first, then per-user (lockout.h) */
+	st = lockout_check(rt->lockout, str_cstr(who), str_cstr(t->src_ip), mono, &retry);
+	if (st != LOCKOUT_NONE) {
+		refuse_locked(t, who, st, retry);
+		return 0;
+	}
+	/* RFC 7616 §3.4.6: the uri must be the Request-URI */
+	if (!str_eq(c.uri, t->m->ruri)) {
+		stats_inc(ST_SIP_BAD);
+		log_info("auth.uri_mismatch", "src=%s", t->src_addr);
+		reply_simple(t, 400, "Bad Request (Authorization uri does not match Request-URI)",
+			     NULL);
+		return 0;
+	}
+	if (!str_eq(c.opaque, str_cstr(rt->opaque))) {
+		log_info("auth.bad_opaque", "src=%s", t->src_addr);
+		send_challenge(t, false);
+		return 0;
+	}
+	ns = nonce_check(rt->nonces, c.nonce, realm, t->now);
+	if (ns == NONCE_INVALID) {
+		log_info("auth.bad_nonce", "src=%s", t->src_addr);
+		send_challenge(t, false);
+		return 0;
+	}
+	if (ns == NONCE_STALE) {
+		send_challenge(t, true);
+		return 0;
+	}
+	v = vault_digest_verify(t->w->store, &c, t->m->method, t->m->body, realm, user);
+	if (v.kind == VERDICT_TEMPFAIL) {
+		stats_inc(ST_AUTH_TEMPFAIL);
+		log_err("auth.tempfail", "src=%s reason=%s", t->src_addr, v.reason);
+		reply_simple(t, 503, "Service Unavailable", "Retry-After: 5\r\n");
+		return 0;
+	}
+	if (v.kind == VERDICT_PERMFAIL) {
+		record_failure(t, who, v.reason);
+		send_challenge(t, false);
+		return 0;
+	}
+	ns = nonce_use(rt->nonces, c.nonce, realm, c.qop == DIGEST_QOP_NONE ? 0 : c.nc, t->now);
+	if (ns == NONCE_REPLAY) {
+		stats_inc(ST_AUTH_REPLAY);
+		log_warn("auth.replay", "user=%s src=%s nc=%u", user->uri, t->src_addr, c.nc);
+		send_challenge(t, false);
+		return 0;
+	}
+	if (ns != NONCE_OK) {
+		send_challenge(t, ns == NONCE_STALE);
+		return 0;
+	}
+	lockout_success(rt->lockout, str_cstr(who), str_cstr(t->src_ip), mono);
+	stats_inc(ST_AUTH_OK);
+	log_info("auth.ok", "user=%s mech=digest alg=%s src=%s", user->uri, digest_alg_name(c.alg),
+		 t->src_addr);
+	return 1;
+}

@@ -1,0 +1,122 @@
+# Shared helpers for integration tests (sourced by tests/integ/*.sh).
+# Each test runs in its own temporary directory, on free loopback ports,
+# starts real processes, and stops them by PID on exit. Output is TAP:
+#   ok N - name / not ok N - name / ok N - name # SKIP reason
+set -u
+RTC_TOP=${RTC_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+RTC_BUILD=${RTC_BUILD:-$RTC_TOP/build-asan}
+RTCAUTHD=$RTC_BUILD/rtcauthd
+RTCAUTHCTL=$RTC_BUILD/rtcauthctl
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+
+T=$(mktemp -d /tmp/rtcauth-integ.XXXXXX)
+_tap_n=0
+_tap_failed=0
+_pids=()
+
+cleanup() {
+	local p
+	for p in "${_pids[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${_pids[@]}"; do
+		for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+	done
+	if [ "$_tap_failed" -eq 0 ] && [ -z "${KEEP_TMP:-}" ]; then
+		rm -rf "$T"
+	else
+		echo "# test files kept in $T"
+	fi
+}
+trap cleanup EXIT
+
+ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=1; echo "not ok $_tap_n - $*"; }
+skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $1 # SKIP $2"; }
+diag() { echo "# $*"; }
+# check NAME CMD...: ok if CMD succeeds
+check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
+# check_fail NAME CMD...: ok if CMD fails
+check_fail() { local name=$1; shift; if "$@"; then not_ok "$name"; else ok "$name"; fi; }
+# show a file's tail as TAP diagnostics
+show() { sed 's/^/# /' "$1" | tail -n "${2:-30}"; }
+
+# A free TCP+UDP port on 127.0.0.1 (bound and released by python; racy but
+# every test uses its own ports and retries are cheap).
+free_port() {
+	python3 - <<'PY'
+import socket
+while True:
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.bind(("127.0.0.1", 0))
+    p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", p))
+    except OSError:
+        t.close(); continue
+    t2 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t2.bind(("127.0.0.1", p + 1)); u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u2.bind(("127.0.0.1", p + 1))
+    except OSError:
+        t.close(); u.close(); continue
+    print(p)
+    break
+PY
+}
+
+# write_config [extra ini lines...]: $T/rtcauth.conf with SIP on $SIP_PORT
+# (udp, tcp) and $SIP_PORT+1 (tls), state in $T/state.
+write_config() {
+	SIP_PORT=${SIP_PORT:-$(free_port)}
+	TLS_PORT=$((SIP_PORT + 1))
+	CONF=$T/rtcauth.conf
+	cat >"$CONF" <<CONF
+[server]
+domain = example.test
+fqdn = localhost
+workers = ${WORKERS:-2}
+state_dir = $T/state
+
+[sip]
+listen = udp:127.0.0.1:$SIP_PORT
+listen = tcp:127.0.0.1:$SIP_PORT
+listen = tls:127.0.0.1:$TLS_PORT
+
+[log]
+level = ${LOG_LEVEL:-info}
+CONF
+	local l
+	for l in "$@"; do echo "$l" >>"$CONF"; done
+}
+
+ctl() { "$RTCAUTHCTL" -c "$CONF" "$@"; }
+
+# start_daemon: start rtcauthd on $CONF, wait until it answers `status`.
+start_daemon() {
+	"$RTCAUTHD" -c "$CONF" >>"$T/rtcauthd.log" 2>&1 &
+	DAEMON_PID=$!
+	_pids+=("$DAEMON_PID")
+	for _ in $(seq 1 100); do
+		if grep -q 'event=ready' "$T/rtcauthd.log" 2>/dev/null; then return 0; fi
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	diag "rtcauthd did not become ready"
+	show "$T/rtcauthd.log"
+	return 1
+}
+
+# stop_daemon: SIGTERM and wait; returns the exit status.
+stop_daemon() {
+	local rc=0
+	kill -TERM "$DAEMON_PID" 2>/dev/null
+	wait "$DAEMON_PID" || rc=$?
+	return $rc
+}
+
+finish() {
+	echo "1..$_tap_n"
+	[ "$_tap_failed" -eq 0 ]
+}

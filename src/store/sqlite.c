@@ -636,8 +636,6 @@ int store_user_add(struct store *s, struct store_user *u)
 	memcpy(u->user, user, sizeof(u->user));
 	memcpy(u->domain, domain, sizeof(u->domain));
 	u->created = u->updated = now;
-	u->password_changed = 0;
-	u->has_password = false;
 	return STORE_OK;
 }
 

@@ -343,7 +343,7 @@ int sip_nameaddr_parse(struct str s, struct sip_nameaddr *out)
 		if (s.p[k] != ';')
 			return -1;
 		out->params = str_trim(str_make(s.p + k + 1, s.len - k - 1));
-		if (sip_params_check(out->params))
+		if (out->params.len == 0 || sip_params_check(out->params))
 			return -1;
 		sip_param_get(out->params, "tag", &out->tag);
 	}
@@ -415,7 +415,7 @@ int sip_via_parse(struct str s, struct sip_via *out)
 	if (s.p[i] != ';')
 		return -1;
 	out->params = str_trim(str_make(s.p + i + 1, s.len - i - 1));
-	if (sip_params_check(out->params))
+	if (out->params.len == 0 || sip_params_check(out->params))
 		return -1; /* RFC 4475 badinv01 */
 	sip_param_get(out->params, "branch", &out->branch);
 	sip_param_get(out->params, "received", &out->received);

@@ -9,6 +9,7 @@ ALL=$T/all-output # every stdout+stderr of rtcauthctl, checked for secrets at th
 PW_ALICE='Alice-Pw-7f3a9c'
 PW_BOB='Bob-Pw-51e2d0'
 PW_BOB2='Bob-Pw2-c04b7e'
+PW_TTY='Tty-Pw-9d1e44'
 
 if [ ! -x "$RTCAUTHCTL" ]; then
 	not_ok "rtcauthctl is built ($RTCAUTHCTL)"
@@ -106,6 +107,42 @@ expect "user del of an unknown user exits 3" 3 "not found"
 run ctl user enable sip:carol@example.test
 expect "user enable of an unknown user exits 3" 3 "not found"
 
+# ---- passwords asked on a terminal (a pty): twice, echo off ----
+# tty_run PW1 PW2 ARGS...: run rtcauthctl on a pty, answer each prompt; the
+# pty transcript goes to $T/out (and $ALL), the exit status to $rc.
+tty_run() {
+	python3 - "$@" >"$T/out" 2>&1 <<'PY'
+import os, pty, sys, time
+answers, argv = sys.argv[1:3], sys.argv[3:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+out, deadline = b"", time.time() + 20
+while time.time() < deadline:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+    if out.endswith(b"password: ") and answers:
+        os.write(fd, answers.pop(0).encode() + b"\n")
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(st))
+PY
+	rc=$?
+	cat "$T/out" >>"$ALL"
+}
+tty_run "$PW_TTY" "$PW_TTY" "$RTCAUTHCTL" -c "$CONF" user add sip:tty@example.test
+check "user add on a terminal asks twice and succeeds" bash -c "[ $rc -eq 0 ] && [ \$(grep -c 'assword: ' '$T/out') -eq 2 ]"
+check "the terminal never echoes the password" bash -c "! grep -qF -- '$PW_TTY' '$T/out'"
+tty_run "$PW_TTY" "other-$PW_TTY" "$RTCAUTHCTL" -c "$CONF" user passwd sip:tty@example.test
+check "mismatched passwords on a terminal exit 2" bash -c "[ $rc -eq 2 ] && grep -q 'do not match' '$T/out'"
+run ctl user show sip:tty@example.test --json
+check "a user added on a terminal has a password" json "assert d['has_password'] is True"
+
 # ---- usage errors ----
 run ctl frobnicate
 expect "unknown command exits 2" 2 "unknown command 'frobnicate'"
@@ -147,7 +184,7 @@ expect "import of 10,000 users" 0
 diag "import of 10,000 users took $((end - start)) s"
 check "import of 10,000 users takes under 30 s (ASan)" test $((end - start)) -lt 30
 run ctl user list --json
-check "user list counts 10,000 imported users (10,002 in all)" json "assert sum(1 for u in d if u['uri'].startswith('sip:imp'))==10000 and len(d)==10002, len(d)"
+check "user list counts 10,000 imported users (10,003 in all)" json "assert sum(1 for u in d if u['uri'].startswith('sip:imp'))==10000 and len(d)==10003, len(d)"
 run ctl user show sip:imp09999@example.test --json
 check "imported display name with a quoted comma" json "assert d['display_name']=='Imported, No. 9999' and d['has_password']"
 
@@ -278,7 +315,7 @@ for h in $hexes; do
 done
 check "no Digest HA1 (hex) appears in any rtcauthctl output" test "$leak" -eq 0
 leak=0
-for p in "$PW_ALICE" "$PW_BOB" "$PW_BOB2" "pw-0-Zq9" "pw-9999-Zq9"; do
+for p in "$PW_ALICE" "$PW_BOB" "$PW_BOB2" "$PW_TTY" "pw-0-Zq9" "pw-9999-Zq9"; do
 	if grep -qF -- "$p" "$ALL"; then leak=1; diag "password $p appears in output"; fi
 	for f in "$T"/state/*; do
 		[ -f "$f" ] || continue

@@ -377,8 +377,12 @@ static int import_all(struct ctl *c, struct import *im)
 			progress(done, im->n_rows, &last);
 	}
 	rc = store_commit(c->store);
-	if (rc != STORE_OK)
-		goto fail;
+	if (rc != STORE_OK) {
+		store_rollback(c->store);
+		ctl_err("%s: committing the import failed: %s (%s); nothing was imported", im->file,
+			store_strerror(rc), store_errmsg(c->store));
+		return CTL_EXIT_ERR;
+	}
 	printf("imported %zu users from %s\n", done, im->file);
 	return CTL_EXIT_OK;
 fail:

@@ -535,11 +535,12 @@ static int split_headers(struct sip_msg *m, const char *buf, size_t len, size_t 
 			if (*next != ' ' && *next != '\t')
 				break;
 		}
-		e = lf;
-		if (e > p && e[-1] == '\r')
-			e--;
-		if (bad_nul(p, (size_t)(e - p)))
+		size_t llen = (size_t)(lf - p);
+		if (llen && p[llen - 1] == '\r')
+			llen--;
+		if (llen && bad_nul(p, llen))
 			return SIP_E_NUL;
+		e = p + llen;
 		int rc = split_header(m, p, e);
 		if (rc)
 			return rc;

@@ -330,7 +330,8 @@ if [ ! -x "$RTCAUTHD" ]; then
 	skip "status through rtcauthd" "rtcauthd not built"
 	skip "reg list through rtcauthd" "rtcauthd not built"
 	skip "lockout list through rtcauthd" "rtcauthd not built"
-elif ! { SIP_PORT=$(free_port) && write_config && start_daemon; }; then
+elif ! { SIP_PORT=$(free_port) && write_config '[auth]' 'lockout_user_failures = 3' &&
+	start_daemon; }; then
 	not_ok "rtcauthd starts for the admin socket tests"
 else
 	run ctl status --json
@@ -347,6 +348,44 @@ else
 	expect "lockout clear of an unknown key exits 3" 3
 	run ctl reg del sip:nobody@example.test
 	expect "reg del of an AOR without bindings through rtcauthd exits 3" 3
+
+	# a real binding: register alice, see it, remove it by its Contact URI
+	sip() { PYTHONPATH="$RTC_TOP/tests/integ" python3 - "$SIP_PORT" "$@"; }
+	sip "$PW_ALICE" <<'PY' >"$T/sip.out" 2>&1
+import sys
+from sipclient import Client, register
+r, _ = register(Client(int(sys.argv[1])), "alice", sys.argv[2], expires=600)
+assert r is not None and r.status == 200, r
+PY
+	src=$?
+	check "alice registers (password set by rtcauthctl works)" test $src -eq 0
+	[ $src -eq 0 ] || show "$T/sip.out"
+	run ctl reg list --json sip:alice@example.test
+	check "reg list through rtcauthd shows alice's binding" json "assert len(d)==1 and d[0]['aor']=='sip:alice@example.test' and 0<d[0]['expires']<=600 and d[0]['transport']=='udp'"
+	contact=$(python3 -c "import json,re; c=json.load(open('$T/out'))[0]['contact']; m=re.search(r'<([^>]*)>', c); print(m.group(1) if m else c.split(';')[0])" 2>/dev/null)
+	run ctl reg del sip:alice@example.test "$contact"
+	expect "reg del AOR CONTACT through rtcauthd" 0
+	check "reg del through rtcauthd removed exactly one binding" grep -q 'removed 1 binding of' "$T/out"
+	run ctl reg list --json sip:alice@example.test
+	check "the binding is gone from rtcauthd" json "assert d==[], d"
+
+	# a lockout: three wrong passwords for bob, then clear it
+	sip <<'PY' >"$T/sip.out" 2>&1
+import sys
+from sipclient import Client, register
+c = Client(int(sys.argv[1]))
+for _ in range(4):
+    register(c, "bob", "wrong-password")
+PY
+	run ctl lockout list --json
+	check "lockout list through rtcauthd shows bob locked" json "assert any('bob' in e['key'] and e['kind']=='user' and e['locked_for']>0 for e in d), d"
+	key=$(python3 -c "import json; print([e['key'] for e in json.load(open('$T/out')) if 'bob' in e['key']][0])" 2>/dev/null)
+	run ctl lockout list
+	check "lockout list table shows the key" grep -qF -- "$key" "$T/out"
+	run ctl lockout clear "$key"
+	expect "lockout clear through rtcauthd" 0
+	run ctl lockout list --json
+	check "the lockout is gone" json "assert not any('bob' in e['key'] and e['kind']=='user' for e in d), d"
 	check "rtcauthd stops cleanly" stop_daemon
 fi
 

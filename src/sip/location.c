@@ -296,62 +296,38 @@ void location_aor_remove(struct location_aor *rec, size_t i)
 	atomic_fetch_sub(&total, 1);
 }
 
-struct lookup_ctx {
-	struct location_binding *out;
-	size_t max, n;
-};
-
-static int lookup_fn(void *vctx, struct location_aor *rec)
-{
-	struct lookup_ctx *c = vctx;
-	/* insertion sort by updated, newest first */
-	for (size_t i = 0; i < rec->n; i++) {
-		struct loc_packed *p = rec->b[i];
-		size_t pos = c->n;
-		while (pos > 0 && c->out[pos - 1].updated < p->updated)
-			pos--;
-		if (pos >= c->max)
-			continue;
-		size_t last = c->n < c->max ? c->n : c->max - 1;
-		memmove(&c->out[pos + 1], &c->out[pos], (last - pos) * sizeof(c->out[0]));
-		unpack(rec, p, &c->out[pos]);
-		if (c->n < c->max)
-			c->n++;
-	}
-	return 0;
-}
-
 size_t location_lookup(struct str aor, int64_t now, struct location_binding *out, size_t max)
 {
 	uint64_t h = hash_str(aor);
 	struct shard *sh = shard_of(h);
-	struct lookup_ctx c = {out, max, 0};
+	struct loc_packed *live[64];
 	struct location_aor *a;
+	size_t n = 0;
 
 	if (max == 0)
 		return 0;
 	pthread_mutex_lock(&sh->mu);
 	a = *slot_of(sh, h, aor);
-	if (a) {
-		for (size_t i = 0; i < a->n; i++)
-			if (a->b[i]->expires > now)
-				goto have;
-		a = NULL;
+	for (size_t i = 0; a && i < a->n && n < 64; i++) {
+		struct loc_packed *p = a->b[i];
+		size_t pos = n++;
+		if (p->expires <= now) {
+			n--;
+			continue;
+		}
+		/* newest first */
+		while (pos > 0 && live[pos - 1]->updated < p->updated) {
+			live[pos] = live[pos - 1];
+			pos--;
+		}
+		live[pos] = p;
 	}
-have:
-	if (a) {
-		struct location_aor tmp = *a;
-		size_t n = 0;
-		struct loc_packed *live[64];
-		for (size_t i = 0; i < a->n && n < 64; i++)
-			if (a->b[i]->expires > now)
-				live[n++] = a->b[i];
-		tmp.b = live;
-		tmp.n = n;
-		lookup_fn(&c, &tmp);
-	}
+	if (n > max)
+		n = max;
+	for (size_t i = 0; i < n; i++)
+		unpack(a, live[i], &out[i]);
 	pthread_mutex_unlock(&sh->mu);
-	return c.n;
+	return n;
 }
 
 void location_foreach(void (*fn)(void *ctx, const struct location_binding *b), void *ctx)

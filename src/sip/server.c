@@ -286,6 +286,36 @@ static int request_sanity(const struct sip_tx *t)
 		reply_simple(t, 400, "Bad Request (headers in Request-URI)", NULL);
 		return -1;
 	}
+	/* values every later step relies on must parse: answer 400 now rather
+	 * than challenge a request we could never accept (RFC 4475 §3.1.2) */
+	{
+		struct sip_nameaddr na;
+		struct sip_via via;
+		const char *bad = NULL;
+		if (sip_msg_top_via(m, &via) < 0)
+			bad = "Bad Request (Via)";
+		else if (sip_msg_from(m, &na) < 0)
+			bad = "Bad Request (From)";
+		else if (sip_msg_to(m, &na) < 0)
+			bad = "Bad Request (To)";
+		if (!bad && m->method_id == SIP_M_REGISTER) {
+			struct sip_hdr_iter it;
+			struct sip_contact ct;
+			struct str v;
+			int r;
+			sip_hdr_iter_init(&it, m, SIP_H_CONTACT);
+			while ((r = sip_hdr_iter_next(&it, &v)) > 0)
+				if (sip_contact_parse(v, &ct) < 0)
+					break;
+			if (r != 0)
+				bad = "Bad Request (Contact)";
+		}
+		if (bad) {
+			stats_inc(ST_SIP_BAD);
+			reply_simple(t, 400, bad, NULL);
+			return -1;
+		}
+	}
 	rc = sip_msg_max_forwards(m, &mf);
 	if (rc < 0) {
 		reply_simple(t, 400, "Bad Request (Max-Forwards)", NULL);

@@ -5,6 +5,8 @@
 set -u
 RTC_TOP=${RTC_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 RTC_BUILD=${RTC_BUILD:-$RTC_TOP/build-asan}
+export RTC_TOP RTC_BUILD
+export PYTHONPATH=$RTC_TOP/tests/integ${PYTHONPATH:+:$PYTHONPATH}
 RTCAUTHD=$RTC_BUILD/rtcauthd
 RTCAUTHCTL=$RTC_BUILD/rtcauthctl
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -37,6 +39,8 @@ skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $1 # SKIP $2"; }
 diag() { echo "# $*"; }
 # check NAME CMD...: ok if CMD succeeds
 check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
+# check_sh NAME 'shell condition': ok if the condition holds
+check_sh() { local name=$1; shift; if eval "$1"; then ok "$name"; else not_ok "$name"; fi; }
 # check_fail NAME CMD...: ok if CMD fails
 check_fail() { local name=$1; shift; if "$@"; then not_ok "$name"; else ok "$name"; fi; }
 # show a file's tail as TAP diagnostics
@@ -95,11 +99,15 @@ ctl() { "$RTCAUTHCTL" -c "$CONF" "$@"; }
 
 # start_daemon: start rtcauthd on $CONF, wait until it answers `status`.
 start_daemon() {
+	local before
+	before=$(cat "$T/rtcauthd.log" 2>/dev/null | wc -l)
 	"$RTCAUTHD" -c "$CONF" >>"$T/rtcauthd.log" 2>&1 &
 	DAEMON_PID=$!
 	_pids+=("$DAEMON_PID")
-	for _ in $(seq 1 100); do
-		if grep -q 'event=ready' "$T/rtcauthd.log" 2>/dev/null; then return 0; fi
+	for _ in $(seq 1 150); do
+		if tail -n +"$((before + 1))" "$T/rtcauthd.log" 2>/dev/null | grep -q 'event=ready'; then
+			return 0
+		fi
 		kill -0 "$DAEMON_PID" 2>/dev/null || break
 		sleep 0.1
 	done

@@ -2,6 +2,7 @@
  * Lockout: per-user and per-source failure windows, lock escalation,
  * known-good sources, administration, bounded memory.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -374,6 +375,8 @@ static void test_lockout_memory_bounded_under_100k_sources(void **state)
 	/* at most 32768 per table (users and sources) */
 	assert_true(n <= 2 * 32768);
 	assert_true(n > 1000);
+	/* alice's lock, the oldest entry of its shard, survived the flood */
+	assert_int_equal(lockout_check(l, ALICE, HOME, T0 + 1, NULL), LOCKOUT_USER);
 	/* after the windows pass, new entries replace the idle ones */
 	for (int i = 0; i < 1000; i++) {
 		snprintf(src, sizeof(src), "198.18.%d.%d", i >> 8, i & 255);
@@ -382,9 +385,50 @@ static void test_lockout_memory_bounded_under_100k_sources(void **state)
 	n = 0;
 	lockout_list(l, T0 + 1000, count_entries, &n);
 	assert_int_equal(n, 1 + 1000);
-	/* alice's lock, the oldest entry of its shard, survived the churn
-	 * (locked 300 s at T0, then failures while locked do not extend it) */
-	assert_int_equal(lockout_check(l, ALICE, HOME, T0 + 299, NULL), LOCKOUT_USER);
+	lockout_free(l);
+}
+
+struct hammer {
+	struct lockout *l;
+	int id;
+};
+
+static void *hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+	char src[32], user[32];
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(src, sizeof(src), "10.%d.%d.%d", h->id, i >> 8, i & 255);
+		snprintf(user, sizeof(user), "u%d", i % 50);
+		lockout_fail(h->l, str_cstr(user), str_cstr(src), T0 + (uint64_t)(i / 100));
+		lockout_check(h->l, ALICE, str_cstr(src), T0, NULL);
+		if (i % 7 == 0)
+			lockout_success(h->l, BOB, str_cstr(src), T0);
+	}
+	return NULL;
+}
+
+static void test_lockout_is_thread_safe(void **state)
+{
+	struct lockout *l = lockout_new(&policy);
+	struct hammer h[4];
+	pthread_t th[4];
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		h[i] = (struct hammer){l, i};
+		assert_int_equal(pthread_create(&th[i], NULL, hammer_thread, &h[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	/* 8000 failures over 50 users in 20 s: every user got locked */
+	for (int i = 0; i < 50; i++) {
+		char user[32];
+		snprintf(user, sizeof(user), "u%d", i);
+		assert_int_equal(lockout_check(l, str_cstr(user), HOME, T0 + 20, NULL),
+				 LOCKOUT_USER);
+	}
 	lockout_free(l);
 }
 
@@ -406,6 +450,7 @@ int main(void)
 	    cmocka_unit_test(test_lockout_zero_threshold_disables_locking),
 	    cmocka_unit_test(test_lockout_odd_keys_are_safe),
 	    cmocka_unit_test(test_lockout_memory_bounded_under_100k_sources),
+	    cmocka_unit_test(test_lockout_is_thread_safe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -458,15 +458,16 @@ static int creds_param(void *ctx, struct str name, struct str val, bool quoted)
 		return DIGEST_E_SCHEME;
 	if (++st->nparams > DIGEST_MAX_PARAMS)
 		return DIGEST_E_TOO_LONG;
-	/* quoted-pairs are not decoded (digest.h): refuse them outright */
-	if (quoted && memchr(val.p, '\\', val.len))
-		return DIGEST_E_SYNTAX;
 	for (f = 0; f < F_COUNT; f++) {
 		if (str_caseeq_cstr(name, fields[f].name))
 			break;
 	}
 	if (f == F_COUNT)
 		return val.len > DIGEST_MAX_FIELD ? DIGEST_E_TOO_LONG : 0;
+	/* quoted-pairs are not decoded (digest.h): a known field holding one
+	 * is invalid; unknown parameters are skipped whatever they hold */
+	if (quoted && memchr(val.p, '\\', val.len))
+		return DIGEST_E_SYNTAX;
 	if (st->seen & (1u << f))
 		return DIGEST_E_DUPLICATE;
 	st->seen |= 1u << f;

@@ -392,6 +392,9 @@ static void test_digest_rejects_quoted_pair_escapes(void **state)
 			 DIGEST_E_SYNTAX);
 	assert_int_equal(parse_with("username=\"Mufasa\"", "username=\"Mu\\\\fasa\"", &c),
 			 DIGEST_E_SYNTAX);
+	/* an unknown parameter's escapes are skipped over, not an error */
+	assert_int_equal(parse_with("opaque=", "x-ext=\"say \\\"hi\\\", ok\", opaque=", &c), 0);
+	assert_true(str_eq_cstr(c.opaque, RFC7616_OPAQUE));
 }
 
 static void test_digest_rejects_bad_syntax(void **state)

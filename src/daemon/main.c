@@ -21,6 +21,7 @@
 
 #include "auth/lockout.h"
 #include "auth/nonce.h"
+#include "auth/retrans.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -402,7 +403,7 @@ int main(int argc, char **argv)
 	if (nw < 1)
 		nw = 1;
 	rt = make_runtime(cfg, NULL);
-	if (!rt || location_init(8) < 0) {
+	if (!rt || location_init(8) < 0 || retrans_init(19) < 0) {
 		fprintf(stderr, "rtcauthd: out of memory\n");
 		return 1;
 	}
@@ -466,6 +467,7 @@ fail:
 	rc = 1;
 out:
 	location_shutdown();
+	retrans_shutdown();
 	vault_shutdown();
 	while (kept) {
 		struct rt_keep *k = kept;

@@ -35,6 +35,7 @@ struct reg_req {
 	struct str call_id;
 	uint32_t cseq;
 	int max_contacts;
+	bool retransmission;
 	/* results */
 	int status;
 	const char *reason;
@@ -137,11 +138,13 @@ static int update_fn(void *vctx, struct location_aor *rec)
 		int idx = location_aor_find(rec, q->cs[i].key);
 		if (idx >= 0) {
 			location_aor_get(rec, (size_t)idx, cur);
-			if (str_eq_cstr(q->call_id, cur->call_id) && q->cseq <= cur->cseq) {
+			if (str_eq_cstr(q->call_id, cur->call_id) && q->cseq < cur->cseq) {
 				q->status = 500;
 				q->reason = "Server Internal Error (CSeq out of order)";
 				return 0;
 			}
+			if (str_eq_cstr(q->call_id, cur->call_id) && q->cseq == cur->cseq)
+				q->retransmission = true;
 		} else if (q->cs[i].expires > 0) {
 			adds++;
 		}
@@ -152,6 +155,11 @@ static int update_fn(void *vctx, struct location_aor *rec)
 		return 0;
 	}
 	q->n_changed = 0;
+	if (q->retransmission) {
+		/* the same REGISTER again: answer with what it already did */
+		q->n = 0;
+		q->star = false;
+	}
 	if (q->star) {
 		while (location_aor_count(rec) > 0) {
 			location_aor_get(rec, 0, &q->changed[q->n_changed]);

@@ -11,6 +11,7 @@
 #include "auth/digest.h"
 #include "auth/lockout.h"
 #include "auth/nonce.h"
+#include "auth/retrans.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/stats.h"
@@ -116,6 +117,20 @@ static void record_failure(const struct sip_tx *t, const char *who, const char *
 	wb_audit("sip", "auth.fail", who, t->src_addr, reason);
 }
 
+static void retrans_key_of(const struct sip_tx *t, const struct digest_creds *c,
+			   struct retrans_key *k)
+{
+	const struct sip_header *cs = sip_msg_header(t->m, SIP_H_CSEQ);
+	struct sip_via v;
+
+	k->nonce = c->nonce;
+	k->nc = c->nc_str;
+	k->branch = sip_msg_top_via(t->m, &v) == 0 ? v.branch : STR_NULL;
+	k->call_id = sip_msg_call_id(t->m);
+	k->cseq = cs ? cs->value : STR_NULL;
+	k->method = t->m->method;
+}
+
 int sipauth_check(const struct sip_tx *t, struct store_user *user)
 {
 	const struct sip_runtime *rt = t->w->rt;
@@ -127,6 +142,7 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 	struct verdict v;
 	uint32_t retry = 0;
 	uint64_t mono = clock_mono_ms() / 1000;
+	struct retrans_key rk;
 	int rc;
 
 	rc = find_credentials(t, &c);
@@ -178,7 +194,15 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 		send_challenge(t, false);
 		return 0;
 	}
+	retrans_key_of(t, &c, &rk);
 	ns = nonce_use(rt->nonces, c.nonce, realm, c.qop == DIGEST_QOP_NONE ? 0 : c.nc, t->now);
+	if (ns == NONCE_REPLAY && retrans_seen(&rk, mono)) {
+		/* the same request again (RFC 3261 §17.1.2): not a replay */
+		log_debug("auth.retransmission", "src=%s", t->src_addr);
+		ns = NONCE_OK;
+	} else if (ns == NONCE_OK) {
+		retrans_remember(&rk, mono);
+	}
 	if (ns == NONCE_REPLAY) {
 		stats_inc(ST_AUTH_REPLAY);
 		log_warn("auth.replay", "user=%s src=%s nc=%u", user->uri, t->src_addr, c.nc);

@@ -29,11 +29,11 @@ socat TCP-LISTEN:"$SOCAT_PORT",bind=127.0.0.1,reuseaddr,fork \
 	2>"$T/socat.log" &
 _pids+=("$!")
 
-run_sipp() { # transport-flag port scenario injection calls logname
+run_sipp() { # transport-flag port scenario injection calls logname [sipp options]
 	local tflag=$1 port=$2 sf=$3 inf=$4 m=$5 log=$6
 	shift 6
 	timeout 120 sipp 127.0.0.1:"$port" -sf "$sf" -inf "$inf" -t "$tflag" -m "$m" -r 200 -rp 1000 \
-		-i 127.0.0.1 -p 0 -nostdin -timeout 60s -timeout_error \
+		-i 127.0.0.1 -nostdin -timeout 60s -timeout_error \
 		-auth_uri "${AUTH_URI:-example.test}" \
 		-trace_err -error_file "$T/$log.err" -trace_stat -stf "$T/$log.csv" "$@" \
 		>"$T/$log.out" 2>&1 </dev/null
@@ -52,7 +52,7 @@ for tr in udp:u1 tcp:t1 tls:t1; do
 	name=${tr%%:*} flag=${tr##*:}
 	port=$SIP_PORT
 	[ "$name" = tls ] && port=$SOCAT_PORT
-	run_sipp "$flag" "$port" "$SIPP_DIR/register.xml" "$T/users.inf" "$N" "reg-$name"
+	run_sipp "$flag" "$port" "$SIPP_DIR/register.xml" "$T/users.inf" "$N" "reg-$name" -p 0
 	rc=$?
 	read -r okc failc < <(sipp_counts "$T/reg-$name.csv" 2>/dev/null || echo "0 $N")
 	if [ "$rc" -eq 0 ] && [ "$okc" = "$N" ] && [ "$failc" = 0 ]; then
@@ -72,41 +72,54 @@ check "reg list shows $N registered AORs (got $aors AORs, $bindings bindings)" [
 
 # wrong password: sipp fails the call (the 200 never comes)
 printf 'SEQUENTIAL\nuser0001;example.test;[authentication username=user0001 password=not-the-password]\n' >"$T/wrong.inf"
-run_sipp u1 "$SIP_PORT" "$SIPP_DIR/register.xml" "$T/wrong.inf" 1 wrong -recv_timeout 3000
+run_sipp u1 "$SIP_PORT" "$SIPP_DIR/register.xml" "$T/wrong.inf" 1 wrong -p 0 -recv_timeout 3000
 read -r okc failc < <(sipp_counts "$T/wrong.csv" 2>/dev/null || echo "0 0")
 check_sh "a wrong password does not register (sipp: ok=$okc failed=$failc)" '[ "$okc" = 0 ] && [ "$failc" = 1 ]'
 check "the failure is in the log without the password" \
 	bash -c "grep -q 'event=auth.fail.*reason=bad_response' '$T/rtcauthd.log' && ! grep -q 'not-the-password' '$T/rtcauthd.log'"
 
-# replay: a captured authorised REGISTER sent again is challenged, not accepted
+# replay: captured credentials in a new transaction are challenged, not
+# accepted; the identical datagram within 32 s is a retransmission and only
+# gets the same answer again (RFC 3261 §17.1.2)
 python3 - "$SIP_PORT" <<'PY' >"$T/replay.out" 2>&1
-import sys
-
+import re, sys
 from sipclient import Client, register
 c = Client(int(sys.argv[1]))
 r, raw = register(c, "user0002", "pw-0002")
 assert r is not None and r.status == 200, r
 c.send_raw(raw)
 r2 = c.final()
-print("replay answered", r2)
-assert r2 is not None and r2.status == 401, r2
+print("retransmission answered", r2)
+assert r2 is not None and r2.status == 200, r2
+replay = re.sub(rb"branch=z9hG4bK\w+", b"branch=z9hG4bKreplayed1", raw)
+c.send_raw(replay)
+r3 = c.final()
+print("replay in a new transaction answered", r3)
+assert r3 is not None and r3.status == 401, r3
+replay2 = raw.replace(b"CSeq: 2 REGISTER", b"CSeq: 3 REGISTER")
+c.send_raw(replay2)
+r4 = c.final()
+print("replay with a new CSeq answered", r4)
+assert r4 is not None and r4.status == 401, r4
 PY
 rc=$?
-check "a captured authorised REGISTER replayed is rejected (401)" [ $rc -eq 0 ]
+check "a captured authorised REGISTER replayed in a new transaction is rejected (401)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || show "$T/replay.out"
+check "the replays are logged" grep -q 'event=auth.replay' "$T/rtcauthd.log"
 
 # MESSAGE from one registered sipp UA to another through the router
-printf 'SEQUENTIAL\nuser0010;example.test;[authentication username=user0010 password=pw-0010]\n' >"$T/bob.inf"
-printf 'SEQUENTIAL\nuser0011;example.test;[authentication username=user0011 password=pw-0011];user0010\n' >"$T/alice.inf"
-run_sipp u1 "$SIP_PORT" "$SIPP_DIR/uas_message.xml" "$T/bob.inf" 1 bob -recv_timeout 20000 &
+printf 'bobpw\n' | ctl user add sip:bob@example.test --password-stdin >/dev/null
+printf 'alicepw\n' | ctl user add sip:alice@example.test --password-stdin >/dev/null
+printf 'SEQUENTIAL\nbob;example.test;[authentication username=bob password=bobpw]\n' >"$T/bob.inf"
+printf 'SEQUENTIAL\nalice;example.test;[authentication username=alice password=alicepw];bob\n' >"$T/alice.inf"
+BOB_PORT=$(free_port)
+run_sipp u1 "$SIP_PORT" "$SIPP_DIR/register.xml" "$T/bob.inf" 1 bobreg -p "$BOB_PORT"
+timeout 60 sipp -sf "$SIPP_DIR/uas_message.xml" -t u1 -i 127.0.0.1 -p "$BOB_PORT" -m 1 -nostdin \
+	-timeout 30s -timeout_error -trace_err -error_file "$T/bob.err" >"$T/bob.out" 2>&1 </dev/null &
 bob=$!
 _pids+=("$bob")
-for _ in $(seq 1 50); do
-	ctl reg list --json 2>/dev/null | grep -q '"user_agent": *""' && break
-	grep -q 'register.ok.*aor=sip:user0010' "$T/rtcauthd.log" && sleep 0.3 && break
-	sleep 0.1
-done
-AUTH_URI=user0010@example.test run_sipp u1 "$SIP_PORT" "$SIPP_DIR/uac_message.xml" "$T/alice.inf" 1 alice
+sleep 0.5
+AUTH_URI=bob@example.test run_sipp u1 "$SIP_PORT" "$SIPP_DIR/uac_message.xml" "$T/alice.inf" 1 alice -p 0
 arc=$?
 wait "$bob"
 brc=$?

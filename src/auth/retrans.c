@@ -1,0 +1,101 @@
+/* Retransmission memory; see retrans.h. Never stores credentials: only a
+ * hash of the request's identity. */
+#include "auth/retrans.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "core/secmem.h"
+
+#define SHARDS 64
+
+struct slot {
+	uint8_t fp[16];
+	uint64_t until;
+};
+
+static struct slot *slots;
+static uint64_t mask;
+static pthread_mutex_t locks[SHARDS];
+
+int retrans_init(unsigned slots_log2)
+{
+	slots = calloc((size_t)1 << slots_log2, sizeof(*slots));
+	if (!slots)
+		return -1;
+	mask = ((uint64_t)1 << slots_log2) - 1;
+	for (int i = 0; i < SHARDS; i++)
+		pthread_mutex_init(&locks[i], NULL);
+	return 0;
+}
+
+void retrans_shutdown(void)
+{
+	free(slots);
+	slots = NULL;
+}
+
+static int fingerprint(const struct retrans_key *k, uint8_t out[16])
+{
+	const struct str parts[6] = {k->nonce, k->nc, k->branch, k->call_id, k->cseq, k->method};
+	uint8_t md[32];
+	unsigned int len = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = -1;
+
+	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+		rc = 0;
+		for (int i = 0; i < 6 && rc == 0; i++) {
+			/* length-prefixed so fields cannot slide into each other */
+			uint32_t n = (uint32_t)parts[i].len;
+			if (EVP_DigestUpdate(ctx, &n, sizeof(n)) != 1 ||
+			    EVP_DigestUpdate(ctx, parts[i].p ? parts[i].p : "", parts[i].len) != 1)
+				rc = -1;
+		}
+		if (rc == 0 && EVP_DigestFinal_ex(ctx, md, &len) != 1)
+			rc = -1;
+	}
+	EVP_MD_CTX_free(ctx);
+	if (rc == 0)
+		memcpy(out, md, 16);
+	return rc;
+}
+
+static uint64_t index_of(const uint8_t fp[16])
+{
+	uint64_t v;
+	memcpy(&v, fp, sizeof(v));
+	return v & mask;
+}
+
+void retrans_remember(const struct retrans_key *k, uint64_t now)
+{
+	uint8_t fp[16];
+	uint64_t i;
+
+	if (!slots || fingerprint(k, fp) < 0)
+		return;
+	i = index_of(fp);
+	pthread_mutex_lock(&locks[i % SHARDS]);
+	memcpy(slots[i].fp, fp, 16);
+	slots[i].until = now + RETRANS_WINDOW;
+	pthread_mutex_unlock(&locks[i % SHARDS]);
+}
+
+bool retrans_seen(const struct retrans_key *k, uint64_t now)
+{
+	uint8_t fp[16];
+	uint64_t i;
+	bool hit;
+
+	if (!slots || fingerprint(k, fp) < 0)
+		return false;
+	i = index_of(fp);
+	pthread_mutex_lock(&locks[i % SHARDS]);
+	hit = slots[i].until >= now && secmem_eq(slots[i].fp, fp, 16);
+	pthread_mutex_unlock(&locks[i % SHARDS]);
+	return hit;
+}

@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,9 @@
 #include "core/secmem.h"
 
 static uint8_t pool_secret[VAULT_SECRET_LEN];
+static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
+static pthread_key_t mac_key;
+static EVP_MAC *hmac;
 static int pool_secret_loaded;
 
 static int secret_path(const char *state_dir, char *path, size_t cap)
@@ -96,6 +100,12 @@ int vault_init(const char *state_dir, char *err, size_t errlen)
 		return -1;
 	}
 	pool_secret_loaded = 1;
+	if (hmac) {
+		/* a context keyed with an earlier secret must not be reused */
+		EVP_MAC_CTX *ctx = pthread_getspecific(mac_key);
+		pthread_setspecific(mac_key, NULL);
+		EVP_MAC_CTX_free(ctx);
+	}
 	return 0;
 }
 
@@ -103,33 +113,63 @@ void vault_shutdown(void)
 {
 	secmem_wipe(pool_secret, sizeof(pool_secret));
 	pool_secret_loaded = 0;
+	if (hmac) {
+		/* this thread's context; workers' contexts went with their threads */
+		EVP_MAC_CTX *ctx = pthread_getspecific(mac_key);
+		pthread_setspecific(mac_key, NULL);
+		EVP_MAC_CTX_free(ctx);
+	}
+}
+
+/* One keyed HMAC context per thread, made on first use and re-armed with
+ * the same key for each MAC (EVP_MAC_init with a NULL key); freed (and so
+ * wiped by OpenSSL) when the thread ends. */
+
+static void mac_ctx_free(void *p)
+{
+	EVP_MAC_CTX_free(p);
+}
+
+static void mac_setup(void)
+{
+	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	pthread_key_create(&mac_key, mac_ctx_free);
+}
+
+static EVP_MAC_CTX *thread_mac(void)
+{
+	EVP_MAC_CTX *ctx;
+	OSSL_PARAM params[2];
+
+	pthread_once(&mac_once, mac_setup);
+	ctx = pthread_getspecific(mac_key);
+	if (ctx)
+		return EVP_MAC_init(ctx, NULL, 0, NULL) == 1 ? ctx : NULL;
+	if (!hmac || !(ctx = EVP_MAC_CTX_new(hmac)))
+		return NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(ctx, pool_secret, sizeof(pool_secret), params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
+	}
+	pthread_setspecific(mac_key, ctx);
+	return ctx;
 }
 
 int vault_mac(const char *purpose, const void *data, size_t len, uint8_t out[32])
 {
 	static const uint8_t zero = 0;
-	EVP_MAC *mac;
 	EVP_MAC_CTX *ctx;
-	OSSL_PARAM params[2];
 	size_t olen = 0;
-	int rc = -1;
 
-	if (!pool_secret_loaded)
+	if (!pool_secret_loaded || !(ctx = thread_mac()))
 		return -1;
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (!mac)
+	if (EVP_MAC_update(ctx, (const uint8_t *)purpose, strlen(purpose)) != 1 ||
+	    EVP_MAC_update(ctx, &zero, 1) != 1 || EVP_MAC_update(ctx, data, len) != 1 ||
+	    EVP_MAC_final(ctx, out, &olen, 32) != 1 || olen != 32)
 		return -1;
-	ctx = EVP_MAC_CTX_new(mac);
-	params[0] = OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (ctx && EVP_MAC_init(ctx, pool_secret, sizeof(pool_secret), params) == 1 &&
-	    EVP_MAC_update(ctx, (const uint8_t *)purpose, strlen(purpose)) == 1 &&
-	    EVP_MAC_update(ctx, &zero, 1) == 1 && EVP_MAC_update(ctx, data, len) == 1 &&
-	    EVP_MAC_final(ctx, out, &olen, 32) == 1 && olen == 32)
-		rc = 0;
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	return rc;
+	return 0;
 }
 
 /* ---- password-derived keys ---- */

@@ -14,18 +14,64 @@
 
 enum wb_kind { WB_REG_PUT, WB_REG_DEL, WB_AUDIT };
 
+/*
+ * Queued operations are packed: fixed fields plus only the bytes their
+ * strings need (a registration is ~200 bytes, not the ~5 KB of a
+ * struct store_reg), so a burst of registrations cannot balloon memory.
+ */
+enum { P_AOR, P_KEY, P_CONTACT, P_INSTANCE, P_PATH, P_SOURCE, P_CALLID, P_UA, P_DETAIL, P_NSTR };
+
 struct wb_op {
 	struct wb_op *next;
 	enum wb_kind kind;
-	union {
-		struct store_reg reg;
-		struct {
-			char aor[STORE_URI_MAX];
-			char key[STORE_CONTACT_MAX];
-		} del;
-		struct store_audit audit;
-	} u;
+	int32_t reg_id;
+	int transport;
+	uint32_t cseq;
+	int64_t expires, updated;
+	uint16_t len[P_NSTR];
+	char data[];
 };
+
+static struct wb_op *op_new(enum wb_kind kind, const char *const str[P_NSTR])
+{
+	size_t lens[P_NSTR], sum = 0;
+	struct wb_op *op;
+	char *d;
+
+	for (int i = 0; i < P_NSTR; i++) {
+		lens[i] = str[i] ? strnlen(str[i], STORE_CONTACT_MAX) : 0;
+		sum += lens[i] + 1;
+	}
+	op = calloc(1, sizeof(*op) + sum);
+	if (!op)
+		return NULL;
+	op->kind = kind;
+	d = op->data;
+	for (int i = 0; i < P_NSTR; i++) {
+		op->len[i] = (uint16_t)lens[i];
+		if (lens[i])
+			memcpy(d, str[i], lens[i]);
+		d[lens[i]] = '\0';
+		d += lens[i] + 1;
+	}
+	return op;
+}
+
+/* String i of a packed op (NUL-terminated, inside op->data). */
+static const char *op_str(const struct wb_op *op, int i)
+{
+	const char *d = op->data;
+	for (int k = 0; k < i; k++)
+		d += op->len[k] + 1;
+	return d;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -60,52 +106,66 @@ static void push(struct wb_op *op)
 
 void wb_reg_put(const struct store_reg *r)
 {
-	struct wb_op *op = malloc(sizeof(*op));
+	const char *str[P_NSTR] = {r->aor,  r->binding_key, r->contact, r->instance, r->path,
+				   r->source, r->call_id,   r->user_agent, NULL};
+	struct wb_op *op = op_new(WB_REG_PUT, str);
 	if (!op)
 		return;
-	op->kind = WB_REG_PUT;
-	op->u.reg = *r;
+	op->reg_id = r->reg_id;
+	op->transport = r->transport;
+	op->cseq = r->cseq;
+	op->expires = r->expires;
+	op->updated = r->updated;
 	push(op);
 }
 
 void wb_reg_del(const char *aor, const char *binding_key)
 {
-	struct wb_op *op = malloc(sizeof(*op));
-	if (!op)
-		return;
-	op->kind = WB_REG_DEL;
-	snprintf(op->u.del.aor, sizeof(op->u.del.aor), "%s", aor);
-	snprintf(op->u.del.key, sizeof(op->u.del.key), "%s", binding_key);
-	push(op);
+	const char *str[P_NSTR] = {aor, binding_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+	struct wb_op *op = op_new(WB_REG_DEL, str);
+	if (op)
+		push(op);
 }
 
 void wb_audit(const char *actor, const char *action, const char *target, const char *source,
 	      const char *detail)
 {
-	struct wb_op *op = calloc(1, sizeof(*op));
-	if (!op)
-		return;
-	op->kind = WB_AUDIT;
-	snprintf(op->u.audit.actor, sizeof(op->u.audit.actor), "%s", actor);
-	snprintf(op->u.audit.action, sizeof(op->u.audit.action), "%s", action);
-	snprintf(op->u.audit.target, sizeof(op->u.audit.target), "%s", target ? target : "");
-	snprintf(op->u.audit.source, sizeof(op->u.audit.source), "%s", source ? source : "");
-	snprintf(op->u.audit.detail, sizeof(op->u.audit.detail), "%s", detail ? detail : "");
-	push(op);
+	/* actor rides in P_AOR, action in P_KEY, target in P_CONTACT */
+	const char *str[P_NSTR] = {actor, action, target, NULL, NULL, source, NULL, NULL, detail};
+	struct wb_op *op = op_new(WB_AUDIT, str);
+	if (op)
+		push(op);
 }
 
 static int apply(struct wb_op *op)
 {
+	static struct store_reg r; /* only the writer thread applies */
+	int rc;
+
 	switch (op->kind) {
 	case WB_REG_PUT:
-		return store_reg_put(wst, &op->u.reg);
-	case WB_REG_DEL: {
-		int rc = store_reg_del(wst, op->u.del.aor, op->u.del.key);
+		memset(&r, 0, sizeof(r));
+		copy_field(r.aor, sizeof(r.aor), op_str(op, P_AOR));
+		copy_field(r.binding_key, sizeof(r.binding_key), op_str(op, P_KEY));
+		copy_field(r.contact, sizeof(r.contact), op_str(op, P_CONTACT));
+		copy_field(r.instance, sizeof(r.instance), op_str(op, P_INSTANCE));
+		copy_field(r.path, sizeof(r.path), op_str(op, P_PATH));
+		copy_field(r.source, sizeof(r.source), op_str(op, P_SOURCE));
+		copy_field(r.call_id, sizeof(r.call_id), op_str(op, P_CALLID));
+		copy_field(r.user_agent, sizeof(r.user_agent), op_str(op, P_UA));
+		r.reg_id = op->reg_id;
+		r.transport = op->transport;
+		r.cseq = op->cseq;
+		r.expires = op->expires;
+		r.updated = op->updated;
+		return store_reg_put(wst, &r);
+	case WB_REG_DEL:
+		rc = store_reg_del(wst, op_str(op, P_AOR), op_str(op, P_KEY));
 		return rc == STORE_NOTFOUND ? 0 : rc;
-	}
 	case WB_AUDIT:
-		return store_audit_add(wst, op->u.audit.actor, op->u.audit.action,
-				       op->u.audit.target, op->u.audit.source, op->u.audit.detail);
+		return store_audit_add(wst, op_str(op, P_AOR), op_str(op, P_KEY),
+				       op_str(op, P_CONTACT), op_str(op, P_SOURCE),
+				       op_str(op, P_DETAIL));
 	}
 	return 0;
 }

@@ -622,6 +622,7 @@ int sip_msg_parse(struct sip_msg *m, const char *buf, size_t len, bool stream)
 	m->body = STR_NULL;
 	m->has_content_length = false;
 	m->content_length = 0;
+	m->top_via_state = 0;
 	m->buf = buf;
 	m->len = len;
 	if (!buf)
@@ -904,12 +905,17 @@ int sip_msg_max_forwards(const struct sip_msg *m, uint32_t *out)
 
 int sip_msg_top_via(const struct sip_msg *m, struct sip_via *out)
 {
+	struct sip_msg *memo = (struct sip_msg *)m; /* see top_via_state */
 	struct sip_hdr_iter it;
 	struct str v;
 
-	memset(out, 0, sizeof(*out));
-	sip_hdr_iter_init(&it, m, SIP_H_VIA);
-	if (sip_hdr_iter_next(&it, &v) <= 0)
-		return -1;
-	return sip_via_parse(v, out);
+	if (m->top_via_state == 0) {
+		memset(&memo->top_via, 0, sizeof(memo->top_via));
+		sip_hdr_iter_init(&it, m, SIP_H_VIA);
+		memo->top_via_state =
+			sip_hdr_iter_next(&it, &v) > 0 && sip_via_parse(v, &memo->top_via) == 0 ? 1
+												    : -1;
+	}
+	*out = m->top_via;
+	return m->top_via_state == 1 ? 0 : -1;
 }

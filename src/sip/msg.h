@@ -91,6 +91,18 @@ struct sip_header {
 	struct str value; /* trimmed; may contain folded CRLF+WSP (treat as SP) */
 };
 
+struct sip_via {
+	struct str raw;       /* the whole via-parm */
+	struct str transport; /* "UDP", "TCP", "TLS", ... */
+	struct str host;      /* IPv6 without brackets */
+	uint16_t port;        /* 0 = absent */
+	struct str branch;
+	struct str received;
+	bool has_rport;
+	struct str rport; /* value, empty when "rport" has none */
+	struct str params;
+};
+
 struct sip_msg {
 	const char *buf;
 	size_t len; /* bytes of this message (start line to end of body) */
@@ -113,6 +125,12 @@ struct sip_msg {
 	struct str body;
 	bool has_content_length;
 	uint64_t content_length;
+
+	/* memo of sip_msg_top_via (every request asks for it several times);
+	 * filled on first call, reset by sip_msg_parse. Makes a parsed message
+	 * unsafe to share between threads, which nothing does. */
+	int8_t top_via_state; /* 0 unknown, 1 parsed, -1 malformed */
+	struct sip_via top_via;
 };
 
 /* Error codes: negative; sip_msg_strerror() gives a short reason phrase. */
@@ -227,17 +245,6 @@ int sip_msg_expires(const struct sip_msg *m, uint32_t *out);
 /* Max-Forwards: 0 ok, 1 absent, -1 malformed. */
 int sip_msg_max_forwards(const struct sip_msg *m, uint32_t *out);
 
-struct sip_via {
-	struct str raw;       /* the whole via-parm */
-	struct str transport; /* "UDP", "TCP", "TLS", ... */
-	struct str host;      /* IPv6 without brackets */
-	uint16_t port;        /* 0 = absent */
-	struct str branch;
-	struct str received;
-	bool has_rport;
-	struct str rport; /* value, empty when "rport" has none */
-	struct str params;
-};
 /* Parse one via-parm (a value from sip_hdr_iter over SIP_H_VIA). 0 or -1. */
 int sip_via_parse(struct str s, struct sip_via *out);
 /* The topmost via-parm. 0 or -1. */

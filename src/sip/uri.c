@@ -124,6 +124,50 @@ int sip_param_get(struct str params, const char *name, struct str *value)
 	return 0;
 }
 
+/*
+ * sip_param_get for several names in one pass over params: found[k] set to
+ * 1 and values[k] filled for the first occurrence of names[k]. Via, URI
+ * and Contact parsing look up 2-4 names each; one scan instead of one per
+ * name keeps the hot path linear.
+ */
+static void params_get_many(struct str params, const char *const *names, size_t n,
+			    struct str *values, int *found)
+{
+	size_t i = 0, nlen[8];
+
+	for (size_t k = 0; k < n; k++) {
+		nlen[k] = strlen(names[k]);
+		found[k] = 0;
+		values[k] = STR_NULL;
+	}
+	while (i < params.len) {
+		size_t start = i, eq = (size_t)-1;
+		while (i < params.len && params.p[i] != ';') {
+			if (params.p[i] == '"') {
+				size_t q = sip_quoted_len(params, i);
+				i = q ? i + q : params.len;
+				continue;
+			}
+			if (params.p[i] == '=' && eq == (size_t)-1)
+				eq = i;
+			i++;
+		}
+		struct str nm = str_trim(str_make(params.p + start,
+						  (eq == (size_t)-1 ? i : eq) - start));
+		for (size_t k = 0; k < n; k++) {
+			if (found[k] || nm.len != nlen[k] || !str_caseeq_cstr(nm, names[k]))
+				continue;
+			found[k] = 1;
+			if (eq != (size_t)-1)
+				values[k] = str_trim(str_make(params.p + eq + 1, i - eq - 1));
+			else
+				values[k] = str_make(params.p + i, 0);
+			break;
+		}
+		i++; /* past ';' */
+	}
+}
+
 /* hostport after "sip:" userinfo (RFC 3261 §25.1); returns the end offset
  * or (size_t)-1. */
 static size_t parse_hostport(struct str s, size_t i, struct sip_uri *out)
@@ -417,9 +461,16 @@ int sip_via_parse(struct str s, struct sip_via *out)
 	out->params = str_trim(str_make(s.p + i + 1, s.len - i - 1));
 	if (out->params.len == 0 || sip_params_check(out->params))
 		return -1; /* RFC 4475 badinv01 */
-	sip_param_get(out->params, "branch", &out->branch);
-	sip_param_get(out->params, "received", &out->received);
-	out->has_rport = sip_param_get(out->params, "rport", &out->rport) == 1;
+	{
+		static const char *const names[] = {"branch", "received", "rport"};
+		struct str v[3];
+		int f[3];
+		params_get_many(out->params, names, 3, v, f);
+		out->branch = v[0];
+		out->received = v[1];
+		out->rport = v[2];
+		out->has_rport = f[2] == 1;
+	}
 	return 0;
 }
 
@@ -455,25 +506,30 @@ int sip_contact_parse(struct str s, struct sip_contact *out)
 	}
 	if (sip_nameaddr_parse(s, &out->na))
 		return -1;
-	if (sip_param_get(out->na.params, "expires", &v)) {
-		if (u32_clamp(v, &out->expires))
+	static const char *const names[] = {"expires", "+sip.instance", "reg-id", "q"};
+	struct str pv[4];
+	int f[4];
+	params_get_many(out->na.params, names, 4, pv, f);
+	if (f[0]) {
+		if (u32_clamp(pv[0], &out->expires))
 			return -1;
 		out->has_expires = true;
 	}
-	if (sip_param_get(out->na.params, "+sip.instance", &v)) {
+	if (f[1]) {
+		v = pv[1];
 		if (v.len >= 2 && v.p[0] == '"' && v.p[v.len - 1] == '"')
 			v = str_make(v.p + 1, v.len - 2);
 		if (v.len >= 2 && v.p[0] == '<' && v.p[v.len - 1] == '>')
 			v = str_make(v.p + 1, v.len - 2);
 		out->instance = v;
 	}
-	if (sip_param_get(out->na.params, "reg-id", &v)) {
+	if (f[2]) {
 		uint64_t r;
-		if (str_to_u64(v, UINT32_MAX, &r))
+		if (str_to_u64(pv[2], UINT32_MAX, &r))
 			return -1;
 		out->reg_id = (uint32_t)r;
 		out->has_reg_id = true;
 	}
-	sip_param_get(out->na.params, "q", &out->q);
+	out->q = pv[3];
 	return 0;
 }

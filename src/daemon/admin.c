@@ -130,7 +130,11 @@ static json_t *do_reg_del(json_t *req)
 		wb_reg_del(d->gone[i].aor, d->gone[i].key);
 	if (d->removed)
 		wb_audit("rtcauthctl", "reg.del", aor, "local", d->contact ? d->contact : "all");
-	log_info("admin.reg_del", "aor=%s removed=%d", aor, d->removed);
+	{
+		char v[LOG_VAL_MAX];
+		log_info("admin.reg_del", "aor=%s removed=%d", log_val(str_cstr(aor), v, sizeof(v)),
+			 d->removed);
+	}
 	r = json_pack("{s:b, s:i}", "ok", 1, "removed", d->removed);
 	free(d);
 	return r;
@@ -153,7 +157,9 @@ static json_t *do_lockout(json_t *req, bool clear)
 		if (!key)
 			return err_reply("bad_request", "lockout.clear needs \"key\"");
 		n = lockout_clear(rt->lockout, str_cstr(key));
-		log_info("admin.lockout_clear", "key=%s removed=%d", key, n);
+		char v[LOG_VAL_MAX];
+		log_info("admin.lockout_clear", "key=%s removed=%d",
+			 log_val(str_cstr(key), v, sizeof(v)), n);
 		if (n > 0)
 			wb_audit("rtcauthctl", "lockout.clear", key, "local", "");
 		return json_pack("{s:b, s:i}", "ok", 1, "removed", n);

@@ -54,6 +54,14 @@ static const struct sip_runtime *get_runtime(void)
 	return current_rt;
 }
 
+/* err messages quote config values as written, '"' included: escape them so
+ * the log line stays key=value */
+#define REASON_MAX 1100
+static const char *reason(const char *err, char *buf)
+{
+	return log_val(str_cstr(err), buf, REASON_MAX);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: rtcauthd [-c PATH] [--check-config]\n"
@@ -254,14 +262,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct config *ncfg = calloc(1, sizeof(*ncfg));
 	const struct config *old = current_rt->cfg;
 	struct sip_runtime *nrt;
-	char err[1024];
+	char err[1024], rbuf[REASON_MAX];
 
 	(void)sig;
 	(void)what;
 	(void)arg;
 	sd_notify(0, "RELOADING=1");
 	if (!ncfg || config_load(config_path, ncfg, err, sizeof(err)) < 0) {
-		log_err("reload.failed", "reason=\"%s\" action=kept_old_config", ncfg ? err : "oom");
+		log_err("reload.failed", "reason=%s action=kept_old_config",
+			reason(ncfg ? err : "oom", rbuf));
 		free(ncfg);
 		sd_notify(0, "READY=1");
 		return;
@@ -271,9 +280,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	    strcmp(ncfg->sqlite_path, old->sqlite_path) != 0 || ncfg->workers != old->workers)
 		log_warn("reload.partial", "reason=\"listen, store and workers change only on restart\"");
 	if (has_tls(ncfg)) {
-		SSL_CTX *ctx = make_tls(ncfg, err, sizeof(err));
+		/* the same checks as at start (bootstrap.h): a world-readable or
+		 * expired pair is refused on reload too */
+		SSL_CTX *ctx = bootstrap_check_cert(ncfg->tls_cert, ncfg->tls_key, err,
+						    sizeof(err)) == 0
+				       ? make_tls(ncfg, err, sizeof(err))
+				       : NULL;
 		if (!ctx) {
-			log_err("reload.failed", "reason=\"%s\" action=kept_old_config", err);
+			log_err("reload.failed", "reason=%s action=kept_old_config",
+				reason(err, rbuf));
 			free(ncfg);
 			sd_notify(0, "READY=1");
 			return;
@@ -288,13 +303,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (!nrt) {
 		log_err("reload.failed", "reason=oom");
 		free(ncfg);
+		sd_notify(0, "READY=1");
 		return;
 	}
 	keep(ncfg, nrt);
 	current_rt = nrt;
 	workers_set_runtime(nrt);
 	log_set_level(ncfg->log_level);
-	log_info("reload.ok", "config=%s registrations=%zu", config_path, location_count());
+	log_info("reload.ok", "config=%s registrations=%zu", reason(config_path, rbuf),
+		 location_count());
 	sd_notify(0, "READY=1");
 }
 
@@ -379,7 +396,7 @@ int main(int argc, char **argv)
 	struct event *sig_term, *sig_int, *sig_hup, *tick;
 	struct timeval one = {1, 0};
 	bool check_only = false;
-	char err[1024];
+	char err[1024], rbuf[REASON_MAX];
 	int nw, rc = 1;
 
 	/* every early return frees cfg: under LeakSanitizer a leak turns the
@@ -401,7 +418,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	log_setup(cfg->log_level, cfg->log_dest, "rtcauthd");
 	if (bootstrap_state(cfg, err, sizeof(err)) < 0 || vault_init(cfg->state_dir, err, sizeof(err)) < 0) {
-		log_err("start.failed", "reason=\"%s\"", err);
+		log_err("start.failed", "reason=%s", reason(err, rbuf));
 		fprintf(stderr, "rtcauthd: %s\n", err);
 		vault_shutdown();
 		free(cfg);
@@ -470,7 +487,7 @@ fail_workers:
 fail_wb:
 	wb_stop();
 fail:
-	log_err("start.failed", "reason=\"%s\"", err);
+	log_err("start.failed", "reason=%s", reason(err, rbuf));
 	fprintf(stderr, "rtcauthd: %s\n", err);
 	rc = 1;
 out:

@@ -337,6 +337,14 @@ if not good:
 sys.exit(0 if good else 1)' "$T/rtcauthd.log" "$from"
 cp "$T/good.conf" "$CONF"
 
+# listen lines change only at restart: the reload says so and keeps serving
+sed -i "s/^listen = udp:127.0.0.1:$SIP_PORT\$/listen = udp:127.0.0.1:$((SIP_PORT + 7))/" "$CONF"
+from=$(log_lines)
+kill -HUP "$DAEMON_PID"
+check "a changed listen line + SIGHUP: event=reload.partial" wait_log 'event=reload.partial' "$from"
+check "... and the old UDP port still answers" quiet sip options "$SIP_PORT"
+cp "$T/good.conf" "$CONF"
+
 # TLS certificate reload
 fa=$(fingerprint_of "$T/pairs/a.crt")
 fb=$(fingerprint_of "$T/pairs/b.crt")

@@ -83,7 +83,9 @@ const char *log_val(struct str v, char *buf, size_t cap)
 		buf[o++] = '"';
 	for (size_t i = 0; i < v.len; i++) {
 		unsigned char c = (unsigned char)v.p[i];
-		if (o + 6 >= cap) {
+		/* room for the widest item (a 4-byte escape) plus "..", the
+		 * closing quote and the NUL */
+		if (o + 4 + 4 > cap) {
 			buf[o++] = '.';
 			buf[o++] = '.';
 			break;

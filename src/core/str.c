@@ -1,7 +1,6 @@
 /* Counted string helpers. No allocation, no I/O. */
 #include "core/str.h"
 
-#include <strings.h>
 
 bool str_eq(struct str a, struct str b)
 {
@@ -13,9 +12,20 @@ bool str_eq_cstr(struct str a, const char *c)
 	return str_eq(a, str_cstr(c));
 }
 
+static inline unsigned char ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
 bool str_caseeq(struct str a, struct str b)
 {
-	return a.len == b.len && (a.len == 0 || strncasecmp(a.p, b.p, a.len) == 0);
+	/* byte by byte over len: strncasecmp would stop at an embedded NUL */
+	if (a.len != b.len)
+		return false;
+	for (size_t i = 0; i < a.len; i++)
+		if (ascii_lower((unsigned char)a.p[i]) != ascii_lower((unsigned char)b.p[i]))
+			return false;
+	return true;
 }
 
 bool str_caseeq_cstr(struct str a, const char *c)

@@ -300,32 +300,34 @@ size_t location_lookup(struct str aor, int64_t now, struct location_binding *out
 {
 	uint64_t h = hash_str(aor);
 	struct shard *sh = shard_of(h);
-	struct loc_packed *live[64];
+	struct loc_packed *best[64];
 	struct location_aor *a;
 	size_t n = 0;
 
 	if (max == 0)
 		return 0;
+	if (max > 64)
+		max = 64;
 	pthread_mutex_lock(&sh->mu);
 	a = *slot_of(sh, h, aor);
-	for (size_t i = 0; a && i < a->n && n < 64; i++) {
+	/* keep the max newest live bindings, newest first (insertion into a
+	 * short sorted array: max is small, the AOR's bindings few) */
+	for (size_t i = 0; a && i < a->n; i++) {
 		struct loc_packed *p = a->b[i];
-		size_t pos = n++;
-		if (p->expires <= now) {
-			n--;
+		size_t pos;
+		if (p->expires <= now)
 			continue;
-		}
-		/* newest first */
-		while (pos > 0 && live[pos - 1]->updated < p->updated) {
-			live[pos] = live[pos - 1];
+		if (n == max && best[n - 1]->updated >= p->updated)
+			continue;
+		pos = n < max ? n++ : n - 1;
+		while (pos > 0 && best[pos - 1]->updated < p->updated) {
+			best[pos] = best[pos - 1];
 			pos--;
 		}
-		live[pos] = p;
+		best[pos] = p;
 	}
-	if (n > max)
-		n = max;
 	for (size_t i = 0; i < n; i++)
-		unpack(a, live[i], &out[i]);
+		unpack(a, best[i], &out[i]);
 	pthread_mutex_unlock(&sh->mu);
 	return n;
 }
@@ -369,12 +371,12 @@ size_t location_expire(int64_t now, void (*fn)(void *ctx, const struct location_
 						k++;
 						continue;
 					}
-					if (fn) {
+					if (fn)
 						unpack(a, a->b[k], b);
-						fn(ctx, b);
-					}
 					location_aor_remove(a, k);
 					removed++;
+					if (fn)
+						fn(ctx, b); /* after the removal, as documented */
 				}
 				if (a->n == 0) {
 					*pp = a->next;

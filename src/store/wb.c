@@ -101,6 +101,9 @@ static void push(struct wb_op *op)
 	tail = op;
 	queued++;
 	enqueued_total++;
+	/* wake the writer when work appears; it then batches for an interval */
+	if (queued == 1)
+		pthread_cond_signal(&cv);
 	pthread_mutex_unlock(&mu);
 }
 

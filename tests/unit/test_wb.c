@@ -519,7 +519,6 @@ static void test_wb_writer_flushes_within_the_interval_without_sync(void **state
 	struct fx *f = *state;
 	uint64_t w, fl, q;
 
-	skip(); /* BUG wb.c push() never wakes the writer; remove skip() once fixed */
 	queue_regs("sip:idle@example.com", 0, 1);
 	wb_sync();
 	ms_sleep(50); /* the writer is idle now */

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -235,20 +236,63 @@ void reply_simple(const struct sip_tx *t, int status, const char *reason, const 
 	log_debug("sip.reply", "status=%d src=%s", status, t->src_addr);
 }
 
-/* Can we answer at all? A 400 needs Via, From, To, Call-ID and CSeq. */
-static bool answerable(const struct sip_msg *m)
+/* Can we answer at all? A 400 needs Via, From, To, Call-ID and CSeq. A 505
+ * may echo a Via of the other version (RFC 4475 badvers): it goes back to
+ * the source. */
+static bool answerable(const struct sip_msg *m, int err)
 {
 	struct sip_via v;
-	return m->is_request && m->method_id != SIP_M_ACK && sip_msg_top_via(m, &v) == 0 &&
-	       sip_msg_header(m, SIP_H_FROM) && sip_msg_header(m, SIP_H_TO) &&
-	       sip_msg_header(m, SIP_H_CALL_ID) && sip_msg_header(m, SIP_H_CSEQ);
+	bool via = err == SIP_E_VERSION ? sip_msg_header(m, SIP_H_VIA) != NULL
+					: sip_msg_top_via(m, &v) == 0;
+	return m->is_request && m->method_id != SIP_M_ACK && via && sip_msg_header(m, SIP_H_FROM) &&
+	       sip_msg_header(m, SIP_H_TO) && sip_msg_header(m, SIP_H_CALL_ID) &&
+	       sip_msg_header(m, SIP_H_CSEQ);
 }
 
-static void reject_malformed(const struct sip_tx *t, int err)
+/*
+ * The parser stops at a malformed request line (RFC 4475 lwsstart, trws,
+ * lwsruri), another SIP version (badvers) or a NUL byte, so the headers a
+ * response needs may never have been split. Parse a copy for the reply
+ * only: a stand-in request line with the same method, NULs in the header
+ * section made '_'. 0 with *m2 filled (and *copy to free), or -1.
+ */
+static int reparse_for_reply(const struct sip_msg *m, const char *buf, size_t len, bool stream,
+			     struct sip_msg *m2, char **copy)
+{
+	const char *start = m->buf, *end = buf + len, *lf, *sp;
+	size_t n, rest;
+	char *hend;
+
+	*copy = NULL;
+	if (start < buf || start >= end || (size_t)(end - start) < 4 ||
+	    strncasecmp(start, "SIP/", 4) == 0)
+		return -1; /* a response: never answered */
+	lf = memchr(start, '\n', (size_t)(end - start));
+	sp = memchr(start, ' ', (size_t)(end - start));
+	if (!lf || !sp || sp > lf || sp == start || sp - start > 32)
+		return -1;
+	rest = (size_t)(end - (lf + 1));
+	*copy = malloc((size_t)(sp - start) + 32 + rest + 1);
+	if (!*copy)
+		return -1;
+	n = (size_t)sprintf(*copy, "%.*s sip:invalid SIP/2.0\r\n", (int)(sp - start), start);
+	memcpy(*copy + n, lf + 1, rest);
+	(*copy)[n + rest] = '\0';
+	hend = memmem(*copy + n, rest, "\r\n\r\n", 4);
+	for (char *p = *copy; p < (hend ? hend : *copy + n + rest); p++)
+		if (*p == '\0')
+			*p = '_'; /* a token character: a name stays a name */
+	sip_msg_parse(m2, *copy, n + rest, stream);
+	return 0;
+}
+
+static void reject_malformed(struct sip_tx *t, int err, const char *buf, size_t len)
 {
 	char why[96];
 	int status = 400;
 	const char *reason = "Bad Request";
+	struct sip_msg m2;
+	char *copy = NULL;
 
 	stats_inc(ST_SIP_BAD);
 	if (err == SIP_E_VERSION) {
@@ -259,10 +303,14 @@ static void reject_malformed(const struct sip_tx *t, int err)
 		reason = "Message Too Large";
 	}
 	log_info("sip.malformed", "src=%s reason=\"%s\"", t->src_addr, sip_msg_strerror(err));
-	if (!answerable(t->m))
-		return;
-	snprintf(why, sizeof(why), "%s (%s)", reason, sip_msg_strerror(err));
-	reply_simple(t, status, why, NULL);
+	if ((err == SIP_E_START_LINE || err == SIP_E_VERSION || err == SIP_E_NUL) &&
+	    reparse_for_reply(t->m, buf, len, t->src->transport != TRANSPORT_UDP, &m2, &copy) == 0)
+		t->m = &m2;
+	if (answerable(t->m, err)) {
+		snprintf(why, sizeof(why), "%s (%s)", reason, sip_msg_strerror(err));
+		reply_simple(t, status, why, NULL);
+	}
+	free(copy);
 }
 
 /* Checks every request passes before authentication (RFC 3261 §16.3). */
@@ -401,7 +449,7 @@ void sip_server_handle(struct sip_worker *w, const char *buf, size_t len,
 	sip_flow_addr(src, t.src_addr, sizeof(t.src_addr));
 	log_ctx_set("call_id", sip_msg_call_id(&m));
 	if (rc < 0) {
-		reject_malformed(&t, rc);
+		reject_malformed(&t, rc, buf, len);
 		goto out;
 	}
 	if (!m.is_request) {

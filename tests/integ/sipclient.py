@@ -62,14 +62,17 @@ class Response:
 
 
 class Client:
-    def __init__(self, port, transport="udp", host="127.0.0.1", timeout=3.0):
+    def __init__(self, port, transport="udp", host="127.0.0.1", timeout=3.0, bind="127.0.0.1"):
+        """bind: the local address (any of 127.0.0.0/8 on Linux loopback), so
+        one test can act as several sources."""
         self.host, self.port, self.transport = host, port, transport
         self.timeout = timeout
+        self.bind = bind
         if transport == "udp":
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
+            self.sock.bind((bind, 0))
         else:
-            s = socket.create_connection((host, port), timeout=timeout)
+            s = socket.create_connection((host, port), timeout=timeout, source_address=(bind, 0))
             if transport == "tls":
                 ctx = ssl.create_default_context()
                 ctx.check_hostname = False
@@ -133,7 +136,7 @@ class Client:
         t = self.transport.upper()
         lines = [
             "%s %s SIP/2.0" % (method, ruri),
-            "Via: SIP/2.0/%s 127.0.0.1:%d;branch=z9hG4bK%s;rport" % (t, self.lport, branch or rand()),
+            "Via: SIP/2.0/%s %s:%d;branch=z9hG4bK%s;rport" % (t, self.bind, self.lport, branch or rand()),
             "Max-Forwards: 70",
             "From: <%s>;tag=%s" % (from_uri, rand(8)),
             "To: <%s>" % to_uri,
@@ -142,7 +145,7 @@ class Client:
         ]
         if contact:
             user = from_uri.split(":", 1)[1].split("@")[0]
-            lines.append("Contact: <sip:%s@127.0.0.1:%d;transport=%s>" % (user, self.lport, self.transport))
+            lines.append("Contact: <sip:%s@%s:%d;transport=%s>" % (user, self.bind, self.lport, self.transport))
         if expires is not None:
             lines.append("Expires: %s" % expires)
         lines += list(extra)

@@ -60,23 +60,51 @@ struct list_ctx {
 	int64_t now;
 };
 
+/* A JSON string of bytes from the wire: invalid UTF-8 becomes U+FFFD, so
+ * one odd User-Agent cannot hide a binding from the operator. */
+static json_t *jstr(const char *s)
+{
+	json_t *j = json_string(s);
+	char buf[LOC_CONTACT_MAX * 3 + 1];
+	size_t o = 0;
+
+	if (j)
+		return j;
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 < sizeof(buf); p++) {
+		if (*p < 0x80) {
+			buf[o++] = (char)*p;
+		} else {
+			buf[o++] = (char)0xef; /* U+FFFD */
+			buf[o++] = (char)0xbf;
+			buf[o++] = (char)0xbd;
+		}
+	}
+	buf[o] = '\0';
+	return json_string(buf);
+}
+
 static void list_one(void *vctx, const struct location_binding *b)
 {
 	struct list_ctx *lc = vctx;
 	char addr[80];
+	json_t *o;
 
 	if (lc->aor && strcmp(lc->aor, b->aor) != 0)
 		return;
 	if (b->expires <= lc->now)
 		return;
-	json_array_append_new(
-		lc->arr,
-		json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:s, s:s, s:I}", "aor", b->aor,
-			  "contact", b->contact, "expires", (json_int_t)(b->expires - lc->now),
-			  "source", sip_flow_addr(&b->flow, addr, sizeof(addr)), "transport",
-			  sip_transport_name(b->flow.transport), "instance", b->instance, "reg_id",
-			  (int)b->reg_id, "user_agent", b->user_agent, "call_id", b->call_id, "cseq",
-			  (json_int_t)b->cseq));
+	o = json_object();
+	json_object_set_new(o, "aor", jstr(b->aor));
+	json_object_set_new(o, "contact", jstr(b->contact));
+	json_object_set_new(o, "expires", json_integer((json_int_t)(b->expires - lc->now)));
+	json_object_set_new(o, "source", jstr(sip_flow_addr(&b->flow, addr, sizeof(addr))));
+	json_object_set_new(o, "transport", json_string(sip_transport_name(b->flow.transport)));
+	json_object_set_new(o, "instance", jstr(b->instance));
+	json_object_set_new(o, "reg_id", json_integer(b->reg_id));
+	json_object_set_new(o, "user_agent", jstr(b->user_agent));
+	json_object_set_new(o, "call_id", jstr(b->call_id));
+	json_object_set_new(o, "cseq", json_integer((json_int_t)b->cseq));
+	json_array_append_new(lc->arr, o);
 }
 
 static json_t *do_reg_list(json_t *req)
@@ -90,7 +118,8 @@ static json_t *do_reg_list(json_t *req)
 struct del_ctx {
 	const char *contact;
 	int removed;
-	struct location_binding gone[64];
+	size_t cap;
+	struct location_binding *gone; /* every removed binding, for the store */
 };
 
 static int del_fn(void *vctx, struct location_aor *rec)
@@ -105,9 +134,15 @@ static int del_fn(void *vctx, struct location_aor *rec)
 			i++;
 			continue;
 		}
-		if (d->removed < 64)
-			d->gone[d->removed] = b;
-		d->removed++;
+		if ((size_t)d->removed == d->cap) {
+			size_t nc = d->cap ? d->cap * 2 : 16;
+			struct location_binding *ng = realloc(d->gone, nc * sizeof(*ng));
+			if (!ng)
+				return -1; /* keep it rather than lose track of it */
+			d->gone = ng;
+			d->cap = nc;
+		}
+		d->gone[d->removed++] = b;
 		location_aor_remove(rec, i);
 	}
 	return 0;
@@ -116,27 +151,20 @@ static int del_fn(void *vctx, struct location_aor *rec)
 static json_t *do_reg_del(json_t *req)
 {
 	const char *aor = json_string_value(json_object_get(req, "aor"));
-	struct del_ctx *d;
+	struct del_ctx d = {0};
 	json_t *r;
 
 	if (!aor)
 		return err_reply("bad_request", "reg.del needs \"aor\"");
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return err_reply("internal", "out of memory");
-	d->contact = json_string_value(json_object_get(req, "contact"));
-	location_update(str_cstr(aor), clock_wall_s(), del_fn, d);
-	for (int i = 0; i < d->removed && i < 64; i++)
-		wb_reg_del(d->gone[i].aor, d->gone[i].key);
-	if (d->removed)
-		wb_audit("rtcauthctl", "reg.del", aor, "local", d->contact ? d->contact : "all");
-	{
-		char v[LOG_VAL_MAX];
-		log_info("admin.reg_del", "aor=%s removed=%d", log_val(str_cstr(aor), v, sizeof(v)),
-			 d->removed);
-	}
-	r = json_pack("{s:b, s:i}", "ok", 1, "removed", d->removed);
-	free(d);
+	d.contact = json_string_value(json_object_get(req, "contact"));
+	location_update(str_cstr(aor), clock_wall_s(), del_fn, &d);
+	for (int i = 0; i < d.removed; i++)
+		wb_reg_del(d.gone[i].aor, d.gone[i].key);
+	if (d.removed)
+		wb_audit("rtcauthctl", "reg.del", aor, "local", d.contact ? d.contact : "all");
+	log_info("admin.reg_del", "removed=%d", d.removed);
+	r = json_pack("{s:b, s:i}", "ok", 1, "removed", d.removed);
+	free(d.gone);
 	return r;
 }
 

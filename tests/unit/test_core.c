@@ -53,7 +53,7 @@ static void test_str_caseeq_ignores_ascii_case_only(void **state)
 }
 
 /*
- * BUG (src/core/str.c:19, str_caseeq): strncasecmp stops at the first NUL,
+ * Regression (fixed in b819055; was str.c str_caseeq): strncasecmp stops at the first NUL,
  * so two counted strings that differ only after a NUL at the same offset
  * compare equal: str_caseeq("a\0x", "a\0y") is true while str_eq is false.
  * Low impact (a literal has no NUL inside its length), but the contract is
@@ -293,7 +293,7 @@ static void test_log_val_truncates_long_values_with_dots_inside_cap(void **state
 }
 
 /*
- * BUG (src/core/log.c:105, log_val): when a four-byte \xNN escape ends at
+ * Regression (fixed in b819055; was log.c log_val): when a four-byte \xNN escape ends at
  * cap-3 and more input follows, the code appends "..", the closing quote
  * and then the NUL at buf[cap]: a one-byte write past the buffer. Input
  * "\x01a" with cap 8, or 152 printable bytes starting with ' ', then 0x01,

@@ -351,7 +351,7 @@ static void test_location_expire_drops_due_bindings_and_tells_the_callback(void 
 }
 
 /*
- * BUG (src/sip/location.c:372-376, location_expire): location.h promises
+ * Regression (fixed in b819055; was location_expire): location.h promises
  * that fn "is told about each, after it was removed", but fn runs before
  * location_aor_remove() (and under the shard lock): inside fn,
  * location_count() still counts the binding. With 1 binding, fn sees
@@ -472,7 +472,7 @@ static void test_location_lookup_with_many_bindings_returns_live_sorted_distinct
 }
 
 /*
- * BUG (src/sip/location.c:311, location_lookup): the scan stops after the
+ * Regression (fixed in b819055; was location_lookup): the scan stops after the
  * first 64 live bindings in storage order (`n < 64`), so with more than 64
  * bindings the newest one is missed when it is stored after them. 100
  * bindings of one AOR, updated NOW+i, put in order: lookup(max=1) returns

@@ -421,7 +421,7 @@ static void test_wb_locked_database_delays_but_loses_nothing(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	queue_regs("sip:locked@example.com", 10, 200);
 	wb_audit("sip", "auth.fail", "sip:locked@example.com", "127.0.0.1", "test");
-	/* wake the writer (see test_wb_writer_flushes_within_the_interval_without_sync) */
+	/* a waiting wb_sync must not hurry the writer past the lock */
 	assert_int_equal(pthread_create(&syncer, NULL, sync_thread, NULL), 0);
 	ms_sleep(400);
 	deltas(f, &w, &fl, &q);
@@ -504,7 +504,7 @@ static void test_wb_store_locked_past_busy_timeout_retries_and_loses_nothing(voi
 }
 
 /*
- * BUG (src/store/wb.c:86-105, push): producers never signal the writer's
+ * Regression (fixed in b819055; was wb.c push()): producers never signal the writer's
  * condition variable, and the idle writer sleeps in pthread_cond_wait
  * (wb.c writer(), `while (!head && !stopping)`) without a timeout. So once
  * the queue has been empty, queued operations are only written when someone

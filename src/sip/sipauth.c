@@ -71,12 +71,51 @@ static void refuse_locked(const struct sip_tx *t, const char *who, enum lockout_
 	reply_simple(t, 403, "Forbidden (too many failed attempts)", extra);
 }
 
+/* Which parameter a DIGEST_E_MISSING / DIGEST_E_DUPLICATE is about, so the
+ * 400's reason phrase and the log name it (RFC 7616 §3.4 fields). */
+static const char *const digest_fields[] = {"username", "realm",  "nonce", "uri",	"response",
+					    "qop",	"cnonce", "nc",	   "algorithm", "opaque"};
+#define N_DIGEST_FIELDS (sizeof(digest_fields) / sizeof(digest_fields[0]))
+
+struct field_seen {
+	unsigned char n[N_DIGEST_FIELDS];
+};
+
+static int note_field(void *ctx, struct str name, struct str val, bool quoted)
+{
+	struct field_seen *fs = ctx;
+	(void)val;
+	(void)quoted;
+	for (size_t i = 0; i < N_DIGEST_FIELDS; i++)
+		if (str_caseeq_cstr(name, digest_fields[i]) && fs->n[i] < 2)
+			fs->n[i]++;
+	return 0;
+}
+
+static const char *digest_problem_field(struct str value, int err)
+{
+	struct field_seen fs = {{0}};
+	struct str scheme;
+
+	if (auth_params_parse(value, &scheme, note_field, &fs) != 0)
+		return NULL;
+	for (size_t i = 0; i < N_DIGEST_FIELDS; i++) {
+		if (err == DIGEST_E_DUPLICATE && fs.n[i] > 1)
+			return digest_fields[i];
+		if (err == DIGEST_E_MISSING && i < 5 && fs.n[i] == 0)
+			return digest_fields[i];
+	}
+	if (err == DIGEST_E_MISSING && fs.n[5]) /* qop needs cnonce and nc */
+		return !fs.n[6] ? "cnonce" : !fs.n[7] ? "nc" : NULL;
+	return NULL;
+}
+
 /* Find our realm's Digest credentials. 1 found, 0 none, -1 answered 400. */
 static int find_credentials(const struct sip_tx *t, struct digest_creds *c)
 {
 	const struct sip_msg *m = t->m;
-	enum sip_hdr id = m->method_id == SIP_M_REGISTER ? SIP_H_AUTHORIZATION
-							 : SIP_H_PROXY_AUTHORIZATION;
+	enum sip_hdr id =
+	    m->method_id == SIP_M_REGISTER ? SIP_H_AUTHORIZATION : SIP_H_PROXY_AUTHORIZATION;
 	struct str realm = str_cstr(t->w->rt->cfg->domain);
 	char why[96];
 
@@ -85,11 +124,12 @@ static int find_credentials(const struct sip_tx *t, struct digest_creds *c)
 		if (rc == DIGEST_E_SCHEME)
 			continue;
 		if (rc < 0) {
+			const char *f = digest_problem_field(h->value, rc);
 			stats_inc(ST_SIP_BAD);
-			log_info("auth.malformed", "src=%s reason=\"%s\"", t->src_addr,
-				 digest_strerror(rc));
-			snprintf(why, sizeof(why), "Bad Request (Authorization: %s)",
-				 digest_strerror(rc));
+			log_info("auth.malformed", "src=%s reason=\"%s%s%s\"", t->src_addr,
+				 digest_strerror(rc), f ? ": " : "", f ? f : "");
+			snprintf(why, sizeof(why), "Bad Request (Authorization: %s%s%s)",
+				 digest_strerror(rc), f ? ": " : "", f ? f : "");
 			reply_simple(t, 400, why, NULL);
 			return -1;
 		}
@@ -112,8 +152,9 @@ static void record_failure(const struct sip_tx *t, const char *who, const char *
 
 	stats_inc(ST_AUTH_FAIL);
 	st = lockout_fail(lo, str_cstr(who), str_cstr(t->src_ip), clock_mono_ms() / 1000);
-	log_warn("auth.fail", "user=%s src=%s reason=%s%s", log_val(str_cstr(who), wbuf, sizeof(wbuf)),
-		 t->src_addr, reason, st != LOCKOUT_NONE ? " locked=1" : "");
+	log_warn("auth.fail", "user=%s src=%s reason=%s%s",
+		 log_val(str_cstr(who), wbuf, sizeof(wbuf)), t->src_addr, reason,
+		 st != LOCKOUT_NONE ? " locked=1" : "");
 	wb_audit("sip", "auth.fail", who, t->src_addr, reason);
 }
 

@@ -632,9 +632,10 @@ def setp(name, value, quoted=None):
 
 
 for field in ("nonce", "response", "uri", "realm", "username"):
-    mal_case("no %s" % field, drop(field), r"Authorization: .*missing")
-mal_case("duplicated username", lambda p: render(p + [["username", "mal", True]]), r"twice")
-mal_case("duplicated nonce", lambda p: render(p[:3] + [p[2]] + p[3:]), r"twice")
+    mal_case("no %s" % field, drop(field), r"Authorization: .*missing: %s\)" % field)
+mal_case("duplicated username", lambda p: render(p + [["username", "mal", True]]),
+         r"twice: username\)")
+mal_case("duplicated nonce", lambda p: render(p[:3] + [p[2]] + p[3:]), r"twice: nonce\)")
 mal_case("unterminated quotes", lambda p: render(p)[:-1] if render(p).endswith('"')
          else render(p) + ', cnonce="abc', r"malformed")
 mal_case("unterminated quotes mid-header",
@@ -647,8 +648,8 @@ mal_case("10 KiB nonce", setp("nonce", "n" * 10240), r"too long|too large", (400
 mal_case("nc of 1 digit", setp("nc", "1"), r"nonce count")
 mal_case("nc not hex", setp("nc", "0000000g"), r"nonce count")
 mal_case("nc of 9 digits", setp("nc", "000000001"), r"nonce count")
-mal_case("qop without cnonce", drop("cnonce"), r"missing")
-mal_case("qop without nc", drop("nc"), r"missing")
+mal_case("qop without cnonce", drop("cnonce"), r"missing: cnonce\)")
+mal_case("qop without nc", drop("nc"), r"missing: nc\)")
 bl = reg_list() or []
 check(not any(b["aor"] == aor("mal") for b in bl), "no malformed Authorization created a binding")
 alive("malformed Authorization")

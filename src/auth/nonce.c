@@ -33,6 +33,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,7 @@ struct nonce_shard {
 };
 
 struct nonce_table {
-	uint32_t lifetime;
+	_Atomic uint32_t lifetime; /* changed by nonce_table_set_lifetime on reload */
 	unsigned nshards; /* power of two */
 	int64_t horizon;  /* atomic: nonces with ts < horizon are stale */
 	struct nonce_shard shards[];
@@ -236,6 +237,11 @@ enum nonce_status nonce_check(const struct nonce_table *t, struct str nonce, str
 }
 
 /* ---- table ------------------------------------------------------------ */
+
+void nonce_table_set_lifetime(struct nonce_table *t, uint32_t lifetime)
+{
+	atomic_store(&t->lifetime, lifetime);
+}
 
 struct nonce_table *nonce_table_new(size_t capacity, uint32_t lifetime)
 {

@@ -33,6 +33,8 @@ struct nonce_table;
 /* capacity: entries tracked (e.g. 1<<20); lifetime: seconds a nonce is fresh. */
 struct nonce_table *nonce_table_new(size_t capacity, uint32_t lifetime);
 void nonce_table_free(struct nonce_table *t);
+/* New freshness lifetime (SIGHUP); applies to nonces already handed out. */
+void nonce_table_set_lifetime(struct nonce_table *t, uint32_t lifetime);
 
 /* Write a fresh nonce for realm at time now (unix seconds) into out
  * (cap >= NONCE_LEN + 1, NUL-terminated). 0 or -1. */

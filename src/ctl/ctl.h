@@ -122,6 +122,9 @@ int ctl_admin_call(const char *socket_path, json_t *request, json_t **reply, cha
 int ctl_admin_check(json_t *reply);
 /* The standard "cannot reach rtcauthd" message + CTL_EXIT_DAEMON. */
 int ctl_admin_unreachable(struct ctl *c, const char *reason);
+/* Best effort: ask a running daemon to forget cached key lookups. Silent
+ * when no daemon runs (then there is no cache). */
+void ctl_admin_flush_cache(struct ctl *c);
 
 /* ---- commands ---- */
 

@@ -226,3 +226,13 @@ int ctl_admin_unreachable(struct ctl *c, const char *reason)
 	ctl_err("cannot reach rtcauthd at %s: %s; is it running?", c->cfg.admin_socket, reason);
 	return CTL_EXIT_DAEMON;
 }
+
+void ctl_admin_flush_cache(struct ctl *c)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "cache.flush"), *rep = NULL;
+	char reason[256];
+
+	if (req && ctl_admin_call(c->cfg.admin_socket, req, &rep, reason, sizeof(reason)) == 0)
+		json_decref(rep);
+	json_decref(req);
+}

@@ -130,6 +130,11 @@ int main(int argc, char **argv)
 		rc = CTL_EXIT_USAGE;
 	}
 	ctl_close(&c);
+	/* a user change is in the database now; tell a running daemon to drop
+	 * its cached key lookups (without it they expire within 10 s) */
+	if (strcmp(cmd, "user") == 0 && argc > 0 && strcmp(argv[0], "list") != 0 &&
+	    strcmp(argv[0], "show") != 0 && c.cfg_loaded)
+		ctl_admin_flush_cache(&c);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		ctl_err("cannot write to standard output");
 		if (rc == CTL_EXIT_OK)

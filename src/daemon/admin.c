@@ -25,6 +25,7 @@
 #include "daemon/worker.h"
 #include "sip/location.h"
 #include "store/wb.h"
+#include "vault/vault.h"
 
 #define ADMIN_LINE_MAX 4096
 
@@ -217,6 +218,10 @@ char *admin_handle_line(const char *line, size_t len)
 		rep = do_lockout(req, false);
 	else if (strcmp(cmd, "lockout.clear") == 0)
 		rep = do_lockout(req, true);
+	else if (strcmp(cmd, "cache.flush") == 0) {
+		vault_cache_flush();
+		rep = json_pack("{s:b}", "ok", 1);
+	}
 	else
 		rep = err_reply("bad_request", "unknown command");
 	json_decref(req);

@@ -101,6 +101,7 @@ static struct sip_runtime *make_runtime(struct config *cfg, const struct sip_run
 		rt->nonces = prev->nonces;
 		rt->lockout = prev->lockout;
 		lockout_set_policy(rt->lockout, &pol);
+		nonce_table_set_lifetime(rt->nonces, (uint32_t)cfg->nonce_lifetime);
 	} else {
 		rt->nonces = nonce_table_new(NONCE_TABLE_CAPACITY, (uint32_t)cfg->nonce_lifetime);
 		rt->lockout = lockout_new(&pol);
@@ -310,6 +311,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	current_rt = nrt;
 	workers_set_runtime(nrt);
 	log_set_level(ncfg->log_level);
+	vault_cache_flush();
 	log_info("reload.ok", "config=%s registrations=%zu", reason(config_path, rbuf),
 		 location_count());
 	sd_notify(0, "READY=1");

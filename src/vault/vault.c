@@ -8,6 +8,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -255,6 +259,140 @@ static bool lower_hex(struct str in, char *out, size_t cap)
 	return true;
 }
 
+/*
+ * Per-thread cache of Digest key lookups, so the hot path does not take a
+ * SQLite read transaction (file locks, page reads) for every REGISTER.
+ * Entries live VAULT_CACHE_TTL_MS at most and die at once when
+ * vault_cache_flush() bumps the generation (rtcauthctl asks the daemon to do
+ * that after every user change; SIGHUP does it too). Negative answers are
+ * cached the same way, so known and unknown users cost the same and a flood
+ * of unknown names does not reach the store. Keys are wiped on eviction and
+ * when the thread ends. Store outages are never cached.
+ */
+#define VAULT_CACHE_SLOTS  4096
+#define VAULT_CACHE_TTL_MS 10000
+#define VAULT_CACHE_NAME   96
+
+struct cache_entry {
+	uint64_t hash;
+	uint64_t until_ms;
+	uint32_t gen;
+	int rc;
+	uint8_t mech;
+	uint8_t name_len;
+	uint8_t realm_len;
+	char name[VAULT_CACHE_NAME];
+	char realm[VAULT_CACHE_NAME];
+	int64_t user_id;
+	bool enabled;
+	bool has_password;
+	char uri[STORE_URI_MAX];
+	size_t key_len;
+	uint8_t key[STORE_KEY_MAX];
+};
+
+static _Atomic uint32_t cache_gen = 1;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static pthread_key_t cache_key;
+
+static void cache_free(void *p)
+{
+	if (p) {
+		secmem_wipe(p, sizeof(struct cache_entry) * VAULT_CACHE_SLOTS);
+		free(p);
+	}
+}
+
+static void cache_setup(void)
+{
+	pthread_key_create(&cache_key, cache_free);
+}
+
+void vault_cache_flush(void)
+{
+	atomic_fetch_add(&cache_gen, 1);
+}
+
+static uint64_t cache_hash(struct str name, struct str realm, unsigned mech)
+{
+	uint64_t h = 1469598103934665603ULL ^ mech;
+	for (size_t i = 0; i < name.len; i++)
+		h = (h ^ (unsigned char)name.p[i]) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (size_t i = 0; i < realm.len; i++)
+		h = (h ^ (unsigned char)realm.p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static struct cache_entry *cache_slot(struct str name, struct str realm, unsigned mech,
+				      uint64_t *hash)
+{
+	struct cache_entry *tab;
+
+	if (name.len >= VAULT_CACHE_NAME || realm.len >= VAULT_CACHE_NAME)
+		return NULL; /* unusual: go to the store */
+	pthread_once(&cache_once, cache_setup);
+	tab = pthread_getspecific(cache_key);
+	if (!tab) {
+		tab = calloc(VAULT_CACHE_SLOTS, sizeof(*tab));
+		if (!tab || pthread_setspecific(cache_key, tab) != 0) {
+			free(tab);
+			return NULL;
+		}
+	}
+	*hash = cache_hash(name, realm, mech);
+	return &tab[*hash % VAULT_CACHE_SLOTS];
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* store_digest_lookup through the cache; same contract. */
+static int cached_lookup(struct store *s, const struct digest_creds *c, unsigned mech,
+			 struct store_user *u, struct store_cred *key)
+{
+	uint64_t h = 0, now = now_ms();
+	struct cache_entry *e = cache_slot(c->username, c->realm, mech, &h);
+	uint32_t gen = atomic_load(&cache_gen);
+	int rc;
+
+	if (e && e->hash == h && e->gen == gen && e->until_ms > now && e->mech == mech &&
+	    e->name_len == c->username.len && memcmp(e->name, c->username.p, e->name_len) == 0 &&
+	    e->realm_len == c->realm.len && memcmp(e->realm, c->realm.p, e->realm_len) == 0) {
+		u->id = e->user_id;
+		u->enabled = e->enabled;
+		u->has_password = e->has_password;
+		memcpy(u->uri, e->uri, sizeof(u->uri));
+		memcpy(key->key, e->key, sizeof(key->key));
+		key->key_len = e->key_len;
+		return e->rc;
+	}
+	rc = store_digest_lookup(s, c->username, c->realm, digest_mech[mech], u, key);
+	if (!e || (rc != STORE_OK && rc != STORE_NOTFOUND && rc != STORE_INVALID))
+		return rc; /* outages are never remembered */
+	secmem_wipe(e, sizeof(*e));
+	e->hash = h;
+	e->gen = gen;
+	e->until_ms = now + VAULT_CACHE_TTL_MS;
+	e->rc = rc;
+	e->mech = (uint8_t)mech;
+	e->name_len = (uint8_t)c->username.len;
+	memcpy(e->name, c->username.p, c->username.len);
+	e->realm_len = (uint8_t)c->realm.len;
+	memcpy(e->realm, c->realm.p, c->realm.len);
+	e->user_id = u->id;
+	e->enabled = u->enabled;
+	e->has_password = u->has_password;
+	memcpy(e->uri, u->uri, sizeof(e->uri));
+	e->key_len = key->key_len <= sizeof(e->key) ? key->key_len : 0;
+	memcpy(e->key, key->key, e->key_len);
+	return rc;
+}
+
 struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c, struct str method,
 				   struct str body, struct str realm, struct store_user *user)
 {
@@ -276,7 +414,7 @@ struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c
 	if ((unsigned)c->alg >= DIGEST_ALG_COUNT)
 		return verdict_permfail("bad_algorithm");
 
-	rc = store_digest_lookup(s, c->username, c->realm, digest_mech[c->alg], &u, &key);
+	rc = cached_lookup(s, c, (unsigned)c->alg, &u, &key);
 	switch (rc) {
 	case STORE_OK:
 		ha1 = key.key;

@@ -58,4 +58,12 @@ struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c
 				   struct str method, struct str body, struct str realm,
 				   struct store_user *user);
 
+/*
+ * Forget every cached key lookup (all threads, lazily: each thread notices
+ * at its next lookup). Call after a user, password or key changes; the
+ * daemon does on `cache.flush` from rtcauthctl and on SIGHUP. Without it a
+ * change still takes effect within 10 seconds.
+ */
+void vault_cache_flush(void);
+
 #endif

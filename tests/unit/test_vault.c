@@ -143,8 +143,11 @@ static void make_req(struct req *r, enum digest_alg alg, const char *user, const
 	r->c.nc = 1;
 }
 
+/* Every check below is about the store path: start each from an empty
+ * lookup cache (test_vault_cache_* cover the cache itself). */
 static struct verdict verify(struct fx *f, const struct req *r, struct store_user *u)
 {
+	vault_cache_flush();
 	return vault_digest_verify(f->s, &r->c, STR_LIT("REGISTER"), STR_NULL,
 				   STR_LIT("example.test"), u);
 }
@@ -155,7 +158,50 @@ static void assert_permfail(struct verdict v, const char *reason)
 	assert_string_equal(v.reason, reason);
 }
 
+static struct verdict verify_cached(struct fx *f, const struct req *r)
+{
+	return vault_digest_verify(f->s, &r->c, STR_LIT("REGISTER"), STR_NULL,
+				   STR_LIT("example.test"), NULL);
+}
+
 /* ---- tests ---- */
+
+static void test_vault_cache_keeps_a_disabled_user_until_flushed(void **state)
+{
+	struct fx *f = *state;
+	struct req r;
+
+	make_req(&r, DIGEST_SHA256, "alice", "example.test", PASSWORD);
+	vault_cache_flush();
+	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
+	assert_int_equal(store_user_set_enabled(f->s, f->alice.uri, false), STORE_OK);
+	/* within the TTL the cached lookup answers... */
+	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
+	/* ...until rtcauthctl's flush reaches the daemon */
+	vault_cache_flush();
+	assert_permfail(verify_cached(f, &r), "disabled");
+}
+
+static void test_vault_cache_remembers_unknown_users_too(void **state)
+{
+	struct fx *f = *state;
+	struct store_user bob;
+	struct req r;
+
+	make_req(&r, DIGEST_MD5, "bob", "example.test", "pw-bob");
+	vault_cache_flush();
+	assert_permfail(verify_cached(f, &r), "unknown_user");
+	memset(&bob, 0, sizeof(bob));
+	assert_int_equal(store_uri_normalise("sip:bob@example.test", bob.uri, bob.user, bob.domain),
+			 STORE_OK);
+	bob.enabled = true;
+	bob.has_password = true;
+	assert_int_equal(store_user_add(f->s, &bob), STORE_OK);
+	assert_int_equal(vault_set_password(f->s, &bob, "pw-bob", 6), STORE_OK);
+	assert_permfail(verify_cached(f, &r), "unknown_user");
+	vault_cache_flush();
+	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
+}
 
 static void test_vault_verifies_every_alg_and_both_username_forms(void **state)
 {
@@ -410,6 +456,8 @@ int main(void)
 	    T(test_vault_wrong_realm_is_wrong_realm),
 	    T(test_vault_new_password_replaces_old_keys),
 	    T(test_vault_set_password_stores_six_keys_of_right_sizes),
+	    T(test_vault_cache_keeps_a_disabled_user_until_flushed),
+	    T(test_vault_cache_remembers_unknown_users_too),
 	    T(test_vault_set_password_on_missing_user_fails),
 	    T(test_vault_store_outage_is_tempfail_not_unknown_user),
 	    T(test_vault_set_password_on_locked_store_is_unavailable),

@@ -338,7 +338,7 @@ static void test_admin_reg_list_omits_expired_bindings(void **state)
 }
 
 /*
- * BUG (src/daemon/admin.c:72-79, list_one): json_pack("{...s:s...}") fails
+ * Regression (fixed in d19ed19; was admin.c list_one): json_pack("{...s:s...}") fails
  * on a string that is not valid UTF-8 and returns NULL; json_array_append_new
  * then silently drops the binding. A client registering with User-Agent
  * bytes "\xff\xfe" (any non-UTF-8 value from the wire) is invisible to
@@ -483,7 +483,7 @@ static void test_admin_reg_del_deletes_from_the_store_and_audits(void **state)
 }
 
 /*
- * BUG (src/daemon/admin.c:108-109 and 129-130, del_fn/do_reg_del): only the first 64 removed
+ * Regression (fixed in d19ed19; was admin.c del_fn/do_reg_del): only the first 64 removed
  * bindings (d->gone[64]) get a wb_reg_del; the rest are removed from memory
  * but stay in the store and come back at the next start. With max_contacts
  * up to 1000 this is reachable: 70 bindings of one AOR, reg.del by AOR

@@ -171,12 +171,15 @@ static struct loc_packed *pack(const struct location_binding *b)
 {
 	const char *src[S_COUNT] = {b->key,  b->contact, b->contact_uri, b->instance,
 				    b->path, b->call_id, b->user_agent};
+	const size_t caps[S_COUNT] = {sizeof(b->key),      sizeof(b->contact), sizeof(b->contact_uri),
+				      sizeof(b->instance), sizeof(b->path),    sizeof(b->call_id),
+				      sizeof(b->user_agent)};
 	size_t lens[S_COUNT], sum = 0;
 	struct loc_packed *p;
 	char *d;
 
 	for (int i = 0; i < S_COUNT; i++) {
-		lens[i] = strnlen(src[i], LOC_CONTACT_MAX);
+		lens[i] = strnlen(src[i], caps[i] - 1); /* never past the field */
 		sum += lens[i] + 1;
 	}
 	p = malloc(sizeof(*p) + sum);
@@ -354,13 +357,12 @@ void location_foreach(void (*fn)(void *ctx, const struct location_binding *b), v
 size_t location_expire(int64_t now, void (*fn)(void *ctx, const struct location_binding *b),
 		       void *ctx)
 {
-	struct location_binding *b = malloc(sizeof(*b));
-	size_t removed = 0;
+	struct location_binding *gone = NULL;
+	size_t removed = 0, cap = 0;
 
-	if (!b)
-		return 0;
 	for (size_t i = 0; i < nshards; i++) {
 		struct shard *sh = &shards[i];
+		size_t n = 0;
 		pthread_mutex_lock(&sh->mu);
 		for (size_t j = 0; j < sh->nbuckets; j++) {
 			struct location_aor **pp = &sh->buckets[j];
@@ -371,12 +373,21 @@ size_t location_expire(int64_t now, void (*fn)(void *ctx, const struct location_
 						k++;
 						continue;
 					}
+					if (fn && n == cap) {
+						size_t nc = cap ? cap * 2 : 64;
+						struct location_binding *ng =
+							realloc(gone, nc * sizeof(*ng));
+						if (!ng) {
+							k++; /* keep it; the next sweep retries */
+							continue;
+						}
+						gone = ng;
+						cap = nc;
+					}
 					if (fn)
-						unpack(a, a->b[k], b);
+						unpack(a, a->b[k], &gone[n++]);
 					location_aor_remove(a, k);
 					removed++;
-					if (fn)
-						fn(ctx, b); /* after the removal, as documented */
 				}
 				if (a->n == 0) {
 					*pp = a->next;
@@ -388,7 +399,10 @@ size_t location_expire(int64_t now, void (*fn)(void *ctx, const struct location_
 			}
 		}
 		pthread_mutex_unlock(&sh->mu);
+		/* told after the removal and outside the lock (it may log, queue) */
+		for (size_t k = 0; k < n; k++)
+			fn(ctx, &gone[k]);
 	}
-	free(b);
+	free(gone);
 	return removed;
 }

@@ -196,6 +196,12 @@ static int write_batch(struct wb_op *batch, uint64_t n)
 		else
 			store_rollback(wst);
 	}
+	if (rc != STORE_OK && rc != STORE_UNAVAILABLE) {
+		/* begin or commit failed (corrupt, full...): none of it is written */
+		store_rollback(wst);
+		bad = n;
+		ok = 0;
+	}
 	if (rc == STORE_UNAVAILABLE) {
 		log_warn("wb.retry", "ops=%llu reason=\"%s\"", (unsigned long long)n,
 			 store_errmsg(wst));

@@ -40,6 +40,7 @@ struct conn {
 	struct sip_io *io;
 	struct location_flow flow;
 	char ip[64];
+	const char *closing; /* set: close once the answers already queued are out */
 };
 
 struct xmsg {
@@ -189,6 +190,31 @@ static void conn_close(struct conn *c, const char *why)
 	free(c);
 }
 
+static void conn_event(struct bufferevent *bev, short what, void *arg);
+
+static void conn_drained(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_close(c, c->closing);
+}
+
+/* Stop reading; close when what we already answered has been written
+ * (a bad message after good ones must not eat the good ones' answers). */
+static void conn_close_after_flush(struct conn *c, const char *why)
+{
+	struct timeval grace = {5, 0};
+
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_close(c, why);
+		return;
+	}
+	c->closing = why;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, NULL, &grace);
+	bufferevent_setcb(c->bev, NULL, conn_drained, conn_event, c);
+}
+
 static void conn_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -218,7 +244,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		if (n == SIP_E_INCOMPLETE) {
 			if (len > max) {
 				stats_inc(ST_SIP_BAD);
-				conn_close(c, "message_too_large");
+				conn_close_after_flush(c, "message_too_large");
 			}
 			return;
 		}
@@ -226,7 +252,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			stats_inc(ST_SIP_BAD);
 			log_info("conn.bad_framing", "conn=%llx reason=\"%s\"",
 				 (unsigned long long)c->id, sip_msg_strerror((int)n));
-			conn_close(c, n == SIP_E_TOO_LONG ? "message_too_large" : "bad_framing");
+			conn_close_after_flush(c, n == SIP_E_TOO_LONG ? "message_too_large"
+								       : "bad_framing");
 			return;
 		}
 		sip_server_handle(&c->io->sw, p, (size_t)n, &c->flow);

@@ -97,8 +97,14 @@ install: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl
 	install -m 755 $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(DESTDIR)$(PREFIX)/sbin/
 	install -m 644 docs/rtcauth.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 docs/rtcauthd.8 docs/rtcauthctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	test -e $(DESTDIR)/etc/rtcauth/rtcauth.conf || install -m 640 etc/rtcauth.conf $(DESTDIR)/etc/rtcauth/rtcauth.conf
-	install -d $(DESTDIR)/lib/systemd/system && install -m 644 etc/rtcauthd.service $(DESTDIR)/lib/systemd/system/
+	# the example config's state lives in ./var for `make run`; an installed
+	# one uses the default /var/lib/rtcauth. Never overwrite an operator's file.
+	test -e $(DESTDIR)/etc/rtcauth/rtcauth.conf || \
+	  sed -e 's|^state_dir = \.\./var$$|# state_dir = /var/lib/rtcauth|' etc/rtcauth.conf \
+	  >$(DESTDIR)/etc/rtcauth/rtcauth.conf && chmod 640 $(DESTDIR)/etc/rtcauth/rtcauth.conf
+	install -d $(DESTDIR)/lib/systemd/system
+	sed -e 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' etc/rtcauthd.service \
+	  >$(DESTDIR)/lib/systemd/system/rtcauthd.service
 
 format:
 	clang-format -i $$(find src tests fuzz -name '*.[ch]')

@@ -92,10 +92,14 @@ static const char *const sections[] = {"server", "sip", "store", "log", "auth", 
 static const struct {
 	const char *name;
 	enum digest_alg alg;
+	bool sess;
 } alg_names[] = {
-    {"MD5", DIGEST_MD5},
-    {"SHA-256", DIGEST_SHA256},
-    {"SHA-512-256", DIGEST_SHA512_256},
+    {"MD5", DIGEST_MD5, false},
+    {"SHA-256", DIGEST_SHA256, false},
+    {"SHA-512-256", DIGEST_SHA512_256, false},
+    {"MD5-sess", DIGEST_MD5, true},
+    {"SHA-256-sess", DIGEST_SHA256, true},
+    {"SHA-512-256-sess", DIGEST_SHA512_256, true},
 };
 
 struct loader {
@@ -320,9 +324,11 @@ static int parse_algs(const char *value, struct config *cfg)
 		if (i == sizeof(alg_names) / sizeof(alg_names[0]))
 			return -1;
 		for (size_t j = 0; j < n; j++)
-			if (cfg->digest_algs[j] == alg_names[i].alg)
+			if (cfg->digest_algs[j] == alg_names[i].alg &&
+			    cfg->digest_sess[j] == alg_names[i].sess)
 				return -1;
-		cfg->digest_algs[n++] = alg_names[i].alg;
+		cfg->digest_algs[n] = alg_names[i].alg;
+		cfg->digest_sess[n++] = alg_names[i].sess;
 	}
 	/* Empty items ("MD5,,SHA-256") are typos, not silently skipped. */
 	if (n == 0 || strstr(value, ",,") || value[strlen(value) - 1] == ',' || value[0] == ',')
@@ -562,7 +568,8 @@ static void set_value(struct loader *ld, const struct key *k, const char *value,
 		if (parse_algs(value, cfg) < 0)
 			fail_value(ld, k, value,
 				   "expected a comma list of distinct MD5, SHA-256, SHA-512-256 "
-				   "in order of preference, e.g. SHA-512-256, SHA-256, MD5");
+				   "(or their -sess forms) in order of preference, e.g. "
+				   "SHA-512-256, SHA-256, MD5");
 		break;
 	case K_QOP:
 		if (parse_qop(value, &cfg->digest_qop_auth_int) < 0)

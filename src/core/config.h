@@ -56,7 +56,10 @@ struct config {
 	enum log_dest log_dest;   /* default stderr */
 
 	/* [auth] */
-	enum digest_alg digest_algs[DIGEST_ALG_COUNT]; /* offered, in this order */
+	/* offered challenges, in this order; digest_sess[i] offers the -sess
+	 * form (RFC 7616 §3.4.2) of digest_algs[i] */
+	enum digest_alg digest_algs[2 * DIGEST_ALG_COUNT];
+	bool digest_sess[2 * DIGEST_ALG_COUNT];
 	size_t n_digest_algs; /* default SHA-512-256, SHA-256, MD5 */
 	bool digest_qop_auth_int; /* offer auth-int besides auth; default true */
 	int nonce_lifetime;       /* seconds, default 300 */

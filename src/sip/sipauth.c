@@ -37,7 +37,7 @@ static void send_challenge(const struct sip_tx *t, bool stale)
 	reply_start(&b, t, reg ? 401 : 407, reg ? "Unauthorized" : "Proxy Authentication Required");
 	for (size_t i = 0; i < cfg->n_digest_algs; i++)
 		digest_challenge_write(&b, hdr, str_cstr(cfg->domain), str_cstr(nonce),
-				       str_cstr(rt->opaque), cfg->digest_algs[i], false,
+				       str_cstr(rt->opaque), cfg->digest_algs[i], cfg->digest_sess[i],
 				       cfg->digest_qop_auth_int, stale);
 	reply_finish_send(&b, t);
 	stats_inc(stale ? ST_AUTH_STALE : ST_AUTH_CHALLENGE);
@@ -219,10 +219,9 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 		send_challenge(t, false);
 		return 0;
 	}
-	if (ns == NONCE_STALE) {
-		send_challenge(t, true);
-		return 0;
-	}
+	/* a stale nonce is still checked: stale=true only tells a client that
+	 * knows the password to retry with a fresh nonce (RFC 7616 §3.3); a
+	 * wrong password on an old nonce is a failure like any other */
 	v = vault_digest_verify(t->w->store, &c, t->m->method, t->m->body, realm, user);
 	if (v.kind == VERDICT_TEMPFAIL) {
 		stats_inc(ST_AUTH_TEMPFAIL);
@@ -233,6 +232,10 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 	if (v.kind == VERDICT_PERMFAIL) {
 		record_failure(t, who, v.reason);
 		send_challenge(t, false);
+		return 0;
+	}
+	if (ns == NONCE_STALE) {
+		send_challenge(t, true);
 		return 0;
 	}
 	retrans_key_of(t, &c, &rk);

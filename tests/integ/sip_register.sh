@@ -7,7 +7,7 @@
 SIPP_DIR=$RTC_TOP/tests/integ/sipp
 N=${SIP_USERS:-1000}
 
-write_config "[auth]" "digest_algorithms = MD5, SHA-256, SHA-512-256"
+write_config "[auth]" "digest_algorithms = MD5, SHA-256, SHA-512-256, MD5-sess, SHA-512-256-sess"
 # users: CSV for rtcauthctl, injection file for sipp
 {
 	echo "uri,password"
@@ -106,6 +106,28 @@ rc=$?
 check "a captured authorised REGISTER replayed in a new transaction is rejected (401)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || show "$T/replay.out"
 check "the replays are logged" grep -q 'event=auth.replay' "$T/rtcauthd.log"
+
+# every offered algorithm, -sess forms and auth-int included, registers
+python3 - "$SIP_PORT" <<'PY' >"$T/algs.out" 2>&1
+import sys
+from sipclient import Client, register
+port = int(sys.argv[1])
+for i, (alg, qop) in enumerate([("SHA-256", "auth"), ("SHA-512-256", "auth-int"),
+                                ("MD5-sess", "auth"), ("SHA-512-256-sess", "auth-int")]):
+    c = Client(port)
+    user = "user%04d" % (900 + i)
+    r, _ = register(c, user, "pw-%04d" % (900 + i), alg=alg, qop=qop)
+    print(alg, qop, r)
+    assert r is not None and r.status == 200, (alg, qop, r)
+    # the user@domain form of the Digest user name works too
+    r, _ = register(Client(port), user, "pw-%04d" % (900 + i), alg=alg, qop=qop,
+                    username=user + "@example.test")
+    print(alg, qop, "user@domain", r)
+    assert r is not None and r.status == 200, (alg, qop, r)
+PY
+rc=$?
+check "SHA-256, SHA-512-256 (auth-int), MD5-sess and SHA-512-256-sess register, as user and user@domain" [ $rc -eq 0 ]
+[ $rc -eq 0 ] || show "$T/algs.out"
 
 # MESSAGE from one registered sipp UA to another through the router
 printf 'bobpw\n' | ctl user add sip:bob@example.test --password-stdin >/dev/null

@@ -143,6 +143,22 @@ static void test_config_minimal_file_keeps_defaults(void **state)
 	assert_string_equal(fx->cfg.fqdn, d.fqdn);
 }
 
+static void test_config_offers_sess_variants_in_the_given_order(void **state)
+{
+	struct fx *fx = *state;
+
+	assert_int_equal(load(fx, MINIMAL "[auth]\n"
+					  "digest_algorithms = SHA-256-sess, sha-256, MD5-sess\n"),
+			 0);
+	assert_int_equal(fx->cfg.n_digest_algs, 3);
+	assert_int_equal(fx->cfg.digest_algs[0], DIGEST_SHA256);
+	assert_true(fx->cfg.digest_sess[0]);
+	assert_int_equal(fx->cfg.digest_algs[1], DIGEST_SHA256);
+	assert_false(fx->cfg.digest_sess[1]);
+	assert_int_equal(fx->cfg.digest_algs[2], DIGEST_MD5);
+	assert_true(fx->cfg.digest_sess[2]);
+}
+
 static void test_config_parses_every_key(void **state)
 {
 	struct fx *fx = *state;
@@ -399,7 +415,8 @@ static void test_config_rejects_bad_enumerations(void **state)
 		     "[auth] digest_algorithms = 'SHA-1'", "SHA-512-256", NULL);
 	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5, md5\n", "distinct", NULL);
 	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5,,SHA-256\n", "comma list", NULL);
-	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5-sess\n", "comma list", NULL);
+	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5-sess, md5-SESS\n", "distinct", NULL);
+	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5-session\n", "comma list", NULL);
 	expect_error(fx, MINIMAL "[auth]\ndigest_qop = auth-int\n",
 		     "expected auth or auth,auth-int", NULL);
 	expect_error(fx, MINIMAL "[auth]\ndigest_qop = auth,auth\n", "expected auth", NULL);
@@ -574,6 +591,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_config_minimal_file_keeps_defaults, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_config_parses_every_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_offers_sess_variants_in_the_given_order,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_qop_auth_int_and_sizes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_first_listen_replaces_defaults, setup,
 					    teardown),

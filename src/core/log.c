@@ -17,8 +17,12 @@
 static _Atomic int g_level = LOG_INFO;
 static enum log_dest g_dest = LOG_TO_STDERR;
 
+/* The context is kept raw and escaped only when a line is written: at the
+ * usual levels most messages log nothing, and escaping every Call-ID up
+ * front showed in profiles. The caller keeps the bytes alive until
+ * log_ctx_clear (they are the message being handled). */
 static _Thread_local const char *ctx_key;
-static _Thread_local char ctx_val[LOG_VAL_MAX];
+static _Thread_local struct str ctx_raw;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -58,7 +62,7 @@ int log_level_parse(const char *s, enum log_level *out)
 void log_ctx_set(const char *key, struct str value)
 {
 	ctx_key = key;
-	log_val(value, ctx_val, sizeof(ctx_val));
+	ctx_raw = value;
 }
 
 void log_ctx_clear(void)
@@ -130,6 +134,8 @@ void log_emit(enum log_level level, const char *event, const char *fmt, ...)
 	if (n > 0)
 		o += (size_t)n;
 	if (ctx_key && o < sizeof(line)) {
+		char ctx_val[LOG_VAL_MAX];
+		log_val(ctx_raw, ctx_val, sizeof(ctx_val));
 		n = snprintf(line + o, sizeof(line) - o, " %s=%s", ctx_key, ctx_val);
 		if (n > 0)
 			o += (size_t)n;

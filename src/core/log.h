@@ -24,7 +24,8 @@ bool log_enabled(enum log_level level);
 /* Parse "error", "warn", "info", "debug"; 0 or -1. */
 int log_level_parse(const char *s, enum log_level *out);
 
-/* Thread-local context: key is a literal ("call_id", "req_id"). */
+/* Thread-local context: key is a literal ("call_id", "req_id"). The value's
+ * bytes are not copied: they must stay valid until log_ctx_clear(). */
 void log_ctx_set(const char *key, struct str value);
 void log_ctx_clear(void);
 

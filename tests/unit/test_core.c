@@ -404,7 +404,7 @@ static void test_log_emit_adds_the_threads_call_id_until_cleared(void **state)
 	log_setup(LOG_INFO, LOG_TO_STDERR, "test");
 	cap_start(&c);
 	log_ctx_set("call_id", str_make(cid, strlen(cid)));
-	memset(cid, 'X', strlen(cid)); /* the context is a copy */
+	/* the context is not copied (log.h): cid stays valid until cleared */
 	log_warn("auth.fail", "reason=%s", "bad_response");
 	log_ctx_clear();
 	log_warn("auth.fail", "reason=%s", "stale");

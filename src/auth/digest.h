@@ -33,7 +33,7 @@ struct digest_creds {
 	struct str realm;
 	struct str nonce;
 	struct str uri;
-	struct str response; /* hex as sent */
+	struct str response;  /* hex as sent */
 	struct str algorithm; /* as sent, empty = MD5 */
 	struct str cnonce;
 	struct str opaque;
@@ -48,14 +48,14 @@ struct digest_creds {
 
 /* Parse errors, negative; digest_strerror gives a phrase for the log. */
 enum {
-	DIGEST_E_SCHEME = -1,    /* not "Digest" */
-	DIGEST_E_SYNTAX = -2,    /* unterminated quote, bad token, missing '=' */
+	DIGEST_E_SCHEME = -1,	 /* not "Digest" */
+	DIGEST_E_SYNTAX = -2,	 /* unterminated quote, bad token, missing '=' */
 	DIGEST_E_DUPLICATE = -3, /* a parameter given twice */
-	DIGEST_E_MISSING = -4,   /* username, realm, nonce, uri or response missing;
+	DIGEST_E_MISSING = -4,	 /* username, realm, nonce, uri or response missing;
 				    qop without cnonce/nc */
-	DIGEST_E_TOO_LONG = -5,  /* a field over its bound, or too many params */
+	DIGEST_E_TOO_LONG = -5,	 /* a field over its bound, or too many params */
 	DIGEST_E_ALGORITHM = -6, /* unknown algorithm */
-	DIGEST_E_QOP = -7,       /* unknown qop, or bad nc */
+	DIGEST_E_QOP = -7,	 /* unknown qop, or bad nc */
 };
 const char *digest_strerror(int err);
 
@@ -74,7 +74,8 @@ int digest_parse_credentials(struct str value, struct digest_creds *out);
  * 0, a DIGEST_E_* code for syntax, or fn's value.
  */
 int auth_params_parse(struct str value, struct str *scheme,
-		      int (*fn)(void *ctx, struct str name, struct str val, bool quoted), void *ctx);
+		      int (*fn)(void *ctx, struct str name, struct str val, bool quoted),
+		      void *ctx);
 
 /* H(data) lower-case hex into out (cap >= 2*len+1). Returns hex length or -1. */
 int digest_hash_hex(enum digest_alg alg, const void *data, size_t len, char *out, size_t cap);
@@ -98,8 +99,8 @@ int digest_response(const struct digest_creds *c, const uint8_t *ha1, struct str
 
 /*
  * Write one challenge header line (with CRLF):
- *   <hdr>: Digest realm="r", nonce="n", opaque="o", algorithm=SHA-256, qop="auth,auth-int"[, stale=true]
- * hdr is "WWW-Authenticate" or "Proxy-Authenticate". opaque may be empty.
+ *   <hdr>: Digest realm="r", nonce="n", opaque="o", algorithm=SHA-256, qop="auth,auth-int"[,
+ * stale=true] hdr is "WWW-Authenticate" or "Proxy-Authenticate". opaque may be empty.
  */
 void digest_challenge_write(struct sbuf *b, const char *hdr, struct str realm, struct str nonce,
 			    struct str opaque, enum digest_alg alg, bool sess, bool qop_auth_int,

@@ -24,12 +24,12 @@
 #include "core/str.h"
 
 struct lockout_policy {
-	uint32_t user_failures; /* e.g. 10 */
-	uint32_t user_window;   /* seconds, e.g. 300 */
-	uint32_t user_duration; /* seconds, first lock, e.g. 300 */
-	uint32_t user_max;      /* seconds, longest lock, e.g. 3600 */
+	uint32_t user_failures;	  /* e.g. 10 */
+	uint32_t user_window;	  /* seconds, e.g. 300 */
+	uint32_t user_duration;	  /* seconds, first lock, e.g. 300 */
+	uint32_t user_max;	  /* seconds, longest lock, e.g. 3600 */
 	uint32_t source_failures; /* e.g. 30 */
-	uint32_t source_window;   /* seconds */
+	uint32_t source_window;	  /* seconds */
 	uint32_t source_duration; /* seconds */
 };
 
@@ -58,8 +58,8 @@ void lockout_success(struct lockout *l, struct str user, struct str source, uint
 struct lockout_entry {
 	bool is_source;
 	char key[256];
-	uint32_t failures;    /* in the current window */
-	uint32_t locked_for;  /* seconds remaining, 0 = not locked */
+	uint32_t failures;   /* in the current window */
+	uint32_t locked_for; /* seconds remaining, 0 = not locked */
 };
 /* Calls fn for every entry with failures or a lock. */
 void lockout_list(struct lockout *l, uint64_t now,

@@ -95,8 +95,8 @@ struct nonce_shard {
 
 struct nonce_table {
 	_Atomic uint32_t lifetime; /* changed by nonce_table_set_lifetime on reload */
-	unsigned nshards; /* power of two */
-	int64_t horizon;  /* atomic: nonces with ts < horizon are stale */
+	unsigned nshards;	   /* power of two */
+	int64_t horizon;	   /* atomic: nonces with ts < horizon are stale */
 	struct nonce_shard shards[];
 };
 

@@ -49,8 +49,8 @@ enum nonce_status nonce_check(const struct nonce_table *t, struct str nonce, str
  * Call only after the response was verified, so failed guesses do not burn
  * counts. Thread-safe.
  */
-enum nonce_status nonce_use(struct nonce_table *t, struct str nonce, struct str realm,
-			    uint32_t nc, int64_t now);
+enum nonce_status nonce_use(struct nonce_table *t, struct str nonce, struct str realm, uint32_t nc,
+			    int64_t now);
 
 /* Entries currently tracked (for /metrics and tests). */
 size_t nonce_table_size(struct nonce_table *t);

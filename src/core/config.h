@@ -16,7 +16,7 @@
 #include "core/log.h"
 
 #define CONFIG_MAX_LISTEN 16
-#define CONFIG_HOST_MAX   256
+#define CONFIG_HOST_MAX	  256
 
 enum transport_kind { TRANSPORT_UDP = 0, TRANSPORT_TCP = 1, TRANSPORT_TLS = 2 };
 
@@ -32,41 +32,41 @@ struct config {
 	/* [server] */
 	char domain[CONFIG_HOST_MAX]; /* SIP domain, also the Digest realm (lower case) */
 	char fqdn[CONFIG_HOST_MAX];   /* this server's name; default: gethostname() */
-	int workers;                  /* 0 = one per online CPU */
+	int workers;		      /* 0 = one per online CPU */
 	char state_dir[PATH_MAX];     /* default /var/lib/rtcauth */
 
 	/* [sip] */
 	struct listen_addr listen[CONFIG_MAX_LISTEN];
-	size_t n_listen; /* default: udp:0.0.0.0:5060 tcp:0.0.0.0:5060 tls:0.0.0.0:5061 */
-	char tls_cert[PATH_MAX]; /* default: <state_dir>/tls/server.crt (bootstrap) */
-	char tls_key[PATH_MAX];  /* default: <state_dir>/tls/server.key */
-	size_t max_message_size; /* default 65536 */
-	int idle_timeout;        /* seconds, stream connections; default 300 */
+	size_t n_listen;	  /* default: udp:0.0.0.0:5060 tcp:0.0.0.0:5060 tls:0.0.0.0:5061 */
+	char tls_cert[PATH_MAX];  /* default: <state_dir>/tls/server.crt (bootstrap) */
+	char tls_key[PATH_MAX];	  /* default: <state_dir>/tls/server.key */
+	size_t max_message_size;  /* default 65536 */
+	int idle_timeout;	  /* seconds, stream connections; default 300 */
 	int max_conns_per_source; /* default 64 */
-	int min_expires;          /* default 60 (423 below it) */
-	int max_expires;          /* default 7200 */
-	int default_expires;      /* default 3600 */
-	int max_contacts;         /* per AOR, default 10 */
+	int min_expires;	  /* default 60 (423 below it) */
+	int max_expires;	  /* default 7200 */
+	int default_expires;	  /* default 3600 */
+	int max_contacts;	  /* per AOR, default 10 */
 
 	/* [store] */
 	char sqlite_path[PATH_MAX]; /* default <state_dir>/rtcauth.db */
 
 	/* [log] */
 	enum log_level log_level; /* default info */
-	enum log_dest log_dest;   /* default stderr */
+	enum log_dest log_dest;	  /* default stderr */
 
 	/* [auth] */
 	/* offered challenges, in this order; digest_sess[i] offers the -sess
 	 * form (RFC 7616 §3.4.2) of digest_algs[i] */
 	enum digest_alg digest_algs[2 * DIGEST_ALG_COUNT];
 	bool digest_sess[2 * DIGEST_ALG_COUNT];
-	size_t n_digest_algs; /* default SHA-512-256, SHA-256, MD5 */
-	bool digest_qop_auth_int; /* offer auth-int besides auth; default true */
-	int nonce_lifetime;       /* seconds, default 300 */
-	int lockout_user_failures; /* default 10 */
-	int lockout_user_window;   /* seconds, default 300 */
-	int lockout_user_duration; /* seconds, default 300 (doubles per repeat) */
-	int lockout_user_max;      /* seconds, default 3600 */
+	size_t n_digest_algs;	     /* default SHA-512-256, SHA-256, MD5 */
+	bool digest_qop_auth_int;    /* offer auth-int besides auth; default true */
+	int nonce_lifetime;	     /* seconds, default 300 */
+	int lockout_user_failures;   /* default 10 */
+	int lockout_user_window;     /* seconds, default 300 */
+	int lockout_user_duration;   /* seconds, default 300 (doubles per repeat) */
+	int lockout_user_max;	     /* seconds, default 3600 */
 	int lockout_source_failures; /* default 30 */
 	int lockout_source_window;   /* seconds, default 60 */
 	int lockout_source_duration; /* seconds, default 300 */

@@ -31,7 +31,7 @@ void log_ctx_clear(void);
 
 /* fmt holds further " key=value" pairs (leading space not needed). */
 void log_emit(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Quote a value for a log line: printable ASCII kept, '"' and '\\' escaped,

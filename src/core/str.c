@@ -1,7 +1,6 @@
 /* Counted string helpers. No allocation, no I/O. */
 #include "core/str.h"
 
-
 bool str_eq(struct str a, struct str b)
 {
 	return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);

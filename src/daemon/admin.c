@@ -44,7 +44,8 @@ static json_t *do_status(void)
 	uint64_t w, f, q;
 
 	for (int i = 0; i < ST_COUNT; i++)
-		json_object_set_new(c, stats_name((enum stat_id)i), json_integer((json_int_t)stats_get((enum stat_id)i)));
+		json_object_set_new(c, stats_name((enum stat_id)i),
+				    json_integer((json_int_t)stats_get((enum stat_id)i)));
 	wb_counts(&w, &f, &q);
 	json_object_set_new(c, "store_writes", json_integer((json_int_t)w));
 	json_object_set_new(c, "store_write_failures", json_integer((json_int_t)f));
@@ -171,10 +172,10 @@ static json_t *do_reg_del(json_t *req)
 
 static void lockout_one(void *vctx, const struct lockout_entry *e)
 {
-	json_array_append_new(vctx, json_pack("{s:s, s:s, s:i, s:i}", "kind",
-					      e->is_source ? "source" : "user", "key", e->key,
-					      "failures", (int)e->failures, "locked_for",
-					      (int)e->locked_for));
+	json_array_append_new(vctx,
+			      json_pack("{s:s, s:s, s:i, s:i}", "kind",
+					e->is_source ? "source" : "user", "key", e->key, "failures",
+					(int)e->failures, "locked_for", (int)e->locked_for));
 }
 
 static json_t *do_lockout(json_t *req, bool clear)
@@ -221,8 +222,7 @@ char *admin_handle_line(const char *line, size_t len)
 	else if (strcmp(cmd, "cache.flush") == 0) {
 		vault_cache_flush();
 		rep = json_pack("{s:b}", "ok", 1);
-	}
-	else
+	} else
 		rep = err_reply("bad_request", "unknown command");
 	json_decref(req);
 	s = json_dumps(rep, JSON_COMPACT);
@@ -276,7 +276,7 @@ static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct
 			    int len, void *arg)
 {
 	struct bufferevent *bev =
-		bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+	    bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
 	struct timeval tmo = {5, 0};
 	(void)sa;
 	(void)len;
@@ -299,7 +299,8 @@ int admin_start(struct event_base *base, const char *path, const struct admin_ct
 
 	actx = *ctx;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "admin socket path %s is too long (max %zu bytes); set [admin] socket",
+		snprintf(err, errlen,
+			 "admin socket path %s is too long (max %zu bytes); set [admin] socket",
 			 path, sizeof(sun.sun_path) - 1);
 		return -1;
 	}
@@ -312,7 +313,8 @@ int admin_start(struct event_base *base, const char *path, const struct admin_ct
 	old = umask(0177);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {
 		umask(old);
-		snprintf(err, errlen, "cannot listen on admin socket %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot listen on admin socket %s: %s", path,
+			 strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;

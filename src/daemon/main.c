@@ -33,7 +33,7 @@
 #include "store/wb.h"
 #include "vault/vault.h"
 
-#define RTCAUTH_VERSION "0.1.0"
+#define RTCAUTH_VERSION	     "0.1.0"
 #define NONCE_TABLE_CAPACITY (1u << 21)
 
 /* Runtimes and configs are never freed while workers may read them;
@@ -76,13 +76,13 @@ static void usage(FILE *f)
 static struct lockout_policy policy_of(const struct config *c)
 {
 	struct lockout_policy p = {
-		.user_failures = (uint32_t)c->lockout_user_failures,
-		.user_window = (uint32_t)c->lockout_user_window,
-		.user_duration = (uint32_t)c->lockout_user_duration,
-		.user_max = (uint32_t)c->lockout_user_max,
-		.source_failures = (uint32_t)c->lockout_source_failures,
-		.source_window = (uint32_t)c->lockout_source_window,
-		.source_duration = (uint32_t)c->lockout_source_duration,
+	    .user_failures = (uint32_t)c->lockout_user_failures,
+	    .user_window = (uint32_t)c->lockout_user_window,
+	    .user_duration = (uint32_t)c->lockout_user_duration,
+	    .user_max = (uint32_t)c->lockout_user_max,
+	    .source_failures = (uint32_t)c->lockout_source_failures,
+	    .source_window = (uint32_t)c->lockout_source_window,
+	    .source_duration = (uint32_t)c->lockout_source_duration,
 	};
 	return p;
 }
@@ -279,14 +279,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (ncfg->n_listen != old->n_listen ||
 	    memcmp(ncfg->listen, old->listen, sizeof(ncfg->listen)) != 0 ||
 	    strcmp(ncfg->sqlite_path, old->sqlite_path) != 0 || ncfg->workers != old->workers)
-		log_warn("reload.partial", "reason=\"listen, store and workers change only on restart\"");
+		log_warn("reload.partial",
+			 "reason=\"listen, store and workers change only on restart\"");
 	if (has_tls(ncfg)) {
 		/* the same checks as at start (bootstrap.h): a world-readable or
 		 * expired pair is refused on reload too */
-		SSL_CTX *ctx = bootstrap_check_cert(ncfg->tls_cert, ncfg->tls_key, err,
-						    sizeof(err)) == 0
-				       ? make_tls(ncfg, err, sizeof(err))
-				       : NULL;
+		SSL_CTX *ctx =
+		    bootstrap_check_cert(ncfg->tls_cert, ncfg->tls_key, err, sizeof(err)) == 0
+			? make_tls(ncfg, err, sizeof(err))
+			: NULL;
 		if (!ctx) {
 			log_err("reload.failed", "reason=%s action=kept_old_config",
 				reason(err, rbuf));
@@ -334,12 +335,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 static int parse_args(int argc, char **argv, bool *check_only)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					      {"check-config", no_argument, NULL, 'C'},
-					      {"version", no_argument, NULL, 'V'},
-					      {"help", no_argument, NULL, 'h'},
-					      {"foreground", no_argument, NULL, 'f'},
-					      {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
+	    {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+	    {"foreground", no_argument, NULL, 'f'},   {NULL, 0, NULL, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:fVh", opts, NULL)) != -1) {
@@ -419,7 +418,8 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	log_setup(cfg->log_level, cfg->log_dest, "rtcauthd");
-	if (bootstrap_state(cfg, err, sizeof(err)) < 0 || vault_init(cfg->state_dir, err, sizeof(err)) < 0) {
+	if (bootstrap_state(cfg, err, sizeof(err)) < 0 ||
+	    vault_init(cfg->state_dir, err, sizeof(err)) < 0) {
 		log_err("start.failed", "reason=%s", reason(err, rbuf));
 		fprintf(stderr, "rtcauthd: %s\n", err);
 		vault_shutdown();
@@ -437,7 +437,8 @@ int main(int argc, char **argv)
 	keep(cfg, rt);
 	current_rt = rt;
 	workers_set_runtime(rt);
-	if (open_and_restore(cfg, err, sizeof(err)) < 0 || wb_start(cfg->sqlite_path, 100, err, sizeof(err)) < 0)
+	if (open_and_restore(cfg, err, sizeof(err)) < 0 ||
+	    wb_start(cfg->sqlite_path, 100, err, sizeof(err)) < 0)
 		goto fail;
 	if (has_tls(cfg)) {
 		SSL_CTX *ctx = make_tls(cfg, err, sizeof(err));

@@ -29,8 +29,8 @@
 #include "sip/msg.h"
 #include "store/store.h"
 
-#define UDP_BATCH 16
-#define UDP_BUF   65536
+#define UDP_BATCH    16
+#define UDP_BUF	     65536
 #define CONN_BUCKETS 1024
 
 struct conn {
@@ -253,7 +253,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			log_info("conn.bad_framing", "conn=%llx reason=\"%s\"",
 				 (unsigned long long)c->id, sip_msg_strerror((int)n));
 			conn_close_after_flush(c, n == SIP_E_TOO_LONG ? "message_too_large"
-								       : "bad_framing");
+								      : "bad_framing");
 			return;
 		}
 		sip_server_handle(&c->io->sw, p, (size_t)n, &c->flow);
@@ -287,8 +287,8 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, "eof");
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
 {
 	struct sip_io *io = arg;
 	int idx = -1;
@@ -327,9 +327,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			ssl = SSL_new(g_tls);
 		pthread_mutex_unlock(&tls_mu);
 		if (ssl)
-			c->bev = bufferevent_openssl_socket_new(io->base, fd, ssl,
-								BUFFEREVENT_SSL_ACCEPTING,
-								BEV_OPT_CLOSE_ON_FREE);
+			c->bev = bufferevent_openssl_socket_new(
+			    io->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	} else {
 		c->bev = bufferevent_socket_new(io->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
@@ -447,10 +446,12 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 		f.transport = TRANSPORT_UDP;
 		f.listen_idx = idx;
 		f.addrlen = io->msgs[i].msg_hdr.msg_namelen;
-		memcpy(&f.addr, &io->from[i], f.addrlen <= sizeof(f.addr) ? f.addrlen : sizeof(f.addr));
+		memcpy(&f.addr, &io->from[i],
+		       f.addrlen <= sizeof(f.addr) ? f.addrlen : sizeof(f.addr));
 		if (len > wcfg->max_message_size) {
 			stats_inc(ST_SIP_BAD);
-			log_info("udp.too_large", "bytes=%zu limit=%zu", len, wcfg->max_message_size);
+			log_info("udp.too_large", "bytes=%zu limit=%zu", len,
+				 wcfg->max_message_size);
 			continue;
 		}
 		/* CRLF keep-alives on UDP carry nothing to answer */

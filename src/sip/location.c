@@ -146,10 +146,10 @@ static const char *pk_str(const struct loc_packed *p, int which)
 static void unpack(const struct location_aor *a, const struct loc_packed *p,
 		   struct location_binding *b)
 {
-	char *dst[S_COUNT] = {b->key,      b->contact, b->contact_uri, b->instance,
-			      b->path,     b->call_id, b->user_agent};
-	size_t cap[S_COUNT] = {sizeof(b->key),      sizeof(b->contact), sizeof(b->contact_uri),
-			       sizeof(b->instance), sizeof(b->path),    sizeof(b->call_id),
+	char *dst[S_COUNT] = {b->key,  b->contact, b->contact_uri, b->instance,
+			      b->path, b->call_id, b->user_agent};
+	size_t cap[S_COUNT] = {sizeof(b->key),	     sizeof(b->contact), sizeof(b->contact_uri),
+			       sizeof(b->instance),  sizeof(b->path),	 sizeof(b->call_id),
 			       sizeof(b->user_agent)};
 	const char *s = p->data;
 
@@ -171,9 +171,9 @@ static struct loc_packed *pack(const struct location_binding *b)
 {
 	const char *src[S_COUNT] = {b->key,  b->contact, b->contact_uri, b->instance,
 				    b->path, b->call_id, b->user_agent};
-	const size_t caps[S_COUNT] = {sizeof(b->key),      sizeof(b->contact), sizeof(b->contact_uri),
-				      sizeof(b->instance), sizeof(b->path),    sizeof(b->call_id),
-				      sizeof(b->user_agent)};
+	const size_t caps[S_COUNT] = {
+	    sizeof(b->key),  sizeof(b->contact), sizeof(b->contact_uri), sizeof(b->instance),
+	    sizeof(b->path), sizeof(b->call_id), sizeof(b->user_agent)};
 	size_t lens[S_COUNT], sum = 0;
 	struct loc_packed *p;
 	char *d;
@@ -376,7 +376,7 @@ size_t location_expire(int64_t now, void (*fn)(void *ctx, const struct location_
 					if (fn && n == cap) {
 						size_t nc = cap ? cap * 2 : 64;
 						struct location_binding *ng =
-							realloc(gone, nc * sizeof(*ng));
+						    realloc(gone, nc * sizeof(*ng));
 						if (!ng) {
 							k++; /* keep it; the next sweep retries */
 							continue;

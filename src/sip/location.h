@@ -21,11 +21,11 @@
 
 #include "core/str.h"
 
-#define LOC_AOR_MAX     256
+#define LOC_AOR_MAX	256
 #define LOC_CONTACT_MAX 512
-#define LOC_KEY_MAX     512
-#define LOC_PATH_MAX    512
-#define LOC_SMALL_MAX   128
+#define LOC_KEY_MAX	512
+#define LOC_PATH_MAX	512
+#define LOC_SMALL_MAX	128
 
 /* Where a binding's requests go: the flow it registered over (RFC 5626). */
 struct location_flow {
@@ -37,12 +37,12 @@ struct location_flow {
 	} addr;
 	socklen_t addrlen;
 	uint64_t conn_id; /* stream connection, 0 for UDP or when unknown */
-	int listen_idx;   /* listener it arrived on (UDP replies go out from it) */
+	int listen_idx;	  /* listener it arrived on (UDP replies go out from it) */
 };
 
 struct location_binding {
 	char aor[LOC_AOR_MAX];
-	char key[LOC_KEY_MAX];         /* instance+reg-id, or the Contact URI */
+	char key[LOC_KEY_MAX];	       /* instance+reg-id, or the Contact URI */
 	char contact[LOC_CONTACT_MAX]; /* name-addr as received, params kept */
 	char contact_uri[LOC_CONTACT_MAX];
 	char instance[LOC_SMALL_MAX];
@@ -68,8 +68,8 @@ size_t location_count(void);
  * handle; it must not call other location functions. Returns fn's value.
  */
 struct location_aor;
-int location_update(struct str aor, int64_t now,
-		    int (*fn)(void *ctx, struct location_aor *rec), void *ctx);
+int location_update(struct str aor, int64_t now, int (*fn)(void *ctx, struct location_aor *rec),
+		    void *ctx);
 size_t location_aor_count(const struct location_aor *rec);
 /* Copy binding i out. */
 void location_aor_get(const struct location_aor *rec, size_t i, struct location_binding *out);

@@ -913,8 +913,8 @@ int sip_msg_top_via(const struct sip_msg *m, struct sip_via *out)
 		memset(&memo->top_via, 0, sizeof(memo->top_via));
 		sip_hdr_iter_init(&it, m, SIP_H_VIA);
 		memo->top_via_state =
-			sip_hdr_iter_next(&it, &v) > 0 && sip_via_parse(v, &memo->top_via) == 0 ? 1
-												    : -1;
+		    sip_hdr_iter_next(&it, &v) > 0 && sip_via_parse(v, &memo->top_via) == 0 ? 1
+											    : -1;
 	}
 	*out = m->top_via;
 	return m->top_via_state == 1 ? 0 : -1;

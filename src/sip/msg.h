@@ -22,7 +22,7 @@
 #include "core/str.h"
 
 #define SIP_MAX_HEADERS 128
-#define SIP_MAX_LINE    8192
+#define SIP_MAX_LINE	8192
 
 enum sip_method {
 	SIP_M_OTHER = 0,
@@ -47,16 +47,16 @@ enum sip_method {
 /* Header ids; compact forms map to the same id (RFC 3261 §7.3.3, RFC 3515...). */
 enum sip_hdr {
 	SIP_H_OTHER = 0,
-	SIP_H_VIA,                  /* v */
-	SIP_H_FROM,                 /* f */
-	SIP_H_TO,                   /* t */
-	SIP_H_CALL_ID,              /* i */
+	SIP_H_VIA,     /* v */
+	SIP_H_FROM,    /* f */
+	SIP_H_TO,      /* t */
+	SIP_H_CALL_ID, /* i */
 	SIP_H_CSEQ,
-	SIP_H_CONTACT,              /* m */
+	SIP_H_CONTACT, /* m */
 	SIP_H_EXPIRES,
-	SIP_H_CONTENT_LENGTH,       /* l */
-	SIP_H_CONTENT_TYPE,         /* c */
-	SIP_H_CONTENT_ENCODING,     /* e */
+	SIP_H_CONTENT_LENGTH,	/* l */
+	SIP_H_CONTENT_TYPE,	/* c */
+	SIP_H_CONTENT_ENCODING, /* e */
 	SIP_H_MAX_FORWARDS,
 	SIP_H_ROUTE,
 	SIP_H_RECORD_ROUTE,
@@ -69,7 +69,7 @@ enum sip_hdr {
 	SIP_H_PROXY_AUTHENTICATION_INFO,
 	SIP_H_REQUIRE,
 	SIP_H_PROXY_REQUIRE,
-	SIP_H_SUPPORTED,            /* k */
+	SIP_H_SUPPORTED, /* k */
 	SIP_H_UNSUPPORTED,
 	SIP_H_ALLOW,
 	SIP_H_USER_AGENT,
@@ -77,9 +77,9 @@ enum sip_hdr {
 	SIP_H_MIN_EXPIRES,
 	SIP_H_DATE,
 	SIP_H_P_ASSERTED_IDENTITY,
-	SIP_H_SUBJECT,              /* s */
-	SIP_H_EVENT,                /* o */
-	SIP_H_REFER_TO,             /* r */
+	SIP_H_SUBJECT,	/* s */
+	SIP_H_EVENT,	/* o */
+	SIP_H_REFER_TO, /* r */
 	SIP_H_ACCEPT,
 	SIP_H_RETRY_AFTER,
 	SIP_H__COUNT
@@ -92,10 +92,10 @@ struct sip_header {
 };
 
 struct sip_via {
-	struct str raw;       /* the whole via-parm */
+	struct str raw;	      /* the whole via-parm */
 	struct str transport; /* "UDP", "TCP", "TLS", ... */
 	struct str host;      /* IPv6 without brackets */
-	uint16_t port;        /* 0 = absent */
+	uint16_t port;	      /* 0 = absent */
 	struct str branch;
 	struct str received;
 	bool has_rport;
@@ -212,9 +212,9 @@ struct sip_uri {
 	struct str password;
 	struct str host; /* IPv6 without brackets */
 	bool host_is_v6;
-	uint16_t port; /* 0 = absent */
-	struct str params;  /* ";a=b;lr" without the first ';', or empty */
-	struct str headers; /* after '?', or empty */
+	uint16_t port;	      /* 0 = absent */
+	struct str params;    /* ";a=b;lr" without the first ';', or empty */
+	struct str headers;   /* after '?', or empty */
 	struct str transport; /* value of the transport param, or empty */
 	bool lr;
 };
@@ -230,7 +230,7 @@ struct sip_nameaddr {
 	struct str uri_str; /* inside <>, or the addr-spec */
 	struct sip_uri uri;
 	struct str params; /* header params after the URI, without the first ';' */
-	struct str tag;    /* value of ;tag=, empty if absent */
+	struct str tag;	   /* value of ;tag=, empty if absent */
 };
 /* 0 or -1 (also -1 if the URI does not parse as sip/sips/tel). */
 int sip_nameaddr_parse(struct str s, struct sip_nameaddr *out);
@@ -255,7 +255,7 @@ struct sip_contact {
 	bool is_star;
 	struct sip_nameaddr na;
 	bool has_expires;
-	uint32_t expires;   /* ;expires= clamped to 2^32-1 */
+	uint32_t expires;    /* ;expires= clamped to 2^32-1 */
 	struct str instance; /* +sip.instance value with quotes and <> removed */
 	bool has_reg_id;
 	uint32_t reg_id;

@@ -16,7 +16,7 @@
 #include "store/store.h"
 
 #define BRANCH_MAGIC "z9hG4bKrtc"
-#define FWD_MAX      (70 * 1024)
+#define FWD_MAX	     (70 * 1024)
 
 /* Bytes of the line holding header h, CRLF included. */
 static struct str header_line(const struct sip_msg *m, const struct sip_header *h)
@@ -71,8 +71,8 @@ static int first_listener(const struct sip_runtime *rt, int kind)
 static bool flow_is_us(const struct sip_runtime *rt, const struct location_flow *f)
 {
 	char ip[64];
-	uint16_t port = ntohs(f->addr.sa.sa_family == AF_INET6 ? f->addr.in6.sin6_port
-							       : f->addr.in.sin_port);
+	uint16_t port =
+	    ntohs(f->addr.sa.sa_family == AF_INET6 ? f->addr.in6.sin6_port : f->addr.in.sin_port);
 	sip_flow_ip(f, ip, sizeof(ip));
 	for (size_t i = 0; i < rt->n_listeners; i++)
 		if (rt->listeners[i].port == port && strcmp(rt->listeners[i].host, ip) == 0)
@@ -297,12 +297,14 @@ void proxy_request(const struct sip_tx *t, const struct store_user *user)
 	if (user) {
 		struct sip_nameaddr from;
 		char aor[LOC_AOR_MAX];
-		if (sip_msg_from(m, &from) < 0 || sip_aor_from_uri(&from.uri, aor, sizeof(aor)) < 0 ||
+		if (sip_msg_from(m, &from) < 0 ||
+		    sip_aor_from_uri(&from.uri, aor, sizeof(aor)) < 0 ||
 		    strcmp(aor, user->uri) != 0) {
 			stats_inc(ST_ROUTE_FAIL);
-			log_warn("route.forbidden", "user=%s reason=from_mismatch src=%s", user->uri,
-				 t->src_addr);
-			reply_simple(t, 403, "Forbidden (From is not the authenticated user)", NULL);
+			log_warn("route.forbidden", "user=%s reason=from_mismatch src=%s",
+				 user->uri, t->src_addr);
+			reply_simple(t, 403, "Forbidden (From is not the authenticated user)",
+				     NULL);
 			return;
 		}
 	}
@@ -332,8 +334,9 @@ void proxy_request(const struct sip_tx *t, const struct store_user *user)
 	}
 	stats_inc(ST_ROUTED);
 	stats_inc(ST_SIP_TX);
-	log_info("route.forward", "method=%.*s from=%s to=%s", (int)(m->method.len > 16 ? 16 : m->method.len),
-		 m->method.p, user ? user->uri : "-", tg.ruri[0] ? tg.ruri : "-");
+	log_info("route.forward", "method=%.*s from=%s to=%s",
+		 (int)(m->method.len > 16 ? 16 : m->method.len), m->method.p,
+		 user ? user->uri : "-", tg.ruri[0] ? tg.ruri : "-");
 }
 
 /* Parse "rtcf=T.L.CONNHEX" from our Via's params. */
@@ -354,8 +357,7 @@ static int parse_rtcf(struct str params, struct location_flow *f)
 	return 0;
 }
 
-void proxy_response(struct sip_worker *w, const struct sip_msg *m,
-		    const struct location_flow *src)
+void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct location_flow *src)
 {
 	static _Thread_local char mem[FWD_MAX];
 	const struct sip_runtime *rt = w->rt;

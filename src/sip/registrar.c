@@ -261,8 +261,8 @@ static int collect_contacts(struct reg_req *q, struct reg_contact *cs)
 	}
 	/* RFC 3261 §10.3 step 6: "*" only alone and with Expires: 0 */
 	if (q->star && (q->n != 1 || !has_hdr_exp || hdr_exp != 0)) {
-		reply_simple(t, 400, "Bad Request (Contact: * needs Expires: 0 and no other contact)",
-			     NULL);
+		reply_simple(
+		    t, 400, "Bad Request (Contact: * needs Expires: 0 and no other contact)", NULL);
 		return -1;
 	}
 	return 0;
@@ -349,8 +349,8 @@ void registrar_handle(const struct sip_tx *t, const struct store_user *user)
 	collect_path(&q);
 	ua = sip_msg_header(t->m, SIP_H_USER_AGENT);
 	if (ua)
-		snprintf(q.ua, sizeof(q.ua), "%.*s", (int)(ua->value.len < 120 ? ua->value.len : 120),
-			 ua->value.p);
+		snprintf(q.ua, sizeof(q.ua), "%.*s",
+			 (int)(ua->value.len < 120 ? ua->value.len : 120), ua->value.p);
 	q.call_id = sip_msg_call_id(t->m);
 	sip_msg_cseq(t->m, &q.cseq, &(struct str){0});
 	sbuf_init(&cb, contacts, sizeof(contacts));

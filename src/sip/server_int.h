@@ -9,7 +9,7 @@
 #include "sip/server.h"
 #include "store/store.h"
 
-#define SIP_REPLY_MAX 16384
+#define SIP_REPLY_MAX	16384
 #define SIP_SERVER_NAME "rtcauth/0.1.0"
 
 /* One request being handled. */
@@ -44,8 +44,7 @@ void registrar_handle(const struct sip_tx *t, const struct store_user *user);
  * ACK/CANCEL. */
 void proxy_request(const struct sip_tx *t, const struct store_user *user);
 /* A response arrived: pop our Via and send it on. */
-void proxy_response(struct sip_worker *w, const struct sip_msg *m,
-		    const struct location_flow *src);
+void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct location_flow *src);
 
 /* Is this URI host one of ours (the domain, the fqdn, a listener address)? */
 bool sip_host_is_us(const struct sip_runtime *rt, struct str host, uint16_t port);

@@ -37,8 +37,8 @@ static void send_challenge(const struct sip_tx *t, bool stale)
 	reply_start(&b, t, reg ? 401 : 407, reg ? "Unauthorized" : "Proxy Authentication Required");
 	for (size_t i = 0; i < cfg->n_digest_algs; i++)
 		digest_challenge_write(&b, hdr, str_cstr(cfg->domain), str_cstr(nonce),
-				       str_cstr(rt->opaque), cfg->digest_algs[i], cfg->digest_sess[i],
-				       cfg->digest_qop_auth_int, stale);
+				       str_cstr(rt->opaque), cfg->digest_algs[i],
+				       cfg->digest_sess[i], cfg->digest_qop_auth_int, stale);
 	reply_finish_send(&b, t);
 	stats_inc(stale ? ST_AUTH_STALE : ST_AUTH_CHALLENGE);
 	log_info("auth.challenge", "code=%d stale=%d src=%s", reg ? 401 : 407, stale, t->src_addr);

@@ -152,8 +152,8 @@ static void params_get_many(struct str params, const char *const *names, size_t 
 				eq = i;
 			i++;
 		}
-		struct str nm = str_trim(str_make(params.p + start,
-						  (eq == (size_t)-1 ? i : eq) - start));
+		struct str nm =
+		    str_trim(str_make(params.p + start, (eq == (size_t)-1 ? i : eq) - start));
 		for (size_t k = 0; k < n; k++) {
 			if (found[k] || nm.len != nlen[k] || !str_caseeq_cstr(nm, names[k]))
 				continue;

@@ -24,11 +24,11 @@
 enum store_err {
 	STORE_OK = 0,
 	STORE_NOTFOUND = -1,
-	STORE_CONFLICT = -2,    /* unique constraint (user exists, ...) */
+	STORE_CONFLICT = -2,	/* unique constraint (user exists, ...) */
 	STORE_UNAVAILABLE = -3, /* busy, locked, I/O error, read-only, disk full */
-	STORE_INVALID = -4,     /* argument fails validation */
-	STORE_TOO_NEW = -5,     /* database schema newer than this program */
-	STORE_CORRUPT = -6,     /* not an rtcauth database / corrupt */
+	STORE_INVALID = -4,	/* argument fails validation */
+	STORE_TOO_NEW = -5,	/* database schema newer than this program */
+	STORE_CORRUPT = -6,	/* not an rtcauth database / corrupt */
 };
 const char *store_strerror(int err);
 
@@ -66,9 +66,9 @@ void store_rollback(struct store *s);
 
 struct store_user {
 	int64_t id;
-	char uri[STORE_URI_MAX];     /* normalised "sip:user@host" (host lower case) */
-	char user[STORE_URI_MAX];    /* user part as in the URI */
-	char domain[STORE_URI_MAX];  /* host part, lower case */
+	char uri[STORE_URI_MAX];    /* normalised "sip:user@host" (host lower case) */
+	char user[STORE_URI_MAX];   /* user part as in the URI */
+	char domain[STORE_URI_MAX]; /* host part, lower case */
 	char display_name[STORE_NAME_MAX];
 	bool enabled;
 	bool has_password;
@@ -114,8 +114,7 @@ struct store_cred {
 };
 
 /* Replace all keys of the user atomically (password change). */
-int store_cred_replace(struct store *s, int64_t user_id, const struct store_cred *creds,
-		       size_t n);
+int store_cred_replace(struct store *s, int64_t user_id, const struct store_cred *creds, size_t n);
 
 /*
  * The Digest hot path: find the user whose Digest user name is `username`
@@ -131,14 +130,15 @@ int store_digest_lookup(struct store *s, struct str username, struct str realm, 
 #define STORE_CONTACT_MAX 1024
 struct store_reg {
 	char aor[STORE_URI_MAX];
-	char binding_key[STORE_CONTACT_MAX]; /* unique per AOR (RFC 5626 instance+reg-id, or contact URI) */
+	char binding_key[STORE_CONTACT_MAX]; /* unique per AOR (RFC 5626 instance+reg-id, or contact
+						URI) */
 	char contact[STORE_CONTACT_MAX];     /* the Contact value as received (name-addr) */
-	char instance[STORE_URI_MAX];        /* +sip.instance, may be empty */
-	int32_t reg_id;                      /* -1 = none */
-	char path[STORE_CONTACT_MAX];        /* Path header values, comma-joined, may be empty */
-	int64_t expires;                     /* absolute unix seconds */
-	char source[80];                     /* "ip:port" (IPv6 as [..]:port) */
-	int transport;                       /* enum transport_kind */
+	char instance[STORE_URI_MAX];	     /* +sip.instance, may be empty */
+	int32_t reg_id;			     /* -1 = none */
+	char path[STORE_CONTACT_MAX];	     /* Path header values, comma-joined, may be empty */
+	int64_t expires;		     /* absolute unix seconds */
+	char source[80];		     /* "ip:port" (IPv6 as [..]:port) */
+	int transport;			     /* enum transport_kind */
 	char call_id[STORE_URI_MAX];
 	uint32_t cseq;
 	char user_agent[STORE_NAME_MAX];
@@ -162,15 +162,15 @@ struct store_audit {
 	int64_t id;
 	int64_t ts;
 	char actor[STORE_URI_MAX];  /* "rtcauthctl:root", "sip" ... */
-	char action[64];            /* "user.add", "auth.fail", ... */
+	char action[64];	    /* "user.add", "auth.fail", ... */
 	char target[STORE_URI_MAX]; /* the user/AOR concerned */
-	char source[80];            /* ip:port or "local" */
-	char detail[512];           /* reason; never a secret */
+	char source[80];	    /* ip:port or "local" */
+	char detail[512];	    /* reason; never a secret */
 };
 int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,
 		    const char *source, const char *detail);
 /* Most recent first, at most limit rows. */
-int store_audit_list(struct store *s, int limit,
-		     int (*fn)(void *ctx, const struct store_audit *a), void *ctx);
+int store_audit_list(struct store *s, int limit, int (*fn)(void *ctx, const struct store_audit *a),
+		     void *ctx);
 
 #endif

@@ -109,8 +109,8 @@ static void push(struct wb_op *op)
 
 void wb_reg_put(const struct store_reg *r)
 {
-	const char *str[P_NSTR] = {r->aor,  r->binding_key, r->contact, r->instance, r->path,
-				   r->source, r->call_id,   r->user_agent, NULL};
+	const char *str[P_NSTR] = {r->aor,    r->binding_key, r->contact,    r->instance, r->path,
+				   r->source, r->call_id,     r->user_agent, NULL};
 	struct wb_op *op = op_new(WB_REG_PUT, str);
 	if (!op)
 		return;

@@ -54,9 +54,8 @@ int vault_set_password(struct store *s, const struct store_user *u, const char *
  * a store outage returns TEMPFAIL "store_unavailable".
  * On OK, *user (may be NULL) gets the user record.
  */
-struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c,
-				   struct str method, struct str body, struct str realm,
-				   struct store_user *user);
+struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c, struct str method,
+				   struct str body, struct str realm, struct store_user *user);
 
 /*
  * Forget every cached key lookup (all threads, lazily: each thread notices

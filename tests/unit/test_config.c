@@ -415,7 +415,8 @@ static void test_config_rejects_bad_enumerations(void **state)
 		     "[auth] digest_algorithms = 'SHA-1'", "SHA-512-256", NULL);
 	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5, md5\n", "distinct", NULL);
 	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5,,SHA-256\n", "comma list", NULL);
-	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5-sess, md5-SESS\n", "distinct", NULL);
+	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5-sess, md5-SESS\n", "distinct",
+		     NULL);
 	expect_error(fx, MINIMAL "[auth]\ndigest_algorithms = MD5-session\n", "comma list", NULL);
 	expect_error(fx, MINIMAL "[auth]\ndigest_qop = auth-int\n",
 		     "expected auth or auth,auth-int", NULL);

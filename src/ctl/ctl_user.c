@@ -51,6 +51,26 @@ static int store_failed(struct ctl *c, const char *what, int rc)
 	return ctl_store_exit(rc);
 }
 
+/* The user named by a command's URI argument, from the store: 0, or the
+ * exit code of the message already printed (bad URI, store down, not found). */
+static int load_user(struct ctl *c, const char *arg, char uri[STORE_URI_MAX], struct store_user *u)
+{
+	char user[STORE_URI_MAX], domain[STORE_URI_MAX];
+	int rc = ctl_uri_arg("user URI", arg, uri, user, domain);
+
+	if (rc)
+		return rc;
+	rc = ctl_store(c);
+	if (rc)
+		return rc;
+	rc = store_user_get(c->store, uri, u);
+	if (rc == STORE_NOTFOUND)
+		return user_not_found(uri);
+	if (rc != STORE_OK)
+		return store_failed(c, "reading the user", rc);
+	return 0;
+}
+
 /* Get the password for add/passwd. *have = false when none is to be set. */
 static int get_password(bool from_stdin, bool required, char *pw, size_t cap, size_t *len,
 			bool *have)
@@ -160,7 +180,7 @@ out:
 
 static int user_passwd(struct ctl *c, int argc, char **argv)
 {
-	char uri[STORE_URI_MAX], user[STORE_URI_MAX], domain[STORE_URI_MAX];
+	char uri[STORE_URI_MAX];
 	const char *pos[1];
 	bool pw_stdin = false, have_pw = false;
 	const struct ctl_opt opts[] = {{"--password-stdin", NULL, &pw_stdin}, {NULL, NULL, NULL}};
@@ -171,17 +191,9 @@ static int user_passwd(struct ctl *c, int argc, char **argv)
 
 	if (ctl_args(&h_passwd, argc, argv, opts, pos, 1, 1, &n, &rc))
 		return rc;
-	rc = ctl_uri_arg("user URI", pos[0], uri, user, domain);
+	rc = load_user(c, pos[0], uri, &u);
 	if (rc)
 		return rc;
-	rc = ctl_store(c);
-	if (rc)
-		return rc;
-	rc = store_user_get(c->store, uri, &u);
-	if (rc == STORE_NOTFOUND)
-		return user_not_found(uri);
-	if (rc != STORE_OK)
-		return store_failed(c, "reading the user", rc);
 	pw = calloc(1, CTL_PASSWORD_MAX + 1);
 	if (!pw) {
 		ctl_err("out of memory");
@@ -363,7 +375,7 @@ static int user_list(struct ctl *c, int argc, char **argv)
 
 static int user_show(struct ctl *c, int argc, char **argv)
 {
-	char uri[STORE_URI_MAX], user[STORE_URI_MAX], domain[STORE_URI_MAX], t1[32], t2[32], t3[32];
+	char uri[STORE_URI_MAX], t1[32], t2[32], t3[32];
 	bool json = false;
 	const struct ctl_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
 	struct store_user u;
@@ -372,17 +384,9 @@ static int user_show(struct ctl *c, int argc, char **argv)
 
 	if (ctl_args(&h_show, argc, argv, opts, pos, 1, 1, &n, &rc))
 		return rc;
-	rc = ctl_uri_arg("user URI", pos[0], uri, user, domain);
+	rc = load_user(c, pos[0], uri, &u);
 	if (rc)
 		return rc;
-	rc = ctl_store(c);
-	if (rc)
-		return rc;
-	rc = store_user_get(c->store, uri, &u);
-	if (rc == STORE_NOTFOUND)
-		return user_not_found(uri);
-	if (rc != STORE_OK)
-		return store_failed(c, "reading the user", rc);
 	if (json)
 		return ctl_print_json(user_json(&u));
 	printf("uri:              %s\n"

@@ -92,38 +92,6 @@ int sip_params_check(struct str params)
 	}
 }
 
-int sip_param_get(struct str params, const char *name, struct str *value)
-{
-	size_t i = 0, nlen = strlen(name);
-
-	*value = STR_NULL;
-	while (i < params.len) {
-		size_t start = i, eq = (size_t)-1;
-		while (i < params.len && params.p[i] != ';') {
-			if (params.p[i] == '"') {
-				size_t q = sip_quoted_len(params, i);
-				i = q ? i + q : params.len;
-				continue;
-			}
-			if (params.p[i] == '=' && eq == (size_t)-1)
-				eq = i;
-			i++;
-		}
-		struct str el = str_make(params.p + start, i - start);
-		struct str n = eq == (size_t)-1 ? el : str_make(el.p, eq - start);
-		n = str_trim(n);
-		if (n.len == nlen && str_caseeq_cstr(n, name)) {
-			if (eq != (size_t)-1)
-				*value = str_trim(str_make(params.p + eq + 1, i - eq - 1));
-			else
-				*value = str_make(params.p + i, 0);
-			return 1;
-		}
-		i++; /* past ';' */
-	}
-	return 0;
-}
-
 /*
  * sip_param_get for several names in one pass over params: found[k] set to
  * 1 and values[k] filled for the first occurrence of names[k]. Via, URI
@@ -166,6 +134,14 @@ static void params_get_many(struct str params, const char *const *names, size_t 
 		}
 		i++; /* past ';' */
 	}
+}
+
+int sip_param_get(struct str params, const char *name, struct str *value)
+{
+	int found;
+
+	params_get_many(params, &name, 1, value, &found);
+	return found;
 }
 
 /* hostport after "sip:" userinfo (RFC 3261 §25.1); returns the end offset

@@ -45,6 +45,15 @@ struct reg_req {
 	size_t n_changed;
 };
 
+/* Bounded copy of a C string (truncating), without snprintf's formatting
+ * machinery: a registration copies about twenty fields. */
+static void copy_cstr(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static int copy_str(struct str s, char *dst, size_t cap)
 {
 	return str_copy(s, dst, cap);
@@ -90,18 +99,18 @@ static void to_store_reg(const struct location_binding *b, struct store_reg *r)
 {
 	char addr[80];
 	memset(r, 0, sizeof(*r));
-	snprintf(r->aor, sizeof(r->aor), "%s", b->aor);
-	snprintf(r->binding_key, sizeof(r->binding_key), "%s", b->key);
-	snprintf(r->contact, sizeof(r->contact), "%s", b->contact);
-	snprintf(r->instance, sizeof(r->instance), "%s", b->instance);
+	copy_cstr(r->aor, sizeof(r->aor), b->aor);
+	copy_cstr(r->binding_key, sizeof(r->binding_key), b->key);
+	copy_cstr(r->contact, sizeof(r->contact), b->contact);
+	copy_cstr(r->instance, sizeof(r->instance), b->instance);
 	r->reg_id = b->reg_id;
-	snprintf(r->path, sizeof(r->path), "%s", b->path);
+	copy_cstr(r->path, sizeof(r->path), b->path);
 	r->expires = b->expires;
-	snprintf(r->source, sizeof(r->source), "%s", sip_flow_addr(&b->flow, addr, sizeof(addr)));
+	copy_cstr(r->source, sizeof(r->source), sip_flow_addr(&b->flow, addr, sizeof(addr)));
 	r->transport = b->flow.transport;
-	snprintf(r->call_id, sizeof(r->call_id), "%s", b->call_id);
+	copy_cstr(r->call_id, sizeof(r->call_id), b->call_id);
 	r->cseq = b->cseq;
-	snprintf(r->user_agent, sizeof(r->user_agent), "%s", b->user_agent);
+	copy_cstr(r->user_agent, sizeof(r->user_agent), b->user_agent);
 	r->updated = b->updated;
 }
 
@@ -110,16 +119,16 @@ static void fill_binding(const struct reg_req *q, const struct reg_contact *rc,
 {
 	const struct sip_tx *t = q->t;
 	memset(b, 0, sizeof(*b));
-	snprintf(b->aor, sizeof(b->aor), "%s", q->aor);
-	snprintf(b->key, sizeof(b->key), "%s", rc->key);
-	snprintf(b->contact, sizeof(b->contact), "%s", rc->contact);
-	snprintf(b->contact_uri, sizeof(b->contact_uri), "%s", rc->uri);
+	copy_cstr(b->aor, sizeof(b->aor), q->aor);
+	copy_cstr(b->key, sizeof(b->key), rc->key);
+	copy_cstr(b->contact, sizeof(b->contact), rc->contact);
+	copy_cstr(b->contact_uri, sizeof(b->contact_uri), rc->uri);
 	copy_str(rc->c.instance, b->instance, sizeof(b->instance));
 	b->reg_id = rc->c.has_reg_id ? (int32_t)rc->c.reg_id : -1;
-	snprintf(b->path, sizeof(b->path), "%s", q->path);
+	copy_cstr(b->path, sizeof(b->path), q->path);
 	copy_str(q->call_id, b->call_id, sizeof(b->call_id));
 	b->cseq = q->cseq;
-	snprintf(b->user_agent, sizeof(b->user_agent), "%s", q->ua);
+	copy_cstr(b->user_agent, sizeof(b->user_agent), q->ua);
 	b->expires = t->now + rc->expires;
 	b->updated = t->now;
 	b->flow = *t->src;
@@ -252,7 +261,7 @@ static int collect_contacts(struct reg_req *q, struct reg_contact *cs)
 		else if (c->c.instance.len)
 			snprintf(c->key, sizeof(c->key), "%.*s", STR_FMT(c->c.instance));
 		else
-			snprintf(c->key, sizeof(c->key), "%s", c->uri);
+			copy_cstr(c->key, sizeof(c->key), c->uri);
 		q->n++;
 	}
 	if (rc < 0) {

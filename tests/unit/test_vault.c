@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sqlite3.h>
 
 #include "auth/digest.h"
@@ -165,6 +167,41 @@ static struct verdict verify_cached(struct fx *f, const struct req *r)
 }
 
 /* ---- tests ---- */
+
+static void test_vault_mac_is_hmac_sha256_of_purpose_nul_data(void **state)
+{
+	struct fx *f = *state;
+	char path[300], err[256];
+	uint8_t secret[VAULT_SECRET_LEN], got[32], want[32], msg[64];
+	unsigned int wlen = 0;
+	size_t mlen;
+	FILE *fp;
+
+	/* a known pool secret, and the reference HMAC from OpenSSL's one-shot API */
+	for (size_t i = 0; i < sizeof(secret); i++)
+		secret[i] = (uint8_t)(i * 7 + 1);
+	snprintf(path, sizeof(path), "%s/pool.secret", f->dir);
+	fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(secret, 1, sizeof(secret), fp), sizeof(secret));
+	fclose(fp);
+	chmod(path, 0600);
+	assert_int_equal(vault_init(f->dir, err, sizeof(err)), 0);
+	memcpy(msg, "digest-nonce", 12);
+	msg[12] = 0;
+	memcpy(msg + 13, "0123456789abcdef", 16);
+	mlen = 29;
+	assert_non_null(HMAC(EVP_sha256(), secret, sizeof(secret), msg, mlen, want, &wlen));
+	for (int round = 0; round < 3; round++) { /* the per-thread states are reused */
+		assert_int_equal(vault_mac("digest-nonce", "0123456789abcdef", 16, got), 0);
+		assert_memory_equal(got, want, 32);
+	}
+	assert_int_equal(vault_mac("digest-opaque", "0123456789abcdef", 16, got), 0);
+	assert_memory_not_equal(got, want, 32);
+	vault_shutdown();
+	assert_int_equal(vault_mac("digest-nonce", "x", 1, got), -1);
+	unlink(path);
+}
 
 static void test_vault_cache_keeps_a_disabled_user_until_flushed(void **state)
 {
@@ -457,6 +494,7 @@ int main(void)
 	    T(test_vault_new_password_replaces_old_keys),
 	    T(test_vault_set_password_stores_six_keys_of_right_sizes),
 	    T(test_vault_cache_keeps_a_disabled_user_until_flushed),
+	    T(test_vault_mac_is_hmac_sha256_of_purpose_nul_data),
 	    T(test_vault_cache_remembers_unknown_users_too),
 	    T(test_vault_set_password_on_missing_user_fails),
 	    T(test_vault_store_outage_is_tempfail_not_unknown_user),

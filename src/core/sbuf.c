@@ -50,6 +50,18 @@ void sbuf_printf(struct sbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+void sbuf_putu(struct sbuf *b, unsigned long v)
+{
+	char d[20];
+	int n = 0;
+
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < 20);
+	while (n && !b->overflow)
+		sbuf_putc(b, d[--n]);
+}
+
 void sbuf_hex(struct sbuf *b, const unsigned char *data, size_t len)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -37,6 +37,8 @@ void sbuf_puts(struct sbuf *b, const char *s);
 void sbuf_putstr(struct sbuf *b, struct str s);
 void sbuf_putc(struct sbuf *b, char c);
 void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Decimal of v, without printf. */
+void sbuf_putu(struct sbuf *b, unsigned long v);
 /* Lower-case hex of len bytes. */
 void sbuf_hex(struct sbuf *b, const unsigned char *data, size_t len);
 /* NUL-terminate without counting the NUL in len (needs one spare byte). */

@@ -143,7 +143,9 @@ static void stable_tag(const struct sip_msg *m, char out[17])
 			h ^= (unsigned char)parts[k].p[i];
 			h *= 1099511628211ULL;
 		}
-	snprintf(out, 17, "%016llx", (unsigned long long)h);
+	for (int i = 15; i >= 0; i--, h >>= 4)
+		out[i] = "0123456789abcdef"[h & 15];
+	out[16] = '\0';
 }
 
 static void put_header_lines(struct sbuf *b, const struct sip_msg *m, enum sip_hdr id,
@@ -182,20 +184,25 @@ void reply_via_value(struct sbuf *b, struct str v, const struct sip_tx *t)
 	struct sip_via via;
 	const char *q;
 
-	if (sip_via_parse(v, &via) < 0) {
+	/* the top Via is already parsed (sip_msg_top_via's memo) */
+	if (!(sip_msg_top_via(t->m, &via) == 0 && via.raw.p == v.p && via.raw.len == v.len) &&
+	    sip_via_parse(v, &via) < 0) {
 		sbuf_putstr(b, v);
 		return;
 	}
 	q = via.has_rport ? find_empty_rport(v) : NULL;
 	if (q) {
 		sbuf_put(b, v.p, (size_t)(q - v.p));
-		sbuf_printf(b, "=%u", flow_port(t->src));
+		sbuf_putc(b, '=');
+		sbuf_putu(b, flow_port(t->src));
 		sbuf_put(b, q, (size_t)(v.p + v.len - q));
 	} else {
 		sbuf_putstr(b, v);
 	}
-	if (via.received.len == 0 && (via.has_rport || !str_eq_cstr(via.host, t->src_ip)))
-		sbuf_printf(b, ";received=%s", t->src_ip);
+	if (via.received.len == 0 && (via.has_rport || !str_eq_cstr(via.host, t->src_ip))) {
+		sbuf_puts(b, ";received=");
+		sbuf_puts(b, t->src_ip);
+	}
 }
 
 void reply_start(struct sbuf *b, const struct sip_tx *t, int status, const char *reason)
@@ -204,7 +211,11 @@ void reply_start(struct sbuf *b, const struct sip_tx *t, int status, const char 
 	const struct sip_header *h;
 	struct sip_nameaddr to;
 
-	sbuf_printf(b, "SIP/2.0 %d %s\r\n", status, reason);
+	sbuf_puts(b, "SIP/2.0 ");
+	sbuf_putu(b, (unsigned)status);
+	sbuf_putc(b, ' ');
+	sbuf_puts(b, reason);
+	sbuf_puts(b, "\r\n");
 	/* RFC 3261 §18.2.1 received, RFC 3581 rport on the top Via only */
 	h = sip_msg_header(m, SIP_H_VIA);
 	if (h) {
@@ -230,7 +241,8 @@ void reply_start(struct sbuf *b, const struct sip_tx *t, int status, const char 
 		if (status > 100 && sip_nameaddr_parse(h->value, &to) == 0 && to.tag.len == 0) {
 			char tag[17];
 			stable_tag(m, tag);
-			sbuf_printf(b, ";tag=%s", tag);
+			sbuf_puts(b, ";tag=");
+			sbuf_puts(b, tag);
 		}
 		sbuf_puts(b, "\r\n");
 	}

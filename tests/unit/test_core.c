@@ -156,6 +156,26 @@ static void test_sbuf_overflow_is_sticky_and_keeps_what_fit(void **state)
 	assert_memory_equal(mem, "abc-", 4);
 }
 
+static void test_sbuf_putu_writes_decimal_and_overflows_like_the_rest(void **state)
+{
+	char mem[8];
+	struct sbuf b;
+
+	(void)state;
+	sbuf_init(&b, mem, sizeof(mem));
+	sbuf_putu(&b, 0);
+	sbuf_putc(&b, ' ');
+	sbuf_putu(&b, 65535);
+	assert_true(sbuf_ok(&b));
+	assert_int_equal(b.len, 7);
+	assert_memory_equal(mem, "0 65535", 7);
+	sbuf_putu(&b, 42); /* needs 2 bytes, 1 left */
+	assert_false(sbuf_ok(&b));
+	sbuf_init(&b, mem, sizeof(mem));
+	sbuf_putu(&b, 18446744073709551615UL); /* 20 digits into 8 bytes */
+	assert_false(sbuf_ok(&b));
+}
+
 static void test_sbuf_fills_exactly_to_capacity(void **state)
 {
 	char mem[4];
@@ -725,6 +745,7 @@ int main(void)
 	    cmocka_unit_test(test_str_copy_needs_room_for_the_nul),
 	    cmocka_unit_test(test_sbuf_overflow_is_sticky_and_keeps_what_fit),
 	    cmocka_unit_test(test_sbuf_fills_exactly_to_capacity),
+	    cmocka_unit_test(test_sbuf_putu_writes_decimal_and_overflows_like_the_rest),
 	    cmocka_unit_test(test_sbuf_printf_overflows_when_output_is_truncated),
 	    cmocka_unit_test(test_sbuf_hex_is_lower_case_and_bounded),
 	    cmocka_unit_test(test_sbuf_cstr_needs_a_spare_byte),

@@ -207,6 +207,11 @@ static bool is_future(int64_t ts, int64_t now)
 }
 
 /* Authentic (constant-time MAC check) and fresh at now; *ts and mac out. */
+static _Thread_local char memo[NONCE_LEN];
+static _Thread_local size_t memo_len;
+static _Thread_local char memo_realm[128];
+static _Thread_local size_t memo_realm_len;
+
 static enum nonce_status verify(const struct nonce_table *t, struct str nonce, struct str realm,
 				int64_t now, int64_t *ts, uint8_t mac[NONCE_MAC_LEN])
 {
@@ -216,9 +221,23 @@ static enum nonce_status verify(const struct nonce_table *t, struct str nonce, s
 	if (!t || nonce_decode(nonce, raw) < 0)
 		return NONCE_INVALID;
 	*ts = (int64_t)(get_be64(raw) >> 32);
-	if (nonce_mac(raw, realm, want) < 0)
+	/* nonce_check and then nonce_use see the same nonce within one request:
+	 * a per-thread memo of the last authentic one (and its realm) spares
+	 * the second MAC. Only authentic nonces are remembered. */
+	if (memo_len == nonce.len && memo_realm_len == realm.len && nonce.len <= sizeof(memo) &&
+	    realm.len <= sizeof(memo_realm) && memcmp(memo, nonce.p, nonce.len) == 0 &&
+	    memcmp(memo_realm, realm.p, realm.len) == 0) {
+		memcpy(want, raw + 8, NONCE_MAC_LEN);
+	} else if (nonce_mac(raw, realm, want) < 0) {
 		return NONCE_INVALID;
+	}
 	ok = secmem_eq(want, raw + 8, NONCE_MAC_LEN);
+	if (ok && nonce.len <= sizeof(memo) && realm.len <= sizeof(memo_realm)) {
+		memcpy(memo, nonce.p, nonce.len);
+		memo_len = nonce.len;
+		memcpy(memo_realm, realm.p, realm.len);
+		memo_realm_len = realm.len;
+	}
 	memcpy(mac, raw + 8, NONCE_MAC_LEN);
 	if (!ok)
 		return NONCE_INVALID;

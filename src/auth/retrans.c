@@ -3,6 +3,7 @@
 #include "auth/retrans.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,18 +75,40 @@ static int fingerprint(const struct retrans_key *k, uint8_t out[16])
 	EVP_MD_CTX *ctx = thread_ctx();
 	int rc = -1;
 
-	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+	/* fields length-prefixed, so they cannot slide into each other; copied
+	 * into one buffer and hashed with a single update when they fit (the
+	 * usual case), streamed field by field when they do not */
+	uint8_t buf[2048];
+	size_t o = 0;
+	bool fits = true;
+
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		return -1;
+	for (int i = 0; i < 6 && fits; i++) {
+		uint32_t n = (uint32_t)parts[i].len;
+		if (o + sizeof(n) + n > sizeof(buf)) {
+			fits = false;
+			break;
+		}
+		memcpy(buf + o, &n, sizeof(n));
+		o += sizeof(n);
+		if (n)
+			memcpy(buf + o, parts[i].p, n);
+		o += n;
+	}
+	if (fits) {
+		rc = EVP_DigestUpdate(ctx, buf, o) == 1 ? 0 : -1;
+	} else {
 		rc = 0;
 		for (int i = 0; i < 6 && rc == 0; i++) {
-			/* length-prefixed so fields cannot slide into each other */
 			uint32_t n = (uint32_t)parts[i].len;
 			if (EVP_DigestUpdate(ctx, &n, sizeof(n)) != 1 ||
-			    EVP_DigestUpdate(ctx, parts[i].p ? parts[i].p : "", parts[i].len) != 1)
+			    EVP_DigestUpdate(ctx, parts[i].p ? parts[i].p : "", n) != 1)
 				rc = -1;
 		}
-		if (rc == 0 && EVP_DigestFinal_ex(ctx, md, &len) != 1)
-			rc = -1;
 	}
+	if (rc == 0 && EVP_DigestFinal_ex(ctx, md, &len) != 1)
+		rc = -1;
 	if (rc == 0)
 		memcpy(out, md, 16);
 	return rc;

@@ -136,14 +136,14 @@ static int nonce_mac(const uint8_t stamp[8], struct str realm, uint8_t mac[NONCE
 	return rc;
 }
 
-int nonce_make(struct str realm, int64_t now, char *out, size_t cap)
+int nonce_from_stamp(struct str realm, uint64_t stamp, char *out, size_t cap)
 {
 	uint8_t raw[NONCE_RAW_LEN];
 	char b64[NONCE_LEN + 1];
 
-	if (!out || cap < NONCE_LEN + 1 || now < 0 || now > (int64_t)UINT32_MAX)
+	if (!out || cap < NONCE_LEN + 1)
 		return -1;
-	put_be64(raw, (uint64_t)now << 32 | serial_take());
+	put_be64(raw, stamp);
 	if (nonce_mac(raw, realm, raw + 8) < 0)
 		return -1;
 	/* 24 bytes encode to exactly 32 characters: no padding to strip */
@@ -153,6 +153,23 @@ int nonce_make(struct str realm, int64_t now, char *out, size_t cap)
 		out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i]; /* RFC 4648 §5 */
 	out[NONCE_LEN] = '\0';
 	return 0;
+}
+
+int nonce_make_stamp(struct str realm, int64_t now, uint64_t *stamp, char *out, size_t cap)
+{
+	uint64_t st;
+
+	if (now < 0 || now > (int64_t)UINT32_MAX)
+		return -1;
+	st = (uint64_t)now << 32 | serial_take();
+	if (stamp)
+		*stamp = st;
+	return nonce_from_stamp(realm, st, out, cap);
+}
+
+int nonce_make(struct str realm, int64_t now, char *out, size_t cap)
+{
+	return nonce_make_stamp(realm, now, NULL, out, cap);
 }
 
 /* base64url (no padding) of exactly NONCE_LEN characters into raw. */

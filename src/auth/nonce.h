@@ -40,6 +40,15 @@ void nonce_table_set_lifetime(struct nonce_table *t, uint32_t lifetime);
  * (cap >= NONCE_LEN + 1, NUL-terminated). 0 or -1. */
 int nonce_make(struct str realm, int64_t now, char *out, size_t cap);
 
+/*
+ * The same with the nonce's stamp (issue time << 32 | serial) returned, and
+ * the nonce rebuilt from a stamp: a retransmitted request must get the very
+ * same challenge (RFC 3261 §17.2.1), or a client that already answered the
+ * first one meets a second, different one.
+ */
+int nonce_make_stamp(struct str realm, int64_t now, uint64_t *stamp, char *out, size_t cap);
+int nonce_from_stamp(struct str realm, uint64_t stamp, char *out, size_t cap);
+
 /* Authentic and fresh? (no nc tracking) */
 enum nonce_status nonce_check(const struct nonce_table *t, struct str nonce, struct str realm,
 			      int64_t now);

@@ -14,8 +14,9 @@
 #define SHARDS 64
 
 struct slot {
-	uint8_t fp[16];
-	uint64_t until;
+	uint8_t fp[12]; /* 96 bits of SHA-256: a forged match needs ~2^96 work */
+	uint32_t until; /* monotonic seconds */
+	uint64_t stamp; /* 0: an authenticated request; else a challenge's nonce stamp */
 };
 
 static struct slot *slots;
@@ -67,7 +68,7 @@ static EVP_MD_CTX *thread_ctx(void)
 	return ctx;
 }
 
-static int fingerprint(const struct retrans_key *k, uint8_t out[16])
+static int fingerprint(const struct retrans_key *k, uint8_t out[12])
 {
 	const struct str parts[6] = {k->nonce, k->nc, k->branch, k->call_id, k->cseq, k->method};
 	uint8_t md[32];
@@ -110,34 +111,36 @@ static int fingerprint(const struct retrans_key *k, uint8_t out[16])
 	if (rc == 0 && EVP_DigestFinal_ex(ctx, md, &len) != 1)
 		rc = -1;
 	if (rc == 0)
-		memcpy(out, md, 16);
+		memcpy(out, md, 12);
 	return rc;
 }
 
-static uint64_t index_of(const uint8_t fp[16])
+static uint64_t index_of(const uint8_t fp[12])
 {
 	uint64_t v;
 	memcpy(&v, fp, sizeof(v));
 	return v & mask;
 }
 
-void retrans_remember(const struct retrans_key *k, uint64_t now)
+static void put(const struct retrans_key *k, uint64_t now, uint64_t stamp)
 {
-	uint8_t fp[16];
+	uint8_t fp[12];
 	uint64_t i;
 
 	if (!slots || fingerprint(k, fp) < 0)
 		return;
 	i = index_of(fp);
 	pthread_mutex_lock(&locks[i % SHARDS]);
-	memcpy(slots[i].fp, fp, 16);
-	slots[i].until = now + RETRANS_WINDOW;
+	memcpy(slots[i].fp, fp, sizeof(fp));
+	slots[i].until = (uint32_t)(now + RETRANS_WINDOW);
+	slots[i].stamp = stamp;
 	pthread_mutex_unlock(&locks[i % SHARDS]);
 }
 
-bool retrans_seen(const struct retrans_key *k, uint64_t now)
+/* The slot's stamp if k is remembered there (0 for an authenticated one). */
+static bool get(const struct retrans_key *k, uint64_t now, uint64_t *stamp)
 {
-	uint8_t fp[16];
+	uint8_t fp[12];
 	uint64_t i;
 	bool hit;
 
@@ -145,7 +148,30 @@ bool retrans_seen(const struct retrans_key *k, uint64_t now)
 		return false;
 	i = index_of(fp);
 	pthread_mutex_lock(&locks[i % SHARDS]);
-	hit = slots[i].until >= now && secmem_eq(slots[i].fp, fp, 16);
+	hit = slots[i].until >= (uint32_t)now && secmem_eq(slots[i].fp, fp, sizeof(fp));
+	*stamp = slots[i].stamp;
 	pthread_mutex_unlock(&locks[i % SHARDS]);
 	return hit;
+}
+
+void retrans_remember(const struct retrans_key *k, uint64_t now)
+{
+	put(k, now, 0);
+}
+
+bool retrans_seen(const struct retrans_key *k, uint64_t now)
+{
+	uint64_t stamp;
+	return get(k, now, &stamp) && stamp == 0;
+}
+
+void retrans_remember_stamp(const struct retrans_key *k, uint64_t now, uint64_t stamp)
+{
+	if (stamp)
+		put(k, now, stamp);
+}
+
+bool retrans_stamp(const struct retrans_key *k, uint64_t now, uint64_t *stamp)
+{
+	return get(k, now, stamp) && *stamp != 0;
 }

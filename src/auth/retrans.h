@@ -30,6 +30,15 @@ struct retrans_key {
 
 int retrans_init(unsigned slots_log2);
 void retrans_shutdown(void);
+/*
+ * Challenges: the stamp of the nonce a request was challenged with
+ * (nonce_make_stamp), so its retransmissions get the same challenge. The
+ * key's nonce and nc are empty for these. A lost entry only means a
+ * retransmission gets a fresh challenge, as before.
+ */
+void retrans_remember_stamp(const struct retrans_key *k, uint64_t now, uint64_t stamp);
+bool retrans_stamp(const struct retrans_key *k, uint64_t now, uint64_t *stamp);
+
 /* Remember a request that was authenticated at now (monotonic seconds). */
 void retrans_remember(const struct retrans_key *k, uint64_t now);
 /* Is this request a retransmission of one remembered within the window? */

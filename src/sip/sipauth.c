@@ -19,6 +19,35 @@
 #include "store/wb.h"
 #include "vault/vault.h"
 
+/*
+ * The nonce for a challenge. Over UDP a retransmission of the same request
+ * (same branch, Call-ID, CSeq) gets the nonce its first copy got, so the
+ * client sees the same 401 again (RFC 3261 §17.2.1) instead of a second,
+ * different challenge after it already answered the first.
+ */
+static int challenge_nonce(const struct sip_tx *t, char *nonce, size_t cap)
+{
+	struct str realm = str_cstr(t->w->rt->cfg->domain);
+	const struct sip_header *cs = sip_msg_header(t->m, SIP_H_CSEQ);
+	uint64_t mono = clock_mono_ms() / 1000, stamp = 0;
+	struct retrans_key k;
+	struct sip_via v;
+
+	if (t->src->transport != TRANSPORT_UDP)
+		return nonce_make(realm, t->now, nonce, cap);
+	memset(&k, 0, sizeof(k));
+	k.branch = sip_msg_top_via(t->m, &v) == 0 ? v.branch : STR_NULL;
+	k.call_id = sip_msg_call_id(t->m);
+	k.cseq = cs ? cs->value : STR_NULL;
+	k.method = t->m->method;
+	if (retrans_stamp(&k, mono, &stamp))
+		return nonce_from_stamp(realm, stamp, nonce, cap);
+	if (nonce_make_stamp(realm, t->now, &stamp, nonce, cap) < 0)
+		return -1;
+	retrans_remember_stamp(&k, mono, stamp);
+	return 0;
+}
+
 static void send_challenge(const struct sip_tx *t, bool stale)
 {
 	const struct sip_runtime *rt = t->w->rt;
@@ -29,7 +58,7 @@ static void send_challenge(const struct sip_tx *t, bool stale)
 	char mem[SIP_REPLY_MAX];
 	struct sbuf b;
 
-	if (nonce_make(str_cstr(cfg->domain), t->now, nonce, sizeof(nonce)) < 0) {
+	if (challenge_nonce(t, nonce, sizeof(nonce)) < 0) {
 		reply_simple(t, 500, "Server Internal Error", NULL);
 		return;
 	}

@@ -107,6 +107,30 @@ check "a captured authorised REGISTER replayed in a new transaction is rejected 
 [ $rc -eq 0 ] || show "$T/replay.out"
 check "the replays are logged" grep -q 'event=auth.replay' "$T/rtcauthd.log"
 
+# a retransmitted REGISTER (the same datagram again) gets the very same
+# 401, nonce included (RFC 3261 §17.2.1), so a client that answered the first
+# does not meet a second, different challenge; a new transaction gets a new one
+python3 - "$SIP_PORT" <<'PY' >"$T/same401.out" 2>&1
+import sys
+from sipclient import Client
+c = Client(int(sys.argv[1]))
+raw, cid = c.request("REGISTER", "sip:example.test", "sip:user0003@example.test", expires=60)
+c.send_raw(raw)
+a = c.final()
+c.send_raw(raw)
+b = c.final()
+print(a.raw)
+print(b.raw)
+assert a.status == 401 and a.raw == b.raw, "retransmission answered differently"
+raw2 = raw.replace(b"CSeq: 1 REGISTER", b"CSeq: 2 REGISTER")
+c.send_raw(raw2)
+d = c.final()
+assert d.status == 401 and d.challenges()[0]["nonce"] != a.challenges()[0]["nonce"], "new CSeq, same nonce"
+PY
+rc=$?
+check "a retransmitted REGISTER gets a byte-identical 401; a new transaction a new nonce" [ $rc -eq 0 ]
+[ $rc -eq 0 ] || show "$T/same401.out"
+
 # every offered algorithm, -sess forms and auth-int included, registers
 python3 - "$SIP_PORT" <<'PY' >"$T/algs.out" 2>&1
 import sys

@@ -56,6 +56,25 @@ static void make(int64_t ts, char *out)
 	assert_int_equal(strlen(out), NONCE_LEN);
 }
 
+static void test_nonce_rebuilt_from_its_stamp_is_the_same_nonce(void **state)
+{
+	struct nonce_table *t = nonce_table_new(1024, LIFETIME);
+	char n[NONCE_LEN + 1], again[NONCE_LEN + 1], other[NONCE_LEN + 1];
+	uint64_t stamp = 0;
+
+	(void)state;
+	assert_int_equal(nonce_make_stamp(REALM, 1700000000, &stamp, n, sizeof(n)), 0);
+	assert_true(stamp >> 32 == 1700000000);
+	assert_int_equal(nonce_from_stamp(REALM, stamp, again, sizeof(again)), 0);
+	assert_string_equal(n, again);
+	assert_int_equal(nonce_check(t, str_cstr(again), REALM, 1700000000), NONCE_OK);
+	/* another realm's MAC: not a nonce of ours */
+	assert_int_equal(nonce_from_stamp(STR_LIT("other.test"), stamp, other, sizeof(other)), 0);
+	assert_string_not_equal(n, other);
+	assert_int_equal(nonce_check(t, str_cstr(other), REALM, 1700000000), NONCE_INVALID);
+	nonce_table_free(t);
+}
+
 static void test_nonce_fresh_is_ok_and_base64url(void **state)
 {
 	struct nonce_table *t = nonce_table_new(1024, LIFETIME);
@@ -409,6 +428,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_nonce_fresh_is_ok_and_base64url),
+	    cmocka_unit_test(test_nonce_rebuilt_from_its_stamp_is_the_same_nonce),
 	    cmocka_unit_test(test_nonce_same_second_nonces_differ_with_own_nc_space),
 	    cmocka_unit_test(test_nonce_expired_is_stale),
 	    cmocka_unit_test(test_nonce_tampered_byte_is_invalid),

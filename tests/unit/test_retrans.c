@@ -54,6 +54,31 @@ static void test_retrans_remembered_request_is_seen(void **state)
 	assert_true(retrans_seen(&k, 1001));
 }
 
+static void test_retrans_challenge_stamp_comes_back_for_the_same_request_only(void **state)
+{
+	struct retrans_key k = base_key(), other;
+	uint64_t stamp = 0;
+
+	(void)state;
+	k.nonce = STR_NULL; /* a challenged request carries no credentials */
+	k.nc = STR_NULL;
+	assert_false(retrans_stamp(&k, 1000, &stamp));
+	retrans_remember_stamp(&k, 1000, 0x6550f00d00000042ULL);
+	assert_true(retrans_stamp(&k, 1000 + RETRANS_WINDOW, &stamp));
+	assert_true(stamp == 0x6550f00d00000042ULL);
+	/* a challenge memory is not an authenticated request... */
+	assert_false(retrans_seen(&k, 1000));
+	/* ...another transaction does not get it, and it ends with the window */
+	other = k;
+	other.branch = STR_LIT("z9hG4bKother");
+	assert_false(retrans_stamp(&other, 1000, &stamp));
+	assert_false(retrans_stamp(&k, 1001 + RETRANS_WINDOW, &stamp));
+	/* and an authenticated request's memory is no challenge */
+	other = base_key();
+	retrans_remember(&other, 1000);
+	assert_false(retrans_stamp(&other, 1000, &stamp));
+}
+
 static void test_retrans_seen_compares_content_not_pointers(void **state)
 {
 	struct retrans_key k = base_key(), copy;
@@ -260,6 +285,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_retrans_other_branch_cseq_callid_nc_nonce_or_method_is_not_seen, setup,
 		teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_retrans_challenge_stamp_comes_back_for_the_same_request_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retrans_fields_cannot_slide_into_each_other, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_retrans_expires_after_the_window, setup, teardown),

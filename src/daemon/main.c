@@ -182,40 +182,76 @@ static int restore_put(void *vctx, struct location_aor *rec)
 	return location_aor_put(rec, b);
 }
 
+/* Bounded copy without printf: 100,000 bindings are restored at start. */
+static void copy_field(char *dst, size_t cap, const char *src, size_t len)
+{
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+#define COPY(dst, src) copy_field((dst), sizeof(dst), (src), strnlen((src), sizeof(src)))
+
+/* "ip:port" or "[v6]:port" into a flow's address. */
+static void parse_source(const char *src, struct location_flow *f)
+{
+	const char *colon = strrchr(src, ':');
+	char ip[64];
+	unsigned long port;
+	char *end;
+	size_t n;
+
+	if (!colon)
+		return;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || port > 65535)
+		return;
+	n = (size_t)(colon - src);
+	if (src[0] == '[' && n >= 2 && src[n - 1] == ']') {
+		copy_field(ip, sizeof(ip), src + 1, n - 2);
+		f->addr.in6.sin6_family = AF_INET6;
+		f->addr.in6.sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, ip, &f->addr.in6.sin6_addr) == 1)
+			f->addrlen = sizeof(f->addr.in6);
+	} else {
+		copy_field(ip, sizeof(ip), src, n);
+		f->addr.in.sin_family = AF_INET;
+		f->addr.in.sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, ip, &f->addr.in.sin_addr) == 1)
+			f->addrlen = sizeof(f->addr.in);
+	}
+}
+
 static int restore_one(void *vctx, const struct store_reg *r)
 {
 	struct restore_ctx *rc = vctx;
 	static struct location_binding b;
-	const char *src = r->source;
-	char ip[64];
-	unsigned port = 0;
-	const char *colon;
+	const char *lt, *gt;
 
 	if (r->expires <= rc->now) {
 		rc->expired++;
 		return 0;
 	}
-	memset(&b, 0, sizeof(b));
-	snprintf(b.aor, sizeof(b.aor), "%s", r->aor);
-	snprintf(b.key, sizeof(b.key), "%s", r->binding_key);
-	snprintf(b.contact, sizeof(b.contact), "%s", r->contact);
+	COPY(b.aor, r->aor);
+	COPY(b.key, r->binding_key);
+	COPY(b.contact, r->contact);
 	/* the Contact URI is what is inside <...> */
-	{
-		const char *lt = strchr(r->contact, '<'), *gt = lt ? strchr(lt, '>') : NULL;
-		if (lt && gt)
-			snprintf(b.contact_uri, sizeof(b.contact_uri), "%.*s", (int)(gt - lt - 1),
-				 lt + 1);
-		else
-			snprintf(b.contact_uri, sizeof(b.contact_uri), "%s", r->contact);
-	}
-	snprintf(b.instance, sizeof(b.instance), "%s", r->instance);
+	lt = strchr(r->contact, '<');
+	gt = lt ? strchr(lt, '>') : NULL;
+	if (lt && gt)
+		copy_field(b.contact_uri, sizeof(b.contact_uri), lt + 1, (size_t)(gt - lt - 1));
+	else
+		COPY(b.contact_uri, r->contact);
+	COPY(b.instance, r->instance);
 	b.reg_id = r->reg_id;
-	snprintf(b.path, sizeof(b.path), "%s", r->path);
-	snprintf(b.call_id, sizeof(b.call_id), "%s", r->call_id);
+	COPY(b.path, r->path);
+	COPY(b.call_id, r->call_id);
 	b.cseq = r->cseq;
-	snprintf(b.user_agent, sizeof(b.user_agent), "%s", r->user_agent);
+	COPY(b.user_agent, r->user_agent);
 	b.expires = r->expires;
 	b.updated = r->updated;
+	memset(&b.flow, 0, sizeof(b.flow));
 	b.flow.transport = r->transport;
 	/* UDP flows go out of the first UDP listener; stream flows need the
 	 * client to reconnect (their connection did not survive the restart) */
@@ -225,23 +261,7 @@ static int restore_one(void *vctx, const struct store_reg *r)
 			b.flow.listen_idx = (int)i;
 			break;
 		}
-	colon = strrchr(src, ':');
-	if (colon && sscanf(colon + 1, "%u", &port) == 1) {
-		size_t n = (size_t)(colon - src);
-		if (src[0] == '[' && n >= 2) {
-			snprintf(ip, sizeof(ip), "%.*s", (int)(n - 2), src + 1);
-			b.flow.addr.in6.sin6_family = AF_INET6;
-			b.flow.addr.in6.sin6_port = htons((uint16_t)port);
-			inet_pton(AF_INET6, ip, &b.flow.addr.in6.sin6_addr);
-			b.flow.addrlen = sizeof(b.flow.addr.in6);
-		} else {
-			snprintf(ip, sizeof(ip), "%.*s", (int)n, src);
-			b.flow.addr.in.sin_family = AF_INET;
-			b.flow.addr.in.sin_port = htons((uint16_t)port);
-			inet_pton(AF_INET, ip, &b.flow.addr.in.sin_addr);
-			b.flow.addrlen = sizeof(b.flow.addr.in);
-		}
-	}
+	parse_source(r->source, &b.flow);
 	if (location_update(str_cstr(b.aor), rc->now, restore_put, &b) == 0)
 		rc->restored++;
 	return 0;

@@ -25,6 +25,7 @@ struct loc_packed {
 struct location_aor {
 	struct location_aor *next;
 	uint64_t hash;
+	size_t aor_len;
 	size_t n, cap;
 	struct loc_packed **b;
 	char aor[]; /* NUL-terminated */
@@ -110,7 +111,7 @@ static struct location_aor **slot_of(struct shard *sh, uint64_t h, struct str ao
 {
 	struct location_aor **pp = &sh->buckets[h & (sh->nbuckets - 1)];
 	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->hash == h && strlen((*pp)->aor) == aor.len &&
+		if ((*pp)->hash == h && (*pp)->aor_len == aor.len &&
 		    memcmp((*pp)->aor, aor.p, aor.len) == 0)
 			return pp;
 	return pp;
@@ -228,6 +229,7 @@ int location_update(struct str aor, int64_t now, int (*fn)(void *ctx, struct loc
 			return -1;
 		}
 		a->hash = h;
+		a->aor_len = aor.len;
 		memcpy(a->aor, aor.p, aor.len);
 		*pp = a;
 		sh->naors++;

@@ -1060,8 +1060,10 @@ int store_reg_list(struct store *s, const char *aor,
 #define REG_COLS                                                                                   \
 	"SELECT aor, binding_key, contact, instance, reg_id, path, expires, source, transport,"    \
 	" call_id, cseq, user_agent, updated FROM registrations"
-	static const char all[] = REG_COLS " ORDER BY aor, updated";
-	static const char one[] = REG_COLS " WHERE aor = ?1 ORDER BY aor, updated";
+	/* the primary key's order: no sort step (100,000 bindings are read at
+	 * every start) */
+	static const char all[] = REG_COLS " ORDER BY aor, binding_key";
+	static const char one[] = REG_COLS " WHERE aor = ?1 ORDER BY aor, binding_key";
 #undef REG_COLS
 	struct store_reg *r;
 	sqlite3_stmt *st = NULL;

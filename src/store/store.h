@@ -150,7 +150,7 @@ int store_reg_put(struct store *s, const struct store_reg *r);
 int store_reg_del(struct store *s, const char *aor, const char *binding_key);
 /* Delete all bindings of an AOR; *n (may be NULL) gets the count. */
 int store_reg_del_aor(struct store *s, const char *aor, int *n);
-/* All bindings (aor NULL) or one AOR's, ordered by aor, updated. */
+/* All bindings (aor NULL) or one AOR's, ordered by aor, binding_key. */
 int store_reg_list(struct store *s, const char *aor,
 		   int (*fn)(void *ctx, const struct store_reg *r), void *ctx);
 /* Delete bindings with expires <= now; *n gets the count. */

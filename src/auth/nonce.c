@@ -155,21 +155,17 @@ int nonce_from_stamp(struct str realm, uint64_t stamp, char *out, size_t cap)
 	return 0;
 }
 
-int nonce_make_stamp(struct str realm, int64_t now, uint64_t *stamp, char *out, size_t cap)
+uint64_t nonce_new_stamp(int64_t now)
 {
-	uint64_t st;
-
-	if (now < 0 || now > (int64_t)UINT32_MAX)
-		return -1;
-	st = (uint64_t)now << 32 | serial_take();
-	if (stamp)
-		*stamp = st;
-	return nonce_from_stamp(realm, st, out, cap);
+	if (now <= 0 || now > (int64_t)UINT32_MAX)
+		return 0;
+	return (uint64_t)now << 32 | serial_take();
 }
 
 int nonce_make(struct str realm, int64_t now, char *out, size_t cap)
 {
-	return nonce_make_stamp(realm, now, NULL, out, cap);
+	uint64_t stamp = nonce_new_stamp(now);
+	return stamp ? nonce_from_stamp(realm, stamp, out, cap) : -1;
 }
 
 /* base64url (no padding) of exactly NONCE_LEN characters into raw. */

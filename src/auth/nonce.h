@@ -41,12 +41,12 @@ void nonce_table_set_lifetime(struct nonce_table *t, uint32_t lifetime);
 int nonce_make(struct str realm, int64_t now, char *out, size_t cap);
 
 /*
- * The same with the nonce's stamp (issue time << 32 | serial) returned, and
- * the nonce rebuilt from a stamp: a retransmitted request must get the very
- * same challenge (RFC 3261 §17.2.1), or a client that already answered the
- * first one meets a second, different one.
+ * A nonce in two steps: a new stamp (issue time << 32 | serial), and the
+ * nonce made from a stamp. A retransmitted request must get the very same
+ * challenge (RFC 3261 §17.2.1), so its stamp is remembered and the nonce
+ * rebuilt from it. nonce_new_stamp returns 0 for a time out of range.
  */
-int nonce_make_stamp(struct str realm, int64_t now, uint64_t *stamp, char *out, size_t cap);
+uint64_t nonce_new_stamp(int64_t now);
 int nonce_from_stamp(struct str realm, uint64_t stamp, char *out, size_t cap);
 
 /* Authentic and fresh? (no nc tracking) */

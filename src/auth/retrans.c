@@ -44,6 +44,7 @@ void retrans_shutdown(void)
  * profiles); freed when the thread ends. */
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 static pthread_key_t ctx_key;
+static EVP_MD *sha256; /* fetched once: EVP_sha256() in every init fetched again */
 
 static void ctx_free(void *p)
 {
@@ -53,6 +54,7 @@ static void ctx_free(void *p)
 static void ctx_setup(void)
 {
 	pthread_key_create(&ctx_key, ctx_free);
+	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 static EVP_MD_CTX *thread_ctx(void)
@@ -83,7 +85,7 @@ static int fingerprint(const struct retrans_key *k, uint8_t out[12])
 	size_t o = 0;
 	bool fits = true;
 
-	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+	if (!ctx || !sha256 || EVP_DigestInit_ex2(ctx, sha256, NULL) != 1)
 		return -1;
 	for (int i = 0; i < 6 && fits; i++) {
 		uint32_t n = (uint32_t)parts[i].len;
@@ -165,13 +167,25 @@ bool retrans_seen(const struct retrans_key *k, uint64_t now)
 	return get(k, now, &stamp) && stamp == 0;
 }
 
-void retrans_remember_stamp(const struct retrans_key *k, uint64_t now, uint64_t stamp)
-{
-	if (stamp)
-		put(k, now, stamp);
-}
-
 bool retrans_stamp(const struct retrans_key *k, uint64_t now, uint64_t *stamp)
 {
-	return get(k, now, stamp) && *stamp != 0;
+	uint8_t fp[12];
+	uint64_t i;
+	bool hit;
+
+	if (!slots || fingerprint(k, fp) < 0)
+		return false; /* *stamp stays the caller's new one */
+	i = index_of(fp);
+	pthread_mutex_lock(&locks[i % SHARDS]);
+	hit = slots[i].until >= (uint32_t)now && slots[i].stamp != 0 &&
+	      secmem_eq(slots[i].fp, fp, sizeof(fp));
+	if (hit) {
+		*stamp = slots[i].stamp;
+	} else if (*stamp) {
+		memcpy(slots[i].fp, fp, sizeof(fp));
+		slots[i].until = (uint32_t)(now + RETRANS_WINDOW);
+		slots[i].stamp = *stamp;
+	}
+	pthread_mutex_unlock(&locks[i % SHARDS]);
+	return hit;
 }

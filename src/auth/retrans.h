@@ -32,11 +32,12 @@ int retrans_init(unsigned slots_log2);
 void retrans_shutdown(void);
 /*
  * Challenges: the stamp of the nonce a request was challenged with
- * (nonce_make_stamp), so its retransmissions get the same challenge. The
- * key's nonce and nc are empty for these. A lost entry only means a
- * retransmission gets a fresh challenge, as before.
+ * (nonce_new_stamp), so its retransmissions get the same challenge. The
+ * key's nonce and nc are empty for these. Call with *stamp = a new stamp:
+ * if this request was challenged within the window, *stamp becomes that
+ * challenge's stamp and true is returned; else the new one is remembered.
+ * A lost entry only means a retransmission gets a fresh challenge.
  */
-void retrans_remember_stamp(const struct retrans_key *k, uint64_t now, uint64_t stamp);
 bool retrans_stamp(const struct retrans_key *k, uint64_t now, uint64_t *stamp);
 
 /* Remember a request that was authenticated at now (monotonic seconds). */

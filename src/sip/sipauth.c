@@ -40,12 +40,11 @@ static int challenge_nonce(const struct sip_tx *t, char *nonce, size_t cap)
 	k.call_id = sip_msg_call_id(t->m);
 	k.cseq = cs ? cs->value : STR_NULL;
 	k.method = t->m->method;
-	if (retrans_stamp(&k, mono, &stamp))
-		return nonce_from_stamp(realm, stamp, nonce, cap);
-	if (nonce_make_stamp(realm, t->now, &stamp, nonce, cap) < 0)
+	stamp = nonce_new_stamp(t->now);
+	if (!stamp)
 		return -1;
-	retrans_remember_stamp(&k, mono, stamp);
-	return 0;
+	retrans_stamp(&k, mono, &stamp); /* a retransmission: its first stamp */
+	return nonce_from_stamp(realm, stamp, nonce, cap);
 }
 
 static void send_challenge(const struct sip_tx *t, bool stale)

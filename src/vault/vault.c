@@ -304,9 +304,12 @@ static bool lower_hex(struct str in, char *out, size_t cap)
  * of unknown names does not reach the store. Keys are wiped on eviction and
  * when the thread ends. Store outages are never cached.
  */
-#define VAULT_CACHE_SLOTS  4096
+#define VAULT_CACHE_SETS   8192 /* two entries each: 16,384 users per thread */
+#define VAULT_CACHE_WAYS   2
+#define VAULT_CACHE_SLOTS  (VAULT_CACHE_SETS * VAULT_CACHE_WAYS)
 #define VAULT_CACHE_TTL_MS 10000
-#define VAULT_CACHE_NAME   96
+#define VAULT_CACHE_NAME   64  /* longer names and realms go to the store */
+#define VAULT_CACHE_URI	   128 /* likewise for longer AORs */
 
 struct cache_entry {
 	uint64_t hash;
@@ -321,8 +324,8 @@ struct cache_entry {
 	int64_t user_id;
 	bool enabled;
 	bool has_password;
-	char uri[STORE_URI_MAX];
-	size_t key_len;
+	char uri[VAULT_CACHE_URI];
+	uint8_t key_len;
 	uint8_t key[STORE_KEY_MAX];
 };
 
@@ -359,16 +362,31 @@ static uint64_t cache_hash(struct str name, struct str realm, unsigned mech)
 	return h;
 }
 
-static struct cache_entry *cache_slot(struct str name, struct str realm, unsigned mech,
-				      uint64_t *hash)
+static bool entry_matches(const struct cache_entry *e, uint64_t h, uint32_t gen, uint64_t now,
+			  unsigned mech, struct str name, struct str realm)
 {
-	struct cache_entry *tab;
+	return e->hash == h && e->gen == gen && e->until_ms > now && e->mech == mech &&
+	       e->name_len == name.len && memcmp(e->name, name.p, name.len) == 0 &&
+	       e->realm_len == realm.len && memcmp(e->realm, realm.p, realm.len) == 0;
+}
 
+/*
+ * The entry for (name, realm, mech): the matching one of its set if any
+ * (*hit set), else the way to fill (the expired or older one). NULL when
+ * the cache cannot hold this name.
+ */
+static struct cache_entry *cache_slot(struct str name, struct str realm, unsigned mech,
+				      uint64_t *hash, uint32_t gen, uint64_t now, bool *hit)
+{
+	struct cache_entry *tab, *set;
+
+	*hit = false;
 	if (name.len >= VAULT_CACHE_NAME || realm.len >= VAULT_CACHE_NAME)
 		return NULL; /* unusual: go to the store */
 	pthread_once(&cache_once, cache_setup);
 	tab = pthread_getspecific(cache_key);
 	if (!tab) {
+		/* calloc'd: pages are only touched by the sets actually used */
 		tab = calloc(VAULT_CACHE_SLOTS, sizeof(*tab));
 		if (!tab || pthread_setspecific(cache_key, tab) != 0) {
 			free(tab);
@@ -376,7 +394,17 @@ static struct cache_entry *cache_slot(struct str name, struct str realm, unsigne
 		}
 	}
 	*hash = cache_hash(name, realm, mech);
-	return &tab[*hash % VAULT_CACHE_SLOTS];
+	set = &tab[(*hash % VAULT_CACHE_SETS) * VAULT_CACHE_WAYS];
+	for (int w = 0; w < VAULT_CACHE_WAYS; w++)
+		if (entry_matches(&set[w], *hash, gen, now, mech, name, realm)) {
+			*hit = true;
+			return &set[w];
+		}
+	/* replace an unusable way, else the one that expires first */
+	for (int w = 0; w < VAULT_CACHE_WAYS; w++)
+		if (set[w].gen != gen || set[w].until_ms <= now)
+			return &set[w];
+	return set[0].until_ms <= set[1].until_ms ? &set[0] : &set[1];
 }
 
 static uint64_t now_ms(void)
@@ -391,17 +419,16 @@ static int cached_lookup(struct store *s, const struct digest_creds *c, unsigned
 			 struct store_user *u, struct store_cred *key)
 {
 	uint64_t h = 0, now = now_ms();
-	struct cache_entry *e = cache_slot(c->username, c->realm, mech, &h);
 	uint32_t gen = atomic_load(&cache_gen);
+	bool hit;
+	struct cache_entry *e = cache_slot(c->username, c->realm, mech, &h, gen, now, &hit);
 	int rc;
 
-	if (e && e->hash == h && e->gen == gen && e->until_ms > now && e->mech == mech &&
-	    e->name_len == c->username.len && memcmp(e->name, c->username.p, e->name_len) == 0 &&
-	    e->realm_len == c->realm.len && memcmp(e->realm, c->realm.p, e->realm_len) == 0) {
+	if (hit) {
 		u->id = e->user_id;
 		u->enabled = e->enabled;
 		u->has_password = e->has_password;
-		memcpy(u->uri, e->uri, sizeof(u->uri));
+		memcpy(u->uri, e->uri, sizeof(e->uri));
 		memcpy(key->key, e->key, sizeof(key->key));
 		key->key_len = e->key_len;
 		return e->rc;
@@ -409,6 +436,8 @@ static int cached_lookup(struct store *s, const struct digest_creds *c, unsigned
 	rc = store_digest_lookup(s, c->username, c->realm, digest_mech[mech], u, key);
 	if (!e || (rc != STORE_OK && rc != STORE_NOTFOUND && rc != STORE_INVALID))
 		return rc; /* outages are never remembered */
+	if (strnlen(u->uri, sizeof(u->uri)) >= sizeof(e->uri) || key->key_len > sizeof(e->key))
+		return rc; /* too long to keep: always from the store */
 	secmem_wipe(e, sizeof(*e));
 	e->hash = h;
 	e->gen = gen;
@@ -422,8 +451,8 @@ static int cached_lookup(struct store *s, const struct digest_creds *c, unsigned
 	e->user_id = u->id;
 	e->enabled = u->enabled;
 	e->has_password = u->has_password;
-	memcpy(e->uri, u->uri, sizeof(e->uri));
-	e->key_len = key->key_len <= sizeof(e->key) ? key->key_len : 0;
+	memcpy(e->uri, u->uri, strnlen(u->uri, sizeof(e->uri) - 1) + 1);
+	e->key_len = (uint8_t)key->key_len;
 	memcpy(e->key, key->key, e->key_len);
 	return rc;
 }

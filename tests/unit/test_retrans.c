@@ -62,8 +62,10 @@ static void test_retrans_challenge_stamp_comes_back_for_the_same_request_only(vo
 	(void)state;
 	k.nonce = STR_NULL; /* a challenged request carries no credentials */
 	k.nc = STR_NULL;
+	stamp = 0x6550f00d00000042ULL; /* first copy: its new stamp is remembered */
 	assert_false(retrans_stamp(&k, 1000, &stamp));
-	retrans_remember_stamp(&k, 1000, 0x6550f00d00000042ULL);
+	assert_true(stamp == 0x6550f00d00000042ULL);
+	stamp = 0x6550f00e00000043ULL; /* the retransmission gets the first one back */
 	assert_true(retrans_stamp(&k, 1000 + RETRANS_WINDOW, &stamp));
 	assert_true(stamp == 0x6550f00d00000042ULL);
 	/* a challenge memory is not an authenticated request... */
@@ -71,11 +73,16 @@ static void test_retrans_challenge_stamp_comes_back_for_the_same_request_only(vo
 	/* ...another transaction does not get it, and it ends with the window */
 	other = k;
 	other.branch = STR_LIT("z9hG4bKother");
+	stamp = 7;
 	assert_false(retrans_stamp(&other, 1000, &stamp));
+	assert_true(stamp == 7);
+	stamp = 8;
 	assert_false(retrans_stamp(&k, 1001 + RETRANS_WINDOW, &stamp));
+	assert_true(stamp == 8);
 	/* and an authenticated request's memory is no challenge */
 	other = base_key();
 	retrans_remember(&other, 1000);
+	stamp = 9;
 	assert_false(retrans_stamp(&other, 1000, &stamp));
 }
 

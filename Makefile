@@ -100,7 +100,9 @@ install: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl
 	# the example config's state lives in ./var for `make run`; an installed
 	# one uses the default /var/lib/rtcauth. Never overwrite an operator's file.
 	test -e $(DESTDIR)/etc/rtcauth/rtcauth.conf || \
-	  sed -e 's|^state_dir = \.\./var$$|# state_dir = /var/lib/rtcauth|' etc/rtcauth.conf \
+	  sed -e 's|^state_dir = \.\./var$$|# state_dir = /var/lib/rtcauth|' \
+	      -e 's|^digest_algorithms = MD5, SHA-256, SHA-512-256$$|# digest_algorithms = SHA-512-256, SHA-256, MD5|' \
+	      etc/rtcauth.conf \
 	  >$(DESTDIR)/etc/rtcauth/rtcauth.conf && chmod 640 $(DESTDIR)/etc/rtcauth/rtcauth.conf
 	install -d $(DESTDIR)/lib/systemd/system
 	sed -e 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' etc/rtcauthd.service \

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,9 +172,17 @@ static bool has_tls(const struct config *cfg)
 	return false;
 }
 
+#define RESTORE_THREADS 2
+
+/* One restore thread's part of the registrations table. */
 struct restore_ctx {
 	int64_t now;
 	size_t restored, expired;
+	int part;
+	const char *path;
+	int rc;
+	char err[512];
+	struct location_binding b; /* scratch, one per thread */
 };
 
 static int restore_put(void *vctx, struct location_aor *rec)
@@ -226,43 +235,43 @@ static void parse_source(const char *src, struct location_flow *f)
 static int restore_one(void *vctx, const struct store_reg *r)
 {
 	struct restore_ctx *rc = vctx;
-	static struct location_binding b;
+	struct location_binding *bp = &rc->b;
 	const char *lt, *gt;
 
 	if (r->expires <= rc->now) {
 		rc->expired++;
 		return 0;
 	}
-	COPY(b.aor, r->aor);
-	COPY(b.key, r->binding_key);
-	COPY(b.contact, r->contact);
+	COPY(bp->aor, r->aor);
+	COPY(bp->key, r->binding_key);
+	COPY(bp->contact, r->contact);
 	/* the Contact URI is what is inside <...> */
 	lt = strchr(r->contact, '<');
 	gt = lt ? strchr(lt, '>') : NULL;
 	if (lt && gt)
-		copy_field(b.contact_uri, sizeof(b.contact_uri), lt + 1, (size_t)(gt - lt - 1));
+		copy_field(bp->contact_uri, sizeof(bp->contact_uri), lt + 1, (size_t)(gt - lt - 1));
 	else
-		COPY(b.contact_uri, r->contact);
-	COPY(b.instance, r->instance);
-	b.reg_id = r->reg_id;
-	COPY(b.path, r->path);
-	COPY(b.call_id, r->call_id);
-	b.cseq = r->cseq;
-	COPY(b.user_agent, r->user_agent);
-	b.expires = r->expires;
-	b.updated = r->updated;
-	memset(&b.flow, 0, sizeof(b.flow));
-	b.flow.transport = r->transport;
+		COPY(bp->contact_uri, r->contact);
+	COPY(bp->instance, r->instance);
+	bp->reg_id = r->reg_id;
+	COPY(bp->path, r->path);
+	COPY(bp->call_id, r->call_id);
+	bp->cseq = r->cseq;
+	COPY(bp->user_agent, r->user_agent);
+	bp->expires = r->expires;
+	bp->updated = r->updated;
+	memset(&bp->flow, 0, sizeof(bp->flow));
+	bp->flow.transport = r->transport;
 	/* UDP flows go out of the first UDP listener; stream flows need the
 	 * client to reconnect (their connection did not survive the restart) */
-	b.flow.listen_idx = -1;
+	bp->flow.listen_idx = -1;
 	for (size_t i = 0; i < current_rt->n_listeners; i++)
 		if ((int)current_rt->listeners[i].kind == r->transport) {
-			b.flow.listen_idx = (int)i;
+			bp->flow.listen_idx = (int)i;
 			break;
 		}
-	parse_source(r->source, &b.flow);
-	if (location_update(str_cstr(b.aor), rc->now, restore_put, &b) == 0)
+	parse_source(r->source, &bp->flow);
+	if (location_update(str_cstr(bp->aor), rc->now, restore_put, bp) == 0)
 		rc->restored++;
 	return 0;
 }
@@ -390,24 +399,70 @@ static int parse_args(int argc, char **argv, bool *check_only)
 	return 0;
 }
 
+static void *restore_part(void *arg)
+{
+	struct restore_ctx *rc = arg;
+	struct store *s;
+
+	rc->rc = -1;
+	if (store_open(rc->path, 0, 5000, &s, rc->err, sizeof(rc->err)) != STORE_OK)
+		return NULL;
+	if (store_reg_scan(s, rc->part, RESTORE_THREADS, restore_one, rc) != STORE_OK)
+		snprintf(rc->err, sizeof(rc->err), "%s", store_errmsg(s));
+	else
+		rc->rc = 0;
+	store_close(s);
+	return NULL;
+}
+
+/*
+ * Open (create, migrate) the store and load the stored bindings into the
+ * location table, on RESTORE_THREADS threads with a connection each:
+ * reading 100,000 rows was most of the start-up time.
+ */
 static int open_and_restore(const struct config *cfg, char *err, size_t errlen)
 {
+	struct restore_ctx *rcs = calloc(RESTORE_THREADS, sizeof(*rcs));
+	pthread_t thr[RESTORE_THREADS];
+	size_t restored = 0, expired = 0;
 	struct store *s;
-	struct restore_ctx rc = {clock_wall_s(), 0, 0};
-	int n = 0;
+	int n = 0, ret = 0;
 
-	if (store_open(cfg->sqlite_path, STORE_CREATE, 5000, &s, err, errlen) != STORE_OK)
-		return -1;
-	if (store_reg_list(s, NULL, restore_one, &rc) != STORE_OK) {
-		snprintf(err, errlen, "cannot read registrations from %s: %s", cfg->sqlite_path,
-			 store_errmsg(s));
-		store_close(s);
+	if (!rcs) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	store_reg_purge(s, rc.now, &n);
+	if (store_open(cfg->sqlite_path, STORE_CREATE, 5000, &s, err, errlen) != STORE_OK) {
+		free(rcs);
+		return -1;
+	}
+	for (int i = 0; i < RESTORE_THREADS; i++) {
+		rcs[i].now = clock_wall_s();
+		rcs[i].part = i;
+		rcs[i].path = cfg->sqlite_path;
+		if (pthread_create(&thr[i], NULL, restore_part, &rcs[i]) != 0) {
+			restore_part(&rcs[i]); /* no thread: do it here */
+			thr[i] = 0;
+		}
+	}
+	for (int i = 0; i < RESTORE_THREADS; i++) {
+		if (thr[i])
+			pthread_join(thr[i], NULL);
+		if (rcs[i].rc < 0 && ret == 0) {
+			snprintf(err, errlen, "cannot read registrations from %s: %s",
+				 cfg->sqlite_path, rcs[i].err);
+			ret = -1;
+		}
+		restored += rcs[i].restored;
+		expired += rcs[i].expired;
+	}
+	if (ret == 0) {
+		store_reg_purge(s, rcs[0].now, &n);
+		log_info("restore", "bindings=%zu expired=%zu", restored, expired);
+	}
 	store_close(s);
-	log_info("restore", "bindings=%zu expired=%zu", rc.restored, rc.expired);
-	return 0;
+	free(rcs);
+	return ret;
 }
 
 int main(int argc, char **argv)

@@ -19,8 +19,13 @@ struct loc_packed {
 	int32_t reg_id;
 	struct location_flow flow;
 	uint16_t len[S_COUNT];
-	char data[]; /* strings back to back, each NUL-terminated */
+	/* the key and the Contact are usually the URI itself and "<URI>":
+	 * then they are not stored again (100,000 bindings, ~100 bytes each) */
+	uint8_t derived; /* DERIVED_KEY | DERIVED_CONTACT */
+	char data[];	 /* strings back to back, each NUL-terminated */
 };
+
+enum { DERIVED_KEY = 1, DERIVED_CONTACT = 2 };
 
 struct location_aor {
 	struct location_aor *next;
@@ -61,8 +66,9 @@ int location_init(size_t shards_log2)
 		return -1;
 	for (size_t i = 0; i < nshards; i++) {
 		pthread_mutex_init(&shards[i].mu, NULL);
-		shards[i].nbuckets = 64;
-		shards[i].buckets = calloc(64, sizeof(struct location_aor *));
+		/* 256 x 256 buckets: 65,536 AORs before any shard rehashes */
+		shards[i].nbuckets = 256;
+		shards[i].buckets = calloc(256, sizeof(struct location_aor *));
 		if (!shards[i].buckets)
 			return -1;
 	}
@@ -161,6 +167,15 @@ static void unpack(const struct location_aor *a, const struct loc_packed *p,
 		dst[i][n] = '\0';
 		s += p->len[i] + 1;
 	}
+	if (p->derived & DERIVED_KEY)
+		memcpy(b->key, b->contact_uri, strlen(b->contact_uri) + 1);
+	if (p->derived & DERIVED_CONTACT) {
+		size_t n = strlen(b->contact_uri);
+		b->contact[0] = '<';
+		memcpy(b->contact + 1, b->contact_uri, n);
+		b->contact[n + 1] = '>';
+		b->contact[n + 2] = '\0';
+	}
 	b->expires = p->expires;
 	b->updated = p->updated;
 	b->cseq = p->cseq;
@@ -179,13 +194,26 @@ static struct loc_packed *pack(const struct location_binding *b)
 	struct loc_packed *p;
 	char *d;
 
-	for (int i = 0; i < S_COUNT; i++) {
+	uint8_t derived = 0;
+
+	for (int i = 0; i < S_COUNT; i++)
 		lens[i] = strnlen(src[i], caps[i] - 1); /* never past the field */
-		sum += lens[i] + 1;
+	if (lens[S_KEY] == lens[S_URI] && memcmp(b->key, b->contact_uri, lens[S_KEY]) == 0) {
+		derived |= DERIVED_KEY;
+		lens[S_KEY] = 0;
 	}
+	if (lens[S_CONTACT] == lens[S_URI] + 2 && b->contact[0] == '<' &&
+	    b->contact[lens[S_CONTACT] - 1] == '>' &&
+	    memcmp(b->contact + 1, b->contact_uri, lens[S_URI]) == 0) {
+		derived |= DERIVED_CONTACT;
+		lens[S_CONTACT] = 0;
+	}
+	for (int i = 0; i < S_COUNT; i++)
+		sum += lens[i] + 1;
 	p = malloc(sizeof(*p) + sum);
 	if (!p)
 		return NULL;
+	p->derived = derived;
 	p->expires = b->expires;
 	p->updated = b->updated;
 	p->cseq = b->cseq;
@@ -194,7 +222,8 @@ static struct loc_packed *pack(const struct location_binding *b)
 	d = p->data;
 	for (int i = 0; i < S_COUNT; i++) {
 		p->len[i] = (uint16_t)lens[i];
-		memcpy(d, src[i], lens[i]);
+		if (lens[i])
+			memcpy(d, src[i], lens[i]);
 		d[lens[i]] = '\0';
 		d += lens[i] + 1;
 	}
@@ -261,7 +290,8 @@ void location_aor_get(const struct location_aor *rec, size_t i, struct location_
 int location_aor_find(const struct location_aor *rec, const char *key)
 {
 	for (size_t i = 0; i < rec->n; i++)
-		if (strcmp(pk_str(rec->b[i], S_KEY), key) == 0)
+		if (strcmp(pk_str(rec->b[i], rec->b[i]->derived & DERIVED_KEY ? S_URI : S_KEY),
+			   key) == 0)
 			return (int)i;
 	return -1;
 }

@@ -476,8 +476,11 @@ static int configure(struct store *s, const char *path, int busy_ms, char *err, 
 
 	sqlite3_extended_result_codes(s->db, 1);
 	rc = sqlite3_busy_timeout(s->db, busy_ms > 0 ? busy_ms : 0);
+	/* 1 MB of page cache per connection (SQLite's default is 2 MB): the
+	 * daemon holds several connections and caches key lookups itself */
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+		rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON; PRAGMA cache_size = -1024",
+				  NULL, NULL, NULL);
 	if (rc == SQLITE_OK && !s->readonly)
 		rc = sqlite3_exec(s->db, rw_pragmas, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -1054,28 +1057,25 @@ static int reg_from_row(sqlite3_stmt *st, struct store_reg *r)
 	return 0;
 }
 
-int store_reg_list(struct store *s, const char *aor,
-		   int (*fn)(void *ctx, const struct store_reg *r), void *ctx)
+/* Run sql (bound with up to two integers) and call fn for each binding. */
+static int reg_rows(struct store *s, const char *sql, const char *aor, int nint, int a, int b,
+		    int (*fn)(void *ctx, const struct store_reg *r), void *ctx)
 {
-#define REG_COLS                                                                                   \
-	"SELECT aor, binding_key, contact, instance, reg_id, path, expires, source, transport,"    \
-	" call_id, cseq, user_agent, updated FROM registrations"
-	/* the primary key's order: no sort step (100,000 bindings are read at
-	 * every start) */
-	static const char all[] = REG_COLS " ORDER BY aor, binding_key";
-	static const char one[] = REG_COLS " WHERE aor = ?1 ORDER BY aor, binding_key";
-#undef REG_COLS
 	struct store_reg *r;
 	sqlite3_stmt *st = NULL;
 	int rc, ret = STORE_OK;
 
 	/* A fresh statement: fn may call back into the store. */
-	rc = sqlite3_prepare_v2(s->db, aor ? one : all, -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return fail(s, rc);
 	if (aor && (ret = bind_text(s, st, 1, aor, STORE_URI_MAX, "aor"))) {
 		sqlite3_finalize(st);
 		return ret;
+	}
+	if (nint == 2) {
+		sqlite3_bind_int(st, 1, a);
+		sqlite3_bind_int(st, 2, b);
 	}
 	r = sqlite3_malloc(sizeof(*r)); /* ~5 KiB: keep it off small stacks */
 	if (!r) {
@@ -1099,6 +1099,31 @@ int store_reg_list(struct store *s, const char *aor,
 	sqlite3_finalize(st);
 	return ret;
 }
+
+#define REG_COLS                                                                                   \
+	"SELECT aor, binding_key, contact, instance, reg_id, path, expires, source, transport,"    \
+	" call_id, cseq, user_agent, updated FROM registrations"
+
+int store_reg_list(struct store *s, const char *aor,
+		   int (*fn)(void *ctx, const struct store_reg *r), void *ctx)
+{
+	/* the primary key's order: no sort step */
+	static const char all[] = REG_COLS " ORDER BY aor, binding_key";
+	static const char one[] = REG_COLS " WHERE aor = ?1 ORDER BY aor, binding_key";
+
+	return reg_rows(s, aor ? one : all, aor, 0, 0, 0, fn, ctx);
+}
+
+int store_reg_scan(struct store *s, int part, int nparts,
+		   int (*fn)(void *ctx, const struct store_reg *r), void *ctx)
+{
+	static const char sql[] = REG_COLS " WHERE rowid % ?2 = ?1";
+
+	if (nparts < 1 || part < 0 || part >= nparts)
+		return STORE_INVALID;
+	return reg_rows(s, sql, NULL, 2, part, nparts, fn, ctx);
+}
+#undef REG_COLS
 
 /* ---- audit ---- */
 

@@ -153,6 +153,11 @@ int store_reg_del_aor(struct store *s, const char *aor, int *n);
 /* All bindings (aor NULL) or one AOR's, ordered by aor, binding_key. */
 int store_reg_list(struct store *s, const char *aor,
 		   int (*fn)(void *ctx, const struct store_reg *r), void *ctx);
+/* Every binding whose row falls in part `part` of `nparts` (0 <= part <
+ * nparts), in no particular order: the parts together are the whole table,
+ * each read once. Lets a restart read its bindings on several threads. */
+int store_reg_scan(struct store *s, int part, int nparts,
+		   int (*fn)(void *ctx, const struct store_reg *r), void *ctx);
 /* Delete bindings with expires <= now; *n gets the count. */
 int store_reg_purge(struct store *s, int64_t now, int *n);
 

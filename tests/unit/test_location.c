@@ -113,6 +113,41 @@ static size_t lookup(const char *aor, int64_t now, struct location_binding *out,
 
 /* ---- put, replace, remove, lookup ---- */
 
+/* The key and Contact are kept once when they are the URI and "<URI>";
+ * every combination must come back exactly as it went in. */
+static void test_location_key_and_contact_round_trip_whether_or_not_derived(void **state)
+{
+	static const struct {
+		const char *key, *contact, *uri;
+	} cases[] = {
+	    {"sip:a@192.0.2.1:5060", "<sip:a@192.0.2.1:5060>", "sip:a@192.0.2.1:5060"},
+	    {"urn:uuid:1;reg-id=1", "<sip:b@192.0.2.2>", "sip:b@192.0.2.2"},
+	    {"sip:c@192.0.2.3", "<sip:c@192.0.2.3>;+sip.instance=\"<urn:x>\"", "sip:c@192.0.2.3"},
+	    {"sip:d@192.0.2.4", "sip:d@192.0.2.4", "sip:d@192.0.2.4"},
+	    {"", "<>", ""},
+	};
+	struct location_binding b, got;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char aor[64];
+		snprintf(aor, sizeof(aor), "sip:user%zu@example.com", i);
+		make_binding(&b, aor, "x", NOW + 600, NOW);
+		snprintf(b.key, sizeof(b.key), "%s", cases[i].key);
+		snprintf(b.contact, sizeof(b.contact), "%s", cases[i].contact);
+		snprintf(b.contact_uri, sizeof(b.contact_uri), "%s", cases[i].uri);
+		assert_int_equal(put1(&b, NOW), 0);
+		assert_int_equal(lookup(aor, NOW, &got, 1), 1);
+		assert_string_equal(got.key, cases[i].key);
+		assert_string_equal(got.contact, cases[i].contact);
+		assert_string_equal(got.contact_uri, cases[i].uri);
+		/* found by its key whether stored or derived */
+		assert_int_equal(
+		    location_update(str_cstr(aor), NOW, remove_fn, (void *)cases[i].key), 0);
+		assert_int_equal(lookup(aor, NOW, &got, 1), 0);
+	}
+}
+
 static void test_location_put_then_lookup_copies_every_field(void **state)
 {
 	struct location_binding b, out[2];
@@ -747,6 +782,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 	    T(test_location_put_then_lookup_copies_every_field),
+	    T(test_location_key_and_contact_round_trip_whether_or_not_derived),
 	    T(test_location_lookup_of_unknown_aor_finds_nothing),
 	    T(test_location_put_with_same_key_replaces),
 	    T(test_location_remove_by_key_drops_only_that_binding),

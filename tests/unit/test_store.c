@@ -701,6 +701,42 @@ static void test_store_reg_purge_removes_expired_only(void **state)
 	assert_int_equal(left, 1);
 }
 
+static int mark_reg(void *ctx, const struct store_reg *r)
+{
+	int *seen = ctx;
+	int i = atoi(r->binding_key + 1);
+	assert_true(i >= 0 && i < 50);
+	seen[i]++;
+	return 0;
+}
+
+static void test_store_reg_scan_parts_cover_every_binding_once(void **state)
+{
+	struct fx *f = *state;
+	int seen[50] = {0}, in_part[3] = {0};
+
+	for (int i = 0; i < 50; i++) {
+		char aor[64], key[16];
+		snprintf(aor, sizeof(aor), "sip:u%d@example.test", i % 7);
+		snprintf(key, sizeof(key), "k%d", i);
+		put_reg(f->s, aor, key, 1000);
+	}
+	for (int part = 0; part < 3; part++) {
+		int before = 0, after = 0;
+		for (int i = 0; i < 50; i++)
+			before += seen[i];
+		assert_int_equal(store_reg_scan(f->s, part, 3, mark_reg, seen), STORE_OK);
+		for (int i = 0; i < 50; i++)
+			after += seen[i];
+		in_part[part] = after - before;
+		assert_true(in_part[part] > 0); /* every part holds some rows */
+	}
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(seen[i], 1);
+	assert_int_equal(store_reg_scan(f->s, 3, 3, mark_reg, seen), STORE_INVALID);
+	assert_int_equal(store_reg_scan(f->s, 0, 0, mark_reg, seen), STORE_INVALID);
+}
+
 static void test_store_reg_put_rejects_oversize_fields(void **state)
 {
 	struct fx *f = *state;
@@ -949,6 +985,7 @@ int main(void)
 	    T(test_store_digest_lookup_returns_disabled_users),
 	    T(test_store_reg_put_replace_list_del),
 	    T(test_store_reg_purge_removes_expired_only),
+	    T(test_store_reg_scan_parts_cover_every_binding_once),
 	    T(test_store_reg_put_rejects_oversize_fields),
 	    T(test_store_audit_lists_most_recent_first_with_limit),
 	    T(test_store_readonly_file_is_unavailable),

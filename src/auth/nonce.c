@@ -345,8 +345,9 @@ static struct nonce_entry *shard_find(struct nonce_shard *s, const uint8_t *mac)
 	if (!s->nbuckets)
 		return NULL;
 	for (uint32_t i = s->buckets[bucket_of(s, mac)]; i != NONCE_NIL; i = s->ents[i - 1].next) {
-		/* not secret: the MAC was already checked against our own */
-		if (memcmp(s->ents[i - 1].mac, mac, NONCE_MAC_LEN) == 0)
+		/* the MAC was already checked against our own; compared in
+		 * constant time all the same, as every MAC is */
+		if (secmem_eq(s->ents[i - 1].mac, mac, NONCE_MAC_LEN))
 			return &s->ents[i - 1];
 	}
 	return NULL;

@@ -421,7 +421,6 @@ void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct 
 			sbuf_put(&b, line_end, (size_t)(m->buf + m->len - line_end));
 		}
 	}
-	(void)src;
 	if (!sbuf_ok(&b) || sip_io_send(w->io, &f, b.p, b.len) < 0) {
 		log_info("route.response_lost", "status=%d", m->status);
 		return;

@@ -298,8 +298,8 @@ static int check_target(const struct sip_tx *t, const struct store_user *user, c
 		reply_simple(t, 403, "Forbidden (To is not the authenticated user)", NULL);
 		return -1;
 	}
-	const struct sip_header *req = sip_msg_header(t->m, SIP_H_REQUIRE);
-	for (; req; req = sip_msg_next_header(t->m, req)) {
+	/* RFC 3261 §8.2.2.3: every Require option must be one we support */
+	{
 		struct sip_hdr_iter it;
 		struct str opt;
 		sip_hdr_iter_init(&it, t->m, SIP_H_REQUIRE);
@@ -312,7 +312,6 @@ static int check_target(const struct sip_tx *t, const struct store_user *user, c
 				return -1;
 			}
 		}
-		break;
 	}
 	return 0;
 }

@@ -72,6 +72,16 @@ static int load_user(struct ctl *c, const char *arg, char uri[STORE_URI_MAX], st
 }
 
 /* Get the password for add/passwd. *have = false when none is to be set. */
+/* A zeroed buffer for a password (CTL_PASSWORD_MAX + 1 bytes); the caller
+ * wipes and frees it. NULL (said on stderr) when out of memory. */
+static char *password_buffer(void)
+{
+	char *pw = calloc(1, CTL_PASSWORD_MAX + 1);
+	if (!pw)
+		ctl_err("out of memory");
+	return pw;
+}
+
 static int get_password(bool from_stdin, bool required, char *pw, size_t cap, size_t *len,
 			bool *have)
 {
@@ -127,11 +137,9 @@ static int user_add(struct ctl *c, int argc, char **argv)
 			uri, uri, uri);
 		return CTL_EXIT_CONFLICT;
 	}
-	pw = calloc(1, CTL_PASSWORD_MAX + 1);
-	if (!pw) {
-		ctl_err("out of memory");
+	pw = password_buffer();
+	if (!pw)
 		return CTL_EXIT_ERR;
-	}
 	rc = get_password(pw_stdin, false, pw, CTL_PASSWORD_MAX + 1, &pwlen, &have_pw);
 	if (rc)
 		goto out;
@@ -194,11 +202,9 @@ static int user_passwd(struct ctl *c, int argc, char **argv)
 	rc = load_user(c, pos[0], uri, &u);
 	if (rc)
 		return rc;
-	pw = calloc(1, CTL_PASSWORD_MAX + 1);
-	if (!pw) {
-		ctl_err("out of memory");
+	pw = password_buffer();
+	if (!pw)
 		return CTL_EXIT_ERR;
-	}
 	rc = get_password(pw_stdin, true, pw, CTL_PASSWORD_MAX + 1, &pwlen, &have_pw);
 	if (rc)
 		goto out;

@@ -15,6 +15,7 @@
 #include "store/store.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -74,6 +75,39 @@ static const char *const migrations[] = {
     " source TEXT NOT NULL DEFAULT '',"
     " detail TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX audit_ts ON audit(ts);",
+    /* 2: OAuth signing keys (public side) and partner applications */
+    "CREATE TABLE oauth_keys ("
+    " kid TEXT PRIMARY KEY,"
+    " alg TEXT NOT NULL CHECK (alg IN ('RS256', 'PS256', 'ES256', 'EdDSA')),"
+    " state TEXT NOT NULL CHECK (state IN ('next', 'current', 'previous', 'retired')),"
+    " cert TEXT NOT NULL,"
+    " x5t TEXT NOT NULL,"
+    " x5t_s256 TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " activated INTEGER NOT NULL DEFAULT 0,"
+    " retired INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    /* at most one signing key: the database itself refuses a second one */
+    "CREATE UNIQUE INDEX oauth_keys_one_current ON oauth_keys(state)"
+    " WHERE state = 'current';"
+    "CREATE TABLE partners ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " enabled INTEGER NOT NULL DEFAULT 1,"
+    " issuer TEXT NOT NULL DEFAULT '',"
+    " realm TEXT NOT NULL,"
+    " trust TEXT NOT NULL CHECK (trust IN ('full', 'application', 'user')),"
+    " resources TEXT NOT NULL DEFAULT '',"
+    " lifetime INTEGER NOT NULL,"
+    " source TEXT NOT NULL CHECK (source IN ('metadata', 'cert', 'jwks')),"
+    " metadata_url TEXT NOT NULL DEFAULT '',"
+    " certs TEXT NOT NULL DEFAULT '',"
+    " jwks TEXT NOT NULL DEFAULT '',"
+    " last_fetch INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL);"
+    /* a token names its issuer: two partners must not claim the same one */
+    "CREATE UNIQUE INDEX partners_issuer ON partners(issuer, realm) WHERE issuer <> '';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1187,4 +1221,604 @@ int store_audit_list(struct store *s, int limit, int (*fn)(void *ctx, const stru
 		ret = fail(s, rc);
 	sqlite3_finalize(st);
 	return ret;
+}
+
+/* ---- OAuth signing keys and partners ----
+ *
+ * Admin-path and start-up calls: each prepares a fresh statement (the
+ * listing callbacks may use the store again), nothing is cached per
+ * connection. */
+
+static const char *const key_states[] = {"next", "current", "previous", "retired"};
+static const char *const trusts[] = {"full", "application", "user"};
+static const char *const sources[] = {"metadata", "cert", "jwks"};
+static const char *const key_algs[] = {"RS256", "PS256", "ES256", "EdDSA"};
+
+#define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static const char *enum_name(const char *const *names, int n, int v)
+{
+	return v >= 0 && v < n ? names[v] : "?";
+}
+
+static int enum_parse(const char *const *names, int n, const char *name, int *out)
+{
+	for (int i = 0; name && i < n; i++) {
+		if (strcmp(names[i], name) == 0) {
+			*out = i;
+			return STORE_OK;
+		}
+	}
+	return STORE_INVALID;
+}
+
+const char *store_oauth_key_state_name(int state)
+{
+	return enum_name(key_states, NELEM(key_states), state);
+}
+
+int store_oauth_key_state_parse(const char *name, int *state)
+{
+	return enum_parse(key_states, NELEM(key_states), name, state);
+}
+
+const char *store_partner_trust_name(int trust)
+{
+	return enum_name(trusts, NELEM(trusts), trust);
+}
+
+int store_partner_trust_parse(const char *name, int *trust)
+{
+	return enum_parse(trusts, NELEM(trusts), name, trust);
+}
+
+const char *store_partner_source_name(int source)
+{
+	return enum_name(sources, NELEM(sources), source);
+}
+
+/* A fresh statement for sql; NULL with the error in *err. */
+static sqlite3_stmt *prep(struct store *s, const char *sql, int *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK) {
+		*err = fail(s, rc);
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* Step a fresh statement that returns no row of interest, then finalize. */
+static int step_done(struct store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	int err = rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : fail(s, rc);
+
+	sqlite3_finalize(st);
+	return err;
+}
+
+/* ---- keys ---- */
+
+#define KEY_COLS "kid, alg, state, cert, x5t, x5t_s256, created, activated, retired"
+
+static int key_from_row(sqlite3_stmt *st, struct store_oauth_key *k)
+{
+	char state[16];
+
+	memset(k, 0, sizeof(*k));
+	if (col_text(st, 0, k->kid, sizeof(k->kid)) < 0 ||
+	    col_text(st, 1, k->alg, sizeof(k->alg)) < 0 ||
+	    col_text(st, 2, state, sizeof(state)) < 0 ||
+	    col_text(st, 3, k->cert_pem, sizeof(k->cert_pem)) < 0 ||
+	    col_text(st, 4, k->x5t, sizeof(k->x5t)) < 0 ||
+	    col_text(st, 5, k->x5t_s256, sizeof(k->x5t_s256)) < 0 ||
+	    store_oauth_key_state_parse(state, &k->state) != STORE_OK)
+		return -1;
+	k->created = sqlite3_column_int64(st, 6);
+	k->activated = sqlite3_column_int64(st, 7);
+	k->retired = sqlite3_column_int64(st, 8);
+	return 0;
+}
+
+/* Run a query for at most one key (bound with ?1 = arg, if not NULL). */
+static int key_one(struct store *s, const char *sql, const char *arg, struct store_oauth_key *out,
+		   const char *missing)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc;
+
+	memset(out, 0, sizeof(*out));
+	st = prep(s, sql, &err);
+	if (!st)
+		return err;
+	if (arg && (err = bind_text(s, st, 1, arg, STORE_OAUTH_KID_MAX, "key id"))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (key_from_row(st, out) < 0) {
+			memset(out, 0, sizeof(*out));
+			set_msg(s, "oauth_keys row with an oversized or unknown field");
+			err = STORE_CORRUPT;
+		}
+	} else if (rc == SQLITE_DONE) {
+		set_msg(s, missing);
+		err = STORE_NOTFOUND;
+	} else {
+		err = fail(s, rc);
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+int store_oauth_key_get(struct store *s, const char *kid, struct store_oauth_key *out)
+{
+	return key_one(s, "SELECT " KEY_COLS " FROM oauth_keys WHERE kid = ?1", kid, out,
+		       "no such key");
+}
+
+int store_oauth_key_current(struct store *s, struct store_oauth_key *out)
+{
+	return key_one(s, "SELECT " KEY_COLS " FROM oauth_keys WHERE state = 'current'", NULL, out,
+		       "no current signing key");
+}
+
+static bool kid_ok(const char *kid)
+{
+	size_t n = kid ? strnlen(kid, STORE_OAUTH_KID_MAX) : 0;
+
+	if (n == 0 || n >= STORE_OAUTH_KID_MAX)
+		return false;
+	/* base64url only: the kid names a file in the keys directory */
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)kid[i]) && kid[i] != '-' && kid[i] != '_')
+			return false;
+	return true;
+}
+
+int store_oauth_key_add(struct store *s, struct store_oauth_key *k)
+{
+	static const char sql[] = "INSERT INTO oauth_keys (" KEY_COLS ")"
+				  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)";
+	sqlite3_stmt *st;
+	int alg, err = STORE_OK;
+
+	if (!kid_ok(k->kid))
+		return invalid(s, "key id (1 to 31 base64url characters)");
+	if (enum_parse(key_algs, NELEM(key_algs), k->alg, &alg) != STORE_OK)
+		return invalid(s, "key algorithm (RS256, PS256, ES256 or EdDSA)");
+	if (k->state != STORE_OAUTH_KEY_NEXT && k->state != STORE_OAUTH_KEY_CURRENT)
+		return invalid(s, "state of a new key (next or current)");
+	if (strnlen(k->cert_pem, sizeof(k->cert_pem)) == 0 || !k->x5t[0] || !k->x5t_s256[0])
+		return invalid(s, "key record (certificate and thumbprints are required)");
+	if (k->created == 0)
+		k->created = (int64_t)time(NULL);
+	k->activated = k->state == STORE_OAUTH_KEY_CURRENT ? k->created : 0;
+	k->retired = 0;
+	st = prep(s, sql, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, k->kid, sizeof(k->kid), "key id")) ||
+	    (err = bind_text(s, st, 2, k->alg, sizeof(k->alg), "key algorithm")) ||
+	    (err = bind_text(s, st, 3, key_states[k->state], 16, "key state")) ||
+	    (err = bind_text(s, st, 4, k->cert_pem, sizeof(k->cert_pem), "certificate")) ||
+	    (err = bind_text(s, st, 5, k->x5t, sizeof(k->x5t), "x5t")) ||
+	    (err = bind_text(s, st, 6, k->x5t_s256, sizeof(k->x5t_s256), "x5t#S256")) ||
+	    (err = bind_int(s, st, 7, k->created)) || (err = bind_int(s, st, 8, k->activated))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_CONFLICT)
+		set_msg(s, k->state == STORE_OAUTH_KEY_CURRENT
+			       ? "a key with this id exists, or another key is current"
+			       : "a key with this id exists");
+	return err;
+}
+
+int store_oauth_key_list(struct store *s, int flags,
+			 int (*fn)(void *ctx, const struct store_oauth_key *k), void *ctx)
+{
+	static const char all[] =
+	    "SELECT " KEY_COLS " FROM oauth_keys ORDER BY CASE state WHEN 'current' THEN 0"
+	    " WHEN 'next' THEN 1 WHEN 'previous' THEN 2 ELSE 3 END, created DESC, kid";
+	static const char published[] =
+	    "SELECT " KEY_COLS " FROM oauth_keys WHERE state <> 'retired'"
+	    " ORDER BY CASE state WHEN 'current' THEN 0"
+	    " WHEN 'next' THEN 1 ELSE 2 END, created DESC, kid";
+	struct store_oauth_key *k;
+	sqlite3_stmt *st;
+	int rc, ret = STORE_OK;
+
+	st = prep(s, (flags & STORE_OAUTH_KEYS_PUBLISHED) ? published : all, &ret);
+	if (!st)
+		return ret;
+	k = sqlite3_malloc(sizeof(*k)); /* 8 KiB of certificate: off small stacks */
+	if (!k) {
+		sqlite3_finalize(st);
+		set_msg(s, "out of memory");
+		return STORE_UNAVAILABLE;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (key_from_row(st, k) < 0) {
+			set_msg(s, "oauth_keys row with an oversized or unknown field");
+			ret = STORE_CORRUPT;
+			break;
+		}
+		ret = fn(ctx, k);
+		if (ret != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	sqlite3_free(k);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* UPDATE oauth_keys with sql binding ?1 = kid, ?2 = now. */
+static int key_update(struct store *s, const char *sql, const char *kid, int64_t now)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	st = prep(s, sql, &err);
+	if (!st)
+		return err;
+	if ((kid && (err = bind_text(s, st, 1, kid, STORE_OAUTH_KID_MAX, "key id"))) ||
+	    (sqlite3_bind_parameter_count(st) >= 2 && (err = bind_int(s, st, 2, now)))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	return step_done(s, st);
+}
+
+static int refuse(struct store *s, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(struct store *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* The transition rules of store.h, inside the caller's transaction. */
+static int key_transition(struct store *s, const struct store_oauth_key *k, int to)
+{
+	int64_t now = (int64_t)time(NULL);
+	const char *from = store_oauth_key_state_name(k->state);
+	int err;
+
+	if (k->state == to)
+		return STORE_OK;
+	if (k->state == STORE_OAUTH_KEY_RETIRED)
+		return refuse(s, STORE_CONFLICT,
+			      "key %s is retired; a retired key never comes back", k->kid);
+	switch (to) {
+	case STORE_OAUTH_KEY_CURRENT:
+		/* the old current key keeps being published and accepted */
+		err = key_update(s,
+				 "UPDATE oauth_keys SET state = 'previous' WHERE state = 'current'",
+				 NULL, now);
+		if (err == STORE_OK)
+			err = key_update(s,
+					 "UPDATE oauth_keys SET state = 'current', activated = ?2"
+					 " WHERE kid = ?1",
+					 k->kid, now);
+		return err;
+	case STORE_OAUTH_KEY_RETIRED:
+		if (k->state == STORE_OAUTH_KEY_CURRENT)
+			return refuse(s, STORE_CONFLICT,
+				      "key %s is the current signing key; activate another key "
+				      "first",
+				      k->kid);
+		return key_update(s,
+				  "UPDATE oauth_keys SET state = 'retired', retired = ?2"
+				  " WHERE kid = ?1",
+				  k->kid, now);
+	case STORE_OAUTH_KEY_NEXT:
+		return refuse(s, STORE_CONFLICT, "key %s is %s; only a new key is next", k->kid,
+			      from);
+	case STORE_OAUTH_KEY_PREVIOUS:
+		return refuse(s, STORE_INVALID,
+			      "key %s: a key becomes previous only when another key is "
+			      "activated",
+			      k->kid);
+	default:
+		return invalid(s, "key state");
+	}
+}
+
+int store_oauth_key_set_state(struct store *s, const char *kid, int state)
+{
+	struct store_oauth_key *k;
+	bool own;
+	int err;
+
+	if (!kid_ok(kid))
+		return invalid(s, "key id");
+	if (state < STORE_OAUTH_KEY_NEXT || state > STORE_OAUTH_KEY_RETIRED)
+		return invalid(s, "key state");
+	k = sqlite3_malloc(sizeof(*k));
+	if (!k) {
+		set_msg(s, "out of memory");
+		return STORE_UNAVAILABLE;
+	}
+	/* read and change under one write lock: two admins activating two keys
+	 * at once still leave exactly one current key */
+	err = tx_begin(s, &own);
+	if (err == STORE_OK) {
+		err = store_oauth_key_get(s, kid, k);
+		if (err == STORE_OK)
+			err = key_transition(s, k, state);
+		err = tx_end(s, own, err);
+	}
+	sqlite3_free(k);
+	return err;
+}
+
+/* ---- partners ---- */
+
+#define PARTNER_COLS                                                                               \
+	"id, name, enabled, issuer, realm, trust, resources, lifetime, source, metadata_url,"      \
+	" certs, jwks, last_fetch, last_error, created, updated"
+
+void store_partner_clear(struct store_partner *p)
+{
+	if (!p)
+		return;
+	sqlite3_free(p->certs);
+	sqlite3_free(p->jwks);
+	p->certs = NULL;
+	p->jwks = NULL;
+}
+
+/* A heap copy of a text column; NULL for ''. -1 on overflow or no memory. */
+static int col_dup(sqlite3_stmt *st, int i, char **out)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	int n = sqlite3_column_bytes(st, i);
+
+	*out = NULL;
+	if (!t || n <= 0)
+		return 0;
+	if (n >= STORE_PARTNER_KEYS_MAX)
+		return -1;
+	*out = sqlite3_malloc(n + 1);
+	if (!*out)
+		return -1;
+	memcpy(*out, t, (size_t)n);
+	(*out)[n] = '\0';
+	return 0;
+}
+
+static int partner_from_row(sqlite3_stmt *st, struct store_partner *p)
+{
+	char trust[16], source[16];
+
+	memset(p, 0, sizeof(*p));
+	p->id = sqlite3_column_int64(st, 0);
+	p->enabled = sqlite3_column_int(st, 2) != 0;
+	p->lifetime = (int32_t)sqlite3_column_int64(st, 7);
+	p->last_fetch = sqlite3_column_int64(st, 12);
+	p->created = sqlite3_column_int64(st, 14);
+	p->updated = sqlite3_column_int64(st, 15);
+	if (col_text(st, 1, p->name, sizeof(p->name)) < 0 ||
+	    col_text(st, 3, p->issuer, sizeof(p->issuer)) < 0 ||
+	    col_text(st, 4, p->realm, sizeof(p->realm)) < 0 ||
+	    col_text(st, 5, trust, sizeof(trust)) < 0 ||
+	    col_text(st, 6, p->resources, sizeof(p->resources)) < 0 ||
+	    col_text(st, 8, source, sizeof(source)) < 0 ||
+	    col_text(st, 9, p->metadata_url, sizeof(p->metadata_url)) < 0 ||
+	    col_text(st, 13, p->last_error, sizeof(p->last_error)) < 0 ||
+	    store_partner_trust_parse(trust, &p->trust) != STORE_OK ||
+	    enum_parse(sources, NELEM(sources), source, &p->source) != STORE_OK ||
+	    col_dup(st, 10, &p->certs) < 0 || col_dup(st, 11, &p->jwks) < 0) {
+		store_partner_clear(p);
+		return -1;
+	}
+	return 0;
+}
+
+static bool partner_name_ok(const char *name)
+{
+	size_t n = name ? strnlen(name, STORE_PARTNER_NAME_MAX) : 0;
+	return n > 0 && n < STORE_PARTNER_NAME_MAX;
+}
+
+int store_partner_add(struct store *s, struct store_partner *p)
+{
+	static const char sql[] =
+	    "INSERT INTO partners (name, enabled, issuer, realm, trust, resources, lifetime,"
+	    " source, metadata_url, certs, jwks, created, updated)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)";
+	int64_t now = (int64_t)time(NULL);
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (!partner_name_ok(p->name))
+		return invalid(s, "partner name");
+	if (!p->realm[0] || p->lifetime <= 0)
+		return invalid(s, "partner (realm and a positive lifetime are required)");
+	if (p->trust < 0 || p->trust >= NELEM(trusts) || p->source < 0 ||
+	    p->source >= NELEM(sources))
+		return invalid(s, "partner trust level or key source");
+	st = prep(s, sql, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, p->name, sizeof(p->name), "partner name")) ||
+	    (err = bind_int(s, st, 2, p->enabled ? 1 : 0)) ||
+	    (err = bind_text(s, st, 3, p->issuer, sizeof(p->issuer), "issuer")) ||
+	    (err = bind_text(s, st, 4, p->realm, sizeof(p->realm), "realm")) ||
+	    (err = bind_text(s, st, 5, trusts[p->trust], 16, "trust")) ||
+	    (err = bind_text(s, st, 6, p->resources, sizeof(p->resources), "resources")) ||
+	    (err = bind_int(s, st, 7, p->lifetime)) ||
+	    (err = bind_text(s, st, 8, sources[p->source], 16, "key source")) ||
+	    (err = bind_text(s, st, 9, p->metadata_url, sizeof(p->metadata_url), "metadata URL")) ||
+	    (err = bind_text(s, st, 10, p->certs, STORE_PARTNER_KEYS_MAX, "certificates")) ||
+	    (err = bind_text(s, st, 11, p->jwks, STORE_PARTNER_KEYS_MAX, "JWKS")) ||
+	    (err = bind_int(s, st, 12, now))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_OK) {
+		p->id = sqlite3_last_insert_rowid(s->db);
+		p->created = p->updated = now;
+	} else if (err == STORE_CONFLICT) {
+		set_msg(s, "a partner with this name, or with this issuer in this realm, exists");
+	}
+	return err;
+}
+
+int store_partner_get(struct store *s, const char *name, struct store_partner *out)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!partner_name_ok(name))
+		return invalid(s, "partner name");
+	st = prep(s, "SELECT " PARTNER_COLS " FROM partners WHERE name = ?1", &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, name, STORE_PARTNER_NAME_MAX, "partner name"))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (partner_from_row(st, out) < 0) {
+			set_msg(s, "partners row with an oversized or unknown field");
+			err = STORE_CORRUPT;
+		}
+	} else if (rc == SQLITE_DONE) {
+		set_msg(s, "no such partner");
+		err = STORE_NOTFOUND;
+	} else {
+		err = fail(s, rc);
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+int store_partner_list(struct store *s, int (*fn)(void *ctx, const struct store_partner *p),
+		       void *ctx)
+{
+	struct store_partner *p;
+	sqlite3_stmt *st;
+	int rc, ret = STORE_OK;
+
+	st = prep(s, "SELECT " PARTNER_COLS " FROM partners ORDER BY name", &ret);
+	if (!st)
+		return ret;
+	p = sqlite3_malloc(sizeof(*p));
+	if (!p) {
+		sqlite3_finalize(st);
+		set_msg(s, "out of memory");
+		return STORE_UNAVAILABLE;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (partner_from_row(st, p) < 0) {
+			set_msg(s, "partners row with an oversized or unknown field");
+			ret = STORE_CORRUPT;
+			break;
+		}
+		ret = fn(ctx, p);
+		store_partner_clear(p);
+		if (ret != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	sqlite3_free(p);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Run a partner UPDATE/DELETE (?1 = name already bound); NOTFOUND if no row. */
+static int partner_changes(struct store *s, sqlite3_stmt *st)
+{
+	int err = step_done(s, st);
+
+	if (err == STORE_OK && sqlite3_changes(s->db) == 0) {
+		set_msg(s, "no such partner");
+		err = STORE_NOTFOUND;
+	}
+	return err;
+}
+
+int store_partner_set_enabled(struct store *s, const char *name, bool enabled)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (!partner_name_ok(name))
+		return invalid(s, "partner name");
+	st = prep(s, "UPDATE partners SET enabled = ?2, updated = ?3 WHERE name = ?1", &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, name, STORE_PARTNER_NAME_MAX, "partner name")) ||
+	    (err = bind_int(s, st, 2, enabled ? 1 : 0)) ||
+	    (err = bind_int(s, st, 3, (int64_t)time(NULL)))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	return partner_changes(s, st);
+}
+
+int store_partner_del(struct store *s, const char *name)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (!partner_name_ok(name))
+		return invalid(s, "partner name");
+	st = prep(s, "DELETE FROM partners WHERE name = ?1", &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, name, STORE_PARTNER_NAME_MAX, "partner name"))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	return partner_changes(s, st);
+}
+
+int store_partner_set_fetch(struct store *s, const char *name, int64_t when, const char *error,
+			    const char *jwks)
+{
+	static const char keep[] = "UPDATE partners SET last_fetch = ?2, last_error = ?3,"
+				   " updated = ?4 WHERE name = ?1";
+	static const char replace[] = "UPDATE partners SET last_fetch = ?2, last_error = ?3,"
+				      " updated = ?4, jwks = ?5 WHERE name = ?1";
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (!partner_name_ok(name))
+		return invalid(s, "partner name");
+	st = prep(s, jwks ? replace : keep, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, name, STORE_PARTNER_NAME_MAX, "partner name")) ||
+	    (err = bind_int(s, st, 2, when)) ||
+	    /* an over-long error is cut, not refused: it is a diagnostic */
+	    (err = sqlite3_bind_text(st, 3, error ? error : "",
+				     (int)strnlen(error ? error : "", STORE_NAME_MAX - 1),
+				     SQLITE_STATIC) == SQLITE_OK
+		       ? STORE_OK
+		       : fail(s, SQLITE_ERROR)) ||
+	    (err = bind_int(s, st, 4, (int64_t)time(NULL))) ||
+	    (jwks && (err = bind_text(s, st, 5, jwks, STORE_PARTNER_KEYS_MAX, "JWKS")))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	return partner_changes(s, st);
 }

@@ -178,4 +178,143 @@ int store_audit_add(struct store *s, const char *actor, const char *action, cons
 int store_audit_list(struct store *s, int limit, int (*fn)(void *ctx, const struct store_audit *a),
 		     void *ctx);
 
+/* ---- OAuth signing keys (public side; the private keys are files that
+ * only src/vault/keys.c opens) ---- */
+
+/*
+ * Rollover states. A key is created "next" (published in JWKS and metadata,
+ * not yet signing), becomes "current" (the one key that signs) and, when
+ * another key is activated, "previous" (published, still accepted, no longer
+ * signing). "retired" keys are neither published nor accepted. At most one
+ * key is current at any time (a unique index); set_state moves the old
+ * current key to previous in the same transaction.
+ */
+enum store_oauth_key_state {
+	STORE_OAUTH_KEY_NEXT = 0,
+	STORE_OAUTH_KEY_CURRENT = 1,
+	STORE_OAUTH_KEY_PREVIOUS = 2,
+	STORE_OAUTH_KEY_RETIRED = 3,
+};
+/* "next", "current", "previous", "retired" ("?" for another value). */
+const char *store_oauth_key_state_name(int state);
+/* 0 and *state, or STORE_INVALID for an unknown name. */
+int store_oauth_key_state_parse(const char *name, int *state);
+
+#define STORE_OAUTH_KID_MAX  32	  /* key id, base64url, NUL included */
+#define STORE_OAUTH_ALG_MAX  8	  /* "RS256" | "PS256" | "ES256" | "EdDSA" */
+#define STORE_OAUTH_CERT_MAX 8192 /* certificate PEM, NUL included */
+
+struct store_oauth_key {
+	char kid[STORE_OAUTH_KID_MAX];
+	char alg[STORE_OAUTH_ALG_MAX]; /* pinned: this key signs with this algorithm only */
+	int state;		       /* enum store_oauth_key_state */
+	char cert_pem[STORE_OAUTH_CERT_MAX];
+	char x5t[32];	   /* base64url SHA-1 of the certificate DER (27 chars) */
+	char x5t_s256[48]; /* base64url SHA-256 of the certificate DER (43 chars) */
+	int64_t created;   /* unix seconds */
+	int64_t activated; /* when it last became current; 0 = never */
+	int64_t retired;   /* 0 = not retired */
+};
+
+/*
+ * Insert a key record (k->created is set to now if 0). The state must be
+ * next, or current when no key is current (else STORE_CONFLICT, as for a
+ * duplicate kid). alg must be one of the four names. STORE_INVALID for a
+ * bad field.
+ */
+int store_oauth_key_add(struct store *s, struct store_oauth_key *k);
+int store_oauth_key_get(struct store *s, const char *kid, struct store_oauth_key *out);
+/* The current key; STORE_NOTFOUND when there is none yet. */
+int store_oauth_key_current(struct store *s, struct store_oauth_key *out);
+
+enum store_oauth_key_list_flags {
+	STORE_OAUTH_KEYS_ALL = 0,
+	STORE_OAUTH_KEYS_PUBLISHED = 1, /* current, next and previous: JWKS and metadata */
+};
+/* Calls fn for each key, current first, then next, previous, retired, newest
+ * first within a state; stops early if fn returns non-zero (and returns it). */
+int store_oauth_key_list(struct store *s, int flags,
+			 int (*fn)(void *ctx, const struct store_oauth_key *k), void *ctx);
+
+/*
+ * Move a key to another state, in one transaction:
+ *   -> current:  from next or previous; the current key becomes previous
+ *                (activated = now); already current: no change, STORE_OK
+ *   -> retired:  from next or previous (retired = now); already retired: no
+ *                change, STORE_OK; the current key: STORE_CONFLICT (activate
+ *                another key first)
+ *   -> next:     only a next key (no change); else STORE_CONFLICT
+ *   -> previous: only by activating another key: STORE_INVALID
+ * A retired key never comes back (STORE_CONFLICT). STORE_NOTFOUND for an
+ * unknown kid. store_errmsg says why a change was refused.
+ */
+int store_oauth_key_set_state(struct store *s, const char *kid, int state);
+
+/* ---- partner applications (servers whose tokens we accept and to whom we
+ * issue tokens) ---- */
+
+enum store_partner_trust {
+	STORE_TRUST_FULL = 0,	     /* as itself and as any user of the realm */
+	STORE_TRUST_APPLICATION = 1, /* as itself; as a user only with consent */
+	STORE_TRUST_USER = 2,	     /* only on behalf of a user */
+};
+const char *store_partner_trust_name(int trust); /* "full" | "application" | "user" */
+int store_partner_trust_parse(const char *name, int *trust);
+
+enum store_partner_source {
+	STORE_PARTNER_METADATA = 0, /* keys from metadata_url, fetched by the daemon */
+	STORE_PARTNER_CERT = 1,	    /* certificate PEM(s) given by the operator */
+	STORE_PARTNER_JWKS = 2,	    /* a JWKS document given by the operator */
+};
+const char *store_partner_source_name(int source); /* "metadata" | "cert" | "jwks" */
+
+#define STORE_PARTNER_NAME_MAX	    64	  /* NUL included */
+#define STORE_PARTNER_URL_MAX	    1024  /* NUL included */
+#define STORE_PARTNER_RESOURCES_MAX 1024  /* NUL included */
+#define STORE_PARTNER_KEYS_MAX	    65536 /* certs / jwks text, NUL included */
+
+/*
+ * certs and jwks are heap strings (NULL = none): after store_partner_get the
+ * caller frees them with store_partner_clear; in store_partner_list's
+ * callback they belong to the store and are freed after fn returns.
+ */
+struct store_partner {
+	int64_t id;
+	char name[STORE_PARTNER_NAME_MAX];
+	bool enabled;
+	char issuer[STORE_URI_MAX]; /* principal id or issuer URL; '' = not known yet */
+	char realm[STORE_URI_MAX];
+	int trust;				     /* enum store_partner_trust */
+	char resources[STORE_PARTNER_RESOURCES_MAX]; /* "r1,r2" normalised, may be '' */
+	int32_t lifetime;			     /* token lifetime, seconds */
+	int source;				     /* enum store_partner_source */
+	char metadata_url[STORE_PARTNER_URL_MAX];    /* https, for source metadata */
+	char *certs;				     /* PEM certificates (source cert) */
+	char *jwks;	    /* JSON (source jwks; for metadata: the last good keys fetched) */
+	int64_t last_fetch; /* last metadata fetch attempt; 0 = never */
+	char last_error[STORE_NAME_MAX]; /* '' after a good fetch */
+	int64_t created;
+	int64_t updated;
+};
+/* Free certs and jwks (NULLs them); the rest of p stays. */
+void store_partner_clear(struct store_partner *p);
+
+/* Insert (created/updated = now; sets p->id). STORE_CONFLICT when the name,
+ * or the (issuer, realm) pair of a non-empty issuer, is taken. The store only
+ * checks sizes and enums: callers validate URLs, certificates and JSON. */
+int store_partner_add(struct store *s, struct store_partner *p);
+int store_partner_get(struct store *s, const char *name, struct store_partner *out);
+/* Ordered by name; see above for certs/jwks ownership. */
+int store_partner_list(struct store *s, int (*fn)(void *ctx, const struct store_partner *p),
+		       void *ctx);
+int store_partner_set_enabled(struct store *s, const char *name, bool enabled);
+int store_partner_del(struct store *s, const char *name);
+/*
+ * Record a metadata fetch (for the daemon's refresh): last_fetch = when,
+ * last_error = error ('' or NULL after success); jwks, when not NULL,
+ * replaces the stored keys (the last good keys stay when it is NULL).
+ */
+int store_partner_set_fetch(struct store *s, const char *name, int64_t when, const char *error,
+			    const char *jwks);
+
 #endif

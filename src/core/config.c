@@ -28,15 +28,19 @@
 
 #define DEFAULT_STATE_DIR "/var/lib/rtcauth"
 #define LISTEN_HINT	  "expected udp|tcp|tls:ADDRESS:PORT, e.g. udp:0.0.0.0:5060"
-#define LINE_MAX_LEN	  (INI_MAX_LINE - 3)
+#define HTTP_LISTEN_HINT                                                                           \
+	"expected ADDRESS:PORT with ADDRESS an IPv4 address, [IPv6 address] or *, e.g. "           \
+	"0.0.0.0:8443 or [::1]:8443"
+#define LINE_MAX_LEN (INI_MAX_LINE - 3)
 
 enum key_kind {
-	K_HOST,	    /* host name, lower-cased */
-	K_INT,	    /* plain decimal */
-	K_DURATION, /* seconds, or N with s/m/h */
-	K_SIZE,	    /* bytes, or N with K/M (size_t field) */
-	K_PATH,	    /* relative to the config file's directory */
-	K_LISTEN,   /* repeatable */
+	K_HOST,	       /* host name, lower-cased */
+	K_INT,	       /* plain decimal */
+	K_DURATION,    /* seconds, or N with s/m/h */
+	K_SIZE,	       /* bytes, or N with K/M (size_t field) */
+	K_PATH,	       /* relative to the config file's directory */
+	K_LISTEN,      /* repeatable */
+	K_HTTP_LISTEN, /* repeatable */
 	K_LOGLEVEL,
 	K_LOGDEST,
 	K_ALGS,
@@ -82,10 +86,16 @@ static const struct key keys[] = {
     {"auth", "lockout_source_window", K_DURATION, F(lockout_source_window), 1, 86400},
     {"auth", "lockout_source_duration", K_DURATION, F(lockout_source_duration), 1, 86400},
     {"admin", "socket", K_PATH, F(admin_socket), 0, 0},
+    {"http", "listen", K_HTTP_LISTEN, F(http_listen), 0, 0},
+    {"http", "cert", K_PATH, F(http_cert), 0, 0},
+    {"http", "key", K_PATH, F(http_key), 0, 0},
+    {"http", "max_header_size", K_SIZE, F(http_max_header_size), 1024, 1024 * 1024},
+    {"http", "max_body_size", K_SIZE, F(http_max_body_size), 1024, 64 * 1024 * 1024},
+    {"http", "timeout", K_DURATION, F(http_timeout), 1, 3600},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "sip", "store", "log", "auth", "admin"};
+static const char *const sections[] = {"server", "sip", "store", "log", "auth", "admin", "http"};
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* Offered algorithm names; the -sess forms are a per-challenge flag. */
@@ -227,25 +237,14 @@ static int parse_port(const char *s, uint16_t *port)
 	return 0;
 }
 
-int config_parse_listen(const char *s, struct listen_addr *out)
+/* "ADDR:PORT", "[IPv6]:PORT" or "*:PORT" into la's host and port. */
+static int parse_host_port(const char *p, struct listen_addr *la)
 {
-	static const char *const names[] = {"udp", "tcp", "tls"};
-	struct listen_addr la;
-	const char *p = NULL, *host, *end, *port;
+	const char *host, *end, *port;
 	char buf[64];
 	unsigned char bin[16];
 	size_t hlen;
 
-	memset(&la, 0, sizeof(la));
-	for (int i = 0; i < 3; i++) {
-		size_t l = strlen(names[i]);
-		if (strncasecmp(s, names[i], l) == 0 && s[l] == ':') {
-			la.kind = (enum transport_kind)i;
-			p = s + l + 1;
-		}
-	}
-	if (!p)
-		return -1;
 	if (*p == '[') { /* [IPv6]:port */
 		host = p + 1;
 		end = strchr(host, ']');
@@ -264,19 +263,50 @@ int config_parse_listen(const char *s, struct listen_addr *out)
 		return -1;
 	memcpy(buf, host, hlen);
 	buf[hlen] = '\0';
-	if (parse_port(port, &la.port) < 0)
+	if (parse_port(port, &la->port) < 0)
 		return -1;
 	if (strcmp(buf, "*") == 0 && *p != '[') {
-		strcpy(la.host, "*");
+		strcpy(la->host, "*");
 	} else if (*p == '[') {
 		if (inet_pton(AF_INET6, buf, bin) != 1 ||
-		    !inet_ntop(AF_INET6, bin, la.host, sizeof(la.host)))
+		    !inet_ntop(AF_INET6, bin, la->host, sizeof(la->host)))
 			return -1;
 	} else {
 		if (inet_pton(AF_INET, buf, bin) != 1 ||
-		    !inet_ntop(AF_INET, bin, la.host, sizeof(la.host)))
+		    !inet_ntop(AF_INET, bin, la->host, sizeof(la->host)))
 			return -1;
 	}
+	return 0;
+}
+
+int config_parse_listen(const char *s, struct listen_addr *out)
+{
+	static const char *const names[] = {"udp", "tcp", "tls"};
+	struct listen_addr la;
+	const char *p = NULL;
+
+	memset(&la, 0, sizeof(la));
+	for (int i = 0; i < 3; i++) {
+		size_t l = strlen(names[i]);
+		if (strncasecmp(s, names[i], l) == 0 && s[l] == ':') {
+			la.kind = (enum transport_kind)i;
+			p = s + l + 1;
+		}
+	}
+	if (!p || parse_host_port(p, &la) < 0)
+		return -1;
+	*out = la;
+	return 0;
+}
+
+int config_parse_http_listen(const char *s, struct listen_addr *out)
+{
+	struct listen_addr la;
+
+	memset(&la, 0, sizeof(la));
+	la.kind = TRANSPORT_TLS;
+	if (parse_host_port(s, &la) < 0)
+		return -1;
 	*out = la;
 	return 0;
 }
@@ -451,7 +481,7 @@ static void unknown_section(struct loader *ld, const char *name)
 	else
 		fail(ld, ld->lineno,
 		     "unknown section [%s]; known sections are [server] [sip] [store] [log] "
-		     "[auth] [admin]; see rtcauth.conf(5)",
+		     "[auth] [admin] [http]; see rtcauth.conf(5)",
 		     name);
 }
 
@@ -500,28 +530,31 @@ static void set_int(struct loader *ld, const struct key *k, const char *value)
 static void set_listen(struct loader *ld, const struct key *k, const char *value, bool first)
 {
 	struct config *cfg = ld->cfg;
+	bool http = k->kind == K_HTTP_LISTEN;
+	struct listen_addr *arr = http ? cfg->http_listen : cfg->listen;
+	size_t *n = http ? &cfg->n_http_listen : &cfg->n_listen;
 	struct listen_addr la;
 
-	if (config_parse_listen(value, &la) < 0) {
-		fail_value(ld, k, value, LISTEN_HINT);
+	if ((http ? config_parse_http_listen(value, &la) : config_parse_listen(value, &la)) < 0) {
+		fail_value(ld, k, value, http ? HTTP_LISTEN_HINT : LISTEN_HINT);
 		return;
 	}
 	if (first) /* the first listen line replaces the defaults */
-		cfg->n_listen = 0;
-	for (size_t i = 0; i < cfg->n_listen; i++) {
-		if (cfg->listen[i].kind == la.kind && cfg->listen[i].port == la.port &&
-		    strcmp(cfg->listen[i].host, la.host) == 0) {
+		*n = 0;
+	for (size_t i = 0; i < *n; i++) {
+		if (arr[i].kind == la.kind && arr[i].port == la.port &&
+		    strcmp(arr[i].host, la.host) == 0) {
 			fail_value(ld, k, value, "listed twice");
 			return;
 		}
 	}
-	if (cfg->n_listen == CONFIG_MAX_LISTEN) {
+	if (*n == CONFIG_MAX_LISTEN) {
 		char msg[64];
 		snprintf(msg, sizeof(msg), "too many listen lines (at most %d)", CONFIG_MAX_LISTEN);
 		fail_value(ld, k, value, msg);
 		return;
 	}
-	cfg->listen[cfg->n_listen++] = la;
+	arr[(*n)++] = la;
 }
 
 static void set_value(struct loader *ld, const struct key *k, const char *value, bool first)
@@ -550,6 +583,7 @@ static void set_value(struct loader *ld, const struct key *k, const char *value,
 			fail_value(ld, k, value, "path too long");
 		break;
 	case K_LISTEN:
+	case K_HTTP_LISTEN:
 		set_listen(ld, k, value, first);
 		break;
 	case K_LOGLEVEL:
@@ -616,7 +650,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		     k->section, k->name);
 		return 0;
 	}
-	if (ld->seen[i] && k->kind != K_LISTEN) {
+	if (ld->seen[i] && k->kind != K_LISTEN && k->kind != K_HTTP_LISTEN) {
 		fail(ld, ld->lineno, "[%s] %s is set twice (first on line %d); keep one",
 		     k->section, k->name, ld->seen[i]);
 		return 0;
@@ -705,10 +739,18 @@ void config_defaults(struct config *cfg)
 	cfg->lockout_source_window = 60;
 	cfg->lockout_source_duration = 300;
 
+	cfg->http_listen[0] = (struct listen_addr){TRANSPORT_TLS, "0.0.0.0", 8443};
+	cfg->n_http_listen = 1;
+	cfg->http_max_header_size = 16384;
+	cfg->http_max_body_size = 65536;
+	cfg->http_timeout = 30;
+
 	derive(cfg->state_dir, "tls/server.crt", cfg->tls_cert, sizeof(cfg->tls_cert));
 	derive(cfg->state_dir, "tls/server.key", cfg->tls_key, sizeof(cfg->tls_key));
 	derive(cfg->state_dir, "rtcauth.db", cfg->sqlite_path, sizeof(cfg->sqlite_path));
 	derive(cfg->state_dir, "rtcauthd.sock", cfg->admin_socket, sizeof(cfg->admin_socket));
+	memcpy(cfg->http_cert, cfg->tls_cert, sizeof(cfg->http_cert));
+	memcpy(cfg->http_key, cfg->tls_key, sizeof(cfg->http_key));
 }
 
 static int seen_line(const struct loader *ld, const char *name)
@@ -760,6 +802,17 @@ static void finish(struct loader *ld)
 			fail(ld, seen_line(ld, "state_dir"), "[server] state_dir is too long");
 			return;
 		}
+	}
+	/* the web services use the SIP certificate unless given their own */
+	if (!seen_line(ld, "cert") != !seen_line(ld, "key")) {
+		fail(ld, seen_line(ld, "cert") ? seen_line(ld, "cert") : seen_line(ld, "key"),
+		     "[http] cert and key go together: set both, or neither to use [sip] "
+		     "tls_cert and tls_key");
+		return;
+	}
+	if (!seen_line(ld, "cert")) {
+		memcpy(cfg->http_cert, cfg->tls_cert, sizeof(cfg->http_cert));
+		memcpy(cfg->http_key, cfg->tls_key, sizeof(cfg->http_key));
 	}
 	if (strlen(cfg->admin_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		fail(ld,

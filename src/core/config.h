@@ -73,6 +73,15 @@ struct config {
 
 	/* [admin] */
 	char admin_socket[PATH_MAX]; /* default <state_dir>/rtcauthd.sock */
+
+	/* [http]: the HTTPS web services (always on: OAuth needs them) */
+	struct listen_addr http_listen[CONFIG_MAX_LISTEN]; /* kind is TRANSPORT_TLS */
+	size_t n_http_listen;				   /* default 0.0.0.0:8443 */
+	char http_cert[PATH_MAX];			   /* default: [sip] tls_cert */
+	char http_key[PATH_MAX];			   /* default: [sip] tls_key */
+	size_t http_max_header_size; /* request line and headers; default 16384 */
+	size_t http_max_body_size;   /* default 65536 */
+	int http_timeout;	     /* seconds of silence before a connection is closed; 30 */
 };
 
 /* Fill every field with its default (state_dir-derived paths included). */
@@ -88,5 +97,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 
 /* "udp:ADDR:PORT" (IPv6 as [::1]); 0 or -1. */
 int config_parse_listen(const char *s, struct listen_addr *out);
+/* [http] listen: "ADDR:PORT", "[IPv6]:PORT" or "*:PORT" (kind TLS); 0 or -1. */
+int config_parse_http_listen(const char *s, struct listen_addr *out);
 
 #endif

@@ -1,10 +1,18 @@
 /*
- * Process-wide counters for `rtcauthctl status` (and /metrics later).
+ * Process-wide counters for `rtcauthctl status` and /metrics.
  * Relaxed atomics: cheap on the hot path, exact enough for monitoring.
+ *
+ * Three kinds, all fixed at compile time so that observing never allocates
+ * nor locks:
+ *   - plain counters (enum stat_id);
+ *   - labelled counter families with a fixed list of label sets
+ *     (STATS_FAMILIES: adding a family is one X(...) line);
+ *   - latency histograms with fixed buckets (enum stats_hist_id).
  */
 #ifndef RTC_CORE_STATS_H
 #define RTC_CORE_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum stat_id {
@@ -31,5 +39,66 @@ void stats_inc(enum stat_id id);
 void stats_add(enum stat_id id, uint64_t n);
 uint64_t stats_get(enum stat_id id);
 const char *stats_name(enum stat_id id);
+/* One line for HELP in /metrics. */
+const char *stats_help(enum stat_id id);
+
+/*
+ * Labelled counter families: X(id, metric name, help, label set, ...).
+ * Each label set is Prometheus label text without braces; the caller counts
+ * with the index of the set in this list (0-based), usually through an enum
+ * of its own. At most STATS_MAX_LABEL_SETS sets per family. Later families
+ * (authentications by mechanism and result, tokens by outcome and reason)
+ * are one line each, e.g.
+ *   X(SF_AUTH, "rtcauth_authentications_total", "...",
+ *     "mechanism=\"digest\",result=\"ok\"", "mechanism=\"digest\",result=\"fail\"")
+ */
+#define STATS_MAX_LABEL_SETS 32
+#define STATS_FAMILIES(X)                                                                          \
+	X(SF_HTTP_RESPONSES, "rtcauth_http_responses_total",                                       \
+	  "HTTP responses sent, by status class", "class=\"1xx\"", "class=\"2xx\"",                \
+	  "class=\"3xx\"", "class=\"4xx\"", "class=\"5xx\"")
+
+#define STATS_FAMILY_ENUM(id, ...) id,
+enum stats_family_id { STATS_FAMILIES(STATS_FAMILY_ENUM) SF_COUNT };
+#undef STATS_FAMILY_ENUM
+
+/* Count one event of label set idx; an idx out of range is ignored. */
+void stats_family_inc(enum stats_family_id f, unsigned idx);
+uint64_t stats_family_get(enum stats_family_id f, unsigned idx);
+const char *stats_family_name(enum stats_family_id f);
+const char *stats_family_help(enum stats_family_id f);
+/* The label sets of f and how many there are. */
+const char *const *stats_family_labels(enum stats_family_id f, size_t *n);
+
+/*
+ * Latency histograms in microseconds, with the same fixed upper bounds for
+ * every histogram (stats_hist_bounds); observing is one short scan and three
+ * relaxed atomic adds.
+ */
+enum stats_hist_id {
+	STH_SIP_REQUEST,  /* one received SIP message, parse to answer queued */
+	STH_HTTP_REQUEST, /* one HTTP request, dispatch to response queued */
+	STH_COUNT
+};
+
+#define STATS_HIST_BOUNDS 15 /* finite buckets; one more for +Inf */
+
+void stats_observe_us(enum stats_hist_id h, uint64_t us);
+/* The finite upper bounds, ascending, STATS_HIST_BOUNDS of them (µs). */
+const uint64_t *stats_hist_bounds(void);
+/*
+ * Snapshot of h: buckets[i] (non-cumulative) counts observations <= bound i
+ * and above bound i-1; buckets[STATS_HIST_BOUNDS] those above the last bound.
+ * *count is the sum of the buckets (so it always equals the +Inf bucket of
+ * the cumulative form), *sum_us the sum of observations.
+ */
+void stats_hist_read(enum stats_hist_id h, uint64_t buckets[STATS_HIST_BOUNDS + 1], uint64_t *count,
+		     uint64_t *sum_us);
+/* Metric base name (e.g. "rtcauth_http_request_duration_seconds") and help. */
+const char *stats_hist_name(enum stats_hist_id h);
+const char *stats_hist_help(enum stats_hist_id h);
+
+/* Monotonic microseconds, for timing what goes into a histogram. */
+uint64_t stats_now_us(void);
 
 #endif

@@ -29,6 +29,7 @@
 #include "daemon/admin.h"
 #include "daemon/bootstrap.h"
 #include "daemon/worker.h"
+#include "http/http.h"
 #include "sip/location.h"
 #include "store/store.h"
 #include "store/wb.h"
@@ -164,6 +165,23 @@ static SSL_CTX *make_tls(const struct config *cfg, char *err, size_t errlen)
 	return ctx;
 }
 
+/* The web services' TLS context, with the same checks as at start. */
+static SSL_CTX *make_http_tls(const struct config *cfg, char *err, size_t errlen)
+{
+	if (bootstrap_check_cert(cfg->http_cert, cfg->http_key, err, errlen) < 0)
+		return NULL;
+	return http_tls_ctx_new(cfg->http_cert, cfg->http_key, err, errlen);
+}
+
+/* [http] keys that take effect only on restart. */
+static bool http_changed(const struct config *a, const struct config *b)
+{
+	return a->n_http_listen != b->n_http_listen ||
+	       memcmp(a->http_listen, b->http_listen, sizeof(a->http_listen)) != 0 ||
+	       a->http_max_header_size != b->http_max_header_size ||
+	       a->http_max_body_size != b->http_max_body_size || a->http_timeout != b->http_timeout;
+}
+
 static bool has_tls(const struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_listen; i++)
@@ -292,6 +310,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct config *ncfg = calloc(1, sizeof(*ncfg));
 	const struct config *old = current_rt->cfg;
 	struct sip_runtime *nrt;
+	SSL_CTX *sip_ctx = NULL, *http_ctx;
 	char err[1024], rbuf[REASON_MAX];
 
 	(void)sig;
@@ -307,28 +326,44 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	if (ncfg->n_listen != old->n_listen ||
 	    memcmp(ncfg->listen, old->listen, sizeof(ncfg->listen)) != 0 ||
-	    strcmp(ncfg->sqlite_path, old->sqlite_path) != 0 || ncfg->workers != old->workers)
+	    strcmp(ncfg->sqlite_path, old->sqlite_path) != 0 || ncfg->workers != old->workers ||
+	    http_changed(ncfg, old))
 		log_warn("reload.partial",
-			 "reason=\"listen, store and workers change only on restart\"");
+			 "reason=\"listen, store, workers and [http] limits change "
+			 "only on restart\"");
 	if (has_tls(ncfg)) {
 		/* the same checks as at start (bootstrap.h): a world-readable or
 		 * expired pair is refused on reload too */
-		SSL_CTX *ctx =
-		    bootstrap_check_cert(ncfg->tls_cert, ncfg->tls_key, err, sizeof(err)) == 0
-			? make_tls(ncfg, err, sizeof(err))
-			: NULL;
-		if (!ctx) {
+		sip_ctx = bootstrap_check_cert(ncfg->tls_cert, ncfg->tls_key, err, sizeof(err)) == 0
+			      ? make_tls(ncfg, err, sizeof(err))
+			      : NULL;
+		if (!sip_ctx) {
 			log_err("reload.failed", "reason=%s action=kept_old_config",
 				reason(err, rbuf));
 			free(ncfg);
 			sd_notify(0, "READY=1");
 			return;
 		}
-		workers_set_tls(ctx);
 	}
+	http_ctx = make_http_tls(ncfg, err, sizeof(err));
+	if (!http_ctx) {
+		log_err("reload.failed", "reason=%s action=kept_old_config", reason(err, rbuf));
+		SSL_CTX_free(sip_ctx);
+		free(ncfg);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	if (sip_ctx)
+		workers_set_tls(sip_ctx);
+	http_tls_set(http_ctx);
 	/* listeners and the store stay as they were bound at start */
 	memcpy(ncfg->listen, old->listen, sizeof(ncfg->listen));
 	ncfg->n_listen = old->n_listen;
+	memcpy(ncfg->http_listen, old->http_listen, sizeof(ncfg->http_listen));
+	ncfg->n_http_listen = old->n_http_listen;
+	ncfg->http_max_header_size = old->http_max_header_size;
+	ncfg->http_max_body_size = old->http_max_body_size;
+	ncfg->http_timeout = old->http_timeout;
 	snprintf(ncfg->sqlite_path, sizeof(ncfg->sqlite_path), "%s", old->sqlite_path);
 	nrt = make_runtime(ncfg, current_rt);
 	if (!nrt) {
@@ -521,6 +556,12 @@ int main(int argc, char **argv)
 			goto fail_wb;
 		workers_set_tls(ctx);
 	}
+	{
+		SSL_CTX *hctx = make_http_tls(cfg, err, sizeof(err));
+		if (!hctx)
+			goto fail_workers;
+		http_tls_set(hctx);
+	}
 	if (workers_create(cfg, nw, err, sizeof(err)) < 0)
 		goto fail_workers;
 	main_base = event_base_new();
@@ -542,8 +583,11 @@ int main(int argc, char **argv)
 		goto fail_workers;
 	}
 	sd_notify(0, "READY=1");
-	log_info("ready", "version=%s workers=%d listeners=%zu registrations=%zu domain=%s",
-		 RTCAUTH_VERSION, nw, cfg->n_listen, location_count(), cfg->domain);
+	log_info("ready",
+		 "version=%s workers=%d listeners=%zu https_listeners=%zu registrations=%zu "
+		 "domain=%s",
+		 RTCAUTH_VERSION, nw, cfg->n_listen, cfg->n_http_listen, location_count(),
+		 cfg->domain);
 	event_base_dispatch(main_base);
 
 	/* SIGTERM: stop intake, finish in-flight work, flush, exit 0 */

@@ -26,6 +26,9 @@
 
 #include "core/log.h"
 #include "core/stats.h"
+#include "http/http.h"
+#include "http/metrics.h"
+#include "sip/location.h"
 #include "sip/msg.h"
 #include "store/store.h"
 
@@ -58,6 +61,7 @@ struct sip_io {
 	int udp_fd[CONFIG_MAX_LISTEN];
 	struct event *udp_ev[CONFIG_MAX_LISTEN];
 	struct evconnlistener *lst[CONFIG_MAX_LISTEN];
+	struct http_server *http; /* the HTTPS web services on this loop */
 	struct conn *conns[CONN_BUCKETS];
 	uint64_t next_seq;
 	pthread_mutex_t qmu;
@@ -164,6 +168,15 @@ static void refresh_rt(struct sip_io *io)
 	io->sw.rt = atomic_load_explicit(&g_rt, memory_order_acquire);
 }
 
+/* One received SIP message, timed for the latency histogram. */
+static void handle_timed(struct sip_worker *sw, const char *buf, size_t len,
+			 const struct location_flow *from)
+{
+	uint64_t t0 = stats_now_us();
+	sip_server_handle(sw, buf, len, from);
+	stats_observe_us(STH_SIP_REQUEST, stats_now_us() - t0);
+}
+
 /* ---- connections ---- */
 
 static struct conn **conn_slot(struct sip_io *io, uint64_t id)
@@ -256,7 +269,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 								      : "bad_framing");
 			return;
 		}
-		sip_server_handle(&c->io->sw, p, (size_t)n, &c->flow);
+		handle_timed(&c->io->sw, p, (size_t)n, &c->flow);
 		evbuffer_drain(in, (size_t)n);
 	}
 }
@@ -457,7 +470,7 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 		/* CRLF keep-alives on UDP carry nothing to answer */
 		if (len <= 4 && strspn(io->iov[i].iov_base, "\r\n") >= len)
 			continue;
-		sip_server_handle(&io->sw, io->iov[i].iov_base, len, &f);
+		handle_timed(&io->sw, io->iov[i].iov_base, len, &f);
 	}
 }
 
@@ -485,7 +498,9 @@ static int make_addr(const struct listen_addr *la, struct sockaddr_storage *ss, 
 	return -1;
 }
 
-static int open_socket(const struct listen_addr *la, bool reuseport, char *err, size_t errlen)
+/* http: an [http] listener (named https:ADDR:PORT in messages) */
+static int open_socket(const struct listen_addr *la, bool reuseport, bool http, char *err,
+		       size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -511,8 +526,9 @@ static int open_socket(const struct listen_addr *la, bool reuseport, char *err, 
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
 		snprintf(err, errlen,
 			 "cannot listen on %s:%s:%u: %s; is another server using this port? "
-			 "(ss -lntup shows it) or change [sip] listen",
-			 sip_transport_name(la->kind), la->host, la->port, strerror(errno));
+			 "(ss -lntup shows it) or change [%s] listen",
+			 http ? "https" : sip_transport_name(la->kind), la->host, la->port,
+			 strerror(errno), http ? "http" : "sip");
 		close(fd);
 		return -1;
 	}
@@ -527,6 +543,73 @@ static int open_socket(const struct listen_addr *la, bool reuseport, char *err, 
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	}
 	return fd;
+}
+
+/* The HTTPS web services of this worker: one SO_REUSEPORT socket per
+ * [http] listen line, like the SIP stream listeners. */
+static int http_init(struct sip_io *io, const struct config *cfg, char *err, size_t errlen)
+{
+	struct http_limits lim = {cfg->http_max_header_size, cfg->http_max_body_size,
+				  cfg->http_timeout};
+
+	io->http = http_server_new(io->base, &lim, io);
+	if (!io->http) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->n_http_listen; i++) {
+		int fd = open_socket(&cfg->http_listen[i], true, true, err, errlen);
+		if (fd < 0)
+			return -1;
+		if (http_server_listen_fd(io->http, fd) < 0) {
+			snprintf(err, errlen, "cannot create the HTTPS listener");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* /healthz: this worker's store connection answers a cheap indexed query. */
+static int worker_health(void *worker)
+{
+	struct sip_io *io = worker;
+	struct store_user u;
+	int rc = store_user_get(io->sw.store, "sip:healthz@health.invalid", &u);
+
+	if (rc == STORE_OK || rc == STORE_NOTFOUND)
+		return 0;
+	log_warn("health.store_failed", "worker=%d reason=\"%s\"", io->id, store_strerror(rc));
+	return -1;
+}
+
+static uint64_t gauge_registrations(void)
+{
+	return (uint64_t)location_count();
+}
+
+static uint64_t gauge_workers(void)
+{
+	return (uint64_t)nworkers;
+}
+
+/* Gauges and the built-in endpoints, once per process. */
+static int http_routes_once(char *err, size_t errlen)
+{
+	static int done;
+
+	if (done)
+		return 0;
+	if (metrics_gauge_add("rtcauth_registrations", "Registered contacts (bindings) held",
+			      gauge_registrations) < 0 ||
+	    metrics_gauge_add("rtcauth_sip_stream_connections", "Open SIP TCP and TLS connections",
+			      workers_connections) < 0 ||
+	    metrics_gauge_add("rtcauth_workers", "Worker threads", gauge_workers) < 0 ||
+	    metrics_routes_add(worker_health) < 0) {
+		snprintf(err, errlen, "cannot register the built-in HTTP endpoints");
+		return -1;
+	}
+	done = 1;
+	return 0;
 }
 
 static int worker_init(struct sip_io *io, int id, const struct config *cfg, char *err,
@@ -550,7 +633,7 @@ static int worker_init(struct sip_io *io, int id, const struct config *cfg, char
 		return -1;
 	for (size_t i = 0; i < cfg->n_listen; i++) {
 		const struct listen_addr *la = &cfg->listen[i];
-		int fd = open_socket(la, true, err, errlen);
+		int fd = open_socket(la, true, false, err, errlen);
 		if (fd < 0)
 			return -1;
 		if (la->kind == TRANSPORT_UDP) {
@@ -567,7 +650,7 @@ static int worker_init(struct sip_io *io, int id, const struct config *cfg, char
 			}
 		}
 	}
-	return 0;
+	return http_init(io, cfg, err, errlen);
 }
 
 int workers_create(const struct config *cfg, int n, char *err, size_t errlen)
@@ -582,11 +665,19 @@ int workers_create(const struct config *cfg, int n, char *err, size_t errlen)
 	/* a port held by another process, even one that also uses
 	 * SO_REUSEPORT, must be an error, not a silent share */
 	for (size_t i = 0; i < cfg->n_listen; i++) {
-		int fd = open_socket(&cfg->listen[i], false, err, errlen);
+		int fd = open_socket(&cfg->listen[i], false, false, err, errlen);
 		if (fd < 0)
 			return -1;
 		close(fd);
 	}
+	for (size_t i = 0; i < cfg->n_http_listen; i++) {
+		int fd = open_socket(&cfg->http_listen[i], false, true, err, errlen);
+		if (fd < 0)
+			return -1;
+		close(fd);
+	}
+	if (http_routes_once(err, errlen) < 0)
+		return -1;
 	workers = calloc((size_t)n, sizeof(*workers));
 	if (!workers) {
 		snprintf(err, errlen, "out of memory");
@@ -628,6 +719,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 		if (io->lst[i])
 			evconnlistener_disable(io->lst[i]);
 	}
+	http_server_stop(io->http);
 	drain_queue(-1, 0, io);
 	event_base_loopexit(io->base, &grace);
 }
@@ -657,6 +749,8 @@ void workers_destroy(void)
 				evconnlistener_free(io->lst[i]);
 		}
 		drain_queue(-1, 0, io);
+		http_server_free(io->http);
+		io->http = NULL;
 		if (io->wake)
 			event_free(io->wake);
 		if (io->base)
@@ -669,4 +763,5 @@ void workers_destroy(void)
 	workers = NULL;
 	nworkers = 0;
 	workers_set_tls(NULL);
+	http_tls_set(NULL);
 }

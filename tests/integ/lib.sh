@@ -71,10 +71,16 @@ PY
 }
 
 # write_config [extra ini lines...]: $T/rtcauth.conf with SIP on $SIP_PORT
-# (udp, tcp) and $SIP_PORT+1 (tls), state in $T/state.
+# (udp, tcp) and $SIP_PORT+1 (tls), HTTPS on $HTTP_PORT, state in $T/state.
 write_config() {
 	SIP_PORT=${SIP_PORT:-$(free_port)}
 	TLS_PORT=$((SIP_PORT + 1))
+	if [ -z "${HTTP_PORT:-}" ]; then
+		HTTP_PORT=$(free_port)
+		while [ "$HTTP_PORT" -eq "$SIP_PORT" ] || [ "$HTTP_PORT" -eq "$TLS_PORT" ]; do
+			HTTP_PORT=$(free_port)
+		done
+	fi
 	CONF=$T/rtcauth.conf
 	cat >"$CONF" <<CONF
 [server]
@@ -87,6 +93,9 @@ state_dir = $T/state
 listen = udp:127.0.0.1:$SIP_PORT
 listen = tcp:127.0.0.1:$SIP_PORT
 listen = tls:127.0.0.1:$TLS_PORT
+
+[http]
+listen = 127.0.0.1:$HTTP_PORT
 
 [log]
 level = ${LOG_LEVEL:-info}

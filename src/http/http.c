@@ -1,0 +1,520 @@
+/*
+ * HTTPS server glue and routing; see http.h.
+ *
+ * DESIGN: evhttp (libevent 2.1) does the HTTP/1.1 framing, keep-alive and
+ * the size and time limits; every connection is a bufferevent_openssl made
+ * in make_bev(), so nothing is ever served in clear text. evhttp hands us
+ * only complete requests (through on_request); routing, the request id, the
+ * JSON error bodies, the common headers, the access log line and the
+ * metrics are ours. Requests that evhttp itself refuses before they are
+ * complete (headers or body over the limit, a malformed request line) get
+ * evhttp's own short answer (413 or 400, an HTML body): libevent 2.1 has no
+ * hook for those (2.2's evhttp_set_errorcb would be the place).
+ *
+ * Must never log a query string, a body or a header value: they may carry
+ * tokens and client assertions.
+ */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+
+#include "core/log.h"
+#include "core/stats.h"
+
+#define MAX_ROUTES  64
+#define MAX_SOCKETS 16
+#define ALL_METHODS                                                                                \
+	(HTTP_GET | HTTP_POST | HTTP_HEAD | HTTP_PUT | HTTP_DELETE | HTTP_OPTIONS | HTTP_TRACE |   \
+	 HTTP_CONNECT | HTTP_PATCH)
+
+struct route {
+	unsigned methods;
+	char *path;
+	size_t len;
+	bool prefix;
+	http_handler_fn fn;
+	void *arg;
+};
+
+static struct route routes[MAX_ROUTES];
+static size_t n_routes;
+
+struct http_response {
+	struct evhttp_request *ev;
+	int status;
+	struct evbuffer *body;
+	char content_type[128];
+};
+
+struct http_server {
+	struct evhttp *eh;
+	void *worker;
+	struct evhttp_bound_socket *socks[MAX_SOCKETS];
+	size_t n_socks;
+};
+
+static pthread_mutex_t tls_mu = PTHREAD_MUTEX_INITIALIZER;
+static SSL_CTX *g_tls;
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} method_names[] = {
+    {HTTP_GET, "GET"},	   {HTTP_POST, "POST"},	      {HTTP_HEAD, "HEAD"},
+    {HTTP_PUT, "PUT"},	   {HTTP_DELETE, "DELETE"},   {HTTP_OPTIONS, "OPTIONS"},
+    {HTTP_TRACE, "TRACE"}, {HTTP_CONNECT, "CONNECT"}, {HTTP_PATCH, "PATCH"},
+};
+
+static const char *method_name(unsigned m)
+{
+	for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
+		if (method_names[i].bit == m)
+			return method_names[i].name;
+	return "OTHER";
+}
+
+/* ---- routes ---- */
+
+int http_route_add(unsigned methods, const char *path, bool prefix, http_handler_fn fn, void *arg)
+{
+	size_t len;
+
+	if (!path || path[0] != '/' || !fn || (methods & ~(unsigned)ALL_METHODS) || !methods ||
+	    n_routes == MAX_ROUTES)
+		return -1;
+	len = strlen(path);
+	for (size_t i = 0; i < n_routes; i++)
+		if (routes[i].prefix == prefix && routes[i].len == len &&
+		    memcmp(routes[i].path, path, len) == 0 && (routes[i].methods & methods))
+			return -1;
+	routes[n_routes].path = strdup(path);
+	if (!routes[n_routes].path)
+		return -1;
+	routes[n_routes].methods = methods;
+	routes[n_routes].len = len;
+	routes[n_routes].prefix = prefix;
+	routes[n_routes].fn = fn;
+	routes[n_routes].arg = arg;
+	n_routes++;
+	return 0;
+}
+
+void http_routes_clear(void)
+{
+	for (size_t i = 0; i < n_routes; i++)
+		free(routes[i].path);
+	memset(routes, 0, sizeof(routes));
+	n_routes = 0;
+}
+
+/*
+ * The routes for path: the exact ones if any, else those of the longest
+ * matching prefix. Returns the route for method (HEAD falls back to GET),
+ * or NULL with *allowed the methods the matching routes take (0: no route).
+ */
+static const struct route *route_find(const char *path, unsigned method, unsigned *allowed)
+{
+	size_t plen = strlen(path), best = 0;
+	bool exact = false, any = false;
+	const struct route *get = NULL;
+
+	*allowed = 0;
+	for (size_t i = 0; i < n_routes; i++)
+		if (!routes[i].prefix && routes[i].len == plen &&
+		    memcmp(routes[i].path, path, plen) == 0)
+			exact = true;
+	if (!exact)
+		for (size_t i = 0; i < n_routes; i++)
+			if (routes[i].prefix && routes[i].len <= plen && routes[i].len >= best &&
+			    memcmp(routes[i].path, path, routes[i].len) == 0) {
+				best = routes[i].len;
+				any = true;
+			}
+	if (!exact && !any)
+		return NULL;
+	for (size_t i = 0; i < n_routes; i++) {
+		const struct route *r = &routes[i];
+		if (exact ? (r->prefix || r->len != plen || memcmp(r->path, path, plen) != 0)
+			  : (!r->prefix || r->len != best || memcmp(r->path, path, best) != 0))
+			continue;
+		*allowed |= r->methods;
+		if (r->methods & method)
+			return r;
+		if ((r->methods & HTTP_GET) && method == HTTP_HEAD)
+			get = r;
+	}
+	if (*allowed & HTTP_GET)
+		*allowed |= HTTP_HEAD;
+	return get;
+}
+
+/* ---- responses ---- */
+
+int http_response_set(struct http_response *resp, int status, const char *content_type,
+		      const void *body, size_t len)
+{
+	if (status < 100 || status > 599 || !content_type ||
+	    strlen(content_type) >= sizeof(resp->content_type))
+		return -1;
+	evbuffer_drain(resp->body, evbuffer_get_length(resp->body));
+	if (len && evbuffer_add(resp->body, body, len) < 0)
+		return -1;
+	resp->status = status;
+	snprintf(resp->content_type, sizeof(resp->content_type), "%s", content_type);
+	return 0;
+}
+
+int http_response_json(struct http_response *resp, int status, const json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	int rc;
+
+	if (!text)
+		return -1;
+	rc = http_response_set(resp, status, "application/json", text, strlen(text));
+	free(text);
+	return rc;
+}
+
+int http_response_error(struct http_response *resp, int status, const char *error,
+			const char *description)
+{
+	json_t *o = json_object();
+	int rc = -1;
+
+	if (!o)
+		return -1;
+	if (json_object_set_new(o, "error", json_string(error ? error : "server_error")) == 0 &&
+	    (!description ||
+	     json_object_set_new(o, "error_description", json_string(description)) == 0))
+		rc = http_response_json(resp, status, o);
+	json_decref(o);
+	return rc;
+}
+
+int http_response_header(struct http_response *resp, const char *name, const char *value)
+{
+	/* evhttp refuses CR/LF in values; refuse them in names too */
+	if (!name || !value || strpbrk(name, "\r\n: ") || !*name)
+		return -1;
+	return evhttp_add_header(evhttp_request_get_output_headers(resp->ev), name, value);
+}
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+	struct evhttp_request *ev = (struct evhttp_request *)req->internal;
+	return evhttp_find_header(evhttp_request_get_input_headers(ev), name);
+}
+
+/* ---- request ids ---- */
+
+static char boot_id[8];
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+static _Atomic uint64_t req_seq;
+
+static void boot_id_init(void)
+{
+	unsigned char r[3] = {0, 0, 0};
+
+	if (RAND_bytes(r, sizeof(r)) != 1) {
+		unsigned pid = (unsigned)getpid();
+		memcpy(r, &pid, sizeof(r));
+	}
+	snprintf(boot_id, sizeof(boot_id), "%02x%02x%02x", r[0], r[1], r[2]);
+}
+
+/* "<6 hex of this process>-<counter in hex>": unique per process, and
+ * across restarts in practice. */
+static void request_id(char *buf, size_t cap)
+{
+	uint64_t n = atomic_fetch_add_explicit(&req_seq, 1, memory_order_relaxed) + 1;
+
+	pthread_once(&boot_once, boot_id_init);
+	snprintf(buf, cap, "%s-%llx", boot_id, (unsigned long long)n);
+}
+
+/* ---- dispatch ---- */
+
+static void peer_text(struct evhttp_connection *evcon, char *buf, size_t cap)
+{
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	evhttp_connection_get_peer(evcon, &addr, &port);
+	if (!addr)
+		snprintf(buf, cap, "-");
+	else if (strchr(addr, ':'))
+		snprintf(buf, cap, "[%s]:%u", addr, port);
+	else
+		snprintf(buf, cap, "%s:%u", addr, port);
+}
+
+static void common_headers(struct http_response *resp, const char *rid)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(resp->ev);
+
+	evhttp_remove_header(h, "Content-Type");
+	evhttp_add_header(h, "Content-Type", resp->content_type);
+	evhttp_remove_header(h, "X-Request-Id");
+	evhttp_add_header(h, "X-Request-Id", rid);
+	/* answers carry tokens and per-client data: nothing is cached unless
+	 * the handler said otherwise */
+	if (!evhttp_find_header(h, "Cache-Control"))
+		evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+}
+
+static void call_route(const struct http_request *req, struct http_response *resp)
+{
+	unsigned allowed = 0;
+	const struct route *r;
+
+	if (req->path[0] != '/') {
+		http_response_error(resp, 400, "invalid_request",
+				    "the request target must be a path starting with '/'");
+		return;
+	}
+	r = route_find(req->path, req->method, &allowed);
+	if (r) {
+		r->fn(req, resp, r->arg);
+		if (resp->status == 0)
+			http_response_error(resp, 500, "server_error",
+					    "the handler gave no answer");
+		return;
+	}
+	if (!allowed) {
+		http_response_error(resp, 404, "not_found", "no such resource on this server");
+		return;
+	}
+	{
+		char allow[128];
+		size_t o = 0;
+		for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
+			if (allowed & method_names[i].bit)
+				o += (size_t)snprintf(allow + o, sizeof(allow) - o, "%s%s",
+						      o ? ", " : "", method_names[i].name);
+		http_response_header(resp, "Allow", allow);
+		http_response_error(
+		    resp, 405, "method_not_allowed",
+		    "this resource does not take that method; see the Allow header");
+	}
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+	struct http_server *srv = arg;
+	uint64_t t0 = stats_now_us();
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+	struct http_request req;
+	struct http_response resp;
+	char rid[HTTP_REQUEST_ID_MAX], peer[80], pbuf[LOG_VAL_MAX];
+	const char *uri = evhttp_request_get_uri(ev);
+	char *target = strdup(uri ? uri : "");
+	char *q;
+	size_t bytes, blen = evbuffer_get_length(in);
+
+	request_id(rid, sizeof(rid));
+	log_ctx_set("req_id", str_cstr(rid));
+	memset(&req, 0, sizeof(req));
+	memset(&resp, 0, sizeof(resp));
+	resp.ev = ev;
+	resp.body = evbuffer_new();
+	peer_text(evcon, peer, sizeof(peer));
+	if (!target || !resp.body) {
+		free(target);
+		if (resp.body)
+			evbuffer_free(resp.body);
+		evhttp_send_error(ev, 503, NULL);
+		log_ctx_clear();
+		return;
+	}
+	q = strchr(target, '?');
+	if (q)
+		*q++ = '\0';
+	req.method = (enum http_method)evhttp_request_get_command(ev);
+	req.method_name = method_name(req.method);
+	req.path = target;
+	req.query = q;
+	req.body = str_make(blen ? (const char *)evbuffer_pullup(in, -1) : "", blen);
+	req.peer = peer;
+	req.request_id = rid;
+	req.ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
+	req.worker = srv->worker;
+	req.internal = ev;
+
+	call_route(&req, &resp);
+	common_headers(&resp, rid);
+	bytes = evbuffer_get_length(resp.body);
+	log_info("http.request", "method=%s path=%s status=%d bytes=%zu duration_us=%llu peer=%s",
+		 req.method_name, log_val(str_cstr(req.path), pbuf, sizeof(pbuf)), resp.status,
+		 bytes, (unsigned long long)(stats_now_us() - t0), peer);
+	evhttp_send_reply(ev, resp.status, NULL, resp.body);
+	stats_family_inc(SF_HTTP_RESPONSES, (unsigned)(resp.status / 100 - 1));
+	stats_observe_us(STH_HTTP_REQUEST, stats_now_us() - t0);
+	evbuffer_free(resp.body);
+	free(target);
+	log_ctx_clear();
+}
+
+/* ---- TLS ---- */
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned inlen, void *arg)
+{
+	static const unsigned char h11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+	unsigned char *sel = NULL;
+	unsigned char sel_len = 0;
+
+	(void)ssl;
+	(void)arg;
+	if (SSL_select_next_proto(&sel, &sel_len, h11, sizeof(h11), in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK; /* no ALPN answer: HTTP/1.1 anyway */
+	*out = sel;
+	*outlen = sel_len;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX *http_tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx) {
+		snprintf(err, errlen, "cannot create TLS context for [http]");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		char e[160];
+		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+		snprintf(err, errlen, "cannot load [http] certificate %s / key %s: %s", cert, key,
+			 e);
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void http_tls_set(SSL_CTX *ctx)
+{
+	SSL_CTX *old;
+
+	pthread_mutex_lock(&tls_mu);
+	old = g_tls;
+	g_tls = ctx;
+	pthread_mutex_unlock(&tls_mu);
+	SSL_CTX_free(old); /* live connections hold their own reference */
+}
+
+/*
+ * evhttp asks for each accepted connection's bufferevent. It must never get
+ * NULL: evhttp would then make a plain socket one and serve clear text. When
+ * no TLS session can be made (out of memory, no context), it gets one end
+ * of a pair whose other end is gone: the connection reads nothing and is
+ * closed by the timeout.
+ */
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev = NULL, *pair[2];
+	SSL *ssl = NULL;
+
+	(void)arg;
+	pthread_mutex_lock(&tls_mu);
+	if (g_tls)
+		ssl = SSL_new(g_tls);
+	pthread_mutex_unlock(&tls_mu);
+	if (ssl)
+		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+	if (bev) {
+		/* a client that closes without close_notify is an EOF, not an error */
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+		return bev;
+	}
+	log_warn("http.tls_unavailable", "reason=\"cannot create a TLS session\"");
+	if (bufferevent_pair_new(base, 0, pair) < 0)
+		return NULL; /* cannot happen short of memory: nothing left to do */
+	bufferevent_free(pair[1]);
+	return pair[0];
+}
+
+/* ---- servers ---- */
+
+struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
+				    void *worker)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv)
+		return NULL;
+	srv->worker = worker;
+	srv->eh = evhttp_new(base);
+	if (!srv->eh) {
+		free(srv);
+		return NULL;
+	}
+	evhttp_set_bevcb(srv->eh, make_bev, srv);
+	evhttp_set_gencb(srv->eh, on_request, srv);
+	/* every method reaches on_request: 405 (with Allow) is ours to answer */
+	evhttp_set_allowed_methods(srv->eh, ALL_METHODS);
+	evhttp_set_max_headers_size(srv->eh, (ev_ssize_t)lim->max_header_size);
+	evhttp_set_max_body_size(srv->eh, (ev_ssize_t)lim->max_body_size);
+	evhttp_set_timeout(srv->eh, lim->timeout);
+	evhttp_set_default_content_type(srv->eh, "application/json");
+	return srv;
+}
+
+int http_server_listen_fd(struct http_server *srv, int fd)
+{
+	struct evhttp_bound_socket *bs;
+
+	if (srv->n_socks == MAX_SOCKETS) {
+		close(fd);
+		return -1;
+	}
+	bs = evhttp_accept_socket_with_handle(srv->eh, fd);
+	if (!bs) {
+		close(fd);
+		return -1;
+	}
+	srv->socks[srv->n_socks++] = bs;
+	return 0;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	for (size_t i = 0; i < srv->n_socks; i++)
+		evconnlistener_disable(evhttp_bound_socket_get_listener(srv->socks[i]));
+}
+
+void http_server_free(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	evhttp_free(srv->eh);
+	free(srv);
+}

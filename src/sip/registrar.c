@@ -59,6 +59,22 @@ static int copy_str(struct str s, char *dst, size_t cap)
 	return str_copy(s, dst, cap);
 }
 
+/* "Date: ...\r\n" for now, formatted once per second per thread. */
+static const char *date_header(int64_t now)
+{
+	static _Thread_local char date[64];
+	static _Thread_local int64_t when = -1;
+
+	if (now != when) {
+		struct tm tm;
+		time_t tt = (time_t)now;
+		gmtime_r(&tt, &tm);
+		strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+		when = now;
+	}
+	return date;
+}
+
 /* "<uri>;p1;p2" with the expires param removed. */
 static int contact_text(const struct sip_contact *c, char *out, size_t cap)
 {
@@ -356,9 +372,11 @@ void registrar_handle(const struct sip_tx *t, const struct store_user *user)
 		return;
 	collect_path(&q);
 	ua = sip_msg_header(t->m, SIP_H_USER_AGENT);
-	if (ua)
-		snprintf(q.ua, sizeof(q.ua), "%.*s",
-			 (int)(ua->value.len < 120 ? ua->value.len : 120), ua->value.p);
+	if (ua) {
+		size_t n = ua->value.len < 120 ? ua->value.len : 120;
+		memcpy(q.ua, ua->value.p, n);
+		q.ua[n] = '\0';
+	}
 	q.call_id = sip_msg_call_id(t->m);
 	sip_msg_cseq(t->m, &q.cseq, &(struct str){0});
 	sbuf_init(&cb, contacts, sizeof(contacts));
@@ -384,14 +402,7 @@ void registrar_handle(const struct sip_tx *t, const struct store_user *user)
 	}
 	if (q.path[0] && sbuf_ok(&cb))
 		sbuf_printf(&cb, "Path: %s\r\nSupported: path\r\n", q.path);
-	{
-		char date[64];
-		struct tm tm;
-		time_t now = (time_t)t->now;
-		gmtime_r(&now, &tm);
-		strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-		sbuf_puts(&cb, date);
-	}
+	sbuf_puts(&cb, date_header(t->now));
 	if (!sbuf_ok(&cb)) {
 		reply_simple(t, 500, "Server Internal Error (reply too large)", NULL);
 		return;

@@ -108,6 +108,25 @@ static const char *const migrations[] = {
     " updated INTEGER NOT NULL);"
     /* a token names its issuer: two partners must not claim the same one */
     "CREATE UNIQUE INDEX partners_issuer ON partners(issuer, realm) WHERE issuer <> '';",
+    /* 3: a credentials version that every change of a user or a key bumps
+     * (the daemon's key caches poll it, so a change made by any process is
+     * seen within a second); registrations lose their expires index (the
+     * hot write is a refresh that changes expires; the purge at start scans) */
+    "CREATE TABLE cred_version (id INTEGER PRIMARY KEY CHECK (id = 1), v INTEGER NOT NULL);"
+    "INSERT INTO cred_version VALUES (1, 0);"
+    "CREATE TRIGGER users_ins_version AFTER INSERT ON users"
+    " BEGIN UPDATE cred_version SET v = v + 1; END;"
+    "CREATE TRIGGER users_upd_version AFTER UPDATE ON users"
+    " BEGIN UPDATE cred_version SET v = v + 1; END;"
+    "CREATE TRIGGER users_del_version AFTER DELETE ON users"
+    " BEGIN UPDATE cred_version SET v = v + 1; END;"
+    "CREATE TRIGGER credentials_ins_version AFTER INSERT ON credentials"
+    " BEGIN UPDATE cred_version SET v = v + 1; END;"
+    "CREATE TRIGGER credentials_upd_version AFTER UPDATE ON credentials"
+    " BEGIN UPDATE cred_version SET v = v + 1; END;"
+    "CREATE TRIGGER credentials_del_version AFTER DELETE ON credentials"
+    " BEGIN UPDATE cred_version SET v = v + 1; END;"
+    "DROP INDEX registrations_expires;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -169,6 +188,7 @@ enum stmt_id {
 	ST_REG_DEL_AOR,
 	ST_REG_PURGE,
 	ST_AUDIT_ADD,
+	ST_CRED_VERSION,
 	ST_COUNT
 };
 
@@ -196,15 +216,21 @@ static const char *const stmt_sql[ST_COUNT] = {
 			 " LEFT JOIN credentials c"
 			 " ON c.user_id = u.id AND c.mech = ?3 AND c.variant = ?4"
 			 " WHERE u.user = ?1 AND u.domain = ?2",
-    [ST_REG_PUT] = "INSERT OR REPLACE INTO registrations (aor, binding_key, contact,"
+    /* an upsert updates a refreshed binding in place (INSERT OR REPLACE
+     * would delete and insert the row and its index entries) */
+    [ST_REG_PUT] = "INSERT INTO registrations (aor, binding_key, contact,"
 		   " instance, reg_id, path, expires, source, transport, call_id, cseq,"
 		   " user_agent, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-		   " ?11, ?12, ?13)",
+		   " ?11, ?12, ?13) ON CONFLICT (aor, binding_key) DO UPDATE SET"
+		   " contact = ?3, instance = ?4, reg_id = ?5, path = ?6, expires = ?7,"
+		   " source = ?8, transport = ?9, call_id = ?10, cseq = ?11,"
+		   " user_agent = ?12, updated = ?13",
     [ST_REG_DEL] = "DELETE FROM registrations WHERE aor = ?1 AND binding_key = ?2",
     [ST_REG_DEL_AOR] = "DELETE FROM registrations WHERE aor = ?1",
     [ST_REG_PURGE] = "DELETE FROM registrations WHERE expires <= ?1",
     [ST_AUDIT_ADD] = "INSERT INTO audit (ts, actor, action, target, source, detail)"
 		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_CRED_VERSION] = "SELECT v FROM cred_version WHERE id = 1",
 };
 
 struct store {
@@ -810,6 +836,23 @@ int store_user_list(struct store *s, int (*fn)(void *ctx, const struct store_use
 		ret = fail(s, rc);
 	sqlite3_finalize(st);
 	return ret;
+}
+
+int store_cred_version(struct store *s, int64_t *version)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc;
+
+	st = stmt_get(s, ST_CRED_VERSION, &err);
+	if (!st)
+		return err;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int64(st, 0);
+	else
+		err = rc == SQLITE_DONE ? STORE_CORRUPT : fail(s, rc);
+	stmt_done(st);
+	return err;
 }
 
 int store_user_count(struct store *s, int64_t *count)

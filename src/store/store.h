@@ -96,6 +96,12 @@ int store_user_del(struct store *s, const char *uri);
  * (and returns that value). */
 int store_user_list(struct store *s, int (*fn)(void *ctx, const struct store_user *u), void *ctx);
 int store_user_count(struct store *s, int64_t *count);
+/*
+ * A number that changes whenever a user or a key changes, by any process
+ * (triggers in the database): key caches compare it to know they are
+ * current. STORE_OK with *version set, or an error.
+ */
+int store_cred_version(struct store *s, int64_t *version);
 
 /* ---- password-derived keys (secrets) ---- */
 

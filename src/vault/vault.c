@@ -297,19 +297,24 @@ static bool lower_hex(struct str in, char *out, size_t cap)
 /*
  * Per-thread cache of Digest key lookups, so the hot path does not take a
  * SQLite read transaction (file locks, page reads) for every REGISTER.
- * Entries live VAULT_CACHE_TTL_MS at most and die at once when
- * vault_cache_flush() bumps the generation (rtcauthctl asks the daemon to do
- * that after every user change; SIGHUP does it too). Negative answers are
+ * Entries die at once when vault_cache_flush() bumps the generation
+ * (rtcauthctl asks the daemon to do that after every user change; SIGHUP
+ * does it too), and each thread polls the store's credentials version at
+ * most once per cache_check_ms (1 s): a change made by any process (another
+ * rtcauthctl, another server of a pool) empties the caches within a second.
+ * VAULT_CACHE_TTL_MS is only a backstop on top of that. If the version
+ * cannot be read, the cache is bypassed until it can. Negative answers are
  * cached the same way, so known and unknown users cost the same and a flood
  * of unknown names does not reach the store. Keys are wiped on eviction and
  * when the thread ends. Store outages are never cached.
  */
-#define VAULT_CACHE_SETS   8192 /* two entries each: 16,384 users per thread */
-#define VAULT_CACHE_WAYS   2
-#define VAULT_CACHE_SLOTS  (VAULT_CACHE_SETS * VAULT_CACHE_WAYS)
-#define VAULT_CACHE_TTL_MS 10000
-#define VAULT_CACHE_NAME   64  /* longer names and realms go to the store */
-#define VAULT_CACHE_URI	   128 /* likewise for longer AORs */
+#define VAULT_CACHE_SETS     8192 /* two entries each: 16,384 users per thread */
+#define VAULT_CACHE_WAYS     2
+#define VAULT_CACHE_SLOTS    (VAULT_CACHE_SETS * VAULT_CACHE_WAYS)
+#define VAULT_CACHE_TTL_MS   300000
+#define VAULT_CACHE_CHECK_MS 1000 /* default of cache_check_ms */
+#define VAULT_CACHE_NAME     64	  /* longer names and realms go to the store */
+#define VAULT_CACHE_URI	     128  /* likewise for longer AORs */
 
 struct cache_entry {
 	uint64_t hash;
@@ -330,6 +335,7 @@ struct cache_entry {
 };
 
 static _Atomic uint32_t cache_gen = 1;
+static _Atomic unsigned cache_check_ms = VAULT_CACHE_CHECK_MS;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static pthread_key_t cache_key;
 
@@ -349,6 +355,11 @@ static void cache_setup(void)
 void vault_cache_flush(void)
 {
 	atomic_fetch_add(&cache_gen, 1);
+}
+
+void vault_cache_check_interval(unsigned ms)
+{
+	atomic_store(&cache_check_ms, ms);
 }
 
 static uint64_t cache_hash(struct str name, struct str realm, unsigned mech)
@@ -414,14 +425,43 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/*
+ * May this thread use its cache? Reads the store's credentials version at
+ * most once per VAULT_CACHE_CHECK_MS; a new version empties every cache.
+ */
+static bool cache_current(struct store *s, uint64_t now)
+{
+	static _Thread_local int64_t seen = -1;
+	static _Thread_local uint64_t checked;
+	static _Thread_local bool usable;
+	int64_t v;
+
+	if (checked && now - checked < atomic_load_explicit(&cache_check_ms, memory_order_relaxed))
+		return usable;
+	checked = now;
+	if (store_cred_version(s, &v) != STORE_OK) {
+		usable = false; /* trust nothing we cannot confirm: ask the store */
+		return false;
+	}
+	if (v != seen) {
+		if (seen != -1)
+			vault_cache_flush();
+		seen = v;
+	}
+	usable = true;
+	return true;
+}
+
 /* store_digest_lookup through the cache; same contract. */
 static int cached_lookup(struct store *s, const struct digest_creds *c, unsigned mech,
 			 struct store_user *u, struct store_cred *key)
 {
 	uint64_t h = 0, now = now_ms();
+	bool use = cache_current(s, now);
 	uint32_t gen = atomic_load(&cache_gen);
-	bool hit;
-	struct cache_entry *e = cache_slot(c->username, c->realm, mech, &h, gen, now, &hit);
+	bool hit = false;
+	struct cache_entry *e =
+	    use ? cache_slot(c->username, c->realm, mech, &h, gen, now, &hit) : NULL;
 	int rc;
 
 	if (hit) {

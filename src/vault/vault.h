@@ -61,8 +61,14 @@ struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c
  * Forget every cached key lookup (all threads, lazily: each thread notices
  * at its next lookup). Call after a user, password or key changes; the
  * daemon does on `cache.flush` from rtcauthctl and on SIGHUP. Without it a
- * change still takes effect within 10 seconds.
+ * change still takes effect within a second (the version poll below).
  */
 void vault_cache_flush(void);
+/*
+ * How often (ms) each thread re-reads the store's credentials version to
+ * learn about changes made elsewhere (default 1000; 0: on every lookup).
+ * Tests use it to make the cache's timing deterministic.
+ */
+void vault_cache_check_interval(unsigned ms);
 
 #endif

@@ -656,6 +656,8 @@ static void test_store_reg_put_replace_list_del(void **state)
 	/* replace by (aor, binding_key) */
 	r.cseq = 7;
 	r.expires = now + 10;
+	snprintf(r.contact, sizeof(r.contact), "<sip:alice@192.0.2.7:5062;transport=tcp>");
+	snprintf(r.call_id, sizeof(r.call_id), "new@host");
 	assert_int_equal(store_reg_put(f->s, &r), STORE_OK);
 	memset(rs, 0, sizeof(*rs));
 	assert_int_equal(store_reg_list(f->s, NULL, collect_regs, rs), STORE_OK);
@@ -667,6 +669,8 @@ static void test_store_reg_put_replace_list_del(void **state)
 			continue;
 		assert_int_equal(rs->r[i].cseq, 7);
 		assert_int_equal(rs->r[i].expires, now + 10);
+		assert_string_equal(rs->r[i].contact, "<sip:alice@192.0.2.7:5062;transport=tcp>");
+		assert_string_equal(rs->r[i].call_id, "new@host");
 		assert_int_equal(rs->r[i].reg_id, 1);
 		assert_int_equal(rs->r[i].transport, 2);
 		assert_string_equal(rs->r[i].source, "[2001:db8::1]:5060");
@@ -735,6 +739,53 @@ static void test_store_reg_scan_parts_cover_every_binding_once(void **state)
 		assert_int_equal(seen[i], 1);
 	assert_int_equal(store_reg_scan(f->s, 3, 3, mark_reg, seen), STORE_INVALID);
 	assert_int_equal(store_reg_scan(f->s, 0, 0, mark_reg, seen), STORE_INVALID);
+}
+
+/* Run sql on the database through a connection of its own. */
+static int sqlite3_exec_for_test(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	int rc = sqlite3_open(path, &db);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* Every change of a user or a key bumps the credentials version (the key
+ * caches poll it); registrations and audit rows do not. */
+static void test_store_cred_version_changes_with_users_and_keys_only(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	struct store_cred c = {.mech = "digest", .variant = "MD5", .key_len = 16};
+	int64_t v0 = -1, v1 = -1, v2 = -1, v3 = -1, v4 = -1, v5 = -1, v6 = -1;
+
+	assert_int_equal(store_cred_version(f->s, &v0), STORE_OK);
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(store_uri_normalise("sip:vera@example.test", u.uri, u.user, u.domain),
+			 STORE_OK);
+	u.enabled = true;
+	assert_int_equal(store_user_add(f->s, &u), STORE_OK);
+	assert_int_equal(store_cred_version(f->s, &v1), STORE_OK);
+	assert_true(v1 > v0);
+	assert_int_equal(store_cred_replace(f->s, u.id, &c, 1), STORE_OK);
+	assert_int_equal(store_cred_version(f->s, &v2), STORE_OK);
+	assert_true(v2 > v1);
+	assert_int_equal(store_user_set_enabled(f->s, u.uri, false), STORE_OK);
+	assert_int_equal(store_cred_version(f->s, &v3), STORE_OK);
+	assert_true(v3 > v2);
+	put_reg(f->s, u.uri, "sip:vera@192.0.2.3", time(NULL) + 60);
+	assert_int_equal(store_audit_add(f->s, "test", "user.add", u.uri, "", ""), STORE_OK);
+	assert_int_equal(store_cred_version(f->s, &v4), STORE_OK);
+	assert_int_equal(v4, v3);
+	assert_int_equal(store_user_del(f->s, u.uri), STORE_OK);
+	assert_int_equal(store_cred_version(f->s, &v5), STORE_OK);
+	assert_true(v5 > v4);
+	/* a table without its row is a broken store, not version 0 */
+	assert_int_equal(sqlite3_exec_for_test(f->path, "DELETE FROM cred_version"), SQLITE_OK);
+	assert_int_not_equal(store_cred_version(f->s, &v6), STORE_OK);
 }
 
 static void test_store_reg_put_rejects_oversize_fields(void **state)
@@ -987,6 +1038,7 @@ int main(void)
 	    T(test_store_reg_purge_removes_expired_only),
 	    T(test_store_reg_scan_parts_cover_every_binding_once),
 	    T(test_store_reg_put_rejects_oversize_fields),
+	    T(test_store_cred_version_changes_with_users_and_keys_only),
 	    T(test_store_audit_lists_most_recent_first_with_limit),
 	    T(test_store_readonly_file_is_unavailable),
 	    T(test_store_write_on_readonly_handle_is_unavailable),

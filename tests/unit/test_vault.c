@@ -208,15 +208,78 @@ static void test_vault_cache_keeps_a_disabled_user_until_flushed(void **state)
 	struct fx *f = *state;
 	struct req r;
 
+	vault_cache_check_interval(3600 * 1000); /* only flushes count here */
 	make_req(&r, DIGEST_SHA256, "alice", "example.test", PASSWORD);
 	vault_cache_flush();
 	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
 	assert_int_equal(store_user_set_enabled(f->s, f->alice.uri, false), STORE_OK);
-	/* within the TTL the cached lookup answers... */
+	/* between two version polls the cached lookup answers... */
 	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
 	/* ...until rtcauthctl's flush reaches the daemon */
 	vault_cache_flush();
 	assert_permfail(verify_cached(f, &r), "disabled");
+	vault_cache_check_interval(1000);
+}
+
+/* A change made through another connection (another rtcauthctl, another
+ * server of a pool) with no flush at all is seen at the next version poll. */
+static void test_vault_cache_sees_changes_from_elsewhere_at_the_next_poll(void **state)
+{
+	struct fx *f = *state;
+	struct store *other;
+	struct req r;
+	char err[256];
+
+	make_req(&r, DIGEST_MD5, "alice", "example.test", PASSWORD);
+	vault_cache_check_interval(0); /* poll on every lookup */
+	vault_cache_flush();
+	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
+	assert_int_equal(store_open(f->path, 0, 50, &other, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_user_set_enabled(other, f->alice.uri, false), STORE_OK);
+	assert_permfail(verify_cached(f, &r), "disabled");
+	assert_int_equal(store_user_set_enabled(other, f->alice.uri, true), STORE_OK);
+	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
+	/* a new password (keys replaced, no users row touched) counts too */
+	assert_int_equal(vault_set_password(other, &f->alice, "new-pw", 6), STORE_OK);
+	assert_permfail(verify_cached(f, &r), "bad_response");
+	store_close(other);
+	vault_cache_check_interval(1000);
+}
+
+/* When the version cannot be read the cache is not trusted: an outage is a
+ * temporary failure even for a user whose key is cached. */
+static void test_vault_cache_is_bypassed_when_the_version_is_unreadable(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db;
+	struct req r;
+
+	make_req(&r, DIGEST_MD5, "alice", "example.test", PASSWORD);
+	vault_cache_check_interval(0);
+	vault_cache_flush();
+	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
+	/* break the store under the open handle (see the outage test below);
+	 * alice disabled first, so a stale cache hit would say OK */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "UPDATE users SET enabled = 0;"
+				      "ALTER TABLE cred_version RENAME TO cred_version_gone",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_permfail(verify_cached(f, &r), "disabled"); /* from the store, not the cache */
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE users RENAME TO users_gone", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(verify_cached(f, &r).kind, VERDICT_TEMPFAIL);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE users_gone RENAME TO users;"
+				      "ALTER TABLE cred_version_gone RENAME TO cred_version;"
+				      "UPDATE users SET enabled = 1",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
+	vault_cache_check_interval(1000);
 }
 
 static void test_vault_cache_remembers_unknown_users_too(void **state)
@@ -225,6 +288,7 @@ static void test_vault_cache_remembers_unknown_users_too(void **state)
 	struct store_user bob;
 	struct req r;
 
+	vault_cache_check_interval(3600 * 1000); /* only flushes count here */
 	make_req(&r, DIGEST_MD5, "bob", "example.test", "pw-bob");
 	vault_cache_flush();
 	assert_permfail(verify_cached(f, &r), "unknown_user");
@@ -238,6 +302,7 @@ static void test_vault_cache_remembers_unknown_users_too(void **state)
 	assert_permfail(verify_cached(f, &r), "unknown_user");
 	vault_cache_flush();
 	assert_int_equal(verify_cached(f, &r).kind, VERDICT_OK);
+	vault_cache_check_interval(1000);
 }
 
 static void test_vault_verifies_every_alg_and_both_username_forms(void **state)
@@ -496,6 +561,8 @@ int main(void)
 	    T(test_vault_cache_keeps_a_disabled_user_until_flushed),
 	    T(test_vault_mac_is_hmac_sha256_of_purpose_nul_data),
 	    T(test_vault_cache_remembers_unknown_users_too),
+	    T(test_vault_cache_sees_changes_from_elsewhere_at_the_next_poll),
+	    T(test_vault_cache_is_bypassed_when_the_version_is_unreadable),
 	    T(test_vault_set_password_on_missing_user_fails),
 	    T(test_vault_store_outage_is_tempfail_not_unknown_user),
 	    T(test_vault_set_password_on_locked_store_is_unavailable),

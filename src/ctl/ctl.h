@@ -134,5 +134,7 @@ int ctl_reg_main(struct ctl *c, int argc, char **argv);
 int ctl_lockout_main(struct ctl *c, int argc, char **argv);
 int ctl_status_main(struct ctl *c, int argc, char **argv);
 int ctl_audit_main(struct ctl *c, int argc, char **argv);
+int ctl_oauth_main(struct ctl *c, int argc, char **argv);
+int ctl_partner_main(struct ctl *c, int argc, char **argv);
 
 #endif

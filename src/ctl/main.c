@@ -19,7 +19,8 @@ static void usage(FILE *out)
 	    out,
 	    "usage: rtcauthctl [-c PATH] COMMAND [ARGS...]\n"
 	    "\n"
-	    "Administer rtcauth: users, registrations, lockouts, status, audit log.\n"
+	    "Administer rtcauth: users, registrations, lockouts, status, audit log,\n"
+	    "OAuth signing keys and partner applications.\n"
 	    "\n"
 	    "options:\n"
 	    "  -c, --config PATH   config file (default " CTL_DEFAULT_CONFIG ")\n"
@@ -39,6 +40,13 @@ static void usage(FILE *out)
 	    "  status [--json]             uptime, workers, registrations, counters (needs "
 	    "rtcauthd)\n"
 	    "  audit list [--limit N] [--json]\n"
+	    "  oauth key new [--alg RS256|PS256|ES256|EdDSA]   token-signing keys and rollover\n"
+	    "  oauth key list [--json] | oauth key publish|activate|retire KID\n"
+	    "  partner add NAME (--metadata-url URL | --issuer ID --cert FILE | --jwks FILE)\n"
+	    "              [--realm R] [--trust full|application|user] [--resources r1,r2]\n"
+	    "              [--lifetime SECONDS]\n"
+	    "  partner list [--json] | partner show NAME [--json]\n"
+	    "  partner enable|disable|del NAME | partner refresh NAME (needs rtcauthd)\n"
 	    "\n"
 	    "exit codes:\n"
 	    "  0 success    1 other error (store unavailable, I/O)    2 usage error\n"
@@ -122,6 +130,10 @@ int main(int argc, char **argv)
 		rc = ctl_status_main(&c, argc, argv);
 	else if (strcmp(cmd, "audit") == 0)
 		rc = ctl_audit_main(&c, argc, argv);
+	else if (strcmp(cmd, "oauth") == 0)
+		rc = ctl_oauth_main(&c, argc, argv);
+	else if (strcmp(cmd, "partner") == 0)
+		rc = ctl_partner_main(&c, argc, argv);
 	else if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		rc = CTL_EXIT_OK;

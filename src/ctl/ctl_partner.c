@@ -1,0 +1,951 @@
+/*
+ * rtcauthctl partner add|list|show|enable|disable|del|refresh: partner
+ * applications (servers that present tokens to us and to whom we issue
+ * tokens), kept in the store. Every input is checked here before anything
+ * is written: name, issuer, realm, https metadata URL, certificate files
+ * (public keys only: RSA >= 2048 bits, P-256, Ed25519), JWKS documents
+ * (a JSON object with a non-empty "keys" array of public keys), trust level,
+ * resources, token lifetime. Each change writes an audit row in the same
+ * transaction. Metadata URLs are fetched by the running rtcauthd, never here.
+ */
+#include "ctl/ctl.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "core/b64.h"
+
+#define LIFETIME_DEFAULT 3600
+#define LIFETIME_MIN	 60
+#define LIFETIME_MAX	 86400 /* the server's bound on a partner's token lifetime */
+#define MAX_CERTS	 16
+#define MAX_JWKS_KEYS	 32
+#define RESOURCE_MAX	 128
+
+static const struct ctl_cmd_help h_add = {
+    "partner add",
+    "NAME (--metadata-url URL | --issuer ID --cert FILE | --jwks FILE) [--issuer ID] "
+    "[--realm R] [--trust full|application|user] [--resources r1,r2] [--lifetime SECONDS]",
+    "Register a partner application.",
+    "  --metadata-url URL  https URL of the partner's metadata; rtcauthd fetches its\n"
+    "                      keys (and issuer, if --issuer is not given)\n"
+    "  --issuer ID         the partner's issuer / principal id (required with --cert;\n"
+    "                      with --jwks it defaults to NAME)\n"
+    "  --cert FILE         PEM certificate(s) of the partner's signing keys\n"
+    "  --jwks FILE         a JWKS document with the partner's public keys\n"
+    "  --realm R           the partner's realm (default: the SIP domain)\n"
+    "  --trust LEVEL       full: as itself and as any user of the realm;\n"
+    "                      application (default): as itself; user: for users only\n"
+    "  --resources LIST    comma-separated resources (scopes) granted (default none)\n"
+    "  --lifetime SECONDS  lifetime of tokens issued to it, 60 to 86400 (default 3600)\n"
+    "NAME: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit.\n"};
+static const struct ctl_cmd_help h_list = {"partner list", "[--json]", "List partners.",
+					   "  --json  a JSON array of objects\n"};
+static const struct ctl_cmd_help h_show = {"partner show", "NAME [--json]", "Show one partner.",
+					   "  --json  a JSON object, keys included\n"};
+static const struct ctl_cmd_help h_enable = {"partner enable", "NAME",
+					     "Accept a disabled partner's tokens again.", NULL};
+static const struct ctl_cmd_help h_disable = {
+    "partner disable", "NAME", "Refuse a partner's tokens and issue it none (kept).", NULL};
+static const struct ctl_cmd_help h_del = {"partner del", "NAME", "Delete a partner.", NULL};
+static const struct ctl_cmd_help h_refresh = {
+    "partner refresh", "NAME", "Ask rtcauthd to fetch a partner's metadata now.",
+    "The fetch is done by the running rtcauthd (verified HTTPS); without a running\n"
+    "daemon this exits 5 and nothing is fetched.\n"};
+
+/* ---- validation ---- */
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("rtcauthctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CTL_EXIT_USAGE;
+}
+
+static int check_name(const char *name)
+{
+	size_t n = strlen(name);
+	bool ok = n > 0 && n < STORE_PARTNER_NAME_MAX && isalnum((unsigned char)name[0]);
+
+	for (size_t i = 0; ok && i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		ok = isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
+	}
+	if (!ok)
+		return bad("invalid partner name '%s': use 1 to %d letters, digits, '.', '_' or "
+			   "'-', starting with a letter or digit",
+			   name, STORE_PARTNER_NAME_MAX - 1);
+	return 0;
+}
+
+/* printable ASCII without spaces, 1 to cap-1 bytes */
+static bool printable(const char *s, size_t cap)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= cap)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+static int check_issuer(const char *iss)
+{
+	if (!printable(iss, STORE_URI_MAX))
+		return bad("invalid issuer '%s': 1 to %d printable characters without spaces", iss,
+			   STORE_URI_MAX - 1);
+	if (strchr(iss, '@'))
+		return bad("invalid issuer '%s': give the id without '@realm' and the realm "
+			   "with --realm",
+			   iss);
+	return 0;
+}
+
+static int check_realm(const char *realm)
+{
+	size_t n = strlen(realm);
+	bool ok = n > 0 && n < STORE_URI_MAX;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		unsigned char ch = (unsigned char)realm[i];
+		ok = isalnum(ch) || ch == '.' || ch == '-' || ch == '_';
+	}
+	if (!ok)
+		return bad("invalid realm '%s': a domain name or a GUID (letters, digits, '.', "
+			   "'-', '_'; at most %d)",
+			   realm, STORE_URI_MAX - 1);
+	return 0;
+}
+
+/* https://host[:port][/path][?query]; no credentials, no fragment. */
+static int check_url(const char *url)
+{
+	const char *host, *end, *colon;
+	size_t hl;
+
+	if (!printable(url, STORE_PARTNER_URL_MAX))
+		return bad("invalid metadata URL '%s': at most %d printable characters without "
+			   "spaces",
+			   url, STORE_PARTNER_URL_MAX - 1);
+	if (strncasecmp(url, "https://", 8) != 0)
+		return bad("metadata URL '%s' is not https: partner keys are fetched over "
+			   "verified HTTPS only (use https://...)",
+			   url);
+	host = url + 8;
+	end = host + strcspn(host, "/?#");
+	hl = (size_t)(end - host);
+	if (hl == 0)
+		return bad("metadata URL '%s' has no host", url);
+	if (memchr(host, '@', hl))
+		return bad("metadata URL '%s' contains credentials ('user@'); remove them", url);
+	if (strchr(url, '#'))
+		return bad("metadata URL '%s' has a fragment ('#...'); remove it", url);
+	colon = host[0] == '[' ? memchr(host, ']', hl) : host;
+	if (!colon)
+		return bad("metadata URL '%s': unterminated IPv6 address", url);
+	colon = memchr(colon, ':', (size_t)(end - colon));
+	if (colon) {
+		long port = 0;
+		const char *p = colon + 1;
+
+		if (p == end)
+			return bad("metadata URL '%s': empty port", url);
+		for (; p < end; p++) {
+			if (!isdigit((unsigned char)*p) || (port = port * 10 + (*p - '0')) > 65535)
+				return bad("metadata URL '%s': bad port", url);
+		}
+		if (port == 0)
+			return bad("metadata URL '%s': bad port", url);
+	}
+	return 0;
+}
+
+/* Normalise "a, b,,a" into "a,b": trimmed, no empties, no duplicates. */
+static int normalise_resources(const char *in, char *out, size_t cap)
+{
+	char *copy = strdup(in), *save = NULL, *tok;
+	size_t len = 0;
+	int rc = 0;
+
+	if (!copy) {
+		ctl_err("out of memory");
+		return CTL_EXIT_ERR;
+	}
+	out[0] = '\0';
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		size_t n;
+		char *e;
+
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		e = tok + strlen(tok);
+		while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
+			*--e = '\0';
+		n = strlen(tok);
+		if (n == 0)
+			continue;
+		/* RFC 6749 §3.3 scope-token characters */
+		for (size_t i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)tok[i];
+			if (ch < 0x21 || ch == 0x22 || ch == 0x5c || ch > 0x7e) {
+				rc = bad("invalid resource '%s': printable characters other than "
+					 "space, '\"' and '\\'",
+					 tok);
+				goto out;
+			}
+		}
+		if (n > RESOURCE_MAX) {
+			rc = bad("resource '%.40s...' is too long (at most %d)", tok, RESOURCE_MAX);
+			goto out;
+		}
+		{
+			/* duplicate? compare against the items already in out */
+			const char *p = out;
+			bool dup = false;
+			while (*p && !dup) {
+				size_t l = strcspn(p, ",");
+				dup = l == n && strncmp(p, tok, n) == 0;
+				p += l + (p[l] == ',');
+			}
+			if (dup)
+				continue;
+		}
+		if (len + n + 2 > cap) {
+			rc = bad("too many resources (at most %zu characters in all)", cap - 1);
+			goto out;
+		}
+		if (len)
+			out[len++] = ',';
+		memcpy(out + len, tok, n);
+		len += n;
+		out[len] = '\0';
+	}
+out:
+	free(copy);
+	return rc;
+}
+
+/* Read a whole small file (NUL-terminated) or say why not. */
+static char *read_file(const char *what, const char *path, size_t max, size_t *len, int *rc)
+{
+	FILE *fp = fopen(path, "rb");
+	struct stat st;
+	char *buf = NULL;
+
+	*rc = CTL_EXIT_USAGE;
+	if (!fp) {
+		bad("cannot read the %s file %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
+		bad("%s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_size <= 0 || (size_t)st.st_size >= max) {
+		bad("the %s file %s is %s (at most %zu bytes)", what, path,
+		    st.st_size <= 0 ? "empty" : "too big", max - 1);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		ctl_err("out of memory");
+		*rc = CTL_EXIT_ERR;
+		goto out;
+	}
+	*len = fread(buf, 1, (size_t)st.st_size, fp);
+	if (*len != (size_t)st.st_size) {
+		bad("cannot read the %s file %s: %s", what, path,
+		    ferror(fp) ? strerror(errno) : "short read");
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	buf[*len] = '\0';
+	*rc = 0;
+out:
+	fclose(fp);
+	return buf;
+}
+
+/* A partner's public key must be one we can verify safely. */
+static int check_pubkey(EVP_PKEY *pk, const char *where)
+{
+	char group[32];
+
+	if (EVP_PKEY_is_a(pk, "RSA")) {
+		if (EVP_PKEY_get_bits(pk) < 2048)
+			return bad("%s: RSA key of %d bits; at least 2048 bits are required", where,
+				   EVP_PKEY_get_bits(pk));
+		return 0;
+	}
+	if (EVP_PKEY_is_a(pk, "EC")) {
+		if (EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL) != 1 ||
+		    strcmp(group, "prime256v1") != 0)
+			return bad("%s: EC key on curve %s; only P-256 (ES256) is accepted", where,
+				   group);
+		return 0;
+	}
+	if (EVP_PKEY_is_a(pk, "ED25519"))
+		return 0;
+	return bad("%s: unsupported key type %s (use RSA >= 2048 bits, EC P-256 or Ed25519)", where,
+		   EVP_PKEY_get0_type_name(pk));
+}
+
+/* Parse the PEM certificates of a file; *out gets them re-encoded. */
+static int load_certs(const char *path, char **out)
+{
+	size_t len = 0, n = 0;
+	int rc;
+	char *text = read_file("certificate", path, STORE_PARTNER_KEYS_MAX / 2, &len, &rc);
+	BIO *in = NULL, *pem = NULL;
+	char where[300], *data;
+	long dlen;
+	X509 *x;
+
+	*out = NULL;
+	if (!text)
+		return rc;
+	rc = CTL_EXIT_USAGE;
+	if (strstr(text, "PRIVATE KEY-----")) {
+		bad("%s contains a private key; give the partner's certificate only (and keep "
+		    "private keys off this server)",
+		    path);
+		goto out;
+	}
+	in = BIO_new_mem_buf(text, (int)len);
+	pem = BIO_new(BIO_s_mem());
+	if (!in || !pem) {
+		rc = CTL_EXIT_ERR;
+		goto out;
+	}
+	while ((x = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
+		EVP_PKEY *pk = X509_get0_pubkey(x);
+		n++;
+		snprintf(where, sizeof(where), "certificate %zu of %s", n, path);
+		if (!pk) {
+			X509_free(x);
+			bad("%s: unreadable public key", where);
+			goto out;
+		}
+		if (n > MAX_CERTS || check_pubkey(pk, where) != 0 ||
+		    PEM_write_bio_X509(pem, x) != 1) {
+			if (n > MAX_CERTS)
+				bad("%s holds more than %d certificates", path, MAX_CERTS);
+			X509_free(x);
+			goto out;
+		}
+		if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+			ctl_note("%s has expired; partners usually still sign with it, but renew "
+				 "it soon",
+				 where);
+		X509_free(x);
+	}
+	ERR_clear_error();
+	if (n == 0) {
+		bad("%s is not a PEM certificate (no '-----BEGIN CERTIFICATE-----' block that "
+		    "parses); a DER file converts with: openssl x509 -inform der -in FILE -out "
+		    "FILE.pem",
+		    path);
+		goto out;
+	}
+	dlen = BIO_get_mem_data(pem, &data);
+	*out = dlen > 0 ? strndup(data, (size_t)dlen) : NULL;
+	rc = *out ? 0 : CTL_EXIT_ERR;
+out:
+	BIO_free(in);
+	BIO_free(pem);
+	free(text);
+	return rc;
+}
+
+/* Bits of a big-endian base64url integer (JWK "n"). -1 if not base64url. */
+static long b64_bits(const char *s)
+{
+	size_t n = strlen(s), len = 0, i = 0;
+	uint8_t *buf = malloc(b64_decoded_max(n) + 1);
+	long bits = -1;
+
+	if (buf && b64_url_decode(s, n, buf, b64_decoded_max(n) + 1, &len) == 0) {
+		while (i < len && buf[i] == 0)
+			i++;
+		bits = (long)(len - i) * 8;
+		if (i < len)
+			for (uint8_t top = buf[i]; !(top & 0x80); top <<= 1)
+				bits--;
+	}
+	free(buf);
+	return bits;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static int check_jwk(const json_t *jwk, size_t i, const char *path)
+{
+	const char *kty = jstr(jwk, "kty"), *crv = jstr(jwk, "crv"), *alg = jstr(jwk, "alg");
+	static const char *const priv[] = {"d", "p", "q", "dp", "dq", "qi", "k"};
+
+	if (!json_is_object(jwk) || !kty)
+		return bad("%s: keys[%zu] is not a JWK object with a \"kty\"", path, i);
+	for (size_t j = 0; j < sizeof(priv) / sizeof(priv[0]); j++)
+		if (json_object_get(jwk, priv[j]))
+			return bad("%s: keys[%zu] holds private or secret key material (\"%s\"); "
+				   "give public keys only",
+				   path, i, priv[j]);
+	if (alg && strcmp(alg, "RS256") != 0 && strcmp(alg, "PS256") != 0 &&
+	    strcmp(alg, "ES256") != 0 && strcmp(alg, "EdDSA") != 0)
+		return bad("%s: keys[%zu] has \"alg\" %s; accepted: RS256, PS256, ES256, EdDSA",
+			   path, i, alg);
+	if (strcmp(kty, "RSA") == 0) {
+		long bits = jstr(jwk, "n") ? b64_bits(jstr(jwk, "n")) : -1;
+		if (bits < 0 || !jstr(jwk, "e"))
+			return bad("%s: keys[%zu] is an RSA key without a valid \"n\" and \"e\"",
+				   path, i);
+		if (bits < 2048)
+			return bad("%s: keys[%zu] is an RSA key of %ld bits; at least 2048 bits "
+				   "are required",
+				   path, i, bits);
+		return 0;
+	}
+	if (strcmp(kty, "EC") == 0) {
+		if (!crv || strcmp(crv, "P-256") != 0 || !jstr(jwk, "x") || !jstr(jwk, "y"))
+			return bad("%s: keys[%zu] is an EC key that is not P-256 with \"x\" and "
+				   "\"y\"",
+				   path, i);
+		return 0;
+	}
+	if (strcmp(kty, "OKP") == 0) {
+		if (!crv || strcmp(crv, "Ed25519") != 0 || !jstr(jwk, "x"))
+			return bad("%s: keys[%zu] is an OKP key that is not Ed25519 with \"x\"",
+				   path, i);
+		return 0;
+	}
+	return bad("%s: keys[%zu] has unsupported \"kty\" %s (RSA, EC or OKP)", path, i, kty);
+}
+
+/* Validate a JWKS file; *out gets it as compact JSON. */
+static int load_jwks(const char *path, char **out)
+{
+	size_t len = 0;
+	int rc;
+	char *text = read_file("JWKS", path, STORE_PARTNER_KEYS_MAX / 2, &len, &rc);
+	json_error_t jerr;
+	json_t *doc, *keys;
+
+	*out = NULL;
+	if (!text)
+		return rc;
+	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(text);
+	if (!doc)
+		return bad("%s is not JSON: %s at line %d column %d", path, jerr.text, jerr.line,
+			   jerr.column);
+	rc = CTL_EXIT_USAGE;
+	keys = json_object_get(doc, "keys");
+	if (!json_is_object(doc))
+		bad("%s is not a JWKS: the document is not a JSON object", path);
+	else if (!json_is_array(keys) || json_array_size(keys) == 0)
+		bad("%s is not a JWKS: it has no non-empty \"keys\" array", path);
+	else if (json_array_size(keys) > MAX_JWKS_KEYS)
+		bad("%s holds more than %d keys", path, MAX_JWKS_KEYS);
+	else {
+		rc = 0;
+		for (size_t i = 0; rc == 0 && i < json_array_size(keys); i++)
+			rc = check_jwk(json_array_get(keys, i), i, path);
+	}
+	if (rc == 0) {
+		*out = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		rc = *out ? 0 : CTL_EXIT_ERR;
+	}
+	json_decref(doc);
+	return rc;
+}
+
+/* ---- commands ---- */
+
+static int partner_not_found(const char *name)
+{
+	ctl_err("partner %s not found (see: rtcauthctl partner list)", name);
+	return CTL_EXIT_NOTFOUND;
+}
+
+static int partner_failed(struct ctl *c, const char *what, int rc)
+{
+	ctl_err("%s failed: %s (%s)", what, store_strerror(rc), store_errmsg(c->store));
+	return ctl_store_exit(rc);
+}
+
+struct add_args {
+	const char *url, *issuer, *cert, *jwks, *realm, *trust, *resources, *lifetime;
+	bool has_url, has_issuer, has_cert, has_jwks, has_realm, has_trust, has_res, has_life;
+};
+
+/* Fill p (but certs/jwks) from the options; 0 or an exit code (said). */
+static int add_fields(struct ctl *c, const struct add_args *a, struct store_partner *p)
+{
+	int nsrc = a->has_url + a->has_cert + a->has_jwks, rc;
+	char *end;
+	long life;
+
+	if (nsrc != 1)
+		return bad("give exactly one key source: --metadata-url URL, --issuer ID --cert "
+			   "FILE, or --jwks FILE (see: rtcauthctl partner add --help)");
+	if (a->has_cert && !a->has_issuer)
+		return bad("--cert needs --issuer ID: the issuer / principal id the partner's "
+			   "tokens carry");
+	p->source = a->has_url	  ? STORE_PARTNER_METADATA
+		    : a->has_cert ? STORE_PARTNER_CERT
+				  : STORE_PARTNER_JWKS;
+	if (a->has_url && (rc = check_url(a->url)))
+		return rc;
+	if (a->has_url)
+		snprintf(p->metadata_url, sizeof(p->metadata_url), "%s", a->url);
+	if (a->has_issuer && (rc = check_issuer(a->issuer)))
+		return rc;
+	snprintf(p->issuer, sizeof(p->issuer), "%s",
+		 a->has_issuer ? a->issuer
+		 : a->has_jwks ? p->name
+			       : "");
+	if (a->has_realm && (rc = check_realm(a->realm)))
+		return rc;
+	snprintf(p->realm, sizeof(p->realm), "%s", a->has_realm ? a->realm : c->cfg.domain);
+	p->trust = STORE_TRUST_APPLICATION;
+	if (a->has_trust && store_partner_trust_parse(a->trust, &p->trust) != STORE_OK)
+		return bad("unknown trust level '%s' (use full, application or user)", a->trust);
+	if (a->has_res &&
+	    (rc = normalise_resources(a->resources, p->resources, sizeof(p->resources))))
+		return rc;
+	life = LIFETIME_DEFAULT;
+	if (a->has_life) {
+		errno = 0;
+		life = strtol(a->lifetime, &end, 10);
+		if (errno || end == a->lifetime || *end || life < LIFETIME_MIN ||
+		    life > LIFETIME_MAX)
+			return bad("token lifetime '%s' out of bounds: %d to %d seconds",
+				   a->lifetime, LIFETIME_MIN, LIFETIME_MAX);
+	}
+	p->lifetime = (int32_t)life;
+	p->enabled = true;
+	return 0;
+}
+
+static int partner_add(struct ctl *c, int argc, char **argv)
+{
+	struct add_args a = {0};
+	const struct ctl_opt opts[] = {{"--metadata-url", &a.url, &a.has_url},
+				       {"--issuer", &a.issuer, &a.has_issuer},
+				       {"--cert", &a.cert, &a.has_cert},
+				       {"--jwks", &a.jwks, &a.has_jwks},
+				       {"--realm", &a.realm, &a.has_realm},
+				       {"--trust", &a.trust, &a.has_trust},
+				       {"--resources", &a.resources, &a.has_res},
+				       {"--lifetime", &a.lifetime, &a.has_life},
+				       {NULL, NULL, NULL}};
+	struct store_partner *p = calloc(1, sizeof(*p)), *old = calloc(1, sizeof(*old));
+	const char *pos[1];
+	char detail[512];
+	int n, rc;
+
+	if (!p || !old) {
+		ctl_err("out of memory");
+		rc = CTL_EXIT_ERR;
+		goto out;
+	}
+	if (ctl_args(&h_add, argc, argv, opts, pos, 1, 1, &n, &rc))
+		goto out;
+	if ((rc = check_name(pos[0])))
+		goto out;
+	snprintf(p->name, sizeof(p->name), "%s", pos[0]);
+	if ((rc = ctl_config(c)) || (rc = add_fields(c, &a, p)))
+		goto out;
+	if (a.has_cert && (rc = load_certs(a.cert, &p->certs)))
+		goto out;
+	if (a.has_jwks && (rc = load_jwks(a.jwks, &p->jwks)))
+		goto out;
+	if ((rc = ctl_store(c)))
+		goto out;
+	rc = store_partner_get(c->store, p->name, old);
+	store_partner_clear(old);
+	if (rc == STORE_OK) {
+		ctl_err("partner %s already exists (see: rtcauthctl partner show %s; to replace "
+			"it: rtcauthctl partner del %s, then add it again)",
+			p->name, p->name, p->name);
+		rc = CTL_EXIT_CONFLICT;
+		goto out;
+	}
+	snprintf(detail, sizeof(detail),
+		 "source=%s issuer=\"%s\" realm=%s trust=%s resources=\"%s\" lifetime=%d",
+		 store_partner_source_name(p->source), p->issuer, p->realm,
+		 store_partner_trust_name(p->trust), p->resources, (int)p->lifetime);
+	rc = store_begin(c->store);
+	if (rc == STORE_OK)
+		rc = store_partner_add(c->store, p);
+	if (rc == STORE_OK)
+		rc = ctl_audit(c, "partner.add", p->name, detail);
+	if (rc == STORE_OK)
+		rc = store_commit(c->store);
+	if (rc != STORE_OK) {
+		store_rollback(c->store);
+		if (rc == STORE_CONFLICT) {
+			ctl_err("partner %s, or a partner with issuer %s in realm %s, already "
+				"exists (see: rtcauthctl partner list)",
+				p->name, p->issuer, p->realm);
+			rc = CTL_EXIT_CONFLICT;
+		} else {
+			rc = partner_failed(c, "adding the partner", rc);
+		}
+		goto out;
+	}
+	printf("added partner %s (%s keys, trust %s, realm %s)\n", p->name,
+	       store_partner_source_name(p->source), store_partner_trust_name(p->trust), p->realm);
+	if (p->source == STORE_PARTNER_METADATA)
+		ctl_note("rtcauthd fetches the metadata of %s at start and on schedule; to fetch "
+			 "now: rtcauthctl partner refresh %s",
+			 p->name, p->name);
+	rc = CTL_EXIT_OK;
+out:
+	if (p) {
+		free(p->certs); /* ours (strndup / json_dumps), not the store's */
+		free(p->jwks);
+	}
+	free(p);
+	free(old);
+	return rc;
+}
+
+static json_t *resources_json(const char *list)
+{
+	json_t *a = json_array();
+	const char *p = list;
+
+	while (a && *p) {
+		size_t l = strcspn(p, ",");
+		json_array_append_new(a, json_stringn(p, l));
+		p += l + (p[l] == ',');
+	}
+	return a;
+}
+
+static json_t *partner_json(const struct store_partner *p, bool keys)
+{
+	json_t *o = json_pack("{s:s, s:b, s:s, s:s, s:s, s:o, s:i, s:s, s:s, s:I, s:s, s:I, s:I}",
+			      "name", p->name, "enabled", p->enabled, "issuer", p->issuer, "realm",
+			      p->realm, "trust", store_partner_trust_name(p->trust), "resources",
+			      resources_json(p->resources), "lifetime", (int)p->lifetime, "source",
+			      store_partner_source_name(p->source), "metadata_url", p->metadata_url,
+			      "last_fetch", (json_int_t)p->last_fetch, "last_error", p->last_error,
+			      "created", (json_int_t)p->created, "updated", (json_int_t)p->updated);
+
+	if (o && keys) {
+		json_object_set_new(o, "certificates",
+				    p->certs ? json_string(p->certs) : json_null());
+		json_object_set_new(o, "jwks",
+				    p->jwks ? json_loads(p->jwks, 0, NULL) : json_null());
+	}
+	return o;
+}
+
+struct list_ctx {
+	bool json;
+	size_t count;
+};
+
+static int list_cb(void *ctx, const struct store_partner *p)
+{
+	struct list_ctx *l = ctx;
+
+	if (l->json) {
+		json_t *o = partner_json(p, false);
+		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+		json_decref(o);
+		if (!s)
+			return -1;
+		printf("%s\n  %s", l->count ? "," : "", s);
+		free(s);
+	} else {
+		if (l->count == 0)
+			printf("%-20s  %-7s  %-11s  %-8s  %-20s  %s\n", "NAME", "ENABLED", "TRUST",
+			       "KEYS", "REALM", "ISSUER");
+		printf("%-20s  %-7s  %-11s  %-8s  %-20s  %s\n", p->name, p->enabled ? "yes" : "no",
+		       store_partner_trust_name(p->trust), store_partner_source_name(p->source),
+		       p->realm, p->issuer[0] ? p->issuer : "-");
+	}
+	l->count++;
+	return 0;
+}
+
+static int partner_list(struct ctl *c, int argc, char **argv)
+{
+	bool json = false;
+	const struct ctl_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
+	struct list_ctx l = {false, 0};
+	const char *pos[1];
+	int n, rc;
+
+	if (ctl_args(&h_list, argc, argv, opts, pos, 0, 0, &n, &rc))
+		return rc;
+	l.json = json;
+	if ((rc = ctl_store(c)))
+		return rc;
+	if (json)
+		fputs("[", stdout);
+	rc = store_partner_list(c->store, list_cb, &l);
+	if (json)
+		fputs(l.count ? "\n]\n" : "]\n", stdout);
+	if (rc != STORE_OK)
+		return partner_failed(c, "listing partners", rc < 0 ? rc : STORE_UNAVAILABLE);
+	if (!json && l.count == 0)
+		ctl_note("no partners yet (add one with: rtcauthctl partner add NAME ...)");
+	return CTL_EXIT_OK;
+}
+
+/* The partner named by a command's argument: 0 or an exit code (said). */
+static int load_partner(struct ctl *c, const char *name, struct store_partner *p)
+{
+	int rc = check_name(name);
+
+	if (rc || (rc = ctl_store(c)))
+		return rc;
+	rc = store_partner_get(c->store, name, p);
+	if (rc == STORE_NOTFOUND)
+		return partner_not_found(name);
+	if (rc != STORE_OK)
+		return partner_failed(c, "reading the partner", rc);
+	return 0;
+}
+
+static void show_keys(const struct store_partner *p)
+{
+	if (p->certs) {
+		BIO *in = BIO_new_mem_buf(p->certs, -1);
+		X509 *x;
+		char subj[256], t[32];
+
+		while (in && (x = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
+			X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
+			{
+				struct tm tm;
+				t[0] = '\0';
+				if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+					strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			}
+			printf("certificate:      %s (%s, until %s)\n", subj,
+			       EVP_PKEY_get0_type_name(X509_get0_pubkey(x)), t);
+			X509_free(x);
+		}
+		ERR_clear_error();
+		BIO_free(in);
+	}
+	if (p->jwks) {
+		json_t *doc = json_loads(p->jwks, 0, NULL), *keys = json_object_get(doc, "keys");
+
+		for (size_t i = 0; i < json_array_size(keys); i++) {
+			json_t *k = json_array_get(keys, i);
+			printf("jwk:              kty=%s kid=%s\n", jstr(k, "kty"),
+			       jstr(k, "kid") ? jstr(k, "kid") : "-");
+		}
+		json_decref(doc);
+	}
+}
+
+static int partner_show(struct ctl *c, int argc, char **argv)
+{
+	bool json = false;
+	const struct ctl_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
+	struct store_partner *p = calloc(1, sizeof(*p));
+	const char *pos[1];
+	char t1[32], t2[32], t3[32];
+	int n, rc;
+
+	if (!p) {
+		ctl_err("out of memory");
+		return CTL_EXIT_ERR;
+	}
+	if (ctl_args(&h_show, argc, argv, opts, pos, 1, 1, &n, &rc))
+		goto out;
+	if ((rc = load_partner(c, pos[0], p)))
+		goto out;
+	if (json) {
+		rc = ctl_print_json(partner_json(p, true));
+		goto out;
+	}
+	printf("name:             %s\n"
+	       "enabled:          %s\n"
+	       "issuer:           %s\n"
+	       "realm:            %s\n"
+	       "trust:            %s\n"
+	       "resources:        %s\n"
+	       "token lifetime:   %d s\n"
+	       "keys from:        %s\n",
+	       p->name, p->enabled ? "yes" : "no", p->issuer[0] ? p->issuer : "- (from metadata)",
+	       p->realm, store_partner_trust_name(p->trust), p->resources[0] ? p->resources : "-",
+	       (int)p->lifetime, store_partner_source_name(p->source));
+	if (p->source == STORE_PARTNER_METADATA)
+		printf("metadata URL:     %s\n"
+		       "last fetch:       %s%s%s\n",
+		       p->metadata_url, ctl_time(p->last_fetch, t1, sizeof(t1)),
+		       p->last_error[0] ? ", error: " : "", p->last_error);
+	show_keys(p);
+	printf("created:          %s\n"
+	       "updated:          %s\n",
+	       ctl_time(p->created, t2, sizeof(t2)), ctl_time(p->updated, t3, sizeof(t3)));
+	rc = CTL_EXIT_OK;
+out:
+	store_partner_clear(p);
+	free(p);
+	return rc;
+}
+
+static int partner_change(struct ctl *c, const struct ctl_cmd_help *h, const char *action, int argc,
+			  char **argv)
+{
+	const char *pos[1];
+	bool del = strcmp(action, "partner.del") == 0;
+	int n, rc;
+
+	if (ctl_args(h, argc, argv, NULL, pos, 1, 1, &n, &rc))
+		return rc;
+	if ((rc = check_name(pos[0])) || (rc = ctl_store(c)))
+		return rc;
+	rc = store_begin(c->store);
+	if (rc == STORE_OK)
+		rc = del ? store_partner_del(c->store, pos[0])
+			 : store_partner_set_enabled(c->store, pos[0],
+						     strcmp(action, "partner.enable") == 0);
+	if (rc == STORE_OK)
+		rc = ctl_audit(c, action, pos[0], "");
+	if (rc == STORE_OK)
+		rc = store_commit(c->store);
+	if (rc != STORE_OK) {
+		store_rollback(c->store);
+		return rc == STORE_NOTFOUND ? partner_not_found(pos[0])
+					    : partner_failed(c, "changing the partner", rc);
+	}
+	printf("partner %s %s\n", pos[0],
+	       del				       ? "deleted"
+	       : strcmp(action, "partner.enable") == 0 ? "enabled"
+						       : "disabled");
+	return CTL_EXIT_OK;
+}
+
+static int partner_refresh(struct ctl *c, int argc, char **argv)
+{
+	struct store_partner *p = calloc(1, sizeof(*p));
+	json_t *req = NULL, *rep = NULL;
+	const char *pos[1];
+	char reason[256];
+	int n, rc;
+
+	if (!p) {
+		ctl_err("out of memory");
+		return CTL_EXIT_ERR;
+	}
+	if (ctl_args(&h_refresh, argc, argv, NULL, pos, 1, 1, &n, &rc))
+		goto out;
+	if ((rc = load_partner(c, pos[0], p)))
+		goto out;
+	if (p->source != STORE_PARTNER_METADATA) {
+		rc = bad("partner %s has no metadata URL (its keys were given with --%s); "
+			 "nothing to refresh",
+			 p->name, p->source == STORE_PARTNER_CERT ? "cert" : "jwks");
+		goto out;
+	}
+	req = json_pack("{s:s, s:s}", "cmd", "partner.refresh", "name", p->name);
+	rc = req ? ctl_admin_call(c->cfg.admin_socket, req, &rep, reason, sizeof(reason))
+		 : CTL_EXIT_ERR;
+	if (rc == CTL_EXIT_DAEMON) {
+		ctl_err("the metadata of partner %s is fetched by the running rtcauthd, which is "
+			"not reachable at %s (%s); start rtcauthd: it fetches at start and on "
+			"schedule",
+			p->name, c->cfg.admin_socket, reason);
+		goto out;
+	}
+	if (rc) {
+		ctl_err("asking rtcauthd to refresh %s failed: %s", p->name,
+			req ? reason : "out of memory");
+		goto out;
+	}
+	rc = ctl_admin_check(rep);
+	if (rc == 0)
+		printf("rtcauthd is fetching the metadata of partner %s from %s (see: rtcauthctl "
+		       "partner show %s)\n",
+		       p->name, p->metadata_url, p->name);
+out:
+	json_decref(req);
+	json_decref(rep);
+	store_partner_clear(p);
+	free(p);
+	return rc;
+}
+
+static const struct {
+	const char *name;
+	const struct ctl_cmd_help *help;
+} partner_cmds[] = {
+    {"add", &h_add},	     {"list", &h_list}, {"show", &h_show},	 {"enable", &h_enable},
+    {"disable", &h_disable}, {"del", &h_del},	{"refresh", &h_refresh},
+};
+
+static void partner_usage(FILE *out)
+{
+	fprintf(out, "usage: rtcauthctl [-c PATH] partner COMMAND ...\ncommands:\n");
+	for (size_t i = 0; i < sizeof(partner_cmds) / sizeof(partner_cmds[0]); i++)
+		fprintf(out, "  partner %-8s %s\n", partner_cmds[i].name,
+			partner_cmds[i].help->usage);
+}
+
+int ctl_partner_main(struct ctl *c, int argc, char **argv)
+{
+	const char *sub = argc > 0 ? argv[0] : NULL;
+
+	if (!sub) {
+		ctl_err("partner: missing command (see: rtcauthctl partner --help)");
+		partner_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0) {
+		partner_usage(stdout);
+		return CTL_EXIT_OK;
+	}
+	argc--;
+	argv++;
+	if (strcmp(sub, "add") == 0)
+		return partner_add(c, argc, argv);
+	if (strcmp(sub, "list") == 0)
+		return partner_list(c, argc, argv);
+	if (strcmp(sub, "show") == 0)
+		return partner_show(c, argc, argv);
+	if (strcmp(sub, "enable") == 0)
+		return partner_change(c, &h_enable, "partner.enable", argc, argv);
+	if (strcmp(sub, "disable") == 0)
+		return partner_change(c, &h_disable, "partner.disable", argc, argv);
+	if (strcmp(sub, "del") == 0)
+		return partner_change(c, &h_del, "partner.del", argc, argv);
+	if (strcmp(sub, "refresh") == 0)
+		return partner_refresh(c, argc, argv);
+	ctl_err("partner: unknown command '%s' (see: rtcauthctl partner --help)", sub);
+	partner_usage(stderr);
+	return CTL_EXIT_USAGE;
+}

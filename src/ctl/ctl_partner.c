@@ -396,6 +396,17 @@ static long b64_bits(const char *s)
 	return bits;
 }
 
+/* Does the base64url member k of o decode to exactly n bytes? */
+static bool b64_is(const json_t *o, const char *k, size_t n)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	uint8_t buf[64];
+	size_t len = 0;
+
+	return s && n <= sizeof(buf) && b64_url_decode(s, strlen(s), buf, sizeof(buf), &len) == 0 &&
+	       len == n;
+}
+
 static const char *jstr(const json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
@@ -429,15 +440,17 @@ static int check_jwk(const json_t *jwk, size_t i, const char *path)
 		return 0;
 	}
 	if (strcmp(kty, "EC") == 0) {
-		if (!crv || strcmp(crv, "P-256") != 0 || !jstr(jwk, "x") || !jstr(jwk, "y"))
-			return bad("%s: keys[%zu] is an EC key that is not P-256 with \"x\" and "
-				   "\"y\"",
+		if (!crv || strcmp(crv, "P-256") != 0 || !b64_is(jwk, "x", 32) ||
+		    !b64_is(jwk, "y", 32))
+			return bad("%s: keys[%zu] is an EC key that is not P-256 with 32-byte "
+				   "\"x\" and \"y\"",
 				   path, i);
 		return 0;
 	}
 	if (strcmp(kty, "OKP") == 0) {
-		if (!crv || strcmp(crv, "Ed25519") != 0 || !jstr(jwk, "x"))
-			return bad("%s: keys[%zu] is an OKP key that is not Ed25519 with \"x\"",
+		if (!crv || strcmp(crv, "Ed25519") != 0 || !b64_is(jwk, "x", 32))
+			return bad("%s: keys[%zu] is an OKP key that is not Ed25519 with a "
+				   "32-byte \"x\"",
 				   path, i);
 		return 0;
 	}
@@ -608,9 +621,10 @@ static int partner_add(struct ctl *c, int argc, char **argv)
 	if (rc != STORE_OK) {
 		store_rollback(c->store);
 		if (rc == STORE_CONFLICT) {
-			ctl_err("partner %s, or a partner with issuer %s in realm %s, already "
-				"exists (see: rtcauthctl partner list)",
-				p->name, p->issuer, p->realm);
+			/* the name was free a moment ago: the issuer is taken */
+			ctl_err("another partner already has issuer %s in realm %s; one issuer "
+				"is one partner (see: rtcauthctl partner list)",
+				p->issuer, p->realm);
 			rc = CTL_EXIT_CONFLICT;
 		} else {
 			rc = partner_failed(c, "adding the partner", rc);

@@ -2,7 +2,7 @@
  * The store's OAuth tables (store.h): signing-key records and their rollover
  * state machine (exactly one current key, retired keys never come back), and
  * partner applications (unique names and issuers, enable/disable, delete,
- * the metadata-fetch columns), plus the migration from schema version 1.
+ * the metadata-fetch columns).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -550,37 +550,6 @@ static void test_store_partner_trust_names_roundtrip(void **state)
 	assert_string_equal(store_partner_source_name(STORE_PARTNER_JWKS), "jwks");
 }
 
-/* ---- migration ---- */
-
-static void test_store_migrates_a_version_1_database_keeping_users(void **state)
-{
-	struct fx *f = *state;
-	struct store_user u;
-	struct store_oauth_key k;
-	char err[256];
-	sqlite3 *db;
-
-	memset(&u, 0, sizeof(u));
-	snprintf(u.uri, sizeof(u.uri), "sip:alice@example.test");
-	u.enabled = true;
-	assert_int_equal(store_user_add(f->s, &u), STORE_OK);
-	store_close(f->s);
-	f->s = NULL;
-	/* back to what a version 1 database looks like */
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-				      "DROP TABLE oauth_keys; DROP TABLE partners;"
-				      " PRAGMA user_version = 1;",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
-	assert_int_equal(store_open(f->path, STORE_CREATE, 1000, &f->s, err, sizeof(err)),
-			 STORE_OK);
-	assert_int_equal(store_user_get(f->s, "sip:alice@example.test", &u), STORE_OK);
-	mk_key(&k, "k1", "RS256", STORE_OAUTH_KEY_CURRENT);
-	assert_int_equal(store_oauth_key_add(f->s, &k), STORE_OK);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -603,7 +572,6 @@ int main(void)
 	    T(test_store_partner_list_enable_disable_del),
 	    T(test_store_partner_set_fetch_keeps_last_good_keys),
 	    T(test_store_partner_trust_names_roundtrip),
-	    T(test_store_migrates_a_version_1_database_keeping_users),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

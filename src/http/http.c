@@ -164,6 +164,14 @@ static const struct route *route_find(const char *path, unsigned method, unsigne
 	return get;
 }
 
+http_handler_fn http_route_lookup(const char *path, unsigned method, unsigned *allowed, void **arg)
+{
+	const struct route *r = route_find(path, method, allowed);
+
+	*arg = r ? r->arg : NULL;
+	return r ? r->fn : NULL;
+}
+
 /* ---- responses ---- */
 
 int http_response_set(struct http_response *resp, int status, const char *content_type,

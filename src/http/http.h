@@ -100,6 +100,13 @@ typedef void (*http_handler_fn)(const struct http_request *req, struct http_resp
  * server runs. 0, or -1 when the table is full or the route exists already.
  */
 int http_route_add(unsigned methods, const char *path, bool prefix, http_handler_fn fn, void *arg);
+/*
+ * The handler (and its arg) that a request for method and path reaches,
+ * or NULL with *allowed the methods the path takes (0: no such path; else
+ * the answer is 405 with Allow). What the server does for each request;
+ * exposed for tests and for listing routes.
+ */
+http_handler_fn http_route_lookup(const char *path, unsigned method, unsigned *allowed, void **arg);
 /* Forget every route (tests; the daemon keeps them until exit). */
 void http_routes_clear(void);
 

@@ -146,6 +146,20 @@ static int decode_part(const char *p, size_t n, unsigned max_depth, json_t **out
 	return rc;
 }
 
+/* A part that must be base64url but is not parsed. */
+static int check_b64(const char *p, size_t n)
+{
+	size_t cap = b64_decoded_max(n), dlen;
+	uint8_t *buf = malloc(cap ? cap : 1);
+	int rc;
+
+	if (!buf)
+		return JOSE_ENOMEM;
+	rc = b64_url_decode(p, n, buf, cap, &dlen) ? JOSE_EBASE64URL : 0;
+	free(buf);
+	return rc;
+}
+
 /* An optional header member that must be a string when present. */
 static int header_str(const json_t *h, const char *name, const char **out)
 {
@@ -230,7 +244,11 @@ static int parse(const char *tok, size_t len, const struct jose_limits *lim, str
 		return JOSE_EBASE64URL;
 	if ((rc = decode_part(tok, (size_t)(d1 - tok), depth, &jws->header)) != 0)
 		goto out;
-	if ((rc = decode_part(d1 + 1, (size_t)(d2 - d1 - 1), depth, &jws->payload)) != 0)
+	if (lim && lim->raw_payload)
+		rc = check_b64(d1 + 1, (size_t)(d2 - d1 - 1));
+	else
+		rc = decode_part(d1 + 1, (size_t)(d2 - d1 - 1), depth, &jws->payload);
+	if (rc)
 		goto out;
 	jws->signing_input_len = (size_t)(d2 - tok);
 	rc = check_header(jws, none);

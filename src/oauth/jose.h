@@ -83,6 +83,13 @@ enum jose_alg jose_alg_from_name(const char *name);
 struct jose_limits {
 	size_t max_token;   /* bytes of the compact token */
 	unsigned max_depth; /* JSON nesting, the top object counting 1 */
+	/*
+	 * A JWS whose payload is not a JWT claims set (RFC 7515 allows any
+	 * bytes): the payload is checked as base64url only and jws->payload
+	 * stays NULL. For published JWS vectors and non-JWT uses; a JWT
+	 * consumer leaves it false.
+	 */
+	bool raw_payload;
 };
 
 /*
@@ -171,7 +178,7 @@ const struct jose_key *jose_keyset_find(const struct jose_keyset *ks, const char
 /* A parsed (and, from jose_verify, verified) compact JWS. */
 struct jose_jws {
 	json_t *header;	 /* a JSON object, owned */
-	json_t *payload; /* a JSON object, owned */
+	json_t *payload; /* a JSON object, owned (NULL with raw_payload) */
 	enum jose_alg alg;
 	const char *kid; /* header members, or NULL; point into header */
 	const char *x5t;

@@ -246,6 +246,58 @@ static void test_vault_cache_sees_changes_from_elsewhere_at_the_next_poll(void *
 	vault_cache_check_interval(1000);
 }
 
+/* The cache holds 10,000 users at once (the two-choice sets): after one
+ * pass, a second pass is answered without the store (which is broken in
+ * between, so every lookup that still reached it would fail). */
+static void test_vault_cache_holds_ten_thousand_users(void **state)
+{
+	enum { N = 10000 };
+	struct fx *f = *state;
+	static struct req r[N];
+	static char names[N][16];
+	char buf[128], ha1[33];
+	sqlite3 *db;
+	int ok = 0;
+
+	vault_cache_check_interval(3600 * 1000);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	for (int i = 0; i < N; i++) {
+		struct store_user u;
+		struct store_cred c = {.mech = "digest-md5", .variant = "user", .key_len = 16};
+
+		memset(&u, 0, sizeof(u));
+		snprintf(names[i], sizeof(names[i]), "u%d", i);
+		snprintf(buf, sizeof(buf), "sip:%s@example.test", names[i]);
+		assert_int_equal(store_uri_normalise(buf, u.uri, u.user, u.domain), STORE_OK);
+		u.enabled = true;
+		u.has_password = true;
+		assert_int_equal(store_user_add(f->s, &u), STORE_OK);
+		snprintf(buf, sizeof(buf), "%s:example.test:pw", names[i]);
+		h_hex(DIGEST_MD5, buf, ha1);
+		for (int k = 0; k < 16; k++)
+			sscanf(ha1 + 2 * k, "%2hhx", &c.key[k]);
+		assert_int_equal(store_cred_replace(f->s, u.id, &c, 1), STORE_OK);
+		make_req(&r[i], DIGEST_MD5, names[i], "example.test", "pw");
+	}
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	vault_cache_flush();
+	for (int i = 0; i < N; i++)
+		assert_int_equal(verify_cached(f, &r[i]).kind, VERDICT_OK);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE users RENAME TO users_gone", NULL, NULL, NULL),
+	    SQLITE_OK);
+	for (int i = 0; i < N; i++)
+		ok += verify_cached(f, &r[i]).kind == VERDICT_OK;
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE users_gone RENAME TO users", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	print_message("cache hits on the second pass: %d of %d\n", ok, N);
+	assert_true(ok >= N * 99 / 100);
+	vault_cache_check_interval(1000);
+}
+
 /* When the version cannot be read the cache is not trusted: an outage is a
  * temporary failure even for a user whose key is cached. */
 static void test_vault_cache_is_bypassed_when_the_version_is_unreadable(void **state)
@@ -563,6 +615,7 @@ int main(void)
 	    T(test_vault_cache_remembers_unknown_users_too),
 	    T(test_vault_cache_sees_changes_from_elsewhere_at_the_next_poll),
 	    T(test_vault_cache_is_bypassed_when_the_version_is_unreadable),
+	    T(test_vault_cache_holds_ten_thousand_users),
 	    T(test_vault_set_password_on_missing_user_fails),
 	    T(test_vault_store_outage_is_tempfail_not_unknown_user),
 	    T(test_vault_set_password_on_locked_store_is_unavailable),

@@ -603,6 +603,8 @@ static int http_routes_once(char *err, size_t errlen)
 			      gauge_registrations) < 0 ||
 	    metrics_gauge_add("rtcauth_sip_stream_connections", "Open SIP TCP and TLS connections",
 			      workers_connections) < 0 ||
+	    metrics_gauge_add("rtcauth_http_connections", "Open HTTPS connections",
+			      http_connections) < 0 ||
 	    metrics_gauge_add("rtcauth_workers", "Worker threads", gauge_workers) < 0 ||
 	    metrics_routes_add(worker_health) < 0) {
 		snprintf(err, errlen, "cannot register the built-in HTTP endpoints");

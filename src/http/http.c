@@ -72,6 +72,13 @@ struct http_server {
 static pthread_mutex_t tls_mu = PTHREAD_MUTEX_INITIALIZER;
 static SSL_CTX *g_tls;
 
+/* Open connections: counted up when a TLS session is made for one, down
+ * when OpenSSL frees that session (evhttp has no close hook for a
+ * connection that never completed a request). */
+static _Atomic uint64_t g_conns;
+static int conn_ex_idx = -1;
+static pthread_once_t conn_ex_once = PTHREAD_ONCE_INIT;
+
 static const struct {
 	unsigned bit;
 	const char *name;
@@ -436,6 +443,38 @@ void http_tls_set(SSL_CTX *ctx)
 	SSL_CTX_free(old); /* live connections hold their own reference */
 }
 
+static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			 void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (ptr)
+		atomic_fetch_sub_explicit(&g_conns, 1, memory_order_relaxed);
+}
+
+static void conn_ex_init(void)
+{
+	conn_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
+}
+
+uint64_t http_connections(void)
+{
+	return atomic_load_explicit(&g_conns, memory_order_relaxed);
+}
+
+/* Count ssl as an open connection until it is freed. */
+static void conn_track(SSL *ssl)
+{
+	static char marker;
+
+	pthread_once(&conn_ex_once, conn_ex_init);
+	if (conn_ex_idx >= 0 && SSL_set_ex_data(ssl, conn_ex_idx, &marker) == 1)
+		atomic_fetch_add_explicit(&g_conns, 1, memory_order_relaxed);
+}
+
 /*
  * evhttp asks for each accepted connection's bufferevent. It must never get
  * NULL: evhttp would then make a plain socket one and serve clear text. When
@@ -453,6 +492,8 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 	if (g_tls)
 		ssl = SSL_new(g_tls);
 	pthread_mutex_unlock(&tls_mu);
+	if (ssl)
+		conn_track(ssl);
 	if (ssl)
 		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 						     BEV_OPT_CLOSE_ON_FREE);

@@ -120,6 +120,9 @@ SSL_CTX *http_tls_ctx_new(const char *cert, const char *key, char *err, size_t e
  * NULL drops the current one). */
 void http_tls_set(SSL_CTX *ctx);
 
+/* Open HTTPS connections across servers (for /metrics). */
+uint64_t http_connections(void);
+
 struct http_limits {
 	size_t max_header_size; /* request line plus headers, bytes */
 	size_t max_body_size;

@@ -138,6 +138,8 @@ for c in ("rtcauth_sip_rx_total", "rtcauth_sip_tx_total", "rtcauth_auth_ok_total
 res("SIP messages were counted (rtcauth_sip_rx_total >= 1)", samples.get(("rtcauth_sip_rx_total", ""), 0) >= 1)
 res("gauge rtcauth_registrations present", types.get("rtcauth_registrations") == "gauge")
 res("gauge rtcauth_sip_stream_connections present", types.get("rtcauth_sip_stream_connections") == "gauge")
+res("gauge rtcauth_http_connections counts this scrape's connection (>= 1)",
+    types.get("rtcauth_http_connections") == "gauge" and samples.get(("rtcauth_http_connections", ""), 0) >= 1)
 res("rtcauth_http_responses_total{class=\"2xx\"} >= 2",
     samples.get(("rtcauth_http_responses_total", 'class="2xx"'), 0) >= 2)
 hists = [n for n, t in types.items() if t == "histogram"]
@@ -242,6 +244,15 @@ openssl s_client -connect 127.0.0.1:"$HTTP_PORT" -tls1_2 -CAfile "$CA" -serverna
 	</dev/null >"$T/tls12.out" 2>&1
 check_sh "TLS 1.2 is accepted and verifies with the bootstrap CA" \
 	'grep -q "Verify return code: 0 (ok)" "$T/tls12.out"'
+
+conns=""
+for _ in $(seq 1 20); do
+	conns=$(hc "$URL/metrics" | awk '$1 == "rtcauth_http_connections" {print $2}')
+	[ "$conns" = 1 ] && break
+	sleep 0.2
+done
+check_sh "closed connections are counted down: only the scrape's own is open (got $conns)" \
+	'[ "$conns" = 1 ]'
 
 # ---- SIGHUP -------------------------------------------------------------------------
 from=$(log_lines)

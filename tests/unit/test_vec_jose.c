@@ -77,14 +77,10 @@ static BIGNUM *jwk_bn(const json_t *jwk, const char *k)
 static EVP_PKEY *private_rsa(const json_t *jwk)
 {
 	static const char *const m[][2] = {
-		{"n", OSSL_PKEY_PARAM_RSA_N},
-		{"e", OSSL_PKEY_PARAM_RSA_E},
-		{"d", OSSL_PKEY_PARAM_RSA_D},
-		{"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
-		{"q", OSSL_PKEY_PARAM_RSA_FACTOR2},
-		{"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
-		{"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2},
-		{"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1},
+	    {"n", OSSL_PKEY_PARAM_RSA_N},	   {"e", OSSL_PKEY_PARAM_RSA_E},
+	    {"d", OSSL_PKEY_PARAM_RSA_D},	   {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
+	    {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},	   {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
+	    {"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2}, {"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1},
 	};
 	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
 	BIGNUM *bn[8];
@@ -167,8 +163,7 @@ static size_t input_len(const char *jws)
 }
 
 /* header with a kid + the token's own payload part + a fresh signature. */
-static char *resign_with_kid(const char *jws, const char *header, EVP_PKEY *pkey,
-			     enum jose_alg alg)
+static char *resign_with_kid(const char *jws, const char *header, EVP_PKEY *pkey, enum jose_alg alg)
 {
 	char *t = malloc(4096);
 	const char *p = strchr(jws, '.'), *e = strrchr(jws, '.');
@@ -279,8 +274,8 @@ static void test_vec_rfc7515_a1_hs256_is_not_allowed(void **state)
 {
 	json_t *v = load("rfc.json");
 	const char *jws = str(json_object_get(v, "a1_hs256"), "jws");
-	struct jose_key *k = public_key(json_object_get(json_object_get(v, "a2_rs256"), "jwk"),
-					"a2");
+	struct jose_key *k =
+	    public_key(json_object_get(json_object_get(v, "a2_rs256"), "jwk"), "a2");
 	struct jose_keyset ks;
 	struct jose_jws j;
 
@@ -291,10 +286,9 @@ static void test_vec_rfc7515_a1_hs256_is_not_allowed(void **state)
 	{
 		struct jose_key *o;
 
-		assert_int_equal(jose_key_from_jwk(json_object_get(json_object_get(v, "a1_hs256"),
-								   "jwk"),
-						   &o),
-				 JOSE_EKEY);
+		assert_int_equal(
+		    jose_key_from_jwk(json_object_get(json_object_get(v, "a1_hs256"), "jwk"), &o),
+		    JOSE_EKEY);
 	}
 	jose_keyset_clear(&ks);
 	jose_key_free(k);
@@ -483,16 +477,16 @@ static void test_vec_wycheproof_rsa2048_pkcs1_sha256(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_vec_rfc7515_a2_rs256_verifies_and_signs_byte_for_byte),
-		cmocka_unit_test(test_vec_rfc7515_a3_es256_verifies),
-		cmocka_unit_test(test_vec_rfc7515_a1_hs256_is_not_allowed),
-		cmocka_unit_test(test_vec_rfc7515_a5_unsecured_is_refused_by_verify),
-		cmocka_unit_test(test_vec_rfc8037_ed25519_signs_byte_for_byte),
-		cmocka_unit_test(test_vec_rfc7638_thumbprint),
-		cmocka_unit_test(test_vec_wycheproof_jws),
-		cmocka_unit_test(test_vec_wycheproof_ecdsa_p256_p1363),
-		cmocka_unit_test(test_vec_wycheproof_ed25519),
-		cmocka_unit_test(test_vec_wycheproof_rsa2048_pkcs1_sha256),
+	    cmocka_unit_test(test_vec_rfc7515_a2_rs256_verifies_and_signs_byte_for_byte),
+	    cmocka_unit_test(test_vec_rfc7515_a3_es256_verifies),
+	    cmocka_unit_test(test_vec_rfc7515_a1_hs256_is_not_allowed),
+	    cmocka_unit_test(test_vec_rfc7515_a5_unsecured_is_refused_by_verify),
+	    cmocka_unit_test(test_vec_rfc8037_ed25519_signs_byte_for_byte),
+	    cmocka_unit_test(test_vec_rfc7638_thumbprint),
+	    cmocka_unit_test(test_vec_wycheproof_jws),
+	    cmocka_unit_test(test_vec_wycheproof_ecdsa_p256_p1363),
+	    cmocka_unit_test(test_vec_wycheproof_ed25519),
+	    cmocka_unit_test(test_vec_wycheproof_rsa2048_pkcs1_sha256),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

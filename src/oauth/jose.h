@@ -149,7 +149,10 @@ int jose_key_to_jwk(const struct jose_key *k, json_t **out);
 /* RFC 7638 thumbprint (SHA-256, base64url) into out (44 bytes). */
 int jose_key_thumbprint(const struct jose_key *k, char out[JOSE_X5T256_LEN + 1]);
 
-/* A set of keys (a partner's, or ours). Owns one reference to each. */
+/*
+ * A set of keys (a partner's, or ours). Owns one reference to each. Not
+ * locked: build it, then share it read-only (or swap whole sets).
+ */
 struct jose_keyset {
 	struct jose_key **keys;
 	size_t n;
@@ -161,7 +164,8 @@ void jose_keyset_clear(struct jose_keyset *ks);
 /*
  * Parse a JWKS document ({"keys": [...]}, at most 64 keys, max_len bytes
  * with 0 meaning 64 KiB) into ks (initialised here). Keys this module
- * cannot use (another kty or curve, use "enc", an alg we do not verify) are
+ * cannot use (another kty or curve, use "enc", key_ops without "verify", an
+ * alg we do not verify) are
  * skipped and counted in *skipped (may be NULL); a malformed key of a type
  * we do support fails the whole document, as does malformed JSON.
  */

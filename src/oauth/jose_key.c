@@ -604,7 +604,7 @@ static bool jwk_unsupported(const json_t *jwk)
 	const char *crv = json_string_value(json_object_get(jwk, "crv"));
 	const char *alg = json_string_value(json_object_get(jwk, "alg"));
 
-	if (!kty || !member_is(jwk, "use", "sig"))
+	if (!kty || !member_is(jwk, "use", "sig") || !ops_allow_verify(jwk))
 		return true;
 	if (alg && jose_alg_from_name(alg) == JOSE_ALG_UNKNOWN)
 		return true;

@@ -688,10 +688,15 @@ static void test_jose_jwks_skips_unusable_keys_and_refuses_broken_ones(void **st
 	json_array_append_new(
 	    json_object_get(doc, "keys"),
 	    json_pack("{s:s,s:s,s:s,s:s}", "kty", "EC", "crv", "P-384", "x", "AA", "y", "AA"));
+	/* an encryption key announced by key_ops, not by use */
+	assert_int_equal(jose_key_to_jwk(k_ec, &jwk), 0);
+	json_object_del(jwk, "use");
+	json_object_set_new(jwk, "key_ops", json_pack("[s]", "encrypt"));
+	json_array_append_new(json_object_get(doc, "keys"), jwk);
 	txt = json_dumps(doc, 0);
 	assert_int_equal(jose_keyset_from_jwks(txt, strlen(txt), 0, &set, &skipped), 0);
 	assert_int_equal(set.n, 4);
-	assert_int_equal(skipped, 2);
+	assert_int_equal(skipped, 3);
 	assert_non_null(jose_keyset_find(&set, "ec1", NULL, NULL));
 	assert_non_null(jose_keyset_find(&set, NULL, k_rsa->x5t, NULL));
 	assert_null(jose_keyset_find(&set, "zz", NULL, NULL));
@@ -798,8 +803,12 @@ static void test_jose_strerror_names_are_stable_and_total(void **state)
 	assert_string_equal(jose_strerror(JOSE_EMALFORMED), "malformed");
 	assert_string_equal(jose_strerror(JOSE_EBASE64URL), "bad_base64url");
 	assert_string_equal(jose_strerror(JOSE_EINTERNAL), "internal");
-	for (int e = 0; e > -JOSE_ERR_COUNT; e--)
-		assert_non_null(jose_strerror(e));
+	/* one distinct name per error: they become metric labels */
+	for (int e = 0; e > -JOSE_ERR_COUNT; e--) {
+		assert_string_not_equal(jose_strerror(e), "unknown_error");
+		for (int f = 0; f > e; f--)
+			assert_string_not_equal(jose_strerror(e), jose_strerror(f));
+	}
 	assert_string_equal(jose_strerror(-1000), "unknown_error");
 	assert_string_equal(jose_strerror(5), "unknown_error");
 }

@@ -172,9 +172,10 @@ void jose_keyset_clear(struct jose_keyset *ks);
 int jose_keyset_from_jwks(const char *text, size_t len, size_t max_len, struct jose_keyset *ks,
 			  size_t *skipped);
 /*
- * Find a key for a header's identifiers (any may be NULL). kid is tried
- * first, then x5t#S256, then x5t; if the header carries several, the key
- * found must match every one it has too. NULL if none. No new reference.
+ * Find a key for a header's identifiers (any may be NULL). Certificate
+ * thumbprints decide when both the header and the key have one (x5t#S256,
+ * x5t; all that both have must agree); otherwise kid must equal the key's
+ * kid or its x5t. First match in set order; NULL if none. No new reference.
  */
 const struct jose_key *jose_keyset_find(const struct jose_keyset *ks, const char *kid,
 					const char *x5t, const char *x5t_s256);

@@ -686,7 +686,8 @@ static bool key_matches(const struct jose_key *k, const char *kid, const char *x
 	}
 	if (compared)
 		return true;
-	return kid && strcmp(kid, k->kid) == 0;
+	/* Azure AD and AD FS name a certificate key by its x5t in kid as well */
+	return kid && (strcmp(kid, k->kid) == 0 || (k->x5t[0] && strcmp(kid, k->x5t) == 0));
 }
 
 const struct jose_key *jose_keyset_find(const struct jose_keyset *ks, const char *kid,

@@ -276,6 +276,11 @@ static void test_jose_finds_key_by_x5t_and_x5t_s256(void **state)
 	tok = sign(h, PAYLOAD, rsa, JOSE_ALG_RS256);
 	assert_int_equal(verify_rc(tok), 0);
 	free(tok);
+	/* a kid that is the certificate's x5t (the Azure AD / AD FS habit) */
+	snprintf(h, sizeof(h), "{\"alg\":\"RS256\",\"kid\":\"%s\"}", k_rsa->x5t);
+	tok = sign(h, PAYLOAD, rsa, JOSE_ALG_RS256);
+	assert_int_equal(verify_rc(tok), 0);
+	free(tok);
 	/* kid names the key, but the x5t contradicts its certificate */
 	tok = sign("{\"alg\":\"RS256\",\"kid\":\"rsa1\",\"x5t\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
 		   PAYLOAD, rsa, JOSE_ALG_RS256);

@@ -68,7 +68,9 @@ int keys_discard(const char *state_dir, const char *kid);
  * *out (*created = false); else generate one with alg (NULL: the default),
  * store it as current (with an audit row by actor when actor is not NULL)
  * and set *created. Checks that the current key's private key file can be
- * loaded and matches its algorithm. 0, or -1 with err.
+ * loaded and matches its algorithm. Runs its own transaction: call it
+ * outside one. If another process stores a current key at the same moment,
+ * that key is used and the new one discarded. 0, or -1 with err.
  */
 int keys_ensure_current(struct store *s, const char *state_dir, const char *alg,
 			const char *issuer_cn, const char *actor, struct store_oauth_key *out,

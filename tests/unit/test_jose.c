@@ -802,6 +802,31 @@ static void test_jose_claims_strings_and_numeric_dates(void **state)
 	json_decref(p);
 }
 
+/* PROTOCOLS.md §6: the actor token header, member order as given, compact. */
+static void test_jose_sign_writes_the_actor_token_header_as_given(void **state)
+{
+	json_t *h = json_pack("{s:s,s:s,s:s}", "typ", "JWT", "alg", "RS256", "x5t", k_rsa->x5t);
+	json_t *p = json_pack("{s:s,s:s}", "aud", "b/h@r", "trustedfordelegation", "true");
+	struct jose_pkey_signer s = {rsa, JOSE_ALG_RS256};
+	char *tok, want[128], got[128];
+	uint8_t raw[128];
+	size_t n, len;
+
+	assert_int_equal(jose_sign_compact(h, p, jose_pkey_signer, &s, &tok, &len), 0);
+	assert_int_equal(len, strlen(tok));
+	assert_int_equal(
+	    b64_url_decode(tok, (size_t)(strchr(tok, '.') - tok), raw, sizeof(raw), &n), 0);
+	memcpy(got, raw, n);
+	got[n] = '\0';
+	snprintf(want, sizeof(want), "{\"typ\":\"JWT\",\"alg\":\"RS256\",\"x5t\":\"%s\"}",
+		 k_rsa->x5t);
+	assert_string_equal(got, want);
+	assert_int_equal(verify_rc(tok), 0);
+	free(tok);
+	json_decref(h);
+	json_decref(p);
+}
+
 static void test_jose_strerror_names_are_stable_and_total(void **state)
 {
 	assert_string_equal(jose_strerror(0), "ok");
@@ -848,6 +873,7 @@ int main(void)
 	    cmocka_unit_test(test_jose_key_from_pem_certificate_and_public_key),
 	    cmocka_unit_test(test_jose_verify_reports_the_lookups_error),
 	    cmocka_unit_test(test_jose_claims_strings_and_numeric_dates),
+	    cmocka_unit_test(test_jose_sign_writes_the_actor_token_header_as_given),
 	    cmocka_unit_test(test_jose_strerror_names_are_stable_and_total),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

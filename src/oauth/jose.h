@@ -268,10 +268,12 @@ int jose_unsigned_compact(const json_t *header, const json_t *payload, char **ou
 /*
  * Sign input with a private key for alg (RS256 PKCS#1 v1.5, PS256 with
  * salt = 32, ES256 converted from DER to 64-byte P1363, EdDSA pure). For
- * tests and for the vault's own signer. 0 or JOSE_EALG / JOSE_EINTERNAL.
+ * tests and for the vault's own signer. *siglen: the room in sig on entry
+ * (JOSE_SIG_MAX is enough), the signature's length on return (0 on error).
+ * 0 or JOSE_EALG (the key does not fit alg) / JOSE_EINTERNAL.
  */
 int jose_sign_with_pkey(EVP_PKEY *pkey, enum jose_alg alg, const uint8_t *input, size_t len,
-			uint8_t *sig, size_t cap, size_t *siglen);
+			uint8_t *sig, size_t *siglen);
 /* A jose_signer_fn whose arg is a struct jose_pkey_signer. */
 struct jose_pkey_signer {
 	EVP_PKEY *pkey;

@@ -130,8 +130,9 @@ static bool pkey_fits(EVP_PKEY *pkey, enum jose_alg alg)
 }
 
 int jose_sign_with_pkey(EVP_PKEY *pkey, enum jose_alg alg, const uint8_t *input, size_t len,
-			uint8_t *sig, size_t cap, size_t *siglen)
+			uint8_t *sig, size_t *siglen)
 {
+	size_t cap = *siglen;
 	const EVP_MD *md = alg == JOSE_ALG_EDDSA ? NULL : EVP_sha256();
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_MD_CTX *ctx;
@@ -173,5 +174,6 @@ int jose_pkey_signer(void *arg, const uint8_t *input, size_t len, uint8_t *sig, 
 {
 	const struct jose_pkey_signer *s = arg;
 
-	return jose_sign_with_pkey(s->pkey, s->alg, input, len, sig, cap, siglen) == 0 ? 0 : -1;
+	*siglen = cap;
+	return jose_sign_with_pkey(s->pkey, s->alg, input, len, sig, siglen) == 0 ? 0 : -1;
 }

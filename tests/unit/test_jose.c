@@ -802,6 +802,31 @@ static void test_jose_claims_strings_and_numeric_dates(void **state)
 	json_decref(p);
 }
 
+static void test_jose_sign_with_pkey_checks_key_type_and_room(void **state)
+{
+	uint8_t sig[JOSE_SIG_MAX];
+	size_t n = sizeof(sig);
+
+	assert_int_equal(jose_sign_with_pkey(ec, JOSE_ALG_RS256, (const uint8_t *)"x", 1, sig, &n),
+			 JOSE_EALG);
+	assert_int_equal(n, 0);
+	n = sizeof(sig);
+	assert_int_equal(jose_sign_with_pkey(ed, JOSE_ALG_ES256, (const uint8_t *)"x", 1, sig, &n),
+			 JOSE_EALG);
+	n = 255; /* RSA 2048 needs 256 */
+	assert_int_equal(jose_sign_with_pkey(rsa, JOSE_ALG_RS256, (const uint8_t *)"x", 1, sig, &n),
+			 JOSE_EINTERNAL);
+	n = 63;
+	assert_int_equal(jose_sign_with_pkey(ec, JOSE_ALG_ES256, (const uint8_t *)"x", 1, sig, &n),
+			 JOSE_EINTERNAL);
+	n = sizeof(sig);
+	assert_int_equal(jose_sign_with_pkey(ec, JOSE_ALG_ES256, (const uint8_t *)"x", 1, sig, &n),
+			 0);
+	assert_int_equal(n, 64);
+	assert_int_equal(jose_verify_raw(k_ec, (const uint8_t *)"x", 1, sig, n), 0);
+	assert_int_equal(jose_verify_raw(k_ec, (const uint8_t *)"y", 1, sig, n), JOSE_EBADSIG);
+}
+
 /* PROTOCOLS.md §6: the actor token header, member order as given, compact. */
 static void test_jose_sign_writes_the_actor_token_header_as_given(void **state)
 {
@@ -873,6 +898,7 @@ int main(void)
 	    cmocka_unit_test(test_jose_key_from_pem_certificate_and_public_key),
 	    cmocka_unit_test(test_jose_verify_reports_the_lookups_error),
 	    cmocka_unit_test(test_jose_claims_strings_and_numeric_dates),
+	    cmocka_unit_test(test_jose_sign_with_pkey_checks_key_type_and_room),
 	    cmocka_unit_test(test_jose_sign_writes_the_actor_token_header_as_given),
 	    cmocka_unit_test(test_jose_strerror_names_are_stable_and_total),
 	};

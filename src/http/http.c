@@ -331,52 +331,66 @@ static void call_route(const struct http_request *req, struct http_response *res
 	}
 }
 
-static void on_request(struct evhttp_request *ev, void *arg)
+/*
+ * Fill the handler's view of ev. Returns the copy of the request target
+ * that req->path and req->query point into (the caller frees it), or NULL
+ * when out of memory.
+ */
+static char *request_view(struct evhttp_request *ev, struct http_server *srv,
+			  struct http_request *req, const char *peer, const char *rid)
 {
-	struct http_server *srv = arg;
-	uint64_t t0 = stats_now_us();
 	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
 	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
-	struct http_request req;
-	struct http_response resp;
-	char rid[HTTP_REQUEST_ID_MAX], peer[80], pbuf[LOG_VAL_MAX];
 	const char *uri = evhttp_request_get_uri(ev);
-	char *target = strdup(uri ? uri : "");
-	char *q;
-	size_t bytes, blen = evbuffer_get_length(in);
+	size_t blen = evbuffer_get_length(in);
+	char *target = strdup(uri ? uri : ""), *q;
+
+	if (!target)
+		return NULL;
+	q = strchr(target, '?');
+	if (q)
+		*q++ = '\0';
+	memset(req, 0, sizeof(*req));
+	req->method = (enum http_method)evhttp_request_get_command(ev);
+	req->method_name = method_name(req->method);
+	req->path = target;
+	req->query = q;
+	req->body = str_make(blen ? (const char *)evbuffer_pullup(in, -1) : "", blen);
+	req->peer = peer;
+	req->request_id = rid;
+	req->ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
+	req->worker = srv->worker;
+	req->internal = ev;
+	return target;
+}
+
+/* evhttp's callback for every complete request. */
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+	uint64_t t0 = stats_now_us();
+	struct http_request req;
+	struct http_response resp = {.ev = ev};
+	char rid[HTTP_REQUEST_ID_MAX], peer[80], pbuf[LOG_VAL_MAX];
+	char *target;
+	size_t bytes;
 
 	request_id(rid, sizeof(rid));
 	log_ctx_set("req_id", str_cstr(rid));
-	memset(&req, 0, sizeof(req));
-	memset(&resp, 0, sizeof(resp));
-	resp.ev = ev;
+	peer_text(evhttp_request_get_connection(ev), peer, sizeof(peer));
 	resp.body = evbuffer_new();
-	peer_text(evcon, peer, sizeof(peer));
-	if (!target || !resp.body) {
-		free(target);
+	target = resp.body ? request_view(ev, arg, &req, peer, rid) : NULL;
+	if (!target) {
 		if (resp.body)
 			evbuffer_free(resp.body);
+		log_warn("http.oom", "peer=%s", peer);
 		evhttp_send_error(ev, 503, NULL);
 		log_ctx_clear();
 		return;
 	}
-	q = strchr(target, '?');
-	if (q)
-		*q++ = '\0';
-	req.method = (enum http_method)evhttp_request_get_command(ev);
-	req.method_name = method_name(req.method);
-	req.path = target;
-	req.query = q;
-	req.body = str_make(blen ? (const char *)evbuffer_pullup(in, -1) : "", blen);
-	req.peer = peer;
-	req.request_id = rid;
-	req.ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
-	req.worker = srv->worker;
-	req.internal = ev;
-
 	call_route(&req, &resp);
 	common_headers(&resp, rid);
 	bytes = evbuffer_get_length(resp.body);
+	/* the path only: the query string may carry secrets */
 	log_info("http.request", "method=%s path=%s status=%d bytes=%zu duration_us=%llu peer=%s",
 		 req.method_name, log_val(str_cstr(req.path), pbuf, sizeof(pbuf)), resp.status,
 		 bytes, (unsigned long long)(stats_now_us() - t0), peer);

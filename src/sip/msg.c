@@ -623,6 +623,7 @@ int sip_msg_parse(struct sip_msg *m, const char *buf, size_t len, bool stream)
 	m->has_content_length = false;
 	m->content_length = 0;
 	m->top_via_state = 0;
+	m->from_state = m->to_state = m->ruri_state = m->contact_state = 0;
 	m->buf = buf;
 	m->len = len;
 	if (!buf)
@@ -826,20 +827,64 @@ int sip_hdr_iter_next(struct sip_hdr_iter *it, struct str *value)
 
 /* ---- values ---- */
 
+/* Parse the single header id into *memo once (state as top_via_state). */
+static int nameaddr_memo(const struct sip_msg *m, enum sip_hdr id, int8_t *state,
+			 struct sip_nameaddr *memo, struct sip_nameaddr *out)
+{
+	if (*state == 0) {
+		const struct sip_header *h = sip_msg_header(m, id);
+		memset(memo, 0, sizeof(*memo));
+		*state = h && sip_nameaddr_parse(h->value, memo) == 0 ? 1 : -1;
+	}
+	*out = *memo;
+	return *state == 1 ? 0 : -1;
+}
+
 int sip_msg_from(const struct sip_msg *m, struct sip_nameaddr *out)
 {
-	const struct sip_header *h = sip_msg_header(m, SIP_H_FROM);
-
-	memset(out, 0, sizeof(*out));
-	return h ? sip_nameaddr_parse(h->value, out) : -1;
+	struct sip_msg *w = (struct sip_msg *)m; /* the memo; see top_via_state */
+	return nameaddr_memo(m, SIP_H_FROM, &w->from_state, &w->from, out);
 }
 
 int sip_msg_to(const struct sip_msg *m, struct sip_nameaddr *out)
 {
-	const struct sip_header *h = sip_msg_header(m, SIP_H_TO);
+	struct sip_msg *w = (struct sip_msg *)m;
+	return nameaddr_memo(m, SIP_H_TO, &w->to_state, &w->to, out);
+}
 
-	memset(out, 0, sizeof(*out));
-	return h ? sip_nameaddr_parse(h->value, out) : -1;
+int sip_msg_ruri(const struct sip_msg *m, struct sip_uri *out)
+{
+	struct sip_msg *w = (struct sip_msg *)m;
+
+	if (m->ruri_state == 0) {
+		memset(&w->ruri_parsed, 0, sizeof(w->ruri_parsed));
+		w->ruri_state =
+		    m->is_request && sip_uri_parse(m->ruri, &w->ruri_parsed) == 0 ? 1 : -1;
+	}
+	*out = m->ruri_parsed;
+	return m->ruri_state == 1 ? 0 : -1;
+}
+
+int sip_msg_contact(const struct sip_msg *m, struct str v, struct sip_contact *out)
+{
+	struct sip_msg *w = (struct sip_msg *)m;
+
+	if (m->contact_state != 0 && m->contact_raw.p == v.p && m->contact_raw.len == v.len) {
+		if (m->contact_state != 1) {
+			memset(out, 0, sizeof(*out));
+			return -1;
+		}
+		*out = m->contact_parsed;
+		return 0;
+	}
+	if (sip_contact_parse(v, out) == 0) {
+		w->contact_parsed = *out;
+		w->contact_state = 1;
+	} else {
+		w->contact_state = -1;
+	}
+	w->contact_raw = v;
+	return m->contact_state == 1 ? 0 : -1;
 }
 
 struct str sip_msg_call_id(const struct sip_msg *m)

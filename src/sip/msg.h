@@ -103,6 +103,41 @@ struct sip_via {
 	struct str params;
 };
 
+/* SIP/SIPS/TEL URI (RFC 3261 §19.1, §25.1). */
+struct sip_uri {
+	struct str scheme; /* "sip", "sips", "tel", other */
+	struct str user;   /* may be empty; escaped as written */
+	struct str password;
+	struct str host; /* IPv6 without brackets */
+	bool host_is_v6;
+	uint16_t port;	      /* 0 = absent */
+	struct str params;    /* ";a=b;lr" without the first ';', or empty */
+	struct str headers;   /* after '?', or empty */
+	struct str transport; /* value of the transport param, or empty */
+	bool lr;
+};
+
+/* name-addr / addr-spec with header params (From, To, Contact, Route...). */
+struct sip_nameaddr {
+	struct str display; /* unquoted as written, may be empty */
+	struct str uri_str; /* inside <>, or the addr-spec */
+	struct sip_uri uri;
+	struct str params; /* header params after the URI, without the first ';' */
+	struct str tag;	   /* value of ;tag=, empty if absent */
+};
+
+/* One Contact value; for "*" is_star is set and the rest is empty. */
+struct sip_contact {
+	bool is_star;
+	struct sip_nameaddr na;
+	bool has_expires;
+	uint32_t expires;    /* ;expires= clamped to 2^32-1 */
+	struct str instance; /* +sip.instance value with quotes and <> removed */
+	bool has_reg_id;
+	uint32_t reg_id;
+	struct str q;
+};
+
 struct sip_msg {
 	const char *buf;
 	size_t len; /* bytes of this message (start line to end of body) */
@@ -131,6 +166,13 @@ struct sip_msg {
 	 * unsafe to share between threads, which nothing does. */
 	int8_t top_via_state; /* 0 unknown, 1 parsed, -1 malformed */
 	struct sip_via top_via;
+	/* likewise for From, To, the Request-URI and one Contact value (the
+	 * sanity checks, authentication and the registrar each look at them) */
+	int8_t from_state, to_state, ruri_state, contact_state;
+	struct sip_nameaddr from, to;
+	struct sip_uri ruri_parsed;
+	struct str contact_raw; /* the value contact_parsed was parsed from */
+	struct sip_contact contact_parsed;
 };
 
 /* Error codes: negative; sip_msg_strerror() gives a short reason phrase. */
@@ -205,33 +247,12 @@ int sip_hdr_iter_next(struct sip_hdr_iter *it, struct str *value);
 
 /* ---- values ---- */
 
-/* SIP/SIPS/TEL URI (RFC 3261 §19.1, §25.1). */
-struct sip_uri {
-	struct str scheme; /* "sip", "sips", "tel", other */
-	struct str user;   /* may be empty; escaped as written */
-	struct str password;
-	struct str host; /* IPv6 without brackets */
-	bool host_is_v6;
-	uint16_t port;	      /* 0 = absent */
-	struct str params;    /* ";a=b;lr" without the first ';', or empty */
-	struct str headers;   /* after '?', or empty */
-	struct str transport; /* value of the transport param, or empty */
-	bool lr;
-};
 /* 0 or -1. Accepts only sip: and sips: fully; tel: and others fill scheme
  * and put the rest in user. */
 int sip_uri_parse(struct str s, struct sip_uri *out);
 /* Find a URI parameter (name case-insensitive); 1 found (value may be empty), 0 not. */
 int sip_param_get(struct str params, const char *name, struct str *value);
 
-/* name-addr / addr-spec with header params (From, To, Contact, Route...). */
-struct sip_nameaddr {
-	struct str display; /* unquoted as written, may be empty */
-	struct str uri_str; /* inside <>, or the addr-spec */
-	struct sip_uri uri;
-	struct str params; /* header params after the URI, without the first ';' */
-	struct str tag;	   /* value of ;tag=, empty if absent */
-};
 /* 0 or -1 (also -1 if the URI does not parse as sip/sips/tel). */
 int sip_nameaddr_parse(struct str s, struct sip_nameaddr *out);
 
@@ -249,18 +270,12 @@ int sip_msg_max_forwards(const struct sip_msg *m, uint32_t *out);
 int sip_via_parse(struct str s, struct sip_via *out);
 /* The topmost via-parm. 0 or -1. */
 int sip_msg_top_via(const struct sip_msg *m, struct sip_via *out);
+/* The Request-URI parsed (memoised); 0 or -1 if malformed. */
+int sip_msg_ruri(const struct sip_msg *m, struct sip_uri *out);
+/* sip_contact_parse of a Contact value v of m, memoised for one value (a
+ * REGISTER usually has one Contact, parsed by several steps). */
+int sip_msg_contact(const struct sip_msg *m, struct str v, struct sip_contact *out);
 
-/* One Contact value; for "*" is_star is set and the rest is empty. */
-struct sip_contact {
-	bool is_star;
-	struct sip_nameaddr na;
-	bool has_expires;
-	uint32_t expires;    /* ;expires= clamped to 2^32-1 */
-	struct str instance; /* +sip.instance value with quotes and <> removed */
-	bool has_reg_id;
-	uint32_t reg_id;
-	struct str q;
-};
 /* Parse one Contact value. 0 or -1. */
 int sip_contact_parse(struct str s, struct sip_contact *out);
 

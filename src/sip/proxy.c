@@ -126,7 +126,7 @@ static int resolve(const struct sip_tx *t, bool strip_route, struct target *tg)
 			goto unroutable;
 		return 0;
 	}
-	if (sip_uri_parse(m->ruri, &ru) < 0)
+	if (sip_msg_ruri(m, &ru) < 0)
 		goto unroutable;
 	if (sip_host_is_us(rt, ru.host, ru.port) && ru.user.len) {
 		char aor[LOC_AOR_MAX];

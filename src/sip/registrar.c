@@ -246,7 +246,7 @@ static int collect_contacts(struct reg_req *q, struct reg_contact *cs)
 			return -1;
 		}
 		c = &cs[q->n];
-		if (sip_contact_parse(v, &c->c) < 0) {
+		if (sip_msg_contact(t->m, v, &c->c) < 0) {
 			reply_simple(t, 400, "Bad Request (Contact)", NULL);
 			return -1;
 		}
@@ -299,7 +299,7 @@ static int check_target(const struct sip_tx *t, const struct store_user *user, c
 	struct sip_uri ru;
 	struct sip_nameaddr to;
 
-	if (sip_uri_parse(t->m->ruri, &ru) < 0 || !sip_host_is_us(t->w->rt, ru.host, ru.port)) {
+	if (sip_msg_ruri(t->m, &ru) < 0 || !sip_host_is_us(t->w->rt, ru.host, ru.port)) {
 		reply_simple(t, 403, "Forbidden (domain not served here)", NULL);
 		return -1;
 	}

@@ -238,7 +238,7 @@ void reply_start(struct sbuf *b, const struct sip_tx *t, int status, const char 
 	if (h) {
 		sbuf_puts(b, "To: ");
 		sbuf_putstr(b, h->value);
-		if (status > 100 && sip_nameaddr_parse(h->value, &to) == 0 && to.tag.len == 0) {
+		if (status > 100 && sip_msg_to(m, &to) == 0 && to.tag.len == 0) {
 			char tag[17];
 			stable_tag(m, tag);
 			sbuf_puts(b, ";tag=");
@@ -372,7 +372,7 @@ static int request_sanity(const struct sip_tx *t)
 	uint32_t mf;
 	int rc;
 
-	if (sip_uri_parse(m->ruri, &ru) < 0) {
+	if (sip_msg_ruri(m, &ru) < 0) {
 		reply_simple(t, 400, "Bad Request (Request-URI)", NULL);
 		return -1;
 	}
@@ -404,7 +404,7 @@ static int request_sanity(const struct sip_tx *t)
 			int r;
 			sip_hdr_iter_init(&it, m, SIP_H_CONTACT);
 			while ((r = sip_hdr_iter_next(&it, &v)) > 0)
-				if (sip_contact_parse(v, &ct) < 0)
+				if (sip_msg_contact(m, v, &ct) < 0)
 					break;
 			if (r != 0)
 				bad = "Bad Request (Contact)";

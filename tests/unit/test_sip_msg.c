@@ -67,6 +67,66 @@ static const char REGISTER[] =
 
 /* ---- start line ---- */
 
+/* The memoised views (From, To, Request-URI, one Contact) answer for the
+ * message parsed last, never for the one before it in the same struct. */
+static void test_sip_msg_memos_are_reset_by_the_next_parse(void **state)
+{
+	static const char other[] = "OPTIONS sip:carol@example.org SIP/2.0\r\n"
+				    "Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKx\r\n"
+				    "From: <sip:dave@example.org>;tag=9\r\n"
+				    "To: Carol <sip:carol@example.org>;tag=7\r\n"
+				    "Call-ID: c2\r\nCSeq: 2 OPTIONS\r\n"
+				    "Contact: <sip:dave@192.0.2.9>;expires=30\r\n"
+				    "Content-Length: 0\r\n\r\n";
+	struct sip_nameaddr na;
+	struct sip_uri u;
+	struct sip_contact c, c2;
+	struct sip_hdr_iter it;
+	struct str v;
+
+	(void)state;
+	assert_int_equal(parse(REGISTER), SIP_E_OK);
+	assert_int_equal(sip_msg_to(&msg, &na), 0);
+	ASSERT_STR(na.uri.user, "bob");
+	assert_int_equal(sip_msg_from(&msg, &na), 0);
+	ASSERT_STR(na.tag, "1928301774");
+	assert_int_equal(sip_msg_ruri(&msg, &u), 0);
+	ASSERT_STR(u.host, "example.com");
+	sip_hdr_iter_init(&it, &msg, SIP_H_CONTACT);
+	assert_int_equal(sip_hdr_iter_next(&it, &v), 1);
+	assert_int_equal(sip_msg_contact(&msg, v, &c), 0);
+	assert_int_equal(c.reg_id, 1);
+	assert_int_equal(sip_msg_contact(&msg, v, &c2), 0); /* from the memo: the same */
+	assert_memory_equal(&c, &c2, sizeof(c));
+	/* a different value is parsed, not taken from the memo */
+	assert_int_equal(sip_msg_contact(&msg, STR_LIT("<sip:x@192.0.2.5>;expires=5"), &c2), 0);
+	assert_int_equal(c2.expires, 5);
+	assert_int_equal(sip_msg_contact(&msg, STR_LIT("<bad"), &c2), -1);
+	assert_int_equal(sip_msg_contact(&msg, STR_LIT("<bad"), &c2), -1);
+
+	assert_int_equal(parse(other), SIP_E_OK);
+	assert_int_equal(sip_msg_to(&msg, &na), 0);
+	ASSERT_STR(na.uri.user, "carol");
+	ASSERT_STR(na.tag, "7");
+	assert_int_equal(sip_msg_from(&msg, &na), 0);
+	ASSERT_STR(na.uri.user, "dave");
+	assert_int_equal(sip_msg_ruri(&msg, &u), 0);
+	ASSERT_STR(u.host, "example.org");
+	sip_hdr_iter_init(&it, &msg, SIP_H_CONTACT);
+	assert_int_equal(sip_hdr_iter_next(&it, &v), 1);
+	assert_int_equal(sip_msg_contact(&msg, v, &c), 0);
+	assert_int_equal(c.expires, 30);
+	assert_false(c.has_reg_id);
+
+	/* a malformed To stays malformed on every call */
+	assert_int_equal(parse("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKy\r\n"
+			       "From: <sip:a@b>;tag=1\r\nTo: <sip:\r\nCall-ID: c\r\n"
+			       "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"),
+			 SIP_E_OK);
+	assert_int_equal(sip_msg_to(&msg, &na), -1);
+	assert_int_equal(sip_msg_to(&msg, &na), -1);
+}
+
 static void test_sip_msg_parses_request_line(void **state)
 {
 	assert_int_equal(parse(REGISTER), 0);
@@ -913,6 +973,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_sip_msg_parses_request_line),
+	    T(test_sip_msg_memos_are_reset_by_the_next_parse),
 	    T(test_sip_msg_accepts_unknown_method_and_lowercase_version),
 	    T(test_sip_msg_rejects_bad_request_lines),
 	    T(test_sip_msg_parses_status_line),

@@ -7,9 +7,11 @@
  * only complete requests (through on_request); routing, the request id, the
  * JSON error bodies, the common headers, the access log line and the
  * metrics are ours. Requests that evhttp itself refuses before they are
- * complete (headers or body over the limit, a malformed request line) get
- * evhttp's own short answer (413 or 400, an HTML body): libevent 2.1 has no
- * hook for those (2.2's evhttp_set_errorcb would be the place).
+ * complete (headers or body over the limit, a malformed request line) are
+ * answered by evhttp itself (evhttp_send_error: 413 or 400 with an HTML
+ * page); libevent 2.1 has no hook for those (2.2's evhttp_set_errorcb), so
+ * on_output() recognises that page in the connection's output buffer
+ * and rewrites it into our JSON error with a request id (see there).
  *
  * Must never log a query string, a body or a header value: they may carry
  * tokens and client assertions.
@@ -17,11 +19,13 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -280,6 +284,27 @@ static void peer_text(struct evhttp_connection *evcon, char *buf, size_t cap)
 		snprintf(buf, cap, "%s:%u", addr, port);
 }
 
+/* The peer of a connected socket, as peer_text writes it. */
+static void fd_peer(evutil_socket_t fd, char *buf, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN];
+
+	snprintf(buf, cap, "-");
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+		if (inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip)))
+			snprintf(buf, cap, "%s:%u", ip, ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip)))
+			snprintf(buf, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
+	}
+}
+
 static void common_headers(struct http_response *resp, const char *rid)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(resp->ev);
@@ -402,6 +427,121 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	log_ctx_clear();
 }
 
+/* ---- evhttp's own refusals ---- */
+
+/* How libevent 2.1's evhttp_send_error page ends and where it starts. */
+static const char err_page_tail[] = "</H1>\n</BODY></HTML>\n";
+static const char err_page_head[] = "\r\n\r\n<HTML><HEAD>\n<TITLE>";
+static const char err_page_type[] = "\r\nContent-Type: text/html";
+
+/* What we answer in place of evhttp's page, by its status. */
+static const struct refusal {
+	int status;
+	const char *error, *log_reason, *description;
+} refusals[] = {
+    {400, "invalid_request", "bad_request_or_headers_too_large",
+     "malformed request, or a request line and headers larger than this server accepts "
+     "([http] max_header_size)"},
+    {413, "invalid_request", "body_too_large",
+     "the request body is larger than this server accepts ([http] max_body_size)"},
+    {417, "invalid_request", "bad_expect", "unsupported Expect header"},
+    {501, "not_implemented", "unknown_method", "unknown method"},
+    {0, "server_error", "refused", "the request was refused"},
+};
+
+static const struct refusal *refusal_of(int status)
+{
+	size_t i = 0;
+
+	while (refusals[i].status && refusals[i].status != status)
+		i++;
+	return &refusals[i];
+}
+
+/*
+ * The response in buf (len bytes, the whole output buffer) if it is
+ * evhttp's error page: its status, the reason phrase (into phrase) and the
+ * HTTP minor version; else 0. Only our own output is looked at, never a
+ * client's bytes.
+ */
+static int err_page_status(const char *buf, size_t len, char *phrase, size_t cap, char *minor)
+{
+	const char *hdr_end, *eol;
+	int status;
+
+	if (len < 16 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ' || buf[12] != ' ' ||
+	    strspn(buf + 9, "0123456789") < 3)
+		return 0;
+	hdr_end = memmem(buf, len, err_page_head, sizeof(err_page_head) - 1);
+	if (!hdr_end ||
+	    !memmem(buf, (size_t)(hdr_end - buf) + 2, err_page_type, sizeof(err_page_type) - 1))
+		return 0;
+	status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+	if (status < 400 || status > 599)
+		return 0;
+	eol = memchr(buf + 13, '\r', (size_t)(hdr_end - buf) - 13 + 1);
+	if (!eol || (size_t)(eol - buf - 13) >= cap)
+		return 0;
+	memcpy(phrase, buf + 13, (size_t)(eol - buf - 13));
+	phrase[eol - buf - 13] = '\0';
+	*minor = buf[7];
+	return status;
+}
+
+/*
+ * Output-buffer callback of every connection: when evhttp has just written
+ * its error page, replace it with our JSON error (same status, a request
+ * id, Connection: close as evhttp had it) and log the refusal. evhttp
+ * writes a response only after the previous one has gone out, so the
+ * buffer then holds that page alone; anything else is left untouched.
+ */
+static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	static _Thread_local bool busy;
+	size_t len = evbuffer_get_length(out), blen;
+	const size_t tl = sizeof(err_page_tail) - 1;
+	const struct refusal *rf;
+	struct evbuffer_ptr pos;
+	char tail[sizeof(err_page_tail)], phrase[64], rid[HTTP_REQUEST_ID_MAX], peer[80], minor;
+	json_t *o;
+	char *body;
+	int status;
+
+	if (busy || info->n_added == 0 || len < tl || len > 4096 ||
+	    evbuffer_ptr_set(out, &pos, len - tl, EVBUFFER_PTR_SET) < 0 ||
+	    evbuffer_copyout_from(out, &pos, tail, tl) != (ev_ssize_t)tl ||
+	    memcmp(tail, err_page_tail, tl) != 0)
+		return;
+	status = err_page_status((const char *)evbuffer_pullup(out, -1), len, phrase,
+				 sizeof(phrase), &minor);
+	if (!status)
+		return;
+	rf = refusal_of(status);
+	o = json_pack("{s:s, s:s}", "error", rf->error, "error_description", rf->description);
+	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		return;
+	request_id(rid, sizeof(rid));
+	blen = strlen(body);
+	busy = true;
+	evbuffer_drain(out, len);
+	evbuffer_add_printf(
+	    out,
+	    "HTTP/1.%c %d %s\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\nCache-Control: no-store\r\n"
+	    "X-Content-Type-Options: nosniff\r\nX-Request-Id: %s\r\n\r\n%s",
+	    minor, status, phrase, blen, rid, body);
+	busy = false;
+	free(body);
+	fd_peer(bufferevent_getfd(arg), peer, sizeof(peer));
+	log_ctx_set("req_id", str_cstr(rid));
+	log_info("http.refused", "status=%d bytes=%zu peer=%s reason=%s", status, blen, peer,
+		 rf->log_reason);
+	log_ctx_clear();
+	stats_family_inc(SF_HTTP_RESPONSES, (unsigned)(status / 100 - 1));
+}
+
 /* ---- TLS ---- */
 
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -514,6 +654,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 	if (bev) {
 		/* a client that closes without close_notify is an EOF, not an error */
 		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+		evbuffer_add_cb(bufferevent_get_output(bev), on_output, bev);
 		return bev;
 	}
 	log_warn("http.tls_unavailable", "reason=\"cannot create a TLS session\"");

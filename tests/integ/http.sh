@@ -181,12 +181,30 @@ check "... with a JSON error body" is_json_error "$T/e405" method_not_allowed
 check_sh "... and Allow: GET, HEAD" 'grep -qi "^Allow: GET, HEAD" "$T/e405.head"'
 
 head -c 8192 /dev/zero | tr '\0' x >"$T/big.body"
-code=$(hc -o /dev/null -w '%{http_code}' -X POST --data-binary @"$T/big.body" "$URL/healthz")
+from=$(log_lines)
+code=$(hc -o "$T/e413" -D "$T/e413.head" -w '%{http_code}' -X POST --data-binary @"$T/big.body" "$URL/healthz")
 check_sh "an 8K body over max_body_size = 4K: 413 (got $code)" '[ "$code" = 413 ]'
+check "... with a JSON error body" is_json_error "$T/e413" invalid_request
+RID=$(grep -i '^X-Request-Id:' "$T/e413.head" | tr -d '\r' | awk '{print $2}')
+check_sh "... an X-Request-Id and Connection: close" \
+	'[ -n "$RID" ] && grep -qi "^Connection: close" "$T/e413.head"'
+check "... and a log line event=http.refused with that id" \
+	wait_log "event=http.refused req_id=$RID status=413 .*reason=body_too_large" "$from"
 big=$(head -c 6000 /dev/zero | tr '\0' y)
-code=$(hc -o /dev/null -w '%{http_code}' -H "X-Big: $big" "$URL/healthz")
-check_sh "6K of headers over max_header_size = 4K: refused with 4xx (got $code)" \
-	'[ "$code" -ge 400 ] && [ "$code" -lt 500 ]'
+code=$(hc -o "$T/e400" -w '%{http_code}' -H "X-Big: $big" "$URL/healthz")
+check_sh "6K of headers over max_header_size = 4K: 400 (evhttp's answer for it; got $code)" \
+	'[ "$code" = 400 ]'
+check "... with a JSON error body" is_json_error "$T/e400" invalid_request
+printf 'BREW /pot HTTP/1.1\r\nHost: localhost\r\n\r\n' |
+	timeout 10 openssl s_client -quiet -connect 127.0.0.1:"$HTTP_PORT" -servername localhost \
+		>"$T/brew.out" 2>/dev/null
+check_sh "an unknown method: 501 with a JSON error body" \
+	'head -n 1 "$T/brew.out" | grep -q "^HTTP/1.1 501 " && grep -q "\"error\":\"not_implemented\"" "$T/brew.out"'
+printf 'GARBAGE\r\n\r\n' |
+	timeout 10 openssl s_client -quiet -connect 127.0.0.1:"$HTTP_PORT" -servername localhost \
+		>"$T/garbage.out" 2>/dev/null
+check_sh "a malformed request line: 400 with a JSON error body" \
+	'head -n 1 "$T/garbage.out" | grep -q "^HTTP/1.1 400 " && grep -q "\"error\":\"invalid_request\"" "$T/garbage.out"'
 
 from=$(log_lines)
 code=$(hc -o /dev/null -w '%{http_code}' "$URL/healthz?client_secret=hunter2-query")

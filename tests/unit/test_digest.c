@@ -232,6 +232,17 @@ static void test_digest_auth_int_hashes_body_like_openssl_cli(void **state)
 	/* a different body gives a different response */
 	compute(&c, "s3cret", "INVITE", "v=1\r\n", other);
 	assert_string_not_equal(other, want);
+
+	/* a body longer than the gathering buffer is streamed: same result */
+	char *big = malloc(3001);
+	assert_non_null(big);
+	memset(big, 'x', 3000);
+	big[3000] = '\0';
+	cli_response("sha256", "bob", "example.com", "s3cret", false, "INVITE",
+		     "sip:alice@example.com", "auth-int", big, "abcdef", "0000000a", "xyz", want);
+	compute(&c, "s3cret", "INVITE", big, got);
+	assert_string_equal(got, want);
+	free(big);
 }
 
 static void test_digest_sess_folds_nonce_and_cnonce_like_openssl_cli(void **state)

@@ -545,6 +545,12 @@ static int open_socket(const struct listen_addr *la, bool reuseport, bool http, 
 	return fd;
 }
 
+/* Before each HTTP request: the runtime (config) current since the last reload. */
+static void http_prepare(void *worker)
+{
+	refresh_rt(((struct sip_worker *)worker)->io);
+}
+
 /* The HTTPS web services of this worker: one SO_REUSEPORT socket per
  * [http] listen line, like the SIP stream listeners. */
 static int http_init(struct sip_io *io, const struct config *cfg, char *err, size_t errlen)
@@ -552,7 +558,8 @@ static int http_init(struct sip_io *io, const struct config *cfg, char *err, siz
 	struct http_limits lim = {cfg->http_max_header_size, cfg->http_max_body_size,
 				  cfg->http_timeout};
 
-	io->http = http_server_new(io->base, &lim, io);
+	/* handlers get the worker's SIP-side context: store and runtime */
+	io->http = http_server_new(io->base, &lim, &io->sw, http_prepare);
 	if (!io->http) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -572,13 +579,13 @@ static int http_init(struct sip_io *io, const struct config *cfg, char *err, siz
 /* /healthz: this worker's store connection answers a cheap indexed query. */
 static int worker_health(void *worker)
 {
-	struct sip_io *io = worker;
+	struct sip_worker *sw = worker;
 	struct store_user u;
-	int rc = store_user_get(io->sw.store, "sip:healthz@health.invalid", &u);
+	int rc = store_user_get(sw->store, "sip:healthz@health.invalid", &u);
 
 	if (rc == STORE_OK || rc == STORE_NOTFOUND)
 		return 0;
-	log_warn("health.store_failed", "worker=%d reason=\"%s\"", io->id, store_strerror(rc));
+	log_warn("health.store_failed", "worker=%d reason=\"%s\"", sw->id, store_strerror(rc));
 	return -1;
 }
 

@@ -69,6 +69,7 @@ struct http_response {
 struct http_server {
 	struct evhttp *eh;
 	void *worker;
+	void (*prepare)(void *worker);
 	struct evhttp_bound_socket *socks[MAX_SOCKETS];
 	size_t n_socks;
 };
@@ -392,6 +393,7 @@ static char *request_view(struct evhttp_request *ev, struct http_server *srv,
 /* evhttp's callback for every complete request. */
 static void on_request(struct evhttp_request *ev, void *arg)
 {
+	struct http_server *srv = arg;
 	uint64_t t0 = stats_now_us();
 	struct http_request req;
 	struct http_response resp = {.ev = ev};
@@ -403,7 +405,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	log_ctx_set("req_id", str_cstr(rid));
 	peer_text(evhttp_request_get_connection(ev), peer, sizeof(peer));
 	resp.body = evbuffer_new();
-	target = resp.body ? request_view(ev, arg, &req, peer, rid) : NULL;
+	target = resp.body ? request_view(ev, srv, &req, peer, rid) : NULL;
 	if (!target) {
 		if (resp.body)
 			evbuffer_free(resp.body);
@@ -412,6 +414,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
 		log_ctx_clear();
 		return;
 	}
+	if (srv->prepare)
+		srv->prepare(srv->worker);
 	call_route(&req, &resp);
 	common_headers(&resp, rid);
 	bytes = evbuffer_get_length(resp.body);
@@ -667,13 +671,14 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 /* ---- servers ---- */
 
 struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
-				    void *worker)
+				    void *worker, void (*prepare)(void *worker))
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
 
 	if (!srv)
 		return NULL;
 	srv->worker = worker;
+	srv->prepare = prepare;
 	srv->eh = evhttp_new(base);
 	if (!srv->eh) {
 		free(srv);

@@ -62,8 +62,11 @@ struct http_request {
 	struct str body;	 /* the whole body (at most [http] max_body_size); never log it */
 	const char *peer;	 /* "ip:port" or "[ip]:port" */
 	const char *request_id;
-	SSL *ssl;	      /* the TLS session (for the client certificate, later) */
-	void *worker;	      /* the worker context given to http_server_new() */
+	SSL *ssl; /* the TLS session (for the client certificate, later) */
+	/* the worker context given to http_server_new(); rtcauthd gives its
+	 * struct sip_worker (sip/server.h): the worker's store connection and
+	 * the current runtime (config), refreshed before each request */
+	void *worker;
 	const void *internal; /* the server's own request (headers lookup) */
 };
 
@@ -131,9 +134,12 @@ struct http_limits {
 
 struct http_server;
 
-/* A server on base (one per worker); worker is handed to every handler. */
+/*
+ * A server on base (one per worker); worker is handed to every handler,
+ * after prepare(worker) (may be NULL) has run for that request.
+ */
 struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
-				    void *worker);
+				    void *worker, void (*prepare)(void *worker));
 /* Accept HTTPS connections on a bound, listening, non-blocking socket (the
  * server owns fd from now on, even when this fails). 0 or -1. */
 int http_server_listen_fd(struct http_server *srv, int fd);

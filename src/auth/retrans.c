@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "core/secmem.h"
 
@@ -21,6 +22,7 @@ struct slot {
 
 static struct slot *slots;
 static uint64_t mask;
+static uint64_t quick_seed[2]; /* random per process; see quick_fingerprint */
 static pthread_mutex_t locks[SHARDS];
 
 int retrans_init(unsigned slots_log2)
@@ -29,6 +31,11 @@ int retrans_init(unsigned slots_log2)
 	if (!slots)
 		return -1;
 	mask = ((uint64_t)1 << slots_log2) - 1;
+	if (RAND_bytes((unsigned char *)quick_seed, sizeof(quick_seed)) != 1) {
+		free(slots);
+		slots = NULL;
+		return -1;
+	}
 	for (int i = 0; i < SHARDS; i++)
 		pthread_mutex_init(&locks[i], NULL);
 	return 0;
@@ -117,6 +124,44 @@ static int fingerprint(const struct retrans_key *k, uint8_t out[12])
 	return rc;
 }
 
+/*
+ * A fast seeded 96-bit fingerprint, for challenge entries only. A collision
+ * there only hands one request the nonce stamp remembered for another
+ * (nonces are public), so it needs no cryptographic strength, and the
+ * challenge path runs for every unauthenticated request. Authenticated
+ * entries, where a forged match would let captured credentials be reused,
+ * keep the SHA-256 fingerprint above; a slot's stamp tells the kinds apart.
+ */
+static void quick_fingerprint(const struct retrans_key *k, uint8_t out[12])
+{
+	const struct str parts[6] = {k->nonce, k->nc, k->branch, k->call_id, k->cseq, k->method};
+	uint64_t a = quick_seed[0], b = quick_seed[1];
+
+	for (int i = 0; i < 6; i++) {
+		size_t n = parts[i].len, o = 0;
+		uint64_t w = n; /* length first: fields cannot slide into each other */
+		for (;;) {
+			a = (a ^ w) * 0x9e3779b97f4a7c15ull;
+			a ^= a >> 29;
+			b = (b ^ w) * 0xc2b2ae3d27d4eb4full;
+			b ^= b >> 31;
+			if (o >= n)
+				break;
+			w = 0;
+			memcpy(&w, parts[i].p + o, n - o < 8 ? n - o : 8);
+			o += 8;
+		}
+	}
+	a ^= a >> 33;
+	a *= 0xff51afd7ed558ccdull;
+	a ^= a >> 33;
+	b ^= b >> 33;
+	b *= 0xc4ceb9fe1a85ec53ull;
+	b ^= b >> 33;
+	memcpy(out, &a, 8);
+	memcpy(out + 8, &b, 4);
+}
+
 static uint64_t index_of(const uint8_t fp[12])
 {
 	uint64_t v;
@@ -173,8 +218,9 @@ bool retrans_stamp(const struct retrans_key *k, uint64_t now, uint64_t *stamp)
 	uint64_t i;
 	bool hit;
 
-	if (!slots || fingerprint(k, fp) < 0)
+	if (!slots)
 		return false; /* *stamp stays the caller's new one */
+	quick_fingerprint(k, fp);
 	i = index_of(fp);
 	pthread_mutex_lock(&locks[i % SHARDS]);
 	hit = slots[i].until >= (uint32_t)now && slots[i].stamp != 0 &&

@@ -86,6 +86,51 @@ static void test_retrans_challenge_stamp_comes_back_for_the_same_request_only(vo
 	assert_false(retrans_stamp(&other, 1000, &stamp));
 }
 
+/* The challenge memory has its own (fast) fingerprint: it too must tell
+ * every field apart, and fields must not slide into each other. */
+static void test_retrans_challenge_stamp_tells_every_field_apart(void **state)
+{
+	struct retrans_key k = base_key(), o;
+	uint64_t stamp;
+
+	(void)state;
+	k.nonce = STR_NULL;
+	k.nc = STR_NULL;
+	stamp = 0x1111;
+	assert_false(retrans_stamp(&k, 500, &stamp));
+	for (int i = 0; i < 6; i++) {
+		o = k;
+		switch (i) {
+		case 0:
+			o.branch = STR_LIT("z9hG4bK-other");
+			break;
+		case 1:
+			o.call_id = STR_LIT("other-call");
+			break;
+		case 2:
+			o.cseq = STR_LIT("2");
+			break;
+		case 3:
+			o.method = STR_LIT("INVITE");
+			break;
+		case 4: /* the end of the branch moved into the Call-ID */
+			o.branch = STR_LIT("z9hG4bK776asdhd");
+			o.call_id = STR_LIT("sa84b4c76e66710@pc33.atlanta.example.com");
+			break;
+		default: /* the same bytes split differently over cseq/method */
+			o.cseq = STR_LIT("314159R");
+			o.method = STR_LIT("EGISTER");
+			break;
+		}
+		stamp = 0x2222;
+		assert_false(retrans_stamp(&o, 500, &stamp));
+		assert_true(stamp == 0x2222);
+	}
+	stamp = 0x3333;
+	assert_true(retrans_stamp(&k, 500, &stamp));
+	assert_true(stamp == 0x1111);
+}
+
 static void test_retrans_seen_compares_content_not_pointers(void **state)
 {
 	struct retrans_key k = base_key(), copy;
@@ -287,6 +332,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_retrans_remembered_request_is_seen, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_retrans_challenge_stamp_tells_every_field_apart,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retrans_seen_compares_content_not_pointers, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -303,18 +303,20 @@ static bool lower_hex(struct str in, char *out, size_t cap)
  * most once per cache_check_ms (1 s): a change made by any process (another
  * rtcauthctl, another server of a pool) empties the caches within a second.
  * VAULT_CACHE_TTL_MS is only a backstop on top of that. If the version
- * cannot be read, the cache is bypassed until it can. Negative answers are
+ * cannot be read, entries keep answering for ten polls (10 s) after the
+ * last good one, then the cache is bypassed until it can be read again. Negative answers are
  * cached the same way, so known and unknown users cost the same and a flood
  * of unknown names does not reach the store. Keys are wiped on eviction and
  * when the thread ends. Store outages are never cached.
  */
-#define VAULT_CACHE_SETS     4096 /* four entries each: 16,384 users per thread */
-#define VAULT_CACHE_WAYS     4
-#define VAULT_CACHE_SLOTS    (VAULT_CACHE_SETS * VAULT_CACHE_WAYS)
-#define VAULT_CACHE_TTL_MS   300000
-#define VAULT_CACHE_CHECK_MS 1000 /* default of cache_check_ms */
-#define VAULT_CACHE_NAME     64	  /* longer names and realms go to the store */
-#define VAULT_CACHE_URI	     128  /* likewise for longer AORs */
+#define VAULT_CACHE_SETS	4096 /* four entries each: 16,384 users per thread */
+#define VAULT_CACHE_WAYS	4
+#define VAULT_CACHE_SLOTS	(VAULT_CACHE_SETS * VAULT_CACHE_WAYS)
+#define VAULT_CACHE_TTL_MS	300000
+#define VAULT_CACHE_CHECK_MS	1000 /* default of cache_check_ms */
+#define VAULT_CACHE_GRACE_POLLS 10   /* see cache_current */
+#define VAULT_CACHE_NAME	64   /* longer names and realms go to the store */
+#define VAULT_CACHE_URI		128  /* likewise for longer AORs */
 
 struct cache_entry {
 	uint64_t hash;
@@ -336,6 +338,7 @@ struct cache_entry {
 
 static _Atomic uint32_t cache_gen = 1;
 static _Atomic unsigned cache_check_ms = VAULT_CACHE_CHECK_MS;
+static _Atomic uint32_t cache_poll_epoch; /* bumped: every thread polls at its next lookup */
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static pthread_key_t cache_key;
 
@@ -360,6 +363,7 @@ void vault_cache_flush(void)
 void vault_cache_check_interval(unsigned ms)
 {
 	atomic_store(&cache_check_ms, ms);
+	atomic_fetch_add(&cache_poll_epoch, 1);
 }
 
 static uint64_t cache_hash(struct str name, struct str realm, unsigned mech)
@@ -452,22 +456,30 @@ static uint64_t now_ms(void)
 static bool cache_current(struct store *s, uint64_t now)
 {
 	static _Thread_local int64_t seen = -1;
-	static _Thread_local uint64_t checked;
+	static _Thread_local uint64_t checked, confirmed;
+	static _Thread_local uint32_t epoch;
 	static _Thread_local bool usable;
+	uint64_t every = atomic_load_explicit(&cache_check_ms, memory_order_relaxed);
+	uint32_t e = atomic_load_explicit(&cache_poll_epoch, memory_order_relaxed);
 	int64_t v;
 
-	if (checked && now - checked < atomic_load_explicit(&cache_check_ms, memory_order_relaxed))
+	if (checked && e == epoch && now - checked < every)
 		return usable;
 	checked = now;
+	epoch = e;
 	if (store_cred_version(s, &v) != STORE_OK) {
-		usable = false; /* trust nothing we cannot confirm: ask the store */
-		return false;
+		/* a short hiccup (a lock, a busy disk) does not sign everyone
+		 * out: entries confirmed in the last ten polls keep answering;
+		 * after that, trust nothing we cannot confirm */
+		usable = confirmed && now - confirmed < VAULT_CACHE_GRACE_POLLS * every;
+		return usable;
 	}
 	if (v != seen) {
 		if (seen != -1)
 			vault_cache_flush();
 		seen = v;
 	}
+	confirmed = now;
 	usable = true;
 	return true;
 }

@@ -67,7 +67,9 @@ void vault_cache_flush(void);
 /*
  * How often (ms) each thread re-reads the store's credentials version to
  * learn about changes made elsewhere (default 1000; 0: on every lookup).
- * Tests use it to make the cache's timing deterministic.
+ * When the version cannot be read, cached entries keep answering for ten
+ * such intervals after the last good read. Tests use it to make the
+ * cache's timing deterministic.
  */
 void vault_cache_check_interval(unsigned ms);
 

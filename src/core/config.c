@@ -45,6 +45,10 @@ enum key_kind {
 	K_LOGDEST,
 	K_ALGS,
 	K_QOP,
+	K_URL,	    /* https URL (issuer rules when the key is "issuer") */
+	K_IDENT,    /* realm / principal id: printable, no space, '@', '/' */
+	K_NAME,	    /* a display name: printable, spaces allowed */
+	K_JOSE_ALG, /* RS256 | PS256 | ES256 | EdDSA */
 };
 
 struct key {
@@ -92,10 +96,21 @@ static const struct key keys[] = {
     {"http", "max_header_size", K_SIZE, F(http_max_header_size), 1024, 1024 * 1024},
     {"http", "max_body_size", K_SIZE, F(http_max_body_size), 1024, 64 * 1024 * 1024},
     {"http", "timeout", K_DURATION, F(http_timeout), 1, 3600},
+    {"oauth", "issuer", K_URL, F(oauth_issuer), 0, CONFIG_URL_MAX - 64},
+    {"oauth", "realm", K_IDENT, F(oauth_realm), 0, CONFIG_HOST_MAX - 1},
+    {"oauth", "principal_id", K_IDENT, F(oauth_principal_id), 0, CONFIG_HOST_MAX - 1},
+    {"oauth", "service_name", K_NAME, F(oauth_service_name), 0, CONFIG_NAME_MAX - 1},
+    {"oauth", "signing_alg", K_JOSE_ALG, F(oauth_signing_alg), 0, 0},
+    {"oauth", "default_token_lifetime", K_DURATION, F(oauth_default_token_lifetime), 60, 604800},
+    {"oauth", "max_token_lifetime", K_DURATION, F(oauth_max_token_lifetime), 60, 604800},
+    {"oauth", "clock_skew", K_DURATION, F(oauth_clock_skew), 0, 3600},
+    {"oauth", "max_token_size", K_SIZE, F(oauth_max_token_size), 1024, 1024 * 1024},
+    {"oauth", "authorization_server", K_URL, F(oauth_authorization_server), 0, CONFIG_URL_MAX - 1},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "sip", "store", "log", "auth", "admin", "http"};
+static const char *const sections[] = {"server", "sip",	  "store", "log",
+				       "auth",	 "admin", "http",  "oauth"};
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* Offered algorithm names; the -sess forms are a per-challenge flag. */
@@ -391,6 +406,60 @@ static int parse_qop(const char *value, bool *auth_int)
 	return 0;
 }
 
+/*
+ * An https URL: "https://" (lower case: an issuer is compared exactly,
+ * RFC 8414 §2), a non-empty authority without userinfo, then printable
+ * ASCII without '#', '"', '\\' or spaces. An issuer also has no query and
+ * no trailing '/' (our endpoint URLs are the issuer plus a path).
+ * NULL when good, else what is wrong.
+ */
+static const char *url_problem(const char *v, bool issuer)
+{
+	const char *p, *auth;
+	size_t alen;
+
+	if (strncmp(v, "https://", 8) != 0)
+		return "expected an https URL, e.g. https://sip.example.com";
+	auth = v + 8;
+	alen = strcspn(auth, "/?#");
+	if (alen == 0)
+		return "the URL has no host";
+	for (size_t i = 0; i < alen; i++) {
+		char c = auth[i];
+		if (!isalnum((unsigned char)c) && !strchr(".-:[]", c))
+			return "the host part may hold only a host name or address and a port";
+	}
+	for (p = v; *p; p++) {
+		if (*p <= ' ' || *p > '~' || *p == '#' || *p == '"' || *p == '\\')
+			return "a URL has no spaces, quotes, backslashes, fragments or "
+			       "non-ASCII characters";
+		if (issuer && *p == '?')
+			return "an issuer has no query part (RFC 8414)";
+	}
+	if (issuer && v[strlen(v) - 1] == '/')
+		return "write the issuer without a trailing '/'";
+	return NULL;
+}
+
+/* A realm or principal id: it becomes part of "principal/host@realm". */
+static bool ident_valid(const char *v)
+{
+	if (*v == '\0')
+		return false;
+	for (; *v; v++)
+		if (*v <= ' ' || *v > '~' || strchr("@/\"\\,", *v))
+			return false;
+	return true;
+}
+
+static bool name_valid(const char *v)
+{
+	for (; *v; v++)
+		if (*v < ' ' || *v > '~' || *v == '"' || *v == '\\')
+			return false;
+	return true;
+}
+
 /* ---- did you mean ----------------------------------------------------- */
 
 static size_t edit_distance(const char *a, const char *b)
@@ -481,7 +550,7 @@ static void unknown_section(struct loader *ld, const char *name)
 	else
 		fail(ld, ld->lineno,
 		     "unknown section [%s]; known sections are [server] [sip] [store] [log] "
-		     "[auth] [admin] [http]; see rtcauth.conf(5)",
+		     "[auth] [admin] [http] [oauth]; see rtcauth.conf(5)",
 		     name);
 }
 
@@ -608,6 +677,39 @@ static void set_value(struct loader *ld, const struct key *k, const char *value,
 	case K_QOP:
 		if (parse_qop(value, &cfg->digest_qop_auth_int) < 0)
 			fail_value(ld, k, value, "expected auth or auth,auth-int");
+		break;
+	case K_URL: {
+		const char *why = url_problem(value, strcmp(k->name, "issuer") == 0);
+		if (!why && strlen(value) > (size_t)k->max)
+			why = "URL too long";
+		if (why)
+			fail_value(ld, k, value, why);
+		else
+			strcpy(dst, value);
+		break;
+	}
+	case K_IDENT:
+		if (strlen(value) > (size_t)k->max || !ident_valid(value))
+			fail_value(ld, k, value,
+				   "expected printable characters without spaces, '@', '/', ',' or "
+				   "quotes, e.g. example.com or a GUID");
+		else
+			strcpy(dst, value);
+		break;
+	case K_NAME:
+		if (strlen(value) > (size_t)k->max || !name_valid(value))
+			fail_value(ld, k, value,
+				   "expected a short name of printable characters without quotes");
+		else
+			strcpy(dst, value);
+		break;
+	case K_JOSE_ALG:
+		if (strcmp(value, "RS256") && strcmp(value, "PS256") && strcmp(value, "ES256") &&
+		    strcmp(value, "EdDSA"))
+			fail_value(ld, k, value,
+				   "expected RS256, PS256, ES256 or EdDSA (exact case)");
+		else
+			strcpy(dst, value);
 		break;
 	}
 }
@@ -745,12 +847,35 @@ void config_defaults(struct config *cfg)
 	cfg->http_max_body_size = 65536;
 	cfg->http_timeout = 30;
 
+	strcpy(cfg->oauth_principal_id, "00000004-0000-0ff1-ce00-000000000000"); /* Lync */
+	strcpy(cfg->oauth_service_name, "rtcauth");
+	strcpy(cfg->oauth_signing_alg, "RS256");
+	cfg->oauth_default_token_lifetime = 3600;
+	cfg->oauth_max_token_lifetime = 86400;
+	cfg->oauth_clock_skew = 300;
+	cfg->oauth_max_token_size = 16384;
+	config_oauth_defaults(cfg);
+
 	derive(cfg->state_dir, "tls/server.crt", cfg->tls_cert, sizeof(cfg->tls_cert));
 	derive(cfg->state_dir, "tls/server.key", cfg->tls_key, sizeof(cfg->tls_key));
 	derive(cfg->state_dir, "rtcauth.db", cfg->sqlite_path, sizeof(cfg->sqlite_path));
 	derive(cfg->state_dir, "rtcauthd.sock", cfg->admin_socket, sizeof(cfg->admin_socket));
 	memcpy(cfg->http_cert, cfg->tls_cert, sizeof(cfg->http_cert));
 	memcpy(cfg->http_key, cfg->tls_key, sizeof(cfg->http_key));
+}
+
+void config_oauth_defaults(struct config *cfg)
+{
+	size_t flen = strnlen(cfg->fqdn, sizeof(cfg->fqdn) - 1);
+	uint16_t port = cfg->n_http_listen ? cfg->http_listen[0].port : 443;
+
+	if (port == 443)
+		snprintf(cfg->oauth_issuer, sizeof(cfg->oauth_issuer), "https://%.*s", (int)flen,
+			 cfg->fqdn);
+	else
+		snprintf(cfg->oauth_issuer, sizeof(cfg->oauth_issuer), "https://%.*s:%u", (int)flen,
+			 cfg->fqdn, port);
+	memcpy(cfg->oauth_realm, cfg->domain, sizeof(cfg->oauth_realm));
 }
 
 static int seen_line(const struct loader *ld, const char *name)
@@ -765,6 +890,29 @@ static int max3(int a, int b, int c)
 {
 	int m = a > b ? a : b;
 	return m > c ? m : c;
+}
+
+/* [oauth] values derived from [server] and [http], and their orderings. */
+static void finish_oauth(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	char issuer[CONFIG_URL_MAX], realm[CONFIG_HOST_MAX];
+
+	memcpy(issuer, cfg->oauth_issuer, sizeof(issuer));
+	memcpy(realm, cfg->oauth_realm, sizeof(realm));
+	config_oauth_defaults(cfg);
+	if (seen_line(ld, "issuer"))
+		memcpy(cfg->oauth_issuer, issuer, sizeof(issuer));
+	if (seen_line(ld, "realm"))
+		memcpy(cfg->oauth_realm, realm, sizeof(realm));
+	if (cfg->oauth_default_token_lifetime > cfg->oauth_max_token_lifetime) {
+		fail(ld,
+		     max3(seen_line(ld, "default_token_lifetime"),
+			  seen_line(ld, "max_token_lifetime"), 0),
+		     "[oauth] default_token_lifetime (%d) must not be above max_token_lifetime "
+		     "(%d)",
+		     cfg->oauth_default_token_lifetime, cfg->oauth_max_token_lifetime);
+	}
 }
 
 /* Checks that need the whole file: required keys, derived paths, orderings. */
@@ -838,7 +986,9 @@ static void finish(struct loader *ld)
 			  0),
 		     "[auth] lockout_user_max (%d) must not be below lockout_user_duration (%d)",
 		     cfg->lockout_user_max, cfg->lockout_user_duration);
+		return;
 	}
+	finish_oauth(ld);
 }
 
 /* Absolute directory of path without resolving symlinks. */

@@ -17,6 +17,9 @@
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_HOST_MAX	  256
+#define CONFIG_URL_MAX	  1024 /* an https URL: [oauth] issuer, authorization_server */
+#define CONFIG_NAME_MAX	  64
+#define CONFIG_ALG_MAX	  8
 
 enum transport_kind { TRANSPORT_UDP = 0, TRANSPORT_TCP = 1, TRANSPORT_TLS = 2 };
 
@@ -82,6 +85,18 @@ struct config {
 	size_t http_max_header_size; /* request line and headers; default 16384 */
 	size_t http_max_body_size;   /* default 65536 */
 	int http_timeout;	     /* seconds of silence before a connection is closed; 30 */
+
+	/* [oauth]: always on (no key turns it off) */
+	char oauth_issuer[CONFIG_URL_MAX];	  /* default https://<fqdn>[:<first [http] port>] */
+	char oauth_realm[CONFIG_HOST_MAX];	  /* default: [server] domain */
+	char oauth_principal_id[CONFIG_HOST_MAX]; /* default the Lync principal id */
+	char oauth_service_name[CONFIG_NAME_MAX]; /* default "rtcauth" */
+	char oauth_signing_alg[CONFIG_ALG_MAX];	  /* of the key made at first start; RS256 */
+	int oauth_default_token_lifetime;	  /* seconds, default 3600 */
+	int oauth_max_token_lifetime;		  /* seconds, default 86400: issued and accepted */
+	int oauth_clock_skew;			  /* seconds, default 300, at most 3600 */
+	size_t oauth_max_token_size;		  /* bytes, default 16384 */
+	char oauth_authorization_server[CONFIG_URL_MAX]; /* https metadata URL, or '' */
 };
 
 /* Fill every field with its default (state_dir-derived paths included). */
@@ -94,6 +109,11 @@ void config_defaults(struct config *cfg);
  * A missing file is an error too ("cannot open ...: No such file ...").
  */
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+
+/* Set the derived [oauth] defaults from the other fields: issuer
+ * "https://<fqdn>" plus ":<port>" of the first [http] listen unless 443,
+ * and realm = domain. config_load does this unless the file sets them. */
+void config_oauth_defaults(struct config *cfg);
 
 /* "udp:ADDR:PORT" (IPv6 as [::1]); 0 or -1. */
 int config_parse_listen(const char *s, struct listen_addr *out);

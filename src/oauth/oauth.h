@@ -57,6 +57,8 @@ struct oauth_snapshot {
 	int max_lifetime;		     /* seconds: no token we issue or accept lives longer */
 	int clock_skew;			     /* seconds */
 	size_t max_token_size;		     /* bytes */
+	char service_name[CONFIG_NAME_MAX];	       /* [oauth] service_name (metadata "name") */
+	char authorization_server[CONFIG_URL_MAX]; /* [oauth] authorization_server, or '' */
 
 	/* the signing key now (state current) and every published key
 	 * (current, next, previous: the JWKS and the metadata list these) */

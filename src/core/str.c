@@ -29,7 +29,15 @@ bool str_caseeq(struct str a, struct str b)
 
 bool str_caseeq_cstr(struct str a, const char *c)
 {
-	return str_caseeq(a, str_cstr(c));
+	/* one pass over both, stopping at the first difference: callers test a
+	 * token against several names, and most differ in the first byte */
+	size_t i;
+
+	for (i = 0; i < a.len; i++)
+		if (c[i] == '\0' ||
+		    ascii_lower((unsigned char)a.p[i]) != ascii_lower((unsigned char)c[i]))
+			return false;
+	return c[i] == '\0';
 }
 
 static bool is_lws(char c)

@@ -50,6 +50,17 @@ static void test_str_caseeq_ignores_ascii_case_only(void **state)
 	assert_false(str_caseeq(STR_LIT("abc"), STR_LIT("abcd")));
 	assert_false(str_caseeq_cstr(STR_LIT("a-b"), "a_b"));
 	assert_true(str_caseeq(STR_NULL, STR_NULL));
+	/* the C string's end and the counted length must agree exactly */
+	assert_false(str_caseeq_cstr(STR_LIT("nonce"), "nonc"));
+	assert_false(str_caseeq_cstr(STR_LIT("nonc"), "nonce"));
+	assert_false(str_caseeq_cstr(str_make("nc\0x", 4), "nc"));
+	assert_false(str_caseeq_cstr(str_make("nc\0", 3), "nc"));
+	assert_true(str_caseeq_cstr(STR_NULL, ""));
+	assert_false(str_caseeq_cstr(STR_NULL, "a"));
+	assert_false(str_caseeq_cstr(STR_LIT("a"), ""));
+	/* only ASCII letters fold: '@' (0x40) is not '`' (0x60) */
+	assert_false(str_caseeq_cstr(STR_LIT("@"), "`"));
+	assert_true(str_caseeq_cstr(STR_LIT("QoP"), "qop"));
 }
 
 /*

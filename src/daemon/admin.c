@@ -32,6 +32,12 @@
 static struct evconnlistener *listener;
 static struct admin_ctx actx;
 static char sock_path[108];
+static int (*oauth_reload_fn)(char *err, size_t errlen);
+
+void admin_set_oauth_reload(int (*fn)(char *err, size_t errlen))
+{
+	oauth_reload_fn = fn;
+}
 
 static json_t *err_reply(const char *code, const char *msg)
 {
@@ -199,6 +205,23 @@ static json_t *do_lockout(json_t *req, bool clear)
 	return json_pack("{s:b, s:o}", "ok", 1, "entries", arr);
 }
 
+/* rtcauthctl sends this after every signing-key or partner change. */
+static json_t *do_oauth_reload(void)
+{
+	char err[1024];
+
+	if (!oauth_reload_fn)
+		return err_reply("unavailable", "the OAuth service is not running");
+	if (oauth_reload_fn(err, sizeof(err)) != 0) {
+		char v[LOG_VAL_MAX];
+		log_err("admin.oauth_reload_failed", "reason=%s action=kept_old_keys",
+			log_val(str_cstr(err), v, sizeof(v)));
+		return err_reply("failed", err);
+	}
+	log_info("admin.oauth_reload", "result=ok");
+	return json_pack("{s:b}", "ok", 1);
+}
+
 char *admin_handle_line(const char *line, size_t len)
 {
 	json_error_t jerr;
@@ -219,6 +242,13 @@ char *admin_handle_line(const char *line, size_t len)
 		rep = do_lockout(req, false);
 	else if (strcmp(cmd, "lockout.clear") == 0)
 		rep = do_lockout(req, true);
+	else if (strcmp(cmd, "oauth.reload") == 0)
+		rep = do_oauth_reload();
+	else if (strcmp(cmd, "partner.refresh") == 0)
+		rep =
+		    err_reply("not_implemented",
+			      "not implemented yet: metadata URLs are fetched by a later release; "
+			      "the partner keeps the keys it has");
 	else if (strcmp(cmd, "cache.flush") == 0) {
 		vault_cache_flush();
 		rep = json_pack("{s:b}", "ok", 1);

@@ -20,6 +20,11 @@ struct admin_ctx {
 int admin_start(struct event_base *base, const char *path, const struct admin_ctx *ctx, char *err,
 		size_t errlen);
 void admin_stop(void);
+/*
+ * What "oauth.reload" runs (rebuild the OAuth snapshot from the store; 0 or
+ * -1 with err). Unset, the command answers that OAuth is not running.
+ */
+void admin_set_oauth_reload(int (*fn)(char *err, size_t errlen));
 /* Answer one request line; returns a malloc'd reply line (with '\n'). */
 char *admin_handle_line(const char *line, size_t len);
 

@@ -30,6 +30,8 @@
 #include "daemon/bootstrap.h"
 #include "daemon/worker.h"
 #include "http/http.h"
+#include "oauth/metadata.h"
+#include "oauth/oauth.h"
 #include "sip/location.h"
 #include "store/store.h"
 #include "store/wb.h"
@@ -50,6 +52,9 @@ static struct rt_keep *kept;
 static const struct sip_runtime *current_rt;
 static struct event_base *main_base;
 static const char *config_path = "/etc/rtcauth/rtcauth.conf";
+/* the main thread's own store connection: OAuth start and reloads (SIGHUP
+ * and the admin socket both run on the main loop) */
+static struct store *main_store;
 
 static const struct sip_runtime *get_runtime(void)
 {
@@ -296,6 +301,30 @@ static int restore_one(void *vctx, const struct store_reg *r)
 
 /* ---- signals and timers ---- */
 
+/* "oauth.reload" on the admin socket, with the running configuration. */
+static int admin_oauth_reload(char *err, size_t errlen)
+{
+	return oauth_reload(current_rt->cfg, main_store, err, errlen);
+}
+
+/*
+ * The OAuth runtime: a current signing key (made at the first start), its
+ * snapshot, and the metadata endpoints, before any HTTPS server exists.
+ */
+static int oauth_up(const struct config *cfg, char *err, size_t errlen)
+{
+	if (store_open(cfg->sqlite_path, 0, 5000, &main_store, err, errlen) != STORE_OK)
+		return -1;
+	if (oauth_start(cfg, main_store, err, errlen) < 0)
+		return -1;
+	if (oauth_metadata_routes_add() < 0) {
+		snprintf(err, errlen, "cannot register the OAuth metadata endpoints");
+		return -1;
+	}
+	admin_set_oauth_reload(admin_oauth_reload);
+	return 0;
+}
+
 static void on_term(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -377,6 +406,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	workers_set_runtime(nrt);
 	log_set_level(ncfg->log_level);
 	vault_cache_flush();
+	if (oauth_reload(ncfg, main_store, err, sizeof(err)) < 0)
+		log_err("reload.oauth_failed", "reason=%s action=kept_old_keys", reason(err, rbuf));
 	log_info("reload.ok", "config=%s registrations=%zu", reason(config_path, rbuf),
 		 location_count());
 	sd_notify(0, "READY=1");
@@ -550,6 +581,8 @@ int main(int argc, char **argv)
 	if (open_and_restore(cfg, err, sizeof(err)) < 0 ||
 	    wb_start(cfg->sqlite_path, 100, err, sizeof(err)) < 0)
 		goto fail;
+	if (oauth_up(cfg, err, sizeof(err)) < 0)
+		goto fail_wb;
 	if (has_tls(cfg)) {
 		SSL_CTX *ctx = make_tls(cfg, err, sizeof(err));
 		if (!ctx)
@@ -613,6 +646,9 @@ fail:
 	fprintf(stderr, "rtcauthd: %s\n", err);
 	rc = 1;
 out:
+	admin_set_oauth_reload(NULL);
+	oauth_stop();
+	store_close(main_store);
 	location_shutdown();
 	retrans_shutdown();
 	vault_shutdown();

@@ -289,6 +289,15 @@ int oauth_start(const struct config *cfg, struct store *s, char *err, size_t err
 	snprintf(cn, sizeof(cn), "rtcauth token issuer %.*s", KEYS_CN_MAX - 21, realm);
 	if (keys_ensure_current(s, cfg->state_dir, cfg->oauth_signing_alg, cn, "rtcauthd", k,
 				&created, err, errlen) != 0) {
+		size_t n = strlen(err);
+		/* a stored current key whose private key cannot be used */
+		if (store_oauth_key_current(s, k) == STORE_OK && n < errlen)
+			snprintf(
+			    err + n, errlen - n,
+			    "; the current OAuth signing key %s cannot sign: restore its key "
+			    "file from a backup, or make a new key and make it current "
+			    "(rtcauthctl oauth key new, then rtcauthctl oauth key activate KID)",
+			    k->kid);
 		free(k);
 		return -1;
 	}

@@ -1,0 +1,1073 @@
+/*
+ * POST /oauth/token: the form, the client authentication (private_key_jwt),
+ * the grant policy and the answer (see token.h). Must never log a form
+ * value or an issued token, and never issue before every check passed.
+ */
+#include "oauth/token.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "oauth/jose.h"
+#include "sip/server.h"
+#include "store/store.h"
+
+/* ---- counting ---- */
+
+static const char *const reason_names[TOKEN_REASON_COUNT] = {
+    [TOKEN_ISSUED] = "issued",
+    [TOKEN_R_INVALID_REQUEST] = "invalid_request",
+    [TOKEN_R_UNSUPPORTED_GRANT] = "unsupported_grant_type",
+    [TOKEN_R_NO_CLIENT_AUTH] = "no_client_auth",
+    [TOKEN_R_UNKNOWN_ISSUER] = "unknown_issuer",
+    [TOKEN_R_BAD_ASSERTION] = "bad_assertion",
+    [TOKEN_R_BAD_CLAIMS] = "bad_claims",
+    [TOKEN_R_EXPIRED] = "expired",
+    [TOKEN_R_NOT_YET_VALID] = "not_yet_valid",
+    [TOKEN_R_LIFETIME] = "lifetime_too_long",
+    [TOKEN_R_REPLAY] = "replay",
+    [TOKEN_R_REPLAY_FULL] = "replay_cache_full",
+    [TOKEN_R_UNAUTHORIZED_CLIENT] = "unauthorized_client",
+    [TOKEN_R_INVALID_GRANT] = "invalid_grant",
+    [TOKEN_R_INVALID_TARGET] = "invalid_target",
+    [TOKEN_R_INVALID_SCOPE] = "invalid_scope",
+    [TOKEN_R_SERVER_ERROR] = "server_error",
+};
+
+static _Atomic uint64_t reason_counts[TOKEN_REASON_COUNT];
+
+const char *token_reason_name(enum token_reason r)
+{
+	return (unsigned)r < TOKEN_REASON_COUNT ? reason_names[r] : "?";
+}
+
+void token_count(enum token_reason r)
+{
+	if ((unsigned)r >= TOKEN_REASON_COUNT)
+		return;
+	/* TODO(stats.h): stats_family_inc(SF_OAUTH_TOKENS, r) once the family
+	 * exists; the label sets are reason_names in this order */
+	atomic_fetch_add_explicit(&reason_counts[r], 1, memory_order_relaxed);
+}
+
+uint64_t token_count_get(enum token_reason r)
+{
+	if ((unsigned)r >= TOKEN_REASON_COUNT)
+		return 0;
+	return atomic_load_explicit(&reason_counts[r], memory_order_relaxed);
+}
+
+/* ---- results ---- */
+
+static void fail(struct token_result *res, int status, const char *error, enum token_reason why,
+		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void fail(struct token_result *res, int status, const char *error, enum token_reason why,
+		 const char *fmt, ...)
+{
+	va_list ap;
+
+	res->status = status;
+	res->error = error;
+	res->reason = why;
+	va_start(ap, fmt);
+	vsnprintf(res->description, sizeof(res->description), fmt, ap);
+	va_end(ap);
+}
+
+void token_result_free(struct token_result *r)
+{
+	if (!r)
+		return;
+	if (r->access_token) {
+		/* a bearer token is a credential until it expires */
+		memset(r->access_token, 0, strlen(r->access_token));
+		free(r->access_token);
+	}
+	r->access_token = NULL;
+}
+
+/* ---- the form ---- */
+
+enum {
+	P_GRANT,
+	P_CLIENT_ID,
+	P_CA_TYPE,
+	P_CA,
+	P_RESOURCE,
+	P_AUDIENCE,
+	P_SCOPE,
+	P_ASSERTION,
+	P_SUBJECT,
+	P_SUBJECT_TYPE,
+	P_ACTOR,
+	P_ACTOR_TYPE,
+	P_REQUESTED_TYPE,
+	P_COUNT
+};
+
+static const struct {
+	const char *name;
+	bool token; /* may be as long as the body (a JWT) */
+} params[P_COUNT] = {
+    [P_GRANT] = {"grant_type", false},
+    [P_CLIENT_ID] = {"client_id", false},
+    [P_CA_TYPE] = {"client_assertion_type", false},
+    [P_CA] = {"client_assertion", true},
+    [P_RESOURCE] = {"resource", false},
+    [P_AUDIENCE] = {"audience", false},
+    [P_SCOPE] = {"scope", false},
+    [P_ASSERTION] = {"assertion", true},
+    [P_SUBJECT] = {"subject_token", true},
+    [P_SUBJECT_TYPE] = {"subject_token_type", false},
+    [P_ACTOR] = {"actor_token", true},
+    [P_ACTOR_TYPE] = {"actor_token_type", false},
+    [P_REQUESTED_TYPE] = {"requested_token_type", false},
+};
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decode one form component (WHATWG urlencoded: '+' is a space) into out
+ * (room for n + 1). Returns the decoded length or -1 on a bad escape. */
+static long form_decode(const char *in, size_t n, char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		char c = in[i];
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= n)
+				return -1;
+			hi = hexval(in[i + 1]);
+			lo = hexval(in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+static bool has_control(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
+void token_form_free(struct token_form *f)
+{
+	if (!f)
+		return;
+	if (f->buf) {
+		/* the values hold client assertions */
+		memset(f->buf, 0, strlen(f->buf));
+		free(f->buf);
+	}
+	memset(f, 0, sizeof(*f));
+}
+
+static const char **form_slot(struct token_form *f, int p)
+{
+	switch (p) {
+	case P_GRANT:
+		return &f->grant_type;
+	case P_CLIENT_ID:
+		return &f->client_id;
+	case P_CA_TYPE:
+		return &f->client_assertion_type;
+	case P_CA:
+		return &f->client_assertion;
+	case P_RESOURCE:
+		return &f->resource;
+	case P_AUDIENCE:
+		return &f->audience;
+	case P_SCOPE:
+		return &f->scope;
+	case P_ASSERTION:
+		return &f->assertion;
+	case P_SUBJECT:
+		return &f->subject_token;
+	case P_SUBJECT_TYPE:
+		return &f->subject_token_type;
+	case P_ACTOR:
+		return &f->actor_token;
+	case P_ACTOR_TYPE:
+		return &f->actor_token_type;
+	default:
+		return &f->requested_token_type;
+	}
+}
+
+/* One name=value pair; *out advances past what was written. 0 or -1. */
+static int form_pair(struct token_form *f, const char *pair, size_t n, char **out,
+		     bool seen[P_COUNT], struct token_result *res)
+{
+	const char *eq = memchr(pair, '=', n);
+	size_t nlen = eq ? (size_t)(eq - pair) : n;
+	const char *val = eq ? eq + 1 : pair + n;
+	size_t vlen = eq ? n - nlen - 1 : 0;
+	char name[32];
+	long dl;
+	int p;
+
+	/* names we know are short: a longer one is simply unknown */
+	if (nlen >= 3 * sizeof(name))
+		return 0;
+	{
+		char tmp[3 * sizeof(name) + 1];
+
+		dl = form_decode(pair, nlen, tmp);
+		if (dl < 0) {
+			fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+			     "a parameter name has a bad %%-escape");
+			return -1;
+		}
+		if ((size_t)dl >= sizeof(name) || memchr(tmp, '\0', (size_t)dl))
+			return 0;
+		memcpy(name, tmp, (size_t)dl + 1);
+	}
+	for (p = 0; p < P_COUNT; p++)
+		if (strcmp(name, params[p].name) == 0)
+			break;
+	if (p == P_COUNT)
+		return 0; /* RFC 6749 §3.2: unrecognised parameters are ignored */
+	if (seen[p]) {
+		/* RFC 6749 §3.2: "MUST NOT be included more than once" */
+		if (p == P_RESOURCE)
+			fail(res, 400, "invalid_target", TOKEN_R_INVALID_TARGET,
+			     "one resource per request is supported");
+		else
+			fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+			     "parameter %s is repeated", params[p].name);
+		return -1;
+	}
+	seen[p] = true;
+	dl = form_decode(val, vlen, *out);
+	if (dl < 0 || memchr(*out, '\0', (size_t)dl) || has_control(*out, (size_t)dl)) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "parameter %s has a bad %%-escape or a control character", params[p].name);
+		return -1;
+	}
+	if (!params[p].token && (size_t)dl > TOKEN_FORM_SHORT_MAX) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "parameter %s is longer than %d bytes", params[p].name, TOKEN_FORM_SHORT_MAX);
+		return -1;
+	}
+	if (dl > 0) /* RFC 6749 §3.2: a parameter without a value is omitted */
+		*form_slot(f, p) = *out;
+	*out += dl + 1;
+	return 0;
+}
+
+int token_form_parse(const char *body, size_t len, struct token_form *f, struct token_result *res)
+{
+	bool seen[P_COUNT] = {false};
+	size_t i = 0, pairs = 0;
+	char *out;
+
+	memset(f, 0, sizeof(*f));
+	if (!body || len == 0) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "the request has no body; send the parameters as "
+		     "application/x-www-form-urlencoded");
+		return -1;
+	}
+	/* decoded values are never longer than the text, plus one NUL each */
+	f->buf = calloc(1, len + 1 + P_COUNT);
+	if (!f->buf) {
+		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR, "out of memory");
+		return -1;
+	}
+	out = f->buf;
+	while (i <= len) {
+		const char *amp = i < len ? memchr(body + i, '&', len - i) : NULL;
+		size_t end = amp ? (size_t)(amp - body) : len;
+
+		if (end > i) {
+			if (++pairs > TOKEN_FORM_MAX_PARAMS) {
+				fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+				     "more than %d parameters", TOKEN_FORM_MAX_PARAMS);
+				goto err;
+			}
+			if (form_pair(f, body + i, end - i, &out, seen, res) < 0)
+				goto err;
+		}
+		i = end + 1;
+	}
+	return 0;
+err:
+	token_form_free(f);
+	return -1;
+}
+
+/* ---- client assertions and user assertions ---- */
+
+/* What verify_jwt learned about the token and its signer. */
+struct jwt_check {
+	const struct oauth_snapshot *snap;
+	const struct oauth_partner *partner; /* whose key set was used */
+	bool unknown_issuer;
+};
+
+static const struct oauth_partner *partner_find(const struct oauth_snapshot *snap, const char *iss)
+{
+	const char *at = strrchr(iss, '@');
+	size_t i, idlen = at ? (size_t)(at - iss) : 0;
+
+	for (i = 0; i < snap->n_partners; i++) {
+		const struct oauth_partner *p = &snap->partners[i];
+
+		if (p->rec.issuer[0] && strcmp(p->rec.issuer, iss) == 0)
+			return p;
+	}
+	/* the Microsoft form "<principal id>@<realm>" */
+	if (!at || idlen == 0)
+		return NULL;
+	for (i = 0; i < snap->n_partners; i++) {
+		const struct oauth_partner *p = &snap->partners[i];
+
+		if (strlen(p->rec.issuer) == idlen && strncmp(p->rec.issuer, iss, idlen) == 0 &&
+		    strcmp(p->rec.realm[0] ? p->rec.realm : snap->realm, at + 1) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+static struct jose_key *lookup_partner_key(void *arg, const struct jose_jws *jws, int *err)
+{
+	struct jwt_check *c = arg;
+	const char *iss = NULL;
+	const struct jose_key *k;
+
+	*err = JOSE_EUNKNOWNKID;
+	if (jose_claim_str(jws->payload, "iss", &iss) != 0 || !iss[0]) {
+		c->unknown_issuer = true;
+		return NULL;
+	}
+	c->partner = partner_find(c->snap, iss);
+	if (!c->partner) {
+		c->unknown_issuer = true;
+		return NULL;
+	}
+	k = jose_keyset_find(&c->partner->keys, jws->kid, jws->x5t, jws->x5t_s256);
+	return k ? jose_key_ref((struct jose_key *)k) : NULL;
+}
+
+/* aud: a string or an array of strings, one of which is our token endpoint
+ * or our issuer (RFC 7523 §3 item 3). */
+static bool aud_is_us(const struct oauth_snapshot *snap, const json_t *aud)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_is_string(aud)) {
+		const char *s = json_string_value(aud);
+
+		return (snap->token_endpoint[0] && strcmp(s, snap->token_endpoint) == 0) ||
+		       (snap->issuer[0] && strcmp(s, snap->issuer) == 0);
+	}
+	if (!json_is_array(aud) || json_array_size(aud) > 16)
+		return false;
+	json_array_foreach(aud, i, v)
+	{
+		if (json_is_string(v) && aud_is_us(snap, v))
+			return true;
+	}
+	return false;
+}
+
+enum jwt_purpose { JWT_CLIENT, JWT_GRANT };
+
+/*
+ * Verify a partner-signed JWT: a client assertion (errors invalid_client,
+ * 401) or a user assertion / subject token (invalid_grant, 400). On
+ * success *jws holds it and *partner the signer; sub is checked by the
+ * caller. The jti goes into the replay cache last, once all else passed.
+ */
+static int verify_jwt(const struct token_ctx *ctx, const char *tok, enum jwt_purpose purpose,
+		      struct jose_jws *jws, const struct oauth_partner **partner,
+		      struct token_result *res)
+{
+	const struct oauth_snapshot *snap = ctx->snap;
+	const char *err = purpose == JWT_CLIENT ? "invalid_client" : "invalid_grant";
+	const char *what = purpose == JWT_CLIENT ? "client assertion" : "assertion";
+	int st = purpose == JWT_CLIENT ? 401 : 400;
+	struct jwt_check c = {snap, NULL, false};
+	struct jose_limits lim = {snap->max_token_size, 0, false};
+	const char *jti = NULL;
+	int64_t exp, nbf, iat, start;
+	int skew = snap->clock_skew, rc;
+	size_t len = strlen(tok);
+
+	*partner = NULL;
+	memset(jws, 0, sizeof(*jws));
+	if (len > (snap->max_token_size ? snap->max_token_size : JOSE_DEFAULT_MAX_TOKEN)) {
+		fail(res, st, err, TOKEN_R_BAD_ASSERTION, "the %s is larger than %zu bytes", what,
+		     snap->max_token_size ? snap->max_token_size : (size_t)JOSE_DEFAULT_MAX_TOKEN);
+		return -1;
+	}
+	rc = jose_verify(tok, len, &lim, lookup_partner_key, &c, jws);
+	if (rc != 0) {
+		if (c.unknown_issuer)
+			fail(res, st, err, TOKEN_R_UNKNOWN_ISSUER,
+			     "the %s's issuer is not an enabled partner application", what);
+		else
+			fail(res, st, err, TOKEN_R_BAD_ASSERTION, "the %s was refused: %s", what,
+			     jose_strerror(rc));
+		return -1;
+	}
+	*partner = c.partner;
+	snprintf(res->partner, sizeof(res->partner), "%s", c.partner->rec.name);
+	if (!aud_is_us(snap, json_object_get(jws->payload, "aud"))) {
+		fail(res, st, err, TOKEN_R_BAD_CLAIMS,
+		     "the %s's aud is not this server's token endpoint or issuer", what);
+		goto bad;
+	}
+	/* RFC 7523 §3 item 4: exp required */
+	if (jose_claim_time(jws->payload, "exp", &exp) != 0) {
+		fail(res, st, err, TOKEN_R_BAD_CLAIMS, "the %s has no valid exp", what);
+		goto bad;
+	}
+	if (exp + skew < ctx->now) {
+		fail(res, st, err, TOKEN_R_EXPIRED, "the %s has expired", what);
+		goto bad;
+	}
+	start = ctx->now;
+	if (json_object_get(jws->payload, "nbf")) {
+		if (jose_claim_time(jws->payload, "nbf", &nbf) != 0) {
+			fail(res, st, err, TOKEN_R_BAD_CLAIMS, "the %s's nbf is not a time", what);
+			goto bad;
+		}
+		if (nbf > ctx->now + skew) {
+			fail(res, st, err, TOKEN_R_NOT_YET_VALID, "the %s is not valid yet (nbf)",
+			     what);
+			goto bad;
+		}
+		start = nbf;
+	}
+	if (json_object_get(jws->payload, "iat")) {
+		if (jose_claim_time(jws->payload, "iat", &iat) != 0) {
+			fail(res, st, err, TOKEN_R_BAD_CLAIMS, "the %s's iat is not a time", what);
+			goto bad;
+		}
+		if (iat > ctx->now + skew) {
+			fail(res, st, err, TOKEN_R_NOT_YET_VALID, "the %s was issued in the future",
+			     what);
+			goto bad;
+		}
+		if (iat < start)
+			start = iat;
+	}
+	/* a long-lived assertion is a long-lived credential: no more than the
+	 * maximum token lifetime from its start, nor from now */
+	if (snap->max_lifetime > 0 &&
+	    (exp - start > snap->max_lifetime || exp - ctx->now > snap->max_lifetime)) {
+		fail(res, st, err, TOKEN_R_LIFETIME,
+		     "the %s lives longer than the maximum of %d seconds", what,
+		     snap->max_lifetime);
+		goto bad;
+	}
+	/* RFC 7523 §3 item 7 (a jti is required here: replay protection) */
+	if (jose_claim_str(jws->payload, "jti", &jti) != 0 || !jti[0] ||
+	    strlen(jti) > REPLAY_JTI_MAX) {
+		fail(res, st, err, TOKEN_R_BAD_CLAIMS, "the %s needs a jti (at most %d bytes)",
+		     what, REPLAY_JTI_MAX);
+		goto bad;
+	}
+	return 0;
+bad:
+	jose_jws_free(jws);
+	*partner = NULL;
+	return -1;
+}
+
+/* Record the jti; the assertion is spent even if a later policy check
+ * refuses the grant. */
+static int spend_jti(const struct token_ctx *ctx, const struct jose_jws *jws,
+		     const struct oauth_partner *p, enum jwt_purpose purpose,
+		     struct token_result *res)
+{
+	const char *jti = NULL;
+	int64_t exp = 0;
+	char key[STORE_PARTNER_NAME_MAX + 16];
+	int rc;
+
+	jose_claim_str(jws->payload, "jti", &jti);
+	jose_claim_time(jws->payload, "exp", &exp);
+	/* one namespace per partner and per kind of assertion */
+	snprintf(key, sizeof(key), "%s/%s", purpose == JWT_CLIENT ? "c" : "g", p->rec.name);
+	rc = replay_check_and_add(ctx->replay, key, jti, exp + ctx->snap->clock_skew, ctx->now);
+	if (rc == REPLAY_OK)
+		return 0;
+	if (rc == REPLAY_SEEN)
+		fail(res, purpose == JWT_CLIENT ? 401 : 400,
+		     purpose == JWT_CLIENT ? "invalid_client" : "invalid_grant", TOKEN_R_REPLAY,
+		     "the %s's jti was used before",
+		     purpose == JWT_CLIENT ? "client assertion" : "assertion");
+	else if (rc == REPLAY_FULL)
+		fail(res, 503, "temporarily_unavailable", TOKEN_R_REPLAY_FULL,
+		     "too many assertions are live; retry in a moment");
+	else
+		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR, "the replay cache failed");
+	return -1;
+}
+
+/* ---- client authentication ---- */
+
+static int authenticate(const struct token_ctx *ctx, const struct token_form *f,
+			const struct oauth_partner **client, struct token_result *res)
+{
+	struct jose_jws jws;
+	const char *sub = NULL, *iss = NULL;
+
+	*client = NULL;
+	if (ctx->auth_scheme) {
+		/* client_secret_basic and friends: we have no client secrets */
+		fail(res, 401, "invalid_client", TOKEN_R_NO_CLIENT_AUTH,
+		     "authenticate with a client assertion (private_key_jwt, RFC 7523), not an "
+		     "Authorization header");
+		snprintf(res->www_authenticate, sizeof(res->www_authenticate),
+			 "%.16s realm=\"oauth\"", ctx->auth_scheme);
+		return -1;
+	}
+	if (!f->client_assertion) {
+		fail(res, 401, "invalid_client", TOKEN_R_NO_CLIENT_AUTH,
+		     "client authentication required: client_assertion with "
+		     "client_assertion_type " TOKEN_CLIENT_ASSERTION_TYPE);
+		return -1;
+	}
+	if (!f->client_assertion_type ||
+	    strcmp(f->client_assertion_type, TOKEN_CLIENT_ASSERTION_TYPE) != 0) {
+		fail(res, 401, "invalid_client", TOKEN_R_NO_CLIENT_AUTH,
+		     "client_assertion_type must be " TOKEN_CLIENT_ASSERTION_TYPE);
+		return -1;
+	}
+	if (verify_jwt(ctx, f->client_assertion, JWT_CLIENT, &jws, client, res) < 0)
+		return -1;
+	/* RFC 7523 §3 item 2: for client authentication sub is the client id */
+	jose_claim_str(jws.payload, "iss", &iss);
+	if (jose_claim_str(jws.payload, "sub", &sub) != 0 || strcmp(sub, iss) != 0) {
+		fail(res, 401, "invalid_client", TOKEN_R_BAD_CLAIMS,
+		     "the client assertion's sub must equal its iss");
+		goto bad;
+	}
+	/* RFC 7521 §4.2: client_id, when sent, names the same client */
+	if (f->client_id && strcmp(f->client_id, iss) != 0 &&
+	    strcmp(f->client_id, (*client)->rec.issuer) != 0) {
+		fail(res, 401, "invalid_client", TOKEN_R_BAD_CLAIMS,
+		     "client_id does not match the client assertion");
+		goto bad;
+	}
+	if (spend_jti(ctx, &jws, *client, JWT_CLIENT, res) < 0)
+		goto bad;
+	jose_jws_free(&jws);
+	return 0;
+bad:
+	jose_jws_free(&jws);
+	*client = NULL;
+	return -1;
+}
+
+/* ---- targets: resource / audience and scope ---- */
+
+/* Is item one of the comma-separated registered resources? */
+static bool registered(const char *list, const char *item, size_t ilen)
+{
+	const char *p = list;
+
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (n == ilen && strncmp(p, item, n) == 0)
+			return true;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+static bool own_audience(const struct oauth_snapshot *snap, const char *r)
+{
+	char ms[3 * CONFIG_HOST_MAX + 2];
+	size_t i;
+
+	if (strcmp(r, snap->issuer) == 0)
+		return true;
+	/* our principal/host@realm ([MS-XOAUTH]; host case-insensitive) */
+	snprintf(ms, sizeof(ms), "%s/%s@%s", snap->principal_id, snap->host, snap->realm);
+	if (strlen(r) != strlen(ms))
+		return false;
+	for (i = 0; r[i]; i++) {
+		char a = r[i], b = ms[i];
+		size_t slash = strlen(snap->principal_id),
+		       at = strlen(ms) - strlen(snap->realm) - 1;
+
+		if (i > slash && i < at) {
+			a = (char)tolower((unsigned char)a);
+			b = (char)tolower((unsigned char)b);
+		}
+		if (a != b)
+			return false;
+	}
+	return true;
+}
+
+/* Is item one of the space-separated items of scope? */
+static bool registered_in_scope(const char *scope, const char *item, size_t ilen)
+{
+	const char *p = scope;
+
+	while (*p) {
+		const char *sp = strchr(p, ' ');
+		size_t n = sp ? (size_t)(sp - p) : strlen(p);
+
+		if (n == ilen && strncmp(p, item, n) == 0)
+			return true;
+		if (!sp)
+			break;
+		p = sp + 1;
+	}
+	return false;
+}
+
+/* RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
+static bool scope_char(unsigned char c)
+{
+	return c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e);
+}
+
+static int check_targets(const struct token_ctx *ctx, const struct oauth_partner *p,
+			 const struct token_form *f, const char **aud, struct token_result *res)
+{
+	const char *list = p->rec.resources, *r = f->resource;
+	size_t o = 0;
+
+	*aud = NULL;
+	/* RFC 8693 audience and RFC 8707 resource name the same thing here */
+	if (f->audience) {
+		if (r && strcmp(r, f->audience) != 0) {
+			fail(res, 400, "invalid_target", TOKEN_R_INVALID_TARGET,
+			     "resource and audience name different targets");
+			return -1;
+		}
+		r = f->audience;
+	}
+	if (r) {
+		if (!own_audience(ctx->snap, r) && !registered(list, r, strlen(r))) {
+			fail(res, 400, "invalid_target", TOKEN_R_INVALID_TARGET,
+			     "the resource is not one registered for this partner");
+			return -1;
+		}
+		*aud = r;
+	}
+	res->scope[0] = '\0';
+	if (!f->scope) {
+		/* RFC 6749 §3.3: no scope asked: everything registered */
+		for (const char *c = list; *c && o + 1 < sizeof(res->scope); c++)
+			res->scope[o++] = *c == ',' ? ' ' : *c;
+		res->scope[o] = '\0';
+		return 0;
+	}
+	for (const char *s = f->scope; *s;) {
+		const char *e = s;
+
+		while (*e && *e != ' ')
+			e++;
+		if (e == s) {
+			fail(res, 400, "invalid_scope", TOKEN_R_INVALID_SCOPE,
+			     "scope has an empty item (one space between items)");
+			return -1;
+		}
+		for (const char *c = s; c < e; c++)
+			if (!scope_char((unsigned char)*c)) {
+				fail(res, 400, "invalid_scope", TOKEN_R_INVALID_SCOPE,
+				     "scope has a character RFC 6749 §3.3 does not allow");
+				return -1;
+			}
+		if (!registered(list, s, (size_t)(e - s))) {
+			fail(res, 400, "invalid_scope", TOKEN_R_INVALID_SCOPE,
+			     "scope asks for a resource not registered for this partner");
+			return -1;
+		}
+		/* drop repeats */
+		if (!registered_in_scope(res->scope, s, (size_t)(e - s))) {
+			if (o + (size_t)(e - s) + 2 > sizeof(res->scope)) {
+				fail(res, 400, "invalid_scope", TOKEN_R_INVALID_SCOPE,
+				     "scope is too long");
+				return -1;
+			}
+			if (o)
+				res->scope[o++] = ' ';
+			memcpy(res->scope + o, s, (size_t)(e - s));
+			o += (size_t)(e - s);
+			res->scope[o] = '\0';
+		}
+		s = *e ? e + 1 : e;
+		if (*e && !*s) {
+			fail(res, 400, "invalid_scope", TOKEN_R_INVALID_SCOPE,
+			     "scope ends with a space");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- grants ---- */
+
+enum grant { G_CLIENT_CREDENTIALS, G_JWT_BEARER, G_TOKEN_EXCHANGE };
+
+static const char *grant_name(enum grant g)
+{
+	return g == G_CLIENT_CREDENTIALS ? "client_credentials"
+	       : g == G_JWT_BEARER	 ? "jwt-bearer"
+					 : "token-exchange";
+}
+
+/* The user a user assertion / subject token names (sub), normalised and
+ * known to the store. 0 or -1 (res filled). */
+static int assertion_user(const struct token_ctx *ctx, const struct jose_jws *jws,
+			  char uri[STORE_URI_MAX], struct token_result *res)
+{
+	char user[STORE_URI_MAX], domain[STORE_URI_MAX];
+	const char *sub = NULL;
+	int rc;
+
+	if (jose_claim_str(jws->payload, "sub", &sub) != 0 || !sub[0] ||
+	    strlen(sub) >= STORE_URI_MAX || store_uri_normalise(sub, uri, user, domain) != 0) {
+		fail(res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT,
+		     "the assertion's sub must be the user's SIP address");
+		return -1;
+	}
+	if (!ctx->user_ok)
+		return 0;
+	rc = ctx->user_ok(ctx->user_arg, uri);
+	if (rc == 0)
+		return 0;
+	if (rc > 0)
+		fail(res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT,
+		     "the assertion's user is unknown or disabled");
+	else
+		fail(res, 503, "temporarily_unavailable", TOKEN_R_SERVER_ERROR,
+		     "the user directory is unavailable; retry later");
+	return -1;
+}
+
+/* May client act for users? (PROTOCOLS.md §6 trust levels) */
+static int may_act_for_users(const struct oauth_partner *client, struct token_result *res)
+{
+	if (client->rec.trust == STORE_TRUST_FULL)
+		return 0;
+	if (client->rec.trust == STORE_TRUST_APPLICATION)
+		fail(res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT,
+		     "trust level application acts for a user only with the user's consent, which "
+		     "this server does not support yet");
+	else
+		fail(res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT,
+		     "trust level user needs a token the user obtained, which this server does not "
+		     "support yet; only full trust may assert a user");
+	return -1;
+}
+
+/* The token-exchange parameters we support (RFC 8693 §2.1). */
+static int exchange_params(const struct token_form *f, struct token_result *res)
+{
+	if (!f->subject_token || !f->subject_token_type) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "token exchange needs subject_token and subject_token_type");
+		return -1;
+	}
+	if (strcmp(f->subject_token_type, TOKEN_TYPE_JWT) != 0) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "subject_token_type must be " TOKEN_TYPE_JWT);
+		return -1;
+	}
+	if (f->actor_token || f->actor_token_type) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "actor_token is not supported: the authenticated client is the actor");
+		return -1;
+	}
+	if (f->requested_token_type && strcmp(f->requested_token_type, TOKEN_TYPE_ACCESS_TOKEN) &&
+	    strcmp(f->requested_token_type, TOKEN_TYPE_JWT)) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "requested_token_type must be an access token or a JWT");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_grant(const struct token_form *f, enum grant *g, struct token_result *res)
+{
+	if (!f->grant_type) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST, "grant_type is missing");
+		return -1;
+	}
+	if (strcmp(f->grant_type, TOKEN_GRANT_CLIENT_CREDENTIALS) == 0)
+		*g = G_CLIENT_CREDENTIALS;
+	else if (strcmp(f->grant_type, TOKEN_GRANT_JWT_BEARER) == 0)
+		*g = G_JWT_BEARER;
+	else if (strcmp(f->grant_type, TOKEN_GRANT_TOKEN_EXCHANGE) == 0)
+		*g = G_TOKEN_EXCHANGE;
+	else {
+		fail(res, 400, "unsupported_grant_type", TOKEN_R_UNSUPPORTED_GRANT,
+		     "grant_type must be client_credentials, " TOKEN_GRANT_JWT_BEARER
+		     " or " TOKEN_GRANT_TOKEN_EXCHANGE);
+		return -1;
+	}
+	return 0;
+}
+
+void token_process(const struct token_ctx *ctx, const struct token_form *f,
+		   struct token_result *res)
+{
+	const struct oauth_partner *client = NULL, *signer = NULL;
+	struct jose_jws ua;
+	struct sts_access a;
+	char user[STORE_URI_MAX] = "";
+	const char *aud = NULL;
+	bool have_ua = false;
+	enum grant g;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&ua, 0, sizeof(ua));
+	if (parse_grant(f, &g, res) < 0)
+		return;
+	res->grant = grant_name(g);
+	if (g == G_JWT_BEARER && !f->assertion) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST, "assertion is missing");
+		return;
+	}
+	if (g == G_TOKEN_EXCHANGE && exchange_params(f, res) < 0)
+		return;
+	if (g == G_JWT_BEARER && !f->client_assertion && !ctx->auth_scheme) {
+		/* RFC 7523 §2.1: client authentication is optional; the
+		 * partner-signed assertion names its signer */
+		if (verify_jwt(ctx, f->assertion, JWT_GRANT, &ua, &client, res) < 0)
+			return;
+		have_ua = true;
+		if (may_act_for_users(client, res) < 0)
+			goto out;
+	} else {
+		if (authenticate(ctx, f, &client, res) < 0)
+			return;
+		if (g == G_CLIENT_CREDENTIALS && client->rec.trust == STORE_TRUST_USER) {
+			fail(res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT,
+			     "trust level user acts only for users, never as itself");
+			goto out;
+		}
+		if (g != G_CLIENT_CREDENTIALS) {
+			if (may_act_for_users(client, res) < 0)
+				goto out;
+			if (verify_jwt(ctx, g == G_JWT_BEARER ? f->assertion : f->subject_token,
+				       JWT_GRANT, &ua, &signer, res) < 0)
+				goto out;
+			have_ua = true;
+			if (signer != client) {
+				fail(res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT,
+				     "the assertion was signed by another partner than the client");
+				goto out;
+			}
+		}
+	}
+	if (check_targets(ctx, client, f, &aud, res) < 0)
+		goto out;
+	if (have_ua) {
+		if (spend_jti(ctx, &ua, client, JWT_GRANT, res) < 0)
+			goto out;
+		if (assertion_user(ctx, &ua, user, res) < 0)
+			goto out;
+	}
+	memset(&a, 0, sizeof(a));
+	a.client_id = client->rec.issuer;
+	a.subject = have_ua ? user : NULL;
+	a.actor = have_ua ? client->rec.issuer : NULL;
+	a.audience = aud;
+	a.scope = res->scope;
+	a.lifetime = client->rec.lifetime;
+	rc = sts_access_token(ctx->iss, &a, ctx->now, &res->access_token, NULL, &res->expires_in);
+	if (rc != STS_OK) {
+		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR,
+		     "the token could not be signed; see the server log");
+		goto out;
+	}
+	res->status = 200;
+	res->error = NULL;
+	res->reason = TOKEN_ISSUED;
+	res->description[0] = '\0';
+	if (g == G_TOKEN_EXCHANGE)
+		res->issued_token_type = TOKEN_TYPE_ACCESS_TOKEN;
+out:
+	if (have_ua)
+		jose_jws_free(&ua);
+}
+
+/* ---- HTTP ---- */
+
+static struct replay_cache *g_replay;
+
+static int user_ok_store(void *arg, const char *uri)
+{
+	struct sip_worker *w = arg;
+	struct store_user u;
+	int rc;
+
+	if (!w || !w->store)
+		return -1;
+	rc = store_user_get(w->store, uri, &u);
+	if (rc == STORE_OK)
+		return u.enabled ? 0 : 1;
+	return rc == STORE_NOTFOUND ? 1 : -1;
+}
+
+/* application/x-www-form-urlencoded, with parameters or not (RFC 6749 §3.2) */
+static bool form_type(const char *ct)
+{
+	static const char want[] = "application/x-www-form-urlencoded";
+	size_t n = sizeof(want) - 1;
+
+	if (!ct)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, want, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/* The scheme of an Authorization header (a token of letters, digits, '-'),
+ * into buf; NULL when there is no header. */
+static const char *auth_scheme(const struct http_request *req, char *buf, size_t cap)
+{
+	const char *h = http_request_header(req, "Authorization");
+	size_t n = 0;
+
+	if (!h)
+		return NULL;
+	while (h[n] && n + 1 < cap && (isalnum((unsigned char)h[n]) || h[n] == '-'))
+		n++;
+	memcpy(buf, h, n);
+	buf[n] = '\0';
+	if (n == 0)
+		snprintf(buf, cap, "Bearer");
+	return buf;
+}
+
+static void respond(struct http_response *resp, const struct token_result *r)
+{
+	json_t *o;
+
+	if (r->status != 200) {
+		if (r->www_authenticate[0])
+			http_response_header(resp, "WWW-Authenticate", r->www_authenticate);
+		http_response_error(resp, r->status, r->error,
+				    r->description[0] ? r->description : NULL);
+		return;
+	}
+	/* RFC 6749 §5.1 (Cache-Control: no-store is added for every JSON answer) */
+	o = json_pack("{s:s, s:s, s:i}", "access_token", r->access_token, "token_type", "Bearer",
+		      "expires_in", r->expires_in);
+	if (o && r->scope[0])
+		json_object_set_new(o, "scope", json_string(r->scope));
+	if (o && r->issued_token_type)
+		json_object_set_new(o, "issued_token_type", json_string(r->issued_token_type));
+	if (!o) {
+		http_response_error(resp, 500, "server_error", "out of memory");
+		return;
+	}
+	http_response_json(resp, 200, o);
+	json_decref(o);
+}
+
+static void token_handler(const struct http_request *req, struct http_response *resp, void *arg)
+{
+	const struct oauth_snapshot *snap;
+	struct token_result res;
+	struct token_form f;
+	struct sts_issuer iss;
+	struct token_ctx ctx;
+	char scheme[24], pv[LOG_VAL_MAX];
+
+	(void)arg;
+	memset(&res, 0, sizeof(res));
+	if (!form_type(http_request_header(req, "Content-Type"))) {
+		fail(&res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "Content-Type must be application/x-www-form-urlencoded");
+		goto done;
+	}
+	if (req->query && req->query[0]) {
+		/* credentials in a URL end up in logs and histories */
+		fail(&res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "send the parameters in the request body, not in the query string");
+		goto done;
+	}
+	if (token_form_parse(req->body.p, req->body.len, &f, &res) < 0)
+		goto done;
+	snap = oauth_snapshot_get();
+	sts_issuer_from_snapshot(&iss, snap);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.snap = snap;
+	ctx.iss = &iss;
+	ctx.replay = g_replay;
+	ctx.now = clock_wall_s();
+	ctx.auth_scheme = auth_scheme(req, scheme, sizeof(scheme));
+	ctx.user_ok = user_ok_store;
+	ctx.user_arg = req->worker;
+	token_process(&ctx, &f, &res);
+	oauth_snapshot_put(snap);
+	token_form_free(&f);
+done:
+	respond(resp, &res);
+	token_count(res.reason);
+	log_emit(res.status == 200 ? LOG_INFO : LOG_WARN, "oauth.token",
+		 "result=%s status=%d grant=%s partner=%s", token_reason_name(res.reason),
+		 res.status, res.grant ? res.grant : "-",
+		 log_val(str_cstr(res.partner), pv, sizeof(pv)));
+	token_result_free(&res);
+}
+
+int oauth_token_routes(void)
+{
+	if (!g_replay)
+		g_replay = replay_new(0);
+	if (!g_replay)
+		return -1;
+	return http_route_add(HTTP_POST, TOKEN_PATH, false, token_handler, NULL);
+}
+
+void oauth_token_shutdown(void)
+{
+	replay_free(g_replay);
+	g_replay = NULL;
+}

@@ -1,0 +1,153 @@
+/*
+ * The token endpoint, POST /oauth/token (RFC 6749 §3.2, issue 3 item 6):
+ *
+ *  - grant_type=client_credentials (RFC 6749 §4.4), the client
+ *    authenticated with private_key_jwt (RFC 7523 §2.2: a JWS client
+ *    assertion signed by a registered key of the partner, iss = sub = its
+ *    issuer id, aud = our token endpoint or issuer, exp within the maximum
+ *    lifetime, a jti never seen before);
+ *  - grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer (RFC 7523
+ *    §2.1) and urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693):
+ *    a partner acting for a user, only with trust level "full"; the token
+ *    names the user in sub and the partner in act (RFC 8693 §4.1);
+ *  - resource (RFC 8707, one per request for now) and scope: our issuer,
+ *    our principal/host@realm, or one of the partner's registered
+ *    resources; a partner with no registered resources gets tokens for our
+ *    issuer only, with no scope;
+ *  - errors per RFC 6749 §5.2 (RFC 8707 invalid_target, 503
+ *    temporarily_unavailable when the replay cache is full).
+ *
+ * The work is split so it can be tested without a server: token_form_parse
+ * (the body, strictly), token_process (the policy and the minting, pure but
+ * for the replay cache and the user lookup callback), and the HTTP handler
+ * that glues them to a request and the current OAuth snapshot.
+ *
+ * Mutual TLS client authentication (RFC 8705) is not done yet: the HTTPS
+ * listener does not ask for client certificates.
+ *
+ * Must never log a form value (assertions are credentials until they
+ * expire) nor a token it issues.
+ */
+#ifndef RTC_OAUTH_TOKEN_H
+#define RTC_OAUTH_TOKEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "oauth/oauth.h"
+#include "oauth/replay.h"
+#include "oauth/sts.h"
+
+#define TOKEN_PATH		       "/oauth/token"
+#define TOKEN_FORM_MAX_PARAMS	       32   /* name=value pairs, unknown ones included */
+#define TOKEN_FORM_SHORT_MAX	       2048 /* bytes of a decoded non-token parameter */
+#define TOKEN_CLIENT_ASSERTION_TYPE    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define TOKEN_GRANT_CLIENT_CREDENTIALS "client_credentials"
+#define TOKEN_GRANT_JWT_BEARER	       "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#define TOKEN_GRANT_TOKEN_EXCHANGE     "urn:ietf:params:oauth:grant-type:token-exchange"
+#define TOKEN_TYPE_JWT		       "urn:ietf:params:oauth:token-type:jwt"
+#define TOKEN_TYPE_ACCESS_TOKEN	       "urn:ietf:params:oauth:token-type:access_token"
+
+/* Why a request ended as it did: one label each in /metrics. */
+enum token_reason {
+	TOKEN_ISSUED = 0,
+	TOKEN_R_INVALID_REQUEST,     /* malformed form, missing or repeated parameter */
+	TOKEN_R_UNSUPPORTED_GRANT,   /* unsupported_grant_type */
+	TOKEN_R_NO_CLIENT_AUTH,	     /* invalid_client: no (supported) authentication */
+	TOKEN_R_UNKNOWN_ISSUER,	     /* invalid_client: no enabled partner with that iss */
+	TOKEN_R_BAD_ASSERTION,	     /* signature, alg, key, format (jose errors) */
+	TOKEN_R_BAD_CLAIMS,	     /* sub, aud, client_id mismatch; claim missing */
+	TOKEN_R_EXPIRED,	     /* exp passed (beyond the skew) */
+	TOKEN_R_NOT_YET_VALID,	     /* nbf / iat in the future beyond the skew */
+	TOKEN_R_LIFETIME,	     /* exp too far from iat / now */
+	TOKEN_R_REPLAY,		     /* jti seen before */
+	TOKEN_R_REPLAY_FULL,	     /* replay cache full: 503 */
+	TOKEN_R_UNAUTHORIZED_CLIENT, /* the trust level does not allow the grant */
+	TOKEN_R_INVALID_GRANT,	     /* user assertion / subject token refused, unknown user */
+	TOKEN_R_INVALID_TARGET,	     /* resource or audience not allowed */
+	TOKEN_R_INVALID_SCOPE,
+	TOKEN_R_SERVER_ERROR, /* signing failed, store unavailable */
+	TOKEN_REASON_COUNT
+};
+/* Stable short name ("issued", "replay", ...). */
+const char *token_reason_name(enum token_reason r);
+/* Count one outcome (the only place that counts). */
+void token_count(enum token_reason r);
+/* The count of one outcome since start (tests, status). */
+uint64_t token_count_get(enum token_reason r);
+
+/* The parameters the endpoint knows, decoded (NULL when absent or empty:
+ * RFC 6749 §3.2 treats an empty value as omitted). */
+struct token_form {
+	char *buf; /* owns every value */
+	const char *grant_type;
+	const char *client_id;
+	const char *client_assertion_type;
+	const char *client_assertion;
+	const char *resource;
+	const char *audience;
+	const char *scope;
+	const char *assertion;
+	const char *subject_token;
+	const char *subject_token_type;
+	const char *actor_token;
+	const char *actor_token_type;
+	const char *requested_token_type;
+};
+
+/* The answer: either a token or an RFC 6749 §5.2 error. */
+struct token_result {
+	int status;	   /* 200, 400, 401, 500, 503 */
+	const char *error; /* NULL on success */
+	char description[160];
+	enum token_reason reason;
+	char www_authenticate[64];	      /* for a 401 to an Authorization header, else "" */
+	char partner[STORE_PARTNER_NAME_MAX]; /* the authenticated partner, for the log */
+	const char *grant; /* "client_credentials", "jwt-bearer", "token-exchange" or NULL */
+	/* success */
+	char *access_token; /* malloc'd */
+	int expires_in;
+	char scope[STS_SCOPE_MAX];
+	const char *issued_token_type; /* token exchange only */
+};
+void token_result_free(struct token_result *r);
+
+/*
+ * Parse an application/x-www-form-urlencoded body strictly: '&'-separated
+ * pairs (empty pairs skipped), '+' and %XX decoded (a bad escape, a NUL or a
+ * control character in a known parameter is an error), at most
+ * TOKEN_FORM_MAX_PARAMS pairs, non-token parameters at most
+ * TOKEN_FORM_SHORT_MAX bytes, a known parameter at most once (RFC 6749
+ * §3.2; a repeated resource is invalid_target), unknown ones ignored. 0, or
+ * -1 with res filled (status, error, description, reason).
+ */
+int token_form_parse(const char *body, size_t len, struct token_form *f, struct token_result *res);
+void token_form_free(struct token_form *f);
+
+/* What token_process needs besides the form. */
+struct token_ctx {
+	const struct oauth_snapshot *snap;
+	const struct sts_issuer *iss; /* mints; built from snap by the handler */
+	struct replay_cache *replay;
+	int64_t now;
+	const char *auth_scheme; /* scheme of an Authorization header, or NULL */
+	/*
+	 * Is uri (normalised sip:user@host) a user we may issue for? 0 yes,
+	 * 1 no such user or disabled, -1 store unavailable. NULL: everyone.
+	 */
+	int (*user_ok)(void *arg, const char *uri);
+	void *user_arg;
+};
+
+/* Decide and, when allowed, mint: res is filled either way (free it). */
+void token_process(const struct token_ctx *ctx, const struct token_form *f,
+		   struct token_result *res);
+
+/* Register POST /oauth/token (and create the replay cache). Call once at
+ * start, before the HTTP servers run. 0 or -1. */
+int oauth_token_routes(void);
+/* Free the replay cache at exit (after the servers stopped). */
+void oauth_token_shutdown(void);
+
+#endif

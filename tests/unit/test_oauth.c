@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -563,6 +564,65 @@ static void test_oauth_reload_before_start_fails(void **state)
 	assert_null(oauth_snapshot_get());
 }
 
+struct reader {
+	int rounds;
+	int ok;
+};
+
+/* A handler's life: take the snapshot, sign, verify with it, give it back. */
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	json_t *payload = json_pack("{s:s}", "iss", "me");
+
+	for (int i = 0; i < r->rounds; i++) {
+		const struct oauth_snapshot *s = oauth_snapshot_get();
+		struct jose_jws jws;
+		char *tok = NULL;
+		size_t len;
+
+		if (!s)
+			break;
+		if (oauth_sign(s, NULL, payload, &tok, &len) == 0 &&
+		    jose_verify_keyset(tok, len, NULL, &s->own, &jws) == 0) {
+			if (strcmp(jws.kid, s->current.kid) == 0)
+				r->ok++;
+			jose_jws_free(&jws);
+		}
+		free(tok);
+		oauth_snapshot_put(s);
+	}
+	json_decref(payload);
+	return NULL;
+}
+
+static void test_oauth_readers_never_see_a_half_swapped_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct store_oauth_key *next = calloc(1, sizeof(*next));
+	struct reader r[2] = {{300, 0}, {300, 0}};
+	pthread_t t[2];
+
+	assert_non_null(next);
+	strcpy(f->cfg.oauth_signing_alg, "ES256");
+	start(f);
+	new_next_key(f, "ES256", next);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, reader_main, &r[i]), 0);
+	for (int i = 0; i < 30; i++) {
+		if (i == 15) /* the signing key changes under the readers */
+			assert_int_equal(
+			    store_oauth_key_set_state(f->s, next->kid, STORE_OAUTH_KEY_CURRENT),
+			    STORE_OK);
+		reload(f);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(r[i].ok, r[i].rounds);
+	}
+	free(next);
+}
+
 /* ---- documents ---- */
 
 static const char *jstr(const json_t *o, const char *k)
@@ -696,6 +756,7 @@ int main(void)
 	    T(test_oauth_rollover_publishes_next_before_it_signs),
 	    T(test_oauth_reload_failure_keeps_the_old_snapshot),
 	    T(test_oauth_reload_before_start_fails),
+	    T(test_oauth_readers_never_see_a_half_swapped_snapshot),
 	    T(test_oauth_metadata_as_document_follows_rfc8414),
 	    T(test_oauth_jwks_and_ms_metadata_list_the_published_certificates),
 	    T(test_oauth_routes_register_the_three_documents),

@@ -136,5 +136,6 @@ int ctl_status_main(struct ctl *c, int argc, char **argv);
 int ctl_audit_main(struct ctl *c, int argc, char **argv);
 int ctl_oauth_main(struct ctl *c, int argc, char **argv);
 int ctl_partner_main(struct ctl *c, int argc, char **argv);
+int ctl_token_main(struct ctl *c, int argc, char **argv);
 
 #endif

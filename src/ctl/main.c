@@ -47,6 +47,8 @@ static void usage(FILE *out)
 	    "              [--lifetime SECONDS]\n"
 	    "  partner list [--json] | partner show NAME [--json]\n"
 	    "  partner enable|disable|del NAME | partner refresh NAME (needs rtcauthd)\n"
+	    "  token issue --partner NAME [--as-user URI] [--resource R]   print a token for "
+	    "a partner\n"
 	    "\n"
 	    "exit codes:\n"
 	    "  0 success    1 other error (store unavailable, I/O)    2 usage error\n"
@@ -134,6 +136,8 @@ int main(int argc, char **argv)
 		rc = ctl_oauth_main(&c, argc, argv);
 	else if (strcmp(cmd, "partner") == 0)
 		rc = ctl_partner_main(&c, argc, argv);
+	else if (strcmp(cmd, "token") == 0)
+		rc = ctl_token_main(&c, argc, argv);
 	else if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		rc = CTL_EXIT_OK;

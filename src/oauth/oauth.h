@@ -48,16 +48,16 @@ struct oauth_partner {
 
 struct oauth_snapshot {
 	/* from [oauth] and [server]; see config.h for defaults */
-	char issuer[CONFIG_URL_MAX];	    /* our issuer URL (RFC 8414 "issuer") */
-	char realm[CONFIG_HOST_MAX];	    /* the realm: [oauth] realm or the SIP domain */
-	char principal_id[CONFIG_HOST_MAX]; /* our principal (client) id */
-	char host[CONFIG_HOST_MAX];	    /* our host name: [server] fqdn */
+	char issuer[CONFIG_URL_MAX];	     /* our issuer URL (RFC 8414 "issuer") */
+	char realm[CONFIG_HOST_MAX];	     /* the realm: [oauth] realm or the SIP domain */
+	char principal_id[CONFIG_HOST_MAX];  /* our principal (client) id */
+	char host[CONFIG_HOST_MAX];	     /* our host name: [server] fqdn */
 	char token_endpoint[CONFIG_URL_MAX]; /* <issuer>/oauth/token */
 	int default_lifetime;		     /* seconds */
 	int max_lifetime;		     /* seconds: no token we issue or accept lives longer */
 	int clock_skew;			     /* seconds */
 	size_t max_token_size;		     /* bytes */
-	char service_name[CONFIG_NAME_MAX];	       /* [oauth] service_name (metadata "name") */
+	char service_name[CONFIG_NAME_MAX];  /* [oauth] service_name (metadata "name") */
 	char authorization_server[CONFIG_URL_MAX]; /* [oauth] authorization_server, or '' */
 
 	/* the signing key now (state current) and every published key

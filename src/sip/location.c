@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +42,10 @@ struct shard {
 	struct location_aor **buckets;
 	size_t nbuckets; /* power of two */
 	size_t naors;
+	/* no binding of this shard expires before this (a lower bound: kept
+	 * by location_update, made exact by each sweep), so the once-a-second
+	 * sweep skips shards with nothing due */
+	int64_t min_expires;
 };
 
 static struct shard *shards;
@@ -68,6 +73,7 @@ int location_init(size_t shards_log2)
 		pthread_mutex_init(&shards[i].mu, NULL);
 		/* 256 x 256 buckets: 65,536 AORs before any shard rehashes */
 		shards[i].nbuckets = 256;
+		shards[i].min_expires = INT64_MAX;
 		shards[i].buckets = calloc(256, sizeof(struct location_aor *));
 		if (!shards[i].buckets)
 			return -1;
@@ -265,6 +271,9 @@ int location_update(struct str aor, int64_t now, int (*fn)(void *ctx, struct loc
 	}
 	drop_expired(a, now);
 	rc = fn(ctx, a);
+	for (size_t k = 0; k < a->n; k++)
+		if (a->b[k]->expires < sh->min_expires)
+			sh->min_expires = a->b[k]->expires;
 	if (a->n == 0) {
 		pp = slot_of(sh, h, aor);
 		*pp = a->next;
@@ -395,13 +404,20 @@ size_t location_expire(int64_t now, void (*fn)(void *ctx, const struct location_
 	for (size_t i = 0; i < nshards; i++) {
 		struct shard *sh = &shards[i];
 		size_t n = 0;
+		int64_t min = INT64_MAX;
 		pthread_mutex_lock(&sh->mu);
+		if (sh->min_expires > now) {
+			pthread_mutex_unlock(&sh->mu);
+			continue;
+		}
 		for (size_t j = 0; j < sh->nbuckets; j++) {
 			struct location_aor **pp = &sh->buckets[j];
 			while (*pp) {
 				struct location_aor *a = *pp;
 				for (size_t k = 0; k < a->n;) {
 					if (a->b[k]->expires > now) {
+						if (a->b[k]->expires < min)
+							min = a->b[k]->expires;
 						k++;
 						continue;
 					}
@@ -410,7 +426,9 @@ size_t location_expire(int64_t now, void (*fn)(void *ctx, const struct location_
 						struct location_binding *ng =
 						    realloc(gone, nc * sizeof(*ng));
 						if (!ng) {
-							k++; /* keep it; the next sweep retries */
+							/* keep it; the next sweep retries */
+							min = a->b[k]->expires;
+							k++;
 							continue;
 						}
 						gone = ng;
@@ -430,6 +448,7 @@ size_t location_expire(int64_t now, void (*fn)(void *ctx, const struct location_
 				}
 			}
 		}
+		sh->min_expires = min;
 		pthread_mutex_unlock(&sh->mu);
 		/* told after the removal and outside the lock (it may log, queue) */
 		for (size_t k = 0; k < n; k++)

@@ -379,6 +379,15 @@ static void test_location_expire_drops_due_bindings_and_tells_the_callback(void 
 	assert_int_equal(lookup("sip:bob@example.com", NOW, out, 4), 0);
 	assert_int_equal(lookup("sip:alice@example.com", NOW, out, 4), 1);
 	assert_string_equal(out[0].key, "a2");
+	/* sweeps skip shards with nothing due: a binding added, or refreshed
+	 * to a shorter expiry, after a sweep must still be found by the next */
+	assert_int_equal(put("sip:carol@example.com", "c2", NOW + 12, NOW), 0);
+	assert_int_equal(put("sip:carol@example.com", "c1", NOW + 11, NOW), 0);
+	assert_int_equal(location_expire(NOW + 11, expired_cb, &l), 1);
+	assert_int_equal(location_expire(NOW + 12, expired_cb, &l), 1);
+	assert_int_equal(l.n, 4);
+	assert_int_equal(location_count(), 1);
+	assert_int_equal(put("sip:dave@example.com", "d1", NOW + 40, NOW), 0);
 	/* without a callback */
 	assert_int_equal(location_expire(NOW + 1000, NULL, NULL), 2);
 	assert_int_equal(location_count(), 0);

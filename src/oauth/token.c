@@ -434,6 +434,8 @@ static int verify_jwt(const struct token_ctx *ctx, const char *tok, enum jwt_pur
 		return -1;
 	}
 	rc = jose_verify(tok, len, &lim, lookup_partner_key, &c, jws);
+	if (c.partner) /* for the log line, even when refused */
+		snprintf(res->partner, sizeof(res->partner), "%s", c.partner->rec.name);
 	if (rc != 0) {
 		if (c.unknown_issuer)
 			fail(res, st, err, TOKEN_R_UNKNOWN_ISSUER,
@@ -444,7 +446,6 @@ static int verify_jwt(const struct token_ctx *ctx, const char *tok, enum jwt_pur
 		return -1;
 	}
 	*partner = c.partner;
-	snprintf(res->partner, sizeof(res->partner), "%s", c.partner->rec.name);
 	if (!aud_is_us(snap, json_object_get(jws->payload, "aud"))) {
 		fail(res, st, err, TOKEN_R_BAD_CLAIMS,
 		     "the %s's aud is not this server's token endpoint or issuer", what);
@@ -1017,7 +1018,7 @@ static void token_handler(const struct http_request *req, struct http_response *
 	struct token_form f;
 	struct sts_issuer iss;
 	struct token_ctx ctx;
-	char scheme[24], pv[LOG_VAL_MAX];
+	char scheme[24], pv[LOG_VAL_MAX], dv[LOG_VAL_MAX];
 
 	(void)arg;
 	memset(&res, 0, sizeof(res));
@@ -1051,9 +1052,10 @@ done:
 	respond(resp, &res);
 	token_count(res.reason);
 	log_emit(res.status == 200 ? LOG_INFO : LOG_WARN, "oauth.token",
-		 "result=%s status=%d grant=%s partner=%s", token_reason_name(res.reason),
+		 "result=%s status=%d grant=%s partner=%s why=%s", token_reason_name(res.reason),
 		 res.status, res.grant ? res.grant : "-",
-		 log_val(str_cstr(res.partner), pv, sizeof(pv)));
+		 log_val(str_cstr(res.partner), pv, sizeof(pv)),
+		 log_val(str_cstr(res.description), dv, sizeof(dv)));
 	token_result_free(&res);
 }
 

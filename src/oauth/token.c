@@ -542,6 +542,18 @@ static int spend_jti(const struct token_ctx *ctx, const struct jose_jws *jws,
 
 /* ---- client authentication ---- */
 
+static bool same_client(const struct oauth_snapshot *snap, const struct oauth_partner *p,
+			const char *client_id, const char *iss)
+{
+	const char *realm = p->rec.realm[0] ? p->rec.realm : snap->realm;
+	size_t n = strlen(p->rec.issuer);
+
+	if (strcmp(client_id, iss) == 0 || strcmp(client_id, p->rec.issuer) == 0)
+		return true;
+	return strncmp(client_id, p->rec.issuer, n) == 0 && client_id[n] == '@' &&
+	       strcmp(client_id + n + 1, realm) == 0;
+}
+
 static int authenticate(const struct token_ctx *ctx, const struct token_form *f,
 			const struct oauth_partner **client, struct token_result *res)
 {
@@ -579,9 +591,9 @@ static int authenticate(const struct token_ctx *ctx, const struct token_form *f,
 		     "the client assertion's sub must equal its iss");
 		goto bad;
 	}
-	/* RFC 7521 §4.2: client_id, when sent, names the same client */
-	if (f->client_id && strcmp(f->client_id, iss) != 0 &&
-	    strcmp(f->client_id, (*client)->rec.issuer) != 0) {
+	/* RFC 7521 §4.2: client_id, when sent, names the same client (bare, or
+	 * in the <id>@<realm> form of PROTOCOLS.md §6) */
+	if (f->client_id && !same_client(ctx->snap, *client, f->client_id, iss)) {
 		fail(res, 401, "invalid_client", TOKEN_R_BAD_CLAIMS,
 		     "client_id does not match the client assertion");
 		goto bad;
@@ -1052,10 +1064,10 @@ done:
 	respond(resp, &res);
 	token_count(res.reason);
 	log_emit(res.status == 200 ? LOG_INFO : LOG_WARN, "oauth.token",
-		 "result=%s status=%d grant=%s partner=%s why=%s", token_reason_name(res.reason),
+		 "result=%s status=%d grant=%s partner=%s%s%s", token_reason_name(res.reason),
 		 res.status, res.grant ? res.grant : "-",
-		 log_val(str_cstr(res.partner), pv, sizeof(pv)),
-		 log_val(str_cstr(res.description), dv, sizeof(dv)));
+		 log_val(str_cstr(res.partner), pv, sizeof(pv)), res.description[0] ? " why=" : "",
+		 res.description[0] ? log_val(str_cstr(res.description), dv, sizeof(dv)) : "");
 	token_result_free(&res);
 }
 

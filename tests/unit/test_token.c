@@ -23,6 +23,7 @@
 #include <openssl/rsa.h>
 
 #include "core/b64.h"
+#include "http/http.h"
 #include "oauth/jose.h"
 #include "oauth/replay.h"
 #include "oauth/sts.h"
@@ -475,6 +476,7 @@ static void test_token_lifetime_is_bounded_by_server_maximum(void **state)
 	token_result_free(&res);
 }
 
+/* client_id may be <id>@<realm> (PROTOCOLS.md §6) */
 static void test_token_accepts_es256_assertion_and_client_id(void **state)
 {
 	struct fx *f = *state;
@@ -482,7 +484,7 @@ static void test_token_accepts_es256_assertion_and_client_id(void **state)
 	json_t *p;
 
 	run_cc(f, sign_claims(claims(f, "p2-client"), k_p2, JOSE_ALG_ES256, "p2key"),
-	       "&client_id=p2-client", &res);
+	       "&client_id=p2-client%40example.test", &res);
 	p = verify_issued(f, &res);
 	assert_string_equal(cs(p, "sub"), "p2-client");
 	/* nothing registered: our issuer only, no scope */
@@ -789,6 +791,8 @@ static void test_token_rejects_sub_client_id_jti_exp_mismatches(void **state)
 	run_cc(f, sign_claims(c, k_p1, JOSE_ALG_RS256, "p1key"), NULL, &res);
 	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_CLAIMS);
 	run_cc(f, p1_assertion(f), "&client_id=p2-client", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_CLAIMS);
+	run_cc(f, p1_assertion(f), "&client_id=p1-client%40other.test", &res);
 	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_CLAIMS);
 	c = claims(f, "p1-client");
 	json_object_del(c, "jti");
@@ -1121,6 +1125,21 @@ static void test_replay_cache_rejects_bad_jti(void **state)
 	replay_free(rc);
 }
 
+static void test_token_route_is_post_only(void **state)
+{
+	unsigned allowed = 0;
+	void *arg = NULL;
+
+	(void)state;
+	http_routes_clear();
+	assert_int_equal(oauth_token_routes(), 0);
+	assert_non_null(http_route_lookup(TOKEN_PATH, HTTP_POST, &allowed, &arg));
+	assert_null(http_route_lookup(TOKEN_PATH, HTTP_GET, &allowed, &arg));
+	assert_int_equal(allowed, HTTP_POST);
+	http_routes_clear();
+	oauth_token_shutdown();
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1164,6 +1183,7 @@ int main(void)
 	    T(test_replay_cache_remembers_until_expiry),
 	    T(test_replay_cache_refuses_rather_than_forgets),
 	    T(test_replay_cache_rejects_bad_jti),
+	    cmocka_unit_test(test_token_route_is_post_only),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

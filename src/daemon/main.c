@@ -32,6 +32,7 @@
 #include "http/http.h"
 #include "oauth/metadata.h"
 #include "oauth/oauth.h"
+#include "oauth/token.h"
 #include "sip/location.h"
 #include "store/store.h"
 #include "store/wb.h"
@@ -317,8 +318,8 @@ static int oauth_up(const struct config *cfg, char *err, size_t errlen)
 		return -1;
 	if (oauth_start(cfg, main_store, err, errlen) < 0)
 		return -1;
-	if (oauth_metadata_routes_add() < 0) {
-		snprintf(err, errlen, "cannot register the OAuth metadata endpoints");
+	if (oauth_metadata_routes_add() < 0 || oauth_token_routes() < 0) {
+		snprintf(err, errlen, "cannot register the OAuth endpoints");
 		return -1;
 	}
 	admin_set_oauth_reload(admin_oauth_reload);
@@ -647,6 +648,7 @@ fail:
 	rc = 1;
 out:
 	admin_set_oauth_reload(NULL);
+	oauth_token_shutdown();
 	oauth_stop();
 	store_close(main_store);
 	location_shutdown();

@@ -78,6 +78,11 @@ assert "response_types_supported" not in d and "authorization_endpoint" not in d
 assert all(v != [] for v in d.values())
 PY
 
+# the token endpoint named there is served (its grants: tests of the token endpoint)
+code=$(hc -o "$T/tok.json" -w '%{http_code}' -d grant_type=client_credentials "$URL/oauth/token")
+check_sh "POST /oauth/token is routed: an RFC 6749 error, not 404 (got $code $(head -c 80 "$T/tok.json"))" \
+	'[ "$code" = 400 ] || [ "$code" = 401 ]; [ $? -eq 0 ] && grep -q "\"error\"" "$T/tok.json"'
+
 # check_docs NAME: the JWKS and the Microsoft metadata agree with each other,
 # with their certificates and with `rtcauthctl oauth key list`
 check_docs() {
@@ -150,6 +155,7 @@ K1=$(kids "'current'")
 check_sh "one current key ($K1)" '[ -n "$K1" ]'
 
 # ---- rollover against the running daemon ---------------------------------------
+# (a kid is base64url and may begin with '-': "--" ends the options)
 jwks_kids() { hc "$URL/oauth/jwks" | "$PY" -c "import json,sys; print(' '.join(k['kid'] for k in json.load(sys.stdin)['keys']))"; }
 
 ctl oauth key new --alg ES256 >"$T/out" 2>"$T/err"
@@ -160,13 +166,13 @@ check_sh "the next key is in the JWKS at once, after the current one ('$(jwks_ki
 check "the daemon logged the reload" grep -q 'event=admin.oauth_reload result=ok' "$T/rtcauthd.log"
 check_docs "current + next"
 
-ctl oauth key activate "$K2" >"$T/out" 2>&1
+ctl oauth key activate -- "$K2" >"$T/out" 2>&1
 check "oauth key activate the next key" grep -q "$K2 is now current" "$T/out"
 check_sh "the old current key is previous and still published ('$(jwks_kids)')" '[ "$(jwks_kids)" = "$K2 $K1" ]'
 check "the daemon signs with the new key now" grep -q "event=oauth.reload .*current_kid=$K2 alg=ES256 published=2" "$T/rtcauthd.log"
 check_docs "current + previous"
 
-ctl oauth key retire "$K1" >"$T/out" 2>&1
+ctl oauth key retire -- "$K1" >"$T/out" 2>&1
 check "oauth key retire the previous key" grep -q "$K1 retired" "$T/out"
 check_sh "the retired key is gone from the JWKS ('$(jwks_kids)')" '[ "$(jwks_kids)" = "$K2" ]'
 check_docs "after retire"
@@ -201,7 +207,9 @@ stop_daemon
 
 # ---- the current private key is gone: refuse to start --------------------------
 mv "$STATE/keys/oauth-$K2.pem" "$T/saved.pem"
-timeout 20 "$RTCAUTHD" -c "$CONF" >"$T/nokey.out" 2>&1
+timeout 20 "$RTCAUTHD" -c "$CONF" >"$T/nokey.out" 2>&1 &
+_pids+=($!)
+wait $!
 rc=$?
 check_sh "without the current private key rtcauthd refuses to start (exit $rc)" '[ $rc -eq 1 ]'
 check "... naming the missing file" grep -qF "$STATE/keys/oauth-$K2.pem" "$T/nokey.out"

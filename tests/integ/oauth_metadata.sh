@@ -194,6 +194,22 @@ kill -HUP "$DAEMON_PID"
 for _ in $(seq 1 50); do tail -n +"$((before + 1))" "$T/rtcauthd.log" | grep -q 'event=reload.ok' && break; sleep 0.1; done
 check "SIGHUP reloads the OAuth snapshot" bash -c "tail -n +$((before + 1)) '$T/rtcauthd.log' | grep -q 'event=oauth.reload .*current_kid=$K2'"
 
+# ---- a change the daemon cannot load: it keeps the keys it had ---------------------
+ctl oauth key new --alg EdDSA >/dev/null 2>&1
+K3=$(kids "'next'")
+mv "$STATE/keys/oauth-$K3.pem" "$T/saved3.pem"
+ctl oauth key activate -- "$K3" >"$T/out" 2>"$T/err"
+rc=$?
+check_sh "activating a key without its private key: stored (exit $rc)" '[ $rc -eq 0 ]'
+check "... rtcauthctl says the daemon could not load it" grep -q 'could not load it: .*oauth-'"$K3"'.pem' "$T/err"
+check "... the daemon logged why" grep -q 'event=admin.oauth_reload_failed .*action=kept_old_keys' "$T/rtcauthd.log"
+check_sh "... and still publishes and signs as before ('$(jwks_kids)')" '[ "$(jwks_kids)" = "$K2 $K3" ]'
+mv "$T/saved3.pem" "$STATE/keys/oauth-$K3.pem"
+before=$(wc -l <"$T/rtcauthd.log")
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 1 50); do tail -n +"$((before + 1))" "$T/rtcauthd.log" | grep -q 'event=reload.ok' && break; sleep 0.1; done
+check_sh "with the file back, SIGHUP makes it current ('$(jwks_kids)')" '[ "$(jwks_kids)" = "$K3 $K2" ]'
+
 # ---- restart keeps the key ---------------------------------------------------------
 stop_daemon
 rc=$?
@@ -201,20 +217,20 @@ check_sh "rtcauthd stops cleanly (exit $rc)" '[ $rc -eq 0 ]'
 before=$(wc -l <"$T/rtcauthd.log")
 start_daemon || not_ok "rtcauthd restarts"
 check "a restart makes no new key" bash -c "! tail -n +$((before + 1)) '$T/rtcauthd.log' | grep -q 'event=oauth.key_created'"
-check_sh "a restart keeps the same current key ('$(jwks_kids)')" '[ "$(jwks_kids)" = "$K2" ]'
+check_sh "a restart keeps the same keys ('$(jwks_kids)')" '[ "$(jwks_kids)" = "$K3 $K2" ]'
 check_docs "after restart"
 stop_daemon
 
 # ---- the current private key is gone: refuse to start --------------------------
-mv "$STATE/keys/oauth-$K2.pem" "$T/saved.pem"
+mv "$STATE/keys/oauth-$K3.pem" "$T/saved.pem"
 timeout 20 "$RTCAUTHD" -c "$CONF" >"$T/nokey.out" 2>&1 &
 _pids+=($!)
 wait $!
 rc=$?
 check_sh "without the current private key rtcauthd refuses to start (exit $rc)" '[ $rc -eq 1 ]'
-check "... naming the missing file" grep -qF "$STATE/keys/oauth-$K2.pem" "$T/nokey.out"
+check "... naming the missing file" grep -qF "$STATE/keys/oauth-$K3.pem" "$T/nokey.out"
 check "... and saying how to recover" grep -qF "rtcauthctl oauth key activate" "$T/nokey.out"
 show "$T/nokey.out" 3
-mv "$T/saved.pem" "$STATE/keys/oauth-$K2.pem"
+mv "$T/saved.pem" "$STATE/keys/oauth-$K3.pem"
 
 finish

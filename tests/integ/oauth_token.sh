@@ -5,10 +5,11 @@
 # token we issue is verified by python3-jwt against our JWKS (/oauth/jwks).
 # Every bad input of issue 3 that concerns the token endpoint gets its RFC
 # 6749 §5.2 error and no token: replayed jti, another key, alg none, HS256
-# with the public key as secret, expired, nbf beyond the skew, lifetime above
-# the maximum, aud of another server, unknown issuer, disabled partner,
-# oversized assertion, bad base64url, duplicate JSON claims, duplicate form
-# parameters, acting for a user without the trust level. Then rtcauthctl
+# with the public key as secret, no key id, tampered payload, expired, nbf
+# beyond the skew, lifetime above the maximum, aud of another server, unknown
+# issuer, disabled partner, oversized assertion, bad base64url, duplicate
+# JSON claims, duplicate form parameters, acting for a user without the trust
+# level. Then rtcauthctl
 # token issue: the actor token verifies against the JWKS; the outer token's
 # iss is the actor's nameid.
 . "$(dirname "$0")/lib.sh"
@@ -113,6 +114,13 @@ elif mode == "hs256":
 elif mode == "dupclaim":
     p = json.dumps(c)[:-1] + ', "jti": "second"}'
     tok = sign_raw(json.dumps(hdr).encode(), p.encode())
+elif mode == "nokid":
+    tok = jwt.encode(c, key, algorithm=alg)
+elif mode == "tamper":
+    tok = jwt.encode(c, key, algorithm=alg, headers={"x5t": x5t})
+    c2 = dict(c, sub="someone-else")
+    h, p, s = tok.split(".")
+    tok = h + "." + b64(json.dumps(c2).encode()) + "." + s
 else:
     tok = jwt.encode(c, key, algorithm=alg, headers={"x5t": x5t})
     if mode == "badb64":
@@ -227,6 +235,14 @@ refused "alg none" 401 invalid_client
 mint p1 RS256 mode=hs256
 post
 refused "HS256 with the public key as the secret" 401 invalid_client
+
+mint p1 RS256 mode=nokid
+post
+refused "assertion with neither kid nor x5t" 401 invalid_client
+
+mint p1 RS256 mode=tamper
+post
+refused "tampered payload" 401 invalid_client
 
 mint p1 RS256 iat=-1000 exp=-400
 post

@@ -8,6 +8,7 @@
  * RFC 6749 §5.2 error and no token; resources and scopes come only from the
  * registration; acting for a user needs trust level full.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -613,6 +614,41 @@ static void test_token_rejects_hs256_with_public_key_as_secret(void **state)
 	free(p);
 }
 
+static void test_token_rejects_absent_or_unknown_key_id_and_tampered_payload(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	char payload[512], *a, *dot, *tampered = NULL;
+
+	snprintf(payload, sizeof(payload),
+		 "{\"iss\":\"p1-client\",\"sub\":\"p1-client\",\"aud\":\"%s\",\"exp\":%d,"
+		 "\"jti\":\"k1\"}",
+		 ENDPOINT, NOW + 300);
+	run_cc(f, compose("{\"alg\":\"RS256\"}", payload, k_p1, JOSE_ALG_RS256), NULL, &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION);
+	assert_non_null(strstr(res.description, "no_key_id"));
+	run_cc(f, sign_claims(claims(f, "p1-client"), k_p1, JOSE_ALG_RS256, "nosuchkid"), NULL,
+	       &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION);
+	/* a payload swapped for another partner-approved one: the signature no
+	 * longer matches */
+	a = p1_assertion(f);
+	{
+		json_t *c = claims(f, "p1-client");
+		char *other = sign_claims(c, k_p1, JOSE_ALG_RS256, "p1key");
+		char *p1 = strchr(a, '.'), *p2 = strchr(other, '.');
+
+		dot = strchr(p1 + 1, '.');
+		assert_true(asprintf(&tampered, "%.*s%.*s%s", (int)(p1 - a), a,
+				     (int)(strchr(p2 + 1, '.') - p2), p2, dot) > 0);
+		free(other);
+	}
+	free(a);
+	run_cc(f, tampered, NULL, &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION);
+	assert_non_null(strstr(res.description, "bad_signature"));
+}
+
 static void test_token_rejects_expired_assertion(void **state)
 {
 	struct fx *f = *state;
@@ -1111,6 +1147,47 @@ static void test_replay_cache_refuses_rather_than_forgets(void **state)
 	replay_free(rc);
 }
 
+struct race {
+	struct replay_cache *rc;
+	int ok;
+};
+
+static void *race_thread(void *arg)
+{
+	struct race *r = arg;
+	char jti[32];
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(jti, sizeof(jti), "race-%d", i);
+		if (replay_check_and_add(r->rc, "p", jti, 1000, 10) == REPLAY_OK)
+			r->ok++;
+	}
+	return NULL;
+}
+
+/* Four threads offer the same 2000 jtis: each is accepted exactly once. */
+static void test_replay_cache_accepts_each_jti_once_across_threads(void **state)
+{
+	struct replay_cache *rc = replay_new(1 << 16);
+	struct race r[4];
+	pthread_t th[4];
+	int i, total = 0;
+
+	(void)state;
+	for (i = 0; i < 4; i++) {
+		r[i].rc = rc;
+		r[i].ok = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, race_thread, &r[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		total += r[i].ok;
+	}
+	assert_int_equal(total, 2000);
+	assert_int_equal(replay_count(rc), 2000);
+	replay_free(rc);
+}
+
 static void test_replay_cache_rejects_bad_jti(void **state)
 {
 	struct replay_cache *rc = replay_new(8);
@@ -1162,6 +1239,7 @@ int main(void)
 	    T(test_token_rejects_assertion_signed_by_another_key),
 	    T(test_token_rejects_alg_none),
 	    T(test_token_rejects_hs256_with_public_key_as_secret),
+	    T(test_token_rejects_absent_or_unknown_key_id_and_tampered_payload),
 	    T(test_token_rejects_expired_assertion),
 	    T(test_token_rejects_nbf_and_iat_beyond_skew),
 	    T(test_token_rejects_lifetime_above_maximum),
@@ -1183,6 +1261,7 @@ int main(void)
 	    T(test_replay_cache_remembers_until_expiry),
 	    T(test_replay_cache_refuses_rather_than_forgets),
 	    T(test_replay_cache_rejects_bad_jti),
+	    T(test_replay_cache_accepts_each_jti_once_across_threads),
 	    cmocka_unit_test(test_token_route_is_post_only),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/secmem.h"
 #include "http/http.h"
 #include "oauth/jose.h"
 #include "sip/server.h"
@@ -89,7 +90,7 @@ void token_result_free(struct token_result *r)
 		return;
 	if (r->access_token) {
 		/* a bearer token is a credential until it expires */
-		memset(r->access_token, 0, strlen(r->access_token));
+		secmem_wipe(r->access_token, strlen(r->access_token));
 		free(r->access_token);
 	}
 	r->access_token = NULL;
@@ -187,7 +188,7 @@ void token_form_free(struct token_form *f)
 		return;
 	if (f->buf) {
 		/* the values hold client assertions */
-		memset(f->buf, 0, strlen(f->buf));
+		secmem_wipe(f->buf, f->cap);
 		free(f->buf);
 	}
 	memset(f, 0, sizeof(*f));
@@ -300,7 +301,8 @@ int token_form_parse(const char *body, size_t len, struct token_form *f, struct 
 		return -1;
 	}
 	/* decoded values are never longer than the text, plus one NUL each */
-	f->buf = calloc(1, len + 1 + P_COUNT);
+	f->cap = len + 1 + P_COUNT;
+	f->buf = calloc(1, f->cap);
 	if (!f->buf) {
 		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR, "out of memory");
 		return -1;

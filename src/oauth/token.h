@@ -80,7 +80,8 @@ uint64_t token_count_get(enum token_reason r);
 /* The parameters the endpoint knows, decoded (NULL when absent or empty:
  * RFC 6749 §3.2 treats an empty value as omitted). */
 struct token_form {
-	char *buf; /* owns every value */
+	char *buf;  /* owns every value (NUL-separated) */
+	size_t cap; /* bytes of buf (wiped when freed) */
 	const char *grant_type;
 	const char *client_id;
 	const char *client_assertion_type;

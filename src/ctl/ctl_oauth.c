@@ -45,10 +45,11 @@ static const struct ctl_cmd_help h_retire = {
 /* The CN of a new key's certificate: "rtcauth token issuer <domain>". */
 static void issuer_cn(struct ctl *c, char *cn, size_t cap)
 {
-	int n = snprintf(cn, cap, "rtcauth token issuer %s", c->cfg.domain);
+	/* the realm, as rtcauthd names the first key (oauth.c) */
+	int n = snprintf(cn, cap, "rtcauth token issuer %s", c->cfg.oauth_realm);
 
 	if (n < 0 || (size_t)n > KEYS_CN_MAX)
-		snprintf(cn, cap, "%.*s", KEYS_CN_MAX, c->cfg.domain);
+		snprintf(cn, cap, "%.*s", KEYS_CN_MAX, c->cfg.oauth_realm);
 }
 
 /*
@@ -331,6 +332,22 @@ static int key_change(struct ctl *c, const struct ctl_cmd_help *h, int to, int a
 		       store_oauth_key_state_name(to));
 		rc = CTL_EXIT_OK;
 		goto out;
+	}
+	if (to == STORE_OAUTH_KEY_CURRENT && k->state != STORE_OAUTH_KEY_RETIRED) {
+		/* a key that cannot sign must not become the signing key: the
+		 * daemon would refuse the reload and keep the old one (a retired
+		 * key is refused below by the store, with its own message) */
+		struct keys *ks = NULL;
+		char kerr[256] = "";
+		int krc = keys_load(c->cfg.state_dir, &ks, kerr, sizeof(kerr));
+		if (krc == 0)
+			krc = keys_preload(ks, k->kid, k->alg, kerr, sizeof(kerr));
+		keys_free(ks);
+		if (krc != 0) {
+			ctl_err("key %s cannot sign: %s; nothing changed", k->kid, kerr);
+			rc = CTL_EXIT_ERR;
+			goto out;
+		}
 	}
 	if (to == STORE_OAUTH_KEY_CURRENT && store_oauth_key_current(c->store, old) != STORE_OK)
 		old->kid[0] = '\0';

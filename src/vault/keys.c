@@ -413,15 +413,27 @@ int keys_generate(const char *state_dir, const char *alg, const char *issuer_cn,
 	if (keys_dir(state_dir, err, errlen) < 0)
 		return -1;
 	key = new_key(alg);
-	cert = key ? self_signed(key, issuer_cn) : NULL;
-	if (!cert) {
-		ossl_err(err, errlen,
-			 key ? "cannot make the signing certificate"
-			     : "cannot generate the signing key");
-		goto out;
+	/* a kid starting with '-' would read as an option on rtcauthctl's
+	 * command line: sign the certificate again (new serial, new
+	 * thumbprint; one time in 64) until it does not */
+	for (int tries = 0; tries < 32; tries++) {
+		X509_free(cert);
+		cert = key ? self_signed(key, issuer_cn) : NULL;
+		if (!cert) {
+			ossl_err(err, errlen,
+				 key ? "cannot make the signing certificate"
+				     : "cannot generate the signing key");
+			goto out;
+		}
+		if (describe_cert(cert, out) < 0) {
+			ossl_err(err, errlen, "cannot encode the signing certificate");
+			goto out;
+		}
+		if (out->kid[0] != '-')
+			break;
 	}
-	if (describe_cert(cert, out) < 0) {
-		ossl_err(err, errlen, "cannot encode the signing certificate");
+	if (out->kid[0] == '-') {
+		snprintf(err, errlen, "cannot make a signing certificate with a usable key id");
 		goto out;
 	}
 	snprintf(out->alg, sizeof(out->alg), "%s", alg);

@@ -55,6 +55,8 @@ bool keys_alg_valid(const char *alg);
  * The kid is the first 16 characters of x5t#S256 (96 bits): it names the
  * certificate a JWKS publishes without a second random identifier, is
  * base64url (safe as a file name) and unique as long as the certificates are.
+ * It never starts with '-' (the certificate is signed again until it does
+ * not), so it can be typed as an operand of rtcauthctl.
  * 0, or -1 with a message for a person in err.
  */
 int keys_generate(const char *state_dir, const char *alg, const char *issuer_cn,

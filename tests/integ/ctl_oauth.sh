@@ -100,6 +100,12 @@ expect "retire an unknown key exits 3" 3 "no signing key"
 run ctl oauth key activate ../../etc/passwd
 expect "activate a path-like kid exits 3" 3 "no signing key"
 unchanged "$S" "bad activate/retire"
+# a key whose private key file is gone cannot become the signing key
+mv "$STATE/keys/oauth-$K2.pem" "$T/k2.pem"
+run ctl oauth key activate "$K2"
+expect "activate a key without its private key file exits 1" 1 "cannot sign"
+unchanged "$S" "activate of a key that cannot sign"
+mv "$T/k2.pem" "$STATE/keys/oauth-$K2.pem"
 
 run ctl oauth key activate "$K2"
 expect "activate the next key" 0

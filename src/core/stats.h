@@ -53,10 +53,43 @@ const char *stats_help(enum stat_id id);
  *     "mechanism=\"digest\",result=\"ok\"", "mechanism=\"digest\",result=\"fail\"")
  */
 #define STATS_MAX_LABEL_SETS 32
+/* The result labels of rtcauth_oauth_validations_total, in the order of
+ * enum validate_result (oauth/validate.h); the names are
+ * validate_result_name()'s. */
+#define VALIDATE_RESULT_LABELS                                                                     \
+	"result=\"ok\"", "result=\"missing\"", "result=\"too_large\"", "result=\"malformed\"",     \
+	    "result=\"bad_base64url\"", "result=\"bad_json\"", "result=\"duplicate_claim\"",       \
+	    "result=\"too_deep\"", "result=\"alg_none\"", "result=\"alg_not_allowed\"",            \
+	    "result=\"crit_unsupported\"", "result=\"no_key_id\"", "result=\"unknown_kid\"",       \
+	    "result=\"bad_signature\"", "result=\"bad_header\"", "result=\"claim_missing\"",       \
+	    "result=\"claim_type\"", "result=\"unknown_issuer\"", "result=\"partner_disabled\"",   \
+	    "result=\"bad_audience\"", "result=\"expired\"", "result=\"not_yet_valid\"",           \
+	    "result=\"lifetime_too_long\"", "result=\"revoked\"", "result=\"actor_mismatch\"",     \
+	    "result=\"delegation_not_allowed\"", "result=\"insufficient_scope\"",                  \
+	    "result=\"internal\""
 #define STATS_FAMILIES(X)                                                                          \
 	X(SF_HTTP_RESPONSES, "rtcauth_http_responses_total",                                       \
 	  "HTTP responses sent, by status class", "class=\"1xx\"", "class=\"2xx\"",                \
-	  "class=\"3xx\"", "class=\"4xx\"", "class=\"5xx\"")
+	  "class=\"3xx\"", "class=\"4xx\"", "class=\"5xx\"")                                       \
+	X(SF_OAUTH_TOKENS, "rtcauth_oauth_tokens_total",                                           \
+	  "Requests to the token endpoint, by outcome (enum token_reason)", "result=\"issued\"",   \
+	  "result=\"invalid_request\"", "result=\"unsupported_grant_type\"",                       \
+	  "result=\"no_client_auth\"", "result=\"unknown_issuer\"", "result=\"bad_assertion\"",    \
+	  "result=\"bad_claims\"", "result=\"expired\"", "result=\"not_yet_valid\"",               \
+	  "result=\"lifetime_too_long\"", "result=\"replay\"", "result=\"replay_cache_full\"",     \
+	  "result=\"unauthorized_client\"", "result=\"invalid_grant\"",                            \
+	  "result=\"invalid_target\"", "result=\"invalid_scope\"", "result=\"server_error\"")      \
+	X(SF_OAUTH_VALIDATIONS, "rtcauth_oauth_validations_total",                                 \
+	  "Bearer tokens validated, by result (enum validate_result)", VALIDATE_RESULT_LABELS)     \
+	X(SF_OAUTH_VALIDATION_CACHE, "rtcauth_oauth_validation_cache_total",                       \
+	  "Lookups in the cache of validated tokens", "result=\"hit\"", "result=\"miss\"")         \
+	X(SF_OAUTH_INTROSPECTION, "rtcauth_oauth_introspection_total",                             \
+	  "Requests to /oauth/introspect and /oauth/revoke, by outcome",                           \
+	  "endpoint=\"introspect\",result=\"active\"",                                             \
+	  "endpoint=\"introspect\",result=\"inactive\"",                                           \
+	  "endpoint=\"introspect\",result=\"refused\"", "endpoint=\"revoke\",result=\"revoked\"",  \
+	  "endpoint=\"revoke\",result=\"ignored\"", "endpoint=\"revoke\",result=\"refused\"",      \
+	  "endpoint=\"revoke\",result=\"unavailable\"")
 
 #define STATS_FAMILY_ENUM(id, ...) id,
 enum stats_family_id { STATS_FAMILIES(STATS_FAMILY_ENUM) SF_COUNT };

@@ -524,7 +524,10 @@ static int open_and_restore(const struct config *cfg, char *err, size_t errlen)
 		expired += rcs[i].expired;
 	}
 	if (ret == 0) {
-		store_reg_purge(s, rcs[0].now, &n);
+		/* a scan of the table (there is no expires index: it cost every
+		 * refresh): only when the restore met expired rows */
+		if (expired > 0)
+			store_reg_purge(s, rcs[0].now, &n);
 		log_info("restore", "bindings=%zu expired=%zu", restored, expired);
 	}
 	store_close(s);

@@ -390,6 +390,13 @@ static char *request_view(struct evhttp_request *ev, struct http_server *srv,
 	return target;
 }
 
+X509 *http_request_peer_cert(const struct http_request *req)
+{
+	/* the session's certificate: also there on a resumed session, which
+	 * proved the same private key when it was first made */
+	return req && req->ssl ? SSL_get0_peer_certificate(req->ssl) : NULL;
+}
+
 /* evhttp's callback for every complete request. */
 static void on_request(struct evhttp_request *ev, void *arg)
 {
@@ -565,8 +572,22 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/*
+ * Every chain a client sends is let through the handshake (the endpoint
+ * decides: RFC 8705 §2.2 partners use self-signed certificates), but the
+ * verification result is left as a failure so that nothing reading
+ * SSL_get_verify_result() mistakes the certificate for a verified one.
+ */
+static int accept_unverified(int ok, X509_STORE_CTX *x)
+{
+	(void)ok;
+	X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+	return 1;
+}
+
 SSL_CTX *http_tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
 {
+	static const unsigned char sid_ctx[] = "rtcauth-https";
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
 	if (!ctx) {
@@ -576,6 +597,13 @@ SSL_CTX *http_tls_ctx_new(const char *cert, const char *key, char *err, size_t e
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	/* RFC 8705: ask for a client certificate, never require one (no
+	 * FAIL_IF_NO_PEER_CERT: browsers and curl without one are served as
+	 * before), and send no CA names: a partner's certificate is self-signed */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_unverified);
+	/* resumption with a requested client certificate needs a session id
+	 * context (else OpenSSL fails the resumed handshake) */
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {

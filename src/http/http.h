@@ -62,7 +62,9 @@ struct http_request {
 	struct str body;	 /* the whole body (at most [http] max_body_size); never log it */
 	const char *peer;	 /* "ip:port" or "[ip]:port" */
 	const char *request_id;
-	SSL *ssl; /* the TLS session (for the client certificate, later) */
+	/* the TLS session. Its client certificate, if any, was NOT verified:
+	 * use http_request_peer_cert() and read the warning there */
+	SSL *ssl;
 	/* the worker context given to http_server_new(); rtcauthd gives its
 	 * struct sip_worker (sip/server.h): the worker's store connection and
 	 * the current runtime (config), refreshed before each request */
@@ -72,6 +74,26 @@ struct http_request {
 
 /* A request header's value (the first one of that name, case-insensitive), or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
+
+/*
+ * The certificate the client presented in the TLS handshake, or NULL when
+ * it sent none. Borrowed: valid during the handler call only, never free it.
+ *
+ * **THIS CERTIFICATE IS NOT VERIFIED. IT AUTHENTICATES NOBODY BY ITSELF.**
+ * The listener asks every client for a certificate (optionally: browsers and
+ * curl without one are served as before) and accepts ANY chain at the TLS
+ * layer, self-signed, expired, from any issuer, because the decision belongs
+ * to the endpoint: RFC 8705 §2.2 self_signed_tls_client_auth pins
+ * certificates a partner registered. What the handshake does prove is that
+ * the client holds the private key of this certificate (TLS CertificateVerify).
+ * So a handler may treat the client as authenticated only after comparing
+ * this certificate with one registered for that client (as oauth/token.c
+ * does), never by its subject, issuer or mere presence. There is no
+ * "verified" flag on purpose, and SSL_get_verify_result(req->ssl) is forced
+ * to a failure code (X509_V_ERR_APPLICATION_VERIFICATION) whenever a
+ * certificate was sent, so code that asks OpenSSL gets "not verified".
+ */
+X509 *http_request_peer_cert(const struct http_request *req);
 
 struct http_response; /* filled by the handler; opaque */
 
@@ -115,8 +137,10 @@ void http_routes_clear(void);
 
 /*
  * TLS server context for the web services: the certificate chain and key
- * files (PEM), TLS 1.2 or newer, no renegotiation, ALPN http/1.1. No client
- * certificate is requested (yet). NULL with err on failure.
+ * files (PEM), TLS 1.2 or newer, no renegotiation, ALPN http/1.1. A client
+ * certificate is requested but not required, and any chain the client sends
+ * is accepted at the TLS layer, UNVERIFIED (see http_request_peer_cert). NULL
+ * with err on failure.
  */
 SSL_CTX *http_tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen);
 /* Make ctx the context of new connections (takes the caller's reference;

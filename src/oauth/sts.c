@@ -89,6 +89,7 @@ int sts_access_token(const struct sts_issuer *iss, const struct sts_access *req,
 	    (req->subject && !ok_str(req->subject, STS_CLAIM_MAX)) ||
 	    (req->audience && !ok_str(req->audience, STS_CLAIM_MAX)) ||
 	    (req->actor && !ok_str(req->actor, STS_CLAIM_MAX)) ||
+	    (req->cnf_x5t_s256 && !ok_str(req->cnf_x5t_s256, STS_CLAIM_MAX)) ||
 	    (req->scope && strlen(req->scope) >= STS_SCOPE_MAX))
 		return STS_EINVAL;
 	rc = sts_new_jti(jti);
@@ -109,6 +110,11 @@ int sts_access_token(const struct sts_issuer *iss, const struct sts_access *req,
 	/* RFC 8693 §4.1: the actor is the party acting for the subject */
 	if (payload && req->actor &&
 	    json_object_set_new(payload, "act", json_pack("{s:s}", "sub", req->actor)) < 0)
+		goto nomem;
+	/* RFC 8705 §3.1: bound to the client's TLS certificate */
+	if (payload && req->cnf_x5t_s256 &&
+	    json_object_set_new(payload, "cnf", json_pack("{s:s}", "x5t#S256", req->cnf_x5t_s256)) <
+		0)
 		goto nomem;
 	rc = sign(iss, header, payload, out, outlen);
 	if (rc == STS_OK)

@@ -88,12 +88,16 @@ struct sts_access {
 	/* RFC 8693 §4.1 "act": the acting party when subject is a user (NULL:
 	 * no act claim) */
 	const char *actor;
+	/* RFC 8705 §3.1: the x5t#S256 of the client's TLS certificate the
+	 * token is bound to (cnf claim), or NULL for an unbound token */
+	const char *cnf_x5t_s256;
 };
 
 /*
  * Mint an RFC 9068 access token: header typ "at+jwt"; claims iss, sub,
  * aud, client_id, iat, nbf, exp, jti, scope (when not empty), act {"sub":
- * actor} (when actor). *out malloc'd; *expires_in the lifetime granted.
+ * actor} (when actor), cnf {"x5t#S256": cnf_x5t_s256} (when given). *out
+ * malloc'd; *expires_in the lifetime granted.
  */
 int sts_access_token(const struct sts_issuer *iss, const struct sts_access *req, int64_t now,
 		     char **out, size_t *outlen, int *expires_in);

@@ -13,6 +13,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "core/b64.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/secmem.h"
@@ -557,13 +561,123 @@ static bool same_client(const struct oauth_snapshot *snap, const struct oauth_pa
 	       strcmp(client_id + n + 1, realm) == 0;
 }
 
+int token_cert_thumbprint(X509 *cert, char out[JOSE_X5T256_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	out[0] = '\0';
+	/* RFC 8705 §3.1: base64url of the SHA-256 of the DER certificate */
+	if (!cert || X509_digest(cert, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32 ||
+	    b64_url_encode(md, mdlen, out, JOSE_X5T256_LEN + 1) != JOSE_X5T256_LEN) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * RFC 8705 §2.2: is cert (DER der, thumbprint s256) one of the
+ * certificates registered for p? Byte for byte against a registered
+ * certificate; for a JWK registered with x5t#S256 but without x5c, the
+ * same thumbprint and the same public key. Certificates are public: no
+ * constant-time compare is needed.
+ */
+static bool cert_registered(const struct oauth_partner *p, X509 *cert, const unsigned char *der,
+			    size_t derlen, const char *s256)
+{
+	for (size_t i = 0; i < p->keys.n; i++) {
+		const struct jose_key *k = p->keys.keys[i];
+
+		if (k->cert_der) {
+			if (k->cert_der_len == derlen && memcmp(k->cert_der, der, derlen) == 0)
+				return true;
+		} else if (k->x5t_s256[0] && strcmp(k->x5t_s256, s256) == 0 &&
+			   EVP_PKEY_eq(k->pkey, X509_get0_pubkey(cert)) == 1) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * RFC 8705 §2.2 self_signed_tls_client_auth: the client names itself with
+ * client_id (required, §2) and is authenticated when the certificate it
+ * presented in the TLS handshake (whose private key the handshake proved it
+ * holds) is one the partner registered. The TLS layer verified nothing
+ * (http.h): the registration is the only trust decision, so the
+ * certificate's issuer, subject and validity period do not matter; an
+ * operator revokes by disabling the partner or replacing its certificates.
+ * On success cnf gets the certificate's x5t#S256 for the token (§3.1).
+ */
+static int authenticate_mtls(const struct token_ctx *ctx, const struct token_form *f,
+			     const struct oauth_partner **client, char cnf[JOSE_X5T256_LEN + 1],
+			     struct token_result *res)
+{
+	const struct oauth_partner *p;
+	unsigned char *der = NULL;
+	int derlen;
+	bool ok;
+
+	if (!f->client_id) {
+		fail(res, 401, "invalid_client", TOKEN_R_NO_CLIENT_AUTH,
+		     "mutual TLS client authentication needs client_id (RFC 8705 §2)");
+		return -1;
+	}
+	p = partner_find(ctx->snap, f->client_id);
+	if (!p) {
+		fail(res, 401, "invalid_client", TOKEN_R_UNKNOWN_ISSUER,
+		     "client_id is not an enabled partner application");
+		return -1;
+	}
+	snprintf(res->partner, sizeof(res->partner), "%s", p->rec.name);
+	derlen = i2d_X509(ctx->client_cert, &der);
+	if (derlen <= 0 || token_cert_thumbprint(ctx->client_cert, cnf) < 0) {
+		OPENSSL_free(der);
+		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR,
+		     "the client certificate could not be read");
+		return -1;
+	}
+	ok = cert_registered(p, ctx->client_cert, der, (size_t)derlen, cnf);
+	OPENSSL_free(der);
+	if (!ok) {
+		cnf[0] = '\0';
+		fail(res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION,
+		     "the TLS client certificate is not one registered for this client");
+		return -1;
+	}
+	*client = p;
+	return 0;
+}
+
+/*
+ * Client authentication: private_key_jwt (RFC 7523 §2.2) or mutual TLS
+ * (RFC 8705 §2.2). A TLS client certificate presented together with a
+ * client assertion is two methods in one request, which RFC 6749 §2.3
+ * forbids ("MUST NOT use more than one authentication method"): refused
+ * with invalid_request (RFC 6749 §5.2 lists "utilizes more than one
+ * mechanism for authenticating the client" under it) rather than picking
+ * one, so that neither credential is silently left unchecked. cnf gets the
+ * x5t#S256 of the certificate of an mTLS client, else "".
+ */
 static int authenticate(const struct token_ctx *ctx, const struct token_form *f,
-			const struct oauth_partner **client, struct token_result *res)
+			const struct oauth_partner **client, char cnf[JOSE_X5T256_LEN + 1],
+			struct token_result *res)
 {
 	struct jose_jws jws;
 	const char *sub = NULL, *iss = NULL;
 
 	*client = NULL;
+	cnf[0] = '\0';
+	if (ctx->client_cert && (f->client_assertion || ctx->auth_scheme)) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "more than one client authentication method: a TLS client certificate and "
+		     "%s; use one (RFC 6749 §2.3)",
+		     f->client_assertion ? "a client assertion" : "an Authorization header");
+		return -1;
+	}
+	if (ctx->client_cert)
+		return authenticate_mtls(ctx, f, client, cnf, res);
 	if (ctx->auth_scheme) {
 		/* client_secret_basic and friends: we have no client secrets */
 		fail(res, 401, "invalid_client", TOKEN_R_NO_CLIENT_AUTH,
@@ -576,7 +690,8 @@ static int authenticate(const struct token_ctx *ctx, const struct token_form *f,
 	if (!f->client_assertion) {
 		fail(res, 401, "invalid_client", TOKEN_R_NO_CLIENT_AUTH,
 		     "client authentication required: client_assertion with "
-		     "client_assertion_type " TOKEN_CLIENT_ASSERTION_TYPE);
+		     "client_assertion_type " TOKEN_CLIENT_ASSERTION_TYPE
+		     ", or a registered TLS client certificate with client_id");
 		return -1;
 	}
 	if (!f->client_assertion_type ||
@@ -869,6 +984,7 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 	struct sts_access a;
 	char user[STORE_URI_MAX] = "";
 	const char *aud = NULL;
+	char cnf[JOSE_X5T256_LEN + 1] = "";
 	bool have_ua = false;
 	enum grant g;
 	int rc;
@@ -884,7 +1000,7 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 	}
 	if (g == G_TOKEN_EXCHANGE && exchange_params(f, res) < 0)
 		return;
-	if (g == G_JWT_BEARER && !f->client_assertion && !ctx->auth_scheme) {
+	if (g == G_JWT_BEARER && !f->client_assertion && !ctx->auth_scheme && !ctx->client_cert) {
 		/* RFC 7523 §2.1: client authentication is optional; the
 		 * partner-signed assertion names its signer */
 		if (verify_jwt(ctx, f->assertion, JWT_GRANT, &ua, &client, res) < 0)
@@ -893,7 +1009,7 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 		if (may_act_for_users(client, res) < 0)
 			goto out;
 	} else {
-		if (authenticate(ctx, f, &client, res) < 0)
+		if (authenticate(ctx, f, &client, cnf, res) < 0)
 			return;
 		if (g == G_CLIENT_CREDENTIALS && client->rec.trust == STORE_TRUST_USER) {
 			fail(res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT,
@@ -929,6 +1045,8 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 	a.audience = aud;
 	a.scope = res->scope;
 	a.lifetime = client->rec.lifetime;
+	/* RFC 8705 §3: a token issued to an mTLS client is bound to its certificate */
+	a.cnf_x5t_s256 = cnf[0] ? cnf : NULL;
 	rc = sts_access_token(ctx->iss, &a, ctx->now, &res->access_token, NULL, &res->expires_in);
 	if (rc != STS_OK) {
 		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR,
@@ -1060,6 +1178,8 @@ static void token_handler(const struct http_request *req, struct http_response *
 	ctx.auth_scheme = auth_scheme(req, scheme, sizeof(scheme));
 	ctx.user_ok = user_ok_store;
 	ctx.user_arg = req->worker;
+	/* unverified (http.h): authenticate_mtls compares it with the registration */
+	ctx.client_cert = http_request_peer_cert(req);
 	token_process(&ctx, &f, &res);
 	oauth_snapshot_put(snap);
 	token_form_free(&f);

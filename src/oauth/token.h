@@ -22,8 +22,20 @@
  * for the replay cache and the user lookup callback), and the HTTP handler
  * that glues them to a request and the current OAuth snapshot.
  *
- * Mutual TLS client authentication (RFC 8705) is not done yet: the HTTPS
- * listener does not ask for client certificates.
+ * Client authentication is private_key_jwt (above) or mutual TLS, RFC 8705
+ * §2.2 self_signed_tls_client_auth: client_id (required) names an enabled
+ * partner (its issuer id, bare or <id>@<realm>) and the certificate the
+ * client presented in the TLS handshake is byte for byte one the partner
+ * registered (rtcauthctl partner add --cert, or a JWKS x5c; a JWK with
+ * x5t#S256 and no x5c: the same thumbprint and public key). The PKI variant
+ * (tls_client_auth, §2.1: a chain to a trust anchor and a registered
+ * subject) is not implemented: there is no trust-anchor configuration yet.
+ * A token issued to an mTLS client carries cnf {"x5t#S256": thumbprint}
+ * (§3.1). A client certificate together with a client assertion (or an
+ * Authorization header) is two methods in one request: invalid_request
+ * (RFC 6749 §2.3, §5.2); so is nothing else chosen for the client. A
+ * certificate sent on a jwt-bearer request without client_assertion is an
+ * mTLS attempt too (client_id required).
  *
  * Must never log a form value (assertions are credentials until they
  * expire) nor a token it issues.
@@ -34,6 +46,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <openssl/x509.h>
 
 #include "oauth/oauth.h"
 #include "oauth/replay.h"
@@ -139,7 +153,17 @@ struct token_ctx {
 	 */
 	int (*user_ok)(void *arg, const char *uri);
 	void *user_arg;
+	/*
+	 * The certificate the TLS client presented (http_request_peer_cert),
+	 * or NULL. UNVERIFIED: it authenticates the client only if it is one
+	 * the client_id's partner registered (RFC 8705 §2.2). Borrowed.
+	 */
+	X509 *client_cert;
 };
+
+/* RFC 8705 §3.1 x5t#S256 of cert: base64url of the SHA-256 of its DER
+ * (43 characters) into out. 0, or -1 (out "") when it cannot be encoded. */
+int token_cert_thumbprint(X509 *cert, char out[JOSE_X5T256_LEN + 1]);
 
 /* Decide and, when allowed, mint: res is filled either way (free it). */
 void token_process(const struct token_ctx *ctx, const struct token_form *f,

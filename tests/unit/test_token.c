@@ -22,6 +22,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "core/b64.h"
 #include "http/http.h"
@@ -1090,6 +1091,270 @@ static void test_token_exchange_checks_parameters_and_trust(void **state)
 	free(ca);
 }
 
+/* ---- mutual TLS client authentication (RFC 8705 §2.2) ---- */
+
+/* A self-signed certificate for pkey, as a partner would make one. */
+static X509 *self_signed(EVP_PKEY *pkey, const char *cn, long serial)
+{
+	X509 *x = X509_new();
+	X509_NAME *n;
+
+	assert_non_null(x);
+	assert_int_equal(X509_set_version(x, 2), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), serial), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
+	n = X509_get_subject_name(x);
+	assert_int_equal(
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0),
+	    1);
+	assert_int_equal(X509_set_issuer_name(x, n), 1);
+	assert_int_equal(X509_set_pubkey(x, pkey), 1);
+	assert_true(X509_sign(x, pkey, EVP_sha256()) > 0);
+	return x;
+}
+
+/* Register cert for p, as rtcauthctl partner add --cert does (oauth.c). */
+static void register_cert(struct oauth_partner *p, X509 *cert)
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509(cert, &der);
+	struct jose_key *k = NULL;
+
+	assert_true(n > 0);
+	assert_int_equal(jose_key_from_cert_der(der, (size_t)n, JOSE_ALG_UNKNOWN, NULL, &k), 0);
+	assert_int_equal(jose_keyset_add(&p->keys, k), 0);
+	jose_key_free(k);
+	OPENSSL_free(der);
+}
+
+/* RFC 8705 §3.1, computed here independently of token.c */
+static void thumbprint(X509 *cert, char out[JOSE_X5T256_LEN + 1])
+{
+	unsigned char *der = NULL, md[32];
+	unsigned int mdlen = sizeof(md);
+	int n = i2d_X509(cert, &der);
+
+	assert_true(n > 0);
+	assert_int_equal(EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL), 1);
+	assert_int_equal(b64_url_encode(md, mdlen, out, JOSE_X5T256_LEN + 1), JOSE_X5T256_LEN);
+	OPENSSL_free(der);
+}
+
+static const char *cnf_of(json_t *p)
+{
+	return json_string_value(json_object_get(json_object_get(p, "cnf"), "x5t#S256"));
+}
+
+static void test_token_cert_thumbprint_is_b64url_sha256_of_der(void **state)
+{
+	X509 *c = self_signed(k_p2, "p2", 1);
+	char want[JOSE_X5T256_LEN + 1], got[JOSE_X5T256_LEN + 1];
+
+	(void)state;
+	thumbprint(c, want);
+	assert_int_equal(token_cert_thumbprint(c, got), 0);
+	assert_string_equal(got, want);
+	assert_int_equal(strlen(got), 43);
+	assert_int_equal(token_cert_thumbprint(NULL, got), -1);
+	assert_string_equal(got, "");
+	X509_free(c);
+}
+
+static void test_token_mtls_registered_self_signed_cert_gets_bound_token(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	X509 *c = self_signed(k_p2, "p2", 1);
+	char want[JOSE_X5T256_LEN + 1];
+	json_t *p;
+
+	register_cert(&f->snap->partners[1], c);
+	thumbprint(c, want);
+	f->ctx.client_cert = c;
+	run(f, "grant_type=client_credentials&client_id=p2-client", &res);
+	p = verify_issued(f, &res);
+	assert_string_equal(cs(p, "client_id"), "p2-client");
+	assert_string_equal(cs(p, "sub"), "p2-client");
+	assert_non_null(cnf_of(p));
+	assert_string_equal(cnf_of(p), want);
+	assert_string_equal(res.partner, "p2");
+	json_decref(p);
+	token_result_free(&res);
+	/* the <id>@<realm> form names the same client */
+	run(f, "grant_type=client_credentials&client_id=p2-client%40example.test", &res);
+	p = verify_issued(f, &res);
+	assert_string_equal(cnf_of(p), want);
+	json_decref(p);
+	token_result_free(&res);
+	/* private_key_jwt without a certificate: an unbound token */
+	f->ctx.client_cert = NULL;
+	run_cc(f, sign_claims(claims(f, "p2-client"), k_p2, JOSE_ALG_ES256, "p2key"), NULL, &res);
+	p = verify_issued(f, &res);
+	assert_null(json_object_get(p, "cnf"));
+	json_decref(p);
+	token_result_free(&res);
+	X509_free(c);
+}
+
+static void test_token_mtls_refuses_cert_not_registered_for_client(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	X509 *c1 = self_signed(k_p1, "p1", 1), *c2 = self_signed(k_p2, "p2", 1),
+	     *c2b = self_signed(k_p2, "p2", 2), *other = self_signed(k_sts, "other", 1);
+
+	register_cert(&f->snap->partners[0], c1);
+	register_cert(&f->snap->partners[1], c2);
+	/* the same key and subject, another certificate: not byte for byte */
+	f->ctx.client_cert = c2b;
+	run(f, "grant_type=client_credentials&client_id=p2-client", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION);
+	/* a certificate nobody registered */
+	f->ctx.client_cert = other;
+	run(f, "grant_type=client_credentials&client_id=p2-client", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION);
+	/* p1's certificate is no credential for p2 */
+	f->ctx.client_cert = c1;
+	run(f, "grant_type=client_credentials&client_id=p2-client", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION);
+	/* a partner registered by key only (no certificate) has no mTLS */
+	f->ctx.client_cert = c2;
+	run(f, "grant_type=client_credentials&client_id=p3-client", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION);
+	X509_free(c1);
+	X509_free(c2);
+	X509_free(c2b);
+	X509_free(other);
+}
+
+static void test_token_mtls_needs_client_id_of_an_enabled_partner(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	X509 *c = self_signed(k_p2, "p2", 1);
+
+	register_cert(&f->snap->partners[1], c);
+	f->ctx.client_cert = c;
+	run(f, "grant_type=client_credentials", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_NO_CLIENT_AUTH);
+	run(f, "grant_type=client_credentials&client_id=nobody", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_UNKNOWN_ISSUER);
+	run(f, "grant_type=client_credentials&client_id=p2-client%40other.test", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_UNKNOWN_ISSUER);
+	/* a disabled partner is not in the snapshot at all */
+	f->snap->n_partners = 1;
+	run(f, "grant_type=client_credentials&client_id=p2-client", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_UNKNOWN_ISSUER);
+	f->snap->n_partners = 3;
+	/* no certificate and no assertion */
+	f->ctx.client_cert = NULL;
+	run(f, "grant_type=client_credentials&client_id=p2-client", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_NO_CLIENT_AUTH);
+	X509_free(c);
+}
+
+static void test_token_mtls_with_assertion_or_authorization_is_invalid_request(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	X509 *c = self_signed(k_p2, "p2", 1);
+
+	register_cert(&f->snap->partners[1], c);
+	f->ctx.client_cert = c;
+	/* RFC 6749 §2.3: one authentication method per request, even when
+	 * both would authenticate the same client */
+	run_cc(f, sign_claims(claims(f, "p2-client"), k_p2, JOSE_ALG_ES256, "p2key"),
+	       "&client_id=p2-client", &res);
+	expect_error(&res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST);
+	f->ctx.auth_scheme = "Basic";
+	run(f, "grant_type=client_credentials&client_id=p2-client", &res);
+	expect_error(&res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST);
+	X509_free(c);
+}
+
+/* A JWK registered with x5t#S256 and no x5c (RFC 8705 §2.2 allows jwks). */
+static void register_jwk_thumbprint(struct oauth_partner *p, EVP_PKEY *pkey, const char *s256)
+{
+	struct jose_key *k = NULL, *k2 = NULL;
+	json_t *jwk = NULL;
+
+	assert_int_equal(jose_key_from_pkey(pkey, NULL, 0, JOSE_ALG_UNKNOWN, "jwk", &k), 0);
+	assert_int_equal(jose_key_to_jwk(k, &jwk), 0);
+	json_object_set_new(jwk, "x5t#S256", json_string(s256));
+	assert_int_equal(jose_key_from_jwk(jwk, &k2), 0);
+	assert_null(k2->cert_der);
+	assert_int_equal(jose_keyset_add(&p->keys, k2), 0);
+	jose_key_free(k);
+	jose_key_free(k2);
+	json_decref(jwk);
+}
+
+static void test_token_mtls_jwk_thumbprint_needs_the_same_public_key(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	X509 *c = self_signed(k_p2, "p2", 1);
+	char s256[JOSE_X5T256_LEN + 1];
+	json_t *p;
+
+	thumbprint(c, s256);
+	f->ctx.client_cert = c;
+	/* p2: its own key with the certificate's thumbprint */
+	register_jwk_thumbprint(&f->snap->partners[1], k_p2, s256);
+	run(f, "grant_type=client_credentials&client_id=p2-client", &res);
+	p = verify_issued(f, &res);
+	assert_string_equal(cnf_of(p), s256);
+	json_decref(p);
+	token_result_free(&res);
+	/* p1: the same thumbprint claimed for another key */
+	register_jwk_thumbprint(&f->snap->partners[0], k_p1, s256);
+	run(f, "grant_type=client_credentials&client_id=p1-client", &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION);
+	X509_free(c);
+}
+
+static void test_token_mtls_jwt_bearer_client_is_bound_too(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	X509 *c = self_signed(k_p1, "p1", 1);
+	char *a = user_assertion(f, "p1-client", "alice@example.test", k_p1, JOSE_ALG_RS256,
+				 "p1key"),
+	     *b = NULL;
+	char want[JOSE_X5T256_LEN + 1];
+	json_t *p;
+
+	register_cert(&f->snap->partners[0], c);
+	thumbprint(c, want);
+	f->ctx.client_cert = c;
+	f->ctx.user_ok = user_answer;
+	f->ctx.user_arg = f;
+	f->user_answer = 0;
+	/* a certificate is an mTLS attempt: client_id is required */
+	assert_true(asprintf(&b,
+			     "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-"
+			     "bearer&assertion=%s",
+			     a) > 0);
+	run(f, b, &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_NO_CLIENT_AUTH);
+	free(b);
+	expect_string(user_answer, uri, "sip:alice@example.test");
+	assert_true(asprintf(&b,
+			     "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-"
+			     "bearer&assertion=%s&client_id=p1-client",
+			     a) > 0);
+	run(f, b, &res);
+	p = verify_issued(f, &res);
+	assert_string_equal(cs(p, "sub"), "sip:alice@example.test");
+	assert_string_equal(cnf_of(p), want);
+	json_decref(p);
+	token_result_free(&res);
+	free(a);
+	free(b);
+	X509_free(c);
+}
+
 /* ---- the replay cache itself ---- */
 
 static void test_replay_cache_remembers_until_expiry(void **state)
@@ -1258,6 +1523,13 @@ int main(void)
 	    T(test_token_jwt_bearer_rejects_unknown_user_and_foreign_assertion),
 	    T(test_token_exchange_full_trust_issues_access_token),
 	    T(test_token_exchange_checks_parameters_and_trust),
+	    T(test_token_cert_thumbprint_is_b64url_sha256_of_der),
+	    T(test_token_mtls_registered_self_signed_cert_gets_bound_token),
+	    T(test_token_mtls_refuses_cert_not_registered_for_client),
+	    T(test_token_mtls_needs_client_id_of_an_enabled_partner),
+	    T(test_token_mtls_with_assertion_or_authorization_is_invalid_request),
+	    T(test_token_mtls_jwk_thumbprint_needs_the_same_public_key),
+	    T(test_token_mtls_jwt_bearer_client_is_bound_too),
 	    T(test_replay_cache_remembers_until_expiry),
 	    T(test_replay_cache_refuses_rather_than_forgets),
 	    T(test_replay_cache_rejects_bad_jti),

@@ -106,6 +106,8 @@ static const struct key keys[] = {
     {"oauth", "clock_skew", K_DURATION, F(oauth_clock_skew), 0, 3600},
     {"oauth", "max_token_size", K_SIZE, F(oauth_max_token_size), 1024, 1024 * 1024},
     {"oauth", "authorization_server", K_URL, F(oauth_authorization_server), 0, CONFIG_URL_MAX - 1},
+    {"oauth", "metadata_refresh", K_DURATION, F(oauth_metadata_refresh), 60, 604800},
+    {"oauth", "fetch_ca_file", K_PATH, F(oauth_fetch_ca_file), 0, 0},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -854,6 +856,7 @@ void config_defaults(struct config *cfg)
 	cfg->oauth_max_token_lifetime = 86400;
 	cfg->oauth_clock_skew = 300;
 	cfg->oauth_max_token_size = 16384;
+	cfg->oauth_metadata_refresh = 86400;
 	config_oauth_defaults(cfg);
 
 	derive(cfg->state_dir, "tls/server.crt", cfg->tls_cert, sizeof(cfg->tls_cert));

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "daemon/worker.h"
+#include "oauth/fetch.h"
 #include "sip/location.h"
 #include "store/wb.h"
 #include "vault/vault.h"
@@ -245,10 +246,8 @@ char *admin_handle_line(const char *line, size_t len)
 	else if (strcmp(cmd, "oauth.reload") == 0)
 		rep = do_oauth_reload();
 	else if (strcmp(cmd, "partner.refresh") == 0)
-		rep =
-		    err_reply("not_implemented",
-			      "not implemented yet: metadata URLs are fetched by a later release; "
-			      "the partner keeps the keys it has");
+		/* answered by client_read when the fetcher runs (deferred) */
+		rep = err_reply("unavailable", "the metadata fetcher is not running");
 	else if (strcmp(cmd, "cache.flush") == 0) {
 		vault_cache_flush();
 		rep = json_pack("{s:b}", "ok", 1);
@@ -266,6 +265,127 @@ char *admin_handle_line(const char *line, size_t len)
 	return out;
 }
 
+static void client_write(struct bufferevent *bev, void *arg);
+static void client_event(struct bufferevent *bev, short what, void *arg);
+
+/* ---- partner.refresh: answered when the fetch finished ----
+ * The fetcher thread (oauth/fetch.h) does the work; its answer comes back on
+ * this (the main) thread. rtcauthctl waits CTL_ADMIN_TIMEOUT_MS (5 s): a
+ * fetch still running after REFRESH_WAIT_MS is answered "pending" (the
+ * outcome then shows in the store: rtcauthctl partner show). */
+#define REFRESH_WAIT_MS 4000
+
+struct refresh {
+	struct bufferevent *bev; /* NULL once answered or gone */
+	struct event *timer;
+	bool fetch_done;
+	char name[STORE_PARTNER_NAME_MAX];
+};
+
+static void refresh_free_if_done(struct refresh *r)
+{
+	if (r->bev || !r->fetch_done)
+		return;
+	if (r->timer)
+		event_free(r->timer);
+	free(r);
+}
+
+/* Write rep to the client, then let the connection close itself. */
+static void refresh_answer(struct refresh *r, json_t *rep)
+{
+	struct bufferevent *bev = r->bev;
+	char *s = rep ? json_dumps(rep, JSON_COMPACT) : NULL;
+
+	json_decref(rep);
+	r->bev = NULL;
+	if (r->timer)
+		evtimer_del(r->timer);
+	bufferevent_setcb(bev, NULL, client_write, client_event, NULL);
+	if (s) {
+		bufferevent_write(bev, s, strlen(s));
+		bufferevent_write(bev, "\n", 1);
+		free(s);
+	} else {
+		bufferevent_free(bev);
+	}
+}
+
+static void refresh_done(void *arg, int rc, const char *error)
+{
+	struct refresh *r = arg;
+	char v[LOG_VAL_MAX];
+
+	r->fetch_done = true;
+	char n[LOG_VAL_MAX];
+
+	log_info("admin.partner_refresh", "partner=%s result=%s",
+		 log_val(str_cstr(r->name), n, sizeof(n)),
+		 rc == 0 ? "ok" : log_val(str_cstr(error), v, sizeof(v)));
+	if (r->bev)
+		refresh_answer(r, rc == 0 ? json_pack("{s:b, s:s}", "ok", 1, "result", "fetched")
+					  : err_reply("fetch_failed", error));
+	refresh_free_if_done(r);
+}
+
+static void refresh_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct refresh *r = arg;
+
+	(void)fd;
+	(void)what;
+	if (r->bev)
+		refresh_answer(r, json_pack("{s:b, s:b, s:s}", "ok", 1, "pending", 1, "result",
+					    "still fetching"));
+	refresh_free_if_done(r);
+}
+
+static void refresh_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct refresh *r = arg;
+
+	(void)what;
+	r->bev = NULL;
+	bufferevent_free(bev);
+	refresh_free_if_done(r);
+}
+
+/* 1: the request was partner.refresh and is now handled (or answered). */
+static int refresh_start(struct bufferevent *bev, const char *line, size_t len)
+{
+	json_t *req = json_loadb(line, len, 0, NULL);
+	const char *cmd = req ? json_string_value(json_object_get(req, "cmd")) : NULL;
+	const char *name = req ? json_string_value(json_object_get(req, "name")) : NULL;
+	struct timeval wait = {REFRESH_WAIT_MS / 1000, (REFRESH_WAIT_MS % 1000) * 1000};
+	struct refresh *r;
+
+	if (!cmd || strcmp(cmd, "partner.refresh") != 0) {
+		json_decref(req);
+		return 0;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r || !name || !name[0] || strlen(name) >= sizeof(r->name)) {
+		json_decref(req);
+		free(r);
+		return 0; /* admin_handle_line answers */
+	}
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	json_decref(req);
+	r->bev = bev;
+	r->timer = evtimer_new(bufferevent_get_base(bev), refresh_timeout, r);
+	if (!r->timer || oauth_fetch_refresh(r->name, refresh_done, r) < 0) {
+		if (r->timer)
+			event_free(r->timer);
+		free(r);
+		return 0;
+	}
+	/* the fetch takes up to two 10 s transfers: no idle timeout meanwhile */
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_setcb(bev, NULL, NULL, refresh_client_event, r);
+	evtimer_add(r->timer, &wait);
+	return 1;
+}
+
 static void client_read(struct bufferevent *bev, void *arg)
 {
 	struct evbuffer *in = bufferevent_get_input(bev);
@@ -277,6 +397,11 @@ static void client_read(struct bufferevent *bev, void *arg)
 	if (!line) {
 		if (evbuffer_get_length(in) > ADMIN_LINE_MAX)
 			bufferevent_free(bev);
+		return;
+	}
+	if (refresh_start(bev, line, n)) {
+		free(line);
+		bufferevent_disable(bev, EV_READ);
 		return;
 	}
 	char *rep = admin_handle_line(line, n);

@@ -30,6 +30,7 @@
 #include "daemon/bootstrap.h"
 #include "daemon/worker.h"
 #include "http/http.h"
+#include "oauth/fetch.h"
 #include "oauth/metadata.h"
 #include "oauth/oauth.h"
 #include "oauth/token.h"
@@ -607,6 +608,9 @@ int main(int argc, char **argv)
 		if (admin_start(main_base, cfg->admin_socket, &actx, err, sizeof(err)) < 0)
 			goto fail_workers;
 	}
+	/* partner metadata: fetched in the background, start-up does not wait */
+	if (oauth_fetch_start(main_base, cfg, admin_oauth_reload, err, sizeof(err)) < 0)
+		goto fail_workers;
 	sig_term = evsignal_new(main_base, SIGTERM, on_term, NULL);
 	sig_int = evsignal_new(main_base, SIGINT, on_term, NULL);
 	sig_hup = evsignal_new(main_base, SIGHUP, on_hup, NULL);
@@ -628,6 +632,7 @@ int main(int argc, char **argv)
 	event_base_dispatch(main_base);
 
 	/* SIGTERM: stop intake, finish in-flight work, flush, exit 0 */
+	oauth_fetch_stop();
 	workers_stop();
 	admin_stop();
 	wb_stop();
@@ -650,6 +655,7 @@ fail:
 	fprintf(stderr, "rtcauthd: %s\n", err);
 	rc = 1;
 out:
+	oauth_fetch_stop(); /* no-op unless a failed start left it running */
 	admin_set_oauth_reload(NULL);
 	oauth_token_shutdown();
 	oauth_stop();

@@ -127,6 +127,9 @@ static const char *const migrations[] = {
     "CREATE TRIGGER credentials_del_version AFTER DELETE ON credentials"
     " BEGIN UPDATE cred_version SET v = v + 1; END;"
     "DROP INDEX registrations_expires;",
+    /* 4: partners whose tokens come from the external authorization server
+     * ([oauth] authorization_server; issue 3 item 8) */
+    "ALTER TABLE partners ADD COLUMN use_oauth_server INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1612,7 +1615,7 @@ int store_oauth_key_set_state(struct store *s, const char *kid, int state)
 
 #define PARTNER_COLS                                                                               \
 	"id, name, enabled, issuer, realm, trust, resources, lifetime, source, metadata_url,"      \
-	" certs, jwks, last_fetch, last_error, created, updated"
+	" certs, jwks, last_fetch, last_error, created, updated, use_oauth_server"
 
 void store_partner_clear(struct store_partner *p)
 {
@@ -1654,6 +1657,7 @@ static int partner_from_row(sqlite3_stmt *st, struct store_partner *p)
 	p->last_fetch = sqlite3_column_int64(st, 12);
 	p->created = sqlite3_column_int64(st, 14);
 	p->updated = sqlite3_column_int64(st, 15);
+	p->use_oauth_server = sqlite3_column_int(st, 16) != 0;
 	if (col_text(st, 1, p->name, sizeof(p->name)) < 0 ||
 	    col_text(st, 3, p->issuer, sizeof(p->issuer)) < 0 ||
 	    col_text(st, 4, p->realm, sizeof(p->realm)) < 0 ||
@@ -1681,8 +1685,8 @@ int store_partner_add(struct store *s, struct store_partner *p)
 {
 	static const char sql[] =
 	    "INSERT INTO partners (name, enabled, issuer, realm, trust, resources, lifetime,"
-	    " source, metadata_url, certs, jwks, created, updated)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)";
+	    " source, metadata_url, certs, jwks, created, updated, use_oauth_server)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)";
 	int64_t now = (int64_t)time(NULL);
 	sqlite3_stmt *st;
 	int err = STORE_OK;
@@ -1708,7 +1712,8 @@ int store_partner_add(struct store *s, struct store_partner *p)
 	    (err = bind_text(s, st, 9, p->metadata_url, sizeof(p->metadata_url), "metadata URL")) ||
 	    (err = bind_text(s, st, 10, p->certs, STORE_PARTNER_KEYS_MAX, "certificates")) ||
 	    (err = bind_text(s, st, 11, p->jwks, STORE_PARTNER_KEYS_MAX, "JWKS")) ||
-	    (err = bind_int(s, st, 12, now))) {
+	    (err = bind_int(s, st, 12, now)) ||
+	    (err = bind_int(s, st, 13, p->use_oauth_server ? 1 : 0))) {
 		sqlite3_finalize(st);
 		return err;
 	}
@@ -1864,4 +1869,30 @@ int store_partner_set_fetch(struct store *s, const char *name, int64_t when, con
 		return err;
 	}
 	return partner_changes(s, st);
+}
+
+int store_partner_set_issuer(struct store *s, const char *name, const char *issuer)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (!partner_name_ok(name))
+		return invalid(s, "partner name");
+	if (!issuer || !issuer[0])
+		return invalid(s, "issuer");
+	st = prep(s,
+		  "UPDATE partners SET issuer = ?2, updated = ?3 WHERE name = ?1 AND issuer = ''",
+		  &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, name, STORE_PARTNER_NAME_MAX, "partner name")) ||
+	    (err = bind_text(s, st, 2, issuer, STORE_URI_MAX, "issuer")) ||
+	    (err = bind_int(s, st, 3, (int64_t)time(NULL)))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_CONFLICT)
+		set_msg(s, "another partner has this issuer in this realm");
+	return err;
 }

@@ -301,6 +301,9 @@ struct store_partner {
 	char last_error[STORE_NAME_MAX]; /* '' after a good fetch */
 	int64_t created;
 	int64_t updated;
+	/* tokens for it come from [oauth] authorization_server (issue 3 item 8)
+	 * instead of being minted here */
+	bool use_oauth_server;
 };
 /* Free certs and jwks (NULLs them); the rest of p stays. */
 void store_partner_clear(struct store_partner *p);
@@ -322,5 +325,11 @@ int store_partner_del(struct store *s, const char *name);
  */
 int store_partner_set_fetch(struct store *s, const char *name, int64_t when, const char *error,
 			    const char *jwks);
+/*
+ * Set the issuer id of a partner registered without one (learnt from its
+ * metadata); a partner that has an issuer keeps it (STORE_OK, no change).
+ * STORE_CONFLICT when another partner has this issuer in the same realm.
+ */
+int store_partner_set_issuer(struct store *s, const char *name, const char *issuer);
 
 #endif

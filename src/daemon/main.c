@@ -34,6 +34,7 @@
 #include "oauth/metadata.h"
 #include "oauth/oauth.h"
 #include "oauth/token.h"
+#include "oauth/validate.h"
 #include "sip/location.h"
 #include "store/store.h"
 #include "store/wb.h"
@@ -319,7 +320,8 @@ static int oauth_up(const struct config *cfg, char *err, size_t errlen)
 		return -1;
 	if (oauth_start(cfg, main_store, err, errlen) < 0)
 		return -1;
-	if (oauth_metadata_routes_add() < 0 || oauth_token_routes() < 0) {
+	if (oauth_metadata_routes_add() < 0 || oauth_token_routes() < 0 ||
+	    oauth_validate_routes() < 0) {
 		snprintf(err, errlen, "cannot register the OAuth endpoints");
 		return -1;
 	}
@@ -658,6 +660,7 @@ out:
 	oauth_fetch_stop(); /* no-op unless a failed start left it running */
 	admin_set_oauth_reload(NULL);
 	oauth_token_shutdown();
+	oauth_validate_shutdown();
 	oauth_stop();
 	store_close(main_store);
 	location_shutdown();

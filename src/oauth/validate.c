@@ -1,0 +1,1016 @@
+/*
+ * Bearer token validation (validate.h): who signed it, for whom, when, and
+ * whether it was revoked; the cache of validated tokens; the RFC 6750
+ * challenges of protected endpoints.
+ *
+ * Must never trust a claim before the signature that covers it verified
+ * (the key lookup reads the unverified iss only to pick a key set), never
+ * accept an unsigned token except as the outer half of a verified actor
+ * token, and never log a token.
+ */
+#include "oauth/validate.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/secmem.h"
+#include "core/stats.h"
+#include "http/http.h"
+#include "oauth/api.h"
+#include "oauth/introspect.h"
+#include "oauth/jose.h"
+
+static const char *const result_names[VR_COUNT] = {
+    [VR_OK] = "ok",
+    [VR_MISSING] = "missing",
+    [VR_TOO_LARGE] = "too_large",
+    [VR_MALFORMED] = "malformed",
+    [VR_BAD_BASE64URL] = "bad_base64url",
+    [VR_BAD_JSON] = "bad_json",
+    [VR_DUPLICATE_CLAIM] = "duplicate_claim",
+    [VR_TOO_DEEP] = "too_deep",
+    [VR_ALG_NONE] = "alg_none",
+    [VR_ALG_NOT_ALLOWED] = "alg_not_allowed",
+    [VR_CRIT_UNSUPPORTED] = "crit_unsupported",
+    [VR_NO_KEY_ID] = "no_key_id",
+    [VR_UNKNOWN_KID] = "unknown_kid",
+    [VR_BAD_SIGNATURE] = "bad_signature",
+    [VR_BAD_HEADER] = "bad_header",
+    [VR_CLAIM_MISSING] = "claim_missing",
+    [VR_CLAIM_TYPE] = "claim_type",
+    [VR_UNKNOWN_ISSUER] = "unknown_issuer",
+    [VR_PARTNER_DISABLED] = "partner_disabled",
+    [VR_BAD_AUDIENCE] = "bad_audience",
+    [VR_EXPIRED] = "expired",
+    [VR_NOT_YET_VALID] = "not_yet_valid",
+    [VR_LIFETIME_TOO_LONG] = "lifetime_too_long",
+    [VR_REVOKED] = "revoked",
+    [VR_ACTOR_MISMATCH] = "actor_mismatch",
+    [VR_DELEGATION_NOT_ALLOWED] = "delegation_not_allowed",
+    [VR_INSUFFICIENT_SCOPE] = "insufficient_scope",
+    [VR_INTERNAL] = "internal",
+};
+
+/* the metric's label sets must stay in this order */
+_Static_assert(sizeof((const char *[]){VALIDATE_RESULT_LABELS}) / sizeof(const char *) == VR_COUNT,
+	       "VALIDATE_RESULT_LABELS (core/stats.h) and enum validate_result differ");
+
+const char *validate_result_name(int r)
+{
+	return r >= 0 && r < VR_COUNT ? result_names[r] : "internal";
+}
+
+static int from_jose(int rc)
+{
+	switch (rc) {
+	case JOSE_OK:
+		return VR_OK;
+	case JOSE_EMALFORMED:
+		return VR_MALFORMED;
+	case JOSE_EBASE64URL:
+		return VR_BAD_BASE64URL;
+	case JOSE_EJSON:
+		return VR_BAD_JSON;
+	case JOSE_EDUPLICATE:
+		return VR_DUPLICATE_CLAIM;
+	case JOSE_ETOODEEP:
+		return VR_TOO_DEEP;
+	case JOSE_ETOOLARGE:
+		return VR_TOO_LARGE;
+	case JOSE_EALG_NONE:
+		return VR_ALG_NONE;
+	case JOSE_EALG:
+		return VR_ALG_NOT_ALLOWED;
+	case JOSE_ECRIT:
+		return VR_CRIT_UNSUPPORTED;
+	case JOSE_ENOKEYID:
+		return VR_NO_KEY_ID;
+	case JOSE_EUNKNOWNKID:
+		return VR_UNKNOWN_KID;
+	case JOSE_EBADSIG:
+		return VR_BAD_SIGNATURE;
+	case JOSE_EHEADER:
+		return VR_BAD_HEADER;
+	case JOSE_ECLAIM_MISSING:
+		return VR_CLAIM_MISSING;
+	case JOSE_ECLAIM_TYPE:
+		return VR_CLAIM_TYPE;
+	default:
+		return VR_INTERNAL;
+	}
+}
+
+/* ---- issuers ---- */
+
+/* iss "<principal id>@<realm>" of our own Microsoft-style tokens */
+static bool own_ms_issuer(const struct oauth_snapshot *snap, const char *iss)
+{
+	size_t n = strlen(snap->principal_id);
+
+	return n && strncmp(iss, snap->principal_id, n) == 0 && iss[n] == '@' &&
+	       strcmp(iss + n + 1, snap->realm) == 0;
+}
+
+static bool own_issuer(const struct oauth_snapshot *snap, const char *iss)
+{
+	return (snap->issuer[0] && strcmp(iss, snap->issuer) == 0) || own_ms_issuer(snap, iss);
+}
+
+static const char *partner_realm(const struct oauth_snapshot *snap, const struct oauth_partner *p)
+{
+	return p->rec.realm[0] ? p->rec.realm : snap->realm;
+}
+
+const struct oauth_partner *oauth_partner_by_id(const struct oauth_snapshot *snap, const char *id)
+{
+	const char *at = strrchr(id, '@');
+	size_t i, n = at ? (size_t)(at - id) : 0;
+
+	for (i = 0; i < snap->n_partners; i++)
+		if (snap->partners[i].rec.issuer[0] &&
+		    strcmp(snap->partners[i].rec.issuer, id) == 0)
+			return &snap->partners[i];
+	if (!at || n == 0)
+		return NULL;
+	for (i = 0; i < snap->n_partners; i++) {
+		const struct oauth_partner *p = &snap->partners[i];
+
+		if (strlen(p->rec.issuer) == n && strncmp(p->rec.issuer, id, n) == 0 &&
+		    strcmp(partner_realm(snap, p), at + 1) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/* ---- one signed token ---- */
+
+struct lookup {
+	const struct oauth_snapshot *snap;
+	const struct oauth_partner *partner;
+	bool own;
+	bool unknown_issuer;
+};
+
+static struct jose_key *lookup_key(void *arg, const struct jose_jws *jws, int *err)
+{
+	struct lookup *l = arg;
+	const struct jose_keyset *ks;
+	const struct jose_key *k;
+	const char *iss = NULL;
+
+	*err = JOSE_EUNKNOWNKID;
+	/* unverified: only picks the key set; the signature decides */
+	if (jose_claim_str(jws->payload, "iss", &iss) != 0 || !iss[0]) {
+		l->unknown_issuer = true;
+		return NULL;
+	}
+	if (own_issuer(l->snap, iss)) {
+		l->own = true;
+		ks = &l->snap->own;
+	} else {
+		l->partner = oauth_partner_by_id(l->snap, iss);
+		if (!l->partner) {
+			l->unknown_issuer = true;
+			return NULL;
+		}
+		ks = &l->partner->keys;
+	}
+	k = jose_keyset_find(ks, jws->kid, jws->x5t, jws->x5t_s256);
+	return k ? jose_key_ref((struct jose_key *)k) : NULL;
+}
+
+/* <principal>/<host>@<realm>: principal exact, host case-insensitive,
+ * realm exact (PROTOCOLS.md §6) */
+static bool ms_audience_is_us(const struct oauth_snapshot *snap, const char *a)
+{
+	const char *slash = strchr(a, '/'), *at = strrchr(a, '@');
+	size_t plen, hlen;
+
+	if (!slash || !at || at < slash || !snap->principal_id[0])
+		return false;
+	plen = (size_t)(slash - a);
+	hlen = (size_t)(at - slash - 1);
+	return plen == strlen(snap->principal_id) && strncmp(a, snap->principal_id, plen) == 0 &&
+	       hlen && hlen == strlen(snap->host) &&
+	       strncasecmp(slash + 1, snap->host, hlen) == 0 && strcmp(at + 1, snap->realm) == 0;
+}
+
+static bool audience_is_us(const struct oauth_snapshot *snap, const char *a)
+{
+	return (snap->issuer[0] && strcmp(a, snap->issuer) == 0) || ms_audience_is_us(snap, a);
+}
+
+/* aud: a string or an array (at most 16) of strings, one naming us; it is
+ * copied into out. */
+static int check_audience(const struct oauth_snapshot *snap, const json_t *payload, char *out,
+			  size_t cap)
+{
+	const json_t *aud = json_object_get(payload, "aud");
+	size_t i;
+	json_t *v;
+
+	if (!aud)
+		return VR_CLAIM_MISSING;
+	if (json_is_string(aud)) {
+		if (!audience_is_us(snap, json_string_value(aud)))
+			return VR_BAD_AUDIENCE;
+		snprintf(out, cap, "%s", json_string_value(aud));
+		return VR_OK;
+	}
+	if (!json_is_array(aud) || json_array_size(aud) > 16)
+		return VR_CLAIM_TYPE;
+	json_array_foreach(aud, i, v)
+	{
+		if (!json_is_string(v))
+			return VR_CLAIM_TYPE;
+	}
+	json_array_foreach(aud, i, v)
+	{
+		if (audience_is_us(snap, json_string_value(v))) {
+			snprintf(out, cap, "%s", json_string_value(v));
+			return VR_OK;
+		}
+	}
+	return VR_BAD_AUDIENCE;
+}
+
+struct times {
+	int64_t iat, nbf, exp;
+};
+
+/* exp required; nbf / iat optional; skew and max_lifetime from snap */
+static int check_times(const struct oauth_snapshot *snap, const json_t *payload, int64_t now,
+		       struct times *t)
+{
+	int64_t skew = snap->clock_skew > 0 ? snap->clock_skew : 0, start;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	rc = jose_claim_time(payload, "exp", &t->exp);
+	if (rc != 0)
+		return from_jose(rc);
+	if (json_object_get(payload, "nbf") && (rc = jose_claim_time(payload, "nbf", &t->nbf)) != 0)
+		return from_jose(rc);
+	if (json_object_get(payload, "iat") && (rc = jose_claim_time(payload, "iat", &t->iat)) != 0)
+		return from_jose(rc);
+	if (t->exp + skew < now)
+		return VR_EXPIRED;
+	if (t->nbf > now + skew || t->iat > now + skew)
+		return VR_NOT_YET_VALID;
+	/* the lifetime it was given, and what is left of it */
+	start = json_object_get(payload, "nbf")	  ? t->nbf
+		: json_object_get(payload, "iat") ? t->iat
+						  : now;
+	if (snap->max_lifetime > 0 &&
+	    (t->exp - start > snap->max_lifetime || t->exp - now > snap->max_lifetime))
+		return VR_LIFETIME_TOO_LONG;
+	return VR_OK;
+}
+
+/* A verified signed token and what was learnt on the way. */
+struct half {
+	struct jose_jws jws;
+	bool own;
+	const struct oauth_partner *partner;
+	struct times t;
+	char aud[VALIDATE_AUD_MAX];
+};
+
+static int verify_signed(const struct oauth_snapshot *snap, const char *tok, size_t len,
+			 int64_t now, struct half *h)
+{
+	struct jose_limits lim = {snap->max_token_size, 0, false};
+	struct lookup l = {snap, NULL, false, false};
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	rc = jose_verify(tok, len, &lim, lookup_key, &l, &h->jws);
+	if (rc != 0)
+		return l.unknown_issuer && rc == JOSE_EUNKNOWNKID ? VR_UNKNOWN_ISSUER
+								  : from_jose(rc);
+	h->own = l.own;
+	h->partner = l.partner;
+	rc = check_audience(snap, h->jws.payload, h->aud, sizeof(h->aud));
+	if (rc == VR_OK)
+		rc = check_times(snap, h->jws.payload, now, &h->t);
+	if (rc != VR_OK)
+		jose_jws_free(&h->jws);
+	return rc;
+}
+
+/* ---- principals ---- */
+
+static void copy_str(char *dst, size_t cap, const char *s)
+{
+	snprintf(dst, cap, "%s", s ? s : "");
+}
+
+static bool in_list(const char *list, char sep, const char *item, size_t n)
+{
+	const char *p = list;
+
+	while (*p) {
+		const char *e = strchr(p, sep);
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+
+		if (l == n && strncmp(p, item, n) == 0)
+			return true;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return false;
+}
+
+/* Granted scopes: the partner's registered resources, narrowed to the
+ * token's scope claim when it has one (a token never grants more than the
+ * registration allows now). */
+static int grant_scopes(const struct oauth_partner *p, const json_t *payload, char *out, size_t cap)
+{
+	const json_t *sc = json_object_get(payload, "scope");
+	const char *reg = p->rec.resources, *s;
+	size_t o = 0;
+
+	out[0] = '\0';
+	if (sc && !json_is_string(sc))
+		return VR_CLAIM_TYPE;
+	for (s = reg; *s;) {
+		const char *e = strchr(s, ',');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+
+		if (n && (!sc || in_list(json_string_value(sc), ' ', s, n)) &&
+		    !in_list(out, ' ', s, n) && o + n + 2 <= cap) {
+			if (o)
+				out[o++] = ' ';
+			memcpy(out + o, s, n);
+			o += n;
+			out[o] = '\0';
+		}
+		if (!e)
+			break;
+		s = e + 1;
+	}
+	return VR_OK;
+}
+
+static void fill_common(struct oauth_principal *p, const struct half *h)
+{
+	const char *iss = NULL, *jti = NULL;
+
+	jose_claim_str(h->jws.payload, "iss", &iss);
+	copy_str(p->iss, sizeof(p->iss), iss);
+	if (jose_claim_str(h->jws.payload, "jti", &jti) == 0 && strlen(jti) <= REPLAY_JTI_MAX)
+		copy_str(p->jti, sizeof(p->jti), jti);
+	copy_str(p->aud, sizeof(p->aud), h->aud);
+	p->iat = h->t.iat;
+	p->nbf = h->t.nbf;
+	p->exp = h->t.exp;
+}
+
+/* One of our RFC 9068 access tokens, issued to a partner (still enabled). */
+static int principal_own(const struct oauth_snapshot *snap, const struct half *h,
+			 struct oauth_principal *p)
+{
+	const struct oauth_partner *client;
+	const char *cid = NULL, *sub = NULL;
+	const json_t *act = json_object_get(h->jws.payload, "act");
+	int rc;
+
+	/* RFC 9068 §4: our access tokens say so; our actor tokens are for
+	 * partners, never for us */
+	if (!h->jws.typ || strcasecmp(h->jws.typ, "at+jwt") != 0)
+		return VR_BAD_HEADER;
+	rc = jose_claim_str(h->jws.payload, "client_id", &cid);
+	if (rc == 0)
+		rc = jose_claim_str(h->jws.payload, "sub", &sub);
+	if (rc != 0)
+		return from_jose(rc);
+	client = oauth_partner_by_id(snap, cid);
+	if (!client)
+		return VR_PARTNER_DISABLED;
+	if (act && !json_is_object(act))
+		return VR_CLAIM_TYPE;
+	/* acting for a user: only while the partner's trust allows it */
+	if (act && client->rec.trust != STORE_TRUST_FULL)
+		return VR_DELEGATION_NOT_ALLOWED;
+	rc = grant_scopes(client, h->jws.payload, p->scope, sizeof(p->scope));
+	if (rc != VR_OK)
+		return rc;
+	p->own = true;
+	p->acts_for_user = act != NULL;
+	copy_str(p->token_type, sizeof(p->token_type), "at+jwt");
+	copy_str(p->client_id, sizeof(p->client_id), client->rec.issuer);
+	copy_str(p->partner, sizeof(p->partner), client->rec.name);
+	copy_str(p->sub, sizeof(p->sub), act ? sub : client->rec.issuer);
+	fill_common(p, h);
+	return VR_OK;
+}
+
+/* nameid, when there is one, must name the signing partner: a partner
+ * cannot speak as another */
+static int check_nameid(const struct oauth_snapshot *snap, const struct half *h)
+{
+	const json_t *v = json_object_get(h->jws.payload, "nameid");
+	const char *nameid, *at;
+	size_t n;
+
+	if (!v)
+		return VR_OK;
+	if (!json_is_string(v))
+		return VR_CLAIM_TYPE;
+	nameid = json_string_value(v);
+	at = strrchr(nameid, '@');
+	n = at ? (size_t)(at - nameid) : strlen(nameid);
+	if (n != strlen(h->partner->rec.issuer) || strncmp(nameid, h->partner->rec.issuer, n) != 0)
+		return VR_ACTOR_MISMATCH;
+	if (at && strcmp(at + 1, partner_realm(snap, h->partner)) != 0)
+		return VR_ACTOR_MISMATCH;
+	return VR_OK;
+}
+
+/* A partner's own token (app-only: the partner speaks as itself). */
+static int principal_partner(const struct oauth_snapshot *snap, const struct half *h,
+			     struct oauth_principal *p)
+{
+	int rc = check_nameid(snap, h);
+
+	if (rc != VR_OK)
+		return rc;
+	/* PROTOCOLS.md §6 trust "user": only on behalf of a user */
+	if (h->partner->rec.trust == STORE_TRUST_USER)
+		return VR_DELEGATION_NOT_ALLOWED;
+	rc = grant_scopes(h->partner, h->jws.payload, p->scope, sizeof(p->scope));
+	if (rc != VR_OK)
+		return rc;
+	copy_str(p->token_type, sizeof(p->token_type), "actor");
+	copy_str(p->client_id, sizeof(p->client_id), h->partner->rec.issuer);
+	copy_str(p->partner, sizeof(p->partner), h->partner->rec.name);
+	copy_str(p->sub, sizeof(p->sub), h->partner->rec.issuer);
+	fill_common(p, h);
+	return VR_OK;
+}
+
+/* "true" (the Microsoft form is a string) or JSON true */
+static bool claim_true(const json_t *payload, const char *name)
+{
+	const json_t *v = json_object_get(payload, name);
+
+	return json_is_true(v) || (json_is_string(v) && strcmp(json_string_value(v), "true") == 0);
+}
+
+/* The user an outer token speaks for: sip (as a sip: URI), else nameid. */
+static int outer_user(const json_t *outer, char *out, size_t cap)
+{
+	const char *sip = NULL, *nameid = NULL;
+
+	if (jose_claim_str(outer, "sip", &sip) == 0 && sip[0]) {
+		snprintf(out, cap, "%s%s", strncasecmp(sip, "sip:", 4) == 0 ? "" : "sip:", sip);
+		return VR_OK;
+	}
+	if (jose_claim_str(outer, "nameid", &nameid) == 0 && nameid[0]) {
+		snprintf(out, cap, "%s", nameid);
+		return VR_OK;
+	}
+	return VR_CLAIM_MISSING;
+}
+
+/*
+ * The act-as-user form (PROTOCOLS.md §6, [MS-XOAUTH]): the outer token is
+ * unsigned and proves nothing by itself; everything hangs on the actor.
+ */
+static int validate_outer(const struct oauth_snapshot *snap, const char *tok, size_t len,
+			  int64_t now, struct oauth_principal *p, struct half *actor)
+{
+	struct jose_limits lim = {snap->max_token_size, 0, false};
+	struct jose_jws outer;
+	struct times ot;
+	const char *at = NULL, *oiss = NULL, *nameid = NULL;
+	char oaud[VALIDATE_AUD_MAX];
+	int rc;
+
+	rc = jose_parse_unsigned_outer(tok, len, &lim, &outer);
+	if (rc != 0)
+		return rc == JOSE_EALG ? VR_ALG_NONE : from_jose(rc);
+	/* CVE-2023-29357: without a signed actor token it is nothing */
+	if (!json_object_get(outer.payload, "actortoken")) {
+		rc = VR_ALG_NONE;
+		goto out;
+	}
+	if ((rc = jose_claim_str(outer.payload, "actortoken", &at)) != 0) {
+		rc = from_jose(rc);
+		goto out;
+	}
+	rc = verify_signed(snap, at, strlen(at), now, actor);
+	if (rc != VR_OK)
+		goto out;
+	if (actor->own || !actor->partner) {
+		/* we never act for our users towards ourselves */
+		rc = VR_DELEGATION_NOT_ALLOWED;
+		goto fail_actor;
+	}
+	if ((rc = check_nameid(snap, actor)) != VR_OK)
+		goto fail_actor;
+	if (jose_claim_str(actor->jws.payload, "nameid", &nameid) != 0 ||
+	    jose_claim_str(outer.payload, "iss", &oiss) != 0 || strcmp(oiss, nameid) != 0) {
+		rc = VR_ACTOR_MISMATCH;
+		goto fail_actor;
+	}
+	if (!claim_true(actor->jws.payload, "trustedfordelegation") ||
+	    actor->partner->rec.trust != STORE_TRUST_FULL) {
+		rc = VR_DELEGATION_NOT_ALLOWED;
+		goto fail_actor;
+	}
+	/* the outer's own aud and time window count too */
+	rc = check_audience(snap, outer.payload, oaud, sizeof(oaud));
+	if (rc == VR_OK)
+		rc = check_times(snap, outer.payload, now, &ot);
+	if (rc == VR_OK)
+		rc = outer_user(outer.payload, p->sub, sizeof(p->sub));
+	if (rc == VR_OK)
+		rc = grant_scopes(actor->partner, actor->jws.payload, p->scope, sizeof(p->scope));
+	if (rc != VR_OK)
+		goto fail_actor;
+	p->acts_for_user = true;
+	copy_str(p->token_type, sizeof(p->token_type), "outer");
+	copy_str(p->iss, sizeof(p->iss), oiss);
+	copy_str(p->client_id, sizeof(p->client_id), actor->partner->rec.issuer);
+	copy_str(p->partner, sizeof(p->partner), actor->partner->rec.name);
+	copy_str(p->aud, sizeof(p->aud), oaud);
+	p->iat = ot.iat;
+	p->nbf = ot.nbf;
+	p->exp = ot.exp < actor->t.exp ? ot.exp : actor->t.exp;
+	rc = VR_OK;
+	goto out; /* the caller frees the actor */
+fail_actor:
+	jose_jws_free(&actor->jws);
+out:
+	jose_jws_free(&outer);
+	return rc;
+}
+
+/* ---- revocation list ---- */
+
+#define REV_BUCKETS 4096
+
+struct rev {
+	struct rev *next;
+	unsigned char key[32];
+	int64_t until;
+};
+
+static pthread_mutex_t rev_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rev *rev_tab[REV_BUCKETS];
+static size_t rev_n;
+static _Atomic size_t rev_live; /* lets the hot path skip the lock when empty */
+
+/* (iss, jti) when there is a jti, else the token's hash */
+static void rev_key(const struct oauth_principal *p, unsigned char key[32])
+{
+	EVP_MD_CTX *c;
+	unsigned int n = 32;
+
+	if (!p->jti[0]) {
+		memcpy(key, p->hash, 32);
+		return;
+	}
+	c = EVP_MD_CTX_new();
+	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, "jti", 4) ||
+	    !EVP_DigestUpdate(c, p->iss, strlen(p->iss) + 1) ||
+	    !EVP_DigestUpdate(c, p->jti, strlen(p->jti)) || !EVP_DigestFinal_ex(c, key, &n))
+		memcpy(key, p->hash, 32); /* still a key for this very token */
+	EVP_MD_CTX_free(c);
+}
+
+static void rev_purge_locked(int64_t now)
+{
+	for (size_t b = 0; b < REV_BUCKETS; b++) {
+		struct rev **pp = &rev_tab[b];
+
+		while (*pp) {
+			struct rev *r = *pp;
+
+			if (r->until < now) {
+				*pp = r->next;
+				free(r);
+				rev_n--;
+			} else {
+				pp = &r->next;
+			}
+		}
+	}
+	atomic_store(&rev_live, rev_n);
+}
+
+int oauth_revoke(const struct oauth_principal *p, int64_t skew, int64_t now)
+{
+	unsigned char key[32];
+	struct rev *r;
+	size_t b;
+	int rc = 0;
+
+	rev_key(p, key);
+	b = (((size_t)key[0] << 8) | key[1]) % REV_BUCKETS;
+	pthread_mutex_lock(&rev_mu);
+	for (r = rev_tab[b]; r; r = r->next)
+		if (memcmp(r->key, key, 32) == 0)
+			goto out; /* already */
+	if (rev_n >= VALIDATE_REVOKE_MAX)
+		rev_purge_locked(now);
+	if (rev_n >= VALIDATE_REVOKE_MAX || !(r = malloc(sizeof(*r)))) {
+		rc = -1;
+		goto out;
+	}
+	memcpy(r->key, key, 32);
+	r->until = p->exp + (skew > 0 ? skew : 0);
+	r->next = rev_tab[b];
+	rev_tab[b] = r;
+	rev_n++;
+	atomic_store(&rev_live, rev_n);
+out:
+	pthread_mutex_unlock(&rev_mu);
+	return rc;
+}
+
+bool oauth_revoked(const struct oauth_principal *p, int64_t now)
+{
+	unsigned char key[32];
+	const struct rev *r;
+	bool found = false;
+	size_t b;
+
+	if (atomic_load_explicit(&rev_live, memory_order_acquire) == 0)
+		return false;
+	rev_key(p, key);
+	b = (((size_t)key[0] << 8) | key[1]) % REV_BUCKETS;
+	pthread_mutex_lock(&rev_mu);
+	for (r = rev_tab[b]; r; r = r->next)
+		if (memcmp(r->key, key, 32) == 0 && r->until >= now) {
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&rev_mu);
+	return found;
+}
+
+static void rev_clear(void)
+{
+	pthread_mutex_lock(&rev_mu);
+	for (size_t b = 0; b < REV_BUCKETS; b++) {
+		while (rev_tab[b]) {
+			struct rev *r = rev_tab[b];
+
+			rev_tab[b] = r->next;
+			free(r);
+		}
+	}
+	rev_n = 0;
+	atomic_store(&rev_live, 0);
+	pthread_mutex_unlock(&rev_mu);
+}
+
+/* ---- cache of validated tokens ---- */
+
+#define CACHE_SHARDS 16
+#define CACHE_SLOTS  (VALIDATE_CACHE_MAX / CACHE_SHARDS) /* direct-mapped */
+
+struct centry {
+	struct oauth_principal p; /* p.hash is the cache key */
+	struct jose_key *key;	  /* the key that verified it (one reference) */
+};
+
+static struct {
+	pthread_mutex_t mu;
+	struct centry *slot[CACHE_SLOTS];
+} cache[CACHE_SHARDS];
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_init(void)
+{
+	for (size_t i = 0; i < CACHE_SHARDS; i++)
+		pthread_mutex_init(&cache[i].mu, NULL);
+}
+
+static void centry_free(struct centry *e)
+{
+	if (!e)
+		return;
+	jose_key_free(e->key);
+	free(e);
+}
+
+/* Is k one of snap's keys? Keys are built anew by every snapshot, so this
+ * holds only for the snapshot (the configuration, keys and partners) the
+ * entry was validated with. */
+static bool key_in_snapshot(const struct oauth_snapshot *snap, const struct jose_key *k)
+{
+	for (size_t i = 0; i < snap->own.n; i++)
+		if (snap->own.keys[i] == k)
+			return true;
+	for (size_t i = 0; i < snap->n_partners; i++)
+		for (size_t j = 0; j < snap->partners[i].keys.n; j++)
+			if (snap->partners[i].keys.keys[j] == k)
+				return true;
+	return false;
+}
+
+static void cache_pos(const unsigned char h[32], size_t *shard, size_t *slot)
+{
+	*shard = h[0] % CACHE_SHARDS;
+	*slot = (((size_t)h[1] << 8) | h[2]) % CACHE_SLOTS;
+}
+
+static bool cache_get(const struct oauth_snapshot *snap, const unsigned char h[32], int64_t now,
+		      struct oauth_principal *out)
+{
+	struct centry *e, *drop = NULL;
+	size_t sh, sl;
+	bool hit = false;
+
+	pthread_once(&cache_once, cache_init);
+	cache_pos(h, &sh, &sl);
+	pthread_mutex_lock(&cache[sh].mu);
+	e = cache[sh].slot[sl];
+	if (e && memcmp(e->p.hash, h, 32) == 0) {
+		if (e->p.exp >= now && key_in_snapshot(snap, e->key)) {
+			*out = e->p;
+			hit = true;
+		} else {
+			drop = e; /* expired, or from an older snapshot */
+			cache[sh].slot[sl] = NULL;
+		}
+	}
+	pthread_mutex_unlock(&cache[sh].mu);
+	centry_free(drop);
+	return hit;
+}
+
+static void cache_put(const struct oauth_principal *p, struct jose_key *key)
+{
+	struct centry *e = malloc(sizeof(*e)), *old;
+	size_t sh, sl;
+
+	if (!e)
+		return; /* the cache is an optimisation */
+	e->p = *p;
+	e->key = jose_key_ref(key);
+	pthread_once(&cache_once, cache_init);
+	cache_pos(p->hash, &sh, &sl);
+	pthread_mutex_lock(&cache[sh].mu);
+	old = cache[sh].slot[sl];
+	cache[sh].slot[sl] = e;
+	pthread_mutex_unlock(&cache[sh].mu);
+	centry_free(old);
+}
+
+void oauth_validate_flush(void)
+{
+	pthread_once(&cache_once, cache_init);
+	for (size_t i = 0; i < CACHE_SHARDS; i++) {
+		pthread_mutex_lock(&cache[i].mu);
+		for (size_t j = 0; j < CACHE_SLOTS; j++) {
+			centry_free(cache[i].slot[j]);
+			cache[i].slot[j] = NULL;
+		}
+		pthread_mutex_unlock(&cache[i].mu);
+	}
+}
+
+/* ---- validation ---- */
+
+static int validate_uncached(const struct oauth_snapshot *snap, const char *tok, size_t len,
+			     int64_t now, struct oauth_principal *p)
+{
+	struct half h;
+	int rc = verify_signed(snap, tok, len, now, &h);
+
+	if (rc == VR_ALG_NONE) {
+		rc = validate_outer(snap, tok, len, now, p, &h);
+		if (rc != VR_OK)
+			return rc;
+	} else if (rc != VR_OK) {
+		return rc;
+	} else {
+		rc = h.own ? principal_own(snap, &h, p) : principal_partner(snap, &h, p);
+	}
+	if (rc == VR_OK && !oauth_revoked(p, now))
+		cache_put(p, h.jws.key);
+	else if (rc == VR_OK)
+		rc = VR_REVOKED;
+	jose_jws_free(&h.jws);
+	return rc;
+}
+
+int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, size_t len,
+			 int64_t now, struct oauth_principal *out)
+{
+	size_t max;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!snap)
+		return VR_INTERNAL;
+	if (!token || len == 0)
+		return VR_MISSING;
+	max = snap->max_token_size ? snap->max_token_size : JOSE_DEFAULT_MAX_TOKEN;
+	if (len > max)
+		return VR_TOO_LARGE;
+	SHA256((const unsigned char *)token, len, out->hash);
+	if (cache_get(snap, out->hash, now, out)) {
+		stats_family_inc(SF_OAUTH_VALIDATION_CACHE, 0);
+		if (oauth_revoked(out, now)) {
+			memset(out, 0, sizeof(*out));
+			return VR_REVOKED;
+		}
+		return VR_OK;
+	}
+	stats_family_inc(SF_OAUTH_VALIDATION_CACHE, 1);
+	rc = validate_uncached(snap, token, len, now, out);
+	if (rc != VR_OK)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+bool oauth_principal_has_scope(const struct oauth_principal *p, const char *scope)
+{
+	return scope && scope[0] && in_list(p->scope, ' ', scope, strlen(scope));
+}
+
+/* RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+ * "+" / "/" ) *"=" */
+static bool b64token(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && (isalnum((unsigned char)s[i]) || strchr("-._~+/", s[i])))
+		i++;
+	if (i == 0)
+		return false;
+	while (i < n && s[i] == '=')
+		i++;
+	return i == n;
+}
+
+int oauth_validate_bearer(const struct oauth_snapshot *snap, const char *authorization, int64_t now,
+			  const char *scope, struct oauth_principal *out)
+{
+	const char *t;
+	size_t n;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!authorization || strncasecmp(authorization, "Bearer", 6) != 0 ||
+	    (authorization[6] && authorization[6] != ' ' && authorization[6] != '\t')) {
+		rc = VR_MISSING;
+		goto out;
+	}
+	t = authorization + 6;
+	while (*t == ' ' || *t == '\t')
+		t++;
+	n = strlen(t);
+	while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+		n--;
+	if (n == 0) {
+		rc = VR_MISSING;
+		goto out;
+	}
+	if (snap && n > (snap->max_token_size ? snap->max_token_size : JOSE_DEFAULT_MAX_TOKEN)) {
+		rc = VR_TOO_LARGE;
+		goto out;
+	}
+	if (!b64token(t, n)) {
+		rc = VR_MALFORMED;
+		goto out;
+	}
+	rc = oauth_validate_token(snap, t, n, now, out);
+	if (rc == VR_OK && scope && !oauth_principal_has_scope(out, scope))
+		rc = VR_INSUFFICIENT_SCOPE; /* *out stays: the handler may log who */
+out:
+	stats_family_inc(SF_OAUTH_VALIDATIONS, (unsigned)rc);
+	return rc;
+}
+
+/* ---- RFC 6750 challenges ---- */
+
+static bool quotable(const char *s)
+{
+	if (!s[0])
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '"' || *s == '\\' || *s == ',')
+			return false;
+	return true;
+}
+
+const char *oauth_challenge(const struct oauth_snapshot *snap, char *buf, size_t cap)
+{
+	size_t o;
+	int n;
+
+	if (cap == 0)
+		return buf;
+	/* PROTOCOLS.md §6: ours first, then every partner's <id>@<realm> */
+	n = snprintf(buf, cap, "Bearer client_id=\"%s\", realm=\"%s\", trusted_issuers=\"%s@%s",
+		     snap->principal_id, snap->realm, snap->principal_id, snap->realm);
+	o = n < 0 ? 0 : (size_t)n;
+	for (size_t i = 0; i < snap->n_partners && o + 2 < cap; i++) {
+		const struct oauth_partner *p = &snap->partners[i];
+		const char *realm = partner_realm(snap, p);
+		size_t need = strlen(p->rec.issuer) + strlen(realm) + 2;
+
+		if (!quotable(p->rec.issuer) || !quotable(realm) || strchr(p->rec.issuer, '@') ||
+		    o + need + 2 >= cap)
+			continue;
+		o += (size_t)snprintf(buf + o, cap - o, ",%s@%s", p->rec.issuer, realm);
+	}
+	if (o + 2 <= cap) {
+		buf[o++] = '"';
+		buf[o] = '\0';
+	} else {
+		buf[cap - 1] = '\0';
+	}
+	return buf;
+}
+
+#define CHALLENGE_MAX 4096
+
+bool oauth_require(const struct http_request *req, struct http_response *resp, const char *scope,
+		   struct oauth_principal *out)
+{
+	const struct oauth_snapshot *snap = oauth_snapshot_get();
+	struct oauth_principal local, *p = out ? out : &local;
+	char *h = NULL, pv[LOG_VAL_MAX];
+	int rc;
+
+	if (!snap) {
+		memset(p, 0, sizeof(*p));
+		http_response_error(resp, 503, "temporarily_unavailable",
+				    "the OAuth runtime is not ready");
+		return false;
+	}
+	rc = oauth_validate_bearer(snap, http_request_header(req, "Authorization"), clock_wall_s(),
+				   scope, p);
+	if (rc == VR_OK)
+		goto out;
+	h = malloc(CHALLENGE_MAX);
+	if (!h) {
+		http_response_error(resp, 500, "server_error", "out of memory");
+		goto out;
+	}
+	if (rc == VR_MISSING) {
+		/* RFC 6750 §3.1: no error code when no token came */
+		http_response_header(resp, "WWW-Authenticate",
+				     oauth_challenge(snap, h, CHALLENGE_MAX));
+		http_response_error(resp, 401, "invalid_request",
+				    "this resource needs an OAuth access token "
+				    "(Authorization: Bearer)");
+	} else if (rc == VR_INSUFFICIENT_SCOPE) {
+		snprintf(h, CHALLENGE_MAX,
+			 "Bearer realm=\"%s\", error=\"insufficient_scope\", scope=\"%s\"",
+			 snap->realm, scope);
+		http_response_header(resp, "WWW-Authenticate", h);
+		http_response_error(resp, 403, "insufficient_scope",
+				    "the token does not grant the scope this resource needs");
+	} else if (rc == VR_INTERNAL) {
+		http_response_error(resp, 500, "server_error", "the token could not be checked");
+	} else {
+		snprintf(h, CHALLENGE_MAX,
+			 "Bearer realm=\"%s\", error=\"invalid_token\", error_description=\"%s\"",
+			 snap->realm, validate_result_name(rc));
+		http_response_header(resp, "WWW-Authenticate", h);
+		http_response_error(resp, 401, "invalid_token", validate_result_name(rc));
+	}
+out:
+	log_emit(rc == VR_OK ? LOG_DEBUG : LOG_INFO, "oauth.validate", "result=%s partner=%s",
+		 validate_result_name(rc), log_val(str_cstr(p->partner), pv, sizeof(pv)));
+	free(h);
+	oauth_snapshot_put(snap);
+	if (rc != VR_OK && p != &local)
+		memset(p, 0, sizeof(*p));
+	return rc == VR_OK;
+}
+
+/* ---- routes ---- */
+
+int oauth_validate_routes(void)
+{
+	if (api_routes() < 0 || introspect_routes() < 0)
+		return -1;
+	return 0;
+}
+
+void oauth_validate_shutdown(void)
+{
+	introspect_shutdown();
+	oauth_validate_flush();
+	rev_clear();
+}

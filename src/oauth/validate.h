@@ -1,0 +1,172 @@
+/*
+ * Validation of incoming Bearer tokens (issue 3 items 9 and 10): the one
+ * library every protected endpoint calls. Wire facts: PROTOCOLS.md §6.
+ *
+ * A token is accepted when:
+ *  - it is ours: iss is our issuer URL (or <principal id>@<realm>) and it is
+ *    signed by one of our published keys (current, next or previous: a
+ *    previous key stays valid until it is retired), or
+ *  - it is a partner's: iss is the issuer id of an enabled partner (or
+ *    <id>@<realm>) and it is signed by one of that partner's keys, or
+ *  - it is the Microsoft act-as-user form: an unsigned outer token (alg
+ *    none) whose actortoken claim verifies as a partner's signed actor token,
+ *    outer iss = the actor's nameid, the actor says trustedfordelegation
+ *    "true" and the partner's trust level is full. A bare unsigned token is
+ *    never accepted (CVE-2023-29357);
+ * and, for the token (and for both halves of the outer form): the algorithm
+ * is the key's pinned one (jose.h); aud names us (our issuer URL, or
+ * <principal id>/<host>@<realm> checked part by part: principal exact, host
+ * case-insensitive, realm exact); exp is present and not past (with the
+ * snapshot's clock skew), nbf / iat not in the future beyond the skew, and
+ * the lifetime (exp - nbf, else exp - iat, and exp - now) at most the
+ * snapshot's max_lifetime; it is not revoked.
+ *
+ * Validated tokens are cached by the SHA-256 of their text (bounded,
+ * sharded). An entry is used only while the token has not expired and only
+ * with the snapshot it was validated with (it holds a reference to the key
+ * that verified it, and a reload builds new keys: a retired key or a
+ * disabled partner invalidates it at once). Revocation is checked on every
+ * use, cached or not.
+ *
+ * Must never log a token, nor return any claim of a token that failed.
+ */
+#ifndef RTC_OAUTH_VALIDATE_H
+#define RTC_OAUTH_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "oauth/oauth.h"
+#include "oauth/replay.h"
+#include "oauth/sts.h"
+#include "store/store.h"
+
+struct http_request;
+struct http_response;
+
+/* Why a token was accepted or refused: the labels of
+ * rtcauth_oauth_validations_total, in the order of VALIDATE_RESULT_LABELS
+ * (core/stats.h). The JOSE failures keep jose_strerror()'s names. */
+enum validate_result {
+	VR_OK = 0,
+	VR_MISSING,   /* no token (no or empty Authorization: Bearer) */
+	VR_TOO_LARGE, /* above the snapshot's max_token_size */
+	VR_MALFORMED, /* not a compact JWS / not a Bearer b64token */
+	VR_BAD_BASE64URL,
+	VR_BAD_JSON,
+	VR_DUPLICATE_CLAIM,
+	VR_TOO_DEEP,
+	VR_ALG_NONE, /* unsigned, and not the outer half of a verified actor token */
+	VR_ALG_NOT_ALLOWED,
+	VR_CRIT_UNSUPPORTED,
+	VR_NO_KEY_ID,
+	VR_UNKNOWN_KID,
+	VR_BAD_SIGNATURE,
+	VR_BAD_HEADER,
+	VR_CLAIM_MISSING, /* exp, actortoken, nameid ... */
+	VR_CLAIM_TYPE,
+	VR_UNKNOWN_ISSUER,	   /* iss is neither us nor an enabled partner */
+	VR_PARTNER_DISABLED,	   /* a token we issued to a partner no longer enabled */
+	VR_BAD_AUDIENCE,	   /* aud does not name this server */
+	VR_EXPIRED,		   /* exp passed beyond the skew */
+	VR_NOT_YET_VALID,	   /* nbf / iat beyond the skew */
+	VR_LIFETIME_TOO_LONG,	   /* above max_lifetime */
+	VR_REVOKED,		   /* /oauth/revoke */
+	VR_ACTOR_MISMATCH,	   /* outer iss is not the actor's nameid */
+	VR_DELEGATION_NOT_ALLOWED, /* acting for a user without the trust or the claim */
+	VR_INSUFFICIENT_SCOPE,	   /* valid, but the endpoint's scope is not granted */
+	VR_INTERNAL,		   /* memory, OpenSSL, no snapshot */
+	VR_COUNT
+};
+
+/* Stable short name ("ok", "expired", ...), never NULL. */
+const char *validate_result_name(int r);
+
+#define VALIDATE_ID_MAX	  STORE_URI_MAX
+#define VALIDATE_AUD_MAX  512
+#define VALIDATE_TYPE_MAX 16
+
+/* Who a valid token speaks for. Plain data (no pointers). */
+struct oauth_principal {
+	bool own;			      /* issued by us (else by a partner) */
+	bool acts_for_user;		      /* sub is a user the client acts for */
+	char token_type[VALIDATE_TYPE_MAX];   /* "at+jwt", "actor", "outer" */
+	char iss[VALIDATE_ID_MAX];	      /* of the token (the outer's for the outer form) */
+	char client_id[VALIDATE_ID_MAX];      /* the partner's issuer id */
+	char partner[STORE_PARTNER_NAME_MAX]; /* the partner's name ('' when none) */
+	char sub[VALIDATE_ID_MAX];	      /* the user acted for, or the client id */
+	char aud[VALIDATE_AUD_MAX];	      /* the aud value that named us */
+	char scope[STS_SCOPE_MAX];	      /* granted scopes, space-separated, may be '' */
+	char jti[REPLAY_JTI_MAX + 1];	      /* may be '' (Microsoft-style tokens have none) */
+	int64_t iat, nbf, exp;		      /* 0 when absent (exp: the earliest of both halves) */
+	unsigned char hash[32];		      /* SHA-256 of the token text */
+};
+
+/*
+ * Validate a compact token (the bare token text, len bytes) against snap at
+ * time now. VR_OK with *out filled, or another enum validate_result with
+ * *out zeroed. Uses the cache and the revocation list. Thread-safe.
+ */
+int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, size_t len,
+			 int64_t now, struct oauth_principal *out);
+
+/*
+ * The same from an Authorization header value ("Bearer <b64token>", the
+ * scheme case-insensitive, RFC 6750 §2.1); NULL, another scheme or an
+ * empty token is VR_MISSING. When scope is not NULL it must be one of the
+ * granted scopes (VR_INSUFFICIENT_SCOPE). Counts the result in
+ * rtcauth_oauth_validations_total.
+ */
+int oauth_validate_bearer(const struct oauth_snapshot *snap, const char *authorization, int64_t now,
+			  const char *scope, struct oauth_principal *out);
+
+/* The enabled partner whose issuer id is id, exact or "<id>@<realm>" (the
+ * partner's realm, or ours when it has none). NULL if none. */
+const struct oauth_partner *oauth_partner_by_id(const struct oauth_snapshot *snap, const char *id);
+
+/* Is scope (one item) among p's granted scopes? */
+bool oauth_principal_has_scope(const struct oauth_principal *p, const char *scope);
+
+/*
+ * For a protected handler: validate the request's Bearer token with the
+ * current snapshot. true with *out filled (out may be NULL), or false with
+ * resp filled (RFC 6750 §3): 401 with the discovery challenge
+ *   WWW-Authenticate: Bearer client_id="<principal id>", realm="<realm>",
+ *     trusted_issuers="<principal id>@<realm>,<partner id>@<realm>,..."
+ * for a missing token; 401 error="invalid_token" with the reason as
+ * error_description for a refused one; 403 error="insufficient_scope".
+ * Logs one line (result, partner, reason); never the token.
+ */
+bool oauth_require(const struct http_request *req, struct http_response *resp, const char *scope,
+		   struct oauth_principal *out);
+
+/*
+ * The discovery challenge value for snap into buf (always NUL-terminated;
+ * partners whose ids would need escaping are left out). Returns buf.
+ */
+const char *oauth_challenge(const struct oauth_snapshot *snap, char *buf, size_t cap);
+
+/*
+ * Revocation list (RFC 7009): p's token is refused (VR_REVOKED) until its
+ * exp (plus the skew). By (iss, jti) when the token has a jti, else by its
+ * hash. 0, or -1 when the list is full of unexpired entries (the endpoint
+ * answers 503).
+ */
+int oauth_revoke(const struct oauth_principal *p, int64_t skew, int64_t now);
+/* Is p revoked? */
+bool oauth_revoked(const struct oauth_principal *p, int64_t now);
+
+#define VALIDATE_CACHE_MAX  4096  /* validated tokens remembered */
+#define VALIDATE_REVOKE_MAX 65536 /* revoked tokens remembered */
+
+/* Forget every cached validation (tests; a reload needs no call). */
+void oauth_validate_flush(void);
+/* Register GET /api/v1/users/ (api.h), POST /oauth/introspect and POST
+ * /oauth/revoke (introspect.h). Before the HTTP servers run. 0 or -1. */
+int oauth_validate_routes(void);
+/* Free the cache, the revocation list and the endpoints' replay cache (after
+ * the servers stopped). */
+void oauth_validate_shutdown(void);
+
+#endif

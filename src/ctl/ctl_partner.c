@@ -32,11 +32,13 @@
 #define MAX_CERTS	 16
 #define MAX_JWKS_KEYS	 32
 #define RESOURCE_MAX	 128
+#define REFRESH_POLLS	 104 /* of 250 ms: with rtcauthd's 4 s, at most 30 s */
 
 static const struct ctl_cmd_help h_add = {
     "partner add",
-    "NAME (--metadata-url URL | --issuer ID --cert FILE | --jwks FILE) [--issuer ID] "
-    "[--realm R] [--trust full|application|user] [--resources r1,r2] [--lifetime SECONDS]",
+    "NAME (--metadata-url URL | --issuer ID --cert FILE | --jwks FILE | --issuer ID "
+    "--use-oauth-server) [--issuer ID] [--realm R] [--trust full|application|user] "
+    "[--resources r1,r2] [--lifetime SECONDS] [--use-oauth-server]",
     "Register a partner application.",
     "  --metadata-url URL  https URL of the partner's metadata; rtcauthd fetches its\n"
     "                      keys (and issuer, if --issuer is not given)\n"
@@ -49,6 +51,9 @@ static const struct ctl_cmd_help h_add = {
     "                      application (default): as itself; user: for users only\n"
     "  --resources LIST    comma-separated resources (scopes) granted (default none)\n"
     "  --lifetime SECONDS  lifetime of tokens issued to it, 60 to 86400 (default 3600)\n"
+    "  --use-oauth-server  tokens rtcauth sends it come from [oauth] authorization_server\n"
+    "                      (client_credentials), not minted here; alone (no key source)\n"
+    "                      it needs --issuer ID, the partner's principal id\n"
     "NAME: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit.\n"};
 static const struct ctl_cmd_help h_list = {"partner list", "[--json]", "List partners.",
 					   "  --json  a JSON array of objects\n"};
@@ -61,8 +66,10 @@ static const struct ctl_cmd_help h_disable = {
 static const struct ctl_cmd_help h_del = {"partner del", "NAME", "Delete a partner.", NULL};
 static const struct ctl_cmd_help h_refresh = {
     "partner refresh", "NAME", "Ask rtcauthd to fetch a partner's metadata now.",
-    "The fetch is done by the running rtcauthd (verified HTTPS); without a running\n"
-    "daemon this exits 5 and nothing is fetched.\n"};
+    "The fetch is done by the running rtcauthd (verified HTTPS); this waits for it\n"
+    "(at most 30 s) and says whether it worked. A failed fetch keeps the partner's\n"
+    "last good keys and exits 1. Without a running daemon this exits 5 and nothing\n"
+    "is fetched.\n"};
 
 /* ---- validation ---- */
 
@@ -534,8 +541,9 @@ static int partner_failed(struct ctl *c, const char *what, int rc)
 }
 
 struct add_args {
-	const char *url, *issuer, *cert, *jwks, *realm, *trust, *resources, *lifetime;
-	bool has_url, has_issuer, has_cert, has_jwks, has_realm, has_trust, has_res, has_life;
+	const char *url, *issuer, *cert, *jwks, *realm, *trust, *resources, *lifetime, *as;
+	bool has_url, has_issuer, has_cert, has_jwks, has_realm, has_trust, has_res, has_life,
+	    has_as;
 };
 
 /* Fill p (but certs/jwks) from the options; 0 or an exit code (said). */
@@ -545,9 +553,14 @@ static int add_fields(struct ctl *c, const struct add_args *a, struct store_part
 	char *end;
 	long life;
 
-	if (nsrc != 1)
+	if (nsrc > 1 || (nsrc == 0 && !a->has_as))
 		return bad("give exactly one key source: --metadata-url URL, --issuer ID --cert "
-			   "FILE, or --jwks FILE (see: rtcauthctl partner add --help)");
+			   "FILE, or --jwks FILE, or --issuer ID --use-oauth-server (see: "
+			   "rtcauthctl partner add --help)");
+	if (nsrc == 0 && !a->has_issuer)
+		return bad("--use-oauth-server without a key source needs --issuer ID: the "
+			   "partner's principal id (the target of the tokens)");
+	p->use_oauth_server = a->has_as;
 	if (a->has_cert && !a->has_issuer)
 		return bad("--cert needs --issuer ID: the issuer / principal id the partner's "
 			   "tokens carry");
@@ -590,15 +603,12 @@ static int add_fields(struct ctl *c, const struct add_args *a, struct store_part
 static int partner_add(struct ctl *c, int argc, char **argv)
 {
 	struct add_args a = {0};
-	const struct ctl_opt opts[] = {{"--metadata-url", &a.url, &a.has_url},
-				       {"--issuer", &a.issuer, &a.has_issuer},
-				       {"--cert", &a.cert, &a.has_cert},
-				       {"--jwks", &a.jwks, &a.has_jwks},
-				       {"--realm", &a.realm, &a.has_realm},
-				       {"--trust", &a.trust, &a.has_trust},
-				       {"--resources", &a.resources, &a.has_res},
-				       {"--lifetime", &a.lifetime, &a.has_life},
-				       {NULL, NULL, NULL}};
+	const struct ctl_opt opts[] = {
+	    {"--metadata-url", &a.url, &a.has_url},    {"--issuer", &a.issuer, &a.has_issuer},
+	    {"--cert", &a.cert, &a.has_cert},	       {"--jwks", &a.jwks, &a.has_jwks},
+	    {"--realm", &a.realm, &a.has_realm},       {"--trust", &a.trust, &a.has_trust},
+	    {"--resources", &a.resources, &a.has_res}, {"--lifetime", &a.lifetime, &a.has_life},
+	    {"--use-oauth-server", NULL, &a.has_as},   {NULL, NULL, NULL}};
 	struct store_partner *p = calloc(1, sizeof(*p)), *old = calloc(1, sizeof(*old));
 	const char *pos[1];
 	char detail[512];
@@ -632,9 +642,10 @@ static int partner_add(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	snprintf(detail, sizeof(detail),
-		 "source=%s issuer=\"%s\" realm=%s trust=%s resources=\"%s\" lifetime=%d",
+		 "source=%s issuer=\"%s\" realm=%s trust=%s resources=\"%s\" lifetime=%d%s",
 		 store_partner_source_name(p->source), p->issuer, p->realm,
-		 store_partner_trust_name(p->trust), p->resources, (int)p->lifetime);
+		 store_partner_trust_name(p->trust), p->resources, (int)p->lifetime,
+		 p->use_oauth_server ? " use_oauth_server=yes" : "");
 	rc = store_begin(c->store);
 	if (rc == STORE_OK)
 		rc = store_partner_add(c->store, p);
@@ -696,6 +707,8 @@ static json_t *partner_json(const struct store_partner *p, bool keys)
 			      "last_fetch", (json_int_t)p->last_fetch, "last_error", p->last_error,
 			      "created", (json_int_t)p->created, "updated", (json_int_t)p->updated);
 
+	if (o)
+		json_object_set_new(o, "use_oauth_server", json_boolean(p->use_oauth_server));
 	if (o && keys) {
 		json_object_set_new(o, "certificates",
 				    p->certs ? json_string(p->certs) : json_null());
@@ -846,6 +859,8 @@ static int partner_show(struct ctl *c, int argc, char **argv)
 		       "last fetch:       %s%s%s\n",
 		       p->metadata_url, ctl_time(p->last_fetch, t1, sizeof(t1)),
 		       p->last_error[0] ? ", error: " : "", p->last_error);
+	if (p->use_oauth_server)
+		printf("tokens to it:     from [oauth] authorization_server\n");
 	show_keys(p);
 	printf("created:          %s\n"
 	       "updated:          %s\n",
@@ -890,6 +905,61 @@ static int partner_change(struct ctl *c, const struct ctl_cmd_help *h, const cha
 	return CTL_EXIT_OK;
 }
 
+/* The last fetch recorded in the store after the one of before (0 or -1). */
+static int wait_fetch(struct ctl *c, const struct store_partner *before, struct store_partner *now)
+{
+	for (int i = 0; i < REFRESH_POLLS; i++) {
+		struct timespec ts = {0, 250 * 1000 * 1000};
+
+		memset(now, 0, sizeof(*now));
+		if (store_partner_get(c->store, before->name, now) != STORE_OK)
+			return -1;
+		store_partner_clear(now);
+		if (now->last_fetch > before->last_fetch)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+/* Say what rtcauthd answered (or, for a fetch still running when it
+ * answered, what the store shows once it is done). Exit code. */
+static int refresh_outcome(struct ctl *c, const struct store_partner *p, json_t *rep)
+{
+	const char *error = json_string_value(json_object_get(rep, "error"));
+	const char *code = json_string_value(json_object_get(rep, "code"));
+	struct store_partner now;
+
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		if (!code || strcmp(code, "fetch_failed") != 0)
+			return ctl_admin_check(rep);
+		ctl_err("fetching the metadata of partner %s failed: %s; it keeps its last good "
+			"keys",
+			p->name, error ? error : "no reason given");
+		return CTL_EXIT_ERR;
+	}
+	if (!json_is_true(json_object_get(rep, "pending"))) {
+		printf("partner %s: metadata fetched from %s; rtcauthd uses its keys now\n",
+		       p->name, p->metadata_url);
+		return CTL_EXIT_OK;
+	}
+	if (wait_fetch(c, p, &now) < 0) {
+		ctl_err("rtcauthd is still fetching the metadata of partner %s from %s; see later: "
+			"rtcauthctl partner show %s",
+			p->name, p->metadata_url, p->name);
+		return CTL_EXIT_ERR;
+	}
+	if (now.last_error[0]) {
+		ctl_err("fetching the metadata of partner %s failed: %s; it keeps its last good "
+			"keys",
+			p->name, now.last_error);
+		return CTL_EXIT_ERR;
+	}
+	printf("partner %s: metadata fetched from %s (see: rtcauthctl partner show %s)\n", p->name,
+	       p->metadata_url, p->name);
+	return CTL_EXIT_OK;
+}
+
 static int partner_refresh(struct ctl *c, int argc, char **argv)
 {
 	struct store_partner *p = calloc(1, sizeof(*p));
@@ -927,11 +997,7 @@ static int partner_refresh(struct ctl *c, int argc, char **argv)
 			req ? reason : "out of memory");
 		goto out;
 	}
-	rc = ctl_admin_check(rep);
-	if (rc == 0)
-		printf("rtcauthd is fetching the metadata of partner %s from %s (see: rtcauthctl "
-		       "partner show %s)\n",
-		       p->name, p->metadata_url, p->name);
+	rc = refresh_outcome(c, p, rep);
 out:
 	json_decref(req);
 	json_decref(rep);

@@ -210,6 +210,7 @@ void reply_start(struct sbuf *b, const struct sip_tx *t, int status, const char 
 	const struct sip_msg *m = t->m;
 	const struct sip_header *h;
 	struct sip_nameaddr to;
+	struct sip_via top;
 
 	sbuf_puts(b, "SIP/2.0 ");
 	sbuf_putu(b, (unsigned)status);
@@ -218,7 +219,20 @@ void reply_start(struct sbuf *b, const struct sip_tx *t, int status, const char 
 	sbuf_puts(b, "\r\n");
 	/* RFC 3261 §18.2.1 received, RFC 3581 rport on the top Via only */
 	h = sip_msg_header(m, SIP_H_VIA);
-	if (h) {
+	if (h && sip_msg_top_via(m, &top) == 0 && top.raw.p == h->value.p &&
+	    top.raw.len == h->value.len) {
+		/* the usual case: the first Via line is just the top value (parsed
+		 * once, by the sanity checks); later lines are copied as they are
+		 * (a line of comma-separated values means the same, RFC 3261 §7.3) */
+		sbuf_puts(b, "Via: ");
+		reply_via_value(b, top.raw, t);
+		sbuf_puts(b, "\r\n");
+		for (h = sip_msg_next_header(m, h); h; h = sip_msg_next_header(m, h)) {
+			sbuf_puts(b, "Via: ");
+			sbuf_putstr(b, h->value);
+			sbuf_puts(b, "\r\n");
+		}
+	} else if (h) {
 		struct sip_hdr_iter it;
 		struct str v;
 		bool first = true;

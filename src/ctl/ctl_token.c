@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "oauth/extas.h"
 #include "oauth/sts.h"
 #include "vault/keys.h"
 
@@ -130,6 +131,52 @@ static int pick_target(const struct store_partner *p, const char *resource, stru
 	return CTL_EXIT_USAGE;
 }
 
+/*
+ * A partner registered --use-oauth-server: the token comes from [oauth]
+ * authorization_server (issue 3 item 8), asked as <principal id>@<realm>
+ * with a client assertion signed by our current key. 0 or an exit code.
+ */
+static int from_authorization_server(struct ctl *c, const struct target *tg,
+				     struct sts_keys_signer *signer, const char *as_user,
+				     char **tok)
+{
+	char resource[EXTAS_RESOURCE_MAX], client_id[2 * CONFIG_HOST_MAX + 2], err[1024];
+	struct extas_client xc;
+	int64_t expires;
+
+	if (as_user) {
+		ctl_err("--as-user: tokens for a --use-oauth-server partner come from the "
+			"authorization server, which issues app-only tokens here");
+		return CTL_EXIT_USAGE;
+	}
+	if (!c->cfg.oauth_authorization_server[0]) {
+		ctl_err("the partner is registered --use-oauth-server but no [oauth] "
+			"authorization_server is set in %s",
+			c->cfg.path);
+		return CTL_EXIT_ERR;
+	}
+	if ((size_t)snprintf(resource, sizeof(resource), "%s/%s@%s", tg->principal, tg->host,
+			     tg->realm[0] ? tg->realm : c->cfg.oauth_realm) >= sizeof(resource)) {
+		ctl_err("the target is too long");
+		return CTL_EXIT_USAGE;
+	}
+	snprintf(client_id, sizeof(client_id), "%s@%s", c->cfg.oauth_principal_id,
+		 c->cfg.oauth_realm);
+	xc =
+	    (struct extas_client){c->cfg.oauth_authorization_server,
+				  client_id,
+				  c->cfg.oauth_fetch_ca_file[0] ? c->cfg.oauth_fetch_ca_file : NULL,
+				  NULL,
+				  sts_keys_sign,
+				  signer};
+	if (extas_request(&xc, resource, clock_wall_s(), tok, &expires, err, sizeof(err)) < 0) {
+		ctl_err("getting a token for %s from %s failed: %s", resource,
+			c->cfg.oauth_authorization_server, err);
+		return CTL_EXIT_ERR;
+	}
+	return 0;
+}
+
 static int token_issue(struct ctl *c, int argc, char **argv)
 {
 	const char *pos[1], *name = NULL, *as_user = NULL, *resource = NULL;
@@ -239,7 +286,11 @@ static int token_issue(struct ctl *c, int argc, char **argv)
 	t.host = tg.host;
 	t.realm = tg.realm[0] ? tg.realm : NULL;
 	t.lifetime = p.lifetime;
-	if (as_user) {
+	if (p.use_oauth_server) {
+		rc = from_authorization_server(c, &tg, &signer, as_user, &tok);
+		if (rc)
+			goto out;
+	} else if (as_user) {
 		struct sts_user su = {.sip_uri = uri};
 
 		rc = sts_outer_token(&iss, &t, &su, clock_wall_s(), &tok, NULL);

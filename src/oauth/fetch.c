@@ -28,6 +28,7 @@
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "oauth/extas.h"
 #include "oauth/jose.h"
 #include "store/store.h"
 
@@ -920,10 +921,18 @@ int oauth_fetch_start(struct event_base *base, const struct config *cfg,
 	return 0;
 }
 
+void oauth_fetch_client_opts(struct fetch_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->ca_file = F.ca[0] ? F.ca : NULL;
+	o->stop = &F.stop;
+}
+
 void oauth_fetch_stop(void)
 {
 	struct req *r;
 
+	extas_cache_clear();
 	if (!F.running)
 		return;
 	pthread_mutex_lock(&F.mu);

@@ -121,7 +121,8 @@ int fetch_partner_keys(const char *url, const struct fetch_opts *o, char **jwks,
 int oauth_fetch_start(struct event_base *base, const struct config *cfg,
 		      int (*reload)(char *err, size_t errlen), char *err, size_t errlen);
 /* Stop the thread (an in-flight transfer is abandoned); pending requests
- * are answered "shutting down". Main thread. Safe when not started. */
+ * are answered "shutting down"; the external AS token cache (extas.h) is
+ * dropped. Main thread. Safe when not started. */
 void oauth_fetch_stop(void);
 
 /*
@@ -132,6 +133,10 @@ void oauth_fetch_stop(void);
  */
 typedef void (*oauth_fetch_done_fn)(void *arg, int rc, const char *error);
 int oauth_fetch_refresh(const char *name, oauth_fetch_done_fn done, void *arg);
+
+/* The daemon's fetch options (the [oauth] fetch_ca_file, the stop flag) for
+ * other blocking clients (extas.c); zeroes when the fetcher never started. */
+void oauth_fetch_client_opts(struct fetch_opts *o);
 
 /*
  * A token from partner_name named a key id its keys lack: fetch its

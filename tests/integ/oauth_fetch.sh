@@ -269,5 +269,96 @@ ctl partner refresh nosuch >"$T/out" 2>"$T/err"
 rc=$?
 check_sh "refresh of an unknown partner: not found (exit $rc)" '[ $rc -eq 3 ]'
 
-# @EXTAS@
+# ==== item 8: B is A's external authorization server ====
+TB=$T/b
+mkdir -p "$TB"
+B_SIP=$(free_port)
+B_HTTP=$(free_port)
+while [ "$B_HTTP" -eq "$B_SIP" ] || [ "$B_HTTP" -eq $((B_SIP + 1)) ]; do B_HTTP=$(free_port); done
+cat >"$TB/rtcauth.conf" <<CONF
+[server]
+domain = example.test
+fqdn = localhost
+workers = 1
+state_dir = $TB/state
+
+[sip]
+listen = udp:127.0.0.1:$B_SIP
+
+[http]
+listen = 127.0.0.1:$B_HTTP
+
+[oauth]
+principal_id = bbbbbbbb-0000-0000-0000-00000000000b
+CONF
+"$RTCAUTHD" -c "$TB/rtcauth.conf" >>"$TB/rtcauthd.log" 2>&1 &
+B_PID=$!
+_pids+=("$B_PID")
+for _ in $(seq 1 150); do grep -q 'event=ready' "$TB/rtcauthd.log" 2>/dev/null && break; sleep 0.1; done
+check "a second rtcauthd (B) starts" grep -q 'event=ready' "$TB/rtcauthd.log"
+bctl() { "$RTCAUTHCTL" -c "$TB/rtcauth.conf" "$@"; }
+BURL=https://127.0.0.1:$B_HTTP
+
+# A's identity: its own principal id; its signing certificate from its JWKS
+A_ID=aaaaaaaa-0000-0000-0000-00000000000a
+MAIL=00000002-0000-0ff1-ce00-000000000000/mail.example.test@example.test
+hc -o "$T/a-jwks.json" "$URL/oauth/jwks"
+$PY - "$T/a-jwks.json" >"$T/a.crt" <<'PY'
+import json, sys, textwrap
+k = json.load(open(sys.argv[1]))["keys"][0]
+print("-----BEGIN CERTIFICATE-----")
+print("\n".join(textwrap.wrap(k["x5c"][0], 64)))
+print("-----END CERTIFICATE-----")
+PY
+bctl partner add a-app --issuer "$A_ID" --realm example.test --cert "$T/a.crt" \
+	--resources "$MAIL" >"$T/out" 2>&1
+check "B registers A as a partner with A's signing certificate" grep -q 'added partner a-app' "$T/out"
+cat "$T/ca.crt" "$TB/state/ca/ca.crt" >"$T/bundle.crt"
+sed -i -e "s|^fetch_ca_file = .*|fetch_ca_file = $T/bundle.crt|" "$CONF"
+printf 'principal_id = %s\nauthorization_server = %s/.well-known/oauth-authorization-server\n' \
+	"$A_ID" "$BURL" >>"$CONF"
+
+ctl partner add mail --issuer 00000002-0000-0ff1-ce00-000000000000 --use-oauth-server \
+	--resources "$MAIL" >"$T/out" 2>"$T/err"
+rc=$?
+check_sh "A: partner add --use-oauth-server (exit $rc)" '[ $rc -eq 0 ]'
+check "... partner show says where its tokens come from" \
+	bash -c "'$RTCAUTHCTL' -c '$CONF' partner show mail | grep -q 'from \[oauth\] authorization_server'"
+ctl token issue --partner mail >"$T/xtok" 2>"$T/err"
+rc=$?
+check_sh "A: token issue --partner mail obtains a token from B (exit $rc)" '[ $rc -eq 0 ] && [ -s "$T/xtok" ]'
+show "$T/err" 3
+bhc() { curl -sS --max-time 10 --cacert "$TB/state/ca/ca.crt" "$@"; }
+bhc -o "$T/b-jwks.json" "$BURL/oauth/jwks"
+bhc -o "$T/b-as.json" "$BURL/.well-known/oauth-authorization-server"
+cat >"$T/verify.py" <<'PY'
+# verify.py TOKEN_FILE JWKS ISSUER AUD: 0 if the token verifies against the JWKS
+import json, sys
+import jwt
+tok = open(sys.argv[1]).read().strip()
+keys = {k["kid"]: k for k in json.load(open(sys.argv[2]))["keys"]}
+kid = jwt.get_unverified_header(tok)["kid"]
+key = jwt.PyJWK(keys[kid]).key
+c = jwt.decode(tok, key, algorithms=["RS256", "PS256", "ES256", "EdDSA"],
+               audience=sys.argv[4], issuer=sys.argv[3])
+print(json.dumps(c))
+PY
+B_ISS=$($PY -c "import json; print(json.load(open('$T/b-as.json'))['issuer'])")
+check "... the token is B's: it verifies against B's JWKS, iss B, aud the mail resource" \
+	$PY "$T/verify.py" "$T/xtok" "$T/b-jwks.json" "$B_ISS" "$MAIL"
+check_fail "... and not against A's JWKS" \
+	$PY "$T/verify.py" "$T/xtok" "$T/a-jwks.json" "$B_ISS" "$MAIL" 2>/dev/null
+check "B logged the grant to A's principal" grep -q 'event=oauth.token .*result=issued.*partner=a-app' "$TB/rtcauthd.log"
+
+bctl partner disable a-app >/dev/null 2>&1
+ctl token issue --partner mail >"$T/xtok" 2>"$T/err"
+rc=$?
+check_sh "B no longer trusts A: token issue fails (exit $rc) with B's error" \
+	'[ $rc -eq 1 ] && grep -q "invalid_client" "$T/err"'
+show "$T/err" 2
+sed -i -e "s|^authorization_server = .*|authorization_server = https://127.0.0.1:$ROGUE_PORT/.well-known/oauth-authorization-server|" "$CONF"
+ctl token issue --partner mail >"$T/xtok" 2>"$T/err"
+rc=$?
+check_sh "an authorization server with an untrusted certificate: refused (exit $rc)" \
+	'[ $rc -eq 1 ] && grep -qi "certificate" "$T/err"'
 finish

@@ -194,15 +194,32 @@ kill -HUP "$DAEMON_PID"
 for _ in $(seq 1 50); do tail -n +"$((before + 1))" "$T/rtcauthd.log" | grep -q 'event=reload.ok' && break; sleep 0.1; done
 check "SIGHUP reloads the OAuth snapshot" bash -c "tail -n +$((before + 1)) '$T/rtcauthd.log' | grep -q 'event=oauth.reload .*current_kid=$K2'"
 
-# ---- a change the daemon cannot load: it keeps the keys it had ---------------------
+# ---- a key that cannot sign is never activated -------------------------------------
 ctl oauth key new --alg EdDSA >/dev/null 2>&1
 K3=$(kids "'next'")
 mv "$STATE/keys/oauth-$K3.pem" "$T/saved3.pem"
 ctl oauth key activate -- "$K3" >"$T/out" 2>"$T/err"
 rc=$?
-check_sh "activating a key without its private key: stored (exit $rc)" '[ $rc -eq 0 ]'
-check "... rtcauthctl says the daemon could not load it" grep -q 'could not load it: .*oauth-'"$K3"'.pem' "$T/err"
-check "... the daemon logged why" grep -q 'event=admin.oauth_reload_failed .*action=kept_old_keys' "$T/rtcauthd.log"
+check_sh "activating a key without its private key is refused (exit $rc)" '[ $rc -eq 1 ]'
+check "... saying it cannot sign" grep -q "key $K3 cannot sign: .*oauth-$K3.pem" "$T/err"
+check_sh "... and nothing changed ('$(jwks_kids)')" '[ "$(jwks_kids)" = "$K2 $K3" ]'
+
+# ---- the store changed behind rtcauthctl's back: the daemon keeps the keys it had --
+DB=$(sed -n 's/^sqlite *= *//p' "$CONF")
+[ -n "$DB" ] || DB=$STATE/rtcauth.db
+/usr/bin/python3 - "$DB" "$K2" "$K3" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+db.execute("UPDATE oauth_keys SET state = 'previous' WHERE kid = ?", (sys.argv[2],))
+db.execute("UPDATE oauth_keys SET state = 'current', activated = ? WHERE kid = ?",
+           (int(time.time()), sys.argv[3]))
+db.execute("COMMIT")
+PY
+before=$(wc -l <"$T/rtcauthd.log")
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 1 50); do tail -n +"$((before + 1))" "$T/rtcauthd.log" | grep -q 'event=reload.ok' && break; sleep 0.1; done
+check "... the daemon logged why" bash -c "tail -n +$((before + 1)) '$T/rtcauthd.log' | grep -q 'event=reload.oauth_failed .*oauth-$K3.pem.*action=kept_old_keys'"
 check_sh "... and still publishes and signs as before ('$(jwks_kids)')" '[ "$(jwks_kids)" = "$K2 $K3" ]'
 mv "$T/saved3.pem" "$STATE/keys/oauth-$K3.pem"
 before=$(wc -l <"$T/rtcauthd.log")

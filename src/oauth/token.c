@@ -647,6 +647,7 @@ static int authenticate_mtls(const struct token_ctx *ctx, const struct token_for
 		return -1;
 	}
 	*client = p;
+	res->client_auth = "self_signed_tls_client_auth";
 	return 0;
 }
 
@@ -719,6 +720,7 @@ static int authenticate(const struct token_ctx *ctx, const struct token_form *f,
 	if (spend_jti(ctx, &jws, *client, JWT_CLIENT, res) < 0)
 		goto bad;
 	jose_jws_free(&jws);
+	res->client_auth = "private_key_jwt";
 	return 0;
 bad:
 	jose_jws_free(&jws);
@@ -1187,9 +1189,10 @@ done:
 	respond(resp, &res);
 	token_count(res.reason);
 	log_emit(res.status == 200 ? LOG_INFO : LOG_WARN, "oauth.token",
-		 "result=%s status=%d grant=%s partner=%s%s%s", token_reason_name(res.reason),
-		 res.status, res.grant ? res.grant : "-",
-		 log_val(str_cstr(res.partner), pv, sizeof(pv)), res.description[0] ? " why=" : "",
+		 "result=%s status=%d grant=%s partner=%s client_auth=%s%s%s",
+		 token_reason_name(res.reason), res.status, res.grant ? res.grant : "-",
+		 log_val(str_cstr(res.partner), pv, sizeof(pv)),
+		 res.client_auth ? res.client_auth : "-", res.description[0] ? " why=" : "",
 		 res.description[0] ? log_val(str_cstr(res.description), dv, sizeof(dv)) : "");
 	token_result_free(&res);
 }

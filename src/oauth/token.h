@@ -120,6 +120,10 @@ struct token_result {
 	char www_authenticate[64];	      /* for a 401 to an Authorization header, else "" */
 	char partner[STORE_PARTNER_NAME_MAX]; /* the authenticated partner, for the log */
 	const char *grant; /* "client_credentials", "jwt-bearer", "token-exchange" or NULL */
+	/* how the client authenticated: "private_key_jwt", "self_signed_tls_client_auth",
+	 * or NULL (not authenticated, or a jwt-bearer grant without client
+	 * authentication), for the log */
+	const char *client_auth;
 	/* success */
 	char *access_token; /* malloc'd */
 	int expires_in;

@@ -205,7 +205,7 @@ check_sh "a first s_client connection with m1's certificate: 200" 'grep -q "^HTT
 check_sh "a resumed TLS 1.2 session (Reused) keeps the certificate: 200" \
 	'grep -q "^Reused" "$T/sc2" && grep -q "^HTTP/1.1 200" "$T/sc2"'
 
-check_sh "the log names the partner and never a token" \
-	'grep -q "oauth.token.*partner=m1" "$T/rtcauthd.log" && ! grep -q "eyJ" "$T/rtcauthd.log"'
+check_sh "the log names the partner and the method, never a token" \
+	'grep -q "oauth.token.*result=issued.*partner=m1 client_auth=self_signed_tls_client_auth" "$T/rtcauthd.log" && ! grep -q "eyJ" "$T/rtcauthd.log"'
 check "rtcauthd stops cleanly" stop_daemon
 finish

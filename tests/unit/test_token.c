@@ -1179,6 +1179,7 @@ static void test_token_mtls_registered_self_signed_cert_gets_bound_token(void **
 	assert_non_null(cnf_of(p));
 	assert_string_equal(cnf_of(p), want);
 	assert_string_equal(res.partner, "p2");
+	assert_string_equal(res.client_auth, "self_signed_tls_client_auth");
 	json_decref(p);
 	token_result_free(&res);
 	/* the <id>@<realm> form names the same client */
@@ -1192,6 +1193,7 @@ static void test_token_mtls_registered_self_signed_cert_gets_bound_token(void **
 	run_cc(f, sign_claims(claims(f, "p2-client"), k_p2, JOSE_ALG_ES256, "p2key"), NULL, &res);
 	p = verify_issued(f, &res);
 	assert_null(json_object_get(p, "cnf"));
+	assert_string_equal(res.client_auth, "private_key_jwt");
 	json_decref(p);
 	token_result_free(&res);
 	X509_free(c);

@@ -267,8 +267,10 @@ static int parse_ms(const json_t *o, const json_t *keys, struct fetch_doc *doc, 
 	{
 		struct jose_key *k = NULL;
 
-		if (ms_key(e, &k, err, errlen, i) < 0)
+		if (ms_key(e, &k, err, errlen, i) < 0) {
+			rc = -1;
 			goto out;
+		}
 		if (!k)
 			continue;
 		rc = jose_keyset_add(&ks, k);

@@ -259,6 +259,10 @@ static void test_fetch_ms_refuses_bad_certificates_and_issuers(void **state)
 	t = ms_doc("id@realm", "AAAA", NULL, NULL);
 	refused(t, "certificate cannot be used");
 	free(t);
+	/* a bad second certificate fails the document too (fuzzer finding) */
+	t = ms_doc("id@realm", rsa_cert.b64, "signing", "AAAA");
+	refused(t, "keys[1]");
+	free(t);
 	t = ms_doc("@realm", rsa_cert.b64, NULL, NULL);
 	refused(t, "id@realm");
 	free(t);

@@ -7,6 +7,7 @@
  * tokens stay refused; the RFC 6750 challenges. Also the introspection form
  * and answers (oauth/introspect.h) and the path of the users API.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 #include "oauth/introspect.h"
 #include "oauth/jose.h"
 #include "oauth/validate.h"
+#include "sip/location.h"
 
 #define NOW	1800000000
 #define ISSUER	"https://sts.example.test"
@@ -922,6 +924,104 @@ static void test_api_user_uri_decodes_and_normalises(void **state)
 	assert_int_equal(api_user_uri("sip:al%20ice@example.test", uri), -1);
 }
 
+static int put_binding(void *ctx, struct location_aor *rec)
+{
+	return location_aor_put(rec, ctx);
+}
+
+static void test_api_user_json_exposes_no_dialog_or_source(void **state)
+{
+	struct store_user u;
+	struct location_binding b;
+	json_t *o, *r;
+	char *text;
+
+	(void)state;
+	assert_int_equal(location_init(2), 0);
+	memset(&u, 0, sizeof(u));
+	snprintf(u.uri, sizeof(u.uri), "sip:alice@example.test");
+	snprintf(u.display_name, sizeof(u.display_name), "Alice");
+	u.enabled = true;
+	memset(&b, 0, sizeof(b));
+	snprintf(b.aor, sizeof(b.aor), "sip:alice@example.test");
+	snprintf(b.key, sizeof(b.key), "sip:alice@192.0.2.7:5062");
+	snprintf(b.contact, sizeof(b.contact), "<sip:alice@192.0.2.7:5062>;+sip.instance=\"x\"");
+	snprintf(b.contact_uri, sizeof(b.contact_uri), "sip:alice@192.0.2.7:5062");
+	snprintf(b.instance, sizeof(b.instance), "<urn:uuid:secret-device>");
+	snprintf(b.call_id, sizeof(b.call_id), "secret-call-id");
+	snprintf(b.user_agent, sizeof(b.user_agent), "ua/1");
+	b.reg_id = -1;
+	b.expires = NOW + 100;
+	b.updated = NOW;
+	b.flow.transport = TRANSPORT_TCP;
+	b.flow.addr.in.sin_family = AF_INET;
+	b.flow.addrlen = sizeof(struct sockaddr_in);
+	assert_int_equal(location_update(str_cstr(b.aor), NOW, put_binding, &b), 0);
+	o = api_user_json(&u, NOW);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "display_name")), "Alice");
+	assert_true(json_is_true(json_object_get(o, "enabled")));
+	assert_int_equal(json_array_size(json_object_get(o, "registrations")), 1);
+	r = json_array_get(json_object_get(o, "registrations"), 0);
+	assert_string_equal(json_string_value(json_object_get(r, "contact")),
+			    "sip:alice@192.0.2.7:5062");
+	assert_string_equal(json_string_value(json_object_get(r, "transport")), "tcp");
+	assert_int_equal(json_integer_value(json_object_get(r, "expires_in")), 100);
+	text = json_dumps(o, JSON_COMPACT);
+	assert_null(strstr(text, "secret"));
+	free(text);
+	json_decref(o);
+	/* expired bindings are gone */
+	o = api_user_json(&u, NOW + 101);
+	assert_int_equal(json_array_size(json_object_get(o, "registrations")), 0);
+	json_decref(o);
+	location_shutdown();
+}
+
+/* ---- threads ---- */
+
+struct race {
+	struct oauth_snapshot *with, *without;
+	const char *tok;
+	int bad;
+};
+
+static void *race_thread(void *arg)
+{
+	struct race *r = arg;
+	struct oauth_principal p;
+
+	for (int i = 0; i < 2000; i++) {
+		if (oauth_validate_token(r->with, r->tok, strlen(r->tok), NOW, &p) != VR_OK ||
+		    oauth_validate_token(r->without, r->tok, strlen(r->tok), NOW, &p) !=
+			VR_UNKNOWN_KID)
+			__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
+		if (i % 500 == 0)
+			oauth_validate_flush();
+	}
+	return NULL;
+}
+
+static void test_validate_cache_never_answers_for_another_snapshot_across_threads(void **state)
+{
+	struct fx *f = *state;
+	struct race r;
+	pthread_t th[4];
+	char *t = sign(own_claims(f), "at+jwt", k_prev, JOSE_ALG_ES256, "own0");
+
+	r.with = f->snap;
+	r.without = snapshot(false, true);
+	r.tok = t;
+	r.bad = 0;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, race_thread, &r), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(r.bad, 0);
+	snapshot_free(r.without);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -954,6 +1054,8 @@ int main(void)
 	    T(test_introspect_client_auth_and_replay),
 	    T(test_introspect_answers_and_revocation_by_owner_only),
 	    T(test_api_user_uri_decodes_and_normalises),
+	    T(test_api_user_json_exposes_no_dialog_or_source),
+	    T(test_validate_cache_never_answers_for_another_snapshot_across_threads),
 #undef T
 	};
 

@@ -11,11 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "core/b64.h"
+#include "core/config.h"
 #include "oauth/extas.h"
 #include "oauth/fetch.h"
 #include "oauth/jose.h"
@@ -433,6 +436,161 @@ static void test_extas_request_needs_an_authorization_server(void **state)
 	assert_non_null(strstr(e, "https"));
 }
 
+/* ---- the daemon's fetcher, against a closed local port ---- */
+
+struct fetcher_fx {
+	char dir[64];
+	struct config cfg;
+	struct store *s;
+	struct event_base *base;
+	int reloads, done_calls, done_rc;
+	char done_err[FETCH_ERR_MAX];
+};
+
+static struct fetcher_fx *cur;
+
+static int count_reload(char *e, size_t elen)
+{
+	(void)e;
+	(void)elen;
+	cur->reloads++;
+	return 0;
+}
+
+static void on_done(void *arg, int rc, const char *error)
+{
+	struct fetcher_fx *f = arg;
+
+	f->done_calls++;
+	f->done_rc = rc;
+	snprintf(f->done_err, sizeof(f->done_err), "%s", error);
+	event_base_loopbreak(f->base);
+}
+
+static void add_partner(struct fetcher_fx *f, const char *name, const char *url)
+{
+	struct store_partner p;
+
+	memset(&p, 0, sizeof(p));
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	strcpy(p.realm, "example.test");
+	p.enabled = true;
+	p.lifetime = 3600;
+	p.source = STORE_PARTNER_METADATA;
+	snprintf(p.metadata_url, sizeof(p.metadata_url), "%s", url);
+	assert_int_equal(store_partner_add(f->s, &p), STORE_OK);
+}
+
+static int64_t last_fetch(struct fetcher_fx *f, const char *name, char *error, size_t cap)
+{
+	struct store_partner p;
+
+	assert_int_equal(store_partner_get(f->s, name, &p), STORE_OK);
+	if (error)
+		snprintf(error, cap, "%s", p.last_error);
+	store_partner_clear(&p);
+	return p.last_fetch;
+}
+
+static int fetcher_setup(void **state)
+{
+	struct fetcher_fx *f = calloc(1, sizeof(*f));
+	char e[256];
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/rtc-fetch-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	config_defaults(&f->cfg);
+	snprintf(f->cfg.sqlite_path, sizeof(f->cfg.sqlite_path), "%s/rtcauth.db", f->dir);
+	assert_int_equal(store_open(f->cfg.sqlite_path, STORE_CREATE, 1000, &f->s, e, sizeof(e)),
+			 STORE_OK);
+	/* port 1 on loopback: refused at once, nothing leaves the machine */
+	add_partner(f, "down", "https://127.0.0.1:1/jwks");
+	evthread_use_pthreads();
+	f->base = event_base_new();
+	cur = f;
+	*state = f;
+	return 0;
+}
+
+static int fetcher_teardown(void **state)
+{
+	struct fetcher_fx *f = *state;
+	char cmd[128];
+
+	oauth_fetch_stop();
+	event_base_free(f->base);
+	store_close(f->s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Run the main loop until done is called or ms pass. */
+static void loop_for(struct fetcher_fx *f, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	event_base_loopexit(f->base, &tv);
+	event_base_dispatch(f->base);
+}
+
+static void test_fetcher_refresh_answers_with_the_error_and_records_it(void **state)
+{
+	struct fetcher_fx *f = *state;
+	char e[256], error[STORE_NAME_MAX];
+
+	assert_int_equal(oauth_fetch_refresh("down", on_done, f), -1); /* not started */
+	assert_int_equal(oauth_fetch_start(f->base, &f->cfg, count_reload, e, sizeof(e)), 0);
+	loop_for(f, 3000); /* the first pass fetches "down" once */
+	assert_true(last_fetch(f, "down", error, sizeof(error)) > 0);
+	assert_non_null(strstr(error, "connect"));
+	assert_int_equal(oauth_fetch_refresh("down", on_done, f), 0);
+	loop_for(f, 15000);
+	assert_int_equal(f->done_calls, 1);
+	assert_int_equal(f->done_rc, -1);
+	assert_non_null(strstr(f->done_err, "127.0.0.1:1"));
+	assert_int_equal(f->reloads, 0); /* nothing changed: the old keys stay */
+	/* an unknown partner is an error too */
+	assert_int_equal(oauth_fetch_refresh("nosuch", on_done, f), 0);
+	loop_for(f, 5000);
+	assert_int_equal(f->done_calls, 2);
+	assert_non_null(strstr(f->done_err, "no partner"));
+}
+
+static void test_fetcher_unknown_kid_hints_are_rate_limited(void **state)
+{
+	struct fetcher_fx *f = *state;
+	char e[256];
+
+	assert_int_equal(oauth_fetch_start(f->base, &f->cfg, count_reload, e, sizeof(e)), 0);
+	loop_for(f, 2000); /* the first pass */
+	assert_int_equal(store_partner_set_fetch(f->s, "down", 0, "", NULL), STORE_OK);
+	oauth_fetch_hint_unknown_kid("down");
+	loop_for(f, 2000);
+	assert_true(last_fetch(f, "down", NULL, 0) > 0); /* the first hint fetches */
+	assert_int_equal(store_partner_set_fetch(f->s, "down", 0, "", NULL), STORE_OK);
+	oauth_fetch_hint_unknown_kid("down");
+	oauth_fetch_hint_unknown_kid("down");
+	loop_for(f, 2000);
+	assert_int_equal(last_fetch(f, "down", NULL, 0), 0); /* within 5 min: dropped */
+}
+
+static void test_fetcher_stop_answers_what_is_queued(void **state)
+{
+	struct fetcher_fx *f = *state;
+	char e[256];
+
+	assert_int_equal(oauth_fetch_start(f->base, &f->cfg, count_reload, e, sizeof(e)), 0);
+	assert_int_equal(oauth_fetch_refresh("down", on_done, f), 0);
+	assert_int_equal(oauth_fetch_refresh("down", on_done, f), 0);
+	oauth_fetch_stop();
+	/* each request answered exactly once, on this thread, and no more after */
+	assert_int_equal(f->done_calls, 2);
+	assert_int_equal(oauth_fetch_refresh("down", on_done, f), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +610,13 @@ int main(void)
 	    cmocka_unit_test(test_fetch_https_refuses_other_schemes_before_any_transfer),
 	    cmocka_unit_test(test_extas_partner_resource_prefers_a_registered_target),
 	    cmocka_unit_test(test_extas_request_needs_an_authorization_server),
+	    cmocka_unit_test_setup_teardown(
+		test_fetcher_refresh_answers_with_the_error_and_records_it, fetcher_setup,
+		fetcher_teardown),
+	    cmocka_unit_test_setup_teardown(test_fetcher_unknown_kid_hints_are_rate_limited,
+					    fetcher_setup, fetcher_teardown),
+	    cmocka_unit_test_setup_teardown(test_fetcher_stop_answers_what_is_queued, fetcher_setup,
+					    fetcher_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

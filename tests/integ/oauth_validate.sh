@@ -347,6 +347,9 @@ check "introspect (p1 authenticated): active, client_id, scope, exp, token_type"
 import json; d = json.load(open('$T/resp'))
 assert d['active'] is True and d['client_id'] == 'p1-client' and d['scope'] == 'users.read', d
 assert d['exp'] > d['iat'] > 0 and d['token_type'] == 'Bearer' and d['iss'] == '$ISSUER', d"
+ipost /oauth/introspect
+check_sh "the same client assertion again: 401 invalid_client (replayed jti; got $code)" \
+	'[ "$code" = 401 ] && [ "$(jget "d[\"error\"]")" = invalid_client ]'
 form p1 RS256 "$TOKEN_EP" "token=garbage.token.here"
 ipost /oauth/introspect
 check_sh "introspect of garbage: {\"active\": false} and nothing else" \

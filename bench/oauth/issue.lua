@@ -11,6 +11,7 @@ local f = nil
 local hdrs = { ["Content-Type"] = "application/x-www-form-urlencoded" }
 statuses = {}
 wrapped = 0
+tallied = true
 
 function init(args)
 	f = assert(io.open(path, "r"))

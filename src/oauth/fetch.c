@@ -918,7 +918,9 @@ int oauth_fetch_start(struct event_base *base, const struct config *cfg,
 		F.ev = NULL;
 		return -1;
 	}
+	pthread_mutex_lock(&F.mu);
 	F.running = true;
+	pthread_mutex_unlock(&F.mu);
 	log_info("oauth.fetcher", "refresh=%d ca_file=%s", F.interval, F.ca[0] ? "set" : "none");
 	return 0;
 }
@@ -942,7 +944,9 @@ void oauth_fetch_stop(void)
 	pthread_cond_broadcast(&F.cv);
 	pthread_mutex_unlock(&F.mu);
 	pthread_join(F.thr, NULL);
+	pthread_mutex_lock(&F.mu);
 	F.running = false;
+	pthread_mutex_unlock(&F.mu);
 	/* what finished is answered (without a reload: we are stopping) */
 	F.need_reload = false;
 	F.reload = NULL;

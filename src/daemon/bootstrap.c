@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/file.h"
 #include "core/config.h"
 #include "vault/vault.h"
 
@@ -123,51 +124,6 @@ static int mkdir_p(const char *path, mode_t mode, char *err, size_t errlen)
 
 /* ---- files ------------------------------------------------------------ */
 
-/* Write data to path atomically (temp file, fsync, rename) with mode. */
-static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err,
-			size_t errlen)
-{
-	char tmp[PATH_MAX];
-	int fd, n;
-	const char *p = data;
-
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
-	if (n < 0 || n >= (int)sizeof(tmp)) {
-		snprintf(err, errlen, "path too long: %s", path);
-		return -1;
-	}
-	fd = mkstemp(tmp); /* 0600 until we chmod: a key is never readable by others */
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		p += w;
-		len -= (size_t)w;
-	}
-	if (fchmod(fd, mode) < 0 || fsync(fd) < 0)
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0)
-		goto fail;
-	return 0;
-fail:
-	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return -1;
-}
-
 /* Write the PEM produced into bio (memory or secure-memory BIO) to path. */
 static int write_bio(const char *path, BIO *bio, mode_t mode, char *err, size_t errlen)
 {
@@ -178,7 +134,7 @@ static int write_bio(const char *path, BIO *bio, mode_t mode, char *err, size_t 
 		snprintf(err, errlen, "cannot encode %s", path);
 		return -1;
 	}
-	return write_atomic(path, data, (size_t)len, mode, err, errlen);
+	return file_write_atomic(path, data, (size_t)len, mode, err, errlen);
 }
 
 static int write_key(const char *path, EVP_PKEY *key, char *err, size_t errlen)

@@ -35,6 +35,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/file.h"
 #include "core/secmem.h"
 
 #define KEY_FILE_MAX (64 * 1024) /* a PEM private key is a few KiB at most */
@@ -135,70 +136,6 @@ static int keys_dir(const char *state_dir, char *err, size_t errlen)
 	return 0;
 }
 
-static int fsync_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	char *slash;
-	int fd, rc;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		return 0;
-	*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-/* Write data to path: temp file 0600, fsync, rename, fsync the directory. */
-static int write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
-{
-	char tmp[PATH_MAX];
-	const char *p = data;
-	int fd, n;
-
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
-	if (n < 0 || n >= (int)sizeof(tmp)) {
-		snprintf(err, errlen, "path too long: %s", path);
-		return -1;
-	}
-	fd = mkstemp(tmp); /* 0600 */
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		p += w;
-		len -= (size_t)w;
-	}
-	if (fchmod(fd, 0600) < 0 || fsync(fd) < 0)
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0)
-		goto fail;
-	fsync_dir(path);
-	return 0;
-fail:
-	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno ? errno : EIO));
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return -1;
-}
-
 static int write_key(const char *path, EVP_PKEY *key, char *err, size_t errlen)
 {
 	BIO *bio = BIO_new(BIO_s_secmem()); /* cleared on free */
@@ -215,7 +152,7 @@ static int write_key(const char *path, EVP_PKEY *key, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot encode the private key");
 		goto out;
 	}
-	rc = write_atomic(path, data, (size_t)len, err, errlen);
+	rc = file_write_atomic(path, data, (size_t)len, 0600, err, errlen);
 out:
 	BIO_free(bio);
 	return rc;

@@ -66,7 +66,7 @@ const char *stats_help(enum stat_id id);
 	    "result=\"bad_audience\"", "result=\"expired\"", "result=\"not_yet_valid\"",           \
 	    "result=\"lifetime_too_long\"", "result=\"revoked\"", "result=\"actor_mismatch\"",     \
 	    "result=\"delegation_not_allowed\"", "result=\"insufficient_scope\"",                  \
-	    "result=\"internal\""
+	    "result=\"internal\"", "result=\"certificate_mismatch\""
 #define STATS_FAMILIES(X)                                                                          \
 	X(SF_HTTP_RESPONSES, "rtcauth_http_responses_total",                                       \
 	  "HTTP responses sent, by status class", "class=\"1xx\"", "class=\"2xx\"",                \

@@ -319,6 +319,14 @@ json_t *introspect_answer(const struct oauth_snapshot *snap, const char *token, 
 		json_object_set_new(o, "jti", json_string(p.jti));
 	if (o && p.acts_for_user)
 		json_object_set_new(o, "act", json_pack("{s:s}", "sub", p.client_id));
+	/* RFC 8705 §3.2: the certificate a bound token needs ("!" is a cnf we
+	 * could not read: such a token is never active) */
+	if (o && p.cnf_x5t_s256[0] == '!') {
+		json_decref(o);
+		return json_pack("{s:b}", "active", 0);
+	}
+	if (o && p.cnf_x5t_s256[0])
+		json_object_set_new(o, "cnf", json_pack("{s:s}", "x5t#S256", p.cnf_x5t_s256));
 	return o;
 }
 

@@ -54,7 +54,9 @@ json_t *oauth_metadata_as(const struct oauth_snapshot *snap)
 	    "urn:ietf:params:oauth:grant-type:jwt-bearer",
 	    "urn:ietf:params:oauth:grant-type:token-exchange",
 	};
-	static const char *const auth[] = {"private_key_jwt", "tls_client_auth"};
+	/* RFC 8705 §2.2 only: no trust anchors are configured for the PKI
+	 * variant (tls_client_auth) */
+	static const char *const auth[] = {"private_key_jwt", "self_signed_tls_client_auth"};
 	static const char *const algs[] = {"RS256", "PS256", "ES256", "EdDSA"};
 	json_t *o = json_object();
 
@@ -69,7 +71,9 @@ json_t *oauth_metadata_as(const struct oauth_snapshot *snap)
 				str_array(algs, 4)) ||
 	    json_object_set_new(o, "introspection_endpoint",
 				endpoint(snap, OAUTH_PATH_INTROSPECT)) ||
-	    json_object_set_new(o, "revocation_endpoint", endpoint(snap, OAUTH_PATH_REVOKE)))
+	    json_object_set_new(o, "revocation_endpoint", endpoint(snap, OAUTH_PATH_REVOKE)) ||
+	    /* RFC 8705 §3.3: tokens issued over mTLS are bound to the certificate */
+	    json_object_set_new(o, "tls_client_certificate_bound_access_tokens", json_true()))
 		goto fail;
 	/* not a registered member: where tokens for --use-oauth-server partners
 	 * come from (issue 3 item 8), shown so an operator can check it */

@@ -29,6 +29,7 @@
 #include "oauth/api.h"
 #include "oauth/introspect.h"
 #include "oauth/jose.h"
+#include "oauth/token.h"
 
 static const char *const result_names[VR_COUNT] = {
     [VR_OK] = "ok",
@@ -59,6 +60,7 @@ static const char *const result_names[VR_COUNT] = {
     [VR_DELEGATION_NOT_ALLOWED] = "delegation_not_allowed",
     [VR_INSUFFICIENT_SCOPE] = "insufficient_scope",
     [VR_INTERNAL] = "internal",
+    [VR_CERT_MISMATCH] = "certificate_mismatch",
 };
 
 /* the metric's label sets must stay in this order */
@@ -363,6 +365,22 @@ static int grant_scopes(const struct oauth_partner *p, const json_t *payload, ch
 	return VR_OK;
 }
 
+/* RFC 8705 §3.1: a certificate-bound token names its certificate in
+ * cnf.x5t#S256. A cnf we cannot read binds to nothing ("!"): fail closed. */
+static void fill_cnf(struct oauth_principal *p, const json_t *payload)
+{
+	const json_t *cnf = json_object_get(payload, "cnf");
+	const char *t;
+
+	if (!cnf)
+		return;
+	t = json_is_object(cnf) ? json_string_value(json_object_get(cnf, "x5t#S256")) : NULL;
+	if (t && strlen(t) == JOSE_X5T256_LEN)
+		copy_str(p->cnf_x5t_s256, sizeof(p->cnf_x5t_s256), t);
+	else
+		copy_str(p->cnf_x5t_s256, sizeof(p->cnf_x5t_s256), "!");
+}
+
 static void fill_common(struct oauth_principal *p, const struct half *h)
 {
 	const char *iss = NULL, *jti = NULL;
@@ -375,6 +393,7 @@ static void fill_common(struct oauth_principal *p, const struct half *h)
 	p->iat = h->t.iat;
 	p->nbf = h->t.nbf;
 	p->exp = h->t.exp;
+	fill_cnf(p, h->jws.payload);
 }
 
 /* One of our RFC 9068 access tokens, issued to a partner (still enabled). */
@@ -863,6 +882,13 @@ static bool b64token(const char *s, size_t n)
 int oauth_validate_bearer(const struct oauth_snapshot *snap, const char *authorization, int64_t now,
 			  const char *scope, struct oauth_principal *out)
 {
+	return oauth_validate_bearer_cert(snap, authorization, now, scope, NULL, out);
+}
+
+int oauth_validate_bearer_cert(const struct oauth_snapshot *snap, const char *authorization,
+			       int64_t now, const char *scope, const char *peer_x5t_s256,
+			       struct oauth_principal *out)
+{
 	const char *t;
 	size_t n;
 	int rc;
@@ -892,6 +918,10 @@ int oauth_validate_bearer(const struct oauth_snapshot *snap, const char *authori
 		goto out;
 	}
 	rc = oauth_validate_token(snap, t, n, now, out);
+	/* RFC 8705 §3: a bound token is only good with its certificate */
+	if (rc == VR_OK && out->cnf_x5t_s256[0] &&
+	    (!peer_x5t_s256 || strcmp(out->cnf_x5t_s256, peer_x5t_s256) != 0))
+		rc = VR_CERT_MISMATCH; /* *out stays: the handler may log who */
 	if (rc == VR_OK && scope && !oauth_principal_has_scope(out, scope))
 		rc = VR_INSUFFICIENT_SCOPE; /* *out stays: the handler may log who */
 out:
@@ -957,8 +987,13 @@ bool oauth_require(const struct http_request *req, struct http_response *resp, c
 				    "the OAuth runtime is not ready");
 		return false;
 	}
-	rc = oauth_validate_bearer(snap, http_request_header(req, "Authorization"), clock_wall_s(),
-				   scope, p);
+	{
+		X509 *cert = http_request_peer_cert(req);
+		char x5t[JOSE_X5T256_LEN + 1];
+		bool have = cert && token_cert_thumbprint(cert, x5t) == 0;
+		rc = oauth_validate_bearer_cert(snap, http_request_header(req, "Authorization"),
+						clock_wall_s(), scope, have ? x5t : NULL, p);
+	}
 	if (rc == VR_OK)
 		goto out;
 	h = malloc(CHALLENGE_MAX);

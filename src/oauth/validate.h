@@ -77,6 +77,8 @@ enum validate_result {
 	VR_DELEGATION_NOT_ALLOWED, /* acting for a user without the trust or the claim */
 	VR_INSUFFICIENT_SCOPE,	   /* valid, but the endpoint's scope is not granted */
 	VR_INTERNAL,		   /* memory, OpenSSL, no snapshot */
+	VR_CERT_MISMATCH, /* certificate-bound (cnf, RFC 8705 §3) and not this client's certificate
+			   */
 	VR_COUNT
 };
 
@@ -100,7 +102,10 @@ struct oauth_principal {
 	char scope[STS_SCOPE_MAX];	      /* granted scopes, space-separated, may be '' */
 	char jti[REPLAY_JTI_MAX + 1];	      /* may be '' (Microsoft-style tokens have none) */
 	int64_t iat, nbf, exp;		      /* 0 when absent (exp: the earliest of both halves) */
-	unsigned char hash[32];		      /* SHA-256 of the token text */
+	/* RFC 8705 §3.1 cnf.x5t#S256 of a certificate-bound token, '' when
+	 * unbound; "!" when the cnf claim is malformed (never matches) */
+	char cnf_x5t_s256[JOSE_X5T256_LEN + 1];
+	unsigned char hash[32]; /* SHA-256 of the token text */
 };
 
 /*
@@ -120,6 +125,16 @@ int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, s
  */
 int oauth_validate_bearer(const struct oauth_snapshot *snap, const char *authorization, int64_t now,
 			  const char *scope, struct oauth_principal *out);
+/*
+ * The same for a request that came with the client certificate whose
+ * SHA-256 thumbprint (base64url) is peer_x5t_s256, NULL when it came with
+ * none. A certificate-bound token (cnf.x5t#S256) is valid only with that
+ * certificate (VR_CERT_MISMATCH otherwise, RFC 8705 §3);
+ * oauth_validate_bearer is this with NULL.
+ */
+int oauth_validate_bearer_cert(const struct oauth_snapshot *snap, const char *authorization,
+			       int64_t now, const char *scope, const char *peer_x5t_s256,
+			       struct oauth_principal *out);
 
 /* The enabled partner whose issuer id is id, exact or "<id>@<realm>" (the
  * partner's realm, or ours when it has none). NULL if none. */

@@ -124,6 +124,25 @@ post "grant_type=client_credentials&client_id=m2-client" $(as m2)
 check_sh "an RSA self-signed certificate: 200 (got $code)" '[ "$code" = 200 ]'
 [ "$code" = 200 ] && check "... bound to m2's certificate" verify "c['cnf']['x5t#S256']=='$M2'"
 
+# ---- a bound token at a protected resource (RFC 8705 §3) ----
+ctl user add sip:alice@example.test --display-name Alice --password-stdin <<<"alice-pw-1" >/dev/null
+post "grant_type=client_credentials&client_id=m1-client" $(as m1)
+BOUND=$(field access_token)
+API=${TOKEN_EP_LOCAL%/oauth/token}/api/v1/users/sip:alice@example.test
+get() { # get [curl args...]: status in $code, body in $T/api
+	code=$(hc -o "$T/api" -D "$T/api.h" -w '%{http_code}' -H "Authorization: Bearer $BOUND" \
+		"$@" "$API")
+}
+get $(as m1)
+check_sh "the bound token with its certificate: 200 from the users API (got $code)" \
+	'[ "$code" = 200 ] && grep -q "\"display_name\": *\"Alice\"" "$T/api"'
+get
+check_sh "... without a certificate: 401 invalid_token certificate_mismatch (got $code)" \
+	'[ "$code" = 401 ] && grep -qi "error=\"invalid_token\".*certificate_mismatch" "$T/api.h"'
+get $(as m2)
+check_sh "... with another partner's certificate: 401 (got $code)" \
+	'[ "$code" = 401 ] && grep -q "certificate_mismatch" "$T/api"'
+
 # two requests on one kept-alive connection, the certificate sent once
 code=$(hc -o /dev/null -o /dev/null -w '%{http_code}\n' $(as m1) \
 	-H 'Content-Type: application/x-www-form-urlencoded' \

@@ -720,6 +720,73 @@ static void test_validate_revoked_token_refused_even_from_cache(void **state)
 	free(actor);
 }
 
+/* RFC 8705 §3: a certificate-bound token (cnf.x5t#S256) is good only with
+ * the certificate it names; an unreadable cnf binds to nothing. */
+static void test_validate_certificate_bound_token_needs_its_certificate(void **state)
+{
+	static const char x5t[] = "2Pbyg7kK2DdN8ULXrXQVrSt_YGjUSM1rPnrK3xGZO9I"; /* 43 chars */
+	struct fx *f = *state;
+	struct oauth_principal p;
+	json_t *c = own_claims(f);
+	char *t, *h = NULL;
+
+	json_object_set_new(c, "cnf", json_pack("{s:s}", "x5t#S256", x5t));
+	t = own_token(c);
+	assert_true(asprintf(&h, "Bearer %s", t) > 0);
+	assert_int_equal(oauth_validate_bearer_cert(f->snap, h, NOW, "users.read", x5t, &p), VR_OK);
+	assert_string_equal(p.cnf_x5t_s256, x5t);
+	assert_int_equal(oauth_validate_bearer(f->snap, h, NOW, "users.read", &p),
+			 VR_CERT_MISMATCH);
+	assert_int_equal(oauth_validate_bearer_cert(f->snap, h, NOW, "users.read",
+						    "3Pbyg7kK2DdN8ULXrXQVrSt_YGjUSM1rPnrK3xGZO9I",
+						    &p),
+			 VR_CERT_MISMATCH);
+	assert_string_equal(validate_result_name(VR_CERT_MISMATCH), "certificate_mismatch");
+	free(h);
+	free(t);
+
+	/* cnf of the wrong shape: never matches, even an empty certificate id */
+	c = own_claims(f);
+	json_object_set_new(c, "cnf", json_string(x5t));
+	t = own_token(c);
+	h = NULL;
+	assert_true(asprintf(&h, "Bearer %s", t) > 0);
+	assert_int_equal(oauth_validate_bearer_cert(f->snap, h, NOW, NULL, x5t, &p),
+			 VR_CERT_MISMATCH);
+	free(h);
+
+	/* introspection: a malformed cnf is never active */
+	{
+		json_t *o = introspect_answer(f->snap, t, NOW);
+		assert_non_null(o);
+		assert_false(json_is_true(json_object_get(o, "active")));
+		json_decref(o);
+	}
+	free(t);
+	/* and a good one is reported (RFC 8705 §3.2) */
+	c = own_claims(f);
+	json_object_set_new(c, "cnf", json_pack("{s:s}", "x5t#S256", x5t));
+	t = own_token(c);
+	{
+		json_t *o = introspect_answer(f->snap, t, NOW);
+		assert_non_null(o);
+		assert_true(json_is_true(json_object_get(o, "active")));
+		assert_string_equal(
+		    json_string_value(json_object_get(json_object_get(o, "cnf"), "x5t#S256")), x5t);
+		json_decref(o);
+	}
+	free(t);
+
+	/* an unbound token needs no certificate and ignores one */
+	t = own_token(own_claims(f));
+	h = NULL;
+	assert_true(asprintf(&h, "Bearer %s", t) > 0);
+	assert_int_equal(oauth_validate_bearer_cert(f->snap, h, NOW, NULL, x5t, &p), VR_OK);
+	assert_string_equal(p.cnf_x5t_s256, "");
+	free(h);
+	free(t);
+}
+
 static void test_validate_bearer_header_parsing_and_scope(void **state)
 {
 	struct fx *f = *state;
@@ -1048,6 +1115,7 @@ int main(void)
 	    T(test_validate_outer_needs_full_trust),
 	    T(test_validate_revoked_token_refused_even_from_cache),
 	    T(test_validate_bearer_header_parsing_and_scope),
+	    T(test_validate_certificate_bound_token_needs_its_certificate),
 	    T(test_validate_challenge_lists_trusted_issuers),
 	    T(test_validate_result_names_match_metric_labels),
 	    T(test_introspect_form_is_strict),

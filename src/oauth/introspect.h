@@ -3,12 +3,11 @@
  * (RFC 7009, POST /oauth/revoke), for authenticated partners only (issue 3
  * item 9).
  *
- * Client authentication is private_key_jwt (RFC 7523 §2.2) as at the token
- * endpoint: a client assertion signed by a registered key of an enabled
- * partner, iss = sub = its issuer id, aud = our issuer, token endpoint or
- * this endpoint, exp within the maximum lifetime, a jti never seen before
- * (a replay cache of its own). It lives here, in introspect_client_auth(),
- * until token.c exports its own (see the report of issue 3).
+ * The request rules and the client authentication are the token
+ * endpoint's (token_request_read and token_authenticate in token.h):
+ * private_key_jwt with the one replay cache of client assertions (aud may
+ * also be this endpoint's URL), or a registered self-signed TLS client
+ * certificate with client_id.
  *
  * Introspection answers {"active": false} for anything that does not
  * validate (validate.h), without saying why; a valid token gets active,
@@ -31,39 +30,8 @@
 #include "oauth/oauth.h"
 #include "oauth/replay.h"
 
-#define INTROSPECT_PATH	      "/oauth/introspect"
-#define REVOKE_PATH	      "/oauth/revoke"
-#define INTROSPECT_MAX_PARAMS 16
-
-/* The parameters these endpoints know, decoded (NULL when absent/empty). */
-struct introspect_form {
-	char *buf; /* owns every value; wiped when freed */
-	size_t cap;
-	const char *token;
-	const char *token_type_hint;
-	const char *client_id;
-	const char *client_assertion_type;
-	const char *client_assertion;
-};
-
-/*
- * Parse an application/x-www-form-urlencoded body strictly ('+' and %XX
- * decoded; bad escapes, NUL and controls refused; at most
- * INTROSPECT_MAX_PARAMS pairs; a known parameter at most once; unknown ones
- * ignored). 0, or -1 with a description for a person in why.
- */
-int introspect_form_parse(const char *body, size_t len, struct introspect_form *f, char *why,
-			  size_t cap);
-void introspect_form_free(struct introspect_form *f);
-
-/*
- * Authenticate the client (see above). endpoint is this endpoint's path
- * (INTROSPECT_PATH or REVOKE_PATH), for the aud check. 0 with *client set;
- * -1 (401 invalid_client) or -2 (503: the replay cache is full), with why.
- */
-int introspect_client_auth(const struct oauth_snapshot *snap, struct replay_cache *replay,
-			   const struct introspect_form *f, const char *endpoint, int64_t now,
-			   const struct oauth_partner **client, char *why, size_t cap);
+#define INTROSPECT_PATH "/oauth/introspect"
+#define REVOKE_PATH	"/oauth/revoke"
 
 /* The RFC 7662 §2.2 answer for token (NULL: inactive). A new object. */
 json_t *introspect_answer(const struct oauth_snapshot *snap, const char *token, int64_t now);

@@ -117,6 +117,8 @@ enum {
 	P_ACTOR,
 	P_ACTOR_TYPE,
 	P_REQUESTED_TYPE,
+	P_TOKEN,
+	P_TOKEN_HINT,
 	P_COUNT
 };
 
@@ -137,6 +139,8 @@ static const struct {
     [P_ACTOR] = {"actor_token", true},
     [P_ACTOR_TYPE] = {"actor_token_type", false},
     [P_REQUESTED_TYPE] = {"requested_token_type", false},
+    [P_TOKEN] = {"token", true},
+    [P_TOKEN_HINT] = {"token_type_hint", false},
 };
 
 static int hexval(char c)
@@ -226,6 +230,10 @@ static const char **form_slot(struct token_form *f, int p)
 		return &f->actor_token;
 	case P_ACTOR_TYPE:
 		return &f->actor_token_type;
+	case P_TOKEN:
+		return &f->token;
+	case P_TOKEN_HINT:
+		return &f->token_type_hint;
 	default:
 		return &f->requested_token_type;
 	}
@@ -389,8 +397,9 @@ static struct jose_key *lookup_partner_key(void *arg, const struct jose_jws *jws
 
 /* aud: a string or an array of strings, one of which is our token endpoint
  * or our issuer (RFC 7523 §3 item 3). */
-static bool aud_is_us(const struct oauth_snapshot *snap, const json_t *aud)
+static bool aud_is_us(const struct token_ctx *ctx, const json_t *aud)
 {
+	const struct oauth_snapshot *snap = ctx->snap;
 	size_t i;
 	json_t *v;
 
@@ -398,13 +407,14 @@ static bool aud_is_us(const struct oauth_snapshot *snap, const json_t *aud)
 		const char *s = json_string_value(aud);
 
 		return (snap->token_endpoint[0] && strcmp(s, snap->token_endpoint) == 0) ||
-		       (snap->issuer[0] && strcmp(s, snap->issuer) == 0);
+		       (snap->issuer[0] && strcmp(s, snap->issuer) == 0) ||
+		       (ctx->extra_aud && strcmp(s, ctx->extra_aud) == 0);
 	}
 	if (!json_is_array(aud) || json_array_size(aud) > 16)
 		return false;
 	json_array_foreach(aud, i, v)
 	{
-		if (json_is_string(v) && aud_is_us(snap, v))
+		if (json_is_string(v) && aud_is_us(ctx, v))
 			return true;
 	}
 	return false;
@@ -453,7 +463,7 @@ static int verify_jwt(const struct token_ctx *ctx, const char *tok, enum jwt_pur
 		return -1;
 	}
 	*partner = c.partner;
-	if (!aud_is_us(snap, json_object_get(jws->payload, "aud"))) {
+	if (!aud_is_us(ctx, json_object_get(jws->payload, "aud"))) {
 		fail(res, st, err, TOKEN_R_BAD_CLAIMS,
 		     "the %s's aud is not this server's token endpoint or issuer", what);
 		goto bad;
@@ -652,7 +662,7 @@ static int authenticate_mtls(const struct token_ctx *ctx, const struct token_for
 }
 
 /*
- * Client authentication: private_key_jwt (RFC 7523 §2.2) or mutual TLS
+ * Client authentication (token.h): private_key_jwt (RFC 7523 §2.2) or mutual TLS
  * (RFC 8705 §2.2). A TLS client certificate presented together with a
  * client assertion is two methods in one request, which RFC 6749 §2.3
  * forbids ("MUST NOT use more than one authentication method"): refused
@@ -661,9 +671,9 @@ static int authenticate_mtls(const struct token_ctx *ctx, const struct token_for
  * one, so that neither credential is silently left unchecked. cnf gets the
  * x5t#S256 of the certificate of an mTLS client, else "".
  */
-static int authenticate(const struct token_ctx *ctx, const struct token_form *f,
-			const struct oauth_partner **client, char cnf[JOSE_X5T256_LEN + 1],
-			struct token_result *res)
+int token_authenticate(const struct token_ctx *ctx, const struct token_form *f,
+		       const struct oauth_partner **client, char cnf[JOSE_X5T256_LEN + 1],
+		       struct token_result *res)
 {
 	struct jose_jws jws;
 	const char *sub = NULL, *iss = NULL;
@@ -1011,7 +1021,7 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 		if (may_act_for_users(client, res) < 0)
 			goto out;
 	} else {
-		if (authenticate(ctx, f, &client, cnf, res) < 0)
+		if (token_authenticate(ctx, f, &client, cnf, res) < 0)
 			return;
 		if (g == G_CLIENT_CREDENTIALS && client->rec.trust == STORE_TRUST_USER) {
 			fail(res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT,
@@ -1120,6 +1130,34 @@ static const char *auth_scheme(const struct http_request *req, char *buf, size_t
 	return buf;
 }
 
+int token_request_read(const struct http_request *req, const struct oauth_snapshot *snap,
+		       struct token_form *f, struct token_ctx *ctx, char *scheme, size_t cap,
+		       struct token_result *res)
+{
+	memset(f, 0, sizeof(*f));
+	memset(ctx, 0, sizeof(*ctx));
+	if (!form_type(http_request_header(req, "Content-Type"))) {
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "Content-Type must be application/x-www-form-urlencoded");
+		return -1;
+	}
+	if (req->query && req->query[0]) {
+		/* credentials in a URL end up in logs and histories */
+		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
+		     "send the parameters in the request body, not in the query string");
+		return -1;
+	}
+	if (token_form_parse(req->body.p, req->body.len, f, res) < 0)
+		return -1;
+	ctx->snap = snap;
+	ctx->replay = g_replay;
+	ctx->now = clock_wall_s();
+	ctx->auth_scheme = auth_scheme(req, scheme, cap);
+	/* unverified (http.h): authenticate_mtls compares it with the registration */
+	ctx->client_cert = http_request_peer_cert(req);
+	return 0;
+}
+
 static void respond(struct http_response *resp, const struct token_result *r)
 {
 	json_t *o;
@@ -1157,31 +1195,15 @@ static void token_handler(const struct http_request *req, struct http_response *
 
 	(void)arg;
 	memset(&res, 0, sizeof(res));
-	if (!form_type(http_request_header(req, "Content-Type"))) {
-		fail(&res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
-		     "Content-Type must be application/x-www-form-urlencoded");
-		goto done;
-	}
-	if (req->query && req->query[0]) {
-		/* credentials in a URL end up in logs and histories */
-		fail(&res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
-		     "send the parameters in the request body, not in the query string");
-		goto done;
-	}
-	if (token_form_parse(req->body.p, req->body.len, &f, &res) < 0)
-		goto done;
 	snap = oauth_snapshot_get();
+	if (token_request_read(req, snap, &f, &ctx, scheme, sizeof(scheme), &res) < 0) {
+		oauth_snapshot_put(snap);
+		goto done;
+	}
 	sts_issuer_from_snapshot(&iss, snap);
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.snap = snap;
 	ctx.iss = &iss;
-	ctx.replay = g_replay;
-	ctx.now = clock_wall_s();
-	ctx.auth_scheme = auth_scheme(req, scheme, sizeof(scheme));
 	ctx.user_ok = user_ok_store;
 	ctx.user_arg = req->worker;
-	/* unverified (http.h): authenticate_mtls compares it with the registration */
-	ctx.client_cert = http_request_peer_cert(req);
 	token_process(&ctx, &f, &res);
 	oauth_snapshot_put(snap);
 	token_form_free(&f);
@@ -1195,6 +1217,11 @@ done:
 		 res.client_auth ? res.client_auth : "-", res.description[0] ? " why=" : "",
 		 res.description[0] ? log_val(str_cstr(res.description), dv, sizeof(dv)) : "");
 	token_result_free(&res);
+}
+
+struct replay_cache *token_replay_cache(void)
+{
+	return g_replay;
 }
 
 int oauth_token_routes(void)

@@ -109,6 +109,9 @@ struct token_form {
 	const char *actor_token;
 	const char *actor_token_type;
 	const char *requested_token_type;
+	/* RFC 7662 / RFC 7009 (introspection, revocation: they share this form) */
+	const char *token;
+	const char *token_type_hint;
 };
 
 /* The answer: either a token or an RFC 6749 §5.2 error. */
@@ -163,7 +166,44 @@ struct token_ctx {
 	 * the client_id's partner registered (RFC 8705 §2.2). Borrowed.
 	 */
 	X509 *client_cert;
+	/*
+	 * Another URL of ours a client assertion may name as its aud besides
+	 * the token endpoint and the issuer (the introspection or revocation
+	 * endpoint), or NULL.
+	 */
+	const char *extra_aud;
 };
+
+/*
+ * Client authentication as the token endpoint does it, for every endpoint
+ * partners call (token, introspection, revocation): private_key_jwt (RFC
+ * 7523 §2.2: a client assertion signed by a registered key of an enabled
+ * partner, iss = sub, aud = us, exp within the maximum lifetime, a jti
+ * never seen before in ctx->replay) or a registered self-signed TLS client
+ * certificate with client_id (RFC 8705 §2.2); never both (RFC 6749 §2.3).
+ * Uses client_id, client_assertion_type and client_assertion of f. 0 with
+ * *client set (cnf: the certificate's x5t#S256 for mTLS, else ""), or -1
+ * with the RFC 6749 §5.2 error in res (503 when the replay cache is full).
+ */
+int token_authenticate(const struct token_ctx *ctx, const struct token_form *f,
+		       const struct oauth_partner **client, char cnf[JOSE_X5T256_LEN + 1],
+		       struct token_result *res);
+/* The replay cache of client assertions shared by those endpoints (made by
+ * oauth_token_routes; NULL before). */
+struct replay_cache *token_replay_cache(void);
+
+struct http_request;
+/*
+ * Read a POST of one of those endpoints: Content-Type form-urlencoded, no
+ * query string, the body parsed into *f (token_form_parse; free it with
+ * token_form_free), and *ctx filled for token_authenticate: snap, the
+ * shared replay cache, now, the Authorization scheme (in scheme, cap
+ * bytes) and the client certificate. 0, or -1 with the error in res (*f
+ * then holds nothing).
+ */
+int token_request_read(const struct http_request *req, const struct oauth_snapshot *snap,
+		       struct token_form *f, struct token_ctx *ctx, char *scheme, size_t cap,
+		       struct token_result *res);
 
 /* RFC 8705 §3.1 x5t#S256 of cert: base64url of the SHA-256 of its DER
  * (43 characters) into out. 0, or -1 (out "") when it cannot be encoded. */

@@ -24,6 +24,7 @@
 #include "core/stats.h"
 #include "oauth/api.h"
 #include "oauth/introspect.h"
+#include "oauth/token.h"
 #include "oauth/jose.h"
 #include "oauth/validate.h"
 #include "sip/location.h"
@@ -861,54 +862,84 @@ static char *client_assertion(struct fx *f, const char *aud)
 		    "JWT", k_p1, JOSE_ALG_RS256, "p1key");
 }
 
+/* Introspection and revocation read the token endpoint's form: token and
+ * token_type_hint are known parameters, with its strictness. */
 static void test_introspect_form_is_strict(void **state)
 {
-	struct introspect_form f;
-	char why[200];
+	struct token_form f;
+	struct token_result res;
 	const char *body = "token=a%2Bb&token_type_hint=access_token&x=1&&client_id=p1+c";
 
 	(void)state;
-	assert_int_equal(introspect_form_parse(body, strlen(body), &f, why, sizeof(why)), 0);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(token_form_parse(body, strlen(body), &f, &res), 0);
 	assert_string_equal(f.token, "a+b");
+	assert_string_equal(f.token_type_hint, "access_token");
 	assert_string_equal(f.client_id, "p1 c");
 	assert_null(f.client_assertion);
-	introspect_form_free(&f);
-	assert_int_equal(introspect_form_parse("token=a&token=b", 15, &f, why, sizeof(why)), -1);
-	assert_int_equal(introspect_form_parse("token=a%0Ab", 11, &f, why, sizeof(why)), -1);
-	assert_int_equal(introspect_form_parse("token=a%4", 9, &f, why, sizeof(why)), -1);
-	assert_int_equal(introspect_form_parse("token=a%", 8, &f, why, sizeof(why)), -1);
-	assert_int_equal(
-	    introspect_form_parse("a&a&a&a&a&a&a&a&a&a&a&a&a&a&a&a&a", 33, &f, why, sizeof(why)),
-	    -1);
-	assert_int_equal(introspect_form_parse("token=", 6, &f, why, sizeof(why)), 0);
+	token_form_free(&f);
+	assert_int_equal(token_form_parse("token=a&token=b", 15, &f, &res), -1);
+	assert_int_equal(token_form_parse("token=a%0Ab", 11, &f, &res), -1);
+	assert_int_equal(token_form_parse("token=a%4", 9, &f, &res), -1);
+	assert_int_equal(token_form_parse("token=a%", 8, &f, &res), -1);
+	assert_int_equal(token_form_parse("token=", 6, &f, &res), 0);
 	assert_null(f.token);
-	introspect_form_free(&f);
+	token_form_free(&f);
 }
 
+static int authenticate_body(struct fx *f, struct replay_cache *rc, const char *body,
+			     const char *endpoint, const struct oauth_partner **client,
+			     struct token_result *res)
+{
+	struct token_form form;
+	struct token_ctx ctx;
+	char aud[300], cnf[JOSE_X5T256_LEN + 1];
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	memset(&ctx, 0, sizeof(ctx));
+	assert_int_equal(token_form_parse(body, strlen(body), &form, res), 0);
+	snprintf(aud, sizeof(aud), "%s%s", f->snap->issuer, endpoint);
+	ctx.snap = f->snap;
+	ctx.replay = rc;
+	ctx.now = NOW;
+	ctx.extra_aud = aud;
+	r = token_authenticate(&ctx, &form, client, cnf, res);
+	token_form_free(&form);
+	return r;
+}
+
+/* The token endpoint's client authentication, with the endpoint's own URL
+ * accepted as aud, and one replay cache for every endpoint. */
 static void test_introspect_client_auth_and_replay(void **state)
 {
 	struct fx *f = *state;
 	struct replay_cache *rc = replay_new(64);
 	const struct oauth_partner *client;
-	struct introspect_form form;
-	char why[200], *a = client_assertion(f, ISSUER "/oauth/introspect"), *body = NULL;
+	struct token_result res;
+	char *a = client_assertion(f, ISSUER "/oauth/introspect"), *body = NULL;
 
 	assert_true(asprintf(&body,
 			     "client_assertion_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-"
 			     "assertion-type%%3Ajwt-bearer&client_assertion=%s&token=x",
 			     a) > 0);
-	assert_int_equal(introspect_form_parse(body, strlen(body), &form, why, sizeof(why)), 0);
-	assert_int_equal(introspect_client_auth(f->snap, rc, &form, INTROSPECT_PATH, NOW, &client,
-						why, sizeof(why)),
-			 0);
+	assert_int_equal(authenticate_body(f, rc, body, INTROSPECT_PATH, &client, &res), 0);
 	assert_string_equal(client->rec.name, "p1");
 	/* the same assertion twice: a replay */
-	assert_int_equal(introspect_client_auth(f->snap, rc, &form, INTROSPECT_PATH, NOW, &client,
-						why, sizeof(why)),
-			 -1);
+	assert_int_equal(authenticate_body(f, rc, body, INTROSPECT_PATH, &client, &res), -1);
 	assert_null(client);
-	assert_non_null(strstr(why, "used before"));
-	introspect_form_free(&form);
+	assert_int_equal(res.status, 401);
+	assert_int_equal(res.reason, TOKEN_R_REPLAY);
+	/* an assertion for the introspection endpoint is not one for revocation */
+	free(body);
+	free(a);
+	a = client_assertion(f, ISSUER "/oauth/introspect");
+	assert_true(asprintf(&body,
+			     "client_assertion_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-"
+			     "assertion-type%%3Ajwt-bearer&client_assertion=%s",
+			     a) > 0);
+	assert_int_equal(authenticate_body(f, rc, body, REVOKE_PATH, &client, &res), -1);
+	assert_int_equal(res.reason, TOKEN_R_BAD_CLAIMS);
 	free(body);
 	free(a);
 	/* aud of another server; no assertion at all */
@@ -917,16 +948,10 @@ static void test_introspect_client_auth_and_replay(void **state)
 			     "client_assertion_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-"
 			     "assertion-type%%3Ajwt-bearer&client_assertion=%s",
 			     a) > 0);
-	assert_int_equal(introspect_form_parse(body, strlen(body), &form, why, sizeof(why)), 0);
-	assert_int_equal(
-	    introspect_client_auth(f->snap, rc, &form, REVOKE_PATH, NOW, &client, why, sizeof(why)),
-	    -1);
-	introspect_form_free(&form);
-	assert_int_equal(introspect_form_parse("token=x", 7, &form, why, sizeof(why)), 0);
-	assert_int_equal(
-	    introspect_client_auth(f->snap, rc, &form, REVOKE_PATH, NOW, &client, why, sizeof(why)),
-	    -1);
-	introspect_form_free(&form);
+	assert_int_equal(authenticate_body(f, rc, body, REVOKE_PATH, &client, &res), -1);
+	assert_int_equal(authenticate_body(f, rc, "token=x", REVOKE_PATH, &client, &res), -1);
+	assert_int_equal(res.status, 401);
+	assert_string_equal(res.error, "invalid_client");
 	free(body);
 	free(a);
 	replay_free(rc);

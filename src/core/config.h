@@ -97,8 +97,8 @@ struct config {
 	int oauth_clock_skew;			  /* seconds, default 300, at most 3600 */
 	size_t oauth_max_token_size;		  /* bytes, default 16384 */
 	char oauth_authorization_server[CONFIG_URL_MAX]; /* https metadata URL, or '' */
-	int oauth_metadata_refresh;	      /* seconds between partner metadata fetches; 86400 */
-	char oauth_fetch_ca_file[PATH_MAX];   /* extra CAs for metadata fetches, or '' */
+	int oauth_metadata_refresh;	    /* seconds between partner metadata fetches; 86400 */
+	char oauth_fetch_ca_file[PATH_MAX]; /* extra CAs for metadata fetches, or '' */
 };
 
 /* Fill every field with its default (state_dir-derived paths included). */

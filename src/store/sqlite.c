@@ -1880,9 +1880,9 @@ int store_partner_set_issuer(struct store *s, const char *name, const char *issu
 		return invalid(s, "partner name");
 	if (!issuer || !issuer[0])
 		return invalid(s, "issuer");
-	st = prep(s,
-		  "UPDATE partners SET issuer = ?2, updated = ?3 WHERE name = ?1 AND issuer = ''",
-		  &err);
+	st =
+	    prep(s, "UPDATE partners SET issuer = ?2, updated = ?3 WHERE name = ?1 AND issuer = ''",
+		 &err);
 	if (!st)
 		return err;
 	if ((err = bind_text(s, st, 1, name, STORE_PARTNER_NAME_MAX, "partner name")) ||

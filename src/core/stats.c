@@ -79,6 +79,9 @@ static const struct family families[SF_COUNT] = {STATS_FAMILIES(FAMILY_ROW)};
 STATS_FAMILIES(FAMILY_CHECK)
 #undef FAMILY_CHECK
 
+_Static_assert(sizeof((const char *[]){STATS_AUTH_LABELS("x")}) / sizeof(const char *) ==
+		   STATS_AUTH_RESULT_COUNT,
+	       "STATS_AUTH_LABELS has one label set per enum stats_auth_result");
 static _Atomic uint64_t family_counts[SF_COUNT][STATS_MAX_LABEL_SETS];
 
 void stats_family_inc(enum stats_family_id f, unsigned idx)

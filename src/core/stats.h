@@ -67,7 +67,16 @@ const char *stats_help(enum stat_id id);
 	    "result=\"lifetime_too_long\"", "result=\"revoked\"", "result=\"actor_mismatch\"",     \
 	    "result=\"delegation_not_allowed\"", "result=\"insufficient_scope\"",                  \
 	    "result=\"internal\"", "result=\"certificate_mismatch\""
+/* The label sets of rtcauth_authentications_total: one row per mechanism,
+ * one column per enum stats_auth_result (stats_auth() counts them). */
+#define STATS_AUTH_LABELS(mech)                                                                    \
+	"mechanism=\"" mech "\",result=\"ok\"", "mechanism=\"" mech "\",result=\"failure\"",       \
+	    "mechanism=\"" mech "\",result=\"stale\"", "mechanism=\"" mech "\",result=\"replay\"", \
+	    "mechanism=\"" mech "\",result=\"locked\"",                                            \
+	    "mechanism=\"" mech "\",result=\"unavailable\""
 #define STATS_FAMILIES(X)                                                                          \
+	X(SF_AUTHENTICATIONS, "rtcauth_authentications_total",                                     \
+	  "Authentication attempts, by mechanism and result", STATS_AUTH_LABELS("digest"))         \
 	X(SF_HTTP_RESPONSES, "rtcauth_http_responses_total",                                       \
 	  "HTTP responses sent, by status class", "class=\"1xx\"", "class=\"2xx\"",                \
 	  "class=\"3xx\"", "class=\"4xx\"", "class=\"5xx\"")                                       \
@@ -97,6 +106,23 @@ enum stats_family_id { STATS_FAMILIES(STATS_FAMILY_ENUM) SF_COUNT };
 
 /* Count one event of label set idx; an idx out of range is ignored. */
 void stats_family_inc(enum stats_family_id f, unsigned idx);
+
+/* Mechanisms and results of rtcauth_authentications_total (the rows and
+ * columns of STATS_AUTH_LABELS; a new mechanism is one more row there). */
+enum stats_auth_mech { STATS_MECH_DIGEST, STATS_MECH_COUNT };
+enum stats_auth_result {
+	STATS_AUTH_OK,
+	STATS_AUTH_FAILURE,	/* wrong password, unknown or disabled user */
+	STATS_AUTH_STALE,	/* a stale nonce: challenged again */
+	STATS_AUTH_REPLAY,	/* a nonce count seen before */
+	STATS_AUTH_LOCKED,	/* refused by lockout */
+	STATS_AUTH_UNAVAILABLE, /* the store could not answer */
+	STATS_AUTH_RESULT_COUNT
+};
+static inline void stats_auth(enum stats_auth_mech m, enum stats_auth_result r)
+{
+	stats_family_inc(SF_AUTHENTICATIONS, (unsigned)m * STATS_AUTH_RESULT_COUNT + (unsigned)r);
+}
 uint64_t stats_family_get(enum stats_family_id f, unsigned idx);
 const char *stats_family_name(enum stats_family_id f);
 const char *stats_family_help(enum stats_family_id f);

@@ -69,6 +69,8 @@ static void send_challenge(const struct sip_tx *t, bool stale)
 				       cfg->digest_sess[i], cfg->digest_qop_auth_int, stale);
 	reply_finish_send(&b, t);
 	stats_inc(stale ? ST_AUTH_STALE : ST_AUTH_CHALLENGE);
+	if (stale)
+		stats_auth(STATS_MECH_DIGEST, STATS_AUTH_STALE);
 	log_info("auth.challenge", "code=%d stale=%d src=%s", reg ? 401 : 407, stale, t->src_addr);
 }
 
@@ -92,6 +94,7 @@ static void refuse_locked(const struct sip_tx *t, const char *who, enum lockout_
 	char wbuf[LOG_VAL_MAX];
 
 	stats_inc(ST_AUTH_LOCKED);
+	stats_auth(STATS_MECH_DIGEST, STATS_AUTH_LOCKED);
 	snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry ? retry : 1);
 	log_warn("auth.locked", "user=%s src=%s by=%s retry_after=%u",
 		 log_val(str_cstr(who), wbuf, sizeof(wbuf)), t->src_addr,
@@ -179,6 +182,7 @@ static void record_failure(const struct sip_tx *t, const char *who, const char *
 	enum lockout_state st;
 
 	stats_inc(ST_AUTH_FAIL);
+	stats_auth(STATS_MECH_DIGEST, STATS_AUTH_FAILURE);
 	st = lockout_fail(lo, str_cstr(who), str_cstr(t->src_ip), clock_mono_ms() / 1000);
 	log_warn("auth.fail", "user=%s src=%s reason=%s%s",
 		 log_val(str_cstr(who), wbuf, sizeof(wbuf)), t->src_addr, reason,
@@ -253,6 +257,7 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 	v = vault_digest_verify(t->w->store, &c, t->m->method, t->m->body, realm, user);
 	if (v.kind == VERDICT_TEMPFAIL) {
 		stats_inc(ST_AUTH_TEMPFAIL);
+		stats_auth(STATS_MECH_DIGEST, STATS_AUTH_UNAVAILABLE);
 		log_err("auth.tempfail", "src=%s reason=%s", t->src_addr, v.reason);
 		reply_simple(t, 503, "Service Unavailable", "Retry-After: 5\r\n");
 		return 0;
@@ -277,6 +282,7 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 	}
 	if (ns == NONCE_REPLAY) {
 		stats_inc(ST_AUTH_REPLAY);
+		stats_auth(STATS_MECH_DIGEST, STATS_AUTH_REPLAY);
 		log_warn("auth.replay", "user=%s src=%s nc=%u", user->uri, t->src_addr, c.nc);
 		send_challenge(t, false);
 		return 0;
@@ -287,6 +293,7 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 	}
 	lockout_success(rt->lockout, str_cstr(who), str_cstr(t->src_ip), mono);
 	stats_inc(ST_AUTH_OK);
+	stats_auth(STATS_MECH_DIGEST, STATS_AUTH_OK);
 	log_info("auth.ok", "user=%s mech=digest alg=%s src=%s", user->uri, digest_alg_name(c.alg),
 		 t->src_addr);
 	return 1;

@@ -173,6 +173,14 @@ check_sh "a MESSAGE from one registered UA reaches another through the router (u
 	'[ $arc -eq 0 ] && [ $brc -eq 0 ]'
 [ $arc -eq 0 ] && [ $brc -eq 0 ] || { show "$T/alice.out" 10; show "$T/bob.out" 10; }
 
+# /metrics counts the Digest authentications by mechanism and result
+curl -sS --max-time 10 --cacert "$T/state/ca/ca.crt" -o "$T/metrics" \
+	"https://127.0.0.1:$HTTP_PORT/metrics"
+auth_ok=$(sed -n 's/^rtcauth_authentications_total{mechanism="digest",result="ok"} //p' "$T/metrics")
+check_sh "metrics: digest authentications ok >= 1000 ($auth_ok)" '[ "${auth_ok:-0}" -ge 1000 ]'
+check "metrics: every result of the digest row is there" bash -c \
+	'for r in ok failure stale replay locked unavailable; do grep -q "^rtcauth_authentications_total{mechanism=\"digest\",result=\"$r\"} [0-9]" "$0" || exit 1; done' "$T/metrics"
+
 # restart: SIGTERM exits 0 and every binding is back after start
 before=$(count_aors)
 stop_daemon

@@ -158,6 +158,27 @@ static void test_family_counts_per_label_set_and_ignores_out_of_range(void **sta
 	assert_true(stats_family_get(SF_HTTP_RESPONSES, 5) == 0);
 }
 
+/* rtcauth_authentications_total: a row of results per mechanism, counted
+ * by stats_auth(mechanism, result). */
+static void test_authentications_family_by_mechanism_and_result(void **state)
+{
+	size_t n;
+	const char *const *labels = stats_family_labels(SF_AUTHENTICATIONS, &n);
+	uint64_t ok0 = stats_family_get(SF_AUTHENTICATIONS, STATS_AUTH_OK);
+	uint64_t locked0 = stats_family_get(SF_AUTHENTICATIONS, STATS_AUTH_LOCKED);
+
+	(void)state;
+	assert_int_equal(n, STATS_MECH_COUNT * STATS_AUTH_RESULT_COUNT);
+	assert_string_equal(labels[STATS_AUTH_OK], "mechanism=\"digest\",result=\"ok\"");
+	assert_string_equal(labels[STATS_AUTH_UNAVAILABLE],
+			    "mechanism=\"digest\",result=\"unavailable\"");
+	stats_auth(STATS_MECH_DIGEST, STATS_AUTH_OK);
+	stats_auth(STATS_MECH_DIGEST, STATS_AUTH_LOCKED);
+	stats_auth(STATS_MECH_DIGEST, STATS_AUTH_LOCKED);
+	assert_true(stats_family_get(SF_AUTHENTICATIONS, STATS_AUTH_OK) - ok0 == 1);
+	assert_true(stats_family_get(SF_AUTHENTICATIONS, STATS_AUTH_LOCKED) - locked0 == 2);
+}
+
 /* ---- metrics text ---- */
 
 static uint64_t gauge_42(void)
@@ -410,6 +431,7 @@ int main(void)
 		test_route_lookup_gives_405_methods_and_head_falls_back_to_get, routes_teardown),
 	    cmocka_unit_test(test_histogram_bucket_bounds_are_inclusive_and_count_is_the_sum),
 	    cmocka_unit_test(test_family_counts_per_label_set_and_ignores_out_of_range),
+	    cmocka_unit_test(test_authentications_family_by_mechanism_and_result),
 	    cmocka_unit_test_teardown(test_metrics_text_is_prometheus_0_0_4, metrics_teardown),
 	    cmocka_unit_test(test_metrics_histogram_is_cumulative_with_exact_bounds),
 	    cmocka_unit_test(test_config_http_defaults_follow_the_sip_certificate),

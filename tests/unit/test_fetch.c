@@ -577,6 +577,20 @@ static void test_fetcher_unknown_kid_hints_are_rate_limited(void **state)
 	assert_int_equal(last_fetch(f, "down", NULL, 0), 0); /* within 5 min: dropped */
 }
 
+static void test_fetcher_refetches_on_its_schedule(void **state)
+{
+	struct fetcher_fx *f = *state;
+	char e[256];
+
+	f->cfg.oauth_metadata_refresh = 1; /* config allows 60 s at least; 1 s here */
+	assert_int_equal(oauth_fetch_start(f->base, &f->cfg, count_reload, e, sizeof(e)), 0);
+	loop_for(f, 1000);
+	assert_true(last_fetch(f, "down", NULL, 0) > 0);
+	assert_int_equal(store_partner_set_fetch(f->s, "down", 0, "", NULL), STORE_OK);
+	loop_for(f, 2500);
+	assert_true(last_fetch(f, "down", NULL, 0) > 0); /* fetched again, unasked */
+}
+
 static void test_fetcher_stop_answers_what_is_queued(void **state)
 {
 	struct fetcher_fx *f = *state;
@@ -615,6 +629,8 @@ int main(void)
 		fetcher_teardown),
 	    cmocka_unit_test_setup_teardown(test_fetcher_unknown_kid_hints_are_rate_limited,
 					    fetcher_setup, fetcher_teardown),
+	    cmocka_unit_test_setup_teardown(test_fetcher_refetches_on_its_schedule, fetcher_setup,
+					    fetcher_teardown),
 	    cmocka_unit_test_setup_teardown(test_fetcher_stop_answers_what_is_queued, fetcher_setup,
 					    fetcher_teardown),
 	};

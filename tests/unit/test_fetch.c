@@ -22,6 +22,7 @@
 #include "oauth/extas.h"
 #include "oauth/fetch.h"
 #include "oauth/jose.h"
+#include "oauth/oauth.h"
 
 struct cert {
 	unsigned char *der;
@@ -605,6 +606,50 @@ static void test_fetcher_stop_answers_what_is_queued(void **state)
 	assert_int_equal(oauth_fetch_refresh("down", on_done, f), -1);
 }
 
+/* ---- extas_get_token: who may get a token from the authorization server ---- */
+
+static void test_extas_get_token_only_for_enabled_use_oauth_server_partners(void **state)
+{
+	struct fetcher_fx *f = *state;
+	struct store_partner p;
+	char e[1024], *tok = (char *)1;
+	int64_t exp = 9;
+
+	snprintf(f->cfg.state_dir, sizeof(f->cfg.state_dir), "%s", f->dir);
+	strcpy(f->cfg.domain, "example.test");
+	strcpy(f->cfg.fqdn, "sip.example.test");
+	config_oauth_defaults(&f->cfg);
+	memset(&p, 0, sizeof(p));
+	strcpy(p.name, "mail");
+	strcpy(p.issuer, "00000002-0000-0ff1-ce00-000000000000");
+	strcpy(p.realm, "example.test");
+	strcpy(p.resources, "00000002-0000-0ff1-ce00-000000000000/mail.example.test@example.test");
+	p.enabled = true;
+	p.lifetime = 3600;
+	p.source = STORE_PARTNER_JWKS;
+	p.use_oauth_server = true;
+	assert_int_equal(store_partner_add(f->s, &p), STORE_OK);
+	assert_int_equal(oauth_start(&f->cfg, f->s, e, sizeof(e)), 0);
+	/* "down" is not registered --use-oauth-server; "nosuch" does not exist */
+	assert_int_equal(extas_get_token("down", NULL, &tok, &exp), -1);
+	assert_null(tok);
+	assert_int_equal(exp, 0);
+	assert_int_equal(extas_get_token("nosuch", NULL, &tok, &exp), -1);
+	/* no [oauth] authorization_server */
+	assert_int_equal(extas_get_token("mail", NULL, &tok, &exp), -1);
+	/* one that cannot be reached: an error, no token */
+	strcpy(f->cfg.oauth_authorization_server,
+	       "https://127.0.0.1:1/.well-known/oauth-authorization-server");
+	assert_int_equal(oauth_reload(&f->cfg, f->s, e, sizeof(e)), 0);
+	assert_int_equal(extas_get_token("mail", NULL, &tok, &exp), -1);
+	assert_null(tok);
+	/* disabled: refused even with a server */
+	assert_int_equal(store_partner_set_enabled(f->s, "mail", false), STORE_OK);
+	assert_int_equal(oauth_reload(&f->cfg, f->s, e, sizeof(e)), 0);
+	assert_int_equal(extas_get_token("mail", NULL, &tok, &exp), -1);
+	oauth_stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -631,6 +676,9 @@ int main(void)
 					    fetcher_setup, fetcher_teardown),
 	    cmocka_unit_test_setup_teardown(test_fetcher_refetches_on_its_schedule, fetcher_setup,
 					    fetcher_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_extas_get_token_only_for_enabled_use_oauth_server_partners, fetcher_setup,
+		fetcher_teardown),
 	    cmocka_unit_test_setup_teardown(test_fetcher_stop_answers_what_is_queued, fetcher_setup,
 					    fetcher_teardown),
 	};

@@ -14,8 +14,16 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <jansson.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/b64.h"
 #include "core/config.h"
@@ -650,6 +658,198 @@ static void test_extas_get_token_only_for_enabled_use_oauth_server_partners(void
 	oauth_stop();
 }
 
+/* ---- a tiny HTTPS authorization server in a thread, for the token cache ---- */
+
+struct as_srv {
+	SSL_CTX *ctx;
+	int fd, port;
+	pthread_t thr;
+	int posts; /* token requests answered */
+	int expires_in;
+	char last_form[8192];
+};
+
+static void as_answer(struct as_srv *a, SSL *ssl)
+{
+	char req[8192], body[1024], resp[2048];
+	int n = 0, r;
+	char *hdr_end, *cl;
+
+	while (n < (int)sizeof(req) - 1 &&
+	       (r = SSL_read(ssl, req + n, (int)sizeof(req) - 1 - n)) > 0) {
+		n += r;
+		req[n] = '\0';
+		hdr_end = strstr(req, "\r\n\r\n");
+		if (!hdr_end)
+			continue;
+		cl = strcasestr(req, "Content-Length:");
+		if (!cl || (int)(hdr_end + 4 - req) + atoi(cl + 15) <= n)
+			break;
+	}
+	req[n] = '\0';
+	if (strncmp(req, "GET /.well-known/oauth-authorization-server ", 44) == 0) {
+		snprintf(body, sizeof(body),
+			 "{\"issuer\":\"https://127.0.0.1:%d\",\"token_endpoint\":"
+			 "\"https://127.0.0.1:%d/token\"}",
+			 a->port, a->port);
+	} else if (strncmp(req, "POST /token ", 12) == 0) {
+		a->posts++;
+		hdr_end = strstr(req, "\r\n\r\n");
+		snprintf(a->last_form, sizeof(a->last_form), "%s", hdr_end ? hdr_end + 4 : "");
+		snprintf(body, sizeof(body),
+			 "{\"access_token\":\"token-%d\",\"token_type\":\"Bearer\","
+			 "\"expires_in\":%d}",
+			 a->posts, a->expires_in);
+	} else {
+		snprintf(body, sizeof(body), "{}");
+	}
+	snprintf(resp, sizeof(resp),
+		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+		 "%zu\r\nConnection: close\r\n\r\n%s",
+		 strlen(body), body);
+	SSL_write(ssl, resp, (int)strlen(resp));
+}
+
+static void *as_main(void *arg)
+{
+	struct as_srv *a = arg;
+	int c;
+
+	while ((c = accept(a->fd, NULL, NULL)) >= 0) {
+		SSL *ssl = SSL_new(a->ctx);
+
+		SSL_set_fd(ssl, c);
+		if (SSL_accept(ssl) == 1)
+			as_answer(a, ssl);
+		SSL_shutdown(ssl);
+		SSL_free(ssl);
+		close(c);
+	}
+	return NULL;
+}
+
+/* A self-signed P-256 certificate for IP 127.0.0.1, written to ca_path. */
+static void as_start(struct as_srv *a, const char *ca_path)
+{
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sin);
+	FILE *f;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"127.0.0.1", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, pk);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
+	assert_non_null(ext);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+	f = fopen(ca_path, "w");
+	assert_non_null(f);
+	PEM_write_X509(f, x);
+	fclose(f);
+	a->ctx = SSL_CTX_new(TLS_server_method());
+	assert_int_equal(SSL_CTX_use_certificate(a->ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(a->ctx, pk), 1);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	a->fd = socket(AF_INET, SOCK_STREAM, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(a->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(a->fd, 8), 0);
+	getsockname(a->fd, (struct sockaddr *)&sin, &sl);
+	a->port = ntohs(sin.sin_port);
+	assert_int_equal(pthread_create(&a->thr, NULL, as_main, a), 0);
+}
+
+static void as_stop(struct as_srv *a)
+{
+	shutdown(a->fd, SHUT_RDWR);
+	close(a->fd);
+	pthread_join(a->thr, NULL);
+	SSL_CTX_free(a->ctx);
+}
+
+static void test_extas_caches_tokens_until_shortly_before_they_expire(void **state)
+{
+	struct fetcher_fx *f = *state;
+	struct store_partner p;
+	struct as_srv as = {.expires_in = 3600};
+	char e[1024], *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL;
+	int64_t x1, x2, x3, x4;
+
+	snprintf(f->cfg.state_dir, sizeof(f->cfg.state_dir), "%s", f->dir);
+	snprintf(f->cfg.oauth_fetch_ca_file, sizeof(f->cfg.oauth_fetch_ca_file), "%s/as.pem",
+		 f->dir);
+	strcpy(f->cfg.domain, "example.test");
+	strcpy(f->cfg.fqdn, "sip.example.test");
+	config_oauth_defaults(&f->cfg);
+	as_start(&as, f->cfg.oauth_fetch_ca_file);
+	snprintf(f->cfg.oauth_authorization_server, sizeof(f->cfg.oauth_authorization_server),
+		 "https://127.0.0.1:%d/.well-known/oauth-authorization-server", as.port);
+	memset(&p, 0, sizeof(p));
+	strcpy(p.name, "mail");
+	strcpy(p.issuer, "00000002-0000-0ff1-ce00-000000000000");
+	strcpy(p.realm, "example.test");
+	strcpy(p.resources, "00000002-0000-0ff1-ce00-000000000000/mail.example.test@example.test");
+	p.enabled = true;
+	p.lifetime = 3600;
+	p.source = STORE_PARTNER_JWKS;
+	p.use_oauth_server = true;
+	assert_int_equal(store_partner_add(f->s, &p), STORE_OK);
+	assert_int_equal(oauth_start(&f->cfg, f->s, e, sizeof(e)), 0);
+	assert_int_equal(oauth_fetch_start(f->base, &f->cfg, count_reload, e, sizeof(e)), 0);
+
+	assert_int_equal(extas_get_token("mail", NULL, &t1, &x1), 0);
+	assert_string_equal(t1, "token-1");
+	assert_int_equal(as.posts, 1);
+	/* client_credentials, our client id, private_key_jwt, the partner's resource */
+	assert_non_null(strstr(as.last_form, "grant_type=client_credentials"));
+	assert_non_null(strstr(as.last_form, "client_id=00000004-0000-0ff1-ce00-000000000000%40"
+					     "example.test"));
+	assert_non_null(strstr(as.last_form, "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%"
+					     "3Aclient-assertion-type%3Ajwt-bearer"));
+	assert_non_null(strstr(as.last_form, "resource=00000002-0000-0ff1-ce00-000000000000%2F"
+					     "mail.example.test%40example.test"));
+	/* the same again: from the cache, no request */
+	assert_int_equal(extas_get_token("mail", NULL, &t2, &x2), 0);
+	assert_string_equal(t2, "token-1");
+	assert_int_equal(x2, x1);
+	assert_int_equal(as.posts, 1);
+	/* another resource: another token */
+	assert_int_equal(extas_get_token("mail", "other/host@example.test", &t3, &x3), 0);
+	assert_string_equal(t3, "token-2");
+	assert_int_equal(as.posts, 2);
+	/* a token that lives 1 s is kept until 10% before it expires: asked
+	 * for again after that */
+	as.expires_in = 1;
+	extas_cache_clear();
+	assert_int_equal(extas_get_token("mail", NULL, &t4, &x4), 0);
+	assert_string_equal(t4, "token-3");
+	free(t4);
+	t4 = NULL;
+	sleep(2);
+	assert_int_equal(extas_get_token("mail", NULL, &t4, &x4), 0);
+	assert_string_equal(t4, "token-4");
+	assert_int_equal(as.posts, 4);
+	free(t1);
+	free(t2);
+	free(t3);
+	free(t4);
+	oauth_fetch_stop();
+	oauth_stop();
+	as_stop(&as);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +878,9 @@ int main(void)
 					    fetcher_teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_extas_get_token_only_for_enabled_use_oauth_server_partners, fetcher_setup,
+		fetcher_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_extas_caches_tokens_until_shortly_before_they_expire, fetcher_setup,
 		fetcher_teardown),
 	    cmocka_unit_test_setup_teardown(test_fetcher_stop_answers_what_is_queued, fetcher_setup,
 					    fetcher_teardown),

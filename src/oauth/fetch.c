@@ -578,6 +578,26 @@ static int get_doc(const char *url, const struct fetch_opts *o, struct fetch_doc
 	return rc;
 }
 
+/* What the store will hold must load as the snapshot will load it. */
+static int keys_load_back(const char *url, char **jwks, char *err, size_t errlen)
+{
+	struct jose_keyset ks;
+	size_t skipped = 0;
+	int rc = jose_keyset_from_jwks(*jwks, strlen(*jwks), STORE_PARTNER_KEYS_MAX, &ks, &skipped);
+
+	if (rc == 0 && ks.n > 0) {
+		jose_keyset_clear(&ks);
+		return 0;
+	}
+	if (rc == 0)
+		jose_keyset_clear(&ks);
+	seterr(err, errlen, "%s: the keys do not load back (%s)", url,
+	       rc ? jose_strerror(rc) : "no key");
+	free(*jwks);
+	*jwks = NULL;
+	return -1;
+}
+
 int fetch_partner_keys(const char *url, const struct fetch_opts *o, char **jwks, char *issuer,
 		       size_t issuer_cap, char *realm, size_t realm_cap, char *err, size_t errlen)
 {
@@ -595,7 +615,7 @@ int fetch_partner_keys(const char *url, const struct fetch_opts *o, char **jwks,
 		*jwks = doc.jwks;
 		doc.jwks = NULL;
 		fetch_doc_clear(&doc);
-		return 0;
+		return keys_load_back(url, jwks, err, errlen);
 	}
 	if (!doc.jwks_uri[0]) {
 		seterr(err, errlen, "%s: the RFC 8414 document has no \"jwks_uri\"", url);
@@ -614,6 +634,8 @@ int fetch_partner_keys(const char *url, const struct fetch_opts *o, char **jwks,
 	}
 	fetch_doc_clear(&keys);
 	fetch_doc_clear(&doc);
+	if (rc == 0)
+		rc = keys_load_back(url, jwks, err, errlen);
 	if (rc < 0)
 		issuer[0] = realm[0] = '\0';
 	return rc;

@@ -782,20 +782,6 @@ static int collect(void *ctx, const struct store_partner *p)
 	return 0;
 }
 
-static void fetch_all(struct store *st, bool *changed)
-{
-	struct names ns = {0};
-	char err[FETCH_ERR_MAX];
-	bool ch;
-
-	if (store_partner_list(st, collect, &ns) != STORE_OK)
-		log_err("oauth.fetch_list_failed", "reason=%s", store_errmsg(st));
-	for (size_t i = 0; i < ns.n && !atomic_load(&F.stop); i++)
-		if (fetch_one(st, ns.v[i], true, &ch, err, sizeof(err)) == 0 && ch)
-			*changed = true;
-	free(ns.v);
-}
-
 static void finish(struct req *r, bool changed)
 {
 	pthread_mutex_lock(&F.mu);
@@ -807,18 +793,71 @@ static void finish(struct req *r, bool changed)
 	event_active(F.ev, EV_READ, 0);
 }
 
+/* Ask the main thread for a reload that nobody waits for. */
+static void reload_only(void)
+{
+	struct req *r = calloc(1, sizeof(*r));
+
+	if (r)
+		finish(r, true);
+}
+
+/* Answer one queued request (st NULL: the store could not be opened, why
+ * in store_err). false when the queue is empty. */
+static bool serve_one(struct store *st, const char *store_err)
+{
+	struct req *r;
+	bool changed = false;
+
+	pthread_mutex_lock(&F.mu);
+	r = F.queue;
+	if (r)
+		F.queue = r->next;
+	pthread_mutex_unlock(&F.mu);
+	if (!r)
+		return false;
+	if (!st) {
+		r->rc = -1;
+		snprintf(r->err, sizeof(r->err), "the store cannot be opened: %s", store_err);
+	} else {
+		r->rc = fetch_one(st, r->name, r->quiet, &changed, r->err, sizeof(r->err));
+	}
+	finish(r, changed);
+	return true;
+}
+
+/* Every enabled partner with a metadata URL; requests that arrive meanwhile
+ * (rtcauthctl partner refresh) go first, and each change is loaded at once. */
+static void fetch_all(struct store *st)
+{
+	struct names ns = {0};
+	char err[FETCH_ERR_MAX];
+	bool ch;
+
+	if (store_partner_list(st, collect, &ns) != STORE_OK)
+		log_err("oauth.fetch_list_failed", "reason=%s", store_errmsg(st));
+	for (size_t i = 0; i < ns.n && !atomic_load(&F.stop); i++) {
+		while (!atomic_load(&F.stop) && serve_one(st, ""))
+			;
+		if (atomic_load(&F.stop))
+			break;
+		if (fetch_one(st, ns.v[i], true, &ch, err, sizeof(err)) == 0 && ch)
+			reload_only();
+	}
+	free(ns.v);
+}
+
 static void *fetcher_main(void *arg)
 {
 	struct store *st = NULL;
-	char err[FETCH_ERR_MAX];
+	char err[FETCH_ERR_MAX] = "";
 	struct timespec due;
 
 	(void)arg;
 	clock_gettime(CLOCK_MONOTONIC, &due); /* the first pass: now */
 	for (;;) {
-		struct req *r = NULL;
 		struct timespec now;
-		bool changed = false;
+		bool queued;
 
 		pthread_mutex_lock(&F.mu);
 		for (;;) {
@@ -827,35 +866,22 @@ static void *fetcher_main(void *arg)
 				break;
 			pthread_cond_timedwait(&F.cv, &F.mu, &due);
 		}
-		if (atomic_load(&F.stop)) {
-			pthread_mutex_unlock(&F.mu);
-			break;
-		}
-		if (F.queue) {
-			r = F.queue;
-			F.queue = r->next;
-		}
+		queued = F.queue != NULL;
 		pthread_mutex_unlock(&F.mu);
+		if (atomic_load(&F.stop))
+			break;
 		if (!st && store_open(F.db, 0, 5000, &st, err, sizeof(err)) != STORE_OK) {
 			log_err("oauth.fetch_store", "reason=%s", err);
 			st = NULL;
 		}
-		if (!r) {
-			if (st)
-				fetch_all(st, &changed);
-			clock_gettime(CLOCK_MONOTONIC, &due);
-			due.tv_sec += F.interval;
-			if (changed && (r = calloc(1, sizeof(*r))) != NULL)
-				finish(r, true); /* nobody waits: only the reload */
+		if (queued) {
+			serve_one(st, err);
 			continue;
 		}
-		if (!st) {
-			r->rc = -1;
-			snprintf(r->err, sizeof(r->err), "the store cannot be opened: %s", err);
-		} else {
-			r->rc = fetch_one(st, r->name, r->quiet, &changed, r->err, sizeof(r->err));
-		}
-		finish(r, changed);
+		if (st)
+			fetch_all(st);
+		clock_gettime(CLOCK_MONOTONIC, &due);
+		due.tv_sec += F.interval;
 	}
 	store_close(st);
 	return NULL;

@@ -362,6 +362,27 @@ const struct oauth_partner *oauth_partner_by_issuer(const struct oauth_snapshot 
 	return NULL;
 }
 
+const struct oauth_partner *oauth_partner_by_id(const struct oauth_snapshot *snap, const char *id)
+{
+	const char *at = strrchr(id, '@');
+	size_t i, n = at ? (size_t)(at - id) : 0;
+
+	for (i = 0; i < snap->n_partners; i++)
+		if (snap->partners[i].rec.issuer[0] &&
+		    strcmp(snap->partners[i].rec.issuer, id) == 0)
+			return &snap->partners[i];
+	if (!at || n == 0)
+		return NULL;
+	for (i = 0; i < snap->n_partners; i++) {
+		const struct oauth_partner *p = &snap->partners[i];
+
+		if (strlen(p->rec.issuer) == n && strncmp(p->rec.issuer, id, n) == 0 &&
+		    strcmp((p->rec.realm[0] ? p->rec.realm : snap->realm), at + 1) == 0)
+			return p;
+	}
+	return NULL;
+}
+
 const struct oauth_partner *oauth_partner_by_name(const struct oauth_snapshot *snap,
 						  const char *name)
 {

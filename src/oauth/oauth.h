@@ -88,6 +88,9 @@ const struct oauth_partner *oauth_partner_by_issuer(const struct oauth_snapshot 
 						    const char *issuer, const char *realm);
 const struct oauth_partner *oauth_partner_by_name(const struct oauth_snapshot *snap,
 						  const char *name);
+/* The enabled partner whose issuer id is id, exact or "<id>@<realm>" (the
+ * partner's realm, or ours when it has none). NULL if none. */
+const struct oauth_partner *oauth_partner_by_id(const struct oauth_snapshot *snap, const char *id);
 
 /*
  * Sign payload as a compact JWS with the current key: the header gets

@@ -22,6 +22,7 @@
 #include "core/secmem.h"
 #include "core/stats.h"
 #include "http/http.h"
+#include "oauth/fetch.h"
 #include "oauth/jose.h"
 #include "sip/server.h"
 #include "store/store.h"
@@ -351,30 +352,6 @@ struct jwt_check {
 	bool unknown_issuer;
 };
 
-static const struct oauth_partner *partner_find(const struct oauth_snapshot *snap, const char *iss)
-{
-	const char *at = strrchr(iss, '@');
-	size_t i, idlen = at ? (size_t)(at - iss) : 0;
-
-	for (i = 0; i < snap->n_partners; i++) {
-		const struct oauth_partner *p = &snap->partners[i];
-
-		if (p->rec.issuer[0] && strcmp(p->rec.issuer, iss) == 0)
-			return p;
-	}
-	/* the Microsoft form "<principal id>@<realm>" */
-	if (!at || idlen == 0)
-		return NULL;
-	for (i = 0; i < snap->n_partners; i++) {
-		const struct oauth_partner *p = &snap->partners[i];
-
-		if (strlen(p->rec.issuer) == idlen && strncmp(p->rec.issuer, iss, idlen) == 0 &&
-		    strcmp(p->rec.realm[0] ? p->rec.realm : snap->realm, at + 1) == 0)
-			return p;
-	}
-	return NULL;
-}
-
 static struct jose_key *lookup_partner_key(void *arg, const struct jose_jws *jws, int *err)
 {
 	struct jwt_check *c = arg;
@@ -386,12 +363,14 @@ static struct jose_key *lookup_partner_key(void *arg, const struct jose_jws *jws
 		c->unknown_issuer = true;
 		return NULL;
 	}
-	c->partner = partner_find(c->snap, iss);
+	c->partner = oauth_partner_by_id(c->snap, iss);
 	if (!c->partner) {
 		c->unknown_issuer = true;
 		return NULL;
 	}
 	k = jose_keyset_find(&c->partner->keys, jws->kid, jws->x5t, jws->x5t_s256);
+	if (!k) /* maybe a key the partner published since: refetch (rate-limited) */
+		oauth_fetch_hint_unknown_kid(c->partner->rec.name);
 	return k ? jose_key_ref((struct jose_key *)k) : NULL;
 }
 
@@ -634,7 +613,7 @@ static int authenticate_mtls(const struct token_ctx *ctx, const struct token_for
 		     "mutual TLS client authentication needs client_id (RFC 8705 §2)");
 		return -1;
 	}
-	p = partner_find(ctx->snap, f->client_id);
+	p = oauth_partner_by_id(ctx->snap, f->client_id);
 	if (!p) {
 		fail(res, 401, "invalid_client", TOKEN_R_UNKNOWN_ISSUER,
 		     "client_id is not an enabled partner application");

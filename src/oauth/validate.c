@@ -28,6 +28,7 @@
 #include "http/http.h"
 #include "oauth/api.h"
 #include "oauth/introspect.h"
+#include "oauth/fetch.h"
 #include "oauth/jose.h"
 #include "oauth/token.h"
 
@@ -133,27 +134,6 @@ static const char *partner_realm(const struct oauth_snapshot *snap, const struct
 	return p->rec.realm[0] ? p->rec.realm : snap->realm;
 }
 
-const struct oauth_partner *oauth_partner_by_id(const struct oauth_snapshot *snap, const char *id)
-{
-	const char *at = strrchr(id, '@');
-	size_t i, n = at ? (size_t)(at - id) : 0;
-
-	for (i = 0; i < snap->n_partners; i++)
-		if (snap->partners[i].rec.issuer[0] &&
-		    strcmp(snap->partners[i].rec.issuer, id) == 0)
-			return &snap->partners[i];
-	if (!at || n == 0)
-		return NULL;
-	for (i = 0; i < snap->n_partners; i++) {
-		const struct oauth_partner *p = &snap->partners[i];
-
-		if (strlen(p->rec.issuer) == n && strncmp(p->rec.issuer, id, n) == 0 &&
-		    strcmp(partner_realm(snap, p), at + 1) == 0)
-			return p;
-	}
-	return NULL;
-}
-
 /* ---- one signed token ---- */
 
 struct lookup {
@@ -188,6 +168,8 @@ static struct jose_key *lookup_key(void *arg, const struct jose_jws *jws, int *e
 		ks = &l->partner->keys;
 	}
 	k = jose_keyset_find(ks, jws->kid, jws->x5t, jws->x5t_s256);
+	if (!k && l->partner) /* maybe a key the partner published since: refetch (rate-limited) */
+		oauth_fetch_hint_unknown_kid(l->partner->rec.name);
 	return k ? jose_key_ref((struct jose_key *)k) : NULL;
 }
 

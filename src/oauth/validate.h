@@ -136,10 +136,6 @@ int oauth_validate_bearer_cert(const struct oauth_snapshot *snap, const char *au
 			       int64_t now, const char *scope, const char *peer_x5t_s256,
 			       struct oauth_principal *out);
 
-/* The enabled partner whose issuer id is id, exact or "<id>@<realm>" (the
- * partner's realm, or ours when it has none). NULL if none. */
-const struct oauth_partner *oauth_partner_by_id(const struct oauth_snapshot *snap, const char *id);
-
 /* Is scope (one item) among p's granted scopes? */
 bool oauth_principal_has_scope(const struct oauth_principal *p, const char *scope);
 

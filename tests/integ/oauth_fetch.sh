@@ -122,6 +122,8 @@ else:
 PY
 mkcert pj
 mkcert pj2
+mkcert pk1
+mkcert pk2
 mkcert p8
 mkcert pm
 mkcert pre
@@ -268,6 +270,18 @@ rc=$?
 check_sh "the partner rotates its key: refresh picks it up (exit $rc)" '[ $rc -eq 0 ]'
 check_sh "... the new key's assertions are accepted" '[ "$(token pj2 pj-client)" = 200 ]'
 check_sh "... the old key's are refused" '[ "$(token pj pj-client)" = 401 ]'
+
+# ---- an unknown key id makes the daemon fetch again by itself ----
+$PY "$T/docs.py" jwks "$T/pk1.crt" >"$WWW/pk.json"
+ctl partner add pk --metadata-url "$W/pk.json" --issuer pk-client >/dev/null 2>&1
+ctl partner refresh pk >/dev/null 2>&1
+check_sh "partner pk: its first key works" '[ "$(token pk1 pk-client)" = 200 ]'
+$PY "$T/docs.py" jwks "$T/pk2.crt" >"$WWW/pk.json"
+first=$(token pk2 pk-client)
+for _ in $(seq 1 50); do [ "$(token pk2 pk-client)" = 200 ] && break; sleep 0.1; done
+check_sh "a new key id is refused at first ($first), then accepted after the fetch it triggered, without partner refresh" \
+	'[ "$first" = 401 ] && [ "$(token pk2 pk-client)" = 200 ]'
+check "... the daemon logged the fetch with a changed key set" grep -q 'event=oauth.fetch partner=pk result=ok changed=yes' "$T/rtcauthd.log"
 
 # ---- a slow server: rtcauthd answers "still fetching", rtcauthctl waits ----
 ctl partner add pslow --metadata-url "$W/slow/jwks.json" --issuer pslow-client >/dev/null 2>&1

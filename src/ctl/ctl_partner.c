@@ -669,9 +669,10 @@ static int partner_add(struct ctl *c, int argc, char **argv)
 	printf("added partner %s (%s keys, trust %s, realm %s)\n", p->name,
 	       store_partner_source_name(p->source), store_partner_trust_name(p->trust), p->realm);
 	if (p->source == STORE_PARTNER_METADATA)
-		ctl_note("rtcauthd fetches the metadata of %s at start and on schedule; to fetch "
-			 "now: rtcauthctl partner refresh %s",
-			 p->name, p->name);
+		ctl_note("a running rtcauthd fetches the metadata of %s now, then on schedule "
+			 "(see the result: rtcauthctl partner show %s; fetch again: rtcauthctl "
+			 "partner refresh %s)",
+			 p->name, p->name, p->name);
 	reload_daemon(c);
 	rc = CTL_EXIT_OK;
 out:

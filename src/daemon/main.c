@@ -311,6 +311,29 @@ static int admin_oauth_reload(char *err, size_t errlen)
 }
 
 /*
+ * "oauth.reload" from rtcauthctl: reload, then fetch the keys of partners
+ * registered by metadata URL that were never fetched (a partner just
+ * added), so an operator need not run partner refresh.
+ */
+static int admin_oauth_reload_and_fetch(char *err, size_t errlen)
+{
+	const struct oauth_snapshot *snap;
+	int rc = admin_oauth_reload(err, errlen);
+
+	if (rc < 0)
+		return rc;
+	snap = oauth_snapshot_get();
+	for (size_t i = 0; snap && i < snap->n_partners; i++) {
+		const struct store_partner *p = &snap->partners[i].rec;
+		if (p->source == STORE_PARTNER_METADATA && p->last_fetch == 0)
+			oauth_fetch_refresh(p->name, NULL, NULL);
+	}
+	if (snap)
+		oauth_snapshot_put(snap);
+	return 0;
+}
+
+/*
  * The OAuth runtime: a current signing key (made at the first start), its
  * snapshot, and the metadata endpoints, before any HTTPS server exists.
  */
@@ -325,7 +348,7 @@ static int oauth_up(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot register the OAuth endpoints");
 		return -1;
 	}
-	admin_set_oauth_reload(admin_oauth_reload);
+	admin_set_oauth_reload(admin_oauth_reload_and_fetch);
 	return 0;
 }
 

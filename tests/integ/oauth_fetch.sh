@@ -124,6 +124,7 @@ mkcert pj
 mkcert pj2
 mkcert pk1
 mkcert pk2
+mkcert pa
 mkcert p8
 mkcert pm
 mkcert pre
@@ -282,6 +283,13 @@ for _ in $(seq 1 50); do [ "$(token pk2 pk-client)" = 200 ] && break; sleep 0.1;
 check_sh "a new key id is refused at first ($first), then accepted after the fetch it triggered, without partner refresh" \
 	'[ "$first" = 401 ] && [ "$(token pk2 pk-client)" = 200 ]'
 check "... the daemon logged the fetch with a changed key set" grep -q 'event=oauth.fetch partner=pk result=ok changed=yes' "$T/rtcauthd.log"
+
+# ---- a partner added by metadata URL is fetched at once, without refresh ----
+$PY "$T/docs.py" jwks "$T/pa.crt" >"$WWW/pa.json"
+ctl partner add pa --metadata-url "$W/pa.json" --issuer pa-client >/dev/null 2>&1
+for _ in $(seq 1 50); do [ "$(token pa pa-client)" = 200 ] && break; sleep 0.1; done
+check_sh "a partner added while rtcauthd runs is fetched at once: its assertion is accepted" \
+	'[ "$(token pa pa-client)" = 200 ]'
 
 # ---- a slow server: rtcauthd answers "still fetching", rtcauthctl waits ----
 ctl partner add pslow --metadata-url "$W/slow/jwks.json" --issuer pslow-client >/dev/null 2>&1

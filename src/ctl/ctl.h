@@ -125,6 +125,13 @@ int ctl_admin_unreachable(struct ctl *c, const char *reason);
 /* Best effort: ask a running daemon to forget cached key lookups. Silent
  * when no daemon runs (then there is no cache). */
 void ctl_admin_flush_cache(struct ctl *c);
+/*
+ * Best effort: tell a running daemon to reload its OAuth keys and partners
+ * (admin command "oauth.reload"), after a key or partner change. Silent when
+ * no daemon runs (it reads the store when it starts); a note when the
+ * daemon could not load the change (it keeps what it had).
+ */
+void ctl_admin_oauth_reload(struct ctl *c);
 
 /* ---- commands ---- */
 

@@ -236,3 +236,22 @@ void ctl_admin_flush_cache(struct ctl *c)
 		json_decref(rep);
 	json_decref(req);
 }
+
+void ctl_admin_oauth_reload(struct ctl *c)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "oauth.reload"), *rep = NULL;
+	char reason[256];
+
+	if (!req || ctl_admin_call(c->cfg.admin_socket, req, &rep, reason, sizeof(reason)) != 0) {
+		json_decref(req);
+		return;
+	}
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		const char *e = json_string_value(json_object_get(rep, "error"));
+		ctl_note("the change is stored, but the running rtcauthd could not load it: %s; it "
+			 "keeps the keys it had until this is fixed (see its log)",
+			 e ? e : "no reason given");
+	}
+	json_decref(rep);
+	json_decref(req);
+}

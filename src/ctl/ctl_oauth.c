@@ -52,30 +52,6 @@ static void issuer_cn(struct ctl *c, char *cn, size_t cap)
 		snprintf(cn, cap, "%.*s", KEYS_CN_MAX, c->cfg.oauth_realm);
 }
 
-/*
- * Tell a running rtcauthd to reload its OAuth keys and partners (admin
- * command "oauth.reload"), as user commands send "cache.flush". Silent
- * when no daemon runs: it reads the store when it starts.
- */
-static void reload_daemon(struct ctl *c)
-{
-	json_t *req = json_pack("{s:s}", "cmd", "oauth.reload"), *rep = NULL;
-	char reason[256];
-
-	if (!req || ctl_admin_call(c->cfg.admin_socket, req, &rep, reason, sizeof(reason)) != 0) {
-		json_decref(req);
-		return;
-	}
-	if (!json_is_true(json_object_get(rep, "ok"))) {
-		const char *e = json_string_value(json_object_get(rep, "error"));
-		ctl_note("the change is stored, but the running rtcauthd could not load it: %s; it "
-			 "keeps the keys it had until this is fixed (see its log)",
-			 e ? e : "no reason given");
-	}
-	json_decref(rep);
-	json_decref(req);
-}
-
 static int key_failed(struct ctl *c, const char *what, int rc)
 {
 	ctl_err("%s failed: %s (%s)", what, store_strerror(rc), store_errmsg(c->store));
@@ -153,7 +129,7 @@ static int key_new(struct ctl *c, int argc, char **argv)
 		}
 		printf("created signing key %s (%s), current: it signs tokens from now on\n",
 		       k->kid, k->alg);
-		reload_daemon(c);
+		ctl_admin_oauth_reload(c);
 		rc = CTL_EXIT_OK;
 		goto out;
 	}
@@ -195,7 +171,7 @@ static int key_new(struct ctl *c, int argc, char **argv)
 	printf("created signing key %s (%s), next: published now; once partners have it, make "
 	       "it sign with: rtcauthctl oauth key activate %s\n",
 	       k->kid, k->alg, k->kid);
-	reload_daemon(c);
+	ctl_admin_oauth_reload(c);
 	rc = CTL_EXIT_OK;
 out:
 	free(k);
@@ -388,7 +364,7 @@ static int key_change(struct ctl *c, const struct ctl_cmd_help *h, int to, int a
 				 k->kid, c->cfg.state_dir);
 		printf("key %s retired: no longer published nor accepted\n", k->kid);
 	}
-	reload_daemon(c);
+	ctl_admin_oauth_reload(c);
 	rc = CTL_EXIT_OK;
 out:
 	free(k);

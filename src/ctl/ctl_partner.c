@@ -504,30 +504,6 @@ static int load_jwks(const char *path, char **out)
 
 /* ---- commands ---- */
 
-/*
- * Tell a running rtcauthd to reload its OAuth keys and partners (admin
- * command "oauth.reload"), as user commands send "cache.flush". Silent
- * when no daemon runs: it reads the store when it starts.
- */
-static void reload_daemon(struct ctl *c)
-{
-	json_t *req = json_pack("{s:s}", "cmd", "oauth.reload"), *rep = NULL;
-	char reason[256];
-
-	if (!req || ctl_admin_call(c->cfg.admin_socket, req, &rep, reason, sizeof(reason)) != 0) {
-		json_decref(req);
-		return;
-	}
-	if (!json_is_true(json_object_get(rep, "ok"))) {
-		const char *e = json_string_value(json_object_get(rep, "error"));
-		ctl_note("the change is stored, but the running rtcauthd could not load it: %s; it "
-			 "keeps the keys it had until this is fixed (see its log)",
-			 e ? e : "no reason given");
-	}
-	json_decref(rep);
-	json_decref(req);
-}
-
 static int partner_not_found(const char *name)
 {
 	ctl_err("partner %s not found (see: rtcauthctl partner list)", name);
@@ -673,7 +649,7 @@ static int partner_add(struct ctl *c, int argc, char **argv)
 			 "(see the result: rtcauthctl partner show %s; fetch again: rtcauthctl "
 			 "partner refresh %s)",
 			 p->name, p->name, p->name);
-	reload_daemon(c);
+	ctl_admin_oauth_reload(c);
 	rc = CTL_EXIT_OK;
 out:
 	if (p) {
@@ -902,7 +878,7 @@ static int partner_change(struct ctl *c, const struct ctl_cmd_help *h, const cha
 	       del				       ? "deleted"
 	       : strcmp(action, "partner.enable") == 0 ? "enabled"
 						       : "disabled");
-	reload_daemon(c);
+	ctl_admin_oauth_reload(c);
 	return CTL_EXIT_OK;
 }
 

@@ -22,6 +22,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/str.h"
 #include "core/secmem.h"
 
 /* ---- hashing ---------------------------------------------------------- */
@@ -410,17 +411,6 @@ static struct str *field_slot(struct digest_creds *c, int f)
 	}
 }
 
-static int hex_nibble(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Field-specific checks once a known field has been stored. */
 static int creds_field(struct digest_creds *c, int f, struct str val)
 {
@@ -445,7 +435,7 @@ static int creds_field(struct digest_creds *c, int f, struct str val)
 		if (val.len != 8)
 			return DIGEST_E_QOP;
 		for (size_t i = 0; i < 8; i++) {
-			int d = hex_nibble(val.p[i]);
+			int d = str_hexval(val.p[i]);
 			if (d < 0)
 				return DIGEST_E_QOP;
 			nc = (nc << 4) | (uint32_t)d;

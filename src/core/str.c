@@ -89,3 +89,14 @@ int str_copy(struct str s, char *dst, size_t cap)
 	dst[s.len] = '\0';
 	return 0;
 }
+
+int str_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -52,6 +52,8 @@ bool str_eq_cstr(struct str a, const char *c);
 /* ASCII case-insensitive equality. */
 bool str_caseeq(struct str a, struct str b);
 bool str_caseeq_cstr(struct str a, const char *c);
+/* The value of one hex digit (either case), or -1. */
+int str_hexval(char c);
 /* Strip SP, HTAB, CR and LF at both ends. */
 struct str str_trim(struct str s);
 /* Decimal digits only, no sign, no overflow past max. 0 or -1. */

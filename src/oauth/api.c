@@ -9,23 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/str.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "oauth/validate.h"
 #include "sip/location.h"
 #include "sip/server.h"
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int api_user_uri(const char *rest, char uri[STORE_URI_MAX])
 {
@@ -37,7 +27,7 @@ int api_user_uri(const char *rest, char uri[STORE_URI_MAX])
 		int c = (unsigned char)*p;
 
 		if (c == '%') {
-			int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+			int hi = str_hexval(p[1]), lo = hi < 0 ? -1 : str_hexval(p[2]);
 
 			if (hi < 0 || lo < 0)
 				return -1;

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "core/str.h"
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -144,17 +145,6 @@ static const struct {
     [P_TOKEN_HINT] = {"token_type_hint", false},
 };
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode one form component (WHATWG urlencoded: '+' is a space) into out
  * (room for n + 1). Returns the decoded length or -1 on a bad escape. */
 static long form_decode(const char *in, size_t n, char *out)
@@ -171,8 +161,8 @@ static long form_decode(const char *in, size_t n, char *out)
 
 			if (i + 2 >= n)
 				return -1;
-			hi = hexval(in[i + 1]);
-			lo = hexval(in[i + 2]);
+			hi = str_hexval(in[i + 1]);
+			lo = str_hexval(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi << 4 | lo);

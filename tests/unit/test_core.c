@@ -63,6 +63,22 @@ static void test_str_caseeq_ignores_ascii_case_only(void **state)
 	assert_true(str_caseeq_cstr(STR_LIT("QoP"), "qop"));
 }
 
+static void test_str_hexval_takes_both_cases_and_nothing_else(void **state)
+{
+	(void)state;
+	assert_int_equal(str_hexval('0'), 0);
+	assert_int_equal(str_hexval('9'), 9);
+	assert_int_equal(str_hexval('a'), 10);
+	assert_int_equal(str_hexval('F'), 15);
+	assert_int_equal(str_hexval('g'), -1);
+	assert_int_equal(str_hexval('G'), -1);
+	assert_int_equal(str_hexval('/'), -1); /* '0' - 1 */
+	assert_int_equal(str_hexval(':'), -1); /* '9' + 1 */
+	assert_int_equal(str_hexval('`'), -1); /* 'a' - 1 */
+	assert_int_equal(str_hexval('@'), -1); /* 'A' - 1 */
+	assert_int_equal(str_hexval('\0'), -1);
+}
+
 /*
  * Regression (fixed in b819055; was str.c str_caseeq): strncasecmp stops at the first NUL,
  * so two counted strings that differ only after a NUL at the same offset
@@ -749,6 +765,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_str_eq_compares_length_and_bytes),
 	    cmocka_unit_test(test_str_caseeq_ignores_ascii_case_only),
+	    cmocka_unit_test(test_str_hexval_takes_both_cases_and_nothing_else),
 	    cmocka_unit_test(test_str_caseeq_compares_bytes_after_an_embedded_nul),
 	    cmocka_unit_test(test_str_trim_strips_sp_htab_cr_lf_at_both_ends_only),
 	    cmocka_unit_test(test_str_to_u64_accepts_digits_up_to_max_and_rejects_the_rest),

@@ -507,6 +507,8 @@ static int err_page_status(const char *buf, size_t len, char *phrase, size_t cap
  * writes a response only after the previous one has gone out, so the
  * buffer then holds that page alone; anything else is left untouched.
  */
+#define HTTP_ONE_RECORD 16384 /* bytes: the most a TLS record carries */
+
 static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 {
 	static _Thread_local bool busy;
@@ -519,6 +521,12 @@ static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
 	char *body;
 	int status;
 
+	/* one response = one contiguous chunk = one TLS record and one write
+	 * (evhttp adds the headers and the body separately; the TLS
+	 * bufferevent writes each chunk as a record of its own): the write
+	 * itself happens later, when the socket's write event fires */
+	if (info->n_added && len <= HTTP_ONE_RECORD && evbuffer_get_contiguous_space(out) < len)
+		evbuffer_pullup(out, -1);
 	if (busy || info->n_added == 0 || len < tl || len > 4096 ||
 	    evbuffer_ptr_set(out, &pos, len - tl, EVBUFFER_PTR_SET) < 0 ||
 	    evbuffer_copyout_from(out, &pos, tail, tl) != (ev_ssize_t)tl ||

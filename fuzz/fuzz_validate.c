@@ -23,6 +23,7 @@
 #include "oauth/api.h"
 #include "oauth/introspect.h"
 #include "oauth/jose.h"
+#include "oauth/token.h"
 #include "oauth/validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -127,9 +128,10 @@ static void check(const char *tok, size_t len)
 
 static void raw_text(const char *s, size_t n)
 {
-	struct introspect_form f;
+	struct token_form f;
+	struct token_result res;
 	struct oauth_principal p;
-	char why[200], uri[STORE_URI_MAX], *h;
+	char uri[STORE_URI_MAX], *h;
 
 	check(s, n);
 	if (memchr(s, 0, n))
@@ -143,8 +145,10 @@ static void raw_text(const char *s, size_t n)
 	(void)oauth_validate_bearer(&snap, h, NOW, "users.read", &p);
 	(void)api_user_uri(h + 7, uri);
 	free(h);
-	if (introspect_form_parse(s, n, &f, why, sizeof(why)) == 0)
-		introspect_form_free(&f);
+	/* the form introspection and revocation read (the token endpoint's) */
+	memset(&res, 0, sizeof(res));
+	if (token_form_parse(s, n, &f, &res) == 0)
+		token_form_free(&f);
 }
 
 static void signed_claims(int mode, const uint8_t *data, size_t size)

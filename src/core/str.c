@@ -100,3 +100,20 @@ int str_hexval(char c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+bool str_list_has(const char *list, char sep, const char *item, size_t n)
+{
+	const char *p = list;
+
+	while (*p) {
+		const char *e = strchr(p, sep);
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+
+		if (l == n && strncmp(p, item, n) == 0)
+			return true;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return false;
+}

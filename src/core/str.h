@@ -54,6 +54,9 @@ bool str_caseeq(struct str a, struct str b);
 bool str_caseeq_cstr(struct str a, const char *c);
 /* The value of one hex digit (either case), or -1. */
 int str_hexval(char c);
+/* Is item (n bytes) one of the sep-separated members of the NUL-terminated
+ * list (exact, case-sensitive)? */
+bool str_list_has(const char *list, char sep, const char *item, size_t n);
 /* Strip SP, HTAB, CR and LF at both ends. */
 struct str str_trim(struct str s);
 /* Decimal digits only, no sign, no overflow past max. 0 or -1. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "vault/keys.h"
@@ -477,4 +478,23 @@ int oauth_sign(const struct oauth_snapshot *snap, const json_t *header, const js
 	rc = jose_sign_compact(h, payload, vault_signer, &a, out, outlen);
 	json_decref(h);
 	return rc;
+}
+
+static bool ms_audience_is_us(const struct oauth_snapshot *snap, const char *a)
+{
+	const char *slash = strchr(a, '/'), *at = strrchr(a, '@');
+	size_t plen, hlen;
+
+	if (!slash || !at || at < slash || !snap->principal_id[0])
+		return false;
+	plen = (size_t)(slash - a);
+	hlen = (size_t)(at - slash - 1);
+	return plen == strlen(snap->principal_id) && strncmp(a, snap->principal_id, plen) == 0 &&
+	       hlen && hlen == strlen(snap->host) &&
+	       strncasecmp(slash + 1, snap->host, hlen) == 0 && strcmp(at + 1, snap->realm) == 0;
+}
+
+bool oauth_audience_is_us(const struct oauth_snapshot *snap, const char *a)
+{
+	return (snap->issuer[0] && strcmp(a, snap->issuer) == 0) || ms_audience_is_us(snap, a);
 }

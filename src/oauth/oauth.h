@@ -92,6 +92,11 @@ const struct oauth_partner *oauth_partner_by_name(const struct oauth_snapshot *s
  * partner's realm, or ours when it has none). NULL if none. */
 const struct oauth_partner *oauth_partner_by_id(const struct oauth_snapshot *snap, const char *id);
 
+/* Does the audience value a name this server: our issuer URL, or
+ * "<principal>/<host>@<realm>" checked part by part (principal exact, host
+ * case-insensitive, realm exact; PROTOCOLS.md §6)? */
+bool oauth_audience_is_us(const struct oauth_snapshot *snap, const char *a);
+
 /*
  * Sign payload as a compact JWS with the current key: the header gets
  * "alg" (the key's pinned algorithm), "kid", "x5t" and "typ" (typ: "JWT"

@@ -709,68 +709,6 @@ bad:
 
 /* ---- targets: resource / audience and scope ---- */
 
-/* Is item one of the comma-separated registered resources? */
-static bool registered(const char *list, const char *item, size_t ilen)
-{
-	const char *p = list;
-
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-
-		if (n == ilen && strncmp(p, item, n) == 0)
-			return true;
-		if (!comma)
-			break;
-		p = comma + 1;
-	}
-	return false;
-}
-
-static bool own_audience(const struct oauth_snapshot *snap, const char *r)
-{
-	char ms[3 * CONFIG_HOST_MAX + 2];
-	size_t i;
-
-	if (strcmp(r, snap->issuer) == 0)
-		return true;
-	/* our principal/host@realm ([MS-XOAUTH]; host case-insensitive) */
-	snprintf(ms, sizeof(ms), "%s/%s@%s", snap->principal_id, snap->host, snap->realm);
-	if (strlen(r) != strlen(ms))
-		return false;
-	for (i = 0; r[i]; i++) {
-		char a = r[i], b = ms[i];
-		size_t slash = strlen(snap->principal_id),
-		       at = strlen(ms) - strlen(snap->realm) - 1;
-
-		if (i > slash && i < at) {
-			a = (char)tolower((unsigned char)a);
-			b = (char)tolower((unsigned char)b);
-		}
-		if (a != b)
-			return false;
-	}
-	return true;
-}
-
-/* Is item one of the space-separated items of scope? */
-static bool registered_in_scope(const char *scope, const char *item, size_t ilen)
-{
-	const char *p = scope;
-
-	while (*p) {
-		const char *sp = strchr(p, ' ');
-		size_t n = sp ? (size_t)(sp - p) : strlen(p);
-
-		if (n == ilen && strncmp(p, item, n) == 0)
-			return true;
-		if (!sp)
-			break;
-		p = sp + 1;
-	}
-	return false;
-}
-
 /* RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
 static bool scope_char(unsigned char c)
 {
@@ -794,7 +732,7 @@ static int check_targets(const struct token_ctx *ctx, const struct oauth_partner
 		r = f->audience;
 	}
 	if (r) {
-		if (!own_audience(ctx->snap, r) && !registered(list, r, strlen(r))) {
+		if (!oauth_audience_is_us(ctx->snap, r) && !str_list_has(list, ',', r, strlen(r))) {
 			fail(res, 400, "invalid_target", TOKEN_R_INVALID_TARGET,
 			     "the resource is not one registered for this partner");
 			return -1;
@@ -825,13 +763,13 @@ static int check_targets(const struct token_ctx *ctx, const struct oauth_partner
 				     "scope has a character RFC 6749 §3.3 does not allow");
 				return -1;
 			}
-		if (!registered(list, s, (size_t)(e - s))) {
+		if (!str_list_has(list, ',', s, (size_t)(e - s))) {
 			fail(res, 400, "invalid_scope", TOKEN_R_INVALID_SCOPE,
 			     "scope asks for a resource not registered for this partner");
 			return -1;
 		}
 		/* drop repeats */
-		if (!registered_in_scope(res->scope, s, (size_t)(e - s))) {
+		if (!str_list_has(res->scope, ' ', s, (size_t)(e - s))) {
 			if (o + (size_t)(e - s) + 2 > sizeof(res->scope)) {
 				fail(res, 400, "invalid_scope", TOKEN_R_INVALID_SCOPE,
 				     "scope is too long");

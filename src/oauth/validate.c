@@ -173,27 +173,6 @@ static struct jose_key *lookup_key(void *arg, const struct jose_jws *jws, int *e
 	return k ? jose_key_ref((struct jose_key *)k) : NULL;
 }
 
-/* <principal>/<host>@<realm>: principal exact, host case-insensitive,
- * realm exact (PROTOCOLS.md §6) */
-static bool ms_audience_is_us(const struct oauth_snapshot *snap, const char *a)
-{
-	const char *slash = strchr(a, '/'), *at = strrchr(a, '@');
-	size_t plen, hlen;
-
-	if (!slash || !at || at < slash || !snap->principal_id[0])
-		return false;
-	plen = (size_t)(slash - a);
-	hlen = (size_t)(at - slash - 1);
-	return plen == strlen(snap->principal_id) && strncmp(a, snap->principal_id, plen) == 0 &&
-	       hlen && hlen == strlen(snap->host) &&
-	       strncasecmp(slash + 1, snap->host, hlen) == 0 && strcmp(at + 1, snap->realm) == 0;
-}
-
-static bool audience_is_us(const struct oauth_snapshot *snap, const char *a)
-{
-	return (snap->issuer[0] && strcmp(a, snap->issuer) == 0) || ms_audience_is_us(snap, a);
-}
-
 /* aud: a string or an array (at most 16) of strings, one naming us; it is
  * copied into out. */
 static int check_audience(const struct oauth_snapshot *snap, const json_t *payload, char *out,
@@ -206,7 +185,7 @@ static int check_audience(const struct oauth_snapshot *snap, const json_t *paylo
 	if (!aud)
 		return VR_CLAIM_MISSING;
 	if (json_is_string(aud)) {
-		if (!audience_is_us(snap, json_string_value(aud)))
+		if (!oauth_audience_is_us(snap, json_string_value(aud)))
 			return VR_BAD_AUDIENCE;
 		snprintf(out, cap, "%s", json_string_value(aud));
 		return VR_OK;
@@ -220,7 +199,7 @@ static int check_audience(const struct oauth_snapshot *snap, const json_t *paylo
 	}
 	json_array_foreach(aud, i, v)
 	{
-		if (audience_is_us(snap, json_string_value(v))) {
+		if (oauth_audience_is_us(snap, json_string_value(v))) {
 			snprintf(out, cap, "%s", json_string_value(v));
 			return VR_OK;
 		}
@@ -299,23 +278,6 @@ static void copy_str(char *dst, size_t cap, const char *s)
 	snprintf(dst, cap, "%s", s ? s : "");
 }
 
-static bool in_list(const char *list, char sep, const char *item, size_t n)
-{
-	const char *p = list;
-
-	while (*p) {
-		const char *e = strchr(p, sep);
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-
-		if (l == n && strncmp(p, item, n) == 0)
-			return true;
-		if (!e)
-			break;
-		p = e + 1;
-	}
-	return false;
-}
-
 /* Granted scopes: the partner's registered resources, narrowed to the
  * token's scope claim when it has one (a token never grants more than the
  * registration allows now). */
@@ -332,8 +294,8 @@ static int grant_scopes(const struct oauth_partner *p, const json_t *payload, ch
 		const char *e = strchr(s, ',');
 		size_t n = e ? (size_t)(e - s) : strlen(s);
 
-		if (n && (!sc || in_list(json_string_value(sc), ' ', s, n)) &&
-		    !in_list(out, ' ', s, n) && o + n + 2 <= cap) {
+		if (n && (!sc || str_list_has(json_string_value(sc), ' ', s, n)) &&
+		    !str_list_has(out, ' ', s, n) && o + n + 2 <= cap) {
 			if (o)
 				out[o++] = ' ';
 			memcpy(out + o, s, n);
@@ -843,7 +805,7 @@ int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, s
 
 bool oauth_principal_has_scope(const struct oauth_principal *p, const char *scope)
 {
-	return scope && scope[0] && in_list(p->scope, ' ', scope, strlen(scope));
+	return scope && scope[0] && str_list_has(p->scope, ' ', scope, strlen(scope));
 }
 
 /* RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /

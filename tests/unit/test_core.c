@@ -63,6 +63,19 @@ static void test_str_caseeq_ignores_ascii_case_only(void **state)
 	assert_true(str_caseeq_cstr(STR_LIT("QoP"), "qop"));
 }
 
+static void test_str_list_has_matches_whole_members_only(void **state)
+{
+	(void)state;
+	assert_true(str_list_has("users.read,contacts", ',', "contacts", 8));
+	assert_true(str_list_has("users.read,contacts", ',', "users.read", 10));
+	assert_false(str_list_has("users.read,contacts", ',', "users", 5));	/* a prefix */
+	assert_false(str_list_has("users.read,contacts", ',', "contacts,", 9)); /* more */
+	assert_false(str_list_has("users.read contacts", ',', "contacts", 8));	/* other sep */
+	assert_true(str_list_has("a b", ' ', "b", 1));
+	assert_false(str_list_has("", ',', "", 0));
+	assert_false(str_list_has("Users.read", ',', "users.read", 10)); /* case counts */
+}
+
 static void test_str_hexval_takes_both_cases_and_nothing_else(void **state)
 {
 	(void)state;
@@ -766,6 +779,7 @@ int main(void)
 	    cmocka_unit_test(test_str_eq_compares_length_and_bytes),
 	    cmocka_unit_test(test_str_caseeq_ignores_ascii_case_only),
 	    cmocka_unit_test(test_str_hexval_takes_both_cases_and_nothing_else),
+	    cmocka_unit_test(test_str_list_has_matches_whole_members_only),
 	    cmocka_unit_test(test_str_caseeq_compares_bytes_after_an_embedded_nul),
 	    cmocka_unit_test(test_str_trim_strips_sp_htab_cr_lf_at_both_ends_only),
 	    cmocka_unit_test(test_str_to_u64_accepts_digits_up_to_max_and_rejects_the_rest),

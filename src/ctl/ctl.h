@@ -124,6 +124,16 @@ int ctl_admin_check(json_t *reply);
 int ctl_admin_unreachable(struct ctl *c, const char *reason);
 /* Best effort: ask a running daemon to forget cached key lookups. Silent
  * when no daemon runs (then there is no cache). */
+/*
+ * A JSON array streamed to stdout by the list commands: "[" first, then
+ * ctl_json_element for each item (o is printed compactly with flags and
+ * released; index: how many came before), then ctl_json_array_end(count).
+ * ctl_json_element returns 0, or -1 when o is NULL or cannot be printed.
+ */
+int ctl_json_element(json_t *o, size_t index, size_t flags);
+void ctl_json_array_end(size_t count);
+/* ctl_err, returning CTL_EXIT_USAGE (bad input on the command line). */
+int ctl_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ctl_admin_flush_cache(struct ctl *c);
 /*
  * Best effort: tell a running daemon to reload its OAuth keys and partners

@@ -20,15 +20,47 @@
 
 #include "core/secmem.h"
 
+static void verr(const char *fmt, va_list ap)
+{
+	fputs("rtcauthctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void ctl_err(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("rtcauthctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verr(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+int ctl_usage_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verr(fmt, ap);
+	va_end(ap);
+	return CTL_EXIT_USAGE;
+}
+
+int ctl_json_element(json_t *o, size_t index, size_t flags)
+{
+	char *s = o ? json_dumps(o, flags) : NULL;
+
+	json_decref(o);
+	if (!s)
+		return -1;
+	printf("%s\n  %s", index ? "," : "", s);
+	free(s);
+	return 0;
+}
+
+void ctl_json_array_end(size_t count)
+{
+	fputs(count ? "\n]\n" : "]\n", stdout);
 }
 
 void ctl_note(const char *fmt, ...)

@@ -512,13 +512,9 @@ static int audit_cb(void *ctx, const struct store_audit *a)
 				      (json_int_t)a->id, "ts", (json_int_t)a->ts, "time", ts,
 				      "actor", a->actor, "action", a->action, "target", a->target,
 				      "source", a->source, "detail", a->detail);
-		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
-		json_decref(o);
-		if (!s)
+		if (ctl_json_element(o, ac->count, JSON_COMPACT) < 0)
 			return -1;
-		printf("%s\n  %s", ac->count ? "," : "", s);
-		free(s);
 	} else {
 		if (ac->count == 0)
 			printf("%-20s  %-24s  %-14s  %-32s  %-10s  %s\n", "TIME", "ACTOR", "ACTION",
@@ -554,7 +550,7 @@ static int audit_list(struct ctl *c, int argc, char **argv)
 		fputs("[", stdout);
 	rc = store_audit_list(c->store, (int)limit, audit_cb, &ac);
 	if (json)
-		fputs(ac.count ? "\n]\n" : "]\n", stdout);
+		ctl_json_array_end(ac.count);
 	else if (rc == STORE_OK && ac.count == 0)
 		printf("no audit records\n");
 	if (rc != STORE_OK) {

@@ -198,14 +198,8 @@ static int list_cb(void *ctx, const struct store_oauth_key *k)
 	char t1[32], t2[32];
 
 	if (l->json) {
-		json_t *o = key_json(k);
-		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-		json_decref(o);
-		if (!s)
+		if (ctl_json_element(key_json(k), l->count, JSON_COMPACT) < 0)
 			return -1;
-		printf("%s\n  %s", l->count ? "," : "", s);
-		free(s);
 	} else {
 		if (l->count == 0)
 			printf("%-16s  %-5s  %-8s  %-20s  %-20s  %s\n", "KID", "ALG", "STATE",
@@ -236,7 +230,7 @@ static int key_list(struct ctl *c, int argc, char **argv)
 		fputs("[", stdout);
 	rc = store_oauth_key_list(c->store, STORE_OAUTH_KEYS_ALL, list_cb, &l);
 	if (json)
-		fputs(l.count ? "\n]\n" : "]\n", stdout);
+		ctl_json_array_end(l.count);
 	if (rc != STORE_OK)
 		return key_failed(c, "listing the keys", rc < 0 ? rc : STORE_UNAVAILABLE);
 	if (!json && l.count == 0)

@@ -73,19 +73,6 @@ static const struct ctl_cmd_help h_refresh = {
 
 /* ---- validation ---- */
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("rtcauthctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return CTL_EXIT_USAGE;
-}
-
 static int check_name(const char *name)
 {
 	size_t n = strlen(name);
@@ -96,9 +83,10 @@ static int check_name(const char *name)
 		ok = isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
 	}
 	if (!ok)
-		return bad("invalid partner name '%s': use 1 to %d letters, digits, '.', '_' or "
-			   "'-', starting with a letter or digit",
-			   name, STORE_PARTNER_NAME_MAX - 1);
+		return ctl_usage_err(
+		    "invalid partner name '%s': use 1 to %d letters, digits, '.', '_' or "
+		    "'-', starting with a letter or digit",
+		    name, STORE_PARTNER_NAME_MAX - 1);
 	return 0;
 }
 
@@ -118,12 +106,14 @@ static bool printable(const char *s, size_t cap)
 static int check_issuer(const char *iss)
 {
 	if (!printable(iss, STORE_URI_MAX))
-		return bad("invalid issuer '%s': 1 to %d printable characters without spaces", iss,
-			   STORE_URI_MAX - 1);
+		return ctl_usage_err(
+		    "invalid issuer '%s': 1 to %d printable characters without spaces", iss,
+		    STORE_URI_MAX - 1);
 	if (strchr(iss, '@'))
-		return bad("invalid issuer '%s': give the id without '@realm' and the realm "
-			   "with --realm",
-			   iss);
+		return ctl_usage_err(
+		    "invalid issuer '%s': give the id without '@realm' and the realm "
+		    "with --realm",
+		    iss);
 	return 0;
 }
 
@@ -137,9 +127,10 @@ static int check_realm(const char *realm)
 		ok = isalnum(ch) || ch == '.' || ch == '-' || ch == '_';
 	}
 	if (!ok)
-		return bad("invalid realm '%s': a domain name or a GUID (letters, digits, '.', "
-			   "'-', '_'; at most %d)",
-			   realm, STORE_URI_MAX - 1);
+		return ctl_usage_err(
+		    "invalid realm '%s': a domain name or a GUID (letters, digits, '.', "
+		    "'-', '_'; at most %d)",
+		    realm, STORE_URI_MAX - 1);
 	return 0;
 }
 
@@ -150,38 +141,41 @@ static int check_url(const char *url)
 	size_t hl;
 
 	if (!printable(url, STORE_PARTNER_URL_MAX))
-		return bad("invalid metadata URL '%s': at most %d printable characters without "
-			   "spaces",
-			   url, STORE_PARTNER_URL_MAX - 1);
+		return ctl_usage_err(
+		    "invalid metadata URL '%s': at most %d printable characters without "
+		    "spaces",
+		    url, STORE_PARTNER_URL_MAX - 1);
 	if (strncasecmp(url, "https://", 8) != 0)
-		return bad("metadata URL '%s' is not https: partner keys are fetched over "
-			   "verified HTTPS only (use https://...)",
-			   url);
+		return ctl_usage_err(
+		    "metadata URL '%s' is not https: partner keys are fetched over "
+		    "verified HTTPS only (use https://...)",
+		    url);
 	host = url + 8;
 	end = host + strcspn(host, "/?#");
 	hl = (size_t)(end - host);
 	if (hl == 0)
-		return bad("metadata URL '%s' has no host", url);
+		return ctl_usage_err("metadata URL '%s' has no host", url);
 	if (memchr(host, '@', hl))
-		return bad("metadata URL '%s' contains credentials ('user@'); remove them", url);
+		return ctl_usage_err(
+		    "metadata URL '%s' contains credentials ('user@'); remove them", url);
 	if (strchr(url, '#'))
-		return bad("metadata URL '%s' has a fragment ('#...'); remove it", url);
+		return ctl_usage_err("metadata URL '%s' has a fragment ('#...'); remove it", url);
 	colon = host[0] == '[' ? memchr(host, ']', hl) : host;
 	if (!colon)
-		return bad("metadata URL '%s': unterminated IPv6 address", url);
+		return ctl_usage_err("metadata URL '%s': unterminated IPv6 address", url);
 	colon = memchr(colon, ':', (size_t)(end - colon));
 	if (colon) {
 		long port = 0;
 		const char *p = colon + 1;
 
 		if (p == end)
-			return bad("metadata URL '%s': empty port", url);
+			return ctl_usage_err("metadata URL '%s': empty port", url);
 		for (; p < end; p++) {
 			if (!isdigit((unsigned char)*p) || (port = port * 10 + (*p - '0')) > 65535)
-				return bad("metadata URL '%s': bad port", url);
+				return ctl_usage_err("metadata URL '%s': bad port", url);
 		}
 		if (port == 0)
-			return bad("metadata URL '%s': bad port", url);
+			return ctl_usage_err("metadata URL '%s': bad port", url);
 	}
 	return 0;
 }
@@ -214,14 +208,16 @@ static int normalise_resources(const char *in, char *out, size_t cap)
 		for (size_t i = 0; i < n; i++) {
 			unsigned char ch = (unsigned char)tok[i];
 			if (ch < 0x21 || ch == 0x22 || ch == 0x5c || ch > 0x7e) {
-				rc = bad("invalid resource '%s': printable characters other than "
-					 "space, '\"' and '\\'",
-					 tok);
+				rc = ctl_usage_err(
+				    "invalid resource '%s': printable characters other than "
+				    "space, '\"' and '\\'",
+				    tok);
 				goto out;
 			}
 		}
 		if (n > RESOURCE_MAX) {
-			rc = bad("resource '%.40s...' is too long (at most %d)", tok, RESOURCE_MAX);
+			rc = ctl_usage_err("resource '%.40s...' is too long (at most %d)", tok,
+					   RESOURCE_MAX);
 			goto out;
 		}
 		{
@@ -237,7 +233,8 @@ static int normalise_resources(const char *in, char *out, size_t cap)
 				continue;
 		}
 		if (len + n + 2 > cap) {
-			rc = bad("too many resources (at most %zu characters in all)", cap - 1);
+			rc = ctl_usage_err("too many resources (at most %zu characters in all)",
+					   cap - 1);
 			goto out;
 		}
 		if (len)
@@ -260,16 +257,16 @@ static char *read_file(const char *what, const char *path, size_t max, size_t *l
 
 	*rc = CTL_EXIT_USAGE;
 	if (!fp) {
-		bad("cannot read the %s file %s: %s", what, path, strerror(errno));
+		ctl_usage_err("cannot read the %s file %s: %s", what, path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-		bad("%s is not a regular file", path);
+		ctl_usage_err("%s is not a regular file", path);
 		goto out;
 	}
 	if (st.st_size <= 0 || (size_t)st.st_size >= max) {
-		bad("the %s file %s is %s (at most %zu bytes)", what, path,
-		    st.st_size <= 0 ? "empty" : "too big", max - 1);
+		ctl_usage_err("the %s file %s is %s (at most %zu bytes)", what, path,
+			      st.st_size <= 0 ? "empty" : "too big", max - 1);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -280,8 +277,8 @@ static char *read_file(const char *what, const char *path, size_t max, size_t *l
 	}
 	*len = fread(buf, 1, (size_t)st.st_size, fp);
 	if (*len != (size_t)st.st_size) {
-		bad("cannot read the %s file %s: %s", what, path,
-		    ferror(fp) ? strerror(errno) : "short read");
+		ctl_usage_err("cannot read the %s file %s: %s", what, path,
+			      ferror(fp) ? strerror(errno) : "short read");
 		free(buf);
 		buf = NULL;
 		goto out;
@@ -300,21 +297,23 @@ static int check_pubkey(EVP_PKEY *pk, const char *where)
 
 	if (EVP_PKEY_is_a(pk, "RSA")) {
 		if (EVP_PKEY_get_bits(pk) < 2048)
-			return bad("%s: RSA key of %d bits; at least 2048 bits are required", where,
-				   EVP_PKEY_get_bits(pk));
+			return ctl_usage_err(
+			    "%s: RSA key of %d bits; at least 2048 bits are required", where,
+			    EVP_PKEY_get_bits(pk));
 		return 0;
 	}
 	if (EVP_PKEY_is_a(pk, "EC")) {
 		if (EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL) != 1 ||
 		    strcmp(group, "prime256v1") != 0)
-			return bad("%s: EC key on curve %s; only P-256 (ES256) is accepted", where,
-				   group);
+			return ctl_usage_err(
+			    "%s: EC key on curve %s; only P-256 (ES256) is accepted", where, group);
 		return 0;
 	}
 	if (EVP_PKEY_is_a(pk, "ED25519"))
 		return 0;
-	return bad("%s: unsupported key type %s (use RSA >= 2048 bits, EC P-256 or Ed25519)", where,
-		   EVP_PKEY_get0_type_name(pk));
+	return ctl_usage_err(
+	    "%s: unsupported key type %s (use RSA >= 2048 bits, EC P-256 or Ed25519)", where,
+	    EVP_PKEY_get0_type_name(pk));
 }
 
 /* Parse the PEM certificates of a file; *out gets them re-encoded. */
@@ -333,7 +332,8 @@ static int load_certs(const char *path, char **out)
 		return rc;
 	rc = CTL_EXIT_USAGE;
 	if (strstr(text, "PRIVATE KEY-----")) {
-		bad("%s contains a private key; give the partner's certificate only (and keep "
+		ctl_usage_err(
+		    "%s contains a private key; give the partner's certificate only (and keep "
 		    "private keys off this server)",
 		    path);
 		goto out;
@@ -350,13 +350,14 @@ static int load_certs(const char *path, char **out)
 		snprintf(where, sizeof(where), "certificate %zu of %s", n, path);
 		if (!pk) {
 			X509_free(x);
-			bad("%s: unreadable public key", where);
+			ctl_usage_err("%s: unreadable public key", where);
 			goto out;
 		}
 		if (n > MAX_CERTS || check_pubkey(pk, where) != 0 ||
 		    PEM_write_bio_X509(pem, x) != 1) {
 			if (n > MAX_CERTS)
-				bad("%s holds more than %d certificates", path, MAX_CERTS);
+				ctl_usage_err("%s holds more than %d certificates", path,
+					      MAX_CERTS);
 			X509_free(x);
 			goto out;
 		}
@@ -368,7 +369,8 @@ static int load_certs(const char *path, char **out)
 	}
 	ERR_clear_error();
 	if (n == 0) {
-		bad("%s is not a PEM certificate (no '-----BEGIN CERTIFICATE-----' block that "
+		ctl_usage_err(
+		    "%s is not a PEM certificate (no '-----BEGIN CERTIFICATE-----' block that "
 		    "parses); a DER file converts with: openssl x509 -inform der -in FILE -out "
 		    "FILE.pem",
 		    path);
@@ -425,43 +427,49 @@ static int check_jwk(const json_t *jwk, size_t i, const char *path)
 	static const char *const priv[] = {"d", "p", "q", "dp", "dq", "qi", "k"};
 
 	if (!json_is_object(jwk) || !kty)
-		return bad("%s: keys[%zu] is not a JWK object with a \"kty\"", path, i);
+		return ctl_usage_err("%s: keys[%zu] is not a JWK object with a \"kty\"", path, i);
 	for (size_t j = 0; j < sizeof(priv) / sizeof(priv[0]); j++)
 		if (json_object_get(jwk, priv[j]))
-			return bad("%s: keys[%zu] holds private or secret key material (\"%s\"); "
-				   "give public keys only",
-				   path, i, priv[j]);
+			return ctl_usage_err(
+			    "%s: keys[%zu] holds private or secret key material (\"%s\"); "
+			    "give public keys only",
+			    path, i, priv[j]);
 	if (alg && strcmp(alg, "RS256") != 0 && strcmp(alg, "PS256") != 0 &&
 	    strcmp(alg, "ES256") != 0 && strcmp(alg, "EdDSA") != 0)
-		return bad("%s: keys[%zu] has \"alg\" %s; accepted: RS256, PS256, ES256, EdDSA",
-			   path, i, alg);
+		return ctl_usage_err(
+		    "%s: keys[%zu] has \"alg\" %s; accepted: RS256, PS256, ES256, EdDSA", path, i,
+		    alg);
 	if (strcmp(kty, "RSA") == 0) {
 		long bits = jstr(jwk, "n") ? b64_bits(jstr(jwk, "n")) : -1;
 		if (bits < 0 || !jstr(jwk, "e"))
-			return bad("%s: keys[%zu] is an RSA key without a valid \"n\" and \"e\"",
-				   path, i);
+			return ctl_usage_err(
+			    "%s: keys[%zu] is an RSA key without a valid \"n\" and \"e\"", path, i);
 		if (bits < 2048)
-			return bad("%s: keys[%zu] is an RSA key of %ld bits; at least 2048 bits "
-				   "are required",
-				   path, i, bits);
+			return ctl_usage_err(
+			    "%s: keys[%zu] is an RSA key of %ld bits; at least 2048 bits "
+			    "are required",
+			    path, i, bits);
 		return 0;
 	}
 	if (strcmp(kty, "EC") == 0) {
 		if (!crv || strcmp(crv, "P-256") != 0 || !b64_is(jwk, "x", 32) ||
 		    !b64_is(jwk, "y", 32))
-			return bad("%s: keys[%zu] is an EC key that is not P-256 with 32-byte "
-				   "\"x\" and \"y\"",
-				   path, i);
+			return ctl_usage_err(
+			    "%s: keys[%zu] is an EC key that is not P-256 with 32-byte "
+			    "\"x\" and \"y\"",
+			    path, i);
 		return 0;
 	}
 	if (strcmp(kty, "OKP") == 0) {
 		if (!crv || strcmp(crv, "Ed25519") != 0 || !b64_is(jwk, "x", 32))
-			return bad("%s: keys[%zu] is an OKP key that is not Ed25519 with a "
-				   "32-byte \"x\"",
-				   path, i);
+			return ctl_usage_err(
+			    "%s: keys[%zu] is an OKP key that is not Ed25519 with a "
+			    "32-byte \"x\"",
+			    path, i);
 		return 0;
 	}
-	return bad("%s: keys[%zu] has unsupported \"kty\" %s (RSA, EC or OKP)", path, i, kty);
+	return ctl_usage_err("%s: keys[%zu] has unsupported \"kty\" %s (RSA, EC or OKP)", path, i,
+			     kty);
 }
 
 /* Validate a JWKS file; *out gets it as compact JSON. */
@@ -479,16 +487,16 @@ static int load_jwks(const char *path, char **out)
 	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(text);
 	if (!doc)
-		return bad("%s is not JSON: %s at line %d column %d", path, jerr.text, jerr.line,
-			   jerr.column);
+		return ctl_usage_err("%s is not JSON: %s at line %d column %d", path, jerr.text,
+				     jerr.line, jerr.column);
 	rc = CTL_EXIT_USAGE;
 	keys = json_object_get(doc, "keys");
 	if (!json_is_object(doc))
-		bad("%s is not a JWKS: the document is not a JSON object", path);
+		ctl_usage_err("%s is not a JWKS: the document is not a JSON object", path);
 	else if (!json_is_array(keys) || json_array_size(keys) == 0)
-		bad("%s is not a JWKS: it has no non-empty \"keys\" array", path);
+		ctl_usage_err("%s is not a JWKS: it has no non-empty \"keys\" array", path);
 	else if (json_array_size(keys) > MAX_JWKS_KEYS)
-		bad("%s holds more than %d keys", path, MAX_JWKS_KEYS);
+		ctl_usage_err("%s holds more than %d keys", path, MAX_JWKS_KEYS);
 	else {
 		rc = 0;
 		for (size_t i = 0; rc == 0 && i < json_array_size(keys); i++)
@@ -530,16 +538,19 @@ static int add_fields(struct ctl *c, const struct add_args *a, struct store_part
 	long life;
 
 	if (nsrc > 1 || (nsrc == 0 && !a->has_as))
-		return bad("give exactly one key source: --metadata-url URL, --issuer ID --cert "
-			   "FILE, or --jwks FILE, or --issuer ID --use-oauth-server (see: "
-			   "rtcauthctl partner add --help)");
+		return ctl_usage_err(
+		    "give exactly one key source: --metadata-url URL, --issuer ID --cert "
+		    "FILE, or --jwks FILE, or --issuer ID --use-oauth-server (see: "
+		    "rtcauthctl partner add --help)");
 	if (nsrc == 0 && !a->has_issuer)
-		return bad("--use-oauth-server without a key source needs --issuer ID: the "
-			   "partner's principal id (the target of the tokens)");
+		return ctl_usage_err(
+		    "--use-oauth-server without a key source needs --issuer ID: the "
+		    "partner's principal id (the target of the tokens)");
 	p->use_oauth_server = a->has_as;
 	if (a->has_cert && !a->has_issuer)
-		return bad("--cert needs --issuer ID: the issuer / principal id the partner's "
-			   "tokens carry");
+		return ctl_usage_err(
+		    "--cert needs --issuer ID: the issuer / principal id the partner's "
+		    "tokens carry");
 	p->source = a->has_url	  ? STORE_PARTNER_METADATA
 		    : a->has_cert ? STORE_PARTNER_CERT
 				  : STORE_PARTNER_JWKS;
@@ -558,7 +569,8 @@ static int add_fields(struct ctl *c, const struct add_args *a, struct store_part
 	snprintf(p->realm, sizeof(p->realm), "%s", a->has_realm ? a->realm : c->cfg.domain);
 	p->trust = STORE_TRUST_APPLICATION;
 	if (a->has_trust && store_partner_trust_parse(a->trust, &p->trust) != STORE_OK)
-		return bad("unknown trust level '%s' (use full, application or user)", a->trust);
+		return ctl_usage_err("unknown trust level '%s' (use full, application or user)",
+				     a->trust);
 	if (a->has_res &&
 	    (rc = normalise_resources(a->resources, p->resources, sizeof(p->resources))))
 		return rc;
@@ -568,8 +580,8 @@ static int add_fields(struct ctl *c, const struct add_args *a, struct store_part
 		life = strtol(a->lifetime, &end, 10);
 		if (errno || end == a->lifetime || *end || life < LIFETIME_MIN ||
 		    life > LIFETIME_MAX)
-			return bad("token lifetime '%s' out of bounds: %d to %d seconds",
-				   a->lifetime, LIFETIME_MIN, LIFETIME_MAX);
+			return ctl_usage_err("token lifetime '%s' out of bounds: %d to %d seconds",
+					     a->lifetime, LIFETIME_MIN, LIFETIME_MAX);
 	}
 	p->lifetime = (int32_t)life;
 	p->enabled = true;
@@ -705,14 +717,9 @@ static int list_cb(void *ctx, const struct store_partner *p)
 	struct list_ctx *l = ctx;
 
 	if (l->json) {
-		json_t *o = partner_json(p, false);
-		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-
-		json_decref(o);
-		if (!s)
+		if (ctl_json_element(partner_json(p, false), l->count,
+				     JSON_COMPACT | JSON_PRESERVE_ORDER) < 0)
 			return -1;
-		printf("%s\n  %s", l->count ? "," : "", s);
-		free(s);
 	} else {
 		if (l->count == 0)
 			printf("%-20s  %-7s  %-11s  %-8s  %-20s  %s\n", "NAME", "ENABLED", "TRUST",
@@ -742,7 +749,7 @@ static int partner_list(struct ctl *c, int argc, char **argv)
 		fputs("[", stdout);
 	rc = store_partner_list(c->store, list_cb, &l);
 	if (json)
-		fputs(l.count ? "\n]\n" : "]\n", stdout);
+		ctl_json_array_end(l.count);
 	if (rc != STORE_OK)
 		return partner_failed(c, "listing partners", rc < 0 ? rc : STORE_UNAVAILABLE);
 	if (!json && l.count == 0)
@@ -954,9 +961,10 @@ static int partner_refresh(struct ctl *c, int argc, char **argv)
 	if ((rc = load_partner(c, pos[0], p)))
 		goto out;
 	if (p->source != STORE_PARTNER_METADATA) {
-		rc = bad("partner %s has no metadata URL (its keys were given with --%s); "
-			 "nothing to refresh",
-			 p->name, p->source == STORE_PARTNER_CERT ? "cert" : "jwks");
+		rc =
+		    ctl_usage_err("partner %s has no metadata URL (its keys were given with --%s); "
+				  "nothing to refresh",
+				  p->name, p->source == STORE_PARTNER_CERT ? "cert" : "jwks");
 		goto out;
 	}
 	req = json_pack("{s:s, s:s}", "cmd", "partner.refresh", "name", p->name);

@@ -318,14 +318,8 @@ static int list_cb(void *ctx, const struct store_user *u)
 	char created[32];
 
 	if (l->json) {
-		json_t *o = user_json(u);
-		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-		json_decref(o);
-		if (!s)
+		if (ctl_json_element(user_json(u), l->count, JSON_COMPACT) < 0)
 			return -1;
-		printf("%s\n  %s", l->count ? "," : "", s);
-		free(s);
 		l->count++;
 		return 0;
 	}
@@ -362,7 +356,7 @@ static int user_list(struct ctl *c, int argc, char **argv)
 	if (json) {
 		fputs("[", stdout);
 		rc = store_user_list(c->store, list_cb, &l);
-		fputs(l.count ? "\n]\n" : "]\n", stdout);
+		ctl_json_array_end(l.count);
 	} else {
 		rc = store_user_list(c->store, list_cb, &l);
 		if (rc == STORE_OK && l.count > 0) {

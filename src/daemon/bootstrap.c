@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/file.h"
+#include "core/x509.h"
 #include "core/config.h"
 #include "vault/vault.h"
 
@@ -206,18 +207,6 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t errlen)
 
 /* ---- certificates ----------------------------------------------------- */
 
-static int set_serial(X509 *x)
-{
-	BIGNUM *bn = BN_new();
-	int ok = 0;
-
-	/* 127 random bits: positive, unique without a counter (RFC 5280 4.1.2.2). */
-	if (bn && BN_rand(bn, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) == 1 && !BN_is_zero(bn))
-		ok = BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
-	BN_free(bn);
-	return ok ? 0 : -1;
-}
-
 /* CN limited to 64 characters (RFC 5280 ub-common-name); longer ones are cut. */
 static int set_cn(X509 *x, const char *prefix, const char *name)
 {
@@ -229,21 +218,6 @@ static int set_cn(X509 *x, const char *prefix, const char *name)
 					  0) == 1
 		   ? 0
 		   : -1;
-}
-
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	int ok;
-
-	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!ext)
-		return -1;
-	ok = X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	return ok == 1 ? 0 : -1;
 }
 
 static int add_dns(GENERAL_NAMES *gens, const char *name)
@@ -306,7 +280,7 @@ static X509 *new_cert(EVP_PKEY *key, long days)
 {
 	X509 *x = X509_new();
 
-	if (!x || X509_set_version(x, X509_VERSION_3) != 1 || set_serial(x) < 0 ||
+	if (!x || X509_set_version(x, X509_VERSION_3) != 1 || x509_random_serial(x) < 0 ||
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) ||
 	    X509_set_pubkey(x, key) != 1) {
@@ -322,10 +296,10 @@ static X509 *make_ca(const struct config *cfg, EVP_PKEY *key)
 
 	if (!x || set_cn(x, "rtcauth local CA ", cfg->fqdn) < 0 ||
 	    X509_set_issuer_name(x, X509_get_subject_name(x)) != 1 ||
-	    add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
-	    add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
-	    add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
-	    add_ext(x, x, NID_authority_key_identifier, "keyid:always") < 0 ||
+	    x509_add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
+	    x509_add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
+	    x509_add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
+	    x509_add_ext(x, x, NID_authority_key_identifier, "keyid:always") < 0 ||
 	    X509_sign(x, key, EVP_sha256()) <= 0) {
 		X509_free(x);
 		return NULL;
@@ -339,11 +313,11 @@ static X509 *make_server(const struct config *cfg, EVP_PKEY *key, X509 *ca, EVP_
 
 	if (!x || set_cn(x, "", cfg->fqdn) < 0 ||
 	    X509_set_issuer_name(x, X509_get_subject_name(ca)) != 1 ||
-	    add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-	    add_ext(x, ca, NID_key_usage, "critical,digitalSignature,keyAgreement") < 0 ||
-	    add_ext(x, ca, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
-	    add_ext(x, ca, NID_subject_key_identifier, "hash") < 0 ||
-	    add_ext(x, ca, NID_authority_key_identifier, "keyid:always") < 0 ||
+	    x509_add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+	    x509_add_ext(x, ca, NID_key_usage, "critical,digitalSignature,keyAgreement") < 0 ||
+	    x509_add_ext(x, ca, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
+	    x509_add_ext(x, ca, NID_subject_key_identifier, "hash") < 0 ||
+	    x509_add_ext(x, ca, NID_authority_key_identifier, "keyid:always") < 0 ||
 	    add_san(x, cfg) < 0 || X509_sign(x, ca_key, EVP_sha256()) <= 0) {
 		X509_free(x);
 		return NULL;

@@ -36,6 +36,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/file.h"
+#include "core/x509.h"
 #include "core/secmem.h"
 
 #define KEY_FILE_MAX (64 * 1024) /* a PEM private key is a few KiB at most */
@@ -245,46 +246,21 @@ static EVP_PKEY *new_key(const char *alg)
 	return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 }
 
-static int add_ext(X509 *x, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	int ok;
-
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!ext)
-		return -1;
-	ok = X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	return ok == 1 ? 0 : -1;
-}
-
-static int set_serial(X509 *x)
-{
-	BIGNUM *bn = BN_new();
-	int ok = bn && BN_rand(bn, 159, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) == 1 &&
-		 BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
-
-	BN_free(bn);
-	return ok ? 0 : -1;
-}
-
 static X509 *self_signed(EVP_PKEY *key, const char *cn)
 {
 	X509 *x = X509_new();
 	X509_NAME *name = x ? X509_get_subject_name(x) : NULL;
 
-	if (!x || X509_set_version(x, X509_VERSION_3) != 1 || set_serial(x) < 0 ||
+	if (!x || X509_set_version(x, X509_VERSION_3) != 1 || x509_random_serial(x) < 0 ||
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), KEYS_CERT_DAYS, 0, NULL) ||
 	    X509_set_pubkey(x, key) != 1 ||
 	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
 				       0) != 1 ||
 	    X509_set_issuer_name(x, name) != 1 ||
-	    add_ext(x, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-	    add_ext(x, NID_key_usage, "critical,digitalSignature") < 0 ||
-	    add_ext(x, NID_subject_key_identifier, "hash") < 0 ||
+	    x509_add_ext(x, x, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+	    x509_add_ext(x, x, NID_key_usage, "critical,digitalSignature") < 0 ||
+	    x509_add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
 	    /* Ed25519 signs without a separate digest */
 	    X509_sign(x, key, EVP_PKEY_is_a(key, "ED25519") ? NULL : EVP_sha256()) <= 0) {
 		X509_free(x);

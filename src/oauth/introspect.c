@@ -189,7 +189,3 @@ int introspect_routes(void)
 		return -1;
 	return 0;
 }
-
-void introspect_shutdown(void)
-{
-}

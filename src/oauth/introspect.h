@@ -43,8 +43,7 @@ json_t *introspect_answer(const struct oauth_snapshot *snap, const char *token, 
 int introspect_revoke(const struct oauth_snapshot *snap, const struct oauth_partner *client,
 		      const char *token, int64_t now);
 
-/* Register both endpoints (and make the replay cache). 0 or -1. */
+/* Register both endpoints (they use the token endpoint's replay cache). 0 or -1. */
 int introspect_routes(void);
-void introspect_shutdown(void);
 
 #endif

@@ -989,7 +989,6 @@ int oauth_validate_routes(void)
 
 void oauth_validate_shutdown(void)
 {
-	introspect_shutdown();
 	oauth_validate_flush();
 	rev_clear();
 }

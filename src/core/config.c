@@ -49,6 +49,7 @@ enum key_kind {
 	K_IDENT,    /* realm / principal id: printable, no space, '@', '/' */
 	K_NAME,	    /* a display name: printable, spaces allowed */
 	K_JOSE_ALG, /* RS256 | PS256 | ES256 | EdDSA */
+	K_SCHEMES,  /* [auth] schemes: kerberos, ntlm, digest */
 };
 
 struct key {
@@ -89,6 +90,13 @@ static const struct key keys[] = {
     {"auth", "lockout_source_failures", K_INT, F(lockout_source_failures), 1, 100000},
     {"auth", "lockout_source_window", K_DURATION, F(lockout_source_window), 1, 86400},
     {"auth", "lockout_source_duration", K_DURATION, F(lockout_source_duration), 1, 86400},
+    {"auth", "schemes", K_SCHEMES, F(auth_schemes), 0, 0},
+    {"auth", "sipae_realm", K_NAME, F(sipae_realm), 0, CONFIG_NAME_MAX - 1},
+    {"auth", "sipae_version", K_INT, F(sipae_version), 3, 4},
+    {"kerberos", "keytab", K_PATH, F(krb_keytab), 0, 0},
+    {"kerberos", "realm", K_IDENT, F(krb_realm), 0, CONFIG_HOST_MAX - 1},
+    {"ntlm", "domain", K_IDENT, F(ntlm_domain), 0, 15},
+    {"ntlm", "computer", K_IDENT, F(ntlm_computer), 0, 15},
     {"admin", "socket", K_PATH, F(admin_socket), 0, 0},
     {"http", "listen", K_HTTP_LISTEN, F(http_listen), 0, 0},
     {"http", "cert", K_PATH, F(http_cert), 0, 0},
@@ -111,8 +119,8 @@ static const struct key keys[] = {
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "sip",	  "store", "log",
-				       "auth",	 "admin", "http",  "oauth"};
+static const char *const sections[] = {"server", "sip",	 "store", "log",      "auth",
+				       "admin",	 "http", "oauth", "kerberos", "ntlm"};
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* Offered algorithm names; the -sess forms are a per-challenge flag. */
@@ -128,6 +136,46 @@ static const struct {
     {"SHA-256-sess", DIGEST_SHA256, true},
     {"SHA-512-256-sess", DIGEST_SHA512_256, true},
 };
+
+static const char *const scheme_names[] = {
+    [AUTH_SCHEME_KERBEROS] = "kerberos",
+    [AUTH_SCHEME_NTLM] = "ntlm",
+    [AUTH_SCHEME_DIGEST] = "digest",
+};
+
+const char *config_scheme_name(enum auth_scheme s)
+{
+	return s < AUTH_SCHEME_COUNT ? scheme_names[s] : "?";
+}
+
+static int parse_schemes(const char *value, struct config *cfg)
+{
+	enum auth_scheme out[AUTH_SCHEME_COUNT];
+	size_t n = 0;
+	struct str rest = str_cstr(value), item;
+
+	while (rest.len) {
+		long comma = str_chr(rest, ',');
+		item = str_trim(comma < 0 ? rest : str_make(rest.p, (size_t)comma));
+		rest = comma < 0 ? STR_NULL
+				 : str_make(rest.p + comma + 1, rest.len - (size_t)comma - 1);
+		size_t i;
+		for (i = 0; i < AUTH_SCHEME_COUNT; i++)
+			if (str_caseeq_cstr(item, scheme_names[i]))
+				break;
+		if (i == AUTH_SCHEME_COUNT || n == AUTH_SCHEME_COUNT)
+			return -1;
+		for (size_t j = 0; j < n; j++)
+			if (out[j] == (enum auth_scheme)i)
+				return -1;
+		out[n++] = (enum auth_scheme)i;
+	}
+	if (n == 0)
+		return -1;
+	memcpy(cfg->auth_schemes, out, sizeof(out[0]) * n);
+	cfg->n_auth_schemes = n;
+	return 0;
+}
 
 struct loader {
 	struct config *cfg;
@@ -541,7 +589,8 @@ static void unknown_section(struct loader *ld, const char *name)
 
 	for (size_t i = 0; i < N_SECTIONS; i++) {
 		size_t d = edit_distance(name, sections[i]);
-		if (d < best_d) {
+		/* a suggestion must keep most of the name ([tls] is not [ntlm]) */
+		if (d < best_d && 2 * d < strlen(sections[i])) {
 			best = sections[i];
 			best_d = d;
 		}
@@ -552,7 +601,7 @@ static void unknown_section(struct loader *ld, const char *name)
 	else
 		fail(ld, ld->lineno,
 		     "unknown section [%s]; known sections are [server] [sip] [store] [log] "
-		     "[auth] [admin] [http] [oauth]; see rtcauth.conf(5)",
+		     "[auth] [admin] [http] [oauth] [kerberos] [ntlm]; see rtcauth.conf(5)",
 		     name);
 }
 
@@ -705,6 +754,13 @@ static void set_value(struct loader *ld, const struct key *k, const char *value,
 		else
 			strcpy(dst, value);
 		break;
+	case K_SCHEMES:
+		if (parse_schemes(value, cfg) < 0)
+			fail_value(
+			    ld, k, value,
+			    "expected a comma list of distinct kerberos, ntlm and digest, in "
+			    "the order the challenges offer them, e.g. kerberos, ntlm, digest");
+		break;
 	case K_JOSE_ALG:
 		if (strcmp(value, "RS256") && strcmp(value, "PS256") && strcmp(value, "ES256") &&
 		    strcmp(value, "EdDSA"))
@@ -842,6 +898,12 @@ void config_defaults(struct config *cfg)
 	cfg->lockout_source_failures = 30;
 	cfg->lockout_source_window = 60;
 	cfg->lockout_source_duration = 300;
+	cfg->auth_schemes[0] = AUTH_SCHEME_KERBEROS;
+	cfg->auth_schemes[1] = AUTH_SCHEME_NTLM;
+	cfg->auth_schemes[2] = AUTH_SCHEME_DIGEST;
+	cfg->n_auth_schemes = 3;
+	strcpy(cfg->sipae_realm, "SIP Communications Service");
+	cfg->sipae_version = 4;
 
 	cfg->http_listen[0] = (struct listen_addr){TRANSPORT_TLS, "0.0.0.0", 8443};
 	cfg->n_http_listen = 1;
@@ -881,11 +943,18 @@ void config_oauth_defaults(struct config *cfg)
 	memcpy(cfg->oauth_realm, cfg->domain, sizeof(cfg->oauth_realm));
 }
 
+/* The line a key was set on, 0 if not set. name is "key" when the key name
+ * is unique, else "section.key". */
 static int seen_line(const struct loader *ld, const char *name)
 {
-	for (size_t i = 0; i < N_KEYS; i++)
-		if (strcmp(keys[i].name, name) == 0)
+	const char *dot = strchr(name, '.');
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (dot ? strncmp(keys[i].section, name, (size_t)(dot - name)) == 0 &&
+			      keys[i].section[dot - name] == '\0' &&
+			      strcmp(keys[i].name, dot + 1) == 0
+			: strcmp(keys[i].name, name) == 0)
 			return ld->seen[i];
+	}
 	return 0;
 }
 
@@ -906,7 +975,7 @@ static void finish_oauth(struct loader *ld)
 	config_oauth_defaults(cfg);
 	if (seen_line(ld, "issuer"))
 		memcpy(cfg->oauth_issuer, issuer, sizeof(issuer));
-	if (seen_line(ld, "realm"))
+	if (seen_line(ld, "oauth.realm"))
 		memcpy(cfg->oauth_realm, realm, sizeof(realm));
 	if (cfg->oauth_default_token_lifetime > cfg->oauth_max_token_lifetime) {
 		fail(ld,
@@ -916,6 +985,42 @@ static void finish_oauth(struct loader *ld)
 		     "(%d)",
 		     cfg->oauth_default_token_lifetime, cfg->oauth_max_token_lifetime);
 	}
+}
+
+bool config_offers(const struct config *cfg, enum auth_scheme s)
+{
+	for (size_t i = 0; i < cfg->n_auth_schemes; i++)
+		if (cfg->auth_schemes[i] == s)
+			return true;
+	return false;
+}
+
+/* The first DNS label of name, upper-cased, at most cap-1 characters. */
+static void first_label_upper(const char *name, char *out, size_t cap)
+{
+	size_t i = 0;
+	for (; name[i] && name[i] != '.' && i + 1 < cap; i++)
+		out[i] = (char)((name[i] >= 'a' && name[i] <= 'z') ? name[i] - 32 : name[i]);
+	out[i] = '\0';
+}
+
+/* [kerberos] realm and [ntlm] names default from [server] domain and fqdn. */
+static void finish_auth(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+
+	if (!seen_line(ld, "kerberos.realm")) {
+		size_t i = 0;
+		for (; cfg->domain[i] && i + 1 < sizeof(cfg->krb_realm); i++)
+			cfg->krb_realm[i] = (char)((cfg->domain[i] >= 'a' && cfg->domain[i] <= 'z')
+						       ? cfg->domain[i] - 32
+						       : cfg->domain[i]);
+		cfg->krb_realm[i] = '\0';
+	}
+	if (!seen_line(ld, "ntlm.domain"))
+		first_label_upper(cfg->domain, cfg->ntlm_domain, sizeof(cfg->ntlm_domain));
+	if (!seen_line(ld, "ntlm.computer"))
+		first_label_upper(cfg->fqdn, cfg->ntlm_computer, sizeof(cfg->ntlm_computer));
 }
 
 /* Checks that need the whole file: required keys, derived paths, orderings. */
@@ -955,13 +1060,15 @@ static void finish(struct loader *ld)
 		}
 	}
 	/* the web services use the SIP certificate unless given their own */
-	if (!seen_line(ld, "cert") != !seen_line(ld, "key")) {
-		fail(ld, seen_line(ld, "cert") ? seen_line(ld, "cert") : seen_line(ld, "key"),
+	if (!seen_line(ld, "http.cert") != !seen_line(ld, "http.key")) {
+		fail(ld,
+		     seen_line(ld, "http.cert") ? seen_line(ld, "http.cert")
+						: seen_line(ld, "http.key"),
 		     "[http] cert and key go together: set both, or neither to use [sip] "
 		     "tls_cert and tls_key");
 		return;
 	}
-	if (!seen_line(ld, "cert")) {
+	if (!seen_line(ld, "http.cert")) {
 		memcpy(cfg->http_cert, cfg->tls_cert, sizeof(cfg->http_cert));
 		memcpy(cfg->http_key, cfg->tls_key, sizeof(cfg->http_key));
 	}
@@ -992,6 +1099,7 @@ static void finish(struct loader *ld)
 		return;
 	}
 	finish_oauth(ld);
+	finish_auth(ld);
 }
 
 /* Absolute directory of path without resolving symlinks. */

@@ -29,6 +29,10 @@ struct listen_addr {
 	uint16_t port;
 };
 
+enum auth_scheme { AUTH_SCHEME_KERBEROS, AUTH_SCHEME_NTLM, AUTH_SCHEME_DIGEST, AUTH_SCHEME_COUNT };
+/* "kerberos", "ntlm", "digest" */
+const char *config_scheme_name(enum auth_scheme s);
+
 struct config {
 	char path[PATH_MAX]; /* the file this came from */
 
@@ -74,6 +78,21 @@ struct config {
 	int lockout_source_window;   /* seconds, default 60 */
 	int lockout_source_duration; /* seconds, default 300 */
 
+	/* offered schemes, in challenge order; default kerberos, ntlm, digest
+	 * (Kerberos is offered only when a keytab is configured and loads) */
+	enum auth_scheme auth_schemes[AUTH_SCHEME_COUNT];
+	size_t n_auth_schemes;
+	char sipae_realm[CONFIG_NAME_MAX]; /* NTLM/Kerberos realm; "SIP Communications Service" */
+	int sipae_version;		   /* offered version, 3 or 4; default 4 */
+
+	/* [kerberos] */
+	char krb_keytab[PATH_MAX];	 /* '' = Kerberos off */
+	char krb_realm[CONFIG_HOST_MAX]; /* default: [server] domain upper-cased */
+
+	/* [ntlm] */
+	char ntlm_domain[16];	/* NetBIOS domain; default first label of domain, upper */
+	char ntlm_computer[16]; /* NetBIOS computer; default first label of fqdn, upper */
+
 	/* [admin] */
 	char admin_socket[PATH_MAX]; /* default <state_dir>/rtcauthd.sock */
 
@@ -100,6 +119,9 @@ struct config {
 	int oauth_metadata_refresh;	    /* seconds between partner metadata fetches; 86400 */
 	char oauth_fetch_ca_file[PATH_MAX]; /* extra CAs for metadata fetches, or '' */
 };
+
+/* Is scheme s among cfg's offered schemes? */
+bool config_offers(const struct config *cfg, enum auth_scheme s);
 
 /* Fill every field with its default (state_dir-derived paths included). */
 void config_defaults(struct config *cfg);

@@ -76,7 +76,9 @@ const char *stats_help(enum stat_id id);
 	    "mechanism=\"" mech "\",result=\"unavailable\""
 #define STATS_FAMILIES(X)                                                                          \
 	X(SF_AUTHENTICATIONS, "rtcauth_authentications_total",                                     \
-	  "Authentication attempts, by mechanism and result", STATS_AUTH_LABELS("digest"))         \
+	  "Authentication attempts, by mechanism and result", STATS_AUTH_LABELS("digest"),         \
+	  STATS_AUTH_LABELS("ntlm"), STATS_AUTH_LABELS("kerberos"),                                \
+	  STATS_AUTH_LABELS("signature"))                                                          \
 	X(SF_HTTP_RESPONSES, "rtcauth_http_responses_total",                                       \
 	  "HTTP responses sent, by status class", "class=\"1xx\"", "class=\"2xx\"",                \
 	  "class=\"3xx\"", "class=\"4xx\"", "class=\"5xx\"")                                       \
@@ -109,7 +111,13 @@ void stats_family_inc(enum stats_family_id f, unsigned idx);
 
 /* Mechanisms and results of rtcauth_authentications_total (the rows and
  * columns of STATS_AUTH_LABELS; a new mechanism is one more row there). */
-enum stats_auth_mech { STATS_MECH_DIGEST, STATS_MECH_COUNT };
+enum stats_auth_mech {
+	STATS_MECH_DIGEST,
+	STATS_MECH_NTLM,
+	STATS_MECH_KERBEROS,
+	STATS_MECH_SIGNATURE, /* [MS-SIPAE] signed messages verified with an SA */
+	STATS_MECH_COUNT
+};
 enum stats_auth_result {
 	STATS_AUTH_OK,
 	STATS_AUTH_FAILURE,	/* wrong password, unknown or disabled user */

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { S_KEY, S_CONTACT, S_URI, S_INSTANCE, S_PATH, S_CALLID, S_UA, S_COUNT };
+enum { S_KEY, S_CONTACT, S_URI, S_INSTANCE, S_PATH, S_CALLID, S_UA, S_SA, S_COUNT };
 
 struct loc_packed {
 	int64_t expires;
@@ -160,10 +160,10 @@ static void unpack(const struct location_aor *a, const struct loc_packed *p,
 		   struct location_binding *b)
 {
 	char *dst[S_COUNT] = {b->key,  b->contact, b->contact_uri, b->instance,
-			      b->path, b->call_id, b->user_agent};
-	size_t cap[S_COUNT] = {sizeof(b->key),	     sizeof(b->contact), sizeof(b->contact_uri),
-			       sizeof(b->instance),  sizeof(b->path),	 sizeof(b->call_id),
-			       sizeof(b->user_agent)};
+			      b->path, b->call_id, b->user_agent,  b->sa_opaque};
+	size_t cap[S_COUNT] = {sizeof(b->key),	      sizeof(b->contact),  sizeof(b->contact_uri),
+			       sizeof(b->instance),   sizeof(b->path),	   sizeof(b->call_id),
+			       sizeof(b->user_agent), sizeof(b->sa_opaque)};
 	const char *s = p->data;
 
 	snprintf(b->aor, sizeof(b->aor), "%s", a->aor);
@@ -192,10 +192,10 @@ static void unpack(const struct location_aor *a, const struct loc_packed *p,
 static struct loc_packed *pack(const struct location_binding *b)
 {
 	const char *src[S_COUNT] = {b->key,  b->contact, b->contact_uri, b->instance,
-				    b->path, b->call_id, b->user_agent};
+				    b->path, b->call_id, b->user_agent,	 b->sa_opaque};
 	const size_t caps[S_COUNT] = {
 	    sizeof(b->key),  sizeof(b->contact), sizeof(b->contact_uri), sizeof(b->instance),
-	    sizeof(b->path), sizeof(b->call_id), sizeof(b->user_agent)};
+	    sizeof(b->path), sizeof(b->call_id), sizeof(b->user_agent),	 sizeof(b->sa_opaque)};
 	size_t lens[S_COUNT], sum = 0;
 	struct loc_packed *p;
 	char *d;

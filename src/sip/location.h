@@ -54,6 +54,9 @@ struct location_binding {
 	int64_t expires; /* absolute unix seconds */
 	int64_t updated; /* unix seconds; orders bindings (newest first) */
 	struct location_flow flow;
+	/* the security association the binding registered with ([MS-SIPAE]):
+	 * requests routed to it are signed with it; empty for Digest */
+	char sa_opaque[16];
 };
 
 int location_init(size_t shards_log2);

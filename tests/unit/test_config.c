@@ -159,6 +159,59 @@ static void test_config_offers_sess_variants_in_the_given_order(void **state)
 	assert_true(fx->cfg.digest_sess[2]);
 }
 
+static void test_config_auth_schemes_defaults_and_derived_names(void **state)
+{
+	struct fx *fx = *state;
+
+	assert_int_equal(
+	    load(fx, "[server]\ndomain = corp.example.com\nfqdn = fe01.corp.example.com\n"), 0);
+	assert_int_equal(fx->cfg.n_auth_schemes, 3);
+	assert_int_equal(fx->cfg.auth_schemes[0], AUTH_SCHEME_KERBEROS);
+	assert_int_equal(fx->cfg.auth_schemes[1], AUTH_SCHEME_NTLM);
+	assert_int_equal(fx->cfg.auth_schemes[2], AUTH_SCHEME_DIGEST);
+	assert_string_equal(fx->cfg.sipae_realm, "SIP Communications Service");
+	assert_int_equal(fx->cfg.sipae_version, 4);
+	assert_string_equal(fx->cfg.krb_keytab, "");
+	assert_string_equal(fx->cfg.krb_realm, "CORP.EXAMPLE.COM");
+	assert_string_equal(fx->cfg.ntlm_domain, "CORP");
+	assert_string_equal(fx->cfg.ntlm_computer, "FE01");
+	/* [kerberos] realm is not [oauth] realm: each keeps its own */
+	assert_string_equal(fx->cfg.oauth_realm, "corp.example.com");
+}
+
+static void test_config_auth_schemes_order_and_sections(void **state)
+{
+	struct fx *fx = *state;
+
+	assert_int_equal(load(fx,
+			      MINIMAL "[auth]\nschemes = Digest, ntlm\n"
+				      "[kerberos]\nkeytab = /etc/sip.keytab\nrealm = EXAMPLE.TEST\n"
+				      "[ntlm]\ndomain = EXAMPLE\ncomputer = FE01\n"
+				      "[oauth]\nrealm = other.example\n"),
+			 0);
+	assert_int_equal(fx->cfg.n_auth_schemes, 2);
+	assert_int_equal(fx->cfg.auth_schemes[0], AUTH_SCHEME_DIGEST);
+	assert_int_equal(fx->cfg.auth_schemes[1], AUTH_SCHEME_NTLM);
+	assert_false(config_offers(&fx->cfg, AUTH_SCHEME_KERBEROS));
+	assert_true(config_offers(&fx->cfg, AUTH_SCHEME_NTLM));
+	assert_string_equal(fx->cfg.krb_keytab, "/etc/sip.keytab");
+	assert_string_equal(fx->cfg.krb_realm, "EXAMPLE.TEST");
+	assert_string_equal(fx->cfg.oauth_realm, "other.example");
+	assert_string_equal(fx->cfg.ntlm_domain, "EXAMPLE");
+}
+
+static void test_config_rejects_bad_schemes(void **state)
+{
+	struct fx *fx = *state;
+
+	expect_error(fx, MINIMAL "[auth]\nschemes = ntlm, basic\n", "schemes", "kerberos, ntlm",
+		     NULL);
+	expect_error(fx, MINIMAL "[auth]\nschemes = ntlm, NTLM\n", "schemes", NULL);
+	expect_error(fx, MINIMAL "[auth]\nschemes = \n", "schemes", NULL);
+	expect_error(fx, MINIMAL "[auth]\nsipae_version = 5\n", "sipae_version", NULL);
+	expect_error(fx, MINIMAL "[ntlm]\ndomain = WAYTOOLONGNETBIOSNAME\n", "domain", NULL);
+}
+
 static void test_config_parses_every_key(void **state)
 {
 	struct fx *fx = *state;
@@ -632,6 +685,11 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_config_rejects_socket_path_too_long_for_sun_path,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_auth_schemes_defaults_and_derived_names,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_auth_schemes_order_and_sections, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_config_rejects_bad_schemes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

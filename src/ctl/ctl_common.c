@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/secmem.h"
+#include "vault/vault.h"
 
 static void verr(const char *fmt, va_list ap)
 {
@@ -104,6 +105,7 @@ int ctl_config(struct ctl *c)
 		return CTL_EXIT_ERR;
 	}
 	c->cfg_loaded = true;
+	vault_ntlm_hashes(config_offers(&c->cfg, AUTH_SCHEME_NTLM));
 	set_actor(c);
 	return 0;
 }

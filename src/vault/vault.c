@@ -22,6 +22,7 @@
 #include <openssl/params.h>
 
 #include "auth/digest.h"
+#include "auth/ntlm.h"
 #include "core/secmem.h"
 
 static uint8_t pool_secret[VAULT_SECRET_LEN];
@@ -222,10 +223,17 @@ static const char *const digest_mech[DIGEST_ALG_COUNT] = {
 
 #define DIGEST_FORMS 2 /* "user" and "user@domain" */
 
+static bool store_nt_hash;
+
+void vault_ntlm_hashes(bool on)
+{
+	store_nt_hash = on;
+}
+
 int vault_set_password(struct store *s, const struct store_user *u, const char *password,
 		       size_t password_len)
 {
-	struct store_cred creds[DIGEST_ALG_COUNT * DIGEST_FORMS];
+	struct store_cred creds[(DIGEST_ALG_COUNT + 1) * DIGEST_FORMS];
 	char user_at[2 * STORE_URI_MAX];
 	struct str names[DIGEST_FORMS], realm, pw;
 	size_t n = 0;
@@ -262,10 +270,21 @@ int vault_set_password(struct store *s, const struct store_user *u, const char *
 		}
 	}
 	/*
-	 * Later: the NT hash for NTLM (mech "nt", MD4 of the UTF-16LE password,
-	 * MS-NLMP §3.3.1) is derived here too, so that one password change
-	 * replaces every key at once in the store_cred_replace below.
+	 * The NT hash for NTLM (mech "nt", MD4 of the UTF-16LE password,
+	 * MS-NLMP §3.3.1), when NTLM is offered, under both user-name forms, so
+	 * that one password change replaces every key at once below.
 	 */
+	if (store_nt_hash) {
+		for (int form = 0; form < DIGEST_FORMS; form++, n++) {
+			struct store_cred *c = &creds[n];
+			snprintf(c->mech, sizeof(c->mech), "nt");
+			snprintf(c->variant, sizeof(c->variant), "%s",
+				 form == 0 ? "user" : "user@domain");
+			c->key_len = 16;
+			if (ntlm_nt_hash(password, password_len, c->key) < 0)
+				goto out;
+		}
+	}
 	rc = store_cred_replace(s, u->id, creds, n); /* also sets password_changed */
 out:
 	secmem_wipe(creds, sizeof(creds));

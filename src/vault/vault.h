@@ -11,6 +11,7 @@
 #ifndef RTC_VAULT_VAULT_H
 #define RTC_VAULT_VAULT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,12 @@ int vault_mac(const char *purpose, const void *data, size_t len, uint8_t out[32]
  */
 int vault_set_password(struct store *s, const struct store_user *u, const char *password,
 		       size_t password_len);
+
+/*
+ * Also store the NT hash (NTLM, mech "nt") on each vault_set_password;
+ * on when NTLM is among the offered schemes. Default off.
+ */
+void vault_ntlm_hashes(bool on);
 
 /*
  * Check Digest credentials against the store. method/body come from the

@@ -104,7 +104,9 @@ struct sa *sa_begin(struct sa_table *t, const struct sa_info *info, const struct
  * Complete a handshake: the SA becomes ESTABLISHED for user/instance, hard
  * expiry min(now + SA_MAX_LIFETIME, cred_expiry) (cred_expiry 0 = none).
  * mech/mech_ctx replace the pending context when not NULL (the old one is
- * freed). 0, or -1 when the SA is not pending.
+ * freed). 0, or -1 when the SA is not pending (or expired, or already
+ * evicted from the table, or user/instance too long); on -1 a new mech_ctx
+ * given is freed too (ownership always passes, as with sa_begin).
  */
 int sa_establish(struct sa *sa, const char *user, const char *instance, uint64_t cred_expiry,
 		 const struct sa_mech *mech, void *mech_ctx, uint64_t now);

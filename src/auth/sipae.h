@@ -48,8 +48,10 @@ enum {
 	SIPAE_E_SYNTAX = -2,	/* quoting, token or '=' errors */
 	SIPAE_E_DUPLICATE = -3, /* a parameter twice */
 	SIPAE_E_TOO_LONG = -4,	/* a field over its bound, or too many parameters */
-	SIPAE_E_VALUE = -5,	/* cnum not a decimal 1..2^32-1, crand not 8 hex digits,
-				   version not a small decimal, response not hex */
+	SIPAE_E_VALUE = -5,	/* cnum not a decimal 1..2^32-1 (no sign, no leading
+				   zero), crand not 8 hex digits, version not a decimal
+				   1..99, response not hex (even length), gssapi-data
+				   with a character outside the base64 alphabet */
 	SIPAE_E_MISSING = -6,	/* neither gssapi-data nor (crand, cnum, response);
 				   or crand/cnum/response given without the others */
 };
@@ -82,10 +84,21 @@ struct sipae_fields {
 };
 
 /*
- * Fill fields from a parsed message, exactly as [MS-SIPAE] takes them
- * (From/To URI without <> and parameters; Expires from the Expires header,
- * for a REGISTER response with no Expires header the Contact's expires
- * parameter as the spec says, else empty; status for responses).
+ * Fill fields from a parsed message, exactly as [MS-SIPAE] takes them, byte
+ * for byte as written ([MS-SIP] 3.1.4.2; checked against pidgin-sipe's
+ * sipe-sign.c and its OCS 2007 R2 trace):
+ *  - Call-ID: the header value; CSeq number and method: the two tokens of
+ *    the CSeq value as written;
+ *  - From/To URI: what is inside <> (URI parameters kept), or the bare
+ *    addr-spec; header parameters (tag, epid) are not part of it; tag: the
+ *    tag parameter's value;
+ *  - PAI sip / tel: the first sip:/sips: and the first tel: URI among all
+ *    P-Asserted-Identity values; with no P-Asserted-Identity header, the
+ *    first P-Preferred-Identity value (as sipe signs it);
+ *  - Expires: the Expires header value only, empty when there is none (a
+ *    Contact's expires parameter is never used: sipe reads the header only,
+ *    so a REGISTER 200 must carry an Expires header);
+ *  - status: responses only.
  * status_buf (>= 4 bytes) holds the status digits. 0, or -1 when the message
  * lacks Call-ID, CSeq, From or To or they do not parse.
  */
@@ -93,7 +106,10 @@ int sipae_fields_from_msg(const struct sip_msg *m, struct sipae_fields *out, cha
 
 /*
  * Build the signature buffer: <scheme><rand><num><realm><targetname> then
- * the fields, each in <>. Returns its length, or -1 when it does not fit cap.
+ * the fields, each in <>; SIPAE_F_STATUS only when not empty (requests have
+ * no status and no "<>" for it: [MS-SIP] 3.1.4.2, the sipe trace). scheme is
+ * the scheme token as written in the header. Returns its length, or -1 when
+ * it does not fit cap or SIPAE_SIGBUF_MAX.
  */
 long sipae_sig_buffer(struct str scheme, struct str rand, struct str num, struct str realm,
 		      struct str targetname, const struct sipae_fields *f, char *out, size_t cap);

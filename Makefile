@@ -11,7 +11,7 @@ SAN     ?=
 BUILD   ?= build$(if $(SAN),-$(SAN))
 CC      ?= cc
 
-PKGS    := openssl libevent libevent_openssl libevent_pthreads sqlite3 inih jansson libsystemd libcurl krb5-gssapi zlib
+PKGS    := openssl libevent libevent_openssl libevent_pthreads sqlite3 inih jansson libsystemd libcurl krb5-gssapi krb5 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -27,7 +27,8 @@
 # DIR/env holds shell assignments (KRB5_CONFIG=..., one per line, values
 # single-quoted) for programs that are not bash.
 # Knobs (environment, before start): KRB5_REALM_CLOCKSKEW (seconds, default
-# 300, written to [libdefaults] clockskew), KRB5_REALM_PORT (default: free).
+# 300, written to [libdefaults] clockskew), KRB5_REALM_PORT (default: free),
+# KRB5_REALM_WATCH_PID (stop the KDC when that process ends).
 
 KRB5_REALM_FQDN=fe01.example.test
 
@@ -196,6 +197,16 @@ krb5_realm_start() {
 		echo "krb5_realm_start: krb5kdc exited (port $p taken?; see $d/kdc.log)" >&2
 		rm -f "$d/kdc.pid"
 		return 1
+	fi
+	if [ -n "${KRB5_REALM_WATCH_PID:-}" ]; then
+		# a watchdog: the KDC ends within a second of that process (a test
+		# program killed before its teardown must not leave a KDC behind)
+		(
+			while kill -0 "$KRB5_REALM_WATCH_PID" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
+				sleep 1
+			done
+			kill -TERM "$pid" 2>/dev/null
+		) >/dev/null 2>&1 </dev/null &
 	fi
 	return 0
 }

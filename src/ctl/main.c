@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ctl/ctl.h"
+#include "ctl/probe.h"
 
 #define RTCAUTH_VERSION "0.1.0"
 
@@ -49,6 +50,8 @@ static void usage(FILE *out)
 	    "  partner enable|disable|del NAME | partner refresh NAME (needs rtcauthd)\n"
 	    "  token issue --partner NAME [--as-user URI] [--resource R]   print a token for "
 	    "a partner\n"
+	    "  probe sip:USER@DOMAIN --mech kerberos|ntlm|digest [--transport udp|tcp|tls]\n"
+	    "              sign in as a SIP client and report each step (see probe --help)\n"
 	    "\n"
 	    "exit codes:\n"
 	    "  0 success    1 other error (store unavailable, I/O)    2 usage error\n"
@@ -138,6 +141,8 @@ int main(int argc, char **argv)
 		rc = ctl_partner_main(&c, argc, argv);
 	else if (strcmp(cmd, "token") == 0)
 		rc = ctl_token_main(&c, argc, argv);
+	else if (strcmp(cmd, "probe") == 0)
+		rc = ctl_probe_main(&c, argc, argv);
 	else if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		rc = CTL_EXIT_OK;

@@ -16,6 +16,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "auth/digest.h"
 #include "auth/sipae.h"
@@ -487,6 +490,157 @@ static void test_sipae_fields_from_msg_rejects_null(void **state)
 	assert_int_equal(sipae_fields_from_msg(&msg, &f, NULL), -1);
 }
 
+/* ---- end to end: a signed message with one field changed fails -------------- */
+
+static int hmac_sign(void *ctx, const uint8_t *buf, size_t len, uint8_t *mac, size_t cap,
+		     size_t *mac_len)
+{
+	unsigned int l = 0;
+
+	if (cap < 32 || !HMAC(EVP_sha256(), ctx, 16, buf, len, mac, &l))
+		return -1;
+	*mac_len = l;
+	return 0;
+}
+
+static int hmac_verify(void *ctx, const uint8_t *buf, size_t len, const uint8_t *mac,
+		       size_t mac_len)
+{
+	uint8_t want[32];
+	size_t n;
+
+	if (mac_len != 32 || hmac_sign(ctx, buf, len, want, sizeof(want), &n) != 0)
+		return -1;
+	return CRYPTO_memcmp(want, mac, 32) == 0 ? 0 : -1;
+}
+
+static void hmac_free(void *ctx)
+{
+	free(ctx);
+}
+
+static const struct sa_mech hmac_mech = {hmac_sign, hmac_verify, hmac_free};
+
+/* A signed request with all 15 request fields present. */
+static const char full_invite[] =
+    "INVITE sip:v@example.test SIP/2.0\r\n"
+    "Via: SIP/2.0/TCP 127.0.0.1:5062;branch=z9hG4bK1\r\n"
+    "Max-Forwards: 70\r\n"
+    "From: <sip:u@example.test>;tag=FT1\r\n"
+    "To: <sip:v@example.test>;tag=TT1\r\n"
+    "Call-ID: CID1\r\n"
+    "CSeq: 41 INVITE\r\n"
+    "P-Asserted-Identity: <sip:pai@example.test>, <tel:+111>\r\n"
+    "Expires: 300\r\n"
+    "Proxy-Authorization: NTLM qop=\"auth\", opaque=\"@OPAQUE@\", "
+    "realm=\"SIP Communications Service\", targetname=\"fe01.example.test\", "
+    "crand=\"0A0B0C0D\", cnum=\"7\", response=\"@RESPONSE@\"\r\n"
+    "Content-Length: 0\r\n"
+    "\r\n";
+
+/* Verify msg (held in the global) with sa: the SA found by the header's
+ * opaque, the buffer built from the message and the header. */
+static int verify_msg(struct sa_table *t, uint64_t now)
+{
+	struct sipae_fields f;
+	struct sipae_creds c;
+	const struct sip_header *h;
+	char buf[SIPAE_SIGBUF_MAX];
+	struct sa *sa;
+	long n;
+	int rc;
+
+	if (sipae_fields_from_msg(&msg, &f, NULL) != 0)
+		return 100;
+	h = sip_msg_header(&msg, SIP_H_PROXY_AUTHORIZATION);
+	if (!h || sipae_parse_credentials(h->value, &c) != 0)
+		return 101;
+	sa = sa_find(t, c.opaque, now);
+	if (!sa)
+		return 102;
+	n = sipae_sig_buffer(c.scheme_str, c.crand, c.cnum_str, c.realm, c.targetname, &f, buf,
+			     sizeof(buf));
+	rc = n < 0 ? 103 : sa_verify(sa, c.cnum, (const uint8_t *)buf, (size_t)n, c.response, now);
+	sa_put(sa);
+	return rc;
+}
+
+static void test_sipae_signed_request_with_any_field_changed_fails_verification(void **state)
+{
+	static const char *const edits[][4] = {
+	    {"NTLM qop", "ntlm qop"},
+	    {"crand=\"0A0B0C0D\"", "crand=\"0A0B0C0E\""},
+	    {"cnum=\"7\"", "cnum=\"8\""},
+	    {"realm=\"SIP Communications Service\"", "realm=\"SIP Communications Servic\""},
+	    {"targetname=\"fe01.example.test\"", "targetname=\"fe02.example.test\""},
+	    {"Call-ID: CID1", "Call-ID: CID2"},
+	    {"CSeq: 41 INVITE", "CSeq: 42 INVITE"},
+	    {"INVITE sip:v@example.test SIP/2.0\r\n", "BYE sip:v@example.test SIP/2.0\r\n",
+	     "CSeq: 41 INVITE", "CSeq: 41 BYE"},
+	    {"<sip:u@example.test>;tag=FT1", "<sip:w@example.test>;tag=FT1"},
+	    {";tag=FT1", ";tag=FT2"},
+	    {"<sip:v@example.test>;tag=TT1", "<sip:x@example.test>;tag=TT1"},
+	    {";tag=TT1", ""},
+	    {"<sip:pai@example.test>, ", ""},
+	    {", <tel:+111>", ""},
+	    {"Expires: 300\r\n", ""},
+	};
+	struct sa_table *t = sa_table_new(0);
+	struct sa_info info;
+	struct sa *sa;
+	uint8_t *key = malloc(16);
+	char *m1, *m2, *signed_msg, resp[2 * SA_MAC_MAX + 1], buf[SIPAE_SIGBUF_MAX];
+	struct sipae_fields f;
+	long n;
+
+	(void)state;
+	assert_non_null(t);
+	assert_non_null(key);
+	memset(key, 0x42, 16);
+	memset(&info, 0, sizeof(info));
+	info.scheme = SA_SCHEME_NTLM;
+	strcpy(info.user, "sip:u@example.test");
+	strcpy(info.realm, "SIP Communications Service");
+	strcpy(info.targetname, "fe01.example.test");
+	sa = sa_create(t, &info, &hmac_mech, key, 0, 1000);
+	assert_non_null(sa);
+	/* the client signs (same key: the fake mechanism is symmetric) */
+	m1 = subst(full_invite, "@OPAQUE@", sa_opaque(sa));
+	parse_msg(m1);
+	assert_int_equal(sipae_fields_from_msg(&msg, &f, NULL), 0);
+	n = sipae_sig_buffer(STR_LIT("NTLM"), STR_LIT("0A0B0C0D"), STR_LIT("7"),
+			     STR_LIT("SIP Communications Service"), STR_LIT("fe01.example.test"),
+			     &f, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_int_equal(sa_sign(sa, (const uint8_t *)buf, (size_t)n, resp, sizeof(resp)), 64);
+	sa_put(sa);
+	signed_msg = subst(m1, "@RESPONSE@", resp);
+	/* every field changed: the signature no longer verifies (and the window
+	 * is untouched, so the original still verifies afterwards) */
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		m2 = subst(signed_msg, edits[i][0], edits[i][1]);
+		if (edits[i][2]) { /* the method is in the request line and CSeq */
+			char *m3 = subst(m2, edits[i][2], edits[i][3]);
+			free(m2);
+			m2 = m3;
+		}
+		parse_msg(m2);
+		int rc = verify_msg(t, 1001);
+		if (rc != SA_E_BAD_SIG) {
+			print_error("edit %zu (%s -> %s): %d\n", i, edits[i][0], edits[i][1], rc);
+			fail();
+		}
+		free(m2);
+	}
+	parse_msg(signed_msg);
+	assert_int_equal(verify_msg(t, 1001), SA_OK);
+	/* and once only */
+	assert_int_equal(verify_msg(t, 1001), SA_E_REPLAY);
+	free(m1);
+	free(signed_msg);
+	sa_table_free(t);
+}
+
 /* ---- credentials ------------------------------------------------------------ */
 
 static int parse_creds(const char *s, struct sipae_creds *c)
@@ -936,6 +1090,7 @@ int main(void)
 	    cmocka_unit_test(test_sipae_buffer_fields_not_covered_do_not_change_it),
 	    cmocka_unit_test(test_sipae_sig_buffer_refuses_small_or_oversize_output),
 	    cmocka_unit_test(test_sipae_fields_from_msg_rejects_null),
+	    cmocka_unit_test(test_sipae_signed_request_with_any_field_changed_fails_verification),
 	    cmocka_unit_test(test_sipae_creds_sipe_final_register_with_gssapi_and_signature),
 	    cmocka_unit_test(test_sipae_creds_sipe_second_register_empty_gssapi_data),
 	    cmocka_unit_test(test_sipae_creds_signed_request_without_gssapi),

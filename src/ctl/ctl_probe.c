@@ -856,13 +856,21 @@ static const char *gss_host(const char *targetname)
 	return s ? s + 1 : targetname;
 }
 
-static int handshake_auth(struct probe *p, const char *gssdata, char *line, size_t cap)
+/*
+ * The Authorization prefix of one handshake REGISTER: with gssapi-data while
+ * there is a token to send; once the context is complete and nothing is left
+ * to send (Kerberos after an AP-REP in a 401), a plain SA header to sign.
+ */
+static int handshake_auth(struct probe *p, const char *gssdata, bool have_token, char *line,
+			  size_t cap)
 {
-	int n = snprintf(line, cap,
-			 "Authorization: %s qop=\"auth\"%s%s%s, realm=\"%s\", targetname=\"%s\", "
-			 "gssapi-data=\"%s\", version=%d",
-			 p->scheme, p->opaque[0] ? ", opaque=\"" : "", p->opaque,
-			 p->opaque[0] ? "\"" : "", p->realm, p->targetname, gssdata, p->version);
+	int n = snprintf(
+	    line, cap,
+	    "Authorization: %s qop=\"auth\"%s%s%s, realm=\"%s\", targetname=\"%s\"%s%s%s, "
+	    "version=%d",
+	    p->scheme, p->opaque[0] ? ", opaque=\"" : "", p->opaque, p->opaque[0] ? "\"" : "",
+	    p->realm, p->targetname, have_token ? ", gssapi-data=\"" : "",
+	    have_token ? gssdata : "", have_token ? "\"" : "", p->version);
 	return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
@@ -919,7 +927,7 @@ static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 		long len;
 		int s = probe_gss_step(p->gss, host, inlen ? in : NULL, inlen, &out, &outlen, err,
 				       sizeof(err));
-		bool sign;
+		bool sign, have_token;
 
 		if (s < 0) {
 			step(p, "handshake", false, "%s", err);
@@ -942,9 +950,11 @@ static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 				     "opaque=%s",
 				     outlen, p->opaque[0] ? p->opaque : "-");
 		}
-		/* version 4: the REGISTER completing the handshake is signed */
-		sign = p->version >= 4 && probe_gss_can_sign(p->gss);
-		if (handshake_auth(p, gssdata, line, HDR_MAX) < 0) {
+		/* version 4: the REGISTER completing the handshake is signed; a
+		 * REGISTER without a token is always signed */
+		have_token = s != 0 || outlen > 0 || leg == 0;
+		sign = probe_gss_can_sign(p->gss) && (p->version >= 4 || !have_token);
+		if (handshake_auth(p, gssdata, have_token, line, HDR_MAX) < 0) {
 			step(p, final_sent ? "register-ok" : "handshake", false, "token too large");
 			goto out;
 		}

@@ -898,9 +898,11 @@ void config_defaults(struct config *cfg)
 	cfg->lockout_source_failures = 30;
 	cfg->lockout_source_window = 60;
 	cfg->lockout_source_duration = 300;
-	cfg->auth_schemes[0] = AUTH_SCHEME_KERBEROS;
-	cfg->auth_schemes[1] = AUTH_SCHEME_NTLM;
-	cfg->auth_schemes[2] = AUTH_SCHEME_DIGEST;
+	/* Digest first: plain SIP clients (sipp among them) read only the
+	 * first challenge; [MS-SIPAE] clients pick their scheme from all */
+	cfg->auth_schemes[0] = AUTH_SCHEME_DIGEST;
+	cfg->auth_schemes[1] = AUTH_SCHEME_KERBEROS;
+	cfg->auth_schemes[2] = AUTH_SCHEME_NTLM;
 	cfg->n_auth_schemes = 3;
 	strcpy(cfg->sipae_realm, "SIP Communications Service");
 	cfg->sipae_version = 4;

@@ -78,7 +78,7 @@ struct config {
 	int lockout_source_window;   /* seconds, default 60 */
 	int lockout_source_duration; /* seconds, default 300 */
 
-	/* offered schemes, in challenge order; default kerberos, ntlm, digest
+	/* offered schemes, in challenge order; default digest, kerberos, ntlm
 	 * (Kerberos is offered only when a keytab is configured and loads) */
 	enum auth_scheme auth_schemes[AUTH_SCHEME_COUNT];
 	size_t n_auth_schemes;

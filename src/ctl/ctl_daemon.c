@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "auth/sa.h"
 #include "core/clock.h"
 #include "core/str.h"
 
@@ -27,6 +29,13 @@ static const struct ctl_cmd_help h_lock_list = {
 static const struct ctl_cmd_help h_lock_clear = {
     "lockout clear", "KEY", "Clear the lockout of a user URI or a source address.",
     "Needs the running rtcauthd (lockouts live in its memory).\n"};
+static const struct ctl_cmd_help h_sa_list = {
+    "sa list", "[--json]", "List the security associations of signed-in NTLM and Kerberos clients.",
+    "Needs the running rtcauthd (security associations live in its memory).\n"};
+static const struct ctl_cmd_help h_sa_drop = {
+    "sa drop", "(OPAQUE | --user URI)",
+    "Drop one security association, or every one of a user: the client signs in again.",
+    "Needs the running rtcauthd.\n"};
 static const struct ctl_cmd_help h_status = {
     "status", "[--json]", "Show rtcauthd's uptime, workers, registrations and counters.",
     "Needs the running rtcauthd.\n"};
@@ -442,6 +451,100 @@ int ctl_lockout_main(struct ctl *c, int argc, char **argv)
 	if (strcmp(argv[0], "clear") == 0)
 		return lockout_clear(c, argc - 1, argv + 1);
 	return unknown_sub("lockout", argv[0]);
+}
+
+static int sa_list_cmd(struct ctl *c, int argc, char **argv)
+{
+	bool json = false;
+	const struct ctl_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
+	const char *pos[1];
+	json_t *reply, *arr, *o;
+	size_t i;
+	int n, rc, wu;
+
+	if (ctl_args(&h_sa_list, argc, argv, opts, pos, 0, 0, &n, &rc))
+		return rc;
+	rc = daemon_only(c, json_pack("{s:s}", "cmd", "sa.list"), &reply);
+	if (rc)
+		return rc;
+	arr = json_object_get(reply, "entries");
+	if (!json_is_array(arr)) {
+		ctl_err("rtcauthd sent a reply without entries");
+		json_decref(reply);
+		return CTL_EXIT_ERR;
+	}
+	if (json) {
+		rc = ctl_print_json(json_incref(arr));
+		json_decref(reply);
+		return rc;
+	}
+	if (json_array_size(arr) == 0)
+		printf("no security associations\n");
+	wu = width_of(arr, "user", 4, 60);
+	json_array_foreach(arr, i, o)
+	{
+		if (i == 0)
+			printf("%-8s  %-8s  %-11s  %-*s  %s\n", "OPAQUE", "SCHEME", "STATE", wu,
+			       "USER", "EXPIRES IN");
+		printf("%-8s  %-8s  %-11s  %-*s  %llds\n", jstr(o, "opaque"), jstr(o, "scheme"),
+		       jstr(o, "state"), wu, jstr(o, "user"),
+		       (long long)json_integer_value(json_object_get(o, "expires")) -
+			   (long long)time(NULL));
+	}
+	json_decref(reply);
+	return CTL_EXIT_OK;
+}
+
+static int sa_drop_cmd(struct ctl *c, int argc, char **argv)
+{
+	const char *user = NULL;
+	const struct ctl_opt opts[] = {{"--user", &user, NULL}, {NULL, NULL, NULL}};
+	const char *pos[1] = {NULL};
+	json_t *reply, *req;
+	json_int_t removed;
+	int n, rc;
+
+	if (ctl_args(&h_sa_drop, argc, argv, opts, pos, 0, 1, &n, &rc))
+		return rc;
+	if ((n == 1) == (user != NULL)) {
+		ctl_err("give either an OPAQUE (see: rtcauthctl sa list) or --user URI");
+		return CTL_EXIT_USAGE;
+	}
+	if (n == 1 && (strlen(pos[0]) != SA_OPAQUE_LEN ||
+		       strspn(pos[0], "0123456789abcdefABCDEF") != SA_OPAQUE_LEN)) {
+		ctl_err("invalid OPAQUE '%s': 8 hex digits, as shown by rtcauthctl sa list",
+			pos[0]);
+		return CTL_EXIT_USAGE;
+	}
+	req = n == 1 ? json_pack("{s:s, s:s}", "cmd", "sa.drop", "opaque", pos[0])
+		     : json_pack("{s:s, s:s}", "cmd", "sa.drop", "user", user);
+	rc = daemon_only(c, req, &reply);
+	if (rc)
+		return rc;
+	removed = json_integer_value(json_object_get(reply, "removed"));
+	json_decref(reply);
+	if (removed == 0) {
+		ctl_err("no security association for %s (see: rtcauthctl sa list)",
+			n == 1 ? pos[0] : user);
+		return CTL_EXIT_NOTFOUND;
+	}
+	printf("dropped %lld security association%s\n", (long long)removed,
+	       removed == 1 ? "" : "s");
+	return CTL_EXIT_OK;
+}
+
+int ctl_sa_main(struct ctl *c, int argc, char **argv)
+{
+	static const struct ctl_cmd_help *const cmds[] = {&h_sa_list, &h_sa_drop};
+	int rc = want_group_help("sa", argc, argv, cmds, 2);
+
+	if (rc >= 0)
+		return rc;
+	if (strcmp(argv[0], "list") == 0)
+		return sa_list_cmd(c, argc - 1, argv + 1);
+	if (strcmp(argv[0], "drop") == 0)
+		return sa_drop_cmd(c, argc - 1, argv + 1);
+	return unknown_sub("sa", argv[0]);
 }
 
 static void print_duration(long long s)

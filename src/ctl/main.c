@@ -38,6 +38,8 @@ static void usage(FILE *out)
 	    "  reg del AOR [CONTACT]       remove bindings\n"
 	    "  lockout list [--json]       locked-out users and sources (needs rtcauthd)\n"
 	    "  lockout clear KEY           clear a lockout (needs rtcauthd)\n"
+	    "  sa list [--json]            NTLM/Kerberos security associations (needs rtcauthd)\n"
+	    "  sa drop (OPAQUE | --user URI)  drop security associations (needs rtcauthd)\n"
 	    "  status [--json]             uptime, workers, registrations, counters (needs "
 	    "rtcauthd)\n"
 	    "  audit list [--limit N] [--json]\n"
@@ -131,6 +133,8 @@ int main(int argc, char **argv)
 		rc = ctl_reg_main(&c, argc, argv);
 	else if (strcmp(cmd, "lockout") == 0)
 		rc = ctl_lockout_main(&c, argc, argv);
+	else if (strcmp(cmd, "sa") == 0)
+		rc = ctl_sa_main(&c, argc, argv);
 	else if (strcmp(cmd, "status") == 0)
 		rc = ctl_status_main(&c, argc, argv);
 	else if (strcmp(cmd, "audit") == 0)

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "auth/lockout.h"
+#include "auth/sa.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/stats.h"
@@ -206,6 +207,48 @@ static json_t *do_lockout(json_t *req, bool clear)
 	return json_pack("{s:b, s:o}", "ok", 1, "entries", arr);
 }
 
+static int sa_one(void *vctx, const struct sa_info *i)
+{
+	json_array_append_new(
+	    vctx, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I}",
+			    "opaque", i->opaque, "scheme", sa_scheme_name(i->scheme), "state",
+			    i->state == SA_ESTABLISHED ? "established" : "pending", "user", i->user,
+			    "instance", i->instance, "targetname", i->targetname, "version",
+			    i->version, "created", (json_int_t)i->created, "expires",
+			    (json_int_t)i->expires, "last_used", (json_int_t)i->last_used, "snum",
+			    (json_int_t)i->snum, "cnum", (json_int_t)i->cnum_high));
+	return 0;
+}
+
+/* [MS-SIPAE] security associations: list, or drop one (by opaque) or all
+ * of a user's (the client signs in again at its next request). */
+static json_t *do_sa(json_t *req, bool drop)
+{
+	const struct sip_runtime *rt = actx.runtime();
+	const char *opaque = json_string_value(json_object_get(req, "opaque"));
+	const char *user = json_string_value(json_object_get(req, "user"));
+	json_t *arr;
+	size_t n = 0;
+
+	if (!rt->sas)
+		return err_reply("unavailable", "security associations are off");
+	if (!drop) {
+		arr = json_array();
+		sa_list(rt->sas, sa_one, arr);
+		return json_pack("{s:b, s:o}", "ok", 1, "entries", arr);
+	}
+	if (opaque)
+		n = sa_drop(rt->sas, str_cstr(opaque)) == 0 ? 1 : 0;
+	else if (user)
+		n = sa_drop_user(rt->sas, user);
+	else
+		return err_reply("bad_request", "sa.drop needs \"opaque\" or \"user\"");
+	log_info("admin.sa_drop", "removed=%zu", n);
+	if (n)
+		wb_audit("rtcauthctl", "sa.drop", opaque ? opaque : user, "local", "");
+	return json_pack("{s:b, s:i}", "ok", 1, "removed", (int)n);
+}
+
 /* rtcauthctl sends this after every signing-key or partner change. */
 static json_t *do_oauth_reload(void)
 {
@@ -245,6 +288,10 @@ char *admin_handle_line(const char *line, size_t len)
 		rep = do_lockout(req, true);
 	else if (strcmp(cmd, "oauth.reload") == 0)
 		rep = do_oauth_reload();
+	else if (strcmp(cmd, "sa.list") == 0)
+		rep = do_sa(req, false);
+	else if (strcmp(cmd, "sa.drop") == 0)
+		rep = do_sa(req, true);
 	else if (strcmp(cmd, "partner.refresh") == 0)
 		/* answered by client_read when the fetcher runs (deferred) */
 		rep = err_reply("unavailable", "the metadata fetcher is not running");

@@ -23,6 +23,7 @@
 #include "auth/lockout.h"
 #include "auth/nonce.h"
 #include "auth/retrans.h"
+#include "auth/sa.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -38,6 +39,7 @@
 #include "sip/location.h"
 #include "store/store.h"
 #include "store/wb.h"
+#include "vault/gss.h"
 #include "vault/vault.h"
 
 #define RTCAUTH_VERSION	     "0.1.0"
@@ -110,12 +112,14 @@ static struct sip_runtime *make_runtime(struct config *cfg, const struct sip_run
 		/* nonces in flight and lockout state survive a reload */
 		rt->nonces = prev->nonces;
 		rt->lockout = prev->lockout;
+		rt->sas = prev->sas; /* signed-in clients stay signed in */
 		lockout_set_policy(rt->lockout, &pol);
 		nonce_table_set_lifetime(rt->nonces, (uint32_t)cfg->nonce_lifetime);
 	} else {
 		rt->nonces = nonce_table_new(NONCE_TABLE_CAPACITY, (uint32_t)cfg->nonce_lifetime);
 		rt->lockout = lockout_new(&pol);
-		if (!rt->nonces || !rt->lockout) {
+		rt->sas = sa_table_new(0);
+		if (!rt->nonces || !rt->lockout || !rt->sas) {
 			free(rt);
 			return NULL;
 		}
@@ -132,6 +136,7 @@ static struct sip_runtime *make_runtime(struct config *cfg, const struct sip_run
 			snprintf(l->host, sizeof(l->host), "%s", la->host);
 	}
 	rt->n_listeners = cfg->n_listen;
+	rt->krb_ready = config_offers(cfg, AUTH_SCHEME_KERBEROS) && vault_krb_ready();
 	/* the opaque is the same on every server of a pool */
 	if (vault_mac("digest-opaque", cfg->domain, strlen(cfg->domain), mac) == 0)
 		for (int i = 0; i < 8; i++)
@@ -453,6 +458,32 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	location_expire(clock_wall_s(), expired_one, NULL);
+	if (current_rt && current_rt->sas)
+		sa_sweep(current_rt->sas, (uint64_t)clock_wall_s());
+}
+
+/*
+ * Kerberos is offered only when the keytab loads. A missing or unreadable
+ * keytab is a clear start-up message, not a failed start: NTLM and Digest
+ * keep working.
+ */
+static void kerberos_up(const struct config *cfg)
+{
+	char err[512];
+
+	if (!config_offers(cfg, AUTH_SCHEME_KERBEROS))
+		return;
+	if (!cfg->krb_keytab[0]) {
+		log_info("kerberos.off", "reason=\"no [kerberos] keytab configured\"");
+		return;
+	}
+	if (vault_krb_init(cfg->krb_keytab, err, sizeof(err)) < 0) {
+		char rbuf[REASON_MAX];
+		log_err("kerberos.unavailable", "reason=%s", reason(err, rbuf));
+		fprintf(stderr, "rtcauthd: Kerberos is not offered: %s\n", err);
+		return;
+	}
+	log_info("kerberos.ready", "realm=%s", cfg->krb_realm);
 }
 
 static int parse_args(int argc, char **argv, bool *check_only)
@@ -600,6 +631,7 @@ int main(int argc, char **argv)
 	nw = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (nw < 1)
 		nw = 1;
+	kerberos_up(cfg);
 	rt = make_runtime(cfg, NULL);
 	if (!rt || location_init(8) < 0 || retrans_init(19) < 0) {
 		fprintf(stderr, "rtcauthd: out of memory\n");
@@ -688,6 +720,7 @@ out:
 	store_close(main_store);
 	location_shutdown();
 	retrans_shutdown();
+	vault_krb_shutdown();
 	vault_shutdown();
 	while (kept) {
 		struct rt_keep *k = kept;
@@ -695,6 +728,7 @@ out:
 		if (!k->next) {
 			nonce_table_free(k->rt->nonces);
 			lockout_free(k->rt->lockout);
+			sa_table_free(k->rt->sas);
 		}
 		free(k->rt);
 		free(k->cfg);

@@ -25,6 +25,7 @@
 #include <event2/thread.h>
 #include <openssl/err.h>
 
+#include "auth/sa.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "http/http.h"
@@ -599,6 +600,25 @@ static uint64_t gauge_registrations(void)
 	return (uint64_t)location_count();
 }
 
+static uint64_t gauge_sas(bool established)
+{
+	const struct sip_runtime *rt = atomic_load(&g_rt);
+	size_t pending = 0, est = 0;
+	if (rt && rt->sas)
+		sa_count(rt->sas, &pending, &est);
+	return established ? est : pending;
+}
+
+static uint64_t gauge_sa_established(void)
+{
+	return gauge_sas(true);
+}
+
+static uint64_t gauge_sa_pending(void)
+{
+	return gauge_sas(false);
+}
+
 static uint64_t gauge_workers(void)
 {
 	return (uint64_t)nworkers;
@@ -618,6 +638,11 @@ static int http_routes_once(char *err, size_t errlen)
 	    metrics_gauge_add("rtcauth_http_connections", "Open HTTPS connections",
 			      http_connections) < 0 ||
 	    metrics_gauge_add("rtcauth_workers", "Worker threads", gauge_workers) < 0 ||
+	    metrics_gauge_add("rtcauth_security_associations",
+			      "NTLM and Kerberos security associations of signed-in clients",
+			      gauge_sa_established) < 0 ||
+	    metrics_gauge_add("rtcauth_security_associations_pending", "NTLM handshakes under way",
+			      gauge_sa_pending) < 0 ||
 	    metrics_routes_add(worker_health) < 0) {
 		snprintf(err, errlen, "cannot register the built-in HTTP endpoints");
 		return -1;

@@ -10,8 +10,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "auth/sa.h"
+#include "auth/sipae.h"
 #include "sip/server_int.h"
 #include "store/store.h"
 
@@ -101,6 +104,7 @@ struct target {
 	struct location_flow flow;
 	char ruri[LOC_CONTACT_MAX]; /* new Request-URI, empty = keep */
 	char path[LOC_PATH_MAX];
+	char sa_opaque[16]; /* the binding's [MS-SIPAE] SA: sign with it */
 };
 
 /* Resolve where the request goes. 0, or answered (-1), or dropped (-2). */
@@ -151,6 +155,7 @@ static int resolve(const struct sip_tx *t, bool strip_route, struct target *tg)
 		tg->flow = b.flow;
 		snprintf(tg->ruri, sizeof(tg->ruri), "%s", b.contact_uri);
 		snprintf(tg->path, sizeof(tg->path), "%s", b.path);
+		snprintf(tg->sa_opaque, sizeof(tg->sa_opaque), "%s", b.sa_opaque);
 		return 0;
 	}
 	/* in-dialog request whose target is a contact (came via our Record-Route) */
@@ -217,7 +222,7 @@ static void put_routes(struct sbuf *b, const struct sip_msg *m, bool strip, cons
 }
 
 static void build_forward(struct sbuf *b, const struct sip_tx *t, const struct target *tg,
-			  bool strip)
+			  bool strip, struct sa *callee)
 {
 	const struct sip_runtime *rt = t->w->rt;
 	const struct sip_msg *m = t->m;
@@ -236,12 +241,17 @@ static void build_forward(struct sbuf *b, const struct sip_tx *t, const struct t
 	else
 		sbuf_putstr(b, m->ruri);
 	sbuf_puts(b, " SIP/2.0\r\n");
-	sbuf_printf(b, "Via: SIP/2.0/%s %s:%u;branch=" BRANCH_MAGIC "%016llx;rtcf=%d.%d.%llx\r\n",
+	sbuf_printf(b, "Via: SIP/2.0/%s %s:%u;branch=" BRANCH_MAGIC "%016llx;rtcf=%d.%d.%llx",
 		    out->kind == TRANSPORT_TLS	 ? "TLS"
 		    : out->kind == TRANSPORT_TCP ? "TCP"
 						 : "UDP",
 		    out->host, out->port, (unsigned long long)branch_hash(m), t->src->transport,
 		    t->src->listen_idx, (unsigned long long)t->src->conn_id);
+	/* [MS-SIPAE]: the SAs the response is checked with and re-signed with */
+	if (callee || t->sa)
+		sbuf_printf(b, ";rtcsa=%s.%s", callee ? sa_opaque(callee) : "",
+			    t->sa ? sa_opaque(t->sa) : "");
+	sbuf_puts(b, "\r\n");
 	/* RFC 3261 §16.6 item 4: Record-Route on requests outside a dialog */
 	if (sip_msg_to(m, &to) == 0 && to.tag.len == 0 && m->method_id != SIP_M_REGISTER)
 		sbuf_printf(b, "Record-Route: <sip:%s:%u;transport=%s;lr>\r\n", in->host, in->port,
@@ -250,7 +260,8 @@ static void build_forward(struct sbuf *b, const struct sip_tx *t, const struct t
 	for (size_t i = 0; i < m->n_hdrs; i++) {
 		const struct sip_header *h = &m->hdrs[i];
 		if (h->id == SIP_H_ROUTE || h->id == SIP_H_MAX_FORWARDS ||
-		    h->id == SIP_H_CONTENT_LENGTH || h->id == SIP_H_PROXY_AUTHORIZATION)
+		    h->id == SIP_H_CONTENT_LENGTH || h->id == SIP_H_PROXY_AUTHORIZATION ||
+		    (h->id == SIP_H_AUTHORIZATION && t->sa))
 			continue;
 		if (h->id == SIP_H_VIA && first_via) {
 			/* the received Via gets received/rport (RFC 3261 §18.2.1) */
@@ -280,6 +291,14 @@ static void build_forward(struct sbuf *b, const struct sip_tx *t, const struct t
 			continue; /* all Via values were written above */
 		sbuf_putstr(b, header_line(m, h));
 	}
+	if (callee) {
+		/* re-signed for the recipient: the buffer's fields are the
+		 * request's own (the proxy changes none of them) */
+		struct sipae_fields f;
+		char status[4];
+		if (sipae_fields_from_msg(m, &f, status) == 0)
+			sipae_sign_write(b, callee, &f, STR_NULL);
+	}
 	sbuf_printf(b, "Max-Forwards: %u\r\n", mf ? mf - 1 : 0);
 	sbuf_printf(b, "Content-Length: %zu\r\n\r\n", m->body.len);
 	sbuf_putstr(b, m->body);
@@ -289,6 +308,7 @@ void proxy_request(const struct sip_tx *t, const struct store_user *user)
 {
 	static _Thread_local char mem[FWD_MAX];
 	const struct sip_msg *m = t->m;
+	struct sa *callee = NULL;
 	struct target tg;
 	struct sbuf b;
 	bool strip;
@@ -321,8 +341,21 @@ void proxy_request(const struct sip_tx *t, const struct store_user *user)
 			reply_simple(t, 482, "Loop Detected", NULL);
 		return;
 	}
+	if (tg.sa_opaque[0]) {
+		callee = sa_find(t->w->rt->sas, str_cstr(tg.sa_opaque), (uint64_t)t->now);
+		if (!callee) {
+			/* the recipient's SA expired: it cannot verify us */
+			if (m->method_id != SIP_M_ACK)
+				reply_simple(t, 480,
+					     "Temporarily Unavailable (no security association)",
+					     NULL);
+			return;
+		}
+	}
 	sbuf_init(&b, mem, sizeof(mem));
-	build_forward(&b, t, &tg, strip);
+	build_forward(&b, t, &tg, strip, callee);
+	if (callee)
+		sa_put(callee);
 	if (!sbuf_ok(&b)) {
 		reply_simple(t, 513, "Message Too Large", NULL);
 		return;
@@ -357,6 +390,53 @@ static int parse_rtcf(struct str params, struct location_flow *f)
 	return 0;
 }
 
+/*
+ * A response from a client with an SA must carry its signature
+ * ([MS-SIPAE]): verify it with that SA. 0, or -1 (drop it).
+ */
+static int response_verify(struct sip_worker *w, const struct sip_msg *m, struct str opaque)
+{
+	static _Thread_local char buf[SIPAE_SIGBUF_MAX];
+	static const enum sip_hdr ids[2] = {SIP_H_AUTHORIZATION, SIP_H_PROXY_AUTHORIZATION};
+	struct sipae_fields f;
+	struct sipae_creds c;
+	struct sa *sa;
+	char status[4];
+	long len;
+	int rc = -1;
+
+	sa = sa_find(w->rt->sas, opaque, (uint64_t)clock_wall_s());
+	if (!sa) {
+		log_info("route.response_dropped", "reason=sa_gone status=%d", m->status);
+		return -1;
+	}
+	for (int k = 0; k < 2 && rc != 0; k++) {
+		for (const struct sip_header *h = sip_msg_header(m, ids[k]); h && rc != 0;
+		     h = sip_msg_next_header(m, h)) {
+			if (sipae_parse_credentials(h->value, &c) != 0 || !c.has_cnum ||
+			    !str_eq_cstr(c.opaque, sa_opaque(sa)))
+				continue;
+			if (sipae_fields_from_msg(m, &f, status) != 0)
+				break;
+			len = sipae_sig_buffer(c.scheme_str, c.crand, c.cnum_str, c.realm,
+					       c.targetname, &f, buf, sizeof(buf));
+			if (len < 0)
+				break;
+			rc = sa_verify(sa, c.cnum, (const uint8_t *)buf, (size_t)len, c.response,
+				       (uint64_t)clock_wall_s());
+			if (rc != 0)
+				log_warn("route.response_bad_signature",
+					 "opaque=%s status=%d reason=%s", sa_opaque(sa), m->status,
+					 sa_strerror(rc));
+			break;
+		}
+	}
+	if (rc != 0)
+		log_info("route.response_dropped", "reason=unsigned status=%d", m->status);
+	sa_put(sa);
+	return rc == 0 ? 0 : -1;
+}
+
 void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct location_flow *src)
 {
 	static _Thread_local char mem[FWD_MAX];
@@ -367,6 +447,8 @@ void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct 
 	struct location_flow f;
 	struct sbuf b;
 	const struct sip_header *vh;
+	struct str sav, callee_op = STR_NULL, caller_op = STR_NULL;
+	struct sa *caller = NULL;
 	int n = 0;
 
 	sip_hdr_iter_init(&it, m, SIP_H_VIA);
@@ -399,7 +481,24 @@ void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct 
 		if (parse_ip(next.received.len ? next.received : next.host, port, &f) < 0)
 			return;
 	}
-	/* copy the response without our via-parm */
+	if (sip_param_get(top.params, "rtcsa", &sav) == 1) {
+		long dot = str_chr(sav, '.');
+		if (dot < 0)
+			return;
+		callee_op = str_make(sav.p, (size_t)dot);
+		caller_op = str_make(sav.p + dot + 1, sav.len - (size_t)dot - 1);
+	}
+	if (callee_op.len && response_verify(w, m, callee_op) < 0)
+		return; /* the recipient's SA did not sign it: dropped */
+	if (caller_op.len) {
+		caller = sa_find(rt->sas, caller_op, (uint64_t)clock_wall_s());
+		if (!caller) {
+			log_info("route.response_dropped", "reason=sa_gone status=%d", m->status);
+			return;
+		}
+	}
+	/* copy the response without our via-parm (and, with SAs, without the
+	 * recipient's signature, replaced by ours for the caller) */
 	sbuf_init(&b, mem, sizeof(mem));
 	vh = sip_msg_header(m, SIP_H_VIA);
 	{
@@ -408,6 +507,7 @@ void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct 
 		const char *line_end = line.p + line.len;
 		/* our value alone on its line: drop the line; else drop "ours," */
 		const char *q = after;
+		const char *rest;
 		while (q < line_end && (*q == ' ' || *q == '\t'))
 			q++;
 		sbuf_put(&b, m->buf, (size_t)(line.p - m->buf));
@@ -416,11 +516,42 @@ void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct 
 			q++;
 			while (q < line_end && (*q == ' ' || *q == '\t'))
 				q++;
-			sbuf_put(&b, q, (size_t)(m->buf + m->len - q));
+			rest = q;
 		} else {
-			sbuf_put(&b, line_end, (size_t)(m->buf + m->len - line_end));
+			rest = line_end;
+		}
+		if (!callee_op.len && !caller) {
+			sbuf_put(&b, rest, (size_t)(m->buf + m->len - rest));
+		} else {
+			/* header by header after the Via line, so that the
+			 * signature headers can be left out */
+			size_t i = 0;
+			while (i < m->n_hdrs && m->hdrs[i].name.p < line_end)
+				i++;
+			if (rest < line_end)
+				sbuf_put(&b, rest, (size_t)(line_end - rest));
+			for (; i < m->n_hdrs; i++) {
+				const struct sip_header *h = &m->hdrs[i];
+				if (h->id == SIP_H_AUTHORIZATION ||
+				    h->id == SIP_H_PROXY_AUTHORIZATION ||
+				    h->id == SIP_H_AUTHENTICATION_INFO ||
+				    h->id == SIP_H_PROXY_AUTHENTICATION_INFO ||
+				    h->id == SIP_H_CONTENT_LENGTH)
+					continue;
+				sbuf_putstr(&b, header_line(m, h));
+			}
+			if (caller) {
+				struct sipae_fields fl;
+				char status[4];
+				if (sipae_fields_from_msg(m, &fl, status) == 0)
+					sipae_sign_write(&b, caller, &fl, STR_NULL);
+			}
+			sbuf_printf(&b, "Content-Length: %zu\r\n\r\n", m->body.len);
+			sbuf_putstr(&b, m->body);
 		}
 	}
+	if (caller)
+		sa_put(caller);
 	if (!sbuf_ok(&b) || sip_io_send(w->io, &f, b.p, b.len) < 0) {
 		log_info("route.response_lost", "status=%d", m->status);
 		return;

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/stats.h"
+#include "auth/sa.h"
 #include "sip/server_int.h"
 #include "store/wb.h"
 
@@ -148,6 +149,8 @@ static void fill_binding(const struct reg_req *q, const struct reg_contact *rc,
 	b->expires = t->now + rc->expires;
 	b->updated = t->now;
 	b->flow = *t->src;
+	if (t->sa)
+		copy_cstr(b->sa_opaque, sizeof(b->sa_opaque), sa_opaque(t->sa));
 }
 
 static int update_fn(void *vctx, struct location_aor *rec)

@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "auth/sa.h"
 #include "sip/server_int.h"
 
 const char *sip_transport_name(int kind)
@@ -270,6 +271,8 @@ void reply_finish_send(struct sbuf *b, const struct sip_tx *t)
 	struct location_flow dst = *t->src;
 	struct sip_via via;
 
+	if (t->sa)
+		sipae_sign_reply(b, t);
 	sbuf_puts(b, "Content-Length: 0\r\n\r\n");
 	if (!sbuf_ok(b)) {
 		log_err("sip.reply_too_large", "status_line_dropped=1");
@@ -475,9 +478,19 @@ static void handle_request(struct sip_tx *t)
 	const struct sip_msg *m = t->m;
 	struct store_user user;
 
+	struct store_user *uptr = &user;
+	int rc;
+
 	if (m->method_id == SIP_M_ACK || m->method_id == SIP_M_CANCEL) {
-		/* never challenged (RFC 3261 §22.1); forwarded statelessly */
-		proxy_request(t, NULL);
+		/* never challenged (RFC 3261 §22.1); forwarded statelessly; a
+		 * signed one is verified, an unsigned one from a flow that
+		 * signs ([MS-SIPAE]) is dropped */
+		rc = sipae_check(t, &user);
+		if (rc == 0)
+			return;
+		if (rc < 0 && sipae_unsigned_from_sa_flow(t))
+			return;
+		proxy_request(t, rc > 0 ? &user : NULL);
 		return;
 	}
 	if (request_sanity(t) < 0)
@@ -489,12 +502,19 @@ static void handle_request(struct sip_tx *t)
 			     "Accept: application/sdp\r\nSupported: path, outbound\r\n");
 		return;
 	}
-	if (!sipauth_check(t, &user))
+	rc = sipae_check(t, &user);
+	if (rc == 0)
 		return;
+	if (rc < 0) {
+		if (sipae_unsigned_from_sa_flow(t))
+			return;
+		if (!sipauth_check(t, &user))
+			return;
+	}
 	if (m->method_id == SIP_M_REGISTER)
-		registrar_handle(t, &user);
+		registrar_handle(t, uptr);
 	else
-		proxy_request(t, &user);
+		proxy_request(t, uptr);
 }
 
 void sip_server_handle(struct sip_worker *w, const char *buf, size_t len,
@@ -509,6 +529,7 @@ void sip_server_handle(struct sip_worker *w, const char *buf, size_t len,
 	t.w = w;
 	t.m = &m;
 	t.src = src;
+	t.sa = NULL;
 	t.now = clock_wall_s();
 	sip_flow_ip(src, t.src_ip, sizeof(t.src_ip));
 	sip_flow_addr(src, t.src_addr, sizeof(t.src_addr));
@@ -524,6 +545,8 @@ void sip_server_handle(struct sip_worker *w, const char *buf, size_t len,
 	log_debug("sip.request", "method=%.*s src=%s", (int)(m.method.len > 32 ? 32 : m.method.len),
 		  m.method.p, t.src_addr);
 	handle_request(&t);
+	if (t.sa)
+		sa_put(t.sa);
 out:
 	log_ctx_clear();
 }

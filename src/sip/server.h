@@ -20,6 +20,7 @@
 struct store;
 struct nonce_table;
 struct lockout;
+struct sa_table;
 
 /* What each listener advertises in Via and Record-Route. */
 struct sip_listener {
@@ -35,7 +36,10 @@ struct sip_runtime {
 	struct lockout *lockout;
 	struct sip_listener listeners[CONFIG_MAX_LISTEN];
 	size_t n_listeners;
-	char opaque[24]; /* Digest opaque we hand out and expect back */
+	char opaque[24];      /* Digest opaque we hand out and expect back */
+	struct sa_table *sas; /* [MS-SIPAE] security associations; NULL: NTLM and
+				 Kerberos off */
+	bool krb_ready;	      /* the keytab loaded: Kerberos is offered */
 };
 
 struct sip_io; /* the worker's transport side, defined by the daemon */

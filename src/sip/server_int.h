@@ -12,6 +12,9 @@
 #define SIP_REPLY_MAX	16384
 #define SIP_SERVER_NAME "rtcauth/0.1.0"
 
+struct sa;
+struct sipae_fields;
+
 /* One request being handled. */
 struct sip_tx {
 	struct sip_worker *w;
@@ -20,7 +23,29 @@ struct sip_tx {
 	char src_ip[64];
 	char src_addr[80];
 	int64_t now;
+	/* [MS-SIPAE]: the security association the request was verified with
+	 * (or that its handshake just established); every reply to it is
+	 * signed with it. NULL for Digest and unauthenticated requests. */
+	struct sa *sa;
 };
+
+/* ---- [MS-SIPAE] (sipae_auth.c) ---- */
+
+/* Authenticate with NTLM / Kerberos credentials or a signature. 1 when
+ * authenticated (*user filled, t->sa set and referenced), 0 when a response
+ * was sent, -1 when the request carries no such credentials (Digest next). */
+int sipae_check(struct sip_tx *t, struct store_user *user);
+/* Challenge lines for the configured [MS-SIPAE] schemes of one kind
+ * (enum auth_scheme), for send_challenge's loop. */
+void sipae_challenge_lines(struct sbuf *b, const struct sip_tx *t, const char *hdr, int scheme);
+/* Sign a message with sa and write the (Proxy-)Authentication-Info line. */
+void sipae_sign_write(struct sbuf *b, struct sa *sa, const struct sipae_fields *f,
+		      struct str gssapi_data);
+/* Sign a reply being built in b (everything but Content-Length and body). */
+void sipae_sign_reply(struct sbuf *b, const struct sip_tx *t);
+/* Drop an unsigned request from a flow whose binding holds an SA: 1 when
+ * it was answered (challenged), 0 to go on. */
+int sipae_unsigned_from_sa_flow(const struct sip_tx *t);
 
 /* Status line, Via (top one with received/rport), From, To (with a stable
  * tag when none and status > 100), Call-ID, CSeq, Server. */
@@ -36,6 +61,8 @@ void reply_simple(const struct sip_tx *t, int status, const char *reason, const 
  * Returns 1 when authenticated (*user filled), 0 when a response (challenge,
  * 400, 403, 503) was sent and handling must stop. */
 int sipauth_check(const struct sip_tx *t, struct store_user *user);
+/* The 401/407 offering every configured scheme. */
+void sipauth_challenge(const struct sip_tx *t, bool stale);
 
 /* Registrar (RFC 3261 §10.3) for an authenticated REGISTER. */
 void registrar_handle(const struct sip_tx *t, const struct store_user *user);

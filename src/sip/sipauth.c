@@ -47,8 +47,14 @@ static int challenge_nonce(const struct sip_tx *t, char *nonce, size_t cap)
 	return nonce_from_stamp(realm, stamp, nonce, cap);
 }
 
-static void send_challenge(const struct sip_tx *t, bool stale)
+void sipauth_challenge(const struct sip_tx *t, bool stale)
 {
+	if (t->m->method_id == SIP_M_ACK || t->m->method_id == SIP_M_CANCEL) {
+		/* never challenged ([MS-SIPAE], RFC 3261 §22.1): dropped */
+		log_info("auth.dropped", "method=%.*s src=%s", (int)t->m->method.len,
+			 t->m->method.p, t->src_addr);
+		return;
+	}
 	const struct sip_runtime *rt = t->w->rt;
 	const struct config *cfg = rt->cfg;
 	bool reg = t->m->method_id == SIP_M_REGISTER;
@@ -63,10 +69,17 @@ static void send_challenge(const struct sip_tx *t, bool stale)
 	}
 	sbuf_init(&b, mem, sizeof(mem));
 	reply_start(&b, t, reg ? 401 : 407, reg ? "Unauthorized" : "Proxy Authentication Required");
-	for (size_t i = 0; i < cfg->n_digest_algs; i++)
-		digest_challenge_write(&b, hdr, str_cstr(cfg->domain), str_cstr(nonce),
-				       str_cstr(rt->opaque), cfg->digest_algs[i],
-				       cfg->digest_sess[i], cfg->digest_qop_auth_int, stale);
+	for (size_t k = 0; k < cfg->n_auth_schemes; k++) {
+		if (cfg->auth_schemes[k] != AUTH_SCHEME_DIGEST) {
+			sipae_challenge_lines(&b, t, hdr, (int)cfg->auth_schemes[k]);
+			continue;
+		}
+		for (size_t i = 0; i < cfg->n_digest_algs; i++)
+			digest_challenge_write(&b, hdr, str_cstr(cfg->domain), str_cstr(nonce),
+					       str_cstr(rt->opaque), cfg->digest_algs[i],
+					       cfg->digest_sess[i], cfg->digest_qop_auth_int,
+					       stale);
+	}
 	reply_finish_send(&b, t);
 	stats_inc(stale ? ST_AUTH_STALE : ST_AUTH_CHALLENGE);
 	if (stale)
@@ -221,8 +234,8 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 	rc = find_credentials(t, &c);
 	if (rc < 0)
 		return 0;
-	if (rc == 0) {
-		send_challenge(t, false);
+	if (rc == 0 || !config_offers(rt->cfg, AUTH_SCHEME_DIGEST)) {
+		sipauth_challenge(t, false);
 		return 0;
 	}
 	identity_key(&c, realm, who, sizeof(who));
@@ -242,13 +255,13 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 	}
 	if (!str_eq(c.opaque, str_cstr(rt->opaque))) {
 		log_info("auth.bad_opaque", "src=%s", t->src_addr);
-		send_challenge(t, false);
+		sipauth_challenge(t, false);
 		return 0;
 	}
 	ns = nonce_check(rt->nonces, c.nonce, realm, t->now);
 	if (ns == NONCE_INVALID) {
 		log_info("auth.bad_nonce", "src=%s", t->src_addr);
-		send_challenge(t, false);
+		sipauth_challenge(t, false);
 		return 0;
 	}
 	/* a stale nonce is still checked: stale=true only tells a client that
@@ -264,11 +277,11 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 	}
 	if (v.kind == VERDICT_PERMFAIL) {
 		record_failure(t, who, v.reason);
-		send_challenge(t, false);
+		sipauth_challenge(t, false);
 		return 0;
 	}
 	if (ns == NONCE_STALE) {
-		send_challenge(t, true);
+		sipauth_challenge(t, true);
 		return 0;
 	}
 	retrans_key_of(t, &c, &rk);
@@ -284,11 +297,11 @@ int sipauth_check(const struct sip_tx *t, struct store_user *user)
 		stats_inc(ST_AUTH_REPLAY);
 		stats_auth(STATS_MECH_DIGEST, STATS_AUTH_REPLAY);
 		log_warn("auth.replay", "user=%s src=%s nc=%u", user->uri, t->src_addr, c.nc);
-		send_challenge(t, false);
+		sipauth_challenge(t, false);
 		return 0;
 	}
 	if (ns != NONCE_OK) {
-		send_challenge(t, ns == NONCE_STALE);
+		sipauth_challenge(t, ns == NONCE_STALE);
 		return 0;
 	}
 	lockout_success(rt->lockout, str_cstr(who), str_cstr(t->src_ip), mono);

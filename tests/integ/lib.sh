@@ -85,7 +85,7 @@ write_config() {
 	cat >"$CONF" <<CONF
 [server]
 domain = example.test
-fqdn = localhost
+fqdn = ${FQDN:-localhost}
 workers = ${WORKERS:-2}
 state_dir = $T/state
 

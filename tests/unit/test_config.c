@@ -166,9 +166,9 @@ static void test_config_auth_schemes_defaults_and_derived_names(void **state)
 	assert_int_equal(
 	    load(fx, "[server]\ndomain = corp.example.com\nfqdn = fe01.corp.example.com\n"), 0);
 	assert_int_equal(fx->cfg.n_auth_schemes, 3);
-	assert_int_equal(fx->cfg.auth_schemes[0], AUTH_SCHEME_KERBEROS);
-	assert_int_equal(fx->cfg.auth_schemes[1], AUTH_SCHEME_NTLM);
-	assert_int_equal(fx->cfg.auth_schemes[2], AUTH_SCHEME_DIGEST);
+	assert_int_equal(fx->cfg.auth_schemes[0], AUTH_SCHEME_DIGEST);
+	assert_int_equal(fx->cfg.auth_schemes[1], AUTH_SCHEME_KERBEROS);
+	assert_int_equal(fx->cfg.auth_schemes[2], AUTH_SCHEME_NTLM);
 	assert_string_equal(fx->cfg.sipae_realm, "SIP Communications Service");
 	assert_int_equal(fx->cfg.sipae_version, 4);
 	assert_string_equal(fx->cfg.krb_keytab, "");

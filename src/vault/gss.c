@@ -32,6 +32,9 @@ static gss_OID_desc krb5_ms_oid = {9, (void *)"\x2a\x86\x48\x82\xf7\x12\x01\x02\
 
 static pthread_rwlock_t krb_lock = PTHREAD_RWLOCK_INITIALIZER;
 static gss_cred_id_t krb_cred = GSS_C_NO_CREDENTIAL; /* under krb_lock */
+/* krb5 only, without a replay cache: never accepts anything, only tells
+ * why a SPNEGO token failed (see spnego_reason) */
+static gss_cred_id_t krb_probe = GSS_C_NO_CREDENTIAL; /* under krb_lock */
 static atomic_bool krb_ok;
 
 static bool oid_eq(const gss_OID_desc *a, const gss_OID_desc *b)
@@ -75,6 +78,76 @@ static int token_mech(const uint8_t *t, size_t len, gss_OID_desc *oid)
 	oid->length = (OM_uint32)n;
 	oid->elements = (void *)(t + pos);
 	return 0;
+}
+
+/*
+ * One DER TLV at p (len bytes): tag (single byte), value, and the size of
+ * the whole TLV. Definite lengths of up to 3 bytes, shortest form. 0 or -1.
+ */
+static int der_tlv(const uint8_t *p, size_t len, uint8_t *tag, const uint8_t **val, size_t *vlen,
+		   size_t *total)
+{
+	size_t hdr = 2, n, i, l;
+
+	if (len < 2)
+		return -1;
+	*tag = p[0];
+	if (p[1] < 0x80) {
+		l = p[1];
+	} else {
+		n = p[1] & 0x7f;
+		if (n == 0 || n > 3 || len < 2 + n || p[2] == 0)
+			return -1;
+		for (l = 0, i = 0; i < n; i++)
+			l = l << 8 | p[2 + i];
+		if (l < 0x80)
+			return -1;
+		hdr += n;
+	}
+	if (l > len - hdr)
+		return -1;
+	*val = p + hdr;
+	*vlen = l;
+	*total = hdr + l;
+	return 0;
+}
+
+/*
+ * RFC 4178 §4.2.1: from a SPNEGO initial token (NegTokenInit), the first
+ * mechanism the initiator lists and the optimistic mechToken. Only read to
+ * explain a failure; the library parses the token that is accepted.
+ */
+static int spnego_init_parts(const uint8_t *t, size_t len, gss_OID_desc *first,
+			     const uint8_t **mtok, size_t *mlen)
+{
+	const uint8_t *v, *seq, *e, *f;
+	size_t vl, sl, el, fl, tot, skip, pos;
+	uint8_t tag;
+
+	/* [APPLICATION 0] { OID spnego, [0] NegTokenInit SEQUENCE } */
+	if (der_tlv(t, len, &tag, &v, &vl, &tot) || tag != 0x60 ||
+	    der_tlv(v, vl, &tag, &f, &fl, &skip) || tag != 0x06 ||
+	    der_tlv(v + skip, vl - skip, &tag, &e, &el, &tot) || tag != 0xa0 ||
+	    der_tlv(e, el, &tag, &seq, &sl, &tot) || tag != 0x30)
+		return -1;
+	first->length = 0;
+	*mtok = NULL;
+	*mlen = 0;
+	for (pos = 0; pos < sl; pos += tot) {
+		if (der_tlv(seq + pos, sl - pos, &tag, &e, &el, &tot))
+			return -1;
+		if (tag == 0xa0) { /* mechTypes: SEQUENCE OF OID; the first */
+			if (der_tlv(e, el, &tag, &v, &vl, &skip) || tag != 0x30 ||
+			    der_tlv(v, vl, &tag, &f, &fl, &skip) || tag != 0x06)
+				return -1;
+			first->length = (OM_uint32)fl;
+			first->elements = (void *)f;
+		} else if (tag == 0xa2) { /* mechToken: OCTET STRING */
+			if (der_tlv(e, el, &tag, mtok, mlen, &skip) || tag != 0x04)
+				return -1;
+		}
+	}
+	return first->length && *mtok ? 0 : -1;
 }
 
 /* ---- initialisation ----------------------------------------------------- */
@@ -207,10 +280,29 @@ static int acquire(const char *ktname, const char *path, gss_cred_id_t *out, cha
 	return 0;
 }
 
+/* The krb5-only credential without a replay cache that explains SPNEGO
+ * failures (it must not store the authenticator a second time). */
+static int acquire_probe(const char *ktname, const char *path, gss_cred_id_t *out, char *err,
+			 size_t errlen)
+{
+	gss_key_value_element_desc el[2] = {{"keytab", ktname}, {"rcache", "none:"}};
+	gss_key_value_set_desc store = {2, el};
+	gss_OID_set_desc mechs = {1, &krb5_oid};
+	OM_uint32 maj, min;
+
+	maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT,
+				    &store, out, NULL, NULL);
+	if (GSS_ERROR(maj)) {
+		gss_err_text(err, errlen, path, maj, min);
+		return -1;
+	}
+	return 0;
+}
+
 int vault_krb_init(const char *keytab, char *err, size_t errlen)
 {
 	char ktname[4096 + 6];
-	gss_cred_id_t cred = GSS_C_NO_CREDENTIAL, old;
+	gss_cred_id_t cred = GSS_C_NO_CREDENTIAL, probe = GSS_C_NO_CREDENTIAL, old, old_probe;
 	OM_uint32 min;
 
 	if (!keytab || !keytab[0]) {
@@ -225,13 +317,21 @@ int vault_krb_init(const char *keytab, char *err, size_t errlen)
 	    keytab_keys_check(ktname, keytab, err, errlen) ||
 	    acquire(ktname, keytab, &cred, err, errlen))
 		return -1;
+	if (acquire_probe(ktname, keytab, &probe, err, errlen)) {
+		gss_release_cred(&min, &cred);
+		return -1;
+	}
 	pthread_rwlock_wrlock(&krb_lock);
 	old = krb_cred;
+	old_probe = krb_probe;
 	krb_cred = cred;
+	krb_probe = probe;
 	atomic_store(&krb_ok, true);
 	pthread_rwlock_unlock(&krb_lock);
 	if (old != GSS_C_NO_CREDENTIAL)
 		gss_release_cred(&min, &old);
+	if (old_probe != GSS_C_NO_CREDENTIAL)
+		gss_release_cred(&min, &old_probe);
 	return 0;
 }
 
@@ -242,16 +342,20 @@ bool vault_krb_ready(void)
 
 void vault_krb_shutdown(void)
 {
-	gss_cred_id_t old;
+	gss_cred_id_t old, old_probe;
 	OM_uint32 min;
 
 	pthread_rwlock_wrlock(&krb_lock);
 	atomic_store(&krb_ok, false);
 	old = krb_cred;
 	krb_cred = GSS_C_NO_CREDENTIAL;
+	old_probe = krb_probe;
+	krb_probe = GSS_C_NO_CREDENTIAL;
 	pthread_rwlock_unlock(&krb_lock);
 	if (old != GSS_C_NO_CREDENTIAL)
 		gss_release_cred(&min, &old);
+	if (old_probe != GSS_C_NO_CREDENTIAL)
+		gss_release_cred(&min, &old_probe);
 }
 
 /* ---- accept ------------------------------------------------------------- */
@@ -297,6 +401,45 @@ static struct verdict map_accept_error(OM_uint32 major, OM_uint32 minor)
 		/* DEFECTIVE_TOKEN, BAD_MECH, FAILURE with a decoding error, ... */
 		return verdict_permfail("malformed");
 	}
+}
+
+/*
+ * Why a SPNEGO token failed. The GSS mechglue hands SPNEGO's minor codes
+ * out renumbered (a krb5 code seen first from the krb5 mechanism gets a
+ * substitute number when it comes again from SPNEGO), so the krb5 code is
+ * not in minor. Ask again: the optimistic Kerberos token inside, through
+ * the krb5 mechanism with the probe credential (no replay cache: the first
+ * attempt already stored this authenticator). Called with krb_lock held.
+ */
+static struct verdict spnego_reason(const uint8_t *token, size_t len, OM_uint32 major,
+				    OM_uint32 minor)
+{
+	gss_OID_desc first, tm;
+	const uint8_t *mt;
+	size_t ml;
+	gss_buffer_desc in, out = GSS_C_EMPTY_BUFFER;
+	gss_ctx_id_t g = GSS_C_NO_CONTEXT;
+	OM_uint32 maj, min, m2;
+	struct verdict v = map_accept_error(major, minor);
+
+	if (v.kind != VERDICT_PERMFAIL || strcmp(v.reason, "malformed") != 0 ||
+	    krb_probe == GSS_C_NO_CREDENTIAL)
+		return v;
+	if (spnego_init_parts(token, len, &first, &mt, &ml) || !is_krb5_oid(&first) ||
+	    token_mech(mt, ml, &tm) || !is_krb5_oid(&tm))
+		return v;
+	in.length = ml;
+	in.value = (void *)mt;
+	maj = gss_accept_sec_context(&min, &g, krb_probe, &in, GSS_C_NO_CHANNEL_BINDINGS, NULL,
+				     NULL, &out, NULL, NULL, NULL);
+	gss_release_buffer(&m2, &out);
+	if (g != GSS_C_NO_CONTEXT)
+		gss_delete_sec_context(&m2, &g, GSS_C_NO_BUFFER);
+	if (maj == GSS_S_COMPLETE) /* good without a replay cache, refused with one */
+		return verdict_permfail("replay");
+	if (GSS_ERROR(maj))
+		return map_accept_error(maj, min);
+	return v;
 }
 
 /* The first component of the context's target (service) principal equals
@@ -404,6 +547,10 @@ struct verdict vault_krb_accept(const uint8_t *token, size_t len, const char *wa
 	}
 	maj = gss_accept_sec_context(&min, &gctx, krb_cred, &in, GSS_C_NO_CHANNEL_BINDINGS, &src,
 				     &mt, &out, &flags, &time_rec, NULL);
+	if (GSS_ERROR(maj) && oid_eq(&tmech, &spnego_oid))
+		v = spnego_reason(token, len, maj, min);
+	else
+		v = map_accept_error(maj, min);
 	pthread_rwlock_unlock(&krb_lock);
 
 	if (maj == GSS_S_COMPLETE)
@@ -411,8 +558,6 @@ struct verdict vault_krb_accept(const uint8_t *token, size_t len, const char *wa
 			     expires_wall, out_token, out_cap, out_len);
 	else if (maj == GSS_S_CONTINUE_NEEDED)
 		v = verdict_permfail("malformed"); /* a SPNEGO exchange of more than one leg */
-	else
-		v = map_accept_error(maj, min);
 
 	gss_release_buffer(&min, &out);
 	gss_release_name(&min, &src);

@@ -255,19 +255,24 @@ static void acc_free(struct acc *a)
 }
 
 /* A fresh token for service from alice and the acceptor's verdict. */
-static struct verdict try_service(const char *service, const char *want)
+static struct verdict try_service_mech(const char *service, const char *want, gss_OID mech)
 {
 	struct init in;
 	struct acc a;
 	gss_buffer_desc tok = GSS_C_EMPTY_BUFFER;
 	OM_uint32 min;
 
-	init_start(&in, alice_ccache(), service, (gss_OID)gss_mech_krb5, &tok);
+	init_start(&in, alice_ccache(), service, mech, &tok);
 	accept_tok(&a, tok.value, tok.length, want);
 	gss_release_buffer(&min, &tok);
 	acc_free(&a);
 	init_free(&in);
 	return a.v;
+}
+
+static struct verdict try_service(const char *service, const char *want)
+{
+	return try_service_mech(service, want, (gss_OID)gss_mech_krb5);
 }
 
 static void assert_reason(struct verdict v, enum verdict_kind kind, const char *reason)
@@ -420,6 +425,8 @@ static void test_gss_ticket_for_another_service_is_wrong_service(void **state)
 	assert_reason(try_service("HTTP", "sip"), VERDICT_PERMFAIL, "wrong_service");
 	assert_reason(try_service("sip", "HTTP"), VERDICT_PERMFAIL, "wrong_service");
 	assert_reason(try_service("sip", "si"), VERDICT_PERMFAIL, "wrong_service");
+	assert_reason(try_service("sip", "sipx"), VERDICT_PERMFAIL, "wrong_service");
+	assert_reason(try_service("sip", ""), VERDICT_PERMFAIL, "wrong_service");
 	/* the keytab serves both; the caller chooses */
 	assert_reason(try_service("HTTP", "HTTP"), VERDICT_OK, "ok");
 	assert_reason(try_service("HTTP", "http"), VERDICT_OK, "ok");
@@ -431,6 +438,11 @@ static void test_gss_ticket_for_service_not_in_keytab_is_bad_ticket(void **state
 {
 	assert_reason(try_service("other", NULL), VERDICT_PERMFAIL, "bad_ticket");
 	assert_reason(try_service("other", "other"), VERDICT_PERMFAIL, "bad_ticket");
+	/* the same reasons through SPNEGO (its minor codes are the krb5 ones) */
+	assert_reason(try_service_mech("other", NULL, &spnego_mech), VERDICT_PERMFAIL,
+		      "bad_ticket");
+	assert_reason(try_service_mech("sip", "HTTP", &spnego_mech), VERDICT_PERMFAIL,
+		      "wrong_service");
 }
 
 static void test_gss_garbage_and_truncated_tokens_are_malformed(void **state)
@@ -549,6 +561,17 @@ static void test_gss_replayed_ap_req_is_refused(void **state)
 	assert_reason(a.v, VERDICT_OK, "ok");
 	acc_free(&a);
 	accept_tok(&a, tok.value, tok.length, "sip");
+	assert_reason(a.v, VERDICT_PERMFAIL, "replay");
+	assert_null(a.ctx);
+	gss_release_buffer(&min, &tok);
+	init_free(&in);
+
+	/* the same through SPNEGO */
+	init_start(&in, alice_ccache(), "HTTP", &spnego_mech, &tok);
+	accept_tok(&a, tok.value, tok.length, "HTTP");
+	assert_reason(a.v, VERDICT_OK, "ok");
+	acc_free(&a);
+	accept_tok(&a, tok.value, tok.length, "HTTP");
 	assert_reason(a.v, VERDICT_PERMFAIL, "replay");
 	assert_null(a.ctx);
 	gss_release_buffer(&min, &tok);
@@ -675,6 +698,11 @@ static void test_gss_clock_skew_is_clock_skew(void **state)
 	accept_tok(&a, tok.value, tok.length, "sip");
 	assert_reason(a.v, VERDICT_PERMFAIL, "clock_skew");
 	assert_null(a.ctx);
+	gss_release_buffer(&min, &tok);
+	init_free(&in);
+	init_start(&in, skewed, "sip", &spnego_mech, &tok);
+	accept_tok(&a, tok.value, tok.length, "sip");
+	assert_reason(a.v, VERDICT_PERMFAIL, "clock_skew");
 	gss_release_buffer(&min, &tok);
 	init_free(&in);
 }

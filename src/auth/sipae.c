@@ -14,6 +14,12 @@
  *  pidgin-sipe src/core/sipe-sign.c (sipmsg_breakdown_parse) and the real
  *                    OCS 2007 R2 trace in src/core/sip-sec-ntlm-tests.c, which
  *                    the unit tests reproduce byte for byte.
+ *  OfficeSIP (vf1/sipserver, SipMicrosoftAuthentication.cs), a server: the
+ *                    same order, From/To addr-spec and tag, the Expires
+ *                    header, the status code for responses only.
+ * The [MS-SIPAE] text itself was not at hand; where the peers differ
+ * (P-Asserted-Identity with both a sip and a tel value) the field list of
+ * PROTOCOLS.md §1 decides.
  */
 #include "auth/sipae.h"
 

@@ -131,6 +131,8 @@ int turn_cred_ephemeral_password(struct str secret, struct str username, char *o
 
 	if (cap)
 		out[0] = '\0';
+	if (secret.len > 0x7FFFFFFF)
+		return TURN_CRED_ERROR;
 	if (HMAC(EVP_sha1(), secret.p ? secret.p : "", (int)secret.len,
 		 (const unsigned char *)username.p, username.len, mac, &n) &&
 	    n == 20 && b64_std_encode(mac, n, out, cap) == TURN_EPH_PASSWORD_LEN)

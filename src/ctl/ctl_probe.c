@@ -42,7 +42,8 @@
 static const struct ctl_cmd_help h_probe = {
     "probe",
     "sip:user@domain --mech kerberos|ntlm|digest [--transport udp|tcp|tls]\n"
-    "       [--server HOST:PORT] [--password-stdin] [--ca FILE] [--user NAME] [--domain D]\n"
+    "       [--server HOST:PORT] [--password-stdin] [--ca FILE] [--user NAME] [--domain D] "
+    "[--no-mutual]\n"
     "       [--message-to sip:other@domain] [--wait-message SECONDS] [--timeout SECONDS] "
     "[--json]",
     "Sign in to a SIP server as a client and report each step.",
@@ -62,6 +63,8 @@ static const struct ctl_cmd_help h_probe = {
     "  --user NAME         authentication user name (default: the URI's user part;\n"
     "                      NTLM also takes DOMAIN\\user)\n"
     "  --domain D          NTLM domain (default: none)\n"
+    "  --no-mutual         Kerberos without mutual authentication (as pidgin-sipe does:\n"
+    "                      the REGISTER carrying the AP-REQ is then already signed)\n"
     "  --timeout SECONDS   bound on every wait (default 5)\n"
     "Kerberos uses the credential cache (KRB5CCNAME; run kinit first).\n"
     "Exit codes: 0 every step ok, 1 a step failed, 2 usage error."};
@@ -75,6 +78,7 @@ struct probe {
 	char domain[STORE_URI_MAX];
 	char auth_user[STORE_URI_MAX];
 	const char *ntlm_domain;
+	bool no_mutual;
 	char host[256];
 	uint16_t port;
 	char ca[PATH_MAX];
@@ -104,6 +108,7 @@ struct probe {
 	uint32_t snums[SEEN_SNUMS];
 	size_t n_snums;
 	bool sa_ready;
+	bool registered; /* a REGISTER got 200: unregister at the end */
 
 	/* Digest */
 	struct probe_auth dchal;	   /* the challenge we answer */
@@ -308,6 +313,13 @@ static int sa_auth_line(struct probe *p, const char *msg, size_t len, char *line
 	return 0;
 }
 
+/* The GSS host: "sip/fe01.example.test" -> "fe01.example.test". */
+static const char *gss_host(const char *targetname)
+{
+	const char *s = strchr(targetname, '/');
+	return s ? s + 1 : targetname;
+}
+
 /* Which header carries the server's signature. */
 static const struct sip_header *auth_info_header(const struct sip_msg *m)
 {
@@ -372,7 +384,8 @@ static int verify_msg(struct probe *p, const struct sip_msg *m, char *why, size_
 			snprintf(why, cap, "gssapi-data in Authentication-Info is not base64");
 			goto out;
 		}
-		if (probe_gss_step(p->gss, p->targetname, tok, tl, &o, &ol, e, sizeof(e)) != 0) {
+		if (probe_gss_step(p->gss, gss_host(p->targetname), tok, tl, &o, &ol, e,
+				   sizeof(e)) != 0) {
 			free(o);
 			snprintf(why, cap, "mutual authentication failed: %s", e);
 			goto out;
@@ -388,6 +401,14 @@ static int verify_msg(struct probe *p, const struct sip_msg *m, char *why, size_
 		       sizeof(buf));
 	if (n < 0) {
 		snprintf(why, cap, "cannot build the signature buffer of the message");
+		goto out;
+	}
+	if (!probe_gss_can_sign(p->gss)) {
+		snprintf(
+		    why, cap,
+		    "the %s context is not complete (no AP-REP in gssapi-data to finish mutual "
+		    "authentication): rspauth cannot be verified",
+		    p->scheme);
 		goto out;
 	}
 	if (probe_gss_verify_hex(p->gss, buf, (size_t)n, str_cstr(ai->rspauth)) < 0) {
@@ -840,6 +861,7 @@ again:
 		step(p, "register-ok", false, "%s", st);
 		return -1;
 	}
+	p->registered = true;
 	exp = granted_expires(m);
 	if (exp <= 0) {
 		step(p, "register-ok", false, "%s without Expires > 0", st);
@@ -847,13 +869,6 @@ again:
 	}
 	step(p, "register-ok", true, "%s, registered for %ld s", st, exp);
 	return 0;
-}
-
-/* The GSS host: "sip/fe01.example.test" -> "fe01.example.test". */
-static const char *gss_host(const char *targetname)
-{
-	const char *s = strchr(targetname, '/');
-	return s ? s + 1 : targetname;
 }
 
 /*
@@ -922,6 +937,7 @@ static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 		goto out;
 	}
 	secmem_wipe(p->password, sizeof(p->password)); /* the credential holds it now */
+	probe_gss_set_mutual(p->gss, !p->no_mutual);
 	for (int leg = 0; leg < MAX_LEGS; leg++) {
 		struct req r;
 		long len;
@@ -942,8 +958,9 @@ static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 		if (!final_sent && (s == 0 || (p->mech == PROBE_MECH_KERBEROS && outlen))) {
 			final_sent = true;
 			if (p->mech == PROBE_MECH_KERBEROS)
-				step(p, "handshake", true, "Kerberos AP-REQ for sip@%s (%zu bytes)",
-				     host, outlen);
+				step(p, "handshake", true,
+				     "Kerberos AP-REQ for sip@%s (%zu bytes%s)", host, outlen,
+				     p->no_mutual ? ", no mutual authentication" : "");
 			else
 				step(p, "handshake", true,
 				     "NTLM CHALLENGE answered with AUTHENTICATE (%zu bytes), "
@@ -971,6 +988,7 @@ static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 		}
 		status_text(m, st, sizeof(st));
 		if (m->status == 200) {
+			p->registered = true;
 			rc = gss_register_ok(p, m);
 			goto out;
 		}
@@ -1367,6 +1385,7 @@ static int probe_setup(struct ctl *c, struct probe *p, int argc, char **argv)
 	    {"--domain", &p->ntlm_domain, NULL},
 	    {"--password-stdin", NULL, &pw_stdin},
 	    {"--json", NULL, &p->json},
+	    {"--no-mutual", NULL, &p->no_mutual},
 	    {NULL, NULL, NULL},
 	};
 	int n, rc;
@@ -1464,10 +1483,12 @@ int ctl_probe_main(struct ctl *c, int argc, char **argv)
 		snprintf(p->instance, sizeof(p->instance), "%.8s-%.4s-4%.3s-8%.3s-%.12s", u, u + 8,
 			 u + 12, u + 15, u + 18);
 	}
-	if (do_connect(p) == 0 && do_register(p) == 0) {
-		if (do_options(p) == 0 && do_message(p) == 0 && p->wait_message)
+	if (do_connect(p) == 0) {
+		if (do_register(p) == 0 && do_options(p) == 0 && do_message(p) == 0 &&
+		    p->wait_message)
 			do_wait_message(p);
-		do_unregister(p);
+		if (p->registered)
+			do_unregister(p);
 	}
 	rc = p->failed ? CTL_EXIT_ERR : CTL_EXIT_OK;
 	if (p->json) {

@@ -51,6 +51,11 @@ void probe_gss_free(struct probe_gss *g);
 int probe_gss_step(struct probe_gss *g, const char *host, const uint8_t *in, size_t inlen,
 		   uint8_t **out, size_t *outlen, char *err, size_t errlen);
 
+/* Kerberos: ask for mutual authentication (the default) or not (what
+ * pidgin-sipe does: the context is complete after the AP-REQ, so the
+ * REGISTER carrying it can be signed). Before the first step. */
+void probe_gss_set_mutual(struct probe_gss *g, bool mutual);
+
 /* The context can sign now (complete, or protection-ready before the
  * Kerberos AP-REP arrives). */
 bool probe_gss_can_sign(const struct probe_gss *g);

@@ -21,6 +21,7 @@ struct probe_gss {
 	gss_ctx_id_t ctx;
 	OM_uint32 ret_flags;
 	bool complete;
+	bool no_mutual;
 };
 
 static gss_OID_desc ntlmssp_oid = {GSS_NTLMSSP_OID_LENGTH, GSS_NTLMSSP_OID_STRING};
@@ -178,7 +179,7 @@ int probe_gss_step(struct probe_gss *g, const char *host, const uint8_t *in, siz
 	}
 	if (g->mech == PROBE_MECH_NTLM)
 		flags |= GSS_C_DATAGRAM_FLAG; /* [MS-SIPAE] 3.2.5.1.1: connectionless */
-	else
+	else if (!g->no_mutual)
 		flags |= GSS_C_MUTUAL_FLAG;
 	snprintf(svc, sizeof(svc), "sip@%s", host);
 	nb.value = svc;
@@ -214,6 +215,11 @@ int probe_gss_step(struct probe_gss *g, const char *host, const uint8_t *in, siz
 out:
 	gss_release_buffer(&m2, &ob);
 	return rc;
+}
+
+void probe_gss_set_mutual(struct probe_gss *g, bool mutual)
+{
+	g->no_mutual = !mutual;
 }
 
 bool probe_gss_complete(const struct probe_gss *g)

@@ -530,6 +530,20 @@ static void test_sa_pending_bound_evicts_oldest_pending(void **state)
 	sa_count(t, &p, &e);
 	assert_int_equal(p, 3);
 	assert_int_equal(e, 1);
+	/* an SA evicted while its handshake was held cannot be established */
+	{
+		struct sa_table *t1 = sa_table_new(1);
+		struct sa *a = sa_begin(t1, &info, &fake_mech, fake_new(20), T0);
+		struct sa *b = sa_begin(t1, &info, &fake_mech, fake_new(21), T0);
+		assert_null(sa_find(t1, str_cstr(sa_opaque(a)), T0));
+		assert_int_equal(
+		    sa_establish(a, "sip:a@example.test", NULL, 0, &fake_mech, fake_new(22), T0),
+		    -1);
+		assert_int_equal(sa_establish(b, "sip:a@example.test", NULL, 0, NULL, NULL, T0), 0);
+		sa_put(a);
+		sa_put(b);
+		sa_table_free(t1);
+	}
 	/* established SAs never count against the bound */
 	for (int i = 0; i < 10; i++)
 		sa_put(create(t, "sip:b@example.test", 0, T0 + 6));
@@ -697,6 +711,14 @@ static void *conc_worker(void *arg)
 		sa_put(tmp);
 		if (c % 5 == 0)
 			sa_drop(conc_table, str_cstr(top));
+		/* handshakes beyond the pending bound: evictions race establishes */
+		struct sa_info pi = base_info();
+		struct sa *hs = sa_begin(conc_table, &pi, &fake_mech, fake_new(id), T0);
+		if (!hs)
+			return (void *)1;
+		if (c % 3 == 0)
+			(void)sa_establish(hs, "sip:z@example.test", NULL, T0 + 1, NULL, NULL, T0);
+		sa_put(hs);
 		if (c % 50 == 0)
 			sa_sweep(conc_table, T0 + 2);
 		if (c % 200 == 0)
@@ -715,7 +737,7 @@ static void test_sa_concurrent_find_verify_sign_sweep_accepts_each_cnum_once(voi
 	struct sa_info got;
 
 	(void)state;
-	conc_table = sa_table_new(0);
+	conc_table = sa_table_new(8);
 	conc_sa = create(conc_table, "sip:a@example.test", 0, T0);
 	for (int i = 0; i <= CONC_N; i++)
 		atomic_store(&accepted[i], 0);

@@ -270,10 +270,14 @@ struct verdict vault_ntlm_accept(struct store *s, void *ctx, const uint8_t *auth
 		return verdict_permfail(ntlm_reason(rc));
 	}
 
-	if (!known) {
+	/* A name we cannot have is still looked up (the same store work as any
+	 * other), but whatever the store says it is an unknown user. */
+	rc = store_digest_lookup(s, str_cstr(known ? name : "\x01"), realm, "nt", &u, &key);
+	if (!known && (rc == STORE_OK || rc == STORE_NOTFOUND || rc == STORE_INVALID)) {
+		secmem_wipe(&key, sizeof(key));
+		memset(&u, 0, sizeof(u));
 		reason = "unknown_user";
 	} else {
-		rc = store_digest_lookup(s, str_cstr(name), realm, "nt", &u, &key);
 		switch (rc) {
 		case STORE_OK:
 			if (key.key_len != 16) {

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <sqlite3.h>
 
 #include "auth/ntlm.h"
 #include "store/store.h"
@@ -834,6 +835,25 @@ static void test_ntlm_pending_ctx_neither_signs_nor_verifies(void **state)
 	assert_reason(accept_built(f), "bad_state");
 }
 
+static void test_ntlm_store_outage_is_tempfail_and_ctx_stays_pending(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE users RENAME TO users_gone", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(accept_built(f).kind, VERDICT_TEMPFAIL);
+	assert_reason(accept_built(f), "store_unavailable");
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE users_gone RENAME TO users", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	/* the client may retry the same handshake once the store is back */
+	assert_reason(accept_built(f), "ok");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -866,6 +886,7 @@ int main(void)
 	    cmocka_unit_test(test_ntlm_utf16_to_utf8_rules),
 	    T(test_ntlm_challenge_carries_flags_names_and_timestamp),
 	    T(test_ntlm_pending_ctx_neither_signs_nor_verifies),
+	    T(test_ntlm_store_outage_is_tempfail_and_ctx_stays_pending),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

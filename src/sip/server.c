@@ -495,6 +495,10 @@ static void handle_request(struct sip_tx *t)
 	}
 	if (request_sanity(t) < 0)
 		return;
+	/* [MS-SIPAE] credentials first: a signed OPTIONS gets a signed 200 */
+	rc = sipae_check(t, &user);
+	if (rc == 0)
+		return;
 	if (is_options_to_us(t)) {
 		reply_simple(t, 200, "OK",
 			     "Allow: REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE, MESSAGE, "
@@ -502,9 +506,6 @@ static void handle_request(struct sip_tx *t)
 			     "Accept: application/sdp\r\nSupported: path, outbound\r\n");
 		return;
 	}
-	rc = sipae_check(t, &user);
-	if (rc == 0)
-		return;
 	if (rc < 0) {
 		if (sipae_unsigned_from_sa_flow(t))
 			return;
@@ -530,6 +531,7 @@ void sip_server_handle(struct sip_worker *w, const char *buf, size_t len,
 	t.m = &m;
 	t.src = src;
 	t.sa = NULL;
+	t.sa_token = STR_NULL;
 	t.now = clock_wall_s();
 	sip_flow_ip(src, t.src_ip, sizeof(t.src_ip));
 	sip_flow_addr(src, t.src_addr, sizeof(t.src_addr));

@@ -27,6 +27,9 @@ struct sip_tx {
 	 * (or that its handshake just established); every reply to it is
 	 * signed with it. NULL for Digest and unauthenticated requests. */
 	struct sa *sa;
+	/* base64 of the acceptor's last handshake token (Kerberos AP-REP),
+	 * sent as gssapi-data with the signature of the reply; empty if none */
+	struct str sa_token;
 };
 
 /* ---- [MS-SIPAE] (sipae_auth.c) ---- */

@@ -119,7 +119,7 @@ void sipae_sign_reply(struct sbuf *b, const struct sip_tx *t)
 		return;
 	}
 	b->len = mark;
-	sipae_sign_write(b, t->sa, &f, STR_NULL);
+	sipae_sign_write(b, t->sa, &f, t->sa_token);
 }
 
 /* ---- handshakes ---- */
@@ -399,7 +399,7 @@ static int krb_accept(struct sip_tx *t, const struct sipae_creds *c, struct stor
 	const struct sa_mech *mech = NULL;
 	void *ctx = NULL;
 	char principal[256], aor[STORE_URI_MAX], inst[128];
-	uint8_t out[2048];
+	uint8_t out[VAULT_KRB_OUT_MAX];
 	size_t len = 0, out_len = 0;
 	uint64_t expires = 0;
 	const char *reason = NULL;
@@ -465,6 +465,13 @@ static int krb_accept(struct sip_tx *t, const struct sipae_creds *c, struct stor
 			sipauth_challenge(t, false);
 			return 0;
 		}
+	}
+	if (out_len) {
+		/* mutual authentication: the AP-REP goes back with the 200 */
+		static _Thread_local char tb64[4 * (VAULT_KRB_OUT_MAX + 2) / 3 + 4];
+		long bl = b64_std_encode(out, out_len, tb64, sizeof(tb64));
+		if (bl > 0)
+			t->sa_token = str_make(tb64, (size_t)bl);
 	}
 	stats_inc(ST_AUTH_OK);
 	stats_auth(STATS_MECH_KERBEROS, STATS_AUTH_OK);

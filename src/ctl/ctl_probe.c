@@ -15,6 +15,7 @@
 #include "ctl/ctl.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -550,13 +551,14 @@ static void handle_incoming(struct probe *p, const struct sip_msg *m)
 		return;
 	if (m->method_id == SIP_M_MESSAGE) {
 		struct sip_nameaddr from;
+		if (str_eq_cstr(cid, p->last_call_id) && p->last_call_id[0]) {
+			/* a retransmission of one we accepted: its snum was seen */
+			send_response(p, m, 200, "OK");
+			return;
+		}
 		if (p->sa_ready && verify_msg(p, m, why, sizeof(why)) < 0) {
 			snprintf(p->incoming_why, sizeof(p->incoming_why), "%s", why);
 			send_response(p, m, 403, "Forbidden (bad signature)");
-			return;
-		}
-		if (str_eq_cstr(cid, p->last_call_id) && p->last_call_id[0]) {
-			send_response(p, m, 200, "OK"); /* a retransmission */
 			return;
 		}
 		str_copy(cid, p->last_call_id, sizeof(p->last_call_id));
@@ -1133,7 +1135,9 @@ static int request(struct probe *p, const char *name, const char *method, const 
 			goto out;
 		}
 		if (transact(p, (size_t)len, method, m, err, sizeof(err)) <= 0) {
-			step(p, name, false, "%s", err);
+			step(p, name, false, "%s%s%s", err,
+			     p->incoming_why[0] ? "; we refused the MESSAGE routed to us: " : "",
+			     p->incoming_why);
 			goto out;
 		}
 		if ((m->status == 407 || m->status == 401) && !p->sa_ready && tries++ == 0 &&
@@ -1193,14 +1197,16 @@ static int do_message(struct probe *p)
 
 	if (!m)
 		return -1;
-	if (!request(p, "message", "MESSAGE", to, to, DEFAULT_BODY, m)) {
-		if (p->incoming_why[0])
-			step(p, "message-in", false, "our own MESSAGE came back: %s",
-			     p->incoming_why);
+	p->incoming_why[0] = '\0';
+	if (!request(p, "message", "MESSAGE", to, to, DEFAULT_BODY, m))
 		goto out;
-	}
 	status_text(m, st, sizeof(st));
 	if (m->status < 200 || m->status > 299) {
+		if (p->incoming_why[0]) {
+			step(p, "message", false, "%s: we refused the MESSAGE routed to us: %s", st,
+			     p->incoming_why);
+			goto out;
+		}
 		step(p, "message", false, "%s from the path to %s%s", st, to,
 		     m->status == 480 || m->status == 404 ? " (the recipient is not registered)"
 							  : "");
@@ -1463,6 +1469,8 @@ int ctl_probe_main(struct ctl *c, int argc, char **argv)
 	struct probe *p = calloc(1, sizeof(*p));
 	int rc;
 
+	/* a peer closing a TLS or TCP connection must not kill us mid-report */
+	signal(SIGPIPE, SIG_IGN);
 	if (!p) {
 		ctl_err("out of memory");
 		return CTL_EXIT_ERR;

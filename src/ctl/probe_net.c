@@ -413,7 +413,10 @@ long probe_conn_recv(struct probe_conn *c, uint64_t deadline_ms, char *buf, size
 			continue;
 		if (n < 0) {
 			/* ICMP port unreachable shows up here on a connected socket */
-			snprintf(err, errlen, "recv: %s", strerror(errno));
+			snprintf(err, errlen, "recv: %s%s", strerror(errno),
+				 errno == ECONNREFUSED
+				     ? " (nothing listens there: ICMP port unreachable)"
+				     : "");
 			return -1;
 		}
 		if (is_keepalive(buf, (size_t)n))

@@ -13,8 +13,9 @@
  *      (RFC 8489 §14.5/§14.6: after MESSAGE-INTEGRITY only
  *      MESSAGE-INTEGRITY-SHA256 and FINGERPRINT count; after
  *      MESSAGE-INTEGRITY-SHA256 only FINGERPRINT; after FINGERPRINT nothing)
- *      and lists unknown comprehension-required types (answer 420 with
- *      UNKNOWN-ATTRIBUTES: stun_build_unknown_attributes).
+ *      and lists unknown comprehension-required types (a request gets 420
+ *      with UNKNOWN-ATTRIBUTES: stun_build_unknown_attributes; an indication
+ *      with one is discarded, RFC 8489 §6.3.1).
  *   3. stun_check_fingerprint(), then stun_check_integrity() /
  *      stun_check_integrity_sha256() with the key (constant time).
  *   4. stun_find() / stun_find_next() and the stun_get_*() decoders read the
@@ -200,7 +201,9 @@ enum stun_kind stun_classify(const uint8_t *buf, size_t n);
  * buf[0..*need). With fewer than 4 bytes, *need is 4. Returns 0, or
  * STUN_E_NOT_STUN (first bits 10/11), STUN_E_LENGTH (STUN length not a
  * multiple of 4), STUN_E_COOKIE (bad cookie, once 8 bytes are there): the
- * stream is then out of sync and must be closed.
+ * stream is then out of sync and must be closed. ChannelData with a reserved
+ * number (0x5000-0x7FFF) is framed like any other, so the stream stays in
+ * sync; stun_channel_data_parse() then refuses it (discard it).
  */
 int stun_frame(const uint8_t *buf, size_t n, size_t *need);
 

@@ -657,6 +657,7 @@ static void test_stun_frame_tells_the_size_of_the_next_stream_message(void **sta
 {
 	uint8_t buf[512], cd[8] = {0x40, 0x02, 0x00, 0x03, 'a', 'b', 'c', 0};
 	size_t n = make_allocate(buf, sizeof(buf), true, true), need;
+	struct stun_channel_data chd;
 
 	(void)state;
 	assert_int_equal(stun_frame(buf, 0, &need), 0);
@@ -671,6 +672,11 @@ static void test_stun_frame_tells_the_size_of_the_next_stream_message(void **sta
 	assert_int_equal(need, 4);
 	assert_int_equal(stun_frame(cd, 4, &need), 0);
 	assert_int_equal(need, 8); /* padded on streams */
+	/* a reserved channel number is framed (the stream stays in sync), then refused */
+	cd[0] = 0x50;
+	assert_int_equal(stun_frame(cd, 4, &need), 0);
+	assert_int_equal(need, 8);
+	assert_int_equal(stun_channel_data_parse(cd, need, true, &chd), STUN_E_CHANNEL);
 	/* out of sync */
 	buf[7] ^= 1;
 	assert_int_equal(stun_frame(buf, 8, &need), STUN_E_COOKIE);

@@ -51,6 +51,8 @@ all_ok() { # NAME STEPS...: every listed step ok, none failed, exit 0
 show_probe() { show "$T/$1.out" 12; show "$T/$1.err" 5; }
 
 STEPS="connect register-challenge handshake register-ok options message"
+# gss-ntlmssp leaks one EVP_MD per NT hash (not ours): suppressed for NTLM runs
+echo "leak:gssntlmssp.so" >"$T/lsan.supp"
 
 for tr in udp tcp tls; do
 	probe "digest-$tr" alicepw-7 sip:alice@example.test --mech digest --transport "$tr" \
@@ -178,9 +180,95 @@ probe bad-ca alicepw-7 sip:alice@example.test --mech digest --password-stdin --t
 check_sh "TLS against an untrusted certificate fails at connect (rc=$rc)" \
 	'[ $rc -eq 1 ] && grep -q "^step connect fail tls .*certificate" "$T/bad-ca.out"'
 
+# A lying server (python, UDP): the probe must not accept what a real
+# client would not. Modes: no challenge at all; a 401 without NTLM; garbage
+# in the second leg's gssapi-data; a 200 without a signature; a 200 whose
+# rspauth is forged. It sends a well-formed NTLM CHALLENGE, so gss-ntlmssp
+# produces a real AUTHENTICATE before the server lies.
+cat >"$T/fake.py" <<'PY'
+import base64, re, socket, struct, sys, time
+mode, portfile = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+open(portfile, "w").write(str(s.getsockname()[1]))
+def u16(x): return x.encode("utf-16-le")
+def challenge():
+    flags = (0x1 | 0x4 | 0x10 | 0x20 | 0x40 | 0x200 | 0x8000 | 0x10000 | 0x80000 | 0x100000
+             | 0x800000 | 0x2000000 | 0x20000000 | 0x40000000 | 0x80000000)
+    tname = u16("EXAMPLE")
+    ft = int((time.time() + 11644473600) * 10000000)
+    av = b"".join(struct.pack("<HH", t, len(v)) + v for t, v in
+                  [(2, u16("EXAMPLE")), (1, u16("FE01")), (4, u16("example.test")),
+                   (3, u16("fe01.example.test")), (7, struct.pack("<Q", ft))]) + b"\0\0\0\0"
+    off = 56
+    hdr = (b"NTLMSSP\0" + struct.pack("<I", 2) + struct.pack("<HHI", len(tname), len(tname), off)
+           + struct.pack("<I", flags) + b"\x11\x22\x33\x44\x55\x66\x77\x88" + b"\0" * 8
+           + struct.pack("<HHI", len(av), len(av), off + len(tname)) + b"\x06\x01\xb1\x1d\0\0\0\x0f")
+    return hdr + tname + av
+def reply(req, code, reason, extra=""):
+    head = req.split(b"\r\n\r\n", 1)[0].decode()
+    keep = [l for l in head.split("\r\n")[1:] if re.match(r"(?i)(via|from|call-id|cseq):", l)]
+    to = [l for l in head.split("\r\n") if l.lower().startswith("to:")][0] + ";tag=fake1"
+    contact = [l for l in head.split("\r\n") if l.lower().startswith("contact:")]
+    lines = ["SIP/2.0 %d %s" % (code, reason)] + keep + [to]
+    if code == 200 and contact:
+        lines += [contact[0] + ";expires=300", "Expires: 300"]
+    return ("\r\n".join(lines + [l for l in extra.split("\r\n") if l]) + "\r\nContent-Length: 0\r\n\r\n").encode()
+NTLM = 'NTLM realm="SIP Communications Service", targetname="fe01.example.test", version=4'
+deadline = time.time() + 30
+s.settimeout(1)
+while time.time() < deadline:
+    try:
+        req, addr = s.recvfrom(65536)
+    except socket.timeout:
+        continue
+    text = req.decode("latin-1")
+    if not text.startswith("REGISTER"):
+        continue
+    auth = re.search(r"(?im)^Authorization: (.*)$", text)
+    if mode == "nochallenge":
+        out = reply(req, 200, "OK")
+    elif not auth:
+        hdr = "WWW-Authenticate: " + NTLM if mode != "nontlm" else ""
+        out = reply(req, 401, "Unauthorized", hdr + '\r\nWWW-Authenticate: Digest realm="example.test", nonce="n1", algorithm=MD5')
+    elif 'gssapi-data=""' in auth.group(1):
+        data = "!!not-base64!!" if mode == "garbage" else base64.b64encode(challenge()).decode()
+        out = reply(req, 401, "Unauthorized", "WWW-Authenticate: " + NTLM + ', opaque="0A1B2C3D", gssapi-data="%s"' % data)
+    elif "Expires: 0" in text:
+        out = reply(req, 200, "OK")
+    elif mode == "unsigned":
+        out = reply(req, 200, "OK")
+    else:  # forged: a well-formed NTLM signature that is not the server's
+        out = reply(req, 200, "OK", 'Authentication-Info: NTLM opaque="0A1B2C3D", qop="auth", realm="SIP Communications Service", targetname="fe01.example.test", rspauth="01000000112233445566778864000000", srand="12345678", snum="1"')
+    s.sendto(out, addr)
+PY
+for mode in nochallenge nontlm garbage unsigned forged; do
+	rm -f "$T/fake-$mode.port"
+	python3 "$T/fake.py" "$mode" "$T/fake-$mode.port" 2>"$T/fake-$mode.log" &
+	fpid=$!
+	_pids+=("$fpid")
+	for _ in $(seq 1 50); do [ -s "$T/fake-$mode.port" ] && break; sleep 0.1; done
+	ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" LSAN_OPTIONS="suppressions=$T/lsan.supp" \
+		probe "fake-$mode" alicepw-7 sip:alice@example.test --mech ntlm --password-stdin \
+		--server "127.0.0.1:$(cat "$T/fake-$mode.port")" --timeout 2
+	kill "$fpid" 2>/dev/null
+	case $mode in
+	nochallenge) want='^step register-challenge fail expected 401, got 200 OK (registered without authentication)' ;;
+	nontlm) want='^step register-challenge fail 401 offers Digest MD5, not NTLM' ;;
+	garbage) want="^step handshake fail the 401's gssapi-data is not base64" ;;
+	unsigned) want='^step register-ok fail 200 OK but no Authentication-Info: the message is not signed' ;;
+	forged) want='^step register-ok fail 200 OK but rspauth does not verify' ;;
+	esac
+	if [ "$rc" -eq 1 ] && grep -q "$want" "$T/fake-$mode.out" && ! grep -q '^step options' "$T/fake-$mode.out"; then
+		ok "a lying server ($mode) fails the probe at the right step"
+	else
+		not_ok "a lying server ($mode) fails the probe at the right step (rc=$rc)"
+		show_probe "fake-$mode"
+	fi
+done
+
 # NTLM over TCP and TLS, when this rtcauthd offers it. gss-ntlmssp leaks one
 # EVP_MD per NT hash (not ours): suppressed for these runs only.
-echo "leak:gssntlmssp.so" >"$T/lsan.supp"
 for tr in tcp tls; do
 	ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" LSAN_OPTIONS="suppressions=$T/lsan.supp" \
 		probe "ntlm-$tr" alicepw-7 sip:alice@example.test --mech ntlm --transport "$tr" \

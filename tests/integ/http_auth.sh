@@ -118,6 +118,10 @@ code=$(hc "$T/oth" --negotiate -u : --service-name other "$URL")
 check_sh "a Kerberos ticket for other/$FQDN: 401" '[ "$code" = 401 ] && ! grep -q token "$T/oth"'
 check_sh "... curl had a ticket for other/$FQDN from the KDC" \
 	'grep -q "TGS_REQ.*other/$FQDN@EXAMPLE.TEST" "$R/kdc.log"'
+# bob has a Kerberos principal but no user in the directory
+krb5_realm_kinit bob
+code=$(hc "$T/bob" --negotiate -u : "$URL")
+check_sh "Negotiate for a principal that is not a user (bob): 401" '[ "$code" = 401 ] && ! grep -q token "$T/bob"'
 kdestroy >/dev/null 2>&1
 
 # ---- NTLM ----
@@ -161,6 +165,40 @@ check_sh "Digest as a disabled user: 401" '[ "$code" = 401 ]'
 code=$(hc "$T/b1" -u "alice:$PW" "$URL")
 check_sh "Basic is not offered: 401 with the challenges" \
 	'[ "$code" = 401 ] && grep -qi "^WWW-Authenticate: NTLM" "$T/b1.h"'
+
+# ---- lockout: per user, like SIP (10 failures) -> 429 with Retry-After ----
+ctl user add sip:lou@example.test --password-stdin <<<"lou-pw-1" >/dev/null
+for _ in $(seq 1 10); do hc "$T/l" --digest -u "lou:bad" "$URL" >/dev/null; done
+code=$(hc "$T/l1" --digest -u "lou:lou-pw-1" "$URL")
+check_sh "after 10 failures lou is locked out, even with the right password: 429 ($code)" \
+	'[ "$code" = 429 ] && grep -qi "^Retry-After: [0-9]" "$T/l1.h" && ! grep -q token "$T/l1"'
+code=$(hc "$T/l2" --ntlm -u "lou:lou-pw-1" "$URL")
+check_sh "... over NTLM too ($code)" '[ "$code" = 429 ]'
+
+# ---- a store outage is a 503, never a 401 ----
+ctl user add sip:dave@example.test --password-stdin <<<"dave-pw-1" >/dev/null
+# Another process takes the five WAL read-mark locks of the -shm file
+# (bytes 123..127, which every reader must share; see sip_bad.py): a reader
+# retries for ~10 s, then gets SQLITE_PROTOCOL, a real outage.
+$PY - "$T/state/rtcauth.db-shm" "$T/locked" <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 5, 123, 0)
+open(sys.argv[2], "w").close()
+time.sleep(25)
+PY
+LOCKER=$!
+_pids+=("$LOCKER")
+for _ in $(seq 1 50); do [ -e "$T/locked" ] && break; sleep 0.1; done
+code=$(hc "$T/o1" --max-time 40 --digest -u "dave:dave-pw-1" "$URL")
+check_sh "Digest while the store is locked: 503, not 401 ($code)" \
+	'[ "$code" = 503 ] && grep -qi "^Retry-After:" "$T/o1.h"'
+check_sh "... logged as http.auth.tempfail, no failure counted against dave" \
+	'grep -q "event=http.auth.tempfail" "$T/rtcauthd.log" && ! grep -q "event=http.auth.fail .*user=sip:dave" "$T/rtcauthd.log"'
+kill "$LOCKER" 2>/dev/null
+wait "$LOCKER" 2>/dev/null
+code=$(hc "$T/o2" --digest -u "dave:dave-pw-1" "$URL")
+check_sh "... and 200 once it is back ($code)" '[ "$code" = 200 ]'
 
 # ---- the ticket ----
 check_sh "the ticket is refused by the partner validator (a user ticket, not a partner's)" \

@@ -51,6 +51,42 @@ for tr in udp tcp tls; do
 done
 check_sh "the NTLM 200 OK carried a verified rspauth" 'grep -q "step register-ok ok" "$T/ntlm-tcp.out"'
 
+# bad inputs that need a live SA: a UDP relay keeps the probe's signed
+# requests, then replays one, changes a field, forges the response, names a
+# wrong opaque and sends an unsigned request from the signing flow
+RELAY_PORT=$(free_port)
+python3 "$RTC_TOP/tests/integ/sipae_relay.py" "$RELAY_PORT" "$SIP_PORT" "$T/relay.ready" \
+	"$T/relay.go" "$T/relay.out" 2>"$T/relay.err" &
+RELAY_PID=$!
+_pids+=("$RELAY_PID")
+for _ in $(seq 1 50); do [ -e "$T/relay.ready" ] && break; sleep 0.1; done
+# the probe stays registered (waiting for a MESSAGE) while the relay attacks
+printf '%s\n' "$ALICE_PW" | ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
+	LSAN_OPTIONS="suppressions=$T/lsan.supp" timeout 30 "$RTCAUTHCTL" -c "$CONF" probe \
+	sip:alice@example.test --mech ntlm --transport udp --server "127.0.0.1:$RELAY_PORT" \
+	--password-stdin --wait-message 8 >"$T/relayed.out" 2>&1 &
+PROBE_PID=$!
+for _ in $(seq 1 100); do grep -q "step message ok" "$T/relayed.out" && break; sleep 0.1; done
+check_sh "NTLM sign-in through the relay" 'grep -q "step message ok" "$T/relayed.out"' ||
+	show "$T/relayed.out"
+touch "$T/relay.go"
+wait "$RELAY_PID"
+wait "$PROBE_PID"
+check_sh "the waiting probe got none of the attacker's messages" \
+	'! grep -q "step wait-message ok" "$T/relayed.out"'
+cat "$T/relay.out" | sed 's/^/# relay: /'
+check_sh "a replayed signed request (cnum seen before) is challenged, not routed" \
+	'grep -q "^replay 407" "$T/relay.out"'
+check_sh "... and logged as a replay" 'grep -q "event=auth.bad_signature .*reason=.*replay" "$T/rtcauthd.log"'
+check_sh "a signed request with a changed field is challenged" \
+	'grep -q "^changed-field 407" "$T/relay.out"'
+check_sh "a signed request with a forged response is challenged" \
+	'grep -q "^bad-response 407" "$T/relay.out"'
+check_sh "a signed request naming an unknown opaque is challenged" \
+	'grep -q "^wrong-opaque 407" "$T/relay.out"'
+check_sh "an unsigned request from a flow that registered with an SA is challenged" \
+	'grep -q "^unsigned 407" "$T/relay.out" && grep -q "event=auth.unsigned .*user=sip:alice@example.test" "$T/rtcauthd.log"'
+
 krb5_realm_kinit alice >/dev/null 2>&1
 for tr in tcp tls; do
 	if probe alice kerberos $tr >"$T/krb-$tr.out" 2>&1; then

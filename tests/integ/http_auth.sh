@@ -129,6 +129,12 @@ code=$(hc "$T/n1" --ntlm -u "alice:$PW" "$URL")
 check_sh "curl --ntlm -u alice: 200" '[ "$code" = 200 ]'
 c=$(claims "$T/n1" 2>/dev/null)
 check_sh "the NTLM ticket is alice's" '[ "${c%% *}" = sip:alice@example.test ]'
+# the AUTHENTICATE of that handshake again, on a new connection: no challenge pending
+code=$(hc "$T/n1v" -v --ntlm -u "alice:$PW" "$URL")
+nauth=$(grep -a '^> Authorization: NTLM' "$T/n1v.err" | tail -1 | sed 's/^> //' | tr -d '\r')
+code=$(hc "$T/n1r" -H "$nauth" "$URL")
+check_sh "a replayed NTLM AUTHENTICATE: 401 ($code)" \
+	'[ -n "$nauth" ] && [ "$code" = 401 ] && ! grep -q token "$T/n1r"'
 code=$(hc "$T/n2" --ntlm -u "EXAMPLE\\alice:$PW" "$URL")
 check_sh "curl --ntlm -u 'EXAMPLE\\alice': 200" '[ "$code" = 200 ]'
 code=$(hc "$T/n3" --ntlm -u "alice@example.test:$PW" "$URL")
@@ -154,6 +160,12 @@ code=$(hc "$T/d1" --digest -u "alice:$PW" "$URL")
 check_sh "curl --digest -u alice: 200" '[ "$code" = 200 ]'
 c=$(claims "$T/d1" 2>/dev/null)
 check_sh "the Digest ticket is alice's" '[ "${c%% *}" = sip:alice@example.test ]'
+# the same Authorization again (same nonce and nc): a replay
+code=$(hc "$T/d1v" -v --digest -u "alice:$PW" "$URL")
+dauth=$(grep -a '^> Authorization: Digest' "$T/d1v.err" | tail -1 | sed 's/^> //' | tr -d '\r')
+code=$(hc "$T/d1r" -H "$dauth" "$URL")
+check_sh "a replayed Digest Authorization (same nonce, nc): 401 ($code)" \
+	'[ -n "$dauth" ] && [ "$code" = 401 ] && ! grep -q token "$T/d1r"'
 code=$(hc "$T/d2" --digest -u "alice@example.test:$PW" "$URL")
 check_sh "curl --digest -u alice@example.test: 200" '[ "$code" = 200 ]'
 code=$(hc "$T/d3" --digest -u "alice:wrong-password" "$URL")

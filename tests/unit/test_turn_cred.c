@@ -3,7 +3,12 @@
  * ephemeral credentials (the expected values come from a second
  * implementation, python3's hmac/hashlib/base64 run through popen) and the
  * stateless nonces (fresh, stale, tampered, other key or bind, from the
- * future, the security-feature cookie).
+ * future, the security-feature cookie). Interop: when coturn's turnserver is
+ * installed (scripts/install-deps TEST), one is started on 127.0.0.1 with
+ * use-auth-secret and this codec allocates from it with our ephemeral
+ * credentials (its MESSAGE-INTEGRITY checked both ways, FINGERPRINT, the
+ * relayed address), and is refused with expired ones or another secret.
+ * Without turnserver those tests skip.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,9 +18,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
+#include "core/secmem.h"
 #include "turn/cred.h"
+#include "turn/stun.h"
 
 #define SECRET STR_LIT("north-wind-secret")
 #define NOW    1700000000
@@ -365,6 +382,303 @@ static void test_nonce_make_refuses_bad_arguments(void **state)
 	    turn_nonce_make(nkey, sizeof(nkey), STR_NULL, 0, NOW, nonce, sizeof(nonce)), 32);
 }
 
+/* ---- interop: coturn's turnserver (use-auth-secret) against this codec ---- */
+
+struct coturn {
+	pid_t pid;
+	int fd;
+	char dir[64];
+	uint16_t port;
+};
+
+static uint16_t free_udp_port(void)
+{
+	struct sockaddr_in a = {0};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	assert_true(fd >= 0);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Send a request and wait (up to timeout_ms) for the answer with its transaction id. */
+static long exchange(int fd, const uint8_t *req, size_t n, uint8_t *resp, size_t cap,
+		     int timeout_ms)
+{
+	int64_t end = mono_ms() + timeout_ms;
+
+	while (mono_ms() < end) {
+		long got = -1;
+		/* an error (ICMP from a port not bound yet) just means "not yet" */
+		if (send(fd, req, n, 0) == (ssize_t)n)
+			got = recv(fd, resp, cap, 0);
+		if (got >= STUN_HEADER_LEN && memcmp(resp + 8, req + 8, STUN_TID_LEN) == 0)
+			return got;
+		if (got < 0)
+			usleep(100000);
+	}
+	return -1;
+}
+
+static void tid_fill(uint8_t tid[STUN_TID_LEN])
+{
+	static uint32_t serial;
+
+	serial++;
+	memset(tid, 0, STUN_TID_LEN);
+	memcpy(tid, &serial, sizeof(serial));
+	tid[11] = (uint8_t)getpid();
+}
+
+static int coturn_stop(void **state);
+
+/* A UDP socket connected to coturn (a new 5-tuple for each allocation). */
+static int client_socket(uint16_t port)
+{
+	struct sockaddr_in a = {0};
+	struct timeval tv = {0, 200000};
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	a.sin_family = AF_INET;
+	a.sin_port = htons(port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static int coturn_start(void **state)
+{
+	static struct coturn c;
+	char port[32], pidfile[96], db[96];
+	uint8_t req[64], resp[512], tid[STUN_TID_LEN];
+	struct stun_builder b;
+
+	if (access("/usr/bin/turnserver", X_OK) != 0) {
+		c.pid = 0;
+		*state = &c;
+		return 0; /* the test skips */
+	}
+	snprintf(c.dir, sizeof(c.dir), "/tmp/rtcauth-coturn-XXXXXX");
+	if (!mkdtemp(c.dir))
+		return -1;
+	c.port = free_udp_port();
+	snprintf(port, sizeof(port), "--listening-port=%u", c.port);
+	snprintf(pidfile, sizeof(pidfile), "--pidfile=%s/turn.pid", c.dir);
+	snprintf(db, sizeof(db), "--userdb=%s/turndb", c.dir);
+	c.pid = fork();
+	if (c.pid < 0)
+		return -1;
+	if (c.pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		execl("/usr/bin/turnserver", "turnserver", "-n", "--listening-ip=127.0.0.1",
+		      "--relay-ip=127.0.0.1", port, pidfile, db, "--use-auth-secret",
+		      "--static-auth-secret=north-wind-secret", "--realm=example.org", "--no-tls",
+		      "--no-dtls", "--no-cli", "--no-stdout-log", "--log-file=/dev/null",
+		      (char *)NULL);
+		_exit(127);
+	}
+	*state = &c;
+	if ((c.fd = client_socket(c.port)) < 0) {
+		coturn_stop(state);
+		return -1;
+	}
+	/* up to 10 s for it to answer a Binding request */
+	tid_fill(tid);
+	stun_build_init(&b, req, sizeof(req), STUN_METHOD_BINDING, STUN_REQUEST, tid);
+	if (stun_build_finish(&b) < 0 ||
+	    exchange(c.fd, req, (size_t)stun_build_finish(&b), resp, sizeof(resp), 10000) < 0) {
+		coturn_stop(state);
+		return -1;
+	}
+	return 0;
+}
+
+static int coturn_stop(void **state)
+{
+	struct coturn *c = *state;
+	char cmd[128];
+
+	if (!c || c->pid <= 0)
+		return 0;
+	close(c->fd);
+	kill(c->pid, SIGTERM);
+	for (int i = 0; i < 50 && waitpid(c->pid, NULL, WNOHANG) == 0; i++)
+		usleep(100000);
+	if (waitpid(c->pid, NULL, WNOHANG) == 0) {
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Allocate with these credentials after a 401; returns the final answer's class
+ * and error code, and checks coturn's MESSAGE-INTEGRITY with our key. */
+static int coturn_allocate(struct coturn *c, struct str secret, const char *user, int64_t now,
+			   int *code)
+{
+	static const uint8_t udp[4] = {STUN_TRANSPORT_UDP, 0, 0, 0};
+	uint8_t req[1024], resp[1024], tid[STUN_TID_LEN], key[TURN_KEY_MAX];
+	struct stun_builder b;
+	struct stun_msg m;
+	struct stun_addr relayed;
+	struct str realm, nonce;
+	struct str reason;
+	char nonce_buf[STUN_MAX_TEXT];
+	long n;
+	int klen, fd;
+
+	*code = 0;
+	assert_true((fd = client_socket(c->port)) >= 0);
+	tid_fill(tid);
+	stun_build_init(&b, req, sizeof(req), STUN_METHOD_ALLOCATE, STUN_REQUEST, tid);
+	stun_build_attr(&b, STUN_ATTR_REQUESTED_TRANSPORT, udp, sizeof(udp));
+	stun_build_fingerprint(&b);
+	assert_true(
+	    (n = exchange(fd, req, (size_t)stun_build_finish(&b), resp, sizeof(resp), 3000)) > 0);
+	assert_int_equal(stun_parse(resp, (size_t)n, &m), 0);
+	assert_int_equal(m.cls, STUN_ERROR_RESPONSE);
+	assert_int_equal(stun_get_error(&m, stun_find(&m, STUN_ATTR_ERROR_CODE), code, &reason), 0);
+	assert_int_equal(*code, 401);
+	if (m.fp >= 0)
+		assert_int_equal(stun_check_fingerprint(&m), 0);
+	assert_int_equal(stun_get_realm(&m, &realm), 0);
+	assert_int_equal(stun_get_nonce(&m, &nonce), 0);
+	assert_true(realm.len == 11 && memcmp(realm.p, "example.org", 11) == 0);
+	/* both point into resp, which the next answer overwrites: keep copies */
+	assert_true(nonce.len < sizeof(nonce_buf));
+	memcpy(nonce_buf, nonce.p, nonce.len);
+	nonce.p = nonce_buf;
+	realm = STR_LIT("example.org");
+
+	klen = turn_cred_ephemeral_key(secret, str_cstr(user), realm, TURN_PWALG_MD5, now, key);
+	if (klen == TURN_CRED_EXPIRED) /* sign with the key anyway: coturn must refuse */
+		klen = turn_cred_ephemeral_key(STR_LIT("north-wind-secret"), str_cstr(user), realm,
+					       TURN_PWALG_MD5, 0, key);
+	assert_int_equal(klen, TURN_KEY_MD5_LEN);
+	tid_fill(tid);
+	stun_build_init(&b, req, sizeof(req), STUN_METHOD_ALLOCATE, STUN_REQUEST, tid);
+	stun_build_attr(&b, STUN_ATTR_REQUESTED_TRANSPORT, udp, sizeof(udp));
+	stun_build_str(&b, STUN_ATTR_USERNAME, str_cstr(user));
+	stun_build_str(&b, STUN_ATTR_REALM, realm);
+	stun_build_str(&b, STUN_ATTR_NONCE, nonce);
+	stun_build_integrity(&b, key, (size_t)klen);
+	stun_build_fingerprint(&b);
+	assert_true(stun_build_finish(&b) > 0);
+	assert_true(
+	    (n = exchange(fd, req, (size_t)stun_build_finish(&b), resp, sizeof(resp), 3000)) > 0);
+	assert_int_equal(stun_parse(resp, (size_t)n, &m), 0);
+	if (m.cls == STUN_ERROR_RESPONSE) {
+		assert_int_equal(
+		    stun_get_error(&m, stun_find(&m, STUN_ATTR_ERROR_CODE), code, &reason), 0);
+		close(fd);
+		return m.cls;
+	}
+	/* coturn signs its answer with the same key; we check it, and its FINGERPRINT */
+	assert_int_equal(m.cls, STUN_SUCCESS);
+	assert_int_equal(stun_check_integrity(&m, key, (size_t)klen), 0);
+	key[0] ^= 1;
+	assert_int_equal(stun_check_integrity(&m, key, (size_t)klen), STUN_E_INTEGRITY);
+	key[0] ^= 1;
+	if (m.fp >= 0)
+		assert_int_equal(stun_check_fingerprint(&m), 0);
+	assert_int_equal(
+	    stun_get_xor_addr(&m, stun_find(&m, STUN_ATTR_XOR_RELAYED_ADDRESS), &relayed), 0);
+	assert_int_equal(relayed.family, STUN_AF_IPV4);
+	assert_memory_equal(relayed.ip, "\x7f\0\0\1", 4);
+	assert_non_null(stun_find(&m, STUN_ATTR_LIFETIME));
+	/* free it: Refresh with LIFETIME 0, same credentials */
+	tid_fill(tid);
+	stun_build_init(&b, req, sizeof(req), STUN_METHOD_REFRESH, STUN_REQUEST, tid);
+	stun_build_u32(&b, STUN_ATTR_LIFETIME, 0);
+	stun_build_str(&b, STUN_ATTR_USERNAME, str_cstr(user));
+	stun_build_str(&b, STUN_ATTR_REALM, realm);
+	stun_build_str(&b, STUN_ATTR_NONCE, nonce);
+	stun_build_integrity(&b, key, (size_t)klen);
+	stun_build_fingerprint(&b); /* coturn insists once a session used FINGERPRINT */
+	assert_true(
+	    (n = exchange(fd, req, (size_t)stun_build_finish(&b), resp, sizeof(resp), 3000)) > 0);
+	assert_int_equal(stun_parse(resp, (size_t)n, &m), 0);
+	assert_int_equal(m.cls, STUN_SUCCESS);
+	assert_int_equal(stun_check_integrity(&m, key, (size_t)klen), 0);
+	secmem_wipe(key, sizeof(key));
+	close(fd);
+	return m.cls;
+}
+
+static void test_coturn_accepts_our_ephemeral_credentials_and_integrity(void **state)
+{
+	struct coturn *c = *state;
+	char user[64], pw[32];
+	int64_t now = (int64_t)time(NULL);
+	int code;
+
+	if (!c || c->pid <= 0)
+		skip();
+	assert_int_equal(turn_cred_ephemeral_make(STR_LIT("north-wind-secret"), now + 600,
+						  STR_LIT("alice"), user, sizeof(user), pw,
+						  sizeof(pw)),
+			 TURN_CRED_OK);
+	assert_int_equal(coturn_allocate(c, STR_LIT("north-wind-secret"), user, now, &code),
+			 STUN_SUCCESS);
+}
+
+static void test_coturn_refuses_our_expired_ephemeral_credentials(void **state)
+{
+	struct coturn *c = *state;
+	char user[64], pw[32];
+	int64_t now = (int64_t)time(NULL);
+	int code;
+
+	if (!c || c->pid <= 0)
+		skip();
+	assert_int_equal(turn_cred_ephemeral_make(STR_LIT("north-wind-secret"), now - 5,
+						  STR_LIT("alice"), user, sizeof(user), pw,
+						  sizeof(pw)),
+			 TURN_CRED_OK);
+	assert_int_equal(coturn_allocate(c, STR_LIT("north-wind-secret"), user, now, &code),
+			 STUN_ERROR_RESPONSE);
+	assert_int_equal(code, 401);
+}
+
+static void test_coturn_refuses_credentials_from_another_secret(void **state)
+{
+	struct coturn *c = *state;
+	char user[64], pw[32];
+	int64_t now = (int64_t)time(NULL);
+	int code;
+
+	if (!c || c->pid <= 0)
+		skip();
+	assert_int_equal(turn_cred_ephemeral_make(STR_LIT("south-wind-secret"), now + 600,
+						  STR_LIT("mallory"), user, sizeof(user), pw,
+						  sizeof(pw)),
+			 TURN_CRED_OK);
+	assert_int_equal(coturn_allocate(c, STR_LIT("south-wind-secret"), user, now, &code),
+			 STUN_ERROR_RESPONSE);
+	assert_int_equal(code, 401);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,5 +695,12 @@ int main(void)
 	    cmocka_unit_test(test_nonce_carries_the_security_feature_cookie),
 	    cmocka_unit_test(test_nonce_make_refuses_bad_arguments),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest interop[] = {
+	    cmocka_unit_test(test_coturn_accepts_our_ephemeral_credentials_and_integrity),
+	    cmocka_unit_test(test_coturn_refuses_our_expired_ephemeral_credentials),
+	    cmocka_unit_test(test_coturn_refuses_credentials_from_another_secret),
+	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+
+	return failed + cmocka_run_group_tests(interop, coturn_start, coturn_stop);
 }

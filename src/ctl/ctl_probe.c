@@ -107,7 +107,8 @@ struct probe {
 	int version;
 	uint32_t cnum;
 	uint32_t snums[SEEN_SNUMS];
-	size_t n_snums;
+	size_t n_snums; /* valid entries of snums (a ring of the last accepted) */
+	size_t snum_next;
 	bool sa_ready;
 	bool registered; /* a REGISTER got 200: unregister at the end */
 
@@ -328,6 +329,66 @@ static const struct sip_header *auth_info_header(const struct sip_msg *m)
 	return h ? h : sip_msg_header(m, SIP_H_PROXY_AUTHENTICATION_INFO);
 }
 
+/* The Authentication-Info fields our SA expects; takes the opaque the
+ * first signed 200 names. 0, or -1 with why. */
+static int check_auth_info(struct probe *p, const struct probe_auth *ai, uint64_t *snum, char *why,
+			   size_t cap)
+{
+	if (strcasecmp(ai->scheme, p->scheme) != 0 || !ai->rspauth[0] || !ai->srand[0] ||
+	    str_to_u64(str_cstr(ai->snum), UINT32_MAX, snum) < 0 || *snum == 0) {
+		snprintf(why, cap,
+			 "Authentication-Info lacks %s rspauth, srand or a valid snum (scheme %s)",
+			 p->scheme, ai->scheme);
+		return -1;
+	}
+	if ((ai->realm[0] && strcmp(ai->realm, p->realm) != 0) ||
+	    (ai->targetname[0] && strcmp(ai->targetname, p->targetname) != 0)) {
+		snprintf(why, cap, "Authentication-Info names another realm or targetname");
+		return -1;
+	}
+	if (!p->opaque[0] && ai->opaque[0]) {
+		snprintf(p->opaque, sizeof(p->opaque), "%s", ai->opaque);
+	} else if (ai->opaque[0] && strcasecmp(ai->opaque, p->opaque) != 0) {
+		snprintf(why, cap, "Authentication-Info opaque %s is not our SA's (%s)", ai->opaque,
+			 p->opaque);
+		return -1;
+	}
+	for (size_t i = 0; i < p->n_snums; i++)
+		if (p->snums[i] == *snum) {
+			snprintf(why, cap, "snum %u seen before: a replay", (unsigned)*snum);
+			return -1;
+		}
+	return 0;
+}
+
+/* Kerberos mutual authentication: the AP-REP in the 200's gssapi-data. */
+static int finish_mutual(struct probe *p, const struct probe_auth *ai, char *why, size_t cap)
+{
+	uint8_t *tok, *o = NULL;
+	size_t tl, ol;
+	char e[512];
+	int rc = -1;
+
+	if (!ai->has_gssapi_data || !ai->gssapi_data[0] || probe_gss_complete(p->gss))
+		return 0;
+	tok = malloc(PROBE_AUTH_TOKEN);
+	if (!tok) {
+		snprintf(why, cap, "out of memory");
+		return -1;
+	}
+	if (b64_std_decode(ai->gssapi_data, strlen(ai->gssapi_data), tok, PROBE_AUTH_TOKEN, &tl) <
+	    0)
+		snprintf(why, cap, "gssapi-data in Authentication-Info is not base64");
+	else if (probe_gss_step(p->gss, gss_host(p->targetname), tok, tl, &o, &ol, e, sizeof(e)) !=
+		 0)
+		snprintf(why, cap, "mutual authentication failed: %s", e);
+	else
+		rc = 0;
+	free(o);
+	free(tok);
+	return rc;
+}
+
 /*
  * Verify the server's signature on a message of our SA. 0, or -1 with why.
  * Also takes the opaque (and, Kerberos, the AP-REP gssapi-data) from the
@@ -355,70 +416,28 @@ static int verify_msg(struct probe *p, const struct sip_msg *m, char *why, size_
 		snprintf(why, cap, "Authentication-Info does not parse");
 		goto out;
 	}
-	if (strcasecmp(ai->scheme, p->scheme) != 0 || !ai->rspauth[0] || !ai->srand[0] ||
-	    str_to_u64(str_cstr(ai->snum), UINT32_MAX, &snum) < 0 || snum == 0) {
+	if (check_auth_info(p, ai, &snum, why, cap) < 0 || finish_mutual(p, ai, why, cap) < 0)
+		goto out;
+	if (!probe_gss_can_sign(p->gss)) {
 		snprintf(why, cap,
-			 "Authentication-Info lacks %s rspauth, srand or a valid snum (scheme %s)",
-			 p->scheme, ai->scheme);
+			 "the %s context is not complete (no AP-REP in gssapi-data to finish "
+			 "mutual authentication): rspauth cannot be verified",
+			 p->scheme);
 		goto out;
 	}
-	if ((ai->realm[0] && strcmp(ai->realm, p->realm) != 0) ||
-	    (ai->targetname[0] && strcmp(ai->targetname, p->targetname) != 0)) {
-		snprintf(why, cap, "Authentication-Info names another realm or targetname");
-		goto out;
-	}
-	if (!p->opaque[0] && ai->opaque[0])
-		snprintf(p->opaque, sizeof(p->opaque), "%s", ai->opaque);
-	else if (ai->opaque[0] && strcasecmp(ai->opaque, p->opaque) != 0) {
-		snprintf(why, cap, "Authentication-Info opaque %s is not our SA's (%s)", ai->opaque,
-			 p->opaque);
-		goto out;
-	}
-	if (ai->has_gssapi_data && ai->gssapi_data[0] && !probe_gss_complete(p->gss)) {
-		/* Kerberos mutual authentication: the AP-REP */
-		uint8_t tok[PROBE_AUTH_TOKEN];
-		uint8_t *o = NULL;
-		size_t tl, ol;
-		char e[512];
-		if (b64_std_decode(ai->gssapi_data, strlen(ai->gssapi_data), tok, sizeof(tok),
-				   &tl) < 0) {
-			snprintf(why, cap, "gssapi-data in Authentication-Info is not base64");
-			goto out;
-		}
-		if (probe_gss_step(p->gss, gss_host(p->targetname), tok, tl, &o, &ol, e,
-				   sizeof(e)) != 0) {
-			free(o);
-			snprintf(why, cap, "mutual authentication failed: %s", e);
-			goto out;
-		}
-		free(o);
-	}
-	for (size_t i = 0; i < p->n_snums; i++)
-		if (p->snums[i] == snum) {
-			snprintf(why, cap, "snum %u seen before: a replay", (unsigned)snum);
-			goto out;
-		}
 	n = sig_buffer(p, m->buf, m->len, str_cstr(ai->srand), str_cstr(ai->snum), buf,
 		       sizeof(buf));
 	if (n < 0) {
 		snprintf(why, cap, "cannot build the signature buffer of the message");
 		goto out;
 	}
-	if (!probe_gss_can_sign(p->gss)) {
-		snprintf(
-		    why, cap,
-		    "the %s context is not complete (no AP-REP in gssapi-data to finish mutual "
-		    "authentication): rspauth cannot be verified",
-		    p->scheme);
-		goto out;
-	}
 	if (probe_gss_verify_hex(p->gss, buf, (size_t)n, str_cstr(ai->rspauth)) < 0) {
 		snprintf(why, cap, "rspauth does not verify (snum %s)", ai->snum);
 		goto out;
 	}
-	p->snums[p->n_snums++ % SEEN_SNUMS] = (uint32_t)snum;
-	if (p->n_snums > SEEN_SNUMS)
-		p->n_snums = SEEN_SNUMS;
+	p->snums[p->snum_next++ % SEEN_SNUMS] = (uint32_t)snum;
+	if (p->n_snums < SEEN_SNUMS)
+		p->n_snums++;
 	snprintf(why, cap, "signature verified (snum %s)", ai->snum);
 	rc = 0;
 out:
@@ -918,20 +937,121 @@ static int gss_register_ok(struct probe *p, struct sip_msg *m)
 	return 0;
 }
 
+/* Buffers of a GSS handshake over REGISTER. */
+struct gss_legs {
+	char line[HDR_MAX];
+	char gssdata[PROBE_AUTH_TOKEN + 1]; /* base64 of the token to send */
+	uint8_t in[PROBE_AUTH_TOKEN];	    /* the server's token */
+	size_t inlen;
+	struct probe_auth ch;
+	bool final_sent; /* the handshake step was reported */
+};
+
+static const char *leg_step(const struct gss_legs *g)
+{
+	return g->final_sent ? "register-ok" : "handshake";
+}
+
+/* Report the handshake step once the client's last token is out. */
+static void report_handshake(struct probe *p, struct gss_legs *g, int s, size_t outlen)
+{
+	if (g->final_sent || !(s == 0 || (p->mech == PROBE_MECH_KERBEROS && outlen)))
+		return;
+	g->final_sent = true;
+	if (p->mech == PROBE_MECH_KERBEROS)
+		step(p, "handshake", true, "Kerberos AP-REQ for sip@%s (%zu bytes%s)",
+		     gss_host(p->targetname), outlen,
+		     p->no_mutual ? ", no mutual authentication" : "");
+	else
+		step(p, "handshake", true,
+		     "NTLM CHALLENGE answered with AUTHENTICATE (%zu bytes), opaque=%s", outlen,
+		     p->opaque[0] ? p->opaque : "-");
+}
+
+/*
+ * One leg: the next token (into g->gssdata) and the REGISTER carrying it,
+ * signed when it completes the handshake (version 4) or carries no token.
+ * 0 with the final response in m, or -1 after reporting.
+ */
+static int gss_leg(struct probe *p, struct gss_legs *g, struct sip_msg *m, char *ruri, int leg)
+{
+	char err[512];
+	uint8_t *out = NULL;
+	size_t outlen = 0;
+	struct req r;
+	bool have_token, sign;
+	long len;
+	int s = probe_gss_step(p->gss, gss_host(p->targetname), g->inlen ? g->in : NULL, g->inlen,
+			       &out, &outlen, err, sizeof(err));
+
+	if (s < 0) {
+		step(p, "handshake", false, "%s", err);
+		return -1;
+	}
+	len = b64_std_encode(out, outlen, g->gssdata, sizeof(g->gssdata));
+	free(out);
+	if (len < 0) {
+		step(p, "handshake", false, "token too large (%zu bytes)", outlen);
+		return -1;
+	}
+	report_handshake(p, g, s, outlen);
+	have_token = s != 0 || outlen > 0 || leg == 0;
+	sign = probe_gss_can_sign(p->gss) && (p->version >= 4 || !have_token);
+	if (handshake_auth(p, g->gssdata, have_token, g->line, sizeof(g->line)) < 0) {
+		step(p, leg_step(g), false, "token too large");
+		return -1;
+	}
+	r = reg_req(p, ruri);
+	len = build_request(p, &r, g->line, sign);
+	if (len < 0) {
+		step(p, leg_step(g), false, "cannot build or sign the REGISTER");
+		return -1;
+	}
+	if (transact(p, (size_t)len, "REGISTER", m, err, sizeof(err)) <= 0) {
+		step(p, leg_step(g), false, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* A 401 in the middle of the handshake: the server's next token. 0 or -1. */
+static int gss_next_token(struct probe *p, struct gss_legs *g, const struct sip_msg *m)
+{
+	char st[128];
+
+	status_text(m, st, sizeof(st));
+	if (m->status != 401) {
+		step(p, leg_step(g), false, "%s", st);
+		return -1;
+	}
+	if (find_challenge(m, p->scheme, &g->ch) < 0 || !g->ch.gssapi_data[0] ||
+	    probe_gss_complete(p->gss)) {
+		step(p, leg_step(g), false,
+		     "%s again: the server refused the %s credentials (wrong password, unknown "
+		     "user, or a ticket it cannot accept)",
+		     st, p->scheme);
+		return -1;
+	}
+	if (g->ch.opaque[0])
+		snprintf(p->opaque, sizeof(p->opaque), "%s", g->ch.opaque);
+	if (b64_std_decode(g->ch.gssapi_data, strlen(g->ch.gssapi_data), g->in, sizeof(g->in),
+			   &g->inlen) < 0 ||
+	    g->inlen == 0) {
+		step(p, "handshake", false, "the 401's gssapi-data is not base64");
+		return -1;
+	}
+	return 0;
+}
+
 static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 {
-	const char *host = gss_host(p->targetname);
-	char err[512], st[128];
-	char *line = malloc(HDR_MAX), *gssdata = malloc(PROBE_AUTH_TOKEN + 1);
-	uint8_t *in = malloc(PROBE_AUTH_TOKEN), *out = NULL;
-	struct probe_auth *ch = malloc(sizeof(*ch));
-	size_t inlen = 0, outlen = 0;
-	bool final_sent = false;
+	struct gss_legs *g = calloc(1, sizeof(*g));
+	char err[512];
 	int rc = -1;
 
-	if (!line || !gssdata || !in || !ch) {
+	if (!g) {
 		step(p, "handshake", false, "out of memory");
-		goto out;
+		return -1;
 	}
 	if (probe_gss_new(p->mech, p->auth_user, p->ntlm_domain, p->password, &p->gss, err,
 			  sizeof(err)) < 0) {
@@ -941,87 +1061,19 @@ static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 	secmem_wipe(p->password, sizeof(p->password)); /* the credential holds it now */
 	probe_gss_set_mutual(p->gss, !p->no_mutual);
 	for (int leg = 0; leg < MAX_LEGS; leg++) {
-		struct req r;
-		long len;
-		int s = probe_gss_step(p->gss, host, inlen ? in : NULL, inlen, &out, &outlen, err,
-				       sizeof(err));
-		bool sign, have_token;
-
-		if (s < 0) {
-			step(p, "handshake", false, "%s", err);
+		if (gss_leg(p, g, m, ruri, leg) < 0)
 			goto out;
-		}
-		if (b64_std_encode(out, outlen, gssdata, PROBE_AUTH_TOKEN + 1) < 0) {
-			step(p, "handshake", false, "token too large (%zu bytes)", outlen);
-			goto out;
-		}
-		free(out);
-		out = NULL;
-		if (!final_sent && (s == 0 || (p->mech == PROBE_MECH_KERBEROS && outlen))) {
-			final_sent = true;
-			if (p->mech == PROBE_MECH_KERBEROS)
-				step(p, "handshake", true,
-				     "Kerberos AP-REQ for sip@%s (%zu bytes%s)", host, outlen,
-				     p->no_mutual ? ", no mutual authentication" : "");
-			else
-				step(p, "handshake", true,
-				     "NTLM CHALLENGE answered with AUTHENTICATE (%zu bytes), "
-				     "opaque=%s",
-				     outlen, p->opaque[0] ? p->opaque : "-");
-		}
-		/* version 4: the REGISTER completing the handshake is signed; a
-		 * REGISTER without a token is always signed */
-		have_token = s != 0 || outlen > 0 || leg == 0;
-		sign = probe_gss_can_sign(p->gss) && (p->version >= 4 || !have_token);
-		if (handshake_auth(p, gssdata, have_token, line, HDR_MAX) < 0) {
-			step(p, final_sent ? "register-ok" : "handshake", false, "token too large");
-			goto out;
-		}
-		r = reg_req(p, ruri);
-		len = build_request(p, &r, line, sign);
-		if (len < 0) {
-			step(p, final_sent ? "register-ok" : "handshake", false,
-			     "cannot build or sign the REGISTER");
-			goto out;
-		}
-		if (transact(p, (size_t)len, "REGISTER", m, err, sizeof(err)) <= 0) {
-			step(p, final_sent ? "register-ok" : "handshake", false, "%s", err);
-			goto out;
-		}
-		status_text(m, st, sizeof(st));
 		if (m->status == 200) {
 			p->registered = true;
 			rc = gss_register_ok(p, m);
 			goto out;
 		}
-		if (m->status != 401) {
-			step(p, final_sent ? "register-ok" : "handshake", false, "%s", st);
+		if (gss_next_token(p, g, m) < 0)
 			goto out;
-		}
-		if (find_challenge(m, p->scheme, ch) < 0 || !ch->gssapi_data[0] ||
-		    probe_gss_complete(p->gss)) {
-			step(p, final_sent ? "register-ok" : "handshake", false,
-			     "%s again: the server refused the %s credentials (wrong password, "
-			     "unknown user, or a ticket it cannot accept)",
-			     st, p->scheme);
-			goto out;
-		}
-		if (ch->opaque[0])
-			snprintf(p->opaque, sizeof(p->opaque), "%s", ch->opaque);
-		if (b64_std_decode(ch->gssapi_data, strlen(ch->gssapi_data), in, PROBE_AUTH_TOKEN,
-				   &inlen) < 0 ||
-		    inlen == 0) {
-			step(p, "handshake", false, "the 401's gssapi-data is not base64");
-			goto out;
-		}
 	}
 	step(p, "handshake", false, "no result after %d round trips", MAX_LEGS);
 out:
-	free(out);
-	free(line);
-	free(gssdata);
-	free(in);
-	free(ch);
+	free(g);
 	return rc;
 }
 
@@ -1373,94 +1425,114 @@ static int parse_secs(const char *what, const char *v, int max, int *out)
 	return 0;
 }
 
-static int probe_setup(struct ctl *c, struct probe *p, int argc, char **argv)
-{
-	const char *mech = NULL, *tr = NULL, *server = NULL, *ca = NULL, *to = NULL;
-	const char *wait = NULL, *timeout = NULL, *user = NULL, *pos[1];
-	bool pw_stdin = false;
-	char uri[STORE_URI_MAX];
-	const struct ctl_opt opts[] = {
-	    {"--mech", &mech, NULL},
-	    {"--transport", &tr, NULL},
-	    {"--server", &server, NULL},
-	    {"--ca", &ca, NULL},
-	    {"--message-to", &to, NULL},
-	    {"--wait-message", &wait, NULL},
-	    {"--timeout", &timeout, NULL},
-	    {"--user", &user, NULL},
-	    {"--domain", &p->ntlm_domain, NULL},
-	    {"--password-stdin", NULL, &pw_stdin},
-	    {"--json", NULL, &p->json},
-	    {"--no-mutual", NULL, &p->no_mutual},
-	    {NULL, NULL, NULL},
-	};
-	int n, rc;
+/* The command line's values before they are checked. */
+struct probe_args {
+	const char *mech, *tr, *server, *ca, *to, *wait, *timeout, *user;
+	bool pw_stdin;
+};
 
-	if (ctl_args(&h_probe, argc, argv, opts, pos, 1, 1, &n, &rc))
-		return rc;
-	if ((rc = ctl_uri_arg("URI", pos[0], p->aor, p->user, p->domain)) != 0)
-		return rc;
-	if (!mech)
+/* --mech and --transport. 0 or an exit code. */
+static int parse_choices(struct probe *p, const struct probe_args *a)
+{
+	if (!a->mech)
 		return ctl_usage_err("probe: --mech kerberos|ntlm|digest is required");
-	if (strcmp(mech, "kerberos") == 0)
+	if (strcmp(a->mech, "kerberos") == 0)
 		p->mech = PROBE_MECH_KERBEROS;
-	else if (strcmp(mech, "ntlm") == 0)
+	else if (strcmp(a->mech, "ntlm") == 0)
 		p->mech = PROBE_MECH_NTLM;
-	else if (strcmp(mech, "digest") == 0)
+	else if (strcmp(a->mech, "digest") == 0)
 		p->mech = PROBE_MECH_DIGEST;
 	else
-		return ctl_usage_err("unknown mechanism '%s': use kerberos, ntlm or digest", mech);
-	if (!tr || strcmp(tr, "udp") == 0)
+		return ctl_usage_err("unknown mechanism '%s': use kerberos, ntlm or digest",
+				     a->mech);
+	if (!a->tr || strcmp(a->tr, "udp") == 0)
 		p->tr = PROBE_UDP;
-	else if (strcmp(tr, "tcp") == 0)
+	else if (strcmp(a->tr, "tcp") == 0)
 		p->tr = PROBE_TCP;
-	else if (strcmp(tr, "tls") == 0)
+	else if (strcmp(a->tr, "tls") == 0)
 		p->tr = PROBE_TLS;
 	else
-		return ctl_usage_err("unknown transport '%s': use udp, tcp or tls", tr);
-	p->timeout_ms = 5000;
-	if (timeout && (rc = parse_secs("--timeout", timeout, 300, &n)) != 0)
-		return rc;
-	if (timeout)
-		p->timeout_ms = n * 1000;
-	if (wait && (rc = parse_secs("--wait-message", wait, 3600, &p->wait_message)) != 0)
-		return rc;
-	if (to) {
-		char u[STORE_URI_MAX], d[STORE_URI_MAX];
-		if ((rc = ctl_uri_arg("--message-to", to, uri, u, d)) != 0)
-			return rc;
-		snprintf(p->msg_to, sizeof(p->msg_to), "%s", uri);
-	}
-	snprintf(p->auth_user, sizeof(p->auth_user), "%s", user && user[0] ? user : p->user);
-	if (server && parse_server(p, server) < 0)
-		return ctl_usage_err("--server wants HOST:PORT or [IPv6]:PORT, not '%s'", server);
-	if (ca)
-		snprintf(p->ca, sizeof(p->ca), "%s", ca);
-	if (!server || (p->tr == PROBE_TLS && !ca)) {
+		return ctl_usage_err("unknown transport '%s': use udp, tcp or tls", a->tr);
+	return 0;
+}
+
+/* Server and CA: the command line, else the config. 0 or an exit code. */
+static int pick_server(struct ctl *c, struct probe *p, const struct probe_args *a)
+{
+	int rc;
+
+	if (a->server && parse_server(p, a->server) < 0)
+		return ctl_usage_err("--server wants HOST:PORT or [IPv6]:PORT, not '%s'",
+				     a->server);
+	if (a->ca)
+		snprintf(p->ca, sizeof(p->ca), "%s", a->ca);
+	if (!a->server || (p->tr == PROBE_TLS && !a->ca)) {
 		if ((rc = ctl_config(c)) != 0) {
 			ctl_err("probe: give --server HOST:PORT%s, or a config with -c",
 				p->tr == PROBE_TLS ? " and --ca FILE" : "");
 			return rc;
 		}
-		if (!server && server_from_config(p, &c->cfg) < 0)
+		if (!a->server && server_from_config(p, &c->cfg) < 0)
 			return ctl_usage_err(
 			    "%s has no [sip] listen = %s:...; give --server HOST:PORT", c->cfg.path,
 			    tr_lower(p->tr));
-		if (!ca)
+		if (!a->ca)
 			snprintf(p->ca, sizeof(p->ca), "%s/ca/ca.crt", c->cfg.state_dir);
 	}
 	if (!p->port)
 		p->port = p->tr == PROBE_TLS ? 5061 : 5060;
-	if (p->mech == PROBE_MECH_KERBEROS) {
-		if (pw_stdin)
-			return ctl_usage_err("--mech kerberos takes no password: it uses the "
-					     "credential cache (kinit; KRB5CCNAME)");
-		return 0;
+	return 0;
+}
+
+static int probe_setup(struct ctl *c, struct probe *p, int argc, char **argv)
+{
+	struct probe_args a = {0};
+	const char *pos[1];
+	const struct ctl_opt opts[] = {
+	    {"--mech", &a.mech, NULL},
+	    {"--transport", &a.tr, NULL},
+	    {"--server", &a.server, NULL},
+	    {"--ca", &a.ca, NULL},
+	    {"--message-to", &a.to, NULL},
+	    {"--wait-message", &a.wait, NULL},
+	    {"--timeout", &a.timeout, NULL},
+	    {"--user", &a.user, NULL},
+	    {"--domain", &p->ntlm_domain, NULL},
+	    {"--password-stdin", NULL, &a.pw_stdin},
+	    {"--json", NULL, &p->json},
+	    {"--no-mutual", NULL, &p->no_mutual},
+	    {NULL, NULL, NULL},
+	};
+	int n, rc, secs;
+
+	if (ctl_args(&h_probe, argc, argv, opts, pos, 1, 1, &n, &rc))
+		return rc;
+	if ((rc = ctl_uri_arg("URI", pos[0], p->aor, p->user, p->domain)) != 0 ||
+	    (rc = parse_choices(p, &a)) != 0)
+		return rc;
+	p->timeout_ms = 5000;
+	if (a.timeout && (rc = parse_secs("--timeout", a.timeout, 300, &secs)) != 0)
+		return rc;
+	if (a.timeout)
+		p->timeout_ms = secs * 1000;
+	if (a.wait && (rc = parse_secs("--wait-message", a.wait, 3600, &p->wait_message)) != 0)
+		return rc;
+	if (a.to) {
+		char u[STORE_URI_MAX], d[STORE_URI_MAX];
+		if ((rc = ctl_uri_arg("--message-to", a.to, p->msg_to, u, d)) != 0)
+			return rc;
 	}
-	if (!pw_stdin)
+	snprintf(p->auth_user, sizeof(p->auth_user), "%s", a.user && a.user[0] ? a.user : p->user);
+	if ((rc = pick_server(c, p, &a)) != 0)
+		return rc;
+	if (p->mech == PROBE_MECH_KERBEROS)
+		return a.pw_stdin ? ctl_usage_err("--mech kerberos takes no password: it uses the "
+						  "credential cache (kinit; KRB5CCNAME)")
+				  : 0;
+	if (!a.pw_stdin)
 		return ctl_usage_err("--mech %s needs the password on standard input: add "
 				     "--password-stdin",
-				     mech);
+				     a.mech);
 	return ctl_read_password_fd(STDIN_FILENO, p->password, sizeof(p->password), &p->pwlen);
 }
 

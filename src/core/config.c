@@ -45,11 +45,14 @@ enum key_kind {
 	K_LOGDEST,
 	K_ALGS,
 	K_QOP,
-	K_URL,	    /* https URL (issuer rules when the key is "issuer") */
-	K_IDENT,    /* realm / principal id: printable, no space, '@', '/' */
-	K_NAME,	    /* a display name: printable, spaces allowed */
-	K_JOSE_ALG, /* RS256 | PS256 | ES256 | EdDSA */
-	K_SCHEMES,  /* [auth] schemes: kerberos, ntlm, digest */
+	K_URL,	       /* https URL (issuer rules when the key is "issuer") */
+	K_IDENT,       /* realm / principal id: printable, no space, '@', '/' */
+	K_NAME,	       /* a display name: printable, spaces allowed */
+	K_JOSE_ALG,    /* RS256 | PS256 | ES256 | EdDSA */
+	K_SCHEMES,     /* [auth] schemes: kerberos, ntlm, digest */
+	K_TURN_LISTEN, /* [turn] listen, repeatable */
+	K_CIDR,	       /* [turn] allowed_peer / denied_peer, repeatable */
+	K_IP,	       /* a numeric IPv4 or IPv6 address */
 };
 
 struct key {
@@ -116,11 +119,26 @@ static const struct key keys[] = {
     {"oauth", "authorization_server", K_URL, F(oauth_authorization_server), 0, CONFIG_URL_MAX - 1},
     {"oauth", "metadata_refresh", K_DURATION, F(oauth_metadata_refresh), 60, 604800},
     {"oauth", "fetch_ca_file", K_PATH, F(oauth_fetch_ca_file), 0, 0},
+    {"turn", "listen", K_TURN_LISTEN, F(turn_listen), 0, 0},
+    {"turn", "relay_address", K_IP, F(turn_relay_address), 0, 0},
+    {"turn", "min_port", K_INT, F(turn_min_port), 1024, 65535},
+    {"turn", "max_port", K_INT, F(turn_max_port), 1024, 65535},
+    {"turn", "default_lifetime", K_DURATION, F(turn_default_lifetime), 60, 3600},
+    {"turn", "max_lifetime", K_DURATION, F(turn_max_lifetime), 60, 86400},
+    {"turn", "nonce_lifetime", K_DURATION, F(turn_nonce_lifetime), 10, 86400},
+    {"turn", "user_quota", K_INT, F(turn_user_quota), 1, 1000000},
+    {"turn", "total_quota", K_INT, F(turn_total_quota), 1, 1000000},
+    {"turn", "max_bps", K_SIZE, F(turn_max_bps), 0, 1L << 30},
+    {"turn", "unauth_rate", K_INT, F(turn_unauth_rate), 1, 1000000},
+    {"turn", "unauth_burst", K_INT, F(turn_unauth_burst), 1, 1000000},
+    {"turn", "secret_file", K_PATH, F(turn_secret_file), 0, 0},
+    {"turn", "allowed_peer", K_CIDR, F(turn_allowed_peer), 0, 0},
+    {"turn", "denied_peer", K_CIDR, F(turn_denied_peer), 0, 0},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "sip",	 "store", "log",      "auth",
-				       "admin",	 "http", "oauth", "kerberos", "ntlm"};
+static const char *const sections[] = {"server", "sip",	  "store",    "log",  "auth", "admin",
+				       "http",	 "oauth", "kerberos", "ntlm", "turn"};
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* Offered algorithm names; the -sess forms are a per-challenge flag. */
@@ -364,6 +382,36 @@ int config_parse_listen(const char *s, struct listen_addr *out)
 	return 0;
 }
 
+int config_parse_cidr(const char *s, struct config_cidr *out)
+{
+	char buf[64];
+	const char *slash = strchr(s, '/');
+	size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
+	struct config_cidr c;
+	uint64_t bits = 0;
+	int max;
+
+	memset(&c, 0, sizeof(c));
+	if (hlen == 0 || hlen >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, hlen);
+	buf[hlen] = '\0';
+	if (inet_pton(AF_INET, buf, c.ip + 12) == 1) {
+		c.ip[10] = c.ip[11] = 0xff; /* ::ffff:a.b.c.d */
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, c.ip) == 1) {
+		max = 128;
+	} else {
+		return -1;
+	}
+	if (slash &&
+	    (slash[1] == '\0' || str_to_u64(str_cstr(slash + 1), (uint64_t)max, &bits) < 0))
+		return -1;
+	c.prefix = (uint8_t)((slash ? (int)bits : max) + (max == 32 ? 96 : 0));
+	*out = c;
+	return 0;
+}
+
 int config_parse_http_listen(const char *s, struct listen_addr *out)
 {
 	struct listen_addr la;
@@ -601,7 +649,7 @@ static void unknown_section(struct loader *ld, const char *name)
 	else
 		fail(ld, ld->lineno,
 		     "unknown section [%s]; known sections are [server] [sip] [store] [log] "
-		     "[auth] [admin] [http] [oauth] [kerberos] [ntlm]; see rtcauth.conf(5)",
+		     "[auth] [admin] [http] [oauth] [kerberos] [ntlm] [turn]; see rtcauth.conf(5)",
 		     name);
 }
 
@@ -650,9 +698,9 @@ static void set_int(struct loader *ld, const struct key *k, const char *value)
 static void set_listen(struct loader *ld, const struct key *k, const char *value, bool first)
 {
 	struct config *cfg = ld->cfg;
-	bool http = k->kind == K_HTTP_LISTEN;
-	struct listen_addr *arr = http ? cfg->http_listen : cfg->listen;
-	size_t *n = http ? &cfg->n_http_listen : &cfg->n_listen;
+	bool http = k->kind == K_HTTP_LISTEN, turn = k->kind == K_TURN_LISTEN;
+	struct listen_addr *arr = http ? cfg->http_listen : turn ? cfg->turn_listen : cfg->listen;
+	size_t *n = http ? &cfg->n_http_listen : turn ? &cfg->n_turn_listen : &cfg->n_listen;
 	struct listen_addr la;
 
 	if ((http ? config_parse_http_listen(value, &la) : config_parse_listen(value, &la)) < 0) {
@@ -704,8 +752,32 @@ static void set_value(struct loader *ld, const struct key *k, const char *value,
 		break;
 	case K_LISTEN:
 	case K_HTTP_LISTEN:
+	case K_TURN_LISTEN:
 		set_listen(ld, k, value, first);
 		break;
+	case K_CIDR: {
+		bool allow = strcmp(k->name, "allowed_peer") == 0;
+		struct config_cidr *arr = allow ? cfg->turn_allowed_peer : cfg->turn_denied_peer;
+		size_t *n = allow ? &cfg->n_turn_allowed_peer : &cfg->n_turn_denied_peer;
+		if (*n == CONFIG_MAX_CIDR)
+			fail_value(ld, k, value, "too many lines (at most 64)");
+		else if (config_parse_cidr(value, &arr[*n]) < 0)
+			fail_value(ld, k, value,
+				   "expected an address or ADDRESS/PREFIX, e.g. 10.0.0.0/8 or "
+				   "fd00::/8");
+		else
+			(*n)++;
+		break;
+	}
+	case K_IP: {
+		unsigned char bin[16];
+		if (strlen(value) >= 64 ||
+		    (inet_pton(AF_INET, value, bin) != 1 && inet_pton(AF_INET6, value, bin) != 1))
+			fail_value(ld, k, value, "expected a numeric IPv4 or IPv6 address");
+		else
+			strcpy(dst, value);
+		break;
+	}
 	case K_LOGLEVEL:
 		if (log_level_parse(value, &cfg->log_level) < 0)
 			fail_value(ld, k, value, "expected error, warn, info or debug");
@@ -810,7 +882,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		     k->section, k->name);
 		return 0;
 	}
-	if (ld->seen[i] && k->kind != K_LISTEN && k->kind != K_HTTP_LISTEN) {
+	if (ld->seen[i] && k->kind != K_LISTEN && k->kind != K_HTTP_LISTEN &&
+	    k->kind != K_TURN_LISTEN && k->kind != K_CIDR) {
 		fail(ld, ld->lineno, "[%s] %s is set twice (first on line %d); keep one",
 		     k->section, k->name, ld->seen[i]);
 		return 0;
@@ -923,6 +996,17 @@ void config_defaults(struct config *cfg)
 	cfg->oauth_metadata_refresh = 86400;
 	config_oauth_defaults(cfg);
 
+	cfg->turn_min_port = 49152;
+	cfg->turn_max_port = 65535;
+	cfg->turn_default_lifetime = 600;
+	cfg->turn_max_lifetime = 3600;
+	cfg->turn_nonce_lifetime = 600;
+	cfg->turn_user_quota = 10;
+	cfg->turn_total_quota = 10000;
+	cfg->turn_unauth_rate = 10;
+	cfg->turn_unauth_burst = 20;
+	derive(cfg->state_dir, "turn.secret", cfg->turn_secret_file, sizeof(cfg->turn_secret_file));
+
 	derive(cfg->state_dir, "tls/server.crt", cfg->tls_cert, sizeof(cfg->tls_cert));
 	derive(cfg->state_dir, "tls/server.key", cfg->tls_key, sizeof(cfg->tls_key));
 	derive(cfg->state_dir, "rtcauth.db", cfg->sqlite_path, sizeof(cfg->sqlite_path));
@@ -1025,6 +1109,40 @@ static void finish_auth(struct loader *ld)
 		first_label_upper(cfg->fqdn, cfg->ntlm_computer, sizeof(cfg->ntlm_computer));
 }
 
+/* [turn]: port range and lifetimes in order; a relay address clients can reach. */
+static void finish_turn(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+
+	if (ld->failed)
+		return;
+	if (cfg->turn_min_port > cfg->turn_max_port) {
+		fail(ld, max3(seen_line(ld, "min_port"), seen_line(ld, "max_port"), 0),
+		     "[turn] min_port (%d) must not be above max_port (%d)", cfg->turn_min_port,
+		     cfg->turn_max_port);
+		return;
+	}
+	if (cfg->turn_default_lifetime > cfg->turn_max_lifetime) {
+		fail(ld, max3(seen_line(ld, "default_lifetime"), seen_line(ld, "max_lifetime"), 0),
+		     "[turn] default_lifetime (%d) must not be above max_lifetime (%d)",
+		     cfg->turn_default_lifetime, cfg->turn_max_lifetime);
+		return;
+	}
+	if (cfg->n_turn_listen == 0 || cfg->turn_relay_address[0])
+		return;
+	/* relayed addresses are told to clients: a wildcard cannot be one */
+	if (strcmp(cfg->turn_listen[0].host, "*") == 0 ||
+	    strcmp(cfg->turn_listen[0].host, "0.0.0.0") == 0 ||
+	    strcmp(cfg->turn_listen[0].host, "::") == 0) {
+		fail(ld, seen_line(ld, "turn.listen"),
+		     "[turn] listens on a wildcard address; set [turn] relay_address to the "
+		     "address clients reach the relay on, e.g. relay_address = 192.0.2.10");
+		return;
+	}
+	snprintf(cfg->turn_relay_address, sizeof(cfg->turn_relay_address), "%s",
+		 cfg->turn_listen[0].host);
+}
+
 /* Checks that need the whole file: required keys, derived paths, orderings. */
 static void finish(struct loader *ld)
 {
@@ -1037,6 +1155,7 @@ static void finish(struct loader *ld)
 	    {"tls_key", "tls/server.key", F(tls_key)},
 	    {"sqlite", "rtcauth.db", F(sqlite_path)},
 	    {"socket", "rtcauthd.sock", F(admin_socket)},
+	    {"secret_file", "turn.secret", F(turn_secret_file)},
 	};
 
 	if (cfg->domain[0] == '\0') {
@@ -1102,6 +1221,7 @@ static void finish(struct loader *ld)
 	}
 	finish_oauth(ld);
 	finish_auth(ld);
+	finish_turn(ld);
 }
 
 /* Absolute directory of path without resolving symlinks. */

@@ -20,6 +20,7 @@
 #define CONFIG_URL_MAX	  1024 /* an https URL: [oauth] issuer, authorization_server */
 #define CONFIG_NAME_MAX	  64
 #define CONFIG_ALG_MAX	  8
+#define CONFIG_MAX_CIDR	  64
 
 enum transport_kind { TRANSPORT_UDP = 0, TRANSPORT_TCP = 1, TRANSPORT_TLS = 2 };
 
@@ -27,6 +28,14 @@ struct listen_addr {
 	enum transport_kind kind;
 	char host[64]; /* numeric IPv4 or IPv6 literal (no brackets), or "*" */
 	uint16_t port;
+};
+
+/* An address prefix ([turn] allowed_peer / denied_peer). IPv4 is kept in its
+ * IPv4-mapped IPv6 form (::ffff:a.b.c.d, prefix + 96), so one comparison
+ * covers both families and the mapped spellings of IPv4 addresses. */
+struct config_cidr {
+	uint8_t ip[16];
+	uint8_t prefix; /* 0..128 */
 };
 
 enum auth_scheme { AUTH_SCHEME_KERBEROS, AUTH_SCHEME_NTLM, AUTH_SCHEME_DIGEST, AUTH_SCHEME_COUNT };
@@ -118,6 +127,26 @@ struct config {
 	char oauth_authorization_server[CONFIG_URL_MAX]; /* https metadata URL, or '' */
 	int oauth_metadata_refresh;	    /* seconds between partner metadata fetches; 86400 */
 	char oauth_fetch_ca_file[PATH_MAX]; /* extra CAs for metadata fetches, or '' */
+
+	/* [turn]: the TURN/STUN relay (off unless a listen line is given) */
+	struct listen_addr turn_listen[CONFIG_MAX_LISTEN];
+	size_t n_turn_listen;		 /* default none: TURN off */
+	char turn_relay_address[64];	 /* numeric; default the first listen address */
+	int turn_min_port;		 /* relay ports; default 49152 */
+	int turn_max_port;		 /* default 65535 */
+	int turn_default_lifetime;	 /* seconds, default 600 */
+	int turn_max_lifetime;		 /* seconds, default 3600 */
+	int turn_nonce_lifetime;	 /* seconds, default 600 (then 438) */
+	int turn_user_quota;		 /* allocations per user, default 10 */
+	int turn_total_quota;		 /* allocations in total, default 10000 */
+	size_t turn_max_bps;		 /* bytes per second per allocation, 0 = no cap */
+	int turn_unauth_rate;		 /* 401/438 answers per second per source IP, 10 */
+	int turn_unauth_burst;		 /* default 20 */
+	char turn_secret_file[PATH_MAX]; /* default <state_dir>/turn.secret */
+	struct config_cidr turn_allowed_peer[CONFIG_MAX_CIDR];
+	size_t n_turn_allowed_peer;
+	struct config_cidr turn_denied_peer[CONFIG_MAX_CIDR];
+	size_t n_turn_denied_peer;
 };
 
 /* Is scheme s among cfg's offered schemes? */
@@ -141,6 +170,8 @@ void config_oauth_defaults(struct config *cfg);
 
 /* "udp:ADDR:PORT" (IPv6 as [::1]); 0 or -1. */
 int config_parse_listen(const char *s, struct listen_addr *out);
+/* "10.0.0.0/8", "fe80::/10", "192.0.2.1" (a host); 0 or -1. */
+int config_parse_cidr(const char *s, struct config_cidr *out);
 /* [http] listen: "ADDR:PORT", "[IPv6]:PORT" or "*:PORT" (kind TLS); 0 or -1. */
 int config_parse_http_listen(const char *s, struct listen_addr *out);
 

@@ -526,11 +526,11 @@ static uint32_t rd32le(const uint8_t *p)
  * follows it: [MS-NLMP] 2.2.1.3), the flags are unauthenticated: clear the
  * two the message does not honour. Nothing else is touched. tok is ours.
  */
-static void ntlm_curl_flags(uint8_t *tok, size_t len)
+void httpauth_ntlm_fix_flags(uint8_t *tok, size_t len)
 {
 	uint32_t flags, min_off = UINT32_MAX;
 
-	if (len < 64)
+	if (httpauth_ntlm_type(tok, len) != 3 || len < 64)
 		return;
 	for (size_t i = 0; i < 6; i++) {
 		uint32_t flen = (uint32_t)tok[12 + 8 * i] | (uint32_t)tok[13 + 8 * i] << 8;
@@ -561,7 +561,7 @@ static bool do_ntlm(const struct attempt *a, uint8_t *tok, size_t len, struct ht
 		failed(a, STATS_MECH_NTLM, "ntlm", "", "malformed");
 		return false;
 	}
-	ntlm_curl_flags(tok, len);
+	httpauth_ntlm_fix_flags(tok, len);
 	p = ntlm_take(a->req->ssl);
 	if (!p || a->mono > p->born + HTTPAUTH_NTLM_TTL) {
 		ntlm_pending_free(p);

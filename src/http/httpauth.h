@@ -90,6 +90,16 @@ int httpauth_token_decode(struct str b64, uint8_t *out, size_t cap, size_t *len)
 int httpauth_ntlm_type(const uint8_t *tok, size_t len);
 
 /*
+ * libcurl's NTLM echoes our CHALLENGE's flags (VERSION, KEY_EXCH) in its
+ * AUTHENTICATE without the Version field or a session key. When a type-3
+ * message's payload starts before offset 72 (no room for a Version, hence
+ * no MIC to break), clear NEGOTIATE_VERSION, and NEGOTIATE_KEY_EXCH when
+ * the session key is empty, so the vault's strict parser takes it. Any
+ * other message is left alone. tok is modified in place.
+ */
+void httpauth_ntlm_fix_flags(uint8_t *tok, size_t len);
+
+/*
  * The identity failures are counted against, from a NTLM or Digest user
  * name: "alice", "alice@example.test" and "EXAMPLE\alice" all give
  * "sip:alice@<domain>" (the host lower case; a user@host keeps its host).

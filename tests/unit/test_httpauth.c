@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "auth/ntlm.h"
 #include "core/config.h"
 #include "http/httpauth.h"
 #include "http/webticket.h"
@@ -183,6 +184,65 @@ static void test_ntlm_type_needs_signature(void **state)
 	m[7] = 'X';
 	assert_int_equal(httpauth_ntlm_type(m, sizeof(m)), -1);
 	assert_int_equal(httpauth_ntlm_type(NULL, 0), -1);
+}
+
+/* An AUTHENTICATE header: fields (len, off) LM NT DOM USER WS KEY, flags. */
+static void ntlm_auth_hdr(uint8_t *m, uint32_t first_off, uint16_t key_len, uint32_t flags)
+{
+	static const uint8_t sig[8] = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
+	uint32_t off = first_off;
+
+	memset(m, 0, 128);
+	memcpy(m, sig, 8);
+	m[8] = 3;
+	for (int i = 0; i < 6; i++) {
+		uint16_t l = i == 5 ? key_len : 8;
+		m[12 + 8 * i] = (uint8_t)l;
+		m[14 + 8 * i] = (uint8_t)l;
+		m[16 + 8 * i] = (uint8_t)off;
+		off += l;
+	}
+	memcpy(m + 60, &flags, 4); /* little-endian host (x86-64, arm64) */
+}
+
+static uint32_t flags_of(const uint8_t *m)
+{
+	uint32_t f;
+
+	memcpy(&f, m + 60, 4);
+	return f;
+}
+
+static void test_ntlm_fix_flags_only_for_curl_shaped_messages(void **state)
+{
+	const uint32_t f = NTLM_NEGOTIATE_UNICODE | NTLM_NEGOTIATE_VERSION |
+			   NTLM_NEGOTIATE_KEY_EXCH | NTLM_NEGOTIATE_EXTENDED_SESSION;
+	uint8_t m[128];
+
+	(void)state;
+	/* libcurl: payload at 64, VERSION and KEY_EXCH echoed, no session key */
+	ntlm_auth_hdr(m, 64, 0, f);
+	httpauth_ntlm_fix_flags(m, sizeof(m));
+	assert_int_equal(flags_of(m), NTLM_NEGOTIATE_UNICODE | NTLM_NEGOTIATE_EXTENDED_SESSION);
+	/* payload at 64 with a session key: only VERSION goes */
+	ntlm_auth_hdr(m, 64, 16, f);
+	httpauth_ntlm_fix_flags(m, sizeof(m));
+	assert_int_equal(flags_of(m), f & ~NTLM_NEGOTIATE_VERSION);
+	/* room for a Version (72) or a Version and a MIC (88): untouched */
+	ntlm_auth_hdr(m, 72, 0, f);
+	httpauth_ntlm_fix_flags(m, sizeof(m));
+	assert_int_equal(flags_of(m), f);
+	ntlm_auth_hdr(m, 88, 0, f);
+	httpauth_ntlm_fix_flags(m, sizeof(m));
+	assert_int_equal(flags_of(m), f);
+	/* not an AUTHENTICATE, or too short: untouched */
+	ntlm_auth_hdr(m, 64, 0, f);
+	m[8] = 1;
+	httpauth_ntlm_fix_flags(m, sizeof(m));
+	assert_int_equal(flags_of(m), f);
+	m[8] = 3;
+	httpauth_ntlm_fix_flags(m, 63);
+	assert_int_equal(flags_of(m), f);
 }
 
 static void test_identity_forms(void **state)
@@ -539,6 +599,7 @@ int main(void)
 	    T(test_parse_rejects_oversized_values),
 	    T(test_token_decode_strict_and_bounded),
 	    T(test_ntlm_type_needs_signature),
+	    T(test_ntlm_fix_flags_only_for_curl_shaped_messages),
 	    T(test_identity_forms),
 	    T(test_challenges_follow_config_order),
 	    T(test_webticket_minted_passes_webticket_validate),

@@ -61,7 +61,7 @@ static int copy_str(struct str s, char *dst, size_t cap)
 }
 
 /* "Date: ...\r\n" for now, formatted once per second per thread. */
-static const char *date_header(int64_t now)
+const char *sip_date_header(int64_t now)
 {
 	static _Thread_local char date[64];
 	static _Thread_local int64_t when = -1;
@@ -405,7 +405,11 @@ void registrar_handle(const struct sip_tx *t, const struct store_user *user)
 	}
 	if (q.path[0] && sbuf_ok(&cb))
 		sbuf_printf(&cb, "Path: %s\r\nSupported: path\r\n", q.path);
-	sbuf_puts(&cb, date_header(t->now));
+	/* [MS-SIPAE] clients sign in on a signed 200 with Expires > 0, and
+	 * Expires is in the signature buffer: state the granted time */
+	if (t->sa && q.n > 0 && !q.star)
+		sbuf_printf(&cb, "Expires: %lld\r\n", (long long)q.cs[0].expires);
+	sbuf_puts(&cb, sip_date_header(t->now));
 	if (!sbuf_ok(&cb)) {
 		reply_simple(t, 500, "Server Internal Error (reply too large)", NULL);
 		return;

@@ -60,6 +60,9 @@ void reply_finish_send(struct sbuf *b, const struct sip_tx *t);
 /* reply_start + extra (preformatted header lines, may be NULL) + finish. */
 void reply_simple(const struct sip_tx *t, int status, const char *reason, const char *extra);
 
+/* "Date: ...\r\n" for now (RFC 3261 §20.17), formatted once per second per thread. */
+const char *sip_date_header(int64_t now);
+
 /* Digest authentication of a request (REGISTER: 401, others: 407).
  * Returns 1 when authenticated (*user filled), 0 when a response (challenge,
  * 400, 403, 503) was sent and handling must stop. */

@@ -256,6 +256,7 @@ static void ntlm_challenge(const struct sip_tx *t)
 	sbuf_init(&b, mem, sizeof(mem));
 	reply_start(&b, t, is_register(t) ? 401 : 407,
 		    is_register(t) ? "Unauthorized" : "Proxy Authentication Required");
+	sbuf_puts(&b, sip_date_header(t->now));
 	sipae_challenge_write(&b, is_register(t) ? "WWW-Authenticate" : "Proxy-Authenticate",
 			      SA_SCHEME_NTLM, str_cstr(si.realm), str_cstr(si.targetname),
 			      si.version, str_cstr(sa_opaque(sa)), str_make(b64, (size_t)bl),

@@ -87,6 +87,16 @@ check_sh "a signed request naming an unknown opaque is challenged" \
 check_sh "an unsigned request from a flow that registered with an SA is challenged" \
 	'grep -q "^unsigned 407" "$T/relay.out" && grep -q "event=auth.unsigned .*user=sip:alice@example.test" "$T/rtcauthd.log"'
 
+# bad handshakes from a raw client (garbage and oversized tokens, bad
+# version, a scheme not offered, a garbage NTLM AUTHENTICATE)
+timeout 60 python3 "$RTC_TOP/tests/integ/sipae_bad.py" "$SIP_PORT" "$T/rtcauthd.log" \
+	$((_tap_n + 1)) >"$T/bad.tap" 2>&1
+rc=$?
+cat "$T/bad.tap"
+_tap_n=$((_tap_n + $(grep -cE "^(not )?ok " "$T/bad.tap")))
+grep -q "^not ok" "$T/bad.tap" && _tap_failed=1
+check "sipae_bad.py ran to the end (exit $rc)" [ $rc -eq 0 ]
+
 krb5_realm_kinit alice >/dev/null 2>&1
 for tr in tcp tls; do
 	if probe alice kerberos $tr >"$T/krb-$tr.out" 2>&1; then

@@ -27,7 +27,12 @@
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "auth/ntlm.h"
+#include "core/clock.h"
 #include "auth/sipae.h"
 #include "ctl/probe.h"
 #include "sip/msg.h"
@@ -314,6 +319,133 @@ static void test_ntlm_refuses_garbage_challenge(void **state)
 	probe_gss_free(g);
 }
 
+/* ---- probe_conn: framing and deadlines, against a local peer ---- */
+
+#define MSG_A "OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\n\r\n"
+#define MSG_B "MESSAGE sip:b SIP/2.0\r\nContent-Length: 5\r\n\r\nhello"
+
+/* A listening socket on 127.0.0.1 (TCP or UDP); its port into *port. */
+static int listener(int type, uint16_t *port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, type, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (type == SOCK_STREAM)
+		assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static void test_conn_frames_a_tcp_stream(void **state)
+{
+	struct probe_conn *c;
+	char err[256], *buf = malloc(PROBE_MSG_MAX);
+	uint16_t port;
+	int lfd = listener(SOCK_STREAM, &port), sfd;
+	const char both[] = "\r\n\r\n" MSG_A MSG_B "\r\n"
+			    "MESSAGE sip:c SIP/2.0\r\nContent-Le";
+	long n;
+
+	assert_int_equal(
+	    probe_conn_open(PROBE_TCP, "127.0.0.1", port, NULL, NULL, 2000, &c, err, sizeof(err)),
+	    0);
+	assert_int_equal(probe_conn_transport(c), PROBE_TCP);
+	assert_string_equal(probe_conn_local_host(c), "127.0.0.1");
+	assert_true(probe_conn_local_port(c) > 0);
+	sfd = accept(lfd, NULL, NULL);
+	assert_true(sfd >= 0);
+	/* a keep-alive, two whole messages and half of a third in one write */
+	assert_int_equal(write(sfd, both, sizeof(both) - 1), (ssize_t)(sizeof(both) - 1));
+	n = probe_conn_recv(c, clock_mono_ms() + 2000, buf, PROBE_MSG_MAX, err, sizeof(err));
+	assert_int_equal(n, strlen(MSG_A));
+	assert_memory_equal(buf, MSG_A, (size_t)n);
+	n = probe_conn_recv(c, clock_mono_ms() + 2000, buf, PROBE_MSG_MAX, err, sizeof(err));
+	assert_int_equal(n, strlen(MSG_B));
+	assert_memory_equal(buf, MSG_B, (size_t)n);
+	/* the third is incomplete: the deadline passes, 0 */
+	n = probe_conn_recv(c, clock_mono_ms() + 200, buf, PROBE_MSG_MAX, err, sizeof(err));
+	assert_int_equal(n, 0);
+	/* its rest arrives */
+	assert_int_equal(write(sfd, "ngth: 0\r\n\r\n", 11), 11);
+	n = probe_conn_recv(c, clock_mono_ms() + 2000, buf, PROBE_MSG_MAX, err, sizeof(err));
+	assert_true(n > 0);
+	assert_memory_equal(buf, "MESSAGE sip:c", 13);
+	/* a stream that cannot be framed is an error, and so is a close */
+	assert_int_equal(write(sfd, "GARBAGE\r\n\r\n", 11), 11);
+	n = probe_conn_recv(c, clock_mono_ms() + 2000, buf, PROBE_MSG_MAX, err, sizeof(err));
+	assert_int_equal(n, -1);
+	close(sfd);
+	probe_conn_close(c);
+	assert_int_equal(
+	    probe_conn_open(PROBE_TCP, "127.0.0.1", port, NULL, NULL, 2000, &c, err, sizeof(err)),
+	    0);
+	sfd = accept(lfd, NULL, NULL);
+	close(sfd);
+	n = probe_conn_recv(c, clock_mono_ms() + 2000, buf, PROBE_MSG_MAX, err, sizeof(err));
+	assert_int_equal(n, -1);
+	assert_non_null(strstr(err, "closed"));
+	probe_conn_close(c);
+	close(lfd);
+	free(buf);
+}
+
+static void test_conn_udp_skips_keepalives_and_names_refusal(void **state)
+{
+	struct probe_conn *c;
+	struct sockaddr_in from;
+	socklen_t fl = sizeof(from);
+	char err[256], *buf = malloc(PROBE_MSG_MAX), tmp[64];
+	uint16_t port;
+	int sfd = listener(SOCK_DGRAM, &port);
+	long n;
+
+	assert_int_equal(
+	    probe_conn_open(PROBE_UDP, "127.0.0.1", port, NULL, NULL, 2000, &c, err, sizeof(err)),
+	    0);
+	assert_int_equal(probe_conn_send(c, "ping", 4, err, sizeof(err)), 0);
+	assert_int_equal(recvfrom(sfd, tmp, sizeof(tmp), 0, (struct sockaddr *)&from, &fl), 4);
+	sendto(sfd, "\r\n\r\n", 4, 0, (struct sockaddr *)&from, fl);
+	sendto(sfd, MSG_A, strlen(MSG_A), 0, (struct sockaddr *)&from, fl);
+	n = probe_conn_recv(c, clock_mono_ms() + 2000, buf, PROBE_MSG_MAX, err, sizeof(err));
+	assert_int_equal(n, strlen(MSG_A));
+	n = probe_conn_recv(c, clock_mono_ms() + 200, buf, PROBE_MSG_MAX, err, sizeof(err));
+	assert_int_equal(n, 0);
+	/* nobody listens any more: the ICMP refusal is named */
+	close(sfd);
+	assert_int_equal(probe_conn_send(c, "ping", 4, err, sizeof(err)), 0);
+	n = probe_conn_recv(c, clock_mono_ms() + 2000, buf, PROBE_MSG_MAX, err, sizeof(err));
+	assert_int_equal(n, -1);
+	assert_non_null(strstr(err, "nothing listens there"));
+	probe_conn_close(c);
+	free(buf);
+}
+
+static void test_conn_refused_and_tls_without_ca(void **state)
+{
+	struct probe_conn *c = (void *)1;
+	char err[256];
+	uint16_t port;
+	int lfd = listener(SOCK_STREAM, &port);
+
+	/* TLS without a CA file: refused before any handshake */
+	assert_int_equal(probe_conn_open(PROBE_TLS, "127.0.0.1", port, "/nonexistent/ca.crt", NULL,
+					 2000, &c, err, sizeof(err)),
+			 -1);
+	assert_null(c);
+	assert_non_null(strstr(err, "CA file"));
+	close(lfd);
+	/* the port is closed now */
+	assert_int_equal(
+	    probe_conn_open(PROBE_TCP, "127.0.0.1", port, NULL, NULL, 2000, &c, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "refused"));
+}
+
 /* ---- Kerberos: MIT initiator (probe) against MIT acceptor ---- */
 
 static char top[1024], dir[256];
@@ -517,6 +649,9 @@ int main(void)
 	    cmocka_unit_test(test_ntlm_initiator_signs_in_and_signs_at_seq_100),
 	    cmocka_unit_test(test_ntlm_wrong_password_is_refused_by_the_acceptor),
 	    cmocka_unit_test(test_ntlm_refuses_garbage_challenge),
+	    cmocka_unit_test(test_conn_frames_a_tcp_stream),
+	    cmocka_unit_test(test_conn_udp_skips_keepalives_and_names_refusal),
+	    cmocka_unit_test(test_conn_refused_and_tls_without_ca),
 	};
 	const struct CMUnitTest krb[] = {
 	    cmocka_unit_test(test_krb_initiator_mutual_auth_and_mics_both_ways),

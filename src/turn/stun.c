@@ -720,17 +720,15 @@ int stun_channel_data_parse(const uint8_t *buf, size_t n, bool stream,
 	/* stream: exactly the padded size; UDP: padding optional (§12.5) */
 	if (stream ? n != stun_channel_data_size(len, true) : n - 4 > pad4(len))
 		return STUN_E_LENGTH;
-	if (ch > STUN_CHANNEL_MAX)
-		return STUN_E_CHANNEL; /* 0x5000-0x7FFF: reserved */
 	out->channel = ch;
 	out->len = len;
 	out->data = buf + 4;
-	return 0;
+	return ch > STUN_CHANNEL_MAX ? STUN_E_CHANNEL : 0; /* 0x5000-0x7FFF: reserved */
 }
 
 int stun_channel_data_header(uint8_t hdr[4], uint16_t channel, uint16_t len)
 {
-	if (channel < STUN_CHANNEL_MIN || channel > STUN_CHANNEL_MAX)
+	if (channel < STUN_CHANNEL_MIN || channel > STUN_CHANNEL_MAX_RFC5766)
 		return STUN_E_CHANNEL;
 	wr16(hdr, channel);
 	wr16(hdr + 2, len);

@@ -132,10 +132,17 @@ enum {
 #define STUN_TRANSPORT_UDP 17
 #define STUN_TRANSPORT_TCP 6
 
-/* Channel numbers a client may bind (RFC 8656 §12). 0x5000-0x7FFF look like
- * ChannelData on the wire (first bits 01) but are reserved (RFC 7983). */
-#define STUN_CHANNEL_MIN 0x4000
-#define STUN_CHANNEL_MAX 0x4FFF
+/*
+ * Channel numbers a client may bind (RFC 8656 §12). 0x5000-0x7FFF look like
+ * ChannelData on the wire (first bits 01) and were valid under RFC 5766, but
+ * RFC 8656 reserves them (RFC 7983). coturn accepts the RFC 5766 range and its
+ * turnutils_uclient binds numbers like 0x5DA3 and 0x73D9: a server that must
+ * serve it accepts up to STUN_CHANNEL_MAX_RFC5766 (the decoders below report
+ * STUN_E_CHANNEL and still fill in the number, so the caller decides).
+ */
+#define STUN_CHANNEL_MIN	 0x4000
+#define STUN_CHANNEL_MAX	 0x4FFF
+#define STUN_CHANNEL_MAX_RFC5766 0x7FFF
 
 /* Errors: every function returns 0 (or a length) on success, one of these. */
 enum stun_err {
@@ -290,7 +297,7 @@ int stun_get_password_algorithms(const struct stun_msg *m, const struct stun_att
 int stun_get_requested_transport(const struct stun_msg *m, const struct stun_attr *a,
 				 uint8_t *proto);
 /* CHANNEL-NUMBER (RFC 8656 §18.1): *out is set; STUN_E_CHANNEL if outside
- * 0x4000-0x4FFF (answer 400). */
+ * 0x4000-0x4FFF (RFC 8656 §12.2: answer 400; see STUN_CHANNEL_MAX_RFC5766). */
 int stun_get_channel_number(const struct stun_msg *m, const struct stun_attr *a, uint16_t *out);
 /* REQUESTED-ADDRESS-FAMILY / ADDITIONAL-ADDRESS-FAMILY: STUN_AF_IPV4 or STUN_AF_IPV6. */
 int stun_get_family(const struct stun_msg *m, const struct stun_attr *a, uint8_t *family);
@@ -311,11 +318,15 @@ struct stun_channel_data {
  * Parse a ChannelData message of n bytes. Over UDP (stream false) the data
  * may be followed by padding or nothing (§12.5); over a stream n must be the
  * framed size, 4 + len rounded up to 4. STUN_E_NOT_STUN (not 01 bits),
- * STUN_E_SHORT, STUN_E_LENGTH, STUN_E_CHANNEL (0x5000-0x7FFF: discard).
+ * STUN_E_SHORT, STUN_E_LENGTH, or STUN_E_CHANNEL for a well-formed message on
+ * a reserved number (0x5000-0x7FFF): *out is then filled in, and a server
+ * that does not accept the RFC 5766 range discards it. Either way the server
+ * must look the channel up among those bound (§12.5: unbound: discard).
  */
 int stun_channel_data_parse(const uint8_t *buf, size_t n, bool stream,
 			    struct stun_channel_data *out);
-/* Write the 4-byte ChannelData header. STUN_E_CHANNEL for a bad number. */
+/* Write the 4-byte ChannelData header. STUN_E_CHANNEL for a number outside
+ * 0x4000-0x7FFF (a bound channel of either range may be sent on). */
 int stun_channel_data_header(uint8_t hdr[4], uint16_t channel, uint16_t len);
 /* Bytes a ChannelData message with len data bytes takes (padded when stream). */
 static inline size_t stun_channel_data_size(size_t len, bool stream)

@@ -606,7 +606,9 @@ static void test_stun_channel_number_out_of_range_is_refused(void **state)
 	assert_int_equal(ch, 0x4FFF);
 	assert_int_equal(stun_get_channel_number(&m, &m.attrs[2], &ch), STUN_E_CHANNEL);
 	assert_int_equal(stun_get_channel_number(&m, &m.attrs[3], &ch), STUN_E_CHANNEL);
+	assert_int_equal(ch, 0x5000); /* still reported, for an RFC 5766 server */
 	assert_int_equal(stun_get_channel_number(&m, &m.attrs[4], &ch), STUN_E_CHANNEL);
+	assert_int_equal(ch, 0x7FFF);
 	assert_int_equal(stun_get_channel_number(&m, &m.attrs[5], &ch), STUN_E_VALUE);
 }
 
@@ -631,15 +633,25 @@ static void test_stun_channel_data_parses_and_refuses_reserved_numbers(void **st
 	assert_int_equal(stun_channel_data_size(5, true), 12);
 	assert_int_equal(stun_channel_data_parse(buf, 12, true, &cd), 0);
 	assert_int_equal(stun_channel_data_parse(buf, 9, true, &cd), STUN_E_LENGTH);
-	/* reserved 0x5000-0x7FFF and non-ChannelData */
+	/* reserved 0x5000-0x7FFF: reported, but filled in for an RFC 5766 server */
 	wr16(buf, 0x5000);
 	assert_int_equal(stun_channel_data_parse(buf, 9, false, &cd), STUN_E_CHANNEL);
+	assert_int_equal(cd.channel, 0x5000);
+	assert_int_equal(cd.len, 5);
 	wr16(buf, 0x7FFF);
 	assert_int_equal(stun_channel_data_parse(buf, 9, false, &cd), STUN_E_CHANNEL);
+	assert_int_equal(cd.channel, 0x7FFF);
+	/* malformed ones are not filled in */
+	assert_int_equal(stun_channel_data_parse(buf, 8, false, &cd), STUN_E_SHORT);
+	assert_null(cd.data);
 	wr16(buf, 0x0001);
 	assert_int_equal(stun_channel_data_parse(buf, 9, false, &cd), STUN_E_NOT_STUN);
+	wr16(buf, 0x8001);
+	assert_int_equal(stun_channel_data_parse(buf, 9, false, &cd), STUN_E_NOT_STUN);
 	assert_int_equal(stun_channel_data_header(buf, 0x3FFF, 1), STUN_E_CHANNEL);
-	assert_int_equal(stun_channel_data_header(buf, 0x5000, 1), STUN_E_CHANNEL);
+	assert_int_equal(stun_channel_data_header(buf, 0x8000, 1), STUN_E_CHANNEL);
+	assert_int_equal(stun_channel_data_header(buf, 0x73D9, 1), 0);
+	assert_int_equal(buf[0] << 8 | buf[1], 0x73D9);
 }
 
 static void test_stun_classify_demultiplexes_on_the_first_two_bits(void **state)

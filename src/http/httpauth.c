@@ -351,7 +351,6 @@ static bool locked(const struct attempt *a, enum stats_auth_mech m, const char *
 	enum lockout_state st;
 
 	who = lockout_key(a, who, kbuf, sizeof(kbuf));
-
 	st = lockout_check(a->w->rt->lockout, str_cstr(who), str_cstr(a->ip), a->mono, &retry);
 	if (st == LOCKOUT_NONE)
 		return false;

@@ -267,6 +267,55 @@ for mode in nochallenge nontlm garbage unsigned forged; do
 	fi
 done
 
+# UDP loses the first 200 to OPTIONS and to MESSAGE (a relay drops them):
+# the probe retransmits (RFC 3261 timer E) and rtcauthd must answer the
+# retransmission as the same transaction, not as a replay. Digest always;
+# NTLM (a signed request sent twice, same cnum) when rtcauthd offers it.
+cat >"$T/relay.py" <<'PY'
+import re, select, socket, sys
+lport, sport, portfile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.bind(("127.0.0.1", 0))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+open(portfile, "w").write(str(c.getsockname()[1]))
+client, dropped = None, set()
+while True:
+    r, _, _ = select.select([c, s], [], [], 30)
+    if not r:
+        break
+    for sock in r:
+        data, addr = sock.recvfrom(65536)
+        if sock is c:
+            client = addr
+            s.sendto(data, ("127.0.0.1", sport))
+        elif client:
+            m = re.search(rb"CSeq: \d+ (OPTIONS|MESSAGE)", data)
+            if data.startswith(b"SIP/2.0 200") and m and m.group(1) not in dropped:
+                dropped.add(m.group(1))
+                print("dropped the 200 to", m.group(1).decode(), flush=True)
+                continue
+            c.sendto(data, client)
+PY
+for mech in digest ntlm; do
+	rm -f "$T/relay-$mech.port"
+	python3 "$T/relay.py" 0 "$SIP_PORT" "$T/relay-$mech.port" >"$T/relay-$mech.log" 2>&1 &
+	rpid=$!
+	_pids+=("$rpid")
+	for _ in $(seq 1 50); do [ -s "$T/relay-$mech.port" ] && break; sleep 0.1; done
+	ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" LSAN_OPTIONS="suppressions=$T/lsan.supp" \
+		probe "lossy-$mech" alicepw-7 sip:alice@example.test --mech "$mech" --password-stdin \
+		--server "127.0.0.1:$(cat "$T/relay-$mech.port")"
+	kill "$rpid" 2>/dev/null
+	if [ "$mech" = ntlm ] && grep -q "not NTLM" "$T/lossy-$mech.out"; then
+		skip "ntlm over a lossy UDP path" "this rtcauthd does not offer NTLM"
+	elif all_ok "lossy-$mech" $STEPS && [ "$(grep -c '^dropped' "$T/relay-$mech.log")" -eq 2 ]; then
+		ok "$mech over UDP with the first 200s lost: the retransmissions are answered"
+	else
+		not_ok "$mech over UDP with the first 200s lost: the retransmissions are answered (rc=$rc)"
+		show_probe "lossy-$mech"
+		show "$T/relay-$mech.log" 3
+	fi
+done
+
 # NTLM over TCP and TLS, when this rtcauthd offers it. gss-ntlmssp leaks one
 # EVP_MD per NT hash (not ours): suppressed for these runs only.
 for tr in tcp tls; do

@@ -4,7 +4,11 @@
  * attribute decoders, integrity and fingerprint over changed messages,
  * ChannelData and stream framing, and the builder's limits and ordering.
  * Messages are made with the builder (checked against RFC 5769 in
- * test_vec_stun.c) and then broken by hand.
+ * test_vec_stun.c) and then broken by hand. Interop: when coturn's
+ * turnutils_uclient is installed, it runs against a minimal responder made of
+ * this codec on 127.0.0.1 (401, then signed answers); every request it sends
+ * must parse and verify, and it must get as far as ChannelBind and
+ * CreatePermission. Without the tool that test skips.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,13 +17,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "turn/cred.h"
 #include "turn/stun.h"
 
 static const uint8_t tid[STUN_TID_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
@@ -844,6 +856,146 @@ static void test_stun_strerror_names_every_error(void **state)
 	assert_string_equal(stun_error_reason(499), "Error");
 }
 
+/* ---- interop: coturn's turnutils_uclient against a responder on this codec ---- */
+
+struct seen {
+	unsigned allocate_401, allocate_ok, refresh, channel_bind, create_permission, bad;
+};
+
+static bool names_loopback_peer(const struct stun_msg *m)
+{
+	const struct stun_attr *a = stun_find(m, STUN_ATTR_XOR_PEER_ADDRESS);
+	struct stun_addr peer;
+
+	return a && stun_get_xor_addr(m, a, &peer) == 0 && peer.family == STUN_AF_IPV4 &&
+	       memcmp(peer.ip, "\x7f\0\0\1", 4) == 0;
+}
+
+/* Answer one request from the client the way a TURN server would, and record it. */
+static void respond(int fd, const uint8_t *in, size_t n, const struct sockaddr_in *from,
+		    const uint8_t *ltkey, struct seen *seen)
+{
+	uint8_t out[1024];
+	struct stun_builder b;
+	struct stun_addr src, relayed;
+	struct stun_msg m;
+	struct str user;
+	const struct stun_attr *a;
+	uint16_t ch;
+	long len;
+
+	if (stun_classify(in, n) != STUN_KIND_STUN)
+		return; /* ChannelData: nothing is relayed here */
+	if (stun_parse(in, n, &m) != 0 || m.cls != STUN_REQUEST || m.nunknown ||
+	    (m.fp >= 0 && stun_check_fingerprint(&m) != 0)) {
+		seen->bad++;
+		return;
+	}
+	stun_addr_from_sockaddr(&src, (const struct sockaddr *)from);
+	if (stun_get_username(&m, &user) != 0) {
+		stun_build_init(&b, out, sizeof(out), m.method, STUN_ERROR_RESPONSE, m.tid);
+		stun_build_error(&b, 401, NULL);
+		stun_build_str(&b, STUN_ATTR_REALM, STR_LIT("example.org"));
+		stun_build_str(&b, STUN_ATTR_NONCE, STR_LIT("f//499k954d6OL34oL9FSTvy64sA"));
+		stun_build_fingerprint(&b);
+		seen->allocate_401 += m.method == STUN_METHOD_ALLOCATE;
+	} else {
+		if (stun_check_integrity(&m, ltkey, TURN_KEY_MD5_LEN) != 0) {
+			seen->bad++;
+			return;
+		}
+		stun_build_init(&b, out, sizeof(out), m.method, STUN_SUCCESS, m.tid);
+		switch (m.method) {
+		case STUN_METHOD_ALLOCATE:
+			relayed = src;
+			relayed.port = 50001;
+			stun_build_xor_addr(&b, STUN_ATTR_XOR_RELAYED_ADDRESS, &relayed);
+			stun_build_xor_addr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, &src);
+			stun_build_u32(&b, STUN_ATTR_LIFETIME, 600);
+			seen->allocate_ok++;
+			break;
+		case STUN_METHOD_REFRESH:
+			seen->refresh++;
+			break;
+		case STUN_METHOD_CHANNEL_BIND:
+			a = stun_find(&m, STUN_ATTR_CHANNEL_NUMBER);
+			if (a && stun_get_channel_number(&m, a, &ch) != STUN_E_VALUE &&
+			    ch >= STUN_CHANNEL_MIN && ch <= STUN_CHANNEL_MAX_RFC5766 &&
+			    names_loopback_peer(&m))
+				seen->channel_bind++;
+			else
+				seen->bad++;
+			break;
+		case STUN_METHOD_CREATE_PERMISSION:
+			if (names_loopback_peer(&m))
+				seen->create_permission++;
+			else
+				seen->bad++;
+			break;
+		}
+		stun_build_integrity(&b, ltkey, TURN_KEY_MD5_LEN);
+		stun_build_fingerprint(&b);
+	}
+	if ((len = stun_build_finish(&b)) > 0)
+		sendto(fd, out, (size_t)len, 0, (const struct sockaddr *)from, sizeof(*from));
+}
+
+static void test_stun_serves_coturn_turnutils_uclient_long_term_requests(void **state)
+{
+	struct sockaddr_in a = {0}, from;
+	struct timeval tv = {0, 100000};
+	socklen_t alen = sizeof(a);
+	uint8_t ltkey[TURN_KEY_MAX], in[2048];
+	struct seen seen = {0};
+	char port[16], peer[16];
+	struct timespec t0, t;
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	if (access("/usr/bin/turnutils_uclient", X_OK) != 0)
+		skip();
+	assert_int_equal(turn_cred_key(TURN_PWALG_MD5, STR_LIT("alice"), STR_LIT("example.org"),
+				       STR_LIT("wonderland"), ltkey),
+			 TURN_KEY_MD5_LEN);
+	assert_true((fd = socket(AF_INET, SOCK_DGRAM, 0)) >= 0);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	snprintf(port, sizeof(port), "%u", ntohs(a.sin_port));
+	snprintf(peer, sizeof(peer), "%u", ntohs(a.sin_port) + 1u);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		execl("/usr/bin/turnutils_uclient", "turnutils_uclient", "-p", port, "-u", "alice",
+		      "-w", "wonderland", "-n", "1", "-m", "1", "-e", "127.0.0.1", "-r", peer, "-c",
+		      "127.0.0.1", (char *)NULL);
+		_exit(127);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		socklen_t flen = sizeof(from);
+		ssize_t n = recvfrom(fd, in, sizeof(in), 0, (struct sockaddr *)&from, &flen);
+		if (n > 0)
+			respond(fd, in, (size_t)n, &from, ltkey, &seen);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((!seen.channel_bind || !seen.create_permission) && t.tv_sec - t0.tv_sec < 10);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	close(fd);
+	/* the client took our 401 and our signed answers: it went on past Allocate */
+	assert_int_equal(seen.bad, 0);
+	assert_true(seen.allocate_401 >= 1);
+	assert_true(seen.allocate_ok >= 1);
+	assert_true(seen.channel_bind >= 1);
+	assert_true(seen.create_permission >= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -880,6 +1032,7 @@ int main(void)
 	    cmocka_unit_test(test_stun_password_algorithms_decode_with_bounds),
 	    cmocka_unit_test(test_stun_turn_attribute_decoders_check_lengths),
 	    cmocka_unit_test(test_stun_strerror_names_every_error),
+	    cmocka_unit_test(test_stun_serves_coturn_turnutils_uclient_long_term_requests),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

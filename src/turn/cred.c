@@ -15,10 +15,10 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "core/b64.h"
 #include "core/secmem.h"
+#include "turn/stun.h"
 
 static const char nonce_label[] = "rtcauth-turn-nonce";
 
@@ -125,17 +125,13 @@ int turn_cred_ephemeral_parse(struct str username, int64_t *expiry, struct str *
 
 int turn_cred_ephemeral_password(struct str secret, struct str username, char *out, size_t cap)
 {
-	uint8_t mac[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
+	uint8_t mac[20];
 	int rc = TURN_CRED_ERROR;
 
 	if (cap)
 		out[0] = '\0';
-	if (secret.len > 0x7FFFFFFF)
-		return TURN_CRED_ERROR;
-	if (HMAC(EVP_sha1(), secret.p ? secret.p : "", (int)secret.len,
-		 (const unsigned char *)username.p, username.len, mac, &n) &&
-	    n == 20 && b64_std_encode(mac, n, out, cap) == TURN_EPH_PASSWORD_LEN)
+	if (stun_hmac_sha1(secret.p, secret.len, username.p, username.len, mac) == 0 &&
+	    b64_std_encode(mac, sizeof(mac), out, cap) == TURN_EPH_PASSWORD_LEN)
 		rc = 0;
 	secmem_wipe(mac, sizeof(mac));
 	return rc;
@@ -223,12 +219,11 @@ int turn_cred_ephemeral_key(struct str secret, struct str username, struct str r
 static int nonce_mac(const uint8_t *key, size_t keylen, struct str bind, uint32_t features,
 		     uint64_t ts, uint8_t out[NONCE_MAC_LEN])
 {
-	uint8_t in[sizeof(nonce_label) + 3 + 8 + TURN_NONCE_BIND_MAX], mac[EVP_MAX_MD_SIZE];
+	uint8_t in[sizeof(nonce_label) + 3 + 8 + TURN_NONCE_BIND_MAX], mac[32];
 	size_t n = 0;
-	unsigned maclen = 0;
 	int rc = -1;
 
-	if (bind.len > TURN_NONCE_BIND_MAX || keylen < 16 || keylen > 0x7FFFFFFF)
+	if (bind.len > TURN_NONCE_BIND_MAX || keylen < 16)
 		return -1;
 	memcpy(in, nonce_label, sizeof(nonce_label)); /* with its NUL: a separator */
 	n = sizeof(nonce_label);
@@ -240,7 +235,7 @@ static int nonce_mac(const uint8_t *key, size_t keylen, struct str bind, uint32_
 	if (bind.len)
 		memcpy(in + n, bind.p, bind.len);
 	n += bind.len;
-	if (HMAC(EVP_sha256(), key, (int)keylen, in, n, mac, &maclen) && maclen >= NONCE_MAC_LEN) {
+	if (stun_hmac_sha256(key, keylen, in, n, mac) == 0) {
 		memcpy(out, mac, NONCE_MAC_LEN);
 		rc = 0;
 	}

@@ -962,6 +962,34 @@ long stun_build_finish(const struct stun_builder *b)
 	return b->err ? b->err : (long)b->len;
 }
 
+static int hmac_one(const EVP_MD *md, size_t outlen, const void *key, size_t keylen,
+		    const void *data, size_t len, uint8_t *out)
+{
+	uint8_t mac[EVP_MAX_MD_SIZE];
+	unsigned maclen = 0;
+	struct span s = {data, len};
+	int rc = hmac_spans(md, key, keylen, &s, 1, mac, &maclen);
+
+	if (rc == 0 && maclen == outlen)
+		memcpy(out, mac, outlen);
+	else
+		rc = STUN_E_INTERNAL;
+	secmem_wipe(mac, sizeof(mac));
+	return rc;
+}
+
+int stun_hmac_sha1(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[20])
+{
+	pthread_once(&md_once, md_fetch);
+	return hmac_one(md_sha1, 20, key, keylen, data, len, out);
+}
+
+int stun_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[32])
+{
+	pthread_once(&md_once, md_fetch);
+	return hmac_one(md_sha256, 32, key, keylen, data, len, out);
+}
+
 const char *stun_error_reason(int code)
 {
 	switch (code) {

@@ -378,6 +378,14 @@ int stun_build_fingerprint(struct stun_builder *b);
 /* The message's total length, or the sticky error (negative). */
 long stun_build_finish(const struct stun_builder *b);
 
+/*
+ * HMAC-SHA1 / HMAC-SHA256 (RFC 2104) of len bytes, as MESSAGE-INTEGRITY(-SHA256)
+ * computes them, for the credential code (turn/cred.h). 0 or STUN_E_INTERNAL.
+ * out is a secret if the key is: wipe it.
+ */
+int stun_hmac_sha1(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[20]);
+int stun_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[32]);
+
 /* The reason phrase of a STUN/TURN error code ("Stale Nonce"), or "Error". */
 const char *stun_error_reason(int code);
 

@@ -5,7 +5,8 @@
  * (MESSAGE-INTEGRITY-SHA256, USERHASH, PASSWORD-ALGORITHM SHA-256). Each is
  * parsed, its integrity and fingerprint checked with the right key and
  * refused with a wrong one, and, where the vector pads with zeros, rebuilt
- * byte for byte with the builder.
+ * byte for byte with the builder. Also the RFC 2202 / RFC 4231 HMAC vectors
+ * (short and longer-than-a-block keys) for the HMACs underneath.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -298,6 +299,31 @@ static void test_long_term_key_md5_matches_rfc_example(void **state)
 	assert_memory_equal(key, want, 16);
 }
 
+/* RFC 2202 §3 and RFC 4231 §4.3, §4.7: the HMACs behind MESSAGE-INTEGRITY(-SHA256) */
+static void test_hmac_matches_rfc2202_and_rfc4231(void **state)
+{
+	static const char big_data[] = "Test Using Larger Than Block-Size Key - Hash Key First";
+	uint8_t out[32], want[32], big_key[131];
+
+	(void)state;
+	assert_int_equal(stun_hmac_sha1("Jefe", 4, "what do ya want for nothing?", 28, out), 0);
+	unhex("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79", want, sizeof(want));
+	assert_memory_equal(out, want, 20);
+	assert_int_equal(stun_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, out), 0);
+	unhex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want,
+	      sizeof(want));
+	assert_memory_equal(out, want, 32);
+	memset(big_key, 0xaa, sizeof(big_key));
+	assert_int_equal(stun_hmac_sha1(big_key, 80, big_data, sizeof(big_data) - 1, out), 0);
+	unhex("aa4ae5e15272d00e95705637ce8a3b55ed402112", want, sizeof(want));
+	assert_memory_equal(out, want, 20);
+	assert_int_equal(
+	    stun_hmac_sha256(big_key, sizeof(big_key), big_data, sizeof(big_data) - 1, out), 0);
+	unhex("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54", want,
+	      sizeof(want));
+	assert_memory_equal(out, want, 32);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +333,7 @@ int main(void)
 	    cmocka_unit_test(test_rfc5769_long_term_request_checks_and_rebuilds_byte_for_byte),
 	    cmocka_unit_test(test_rfc8489_b1_sha256_userhash_request_checks_and_rebuilds),
 	    cmocka_unit_test(test_long_term_key_md5_matches_rfc_example),
+	    cmocka_unit_test(test_hmac_matches_rfc2202_and_rfc4231),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

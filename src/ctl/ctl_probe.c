@@ -261,7 +261,7 @@ static long assemble(const struct sbuf *head, const char *auth, const char *body
 
 /*
  * The signature buffer of a message (PROTOCOLS.md §1), built by the shared
- * codec from the parsed message. 0 or -1.
+ * codec from the parsed message. Its length, or -1.
  */
 static long sig_buffer(const struct probe *p, const char *msg, size_t len, struct str rand,
 		       struct str num, char *out, size_t cap)
@@ -628,24 +628,27 @@ static int transact(struct probe *p, size_t len, const char *method, struct sip_
 		return -1;
 	for (;;) {
 		uint64_t until = p->tr == PROBE_UDP && next < deadline ? next : deadline;
-		long n = probe_conn_recv(p->conn, until, p->rx, sizeof(p->rx), err, errlen);
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			now = clock_mono_ms();
-			if (now >= deadline) {
-				snprintf(err, errlen, "no final response within %d s",
-					 p->timeout_ms / 1000);
-				return 0;
-			}
-			if (p->tr == PROBE_UDP && now >= next) {
-				if (probe_conn_send(p->conn, p->tx, len, err, errlen) < 0)
-					return -1;
-				interval = interval * 2 > T2_MS ? T2_MS : interval * 2;
-				next = now + interval;
-			}
+		long n;
+
+		/* checked on every turn: a peer that keeps talking cannot hold us */
+		now = clock_mono_ms();
+		if (now >= deadline) {
+			snprintf(err, errlen, "no final response within %d s",
+				 p->timeout_ms / 1000);
+			return 0;
+		}
+		if (p->tr == PROBE_UDP && now >= next) {
+			if (probe_conn_send(p->conn, p->tx, len, err, errlen) < 0)
+				return -1;
+			interval = interval * 2 > T2_MS ? T2_MS : interval * 2;
+			next = now + interval;
 			continue;
 		}
+		n = probe_conn_recv(p->conn, until, p->rx, sizeof(p->rx), err, errlen);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			continue;
 		if (parse_rx(p, m, n) < 0)
 			continue;
 		if (m->is_request) {

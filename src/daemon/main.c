@@ -31,6 +31,7 @@
 #include "daemon/bootstrap.h"
 #include "daemon/worker.h"
 #include "http/http.h"
+#include "http/webticket.h"
 #include "oauth/fetch.h"
 #include "oauth/metadata.h"
 #include "oauth/oauth.h"
@@ -349,7 +350,7 @@ static int oauth_up(const struct config *cfg, char *err, size_t errlen)
 	if (oauth_start(cfg, main_store, err, errlen) < 0)
 		return -1;
 	if (oauth_metadata_routes_add() < 0 || oauth_token_routes() < 0 ||
-	    oauth_validate_routes() < 0) {
+	    oauth_validate_routes() < 0 || webticket_routes_add() < 0) {
 		snprintf(err, errlen, "cannot register the OAuth endpoints");
 		return -1;
 	}

@@ -38,6 +38,7 @@
 #define HDR_MAX	     (PROBE_AUTH_TOKEN + 1024)
 #define SEEN_SNUMS   64
 #define PROBE_UA     "rtcauthctl-probe/0.1"
+#define PROBE_DONE   (-1) /* probe_setup: nothing to run (--help), exit 0 */
 #define DEFAULT_BODY "rtcauthctl probe"
 
 static const struct ctl_cmd_help h_probe = {
@@ -1509,7 +1510,7 @@ static int probe_setup(struct ctl *c, struct probe *p, int argc, char **argv)
 	int n, rc, secs;
 
 	if (ctl_args(&h_probe, argc, argv, opts, pos, 1, 1, &n, &rc))
-		return rc;
+		return rc ? rc : PROBE_DONE; /* --help: nothing to run */
 	if ((rc = ctl_uri_arg("URI", pos[0], p->aor, p->user, p->domain)) != 0 ||
 	    (rc = parse_choices(p, &a)) != 0)
 		return rc;
@@ -1551,6 +1552,10 @@ int ctl_probe_main(struct ctl *c, int argc, char **argv)
 		return CTL_EXIT_ERR;
 	}
 	rc = probe_setup(c, p, argc, argv);
+	if (rc == PROBE_DONE) {
+		rc = CTL_EXIT_OK;
+		goto out;
+	}
 	if (rc)
 		goto out;
 	p->steps = json_array();

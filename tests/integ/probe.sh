@@ -123,6 +123,18 @@ check "the refusal says why" grep -q "refused the credentials" "$T/wrong.out"
 check_fail "no password in the probe's output, its errors or the daemon log" \
 	grep -rq -e 'not-the-password-7' -e 'alicepw-7' "$T"/*.out "$T"/*.err "$T/rtcauthd.log"
 
+probe wrong-json not-the-password-7 sip:alice@example.test --mech digest --password-stdin --json
+check "--json reports the failed step as ok: false, exit 1" python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert int(sys.argv[2]) == 1, sys.argv[2]
+assert [x["step"] for x in s if not x["ok"]] == ["register-ok"], s
+' "$T/wrong-json.out" "$rc"
+"$RTCAUTHCTL" -c "$CONF" probe --help >"$T/help.out" 2>&1
+rc=$?
+check_sh "probe --help exits 0, lists the steps and runs none (rc=$rc)" \
+	'[ $rc -eq 0 ] && grep -q "register-challenge" "$T/help.out" && grep -q -- "--wait-message" "$T/help.out" && ! grep -q "^step " "$T/help.out"'
+
 # a recipient with no binding: 480 from rtcauthd; no such user: 404
 probe to-dave alicepw-7 sip:alice@example.test --mech digest --password-stdin \
 	--message-to sip:dave@example.test

@@ -1,0 +1,1124 @@
+/*
+ * [MS-SIPAE] security association benchmark, in process (bench/sa/run,
+ * `make bench-sa`): what one core of rtcauthd can do with signed SIP
+ * messages and with SA handshakes, each beside a reference measured in the
+ * same process on the same tokens.
+ *
+ *   bench_sa sig ntlm|kerberos [SECONDS]
+ *       One SA established for real (gss-ntlmssp or MIT krb5 initiator
+ *       against our acceptor). Signed MESSAGEs (the initiator's MIC,
+ *       increasing cnum) are made in chunks, untimed; then, timed, per
+ *       message, what the server does: parse the MESSAGE, parse its
+ *       Authorization, sa_find by opaque, build the signature buffer from
+ *       the parsed message, sa_verify (= "verify"); and in a second pass also
+ *       the signed 200: parse the reply, build its buffer, sa_next_snum,
+ *       sa_sign, write Authentication-Info (sipae_sign_write, the server's own
+ *       code) (= "verify+sign"). Breakdown: sa_verify alone on prebuilt
+ *       buffers, sa_sign alone.
+ *   bench_sa est kerberos [N] [ROUNDS]
+ *       Pools of N fresh AP-REQs (gss_init_sec_context with the credential
+ *       cache, mutual authentication requested), made untimed. Timed per
+ *       token: base64 decode, vault_krb_accept (with its AP-REP),
+ *       vault_krb_principal_to_aor, sa_create, sa_put; against raw
+ *       gss_accept_sec_context with a credential from the same keytab on a
+ *       second pool of the same kind (contexts freed after the timing, on
+ *       both sides). ROUNDS alternate the two; medians are reported.
+ *   bench_sa est ntlm [N] [ROUNDS]
+ *       Timed per handshake: vault_ntlm_challenge + sa_begin (leg 2), then
+ *       base64 decode + sa_find + vault_ntlm_accept under sa_with_mech (an
+ *       SQLite store lookup of the NT hash) + sa_establish (leg 3); the
+ *       gss-ntlmssp initiator makes each AUTHENTICATE between the legs,
+ *       untimed. Reference: the bare NTLMv2 check of the same AUTHENTICATE
+ *       messages (ntlm_parse_authenticate + ntlm_accept_v2 with the NT hash
+ *       in memory), with and without building a CHALLENGE; and, when
+ *       gss-ntlmssp can accept from a user file (NTLM_USER_FILE), its own
+ *       gss_accept_sec_context on NEGOTIATE and AUTHENTICATE.
+ *
+ * Results go to stdout, one "result name=... key=value ..." line each, for
+ * the driver; progress to stderr. Environment: BENCH_SA_DIR (a directory
+ * for the SQLite store and the user file), BENCH_SA_PASSWORD (alice's NTLM
+ * password), BENCH_SA_KEYTAB (the sip/ keytab), and the Kerberos variables
+ * of tests/integ/krb5_realm.sh (KRB5_CONFIG, KRB5CCNAME with alice's TGT).
+ *
+ * Never a timed test and never part of `make test`. Never logs a secret.
+ */
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+#include <gssapi/gssapi_ntlmssp.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/ntlm.h"
+#include "auth/sa.h"
+#include "auth/sipae.h"
+#include "core/b64.h"
+#include "core/sbuf.h"
+#include "ctl/probe.h"
+#include "sip/msg.h"
+#include "sip/server_int.h"
+#include "store/store.h"
+#include "vault/gss.h"
+#include "vault/vault_ntlm.h"
+
+#define HOST	     "fe01.example.test"
+#define SIPAE_REALM  "SIP Communications Service"
+#define DOMAIN	     "example.test"
+#define CHUNK	     4096
+#define MSG_CAP	     2048
+#define REPLY_CAP    1024
+#define TOK_B64_MAX  8192
+#define TOK_RAW_MAX  6144
+#define DEFAULT_SECS 2.0
+
+static const struct vault_ntlm_names names = {"EXAMPLE", "FE01", DOMAIN, HOST};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("bench_sa: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Process CPU time, to show the timed sections ran on a core of their own. */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+	return v && v[0] ? v : def;
+}
+
+static void result(const char *name, uint64_t ops, uint64_t ns, uint64_t cpu)
+{
+	double s = (double)ns / 1e9;
+
+	printf("result name=%s ops=%llu secs=%.6f rate=%.1f us_per_op=%.3f cpu_secs=%.6f\n", name,
+	       (unsigned long long)ops, s, s > 0 ? (double)ops / s : 0.0,
+	       ops ? (double)ns / 1e3 / (double)ops : 0.0, (double)cpu / 1e9);
+	fflush(stdout);
+}
+
+/* ---- the store: alice with an NT hash (vault_ntlm_accept reads it) ---- */
+
+static struct store *store_with_alice(const char *dir, const char *password)
+{
+	char path[512], err[256];
+	struct store *s = NULL;
+	struct store_user u;
+	struct store_cred c[2];
+
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	unlink(path);
+	if (store_open(path, STORE_CREATE, 50, &s, err, sizeof(err)) != STORE_OK)
+		die("store_open %s: %s", path, err);
+	memset(&u, 0, sizeof(u));
+	if (store_uri_normalise("sip:alice@" DOMAIN, u.uri, u.user, u.domain) != 0)
+		die("store_uri_normalise");
+	u.enabled = true;
+	if (store_user_add(s, &u) != STORE_OK)
+		die("store_user_add");
+	memset(c, 0, sizeof(c));
+	for (int i = 0; i < 2; i++) {
+		snprintf(c[i].mech, sizeof(c[i].mech), "nt");
+		snprintf(c[i].variant, sizeof(c[i].variant), i ? "user@domain" : "user");
+		if (ntlm_nt_hash(password, strlen(password), c[i].key) != 0)
+			die("ntlm_nt_hash");
+		c[i].key_len = 16;
+	}
+	if (store_cred_replace(s, u.id, c, 2) != STORE_OK)
+		die("store_cred_replace");
+	return s;
+}
+
+static struct sa_info sa_info_for(enum sa_scheme scheme)
+{
+	struct sa_info si;
+
+	memset(&si, 0, sizeof(si));
+	si.scheme = scheme;
+	snprintf(si.realm, sizeof(si.realm), "%s", SIPAE_REALM);
+	snprintf(si.targetname, sizeof(si.targetname), "%s%s",
+		 scheme == SA_SCHEME_KERBEROS ? "sip/" : "", HOST);
+	si.version = 4;
+	return si;
+}
+
+/* ---- NTLM handshake, server side (what sipae_auth.c does per leg) ---- */
+
+struct ntlm_accept_arg {
+	struct store *s;
+	const uint8_t *tok;
+	size_t len;
+	uint64_t now;
+	struct store_user *user;
+	struct verdict v;
+};
+
+static int ntlm_accept_fn(void *ctx, void *arg)
+{
+	struct ntlm_accept_arg *a = arg;
+
+	a->v = vault_ntlm_accept(a->s, ctx, a->tok, a->len, str_cstr(DOMAIN), a->now, a->user);
+	return 0;
+}
+
+/* Leg 2: a pending SA and its CHALLENGE (base64, as the 401 carries it). */
+static struct sa *ntlm_leg2(struct sa_table *t, uint64_t now, uint8_t *chal, size_t *chal_len,
+			    char *chal_b64, size_t b64cap)
+{
+	struct sa_info si = sa_info_for(SA_SCHEME_NTLM);
+	const struct sa_mech *mech;
+	void *ctx;
+	struct sa *sa;
+
+	if (vault_ntlm_challenge(&names, now, &mech, &ctx, chal, NTLM_CHALLENGE_MAX, chal_len))
+		die("vault_ntlm_challenge");
+	sa = sa_begin(t, &si, mech, ctx, now);
+	if (!sa)
+		die("sa_begin");
+	if (b64_std_encode(chal, *chal_len, chal_b64, b64cap) < 0)
+		die("b64 challenge");
+	return sa;
+}
+
+/* Leg 3: the AUTHENTICATE (base64 as sent) for the SA named by opaque. */
+static int ntlm_leg3(struct sa_table *t, struct store *s, const char *opaque, const char *auth_b64,
+		     uint64_t now)
+{
+	uint8_t tok[TOK_RAW_MAX];
+	struct store_user user;
+	struct ntlm_accept_arg a;
+	struct sa *sa;
+	size_t len;
+	int rc = -1;
+
+	if (b64_std_decode(auth_b64, strlen(auth_b64), tok, sizeof(tok), &len) != 0)
+		return -1;
+	sa = sa_find(t, str_cstr(opaque), now);
+	if (!sa)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.s = s;
+	a.tok = tok;
+	a.len = len;
+	a.now = now;
+	a.user = &user;
+	sa_with_mech(sa, ntlm_accept_fn, &a);
+	if (a.v.kind == VERDICT_OK &&
+	    sa_establish(sa, user.uri, "5ee8d8e2-4b4b-5f4c-9a3d-0123456789ab", 0, NULL, NULL,
+			 now) == 0)
+		rc = 0;
+	sa_put(sa);
+	return rc;
+}
+
+/* The gss-ntlmssp initiator's first (empty) step. */
+static struct probe_gss *ntlm_client(const char *password)
+{
+	struct probe_gss *g;
+	uint8_t *out;
+	size_t outlen;
+	char err[256];
+
+	if (probe_gss_new(PROBE_MECH_NTLM, "alice", "EXAMPLE", password, &g, err, sizeof(err)))
+		die("NTLM initiator: %s", err);
+	if (probe_gss_step(g, HOST, NULL, 0, &out, &outlen, err, sizeof(err)) != 1)
+		die("NTLM initiator, first step: %s", err);
+	free(out);
+	return g;
+}
+
+/* The initiator's AUTHENTICATE for a CHALLENGE, base64 into out. */
+static void ntlm_client_auth(struct probe_gss *g, const uint8_t *chal, size_t chal_len, char *out,
+			     size_t cap)
+{
+	uint8_t *tok;
+	size_t len;
+	char err[256];
+
+	if (probe_gss_step(g, HOST, chal, chal_len, &tok, &len, err, sizeof(err)) != 0)
+		die("NTLM initiator, AUTHENTICATE: %s", err);
+	if (b64_std_encode(tok, len, out, cap) < 0)
+		die("AUTHENTICATE too long");
+	free(tok);
+}
+
+/* ---- Kerberos initiator: fresh AP-REQs from alice's credential cache ---- */
+
+struct krb_init {
+	gss_cred_id_t cred;
+	gss_name_t target;
+};
+
+static void krb_init_open(struct krb_init *k)
+{
+	gss_OID_set_desc mechs = {1, (gss_OID)gss_mech_krb5};
+	gss_buffer_desc nb = {strlen("sip@" HOST), (void *)"sip@" HOST};
+	OM_uint32 maj, min;
+
+	maj = gss_acquire_cred(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
+			       &k->cred, NULL, NULL);
+	if (GSS_ERROR(maj))
+		die("Kerberos initiator credentials (KRB5CCNAME with alice's TGT?)");
+	maj = gss_import_name(&min, &nb, GSS_C_NT_HOSTBASED_SERVICE, &k->target);
+	if (GSS_ERROR(maj))
+		die("gss_import_name sip@" HOST);
+}
+
+static void krb_init_close(struct krb_init *k)
+{
+	OM_uint32 min;
+
+	gss_release_cred(&min, &k->cred);
+	gss_release_name(&min, &k->target);
+}
+
+/* One AP-REQ (a new context, so a new authenticator), raw bytes. */
+static size_t krb_apreq(struct krb_init *k, uint8_t *out, size_t cap)
+{
+	gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+	gss_buffer_desc ob = GSS_C_EMPTY_BUFFER;
+	OM_uint32 maj, min;
+	size_t n;
+
+	maj =
+	    gss_init_sec_context(&min, k->cred, &ctx, k->target, (gss_OID)gss_mech_krb5,
+				 GSS_C_MUTUAL_FLAG | GSS_C_INTEG_FLAG, 0, GSS_C_NO_CHANNEL_BINDINGS,
+				 GSS_C_NO_BUFFER, NULL, &ob, NULL, NULL);
+	if (GSS_ERROR(maj) || ob.length == 0 || ob.length > cap)
+		die("gss_init_sec_context for sip@" HOST " failed (major %u minor %u)", maj, min);
+	memcpy(out, ob.value, ob.length);
+	n = ob.length;
+	gss_release_buffer(&min, &ob);
+	gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+	return n;
+}
+
+/* Kerberos SA the server way: accept, map the principal, sa_create. */
+static struct sa *krb_establish(struct sa_table *t, const uint8_t *tok, size_t len, uint64_t now,
+				uint8_t *aprep, size_t *aprep_len)
+{
+	struct sa_info si = sa_info_for(SA_SCHEME_KERBEROS);
+	const struct sa_mech *mech;
+	void *ctx;
+	char principal[VAULT_KRB_PRINCIPAL_MAX], aor[STORE_URI_MAX];
+	uint8_t out[VAULT_KRB_OUT_MAX];
+	uint64_t expires;
+	size_t out_len;
+	struct verdict v;
+
+	v = vault_krb_accept(tok, len, "sip", &mech, &ctx, principal, sizeof(principal), &expires,
+			     out, sizeof(out), &out_len);
+	if (v.kind != VERDICT_OK)
+		return NULL;
+	if (vault_krb_principal_to_aor(principal, "EXAMPLE.TEST", DOMAIN, aor, sizeof(aor))) {
+		mech->free(ctx);
+		return NULL;
+	}
+	snprintf(si.user, sizeof(si.user), "%s", aor);
+	snprintf(si.instance, sizeof(si.instance), "5ee8d8e2-4b4b-5f4c-9a3d-0123456789ab");
+	if (aprep) {
+		memcpy(aprep, out, out_len);
+		*aprep_len = out_len;
+	}
+	return sa_create(t, &si, mech, ctx, expires, now);
+}
+
+/* ---- signed MESSAGEs ---- */
+
+/* One pre-made message: what arrives, the reply the server built, and (for
+ * the breakdown) the signature buffer and MIC the client computed. */
+struct slot {
+	char msg[MSG_CAP];
+	size_t msg_len;
+	char reply[REPLY_CAP];
+	size_t reply_len;
+	char sigbuf[SIPAE_SIGBUF_MAX];
+	size_t sig_len;
+	char resp[2 * SA_MAC_MAX + 1];
+	uint32_t cnum;
+};
+
+struct sig_bench {
+	enum sa_scheme scheme;
+	struct sa_table *t;
+	struct sa *sa;
+	char opaque[SA_OPAQUE_LEN + 1];
+	struct probe_gss *client;
+	uint32_t cnum;
+	struct slot *slots;
+	uint64_t now;
+	/* server-side scratch, like the workers' thread-local buffers */
+	struct sip_msg m, rm;
+	char buf[SIPAE_SIGBUF_MAX];
+	char out[8192];
+};
+
+static const char body[] = "Hello Bob, are you joining the 3 pm review? -- Alice";
+
+/* The MESSAGE's headers; auth is the Authorization line (or ""). */
+static size_t msg_text(char *out, size_t cap, uint32_t cnum, const char *auth)
+{
+	int n = snprintf(out, cap,
+			 "MESSAGE sip:bob@" DOMAIN " SIP/2.0\r\n"
+			 "Via: SIP/2.0/TCP 127.0.0.1:51234;branch=z9hG4bK%08x.%u;rport\r\n"
+			 "Max-Forwards: 70\r\n"
+			 "From: <sip:alice@" DOMAIN ">;tag=7d3a1c2b9e;epid=5f2a9c1e7b\r\n"
+			 "To: <sip:bob@" DOMAIN ">\r\n"
+			 "Call-ID: 4c1e8f2a9b7d4e6f8a0b1c2d3e4f5a6b.%u\r\n"
+			 "CSeq: %u MESSAGE\r\n"
+			 "Contact: <sip:alice@127.0.0.1:51234;transport=tcp;ms-opaque=d3470f2e1d>;"
+			 "+sip.instance=\"<urn:uuid:5ee8d8e2-4b4b-5f4c-9a3d-0123456789ab>\"\r\n"
+			 "User-Agent: UCCAPI/15.0.4481.1000 OC/15.0.4481.1000 (Microsoft Lync)\r\n"
+			 "Supported: ms-dialog-route-set-update\r\n"
+			 "Supported: timer\r\n"
+			 "Ms-Text-Format: text/plain; charset=UTF-8;ms-body=SGVsbG8=\r\n"
+			 "Content-Type: text/plain; charset=UTF-8\r\n"
+			 "%s"
+			 "Content-Length: %zu\r\n"
+			 "\r\n"
+			 "%s",
+			 cnum * 2654435761u, cnum, cnum, cnum, auth, sizeof(body) - 1, body);
+	if (n < 0 || (size_t)n >= cap)
+		die("message too long");
+	return (size_t)n;
+}
+
+/* The 200 the server sends back, up to (without) Content-Length. */
+static size_t reply_text(char *out, size_t cap, uint32_t cnum)
+{
+	int n = snprintf(out, cap,
+			 "SIP/2.0 200 OK\r\n"
+			 "Via: SIP/2.0/TCP "
+			 "127.0.0.1:51234;branch=z9hG4bK%08x.%u;rport=51234;received=127.0.0.1\r\n"
+			 "From: <sip:alice@" DOMAIN ">;tag=7d3a1c2b9e;epid=5f2a9c1e7b\r\n"
+			 "To: <sip:bob@" DOMAIN ">;tag=%08x\r\n"
+			 "Call-ID: 4c1e8f2a9b7d4e6f8a0b1c2d3e4f5a6b.%u\r\n"
+			 "CSeq: %u MESSAGE\r\n"
+			 "Server: " SIP_SERVER_NAME "\r\n",
+			 cnum * 2654435761u, cnum, cnum ^ 0x5bd1e995u, cnum, cnum);
+	if (n < 0 || (size_t)n >= cap)
+		die("reply too long");
+	return (size_t)n;
+}
+
+/* The client's side of one signed MESSAGE (untimed). */
+static void make_slot(struct sig_bench *b, struct slot *s)
+{
+	struct sipae_fields f;
+	struct sip_msg *m = &b->m;
+	char crand[9], cnum[16], auth[512], status[4];
+	const char *scheme = sa_scheme_name(b->scheme);
+	const char *target = b->scheme == SA_SCHEME_KERBEROS ? "sip/" HOST : HOST;
+	long len;
+	size_t n;
+
+	s->cnum = ++b->cnum;
+	snprintf(cnum, sizeof(cnum), "%u", s->cnum);
+	if (sipae_rand(crand))
+		die("sipae_rand");
+	n = msg_text(s->msg, sizeof(s->msg), s->cnum, "");
+	if (sip_msg_parse(m, s->msg, n, true) != 0 || sipae_fields_from_msg(m, &f, status) != 0)
+		die("client: MESSAGE does not parse");
+	len = sipae_sig_buffer(str_cstr(scheme), str_cstr(crand), str_cstr(cnum),
+			       str_cstr(SIPAE_REALM), str_cstr(target), &f, s->sigbuf,
+			       sizeof(s->sigbuf));
+	if (len < 0)
+		die("client: signature buffer");
+	s->sig_len = (size_t)len;
+	if (probe_gss_sign_hex(b->client, s->sigbuf, s->sig_len, s->resp, sizeof(s->resp)) < 0)
+		die("client: GetMIC failed");
+	snprintf(auth, sizeof(auth),
+		 "Authorization: %s qop=\"auth\", opaque=\"%s\", realm=\"" SIPAE_REALM
+		 "\", targetname=\"%s\", crand=\"%s\", cnum=\"%s\", response=\"%s\"\r\n",
+		 scheme, b->opaque, target, crand, cnum, s->resp);
+	s->msg_len = msg_text(s->msg, sizeof(s->msg), s->cnum, auth);
+	s->reply_len = reply_text(s->reply, sizeof(s->reply), s->cnum);
+}
+
+/* Server: verify one signed request as sipae_auth.c does. The SA stays
+ * referenced in *out (sa_put it). SA_OK or an error. */
+static int server_verify(struct sig_bench *b, const struct slot *s, struct sa **out)
+{
+	const struct sip_header *h;
+	struct sipae_creds c;
+	struct sipae_fields f;
+	struct sa *sa;
+	char status[4];
+	long len;
+	int rc;
+
+	*out = NULL;
+	if (sip_msg_parse(&b->m, s->msg, s->msg_len, true) != 0)
+		return SA_E_MALFORMED;
+	h = sip_msg_header(&b->m, SIP_H_AUTHORIZATION);
+	if (!h || sipae_parse_credentials(h->value, &c) != 0)
+		return SA_E_MALFORMED;
+	sa = sa_find(b->t, c.opaque, b->now);
+	if (!sa)
+		return SA_E_STATE;
+	if (sipae_fields_from_msg(&b->m, &f, status) != 0) {
+		sa_put(sa);
+		return SA_E_MALFORMED;
+	}
+	len = sipae_sig_buffer(c.scheme_str, c.crand, c.cnum_str, c.realm, c.targetname, &f, b->buf,
+			       sizeof(b->buf));
+	if (len < 0) {
+		sa_put(sa);
+		return SA_E_MALFORMED;
+	}
+	rc = sa_verify(sa, c.cnum, (const uint8_t *)b->buf, (size_t)len, c.response, b->now);
+	if (rc != SA_OK) {
+		sa_put(sa);
+		return rc;
+	}
+	*out = sa;
+	return SA_OK;
+}
+
+/* Server: sign the reply as sipae_sign_reply does (parse what was built,
+ * sign, write Authentication-Info), then finish it. 0 or -1. */
+static int server_sign_reply(struct sig_bench *b, struct sa *sa, const struct slot *s)
+{
+	static const char tail[] = "Content-Length: 0\r\n\r\n";
+	struct sipae_fields f;
+	struct sbuf sb;
+	char status[4];
+	size_t mark;
+
+	sbuf_init(&sb, b->out, sizeof(b->out));
+	sbuf_put(&sb, s->reply, s->reply_len);
+	mark = sb.len;
+	sbuf_puts(&sb, tail);
+	if (!sbuf_ok(&sb) || sip_msg_parse(&b->rm, sb.p, sb.len, false) != 0 ||
+	    sipae_fields_from_msg(&b->rm, &f, status) != 0)
+		return -1;
+	sb.len = mark;
+	sipae_sign_write(&sb, sa, &f, STR_NULL);
+	sbuf_puts(&sb, tail);
+	if (!sbuf_ok(&sb) || sb.len < mark + 80)
+		return -1;
+	return 0;
+}
+
+enum sig_mode { SIG_VERIFY, SIG_VERIFY_SIGN, SIG_SA_VERIFY, SIG_SA_SIGN };
+
+/* Run one mode for at least secs of timed work; chunks made untimed. */
+static void sig_run(struct sig_bench *b, enum sig_mode mode, double secs, const char *name)
+{
+	uint64_t ns = 0, cpu = 0, ops = 0, limit = (uint64_t)(secs * 1e9);
+	char mac[2 * SA_MAC_MAX + 1];
+
+	while (ns < limit) {
+		uint64_t t0, c0;
+
+		if (mode != SIG_SA_SIGN)
+			for (size_t i = 0; i < CHUNK; i++)
+				make_slot(b, &b->slots[i]);
+		c0 = cpu_ns();
+		t0 = now_ns();
+		for (size_t i = 0; i < CHUNK; i++) {
+			const struct slot *s = &b->slots[i];
+			struct sa *sa;
+			int rc;
+
+			switch (mode) {
+			case SIG_VERIFY:
+				rc = server_verify(b, s, &sa);
+				if (rc != SA_OK)
+					die("%s: cnum %u: %s", name, s->cnum, sa_strerror(rc));
+				sa_put(sa);
+				break;
+			case SIG_VERIFY_SIGN:
+				rc = server_verify(b, s, &sa);
+				if (rc != SA_OK)
+					die("%s: cnum %u: %s", name, s->cnum, sa_strerror(rc));
+				if (server_sign_reply(b, sa, s))
+					die("%s: signing the reply failed", name);
+				sa_put(sa);
+				break;
+			case SIG_SA_VERIFY:
+				rc = sa_verify(b->sa, s->cnum, (const uint8_t *)s->sigbuf,
+					       s->sig_len, str_cstr(s->resp), b->now);
+				if (rc != SA_OK)
+					die("%s: cnum %u: %s", name, s->cnum, sa_strerror(rc));
+				break;
+			case SIG_SA_SIGN:
+				if (sa_sign(b->sa, (const uint8_t *)s->sigbuf, s->sig_len, mac,
+					    sizeof(mac)) < 0)
+					die("%s: sa_sign failed", name);
+				break;
+			}
+		}
+		ns += now_ns() - t0;
+		cpu += cpu_ns() - c0;
+		ops += CHUNK;
+	}
+	result(name, ops, ns, cpu);
+}
+
+/* A negative check, untimed: a tampered MESSAGE must not verify, a replayed
+ * one neither (the benchmark measures a path that really checks). */
+static void sig_sanity(struct sig_bench *b)
+{
+	struct slot *s = &b->slots[0];
+	struct sa *sa;
+	char *p;
+	int rc;
+
+	make_slot(b, s);
+
+	p = strstr(s->msg, "To: <sip:bob@");
+	p[9] = 'B'; /* the To URI is covered */
+	rc = server_verify(b, s, &sa);
+	if (rc != SA_E_BAD_SIG)
+		die("a tampered MESSAGE: %s, not a bad signature", sa_strerror(rc));
+	p[9] = 'b';
+	if (server_verify(b, s, &sa) != SA_OK)
+		die("the untampered MESSAGE did not verify");
+	sa_put(sa);
+	if (server_verify(b, s, &sa) != SA_E_REPLAY)
+		die("a replayed MESSAGE verified");
+}
+
+static void sig_main(enum sa_scheme scheme, double secs)
+{
+	struct sig_bench *b = calloc(1, sizeof(*b));
+	char err[256];
+	const char *mech = scheme == SA_SCHEME_NTLM ? "ntlm" : "kerberos";
+	char name[64];
+
+	if (!b)
+		die("out of memory");
+	b->scheme = scheme;
+	b->slots = calloc(CHUNK, sizeof(*b->slots));
+	b->t = sa_table_new(0);
+	if (!b->slots || !b->t)
+		die("out of memory");
+	b->now = (uint64_t)time(NULL);
+	if (scheme == SA_SCHEME_NTLM) {
+		const char *pw = env_or("BENCH_SA_PASSWORD", "Secr3t!pw");
+		struct store *s = store_with_alice(env_or("BENCH_SA_DIR", "/tmp"), pw);
+		uint8_t chal[NTLM_CHALLENGE_MAX];
+		char chal_b64[2048], auth_b64[TOK_B64_MAX];
+		size_t clen;
+
+		b->client = ntlm_client(pw);
+		b->sa = ntlm_leg2(b->t, b->now, chal, &clen, chal_b64, sizeof(chal_b64));
+		snprintf(b->opaque, sizeof(b->opaque), "%s", sa_opaque(b->sa));
+		ntlm_client_auth(b->client, chal, clen, auth_b64, sizeof(auth_b64));
+		if (ntlm_leg3(b->t, s, b->opaque, auth_b64, b->now))
+			die("NTLM handshake failed");
+		store_close(s);
+	} else {
+		uint8_t *tok, aprep[VAULT_KRB_OUT_MAX];
+		size_t len, aplen = 0;
+
+		if (vault_krb_init(env_or("BENCH_SA_KEYTAB", ""), err, sizeof(err)))
+			die("vault_krb_init: %s", err);
+		if (probe_gss_new(PROBE_MECH_KERBEROS, NULL, NULL, NULL, &b->client, err,
+				  sizeof(err)))
+			die("Kerberos initiator: %s", err);
+		if (probe_gss_step(b->client, HOST, NULL, 0, &tok, &len, err, sizeof(err)) != 1)
+			die("Kerberos initiator: %s", err);
+		b->sa = krb_establish(b->t, tok, len, b->now, aprep, &aplen);
+		free(tok);
+		if (!b->sa)
+			die("Kerberos: vault_krb_accept refused alice's AP-REQ");
+		if (probe_gss_step(b->client, HOST, aprep, aplen, &tok, &len, err, sizeof(err)) !=
+		    0)
+			die("Kerberos initiator, AP-REP: %s", err);
+		free(tok);
+		snprintf(b->opaque, sizeof(b->opaque), "%s", sa_opaque(b->sa));
+	}
+	fprintf(stderr, "bench_sa: %s SA %s established; %.1f s per measure\n", mech, b->opaque,
+		secs);
+	sig_sanity(b);
+	snprintf(name, sizeof(name), "%s_verify", mech);
+	sig_run(b, SIG_VERIFY, secs, name);
+	snprintf(name, sizeof(name), "%s_verify_sign", mech);
+	sig_run(b, SIG_VERIFY_SIGN, secs, name);
+	snprintf(name, sizeof(name), "%s_sa_verify", mech);
+	sig_run(b, SIG_SA_VERIFY, secs, name);
+	snprintf(name, sizeof(name), "%s_sa_sign", mech);
+	sig_run(b, SIG_SA_SIGN, secs, name);
+	printf("info name=%s_sizes msg_bytes=%zu sigbuf_bytes=%zu mic_hex=%zu cnum_last=%u\n", mech,
+	       b->slots[0].msg_len, b->slots[0].sig_len, strlen(b->slots[0].resp), b->cnum);
+	sa_put(b->sa);
+	sa_table_free(b->t);
+	probe_gss_free(b->client);
+	if (scheme == SA_SCHEME_KERBEROS)
+		vault_krb_shutdown();
+	free(b->slots);
+	free(b);
+}
+
+/* ---- establishment: Kerberos ---- */
+
+struct tok {
+	uint8_t raw[TOK_RAW_MAX];
+	size_t len;
+	char b64[TOK_B64_MAX];
+};
+
+static void pool_fill(struct krb_init *k, struct tok *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		p[i].len = krb_apreq(k, p[i].raw, sizeof(p[i].raw));
+		if (b64_std_encode(p[i].raw, p[i].len, p[i].b64, sizeof(p[i].b64)) < 0)
+			die("AP-REQ too long");
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Totals of one side over all rounds, and the per-round rates. */
+struct side {
+	uint64_t ops, ns, cpu;
+	double rate[64];
+	size_t rounds;
+};
+
+static void side_add(struct side *s, uint64_t ops, uint64_t ns, uint64_t cpu)
+{
+	s->ops += ops;
+	s->ns += ns;
+	s->cpu += cpu;
+	if (s->rounds < 64)
+		s->rate[s->rounds++] = ns ? (double)ops * 1e9 / (double)ns : 0;
+}
+
+static void side_result(const char *name, struct side *s)
+{
+	double med = median(s->rate, s->rounds);
+
+	printf("result name=%s ops=%llu secs=%.6f rate=%.1f us_per_op=%.3f cpu_secs=%.6f "
+	       "median_rate=%.1f rounds=%zu\n",
+	       name, (unsigned long long)s->ops, (double)s->ns / 1e9,
+	       s->ns ? (double)s->ops * 1e9 / (double)s->ns : 0.0,
+	       s->ops ? (double)s->ns / 1e3 / (double)s->ops : 0.0, (double)s->cpu / 1e9, med,
+	       s->rounds);
+	fflush(stdout);
+}
+
+static gss_cred_id_t raw_acceptor_cred(const char *keytab)
+{
+	char ktname[4200];
+	gss_key_value_element_desc el = {"keytab", ktname};
+	gss_key_value_set_desc store = {1, &el};
+	gss_OID_set_desc mechs = {1, (gss_OID)gss_mech_krb5};
+	gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+	OM_uint32 maj, min;
+
+	snprintf(ktname, sizeof(ktname), "FILE:%s", keytab);
+	maj = gss_acquire_cred_from(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT,
+				    &store, &cred, NULL, NULL);
+	if (GSS_ERROR(maj))
+		die("gss_acquire_cred_from %s failed", keytab);
+	return cred;
+}
+
+/* One timed pass over a pool: raw gss_accept_sec_context, or our path. */
+static void krb_pass(bool do_raw, gss_cred_id_t cred, struct sa_table *t, struct tok *pool,
+		     size_t n, gss_ctx_id_t *ctxs, struct sa **sas, uint64_t now, uint64_t *ns,
+		     uint64_t *cpu)
+{
+	uint64_t t0, c0;
+	OM_uint32 min;
+
+	c0 = cpu_ns();
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		if (do_raw) {
+			gss_buffer_desc in = {pool[i].len, pool[i].raw};
+			gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
+			gss_name_t src = GSS_C_NO_NAME;
+			OM_uint32 maj, flags, tr;
+
+			ctxs[i] = GSS_C_NO_CONTEXT;
+			maj = gss_accept_sec_context(&min, &ctxs[i], cred, &in,
+						     GSS_C_NO_CHANNEL_BINDINGS, &src, NULL, &out,
+						     &flags, &tr, NULL);
+			if (maj != GSS_S_COMPLETE)
+				die("raw gss_accept_sec_context failed (major %u minor %u)", maj,
+				    min);
+			gss_release_buffer(&min, &out);
+			gss_release_name(&min, &src);
+		} else {
+			uint8_t tok[TOK_RAW_MAX];
+			size_t len;
+
+			if (b64_std_decode(pool[i].b64, strlen(pool[i].b64), tok, sizeof(tok),
+					   &len))
+				die("base64");
+			sas[i] = krb_establish(t, tok, len, now, NULL, NULL);
+			if (!sas[i])
+				die("vault_krb_accept refused a fresh AP-REQ");
+			sa_put(sas[i]);
+		}
+	}
+	*ns = now_ns() - t0;
+	*cpu = cpu_ns() - c0;
+	/* untimed: what a session's end frees, on both sides */
+	for (size_t i = 0; i < n; i++) {
+		if (do_raw)
+			gss_delete_sec_context(&min, &ctxs[i], GSS_C_NO_BUFFER);
+		else
+			sa_drop(t, str_cstr(sa_opaque(sas[i])));
+	}
+}
+
+static void est_krb(size_t n, size_t rounds)
+{
+	const char *keytab = env_or("BENCH_SA_KEYTAB", "");
+	struct tok *pool = calloc(n, sizeof(*pool));
+	gss_ctx_id_t *ctxs = calloc(n, sizeof(*ctxs));
+	struct sa **sas = calloc(n, sizeof(*sas));
+	struct sa_table *t = sa_table_new(0);
+	struct side ours, raw;
+	struct krb_init k;
+	gss_cred_id_t cred;
+	uint64_t now = (uint64_t)time(NULL);
+	char err[256];
+	OM_uint32 min;
+
+	if (!pool || !ctxs || !sas || !t)
+		die("out of memory");
+	memset(&ours, 0, sizeof(ours));
+	memset(&raw, 0, sizeof(raw));
+	if (vault_krb_init(keytab, err, sizeof(err)))
+		die("vault_krb_init: %s", err);
+	cred = raw_acceptor_cred(keytab);
+	krb_init_open(&k);
+	krb_apreq(&k, pool[0].raw, sizeof(pool[0].raw)); /* the service ticket into the ccache */
+	fprintf(stderr, "bench_sa: Kerberos establishment, %zu rounds of %zu AP-REQs per side\n",
+		rounds, n);
+	for (size_t r = 0; r < rounds; r++) {
+		for (int side = 0; side < 2; side++) {
+			/* alternate which side goes first, so neither always
+			 * meets the warmer (or fuller) replay cache */
+			bool do_raw = (side == 0) == (r % 2 == 0);
+			uint64_t ns, cpu;
+
+			pool_fill(&k, pool, n);
+			krb_pass(do_raw, cred, t, pool, n, ctxs, sas, now, &ns, &cpu);
+			side_add(do_raw ? &raw : &ours, n, ns, cpu);
+		}
+	}
+	side_result("krb_est_raw_gss_accept", &raw);
+	side_result("krb_est_rtcauth", &ours);
+	printf("info name=krb_est apreq_bytes=%zu rcache=%s\n", pool[0].len,
+	       env_or("KRB5RCACHETYPE", "default"));
+	krb_init_close(&k);
+	gss_release_cred(&min, &cred);
+	vault_krb_shutdown();
+	sa_table_free(t);
+	free(pool);
+	free(ctxs);
+	free(sas);
+}
+
+/* ---- establishment: NTLM ---- */
+
+struct ntlm_hs {
+	struct probe_gss *client;
+	uint8_t chal[NTLM_CHALLENGE_MAX];
+	size_t chal_len;
+	char chal_b64[2048];
+	char opaque[SA_OPAQUE_LEN + 1];
+	char auth_b64[TOK_B64_MAX];
+	uint8_t auth[TOK_RAW_MAX];
+	size_t auth_len;
+};
+
+/* The bare NTLMv2 check of one AUTHENTICATE (the hash in memory). */
+static void ntlm_bare(const struct ntlm_hs *h, const uint8_t nt[16], bool build_challenge)
+{
+	struct ntlm_transcript tr;
+	struct ntlm_session sess;
+	struct ntlm_auth a;
+
+	if (build_challenge) {
+		static const struct ntlm_target tg = {STR_LIT("EXAMPLE"), STR_LIT("FE01"),
+						      STR_LIT(DOMAIN), STR_LIT(HOST)};
+		uint8_t sc[8], out[NTLM_CHALLENGE_MAX];
+		size_t len;
+
+		if (RAND_bytes(sc, sizeof(sc)) != 1 ||
+		    ntlm_build_challenge(&tg, sc, ntlm_filetime((uint64_t)time(NULL)), out,
+					 sizeof(out), &len) != 0)
+			die("ntlm_build_challenge");
+	}
+	memset(&tr, 0, sizeof(tr));
+	tr.challenge = h->chal;
+	tr.challenge_len = h->chal_len;
+	memcpy(tr.server_challenge, h->chal + 24, 8);
+	if (ntlm_parse_authenticate(h->auth, h->auth_len, &a) != 0 ||
+	    ntlm_accept_v2(&a, nt, &tr, NULL, &sess) != 0)
+		die("bare NTLMv2 check refused a good AUTHENTICATE");
+}
+
+/* ---- reference: gss-ntlmssp's own acceptor (connection-oriented) ---- */
+
+static gss_OID_desc ntlmssp_oid = {GSS_NTLMSSP_OID_LENGTH, GSS_NTLMSSP_OID_STRING};
+
+/* A gss-ntlmssp initiator credential for EXAMPLE\alice. */
+static gss_cred_id_t gssntlm_client_cred(const char *password)
+{
+	gss_key_value_element_desc el[2] = {{GSS_NTLMSSP_CS_DOMAIN, "EXAMPLE"},
+					    {GSS_NTLMSSP_CS_PASSWORD, password}};
+	gss_key_value_set_desc store = {2, el};
+	gss_OID_set_desc mechs = {1, &ntlmssp_oid};
+	gss_buffer_desc nb = {strlen("EXAMPLE\\alice"), (void *)"EXAMPLE\\alice"};
+	gss_name_t name = GSS_C_NO_NAME;
+	gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+	OM_uint32 maj, min;
+
+	maj = gss_import_name(&min, &nb, GSS_C_NT_USER_NAME, &name);
+	if (!GSS_ERROR(maj))
+		maj = gss_acquire_cred_from(&min, name, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
+					    &store, &cred, NULL, NULL);
+	gss_release_name(&min, &name);
+	return GSS_ERROR(maj) ? GSS_C_NO_CREDENTIAL : cred;
+}
+
+struct gssntlm_hs {
+	gss_ctx_id_t cctx, actx;
+	gss_buffer_desc neg, auth; /* client tokens, kept for the acceptor */
+};
+
+/* gss-ntlmssp accepting NEGOTIATE (CHALLENGE out) and AUTHENTICATE, timed
+ * per handshake on both acceptor calls; the client side untimed. With
+ * NTLM_USER_FILE it looks the password up in that file. 0, or -1 when its
+ * acceptor cannot run here (the reason on stderr). */
+static int est_gssntlm(size_t n, size_t rounds, const char *password)
+{
+	struct gssntlm_hs *hs = calloc(n, sizeof(*hs));
+	gss_OID_set_desc mechs = {1, &ntlmssp_oid};
+	gss_buffer_desc tb = {strlen("sip@" HOST), (void *)"sip@" HOST};
+	gss_cred_id_t acred = GSS_C_NO_CREDENTIAL, ccred;
+	gss_name_t target = GSS_C_NO_NAME;
+	struct side ref;
+	OM_uint32 maj, min;
+	int rc = -1;
+
+	memset(&ref, 0, sizeof(ref));
+	ccred = gssntlm_client_cred(password);
+	maj = gss_acquire_cred(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &acred,
+			       NULL, NULL);
+	if (!hs || ccred == GSS_C_NO_CREDENTIAL || GSS_ERROR(maj) ||
+	    GSS_ERROR(gss_import_name(&min, &tb, GSS_C_NT_HOSTBASED_SERVICE, &target))) {
+		fprintf(stderr, "bench_sa: gss-ntlmssp acceptor credentials unavailable\n");
+		goto out;
+	}
+	for (size_t r = 0; r < rounds; r++) {
+		uint64_t ns = 0, cpu = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			gss_buffer_desc chal = GSS_C_EMPTY_BUFFER, done = GSS_C_EMPTY_BUFFER;
+			uint64_t t0, c0;
+
+			hs[i].cctx = hs[i].actx = GSS_C_NO_CONTEXT;
+			maj = gss_init_sec_context(&min, ccred, &hs[i].cctx, target, &ntlmssp_oid,
+						   GSS_C_INTEG_FLAG, 0, GSS_C_NO_CHANNEL_BINDINGS,
+						   GSS_C_NO_BUFFER, NULL, &hs[i].neg, NULL, NULL);
+			if (maj != GSS_S_CONTINUE_NEEDED)
+				goto fail;
+			c0 = cpu_ns();
+			t0 = now_ns();
+			maj = gss_accept_sec_context(&min, &hs[i].actx, acred, &hs[i].neg,
+						     GSS_C_NO_CHANNEL_BINDINGS, NULL, NULL, &chal,
+						     NULL, NULL, NULL);
+			ns += now_ns() - t0;
+			cpu += cpu_ns() - c0;
+			if (maj != GSS_S_CONTINUE_NEEDED)
+				goto fail;
+			maj = gss_init_sec_context(&min, ccred, &hs[i].cctx, target, &ntlmssp_oid,
+						   GSS_C_INTEG_FLAG, 0, GSS_C_NO_CHANNEL_BINDINGS,
+						   &chal, NULL, &hs[i].auth, NULL, NULL);
+			gss_release_buffer(&min, &chal);
+			if (GSS_ERROR(maj))
+				goto fail;
+			c0 = cpu_ns();
+			t0 = now_ns();
+			maj = gss_accept_sec_context(&min, &hs[i].actx, acred, &hs[i].auth,
+						     GSS_C_NO_CHANNEL_BINDINGS, NULL, NULL, &done,
+						     NULL, NULL, NULL);
+			ns += now_ns() - t0;
+			cpu += cpu_ns() - c0;
+			gss_release_buffer(&min, &done);
+			if (maj != GSS_S_COMPLETE)
+				goto fail;
+		}
+		side_add(&ref, n, ns, cpu);
+		for (size_t i = 0; i < n; i++) {
+			gss_delete_sec_context(&min, &hs[i].cctx, GSS_C_NO_BUFFER);
+			gss_delete_sec_context(&min, &hs[i].actx, GSS_C_NO_BUFFER);
+			gss_release_buffer(&min, &hs[i].neg);
+			gss_release_buffer(&min, &hs[i].auth);
+		}
+	}
+	side_result("ntlm_est_gssntlmssp_accept", &ref);
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "bench_sa: gss-ntlmssp acceptor failed (major %u minor %u)\n", maj, min);
+out:
+	if (acred != GSS_C_NO_CREDENTIAL)
+		gss_release_cred(&min, &acred);
+	if (ccred != GSS_C_NO_CREDENTIAL)
+		gss_release_cred(&min, &ccred);
+	gss_release_name(&min, &target);
+	free(hs);
+	return rc;
+}
+
+static void est_ntlm(size_t n, size_t rounds)
+{
+	const char *pw = env_or("BENCH_SA_PASSWORD", "Secr3t!pw");
+	struct store *s = store_with_alice(env_or("BENCH_SA_DIR", "/tmp"), pw);
+	struct ntlm_hs *hs = calloc(n, sizeof(*hs));
+	struct sa_table *t = sa_table_new(n + 16);
+	struct side ours, leg2, leg3, bare, bare_chal;
+	uint8_t nt[16];
+
+	if (!hs || !t)
+		die("out of memory");
+	if (ntlm_nt_hash(pw, strlen(pw), nt))
+		die("ntlm_nt_hash");
+	memset(&ours, 0, sizeof(ours));
+	memset(&leg2, 0, sizeof(leg2));
+	memset(&leg3, 0, sizeof(leg3));
+	memset(&bare, 0, sizeof(bare));
+	memset(&bare_chal, 0, sizeof(bare_chal));
+	fprintf(stderr, "bench_sa: NTLM establishment, %zu rounds of %zu handshakes\n", rounds, n);
+	for (size_t r = 0; r < rounds; r++) {
+		uint64_t t0, c0, ns2, cpu2, ns3, cpu3, now = (uint64_t)time(NULL);
+
+		for (size_t i = 0; i < n; i++)
+			hs[i].client = ntlm_client(pw);
+		/* leg 2, timed: CHALLENGE and a pending SA per handshake */
+		c0 = cpu_ns();
+		t0 = now_ns();
+		for (size_t i = 0; i < n; i++) {
+			struct sa *sa = ntlm_leg2(t, now, hs[i].chal, &hs[i].chal_len,
+						  hs[i].chal_b64, sizeof(hs[i].chal_b64));
+			memcpy(hs[i].opaque, sa_opaque(sa), sizeof(hs[i].opaque));
+			sa_put(sa);
+		}
+		ns2 = now_ns() - t0;
+		cpu2 = cpu_ns() - c0;
+		/* the clients, untimed */
+		for (size_t i = 0; i < n; i++) {
+			ntlm_client_auth(hs[i].client, hs[i].chal, hs[i].chal_len, hs[i].auth_b64,
+					 sizeof(hs[i].auth_b64));
+			if (b64_std_decode(hs[i].auth_b64, strlen(hs[i].auth_b64), hs[i].auth,
+					   sizeof(hs[i].auth), &hs[i].auth_len))
+				die("base64");
+			probe_gss_free(hs[i].client);
+			hs[i].client = NULL;
+		}
+		/* leg 3, timed */
+		c0 = cpu_ns();
+		t0 = now_ns();
+		for (size_t i = 0; i < n; i++)
+			if (ntlm_leg3(t, s, hs[i].opaque, hs[i].auth_b64, now))
+				die("NTLM handshake %zu refused", i);
+		ns3 = now_ns() - t0;
+		cpu3 = cpu_ns() - c0;
+		side_add(&leg2, n, ns2, cpu2);
+		side_add(&leg3, n, ns3, cpu3);
+		side_add(&ours, n, ns2 + ns3, cpu2 + cpu3);
+		for (size_t i = 0; i < n; i++)
+			sa_drop(t, str_cstr(hs[i].opaque));
+		/* the references on the same AUTHENTICATE messages */
+		for (int bc = 0; bc < 2; bc++) {
+			c0 = cpu_ns();
+			t0 = now_ns();
+			for (size_t i = 0; i < n; i++)
+				ntlm_bare(&hs[i], nt, bc);
+			side_add(bc ? &bare_chal : &bare, n, now_ns() - t0, cpu_ns() - c0);
+		}
+	}
+	side_result("ntlm_est_bare_v2", &bare);
+	side_result("ntlm_est_bare_v2_with_challenge", &bare_chal);
+	side_result("ntlm_est_rtcauth", &ours);
+	side_result("ntlm_est_rtcauth_leg2", &leg2);
+	side_result("ntlm_est_rtcauth_leg3", &leg3);
+	printf("info name=ntlm_est challenge_bytes=%zu authenticate_bytes=%zu\n", hs[0].chal_len,
+	       hs[0].auth_len);
+	if (getenv("NTLM_USER_FILE") && est_gssntlm(n, rounds, pw) != 0)
+		printf("info name=ntlm_est_gssntlmssp unavailable=1\n");
+	sa_table_free(t);
+	store_close(s);
+	free(hs);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 3 && strcmp(argv[1], "sig") == 0) {
+		double secs = argc > 3 ? atof(argv[3]) : DEFAULT_SECS;
+
+		if (strcmp(argv[2], "ntlm") == 0)
+			sig_main(SA_SCHEME_NTLM, secs);
+		else if (strcmp(argv[2], "kerberos") == 0)
+			sig_main(SA_SCHEME_KERBEROS, secs);
+		else
+			die("sig: ntlm or kerberos, not '%s'", argv[2]);
+		return 0;
+	}
+	if (argc >= 3 && strcmp(argv[1], "est") == 0) {
+		size_t n = argc > 3 ? (size_t)atol(argv[3]) : 2000;
+		size_t rounds = argc > 4 ? (size_t)atol(argv[4]) : 3;
+
+		if (n == 0 || rounds == 0 || rounds > 64)
+			die("est: N > 0, 1 <= ROUNDS <= 64");
+		if (strcmp(argv[2], "kerberos") == 0)
+			est_krb(n, rounds);
+		else if (strcmp(argv[2], "ntlm") == 0)
+			est_ntlm(n, rounds);
+		else
+			die("est: ntlm or kerberos, not '%s'", argv[2]);
+		return 0;
+	}
+	fprintf(stderr, "usage: bench_sa sig ntlm|kerberos [SECONDS]\n"
+			"       bench_sa est ntlm|kerberos [N] [ROUNDS]\n");
+	return 2;
+}

@@ -2,7 +2,9 @@
  * STUN message codec (RFC 8489) with the TURN attributes and ChannelData
  * framing (RFC 8656). A pure codec: no I/O, no allocation, no logging, no
  * secrets kept. Everything a parser hands out points into the caller's
- * buffer, which must outlive the parsed message.
+ * buffer, which must outlive the parsed message: receiving the next datagram
+ * into the same buffer changes a struct str taken from the previous one
+ * (copy REALM or NONCE out if it must survive).
  *
  * Receiving, in order:
  *   1. stun_classify() on the first byte decides STUN vs ChannelData vs other
@@ -26,7 +28,8 @@
  * optionally stun_build_integrity(), stun_build_integrity_sha256() and
  * stun_build_fingerprint() in that order, then stun_build_finish(). Errors
  * are sticky: after a failed append every later call fails too and
- * stun_build_finish() returns -1, so callers may check once at the end.
+ * stun_build_finish() returns that first error, so callers may check once at
+ * the end.
  *
  * What this module never does: SASLprep/OpaqueString (keys arrive already
  * derived, see turn/cred.h), compare a MAC with memcmp, read past the bytes

@@ -17,6 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
@@ -24,6 +29,7 @@
 #include <krb5.h>
 #include <pthread.h>
 
+#include "core/b64.h"
 #include "vault/gss.h"
 
 static gss_OID_desc spnego_mech = {6, (void *)"\x2b\x06\x01\x05\x05\x02"};
@@ -616,17 +622,15 @@ static void test_gss_expired_ticket_is_expired(void **state)
 	assert_true(time(NULL) > (time_t)creds->times.endtime + 2);
 	assert_int_equal(
 	    krb5_mk_req_extended(kc, &ac, AP_OPTS_MUTUAL_REQUIRED, NULL, creds, &apreq), 0);
-	n = 2 + 11 + 2 + apreq.length;
-	assert_true(apreq.length > 200 && n - 4 < 0x10000 && n + 4 <= sizeof(tok));
+	/* RFC 4121 §4.1: [APPLICATION 0] { krb5 OID, TOK_ID 01 00, AP-REQ } */
+	n = 4 + 13 + apreq.length;
+	assert_true(n - 4 >= 256 && n - 4 < 65536 && n <= sizeof(tok));
 	tok[0] = 0x60;
-	tok[1] = 0x82;
-	tok[2] = (uint8_t)((n - 4 + 4) >> 8);
-	tok[3] = (uint8_t)(n - 4 + 4);
-	memcpy(tok + 4, "\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01\x00", 13);
-	memcpy(tok + 17, apreq.data, apreq.length);
-	n = 17 + apreq.length;
+	tok[1] = 0x82; /* two length bytes: 256 <= n - 4 < 65536 */
 	tok[2] = (uint8_t)((n - 4) >> 8);
 	tok[3] = (uint8_t)(n - 4);
+	memcpy(tok + 4, "\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01\x00", 13);
+	memcpy(tok + 17, apreq.data, apreq.length);
 
 	snprintf(conf, sizeof(conf), "%s/skew1.conf", dir);
 	f = fopen(conf, "w");
@@ -705,6 +709,105 @@ static void test_gss_clock_skew_is_clock_skew(void **state)
 	assert_reason(a.v, VERDICT_PERMFAIL, "clock_skew");
 	gss_release_buffer(&min, &tok);
 	init_free(&in);
+}
+
+/*
+ * What `curl --negotiate` sends: a one-connection-at-a-time HTTP server on
+ * 127.0.0.1 answers 401 "WWW-Authenticate: Negotiate" and keeps the
+ * Authorization header curl comes back with.
+ */
+struct http_fx {
+	int lfd;
+	char auth[16384];
+};
+
+static void *http_401(void *arg)
+{
+	struct http_fx *h = arg;
+	char req[20000];
+	static const char resp[] = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\n"
+				   "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	int i;
+
+	for (i = 0; i < 3 && !h->auth[0]; i++) {
+		struct pollfd p = {h->lfd, POLLIN, 0};
+		size_t n = 0;
+		ssize_t r;
+		char *a, *e;
+		int c;
+
+		if (poll(&p, 1, 10000) != 1)
+			break;
+		c = accept(h->lfd, NULL, NULL);
+		if (c < 0)
+			break;
+		while (n < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
+			p.fd = c;
+			if (poll(&p, 1, 10000) != 1)
+				break;
+			r = read(c, req + n, sizeof(req) - 1 - n);
+			if (r <= 0)
+				break;
+			n += (size_t)r;
+			req[n] = '\0';
+		}
+		a = strstr(req, "Authorization: Negotiate ");
+		if (a && (e = strstr(a, "\r\n")) != NULL) {
+			a += strlen("Authorization: Negotiate ");
+			snprintf(h->auth, sizeof(h->auth), "%.*s", (int)(e - a), a);
+		}
+		if (write(c, resp, sizeof(resp) - 1) < 0)
+			n = 0;
+		close(c);
+		memset(req, 0, sizeof(req));
+	}
+	return NULL;
+}
+
+static void test_gss_accepts_what_curl_negotiate_sends(void **state)
+{
+	static struct http_fx h;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	pthread_t t;
+	char cmd[1024], *old;
+	static uint8_t tok[12288];
+	size_t n;
+	struct acc a;
+
+	if (system("curl --version >/dev/null 2>&1") != 0)
+		skip();
+	memset(&h, 0, sizeof(h));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	h.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(h.lfd >= 0);
+	assert_int_equal(bind(h.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(h.lfd, (struct sockaddr *)&sa, &sl), 0);
+	assert_int_equal(listen(h.lfd, 4), 0);
+	assert_int_equal(pthread_create(&t, NULL, http_401, &h), 0);
+	old = strdup(getenv("KRB5CCNAME"));
+	assert_non_null(old);
+	setenv("KRB5CCNAME", alice_ccache(), 1);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "curl -s -o /dev/null -m 10 --negotiate -u : --resolve fe01.example.test:%u:127.0.0.1 "
+	    "http://fe01.example.test:%u/webticket",
+	    ntohs(sa.sin_port), ntohs(sa.sin_port));
+	if (system(cmd) == -1)
+		fail_msg("cannot run curl");
+	setenv("KRB5CCNAME", old, 1);
+	free(old);
+	pthread_join(t, NULL);
+	close(h.lfd);
+	assert_true(h.auth[0]);
+	assert_int_equal(b64_std_decode(h.auth, strlen(h.auth), tok, sizeof(tok), &n), 0);
+	/* SPNEGO NegTokenInit with the AP-REQ as the optimistic token */
+	assert_int_equal(tok[0], 0x60);
+	accept_tok(&a, tok, n, "HTTP");
+	assert_reason(a.v, VERDICT_OK, "ok");
+	assert_string_equal(a.principal, "alice@EXAMPLE.TEST");
+	assert_int_equal(a.out[0], 0xa1); /* NegTokenResp accept-completed with the AP-REP */
+	acc_free(&a);
 }
 
 struct worker {
@@ -879,6 +982,7 @@ int main(void)
 	    cmocka_unit_test(test_gss_initiator_mic_verifies_and_tampering_fails),
 	    cmocka_unit_test(test_gss_acceptor_mic_verifies_at_initiator),
 	    cmocka_unit_test(test_gss_spnego_context_signs_and_verifies),
+	    cmocka_unit_test(test_gss_accepts_what_curl_negotiate_sends),
 	    cmocka_unit_test(test_gss_ticket_for_another_service_is_wrong_service),
 	    cmocka_unit_test(test_gss_ticket_for_service_not_in_keytab_is_bad_ticket),
 	    cmocka_unit_test(test_gss_garbage_and_truncated_tokens_are_malformed),

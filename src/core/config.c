@@ -131,6 +131,7 @@ static const struct key keys[] = {
     {"turn", "max_bps", K_SIZE, F(turn_max_bps), 0, 1L << 30},
     {"turn", "unauth_rate", K_INT, F(turn_unauth_rate), 1, 1000000},
     {"turn", "unauth_burst", K_INT, F(turn_unauth_burst), 1, 1000000},
+    {"turn", "rfc5766_channels", K_INT, F(turn_rfc5766_channels), 0, 1},
     {"turn", "secret_file", K_PATH, F(turn_secret_file), 0, 0},
     {"turn", "allowed_peer", K_CIDR, F(turn_allowed_peer), 0, 0},
     {"turn", "denied_peer", K_CIDR, F(turn_denied_peer), 0, 0},

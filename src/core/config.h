@@ -142,6 +142,7 @@ struct config {
 	size_t turn_max_bps;		 /* bytes per second per allocation, 0 = no cap */
 	int turn_unauth_rate;		 /* 401/438 answers per second per source IP, 10 */
 	int turn_unauth_burst;		 /* default 20 */
+	int turn_rfc5766_channels;	 /* 1: also channels 0x5000-0x7FFF; default 0 */
 	char turn_secret_file[PATH_MAX]; /* default <state_dir>/turn.secret */
 	struct config_cidr turn_allowed_peer[CONFIG_MAX_CIDR];
 	size_t n_turn_allowed_peer;

@@ -201,6 +201,9 @@ static bool has_tls(const struct config *cfg)
 	for (size_t i = 0; i < cfg->n_listen; i++)
 		if (cfg->listen[i].kind == TRANSPORT_TLS)
 			return true;
+	for (size_t i = 0; i < cfg->n_turn_listen; i++) /* TURN over TLS uses the SIP certificate */
+		if (cfg->turn_listen[i].kind == TRANSPORT_TLS)
+			return true;
 	return false;
 }
 

@@ -33,6 +33,7 @@
 #include "sip/location.h"
 #include "sip/msg.h"
 #include "store/store.h"
+#include "turn/server.h"
 
 #define UDP_BATCH    16
 #define UDP_BUF	     65536
@@ -64,6 +65,7 @@ struct sip_io {
 	struct event *udp_ev[CONFIG_MAX_LISTEN];
 	struct evconnlistener *lst[CONFIG_MAX_LISTEN];
 	struct http_server *http; /* the HTTPS web services on this loop */
+	struct turn_server *turn; /* the TURN/STUN relay on this loop, or NULL */
 	struct conn *conns[CONN_BUCKETS];
 	uint64_t next_seq;
 	pthread_mutex_t qmu;
@@ -551,6 +553,18 @@ static int open_socket(const struct listen_addr *la, bool reuseport, bool http, 
 	return fd;
 }
 
+/* A TLS session for an accepted TURN tls: connection (the SIP certificate). */
+static SSL *turn_ssl_new(void)
+{
+	SSL *ssl = NULL;
+
+	pthread_mutex_lock(&tls_mu);
+	if (g_tls)
+		ssl = SSL_new(g_tls);
+	pthread_mutex_unlock(&tls_mu);
+	return ssl;
+}
+
 /* Before each HTTP request: the runtime (config) current since the last reload. */
 static void http_prepare(void *worker)
 {
@@ -689,6 +703,12 @@ static int worker_init(struct sip_io *io, int id, const struct config *cfg, char
 			}
 		}
 	}
+	if (cfg->n_turn_listen) {
+		io->turn =
+		    turn_server_new(cfg, io->base, io->sw.store, id, turn_ssl_new, err, errlen);
+		if (!io->turn)
+			return -1;
+	}
 	return http_init(io, cfg, err, errlen);
 }
 
@@ -716,6 +736,9 @@ int workers_create(const struct config *cfg, int n, char *err, size_t errlen)
 		close(fd);
 	}
 	if (http_routes_once(err, errlen) < 0)
+		return -1;
+	/* the TURN secret, quotas and a check of the [turn] ports */
+	if (turn_global_init(cfg, err, errlen) < 0)
 		return -1;
 	workers = calloc((size_t)n, sizeof(*workers));
 	if (!workers) {
@@ -759,6 +782,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 			evconnlistener_disable(io->lst[i]);
 	}
 	http_server_stop(io->http);
+	turn_server_stop(io->turn);
 	drain_queue(-1, 0, io);
 	event_base_loopexit(io->base, &grace);
 }
@@ -790,6 +814,8 @@ void workers_destroy(void)
 		drain_queue(-1, 0, io);
 		http_server_free(io->http);
 		io->http = NULL;
+		turn_server_free(io->turn);
+		io->turn = NULL;
 		if (io->wake)
 			event_free(io->wake);
 		if (io->base)
@@ -801,6 +827,7 @@ void workers_destroy(void)
 	free(workers);
 	workers = NULL;
 	nworkers = 0;
+	turn_global_shutdown();
 	workers_set_tls(NULL);
 	http_tls_set(NULL);
 }

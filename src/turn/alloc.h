@@ -68,7 +68,8 @@ struct turn_alloc {
 	uint8_t tid[STUN_TID_LEN];	      /* of the Allocate that made it */
 	uint64_t created_ms;
 	uint64_t expires_ms;
-	uint16_t pwalg; /* credential algorithm of the Allocate (TURN_PWALG_*) */
+	uint64_t resv_token; /* RESERVATION-TOKEN given with it, or 0 */
+	uint16_t pwalg;	     /* credential algorithm of the Allocate (TURN_PWALG_*) */
 	struct stun_addr relay;
 	int relay_fd; /* the caller's; -1 until set */
 	void *io;     /* the caller's per-allocation state */
@@ -104,7 +105,8 @@ struct turn_alloc_table *turn_alloc_table_new(void);
 void turn_alloc_table_free(struct turn_alloc_table *t, turn_alloc_free_fn on_free, void *ctx);
 size_t turn_alloc_count(const struct turn_alloc_table *t);
 
-/* The live allocation of this 5-tuple, or NULL (an expired one is not returned). */
+/* The live allocation of this 5-tuple, or NULL (an expired one is not returned;
+ * now_ms 0 returns it too, to delete it). */
 struct turn_alloc *turn_alloc_find(struct turn_alloc_table *t, const struct turn_tuple *k,
 				   uint64_t now_ms);
 

@@ -1,0 +1,1486 @@
+/*
+ * TURN/STUN server on a worker loop; see server.h.
+ *
+ * Requests: Binding (no authentication), Allocate, Refresh,
+ * CreatePermission, ChannelBind with the long-term credential mechanism
+ * (RFC 8489 §9.2: 401 with REALM and a stateless NONCE, 438 when the nonce
+ * is stale or not ours, MESSAGE-INTEGRITY or -SHA256 checked by the vault).
+ * Indications: Send. ChannelData over UDP and, padded, over TCP/TLS.
+ * Relayed addresses: one UDP socket per allocation on [turn] relay_address
+ * in min_port..max_port. Peers are checked against turn/policy.h.
+ * Unauthenticated answers (401, 438, 400 and 420 before authentication)
+ * are limited per source IP (a token bucket; beyond it, silence), so the
+ * relay cannot be used to reflect traffic at a victim.
+ *
+ * Must never: log a key, a password or a MESSAGE-INTEGRITY; answer "wrong
+ * password" for a store outage (that is 500); relay to a peer the policy
+ * refuses or without a permission.
+ */
+#include "turn/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/secmem.h"
+#include "turn/alloc.h"
+#include "turn/policy.h"
+#include "turn/stun.h"
+#include "vault/vault_turn.h"
+
+#define TURN_UDP_BUF	  65536
+#define TURN_OUT_BUF	  (65536 + 128)
+#define TURN_STREAM_MAX	  (65535 + 4 + 20) /* largest framed message */
+#define TURN_CONN_OUT_MAX (1024 * 1024)	   /* relayed data beyond this on a stream is dropped */
+#define RL_SLOTS	  4096		   /* unauthenticated-answer buckets per worker */
+#define RELAY_READ_BATCH  32
+#define PORT_PROBES	  512 /* relay ports tried per allocation */
+#define SOFTWARE	  "rtcauth"
+
+/* A TCP/TLS client connection. */
+struct tconn {
+	struct tconn *next, *prev;
+	struct turn_server *ts;
+	struct bufferevent *bev;
+	struct turn_tuple tuple;
+	struct turn_alloc *alloc; /* the allocation of this 5-tuple, or NULL */
+};
+
+/* What an allocation holds of ours (turn_alloc.io). */
+struct relay {
+	struct turn_server *ts;
+	struct event *ev;
+	struct tconn *conn;
+};
+
+/* Unauthenticated-answer bucket of one source IP. */
+struct rl_slot {
+	uint8_t ip[16];
+	uint32_t milli_tokens;
+	uint64_t last_ms;
+	uint64_t logged_ms;
+	uint64_t dropped;
+	bool used;
+};
+
+struct turn_server {
+	struct event_base *base;
+	struct store *store;
+	int worker_id;
+	SSL *(*ssl_new)(void);
+	/* settings copied from the config (it may be replaced on reload) */
+	char realm[CONFIG_HOST_MAX];
+	struct listen_addr listen[CONFIG_MAX_LISTEN];
+	size_t n_listen;
+	struct stun_addr relay_ip;
+	uint16_t min_port, max_port;
+	uint32_t def_lifetime, max_lifetime, nonce_lifetime;
+	uint64_t max_bps;
+	uint32_t rl_rate, rl_burst;
+	bool rfc5766_channels; /* also bind 0x5000-0x7FFF (coturn's clients) */
+	struct config_cidr allow[CONFIG_MAX_CIDR], deny[CONFIG_MAX_CIDR];
+	struct turn_policy policy;
+	/* sockets */
+	int udp_fd[CONFIG_MAX_LISTEN];
+	struct event *udp_ev[CONFIG_MAX_LISTEN];
+	struct evconnlistener *lst[CONFIG_MAX_LISTEN];
+	struct tconn *conns;
+	uint64_t next_conn;
+	struct event *tick;
+	struct turn_alloc_table *allocs;
+	struct rl_slot *rl;
+	uint8_t *in;  /* TURN_UDP_BUF */
+	uint8_t *out; /* TURN_OUT_BUF */
+};
+
+/* One request being answered. */
+struct req {
+	struct turn_server *ts;
+	const struct stun_msg *m;
+	const struct turn_tuple *from;
+	struct tconn *conn;
+	uint64_t now_ms;
+	int64_t now_s;
+	bool fp;     /* the request had a FINGERPRINT: so does the answer */
+	bool sha256; /* it was authenticated with MESSAGE-INTEGRITY-SHA256 */
+	bool authed; /* answers are signed */
+	char who[VAULT_TURN_WHO_MAX];
+	struct str username;
+	uint16_t alg;
+};
+
+static const uint16_t offered_algs[] = {STUN_PWALG_MD5, STUN_PWALG_SHA256};
+
+/* ---- small helpers ---- */
+
+static const char *addr_str(const struct stun_addr *a, char *buf, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(a->family == STUN_AF_IPV4 ? AF_INET : AF_INET6, a->ip, ip, sizeof(ip)))
+		snprintf(ip, sizeof(ip), "?");
+	snprintf(buf, cap, a->family == STUN_AF_IPV4 ? "%s:%u" : "[%s]:%u", ip, a->port);
+	return buf;
+}
+
+static const char *transport_name(int t)
+{
+	return t == TRANSPORT_UDP ? "udp" : t == TRANSPORT_TCP ? "tcp" : "tls";
+}
+
+/* ---- sending to clients ---- */
+
+/* data: relayed media (dropped when a stream's output is backed up). */
+static void send_client(struct turn_server *ts, const struct turn_tuple *to, struct tconn *c,
+			const void *buf, size_t len, bool data)
+{
+	if (to->transport == TRANSPORT_UDP) {
+		struct sockaddr_storage ss;
+		socklen_t sl = to->client.family == STUN_AF_IPV4 ? sizeof(struct sockaddr_in)
+								 : sizeof(struct sockaddr_in6);
+		if (to->listen_idx >= ts->n_listen || ts->udp_fd[to->listen_idx] < 0 ||
+		    stun_addr_to_sockaddr(&to->client, (struct sockaddr *)&ss, sizeof(ss)) < 0)
+			return;
+		if (sendto(ts->udp_fd[to->listen_idx], buf, len, MSG_DONTWAIT,
+			   (struct sockaddr *)&ss, sl) < 0)
+			log_debug("turn.send_failed", "errno=%d", errno);
+		return;
+	}
+	if (!c)
+		return;
+	if (data && evbuffer_get_length(bufferevent_get_output(c->bev)) > TURN_CONN_OUT_MAX)
+		return;
+	bufferevent_write(c->bev, buf, len);
+}
+
+/* Finish an answer (sign when authenticated, FINGERPRINT when asked) and send it. */
+static void answer(struct req *r, struct stun_builder *b)
+{
+	long n;
+
+	if (r->authed && vault_turn_sign(b, r->sha256) < 0)
+		log_warn("turn.sign_failed", "worker=%d", r->ts->worker_id);
+	if (r->fp)
+		stun_build_fingerprint(b);
+	n = stun_build_finish(b);
+	if (n < 0) {
+		log_warn("turn.build_failed", "reason=\"%s\"", stun_strerror((int)n));
+		return;
+	}
+	send_client(r->ts, r->from, r->conn, b->buf, (size_t)n, false);
+}
+
+static void start(struct req *r, struct stun_builder *b, enum stun_class cls)
+{
+	stun_build_init(b, r->ts->out, TURN_OUT_BUF, r->m->method, cls, r->m->tid);
+}
+
+static void answer_error(struct req *r, int code, const char *reason)
+{
+	struct stun_builder b;
+
+	start(r, &b, STUN_ERROR_RESPONSE);
+	stun_build_error(&b, code, reason);
+	answer(r, &b);
+}
+
+/* ---- unauthenticated-answer rate limit (per source IP, per worker) ---- */
+
+static bool unauth_allowed(struct turn_server *ts, const struct stun_addr *src, uint64_t now_ms)
+{
+	uint8_t ip[16];
+	uint64_t h = 1469598103934665603ULL;
+	struct rl_slot *s;
+	uint64_t burst = (uint64_t)ts->rl_burst * 1000u;
+
+	turn_addr_v6(src, ip);
+	for (int i = 0; i < 16; i++)
+		h = (h ^ ip[i]) * 1099511628211ULL;
+	s = &ts->rl[(h ^ (h >> 32)) % RL_SLOTS];
+	if (!s->used || memcmp(s->ip, ip, 16) != 0) {
+		memset(s, 0, sizeof(*s));
+		memcpy(s->ip, ip, 16);
+		s->used = true;
+		s->milli_tokens = (uint32_t)burst;
+		s->last_ms = now_ms;
+	}
+	if (now_ms > s->last_ms) {
+		uint64_t t = s->milli_tokens + (now_ms - s->last_ms) * ts->rl_rate;
+		s->milli_tokens = (uint32_t)(t > burst ? burst : t);
+		s->last_ms = now_ms;
+	}
+	if (s->milli_tokens >= 1000) {
+		s->milli_tokens -= 1000;
+		return true;
+	}
+	s->dropped++;
+	if (!s->logged_ms || now_ms - s->logged_ms >= 60000) {
+		char a[64];
+		log_warn("turn.rate_limited",
+			 "source=%s limit=%u/s burst=%u dropped=%llu (once per minute per source)",
+			 addr_str(src, a, sizeof(a)), ts->rl_rate, ts->rl_burst,
+			 (unsigned long long)s->dropped);
+		s->logged_ms = now_ms;
+		s->dropped = 0;
+	}
+	return false;
+}
+
+/* An unauthenticated error answer, subject to the rate limit. */
+static void answer_error_unauth(struct req *r, int code, const char *reason)
+{
+	if (unauth_allowed(r->ts, &r->from->client, r->now_ms))
+		answer_error(r, code, reason);
+}
+
+/* ---- authentication (RFC 8489 §9.2) ---- */
+
+static size_t nonce_bind(const struct turn_server *ts, const struct stun_addr *client, uint8_t *buf,
+			 size_t cap)
+{
+	size_t rl = strlen(ts->realm), n = client->family == STUN_AF_IPV4 ? 4 : 16;
+
+	if (rl + 1 + n > cap)
+		return 0;
+	memcpy(buf, ts->realm, rl);
+	buf[rl] = 0;
+	memcpy(buf + rl + 1, client->ip, n);
+	return rl + 1 + n;
+}
+
+/* 401 or 438 with REALM, a fresh NONCE and PASSWORD-ALGORITHMS. */
+static void challenge(struct req *r, int code)
+{
+	struct stun_builder b;
+	uint8_t bind[CONFIG_HOST_MAX + 17];
+	size_t bl = nonce_bind(r->ts, &r->from->client, bind, sizeof(bind));
+	char nonce[TURN_NONCE_MAX + 1];
+	int n;
+
+	if (!unauth_allowed(r->ts, &r->from->client, r->now_ms))
+		return;
+	n = vault_turn_nonce_make(str_make((const char *)bind, bl),
+				  TURN_FEATURE_PASSWORD_ALGORITHMS, r->now_s, nonce, sizeof(nonce));
+	if (n < 0) {
+		answer_error(r, 500, NULL);
+		return;
+	}
+	start(r, &b, STUN_ERROR_RESPONSE);
+	stun_build_error(&b, code, NULL);
+	stun_build_str(&b, STUN_ATTR_REALM, str_cstr(r->ts->realm));
+	stun_build_attr(&b, STUN_ATTR_NONCE, nonce, (size_t)n);
+	stun_build_password_algorithms(&b, offered_algs, 2);
+	answer(r, &b);
+}
+
+/*
+ * RFC 8489 §9.2.4 with the password-algorithms feature: the algorithm the
+ * client chose, MD5 when it sent neither attribute. 0, or -1 after a 400.
+ */
+static int choose_alg(struct req *r, uint32_t features)
+{
+	const struct stun_attr *pas = stun_find(r->m, STUN_ATTR_PASSWORD_ALGORITHMS);
+	const struct stun_attr *pa = stun_find(r->m, STUN_ATTR_PASSWORD_ALGORITHM);
+	uint16_t algs[8], alg;
+	size_t n = 0;
+
+	r->alg = STUN_PWALG_MD5;
+	if (!(features & TURN_FEATURE_PASSWORD_ALGORITHMS) || (!pas && !pa))
+		return 0;
+	if (!pas || !pa || stun_get_password_algorithms(r->m, pas, algs, 8, &n) < 0 ||
+	    stun_get_password_algorithm(r->m, pa, &alg) < 0 || n != 2 ||
+	    algs[0] != offered_algs[0] || algs[1] != offered_algs[1] ||
+	    (alg != STUN_PWALG_MD5 && alg != STUN_PWALG_SHA256)) {
+		answer_error_unauth(r, 400, "Bad PASSWORD-ALGORITHM(S)");
+		return -1;
+	}
+	r->alg = alg;
+	return 0;
+}
+
+/* 0: authenticated (r->who, r->username, r->authed set); -1: answered or dropped. */
+static int authenticate(struct req *r)
+{
+	struct turn_server *ts = r->ts;
+	struct str realm, nonce;
+	uint8_t bind[CONFIG_HOST_MAX + 17];
+	size_t bl;
+	uint32_t features = 0;
+	enum turn_nonce_status ns;
+	struct verdict v;
+	char ubuf[LOG_VAL_MAX], cbuf[64];
+
+	if (r->m->mi < 0 && r->m->mi256 < 0) {
+		challenge(r, 401);
+		return -1;
+	}
+	if (stun_get_username(r->m, &r->username) < 0 || stun_get_realm(r->m, &realm) < 0 ||
+	    stun_get_nonce(r->m, &nonce) < 0) {
+		answer_error_unauth(r, 400, "Missing USERNAME, REALM or NONCE");
+		return -1;
+	}
+	if (!str_eq(realm, str_cstr(ts->realm))) {
+		challenge(r, 401);
+		return -1;
+	}
+	bl = nonce_bind(ts, &r->from->client, bind, sizeof(bind));
+	ns = vault_turn_nonce_check(str_make((const char *)bind, bl), nonce, ts->nonce_lifetime,
+				    r->now_s, &features);
+	if (ns != TURN_NONCE_OK) {
+		log_debug("turn.nonce", "client=%s status=%s",
+			  addr_str(&r->from->client, cbuf, sizeof(cbuf)),
+			  ns == TURN_NONCE_STALE ? "stale" : "invalid");
+		challenge(r, 438);
+		return -1;
+	}
+	if (choose_alg(r, features) < 0)
+		return -1;
+	r->sha256 = r->m->mi256 >= 0;
+	v = vault_turn_check(ts->store, r->username, realm, (enum turn_pwalg)r->alg, r->m, r->now_s,
+			     r->who, sizeof(r->who));
+	if (v.kind == VERDICT_OK) {
+		r->authed = true;
+		return 0;
+	}
+	log_info("turn.auth_failed", "user=%s client=%s transport=%s reason=%s",
+		 log_val(r->username, ubuf, sizeof(ubuf)),
+		 addr_str(&r->from->client, cbuf, sizeof(cbuf)), transport_name(r->from->transport),
+		 v.reason);
+	if (v.kind == VERDICT_TEMPFAIL)
+		answer_error(r, 500, "Try Later"); /* an outage is never "wrong password" */
+	else
+		challenge(r, 401);
+	return -1;
+}
+
+/* ---- relay sockets ---- */
+
+static void relay_read(evutil_socket_t fd, short what, void *arg);
+
+static int relay_socket(const struct stun_addr *ip)
+{
+	int one = 1;
+	int fd = socket(ip->family == STUN_AF_IPV4 ? AF_INET : AF_INET6,
+			SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && ip->family == STUN_AF_IPV6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	return fd;
+}
+
+static int bind_addr(int fd, const struct stun_addr *a)
+{
+	struct sockaddr_storage ss;
+
+	stun_addr_to_sockaddr(a, (struct sockaddr *)&ss, sizeof(ss));
+	return bind(fd, (struct sockaddr *)&ss,
+		    a->family == STUN_AF_IPV4 ? sizeof(struct sockaddr_in)
+					      : sizeof(struct sockaddr_in6));
+}
+
+/*
+ * Bind a UDP socket on the relay address in the port range (even: an even
+ * port; pair: also bind the next port into *fd2, RFC 8656 §7.2 EVEN-PORT
+ * with R). fd or -1.
+ */
+static int relay_open(struct turn_server *ts, bool even, int *fd2, struct stun_addr *out,
+		      struct stun_addr *out2)
+{
+	uint32_t range = (uint32_t)ts->max_port - ts->min_port + 1, start = 0;
+	int fd = relay_socket(&ts->relay_ip);
+
+	if (fd < 0)
+		return -1;
+	secmem_random(&start, sizeof(start));
+	for (uint32_t i = 0; i < range && i < PORT_PROBES; i++) {
+		struct stun_addr a = ts->relay_ip, b;
+		a.port = (uint16_t)(ts->min_port + (start + i) % range);
+		if ((even || fd2) && (a.port & 1))
+			continue;
+		if (fd2 && a.port + 1 > ts->max_port)
+			continue;
+		if (bind_addr(fd, &a) < 0) {
+			if (errno != EADDRINUSE && errno != EACCES)
+				break;
+			continue;
+		}
+		if (!fd2) {
+			*out = a;
+			return fd;
+		}
+		b = a;
+		b.port++;
+		*fd2 = relay_socket(&ts->relay_ip);
+		if (*fd2 >= 0 && bind_addr(*fd2, &b) == 0) {
+			*out = a;
+			*out2 = b;
+			return fd;
+		}
+		if (*fd2 >= 0)
+			close(*fd2);
+		*fd2 = -1;
+		close(fd); /* bound: a fresh socket for the next port */
+		fd = relay_socket(&ts->relay_ip);
+		if (fd < 0)
+			return -1;
+	}
+	close(fd);
+	return -1;
+}
+
+/* ---- port reservations (EVEN-PORT R=1, RESERVATION-TOKEN), process-wide:
+ * the RTCP allocation may come from a 5-tuple another worker owns ---- */
+
+#define RESV_MAX 1024
+#define RESV_MS	 30000 /* RFC 8656 §7.2: about 30 seconds */
+
+struct resv {
+	uint64_t token;
+	int fd;
+	struct stun_addr addr;
+	uint64_t expires_ms;
+};
+static pthread_mutex_t resv_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct resv resv_tab[RESV_MAX];
+static size_t resv_n;
+
+static void resv_sweep_locked(uint64_t now_ms)
+{
+	for (size_t i = 0; i < resv_n;) {
+		if (resv_tab[i].expires_ms <= now_ms) {
+			close(resv_tab[i].fd);
+			resv_tab[i] = resv_tab[--resv_n];
+		} else {
+			i++;
+		}
+	}
+}
+
+/* Keep fd for 30 s under a fresh token. 0, or -1 (full: the caller closes fd). */
+static int resv_put(int fd, const struct stun_addr *addr, uint64_t now_ms, uint64_t *token)
+{
+	int rc = -1;
+
+	secmem_random(token, sizeof(*token));
+	pthread_mutex_lock(&resv_mu);
+	resv_sweep_locked(now_ms);
+	if (resv_n < RESV_MAX) {
+		resv_tab[resv_n++] = (struct resv){*token, fd, *addr, now_ms + RESV_MS};
+		rc = 0;
+	}
+	pthread_mutex_unlock(&resv_mu);
+	return rc;
+}
+
+/* The socket reserved under token (now the caller's), or -1. */
+static int resv_take(uint64_t token, uint64_t now_ms, struct stun_addr *addr)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&resv_mu);
+	resv_sweep_locked(now_ms);
+	for (size_t i = 0; i < resv_n; i++)
+		if (resv_tab[i].token == token) {
+			fd = resv_tab[i].fd;
+			*addr = resv_tab[i].addr;
+			resv_tab[i] = resv_tab[--resv_n];
+			break;
+		}
+	pthread_mutex_unlock(&resv_mu);
+	return fd;
+}
+
+static void resv_clear(void)
+{
+	pthread_mutex_lock(&resv_mu);
+	resv_sweep_locked(UINT64_MAX);
+	pthread_mutex_unlock(&resv_mu);
+}
+
+/* on_free of the allocation table: release what the allocation holds of ours. */
+static void alloc_release(struct turn_alloc *a, void *ctx)
+{
+	struct relay *rel = a->io;
+	char c[64], r[64];
+
+	(void)ctx;
+	log_info("turn.deallocate", "user=%s client=%s relay=%s relayed=%llu dropped=%llu",
+		 a->quota_key, addr_str(&a->tuple.client, c, sizeof(c)),
+		 addr_str(&a->relay, r, sizeof(r)), (unsigned long long)a->pkts_relayed,
+		 (unsigned long long)a->pkts_dropped);
+	if (rel) {
+		if (rel->ev)
+			event_free(rel->ev);
+		if (rel->conn)
+			rel->conn->alloc = NULL;
+		free(rel);
+	}
+	if (a->relay_fd >= 0)
+		close(a->relay_fd);
+	a->io = NULL;
+	a->relay_fd = -1;
+}
+
+/* Send payload to a peer from the allocation's relayed address. */
+static void relay_to_peer(struct turn_server *ts, struct turn_alloc *a,
+			  const struct stun_addr *peer, const uint8_t *data, size_t len,
+			  uint64_t now_ms)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl =
+	    peer->family == STUN_AF_IPV4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+
+	if (peer->port == 0 || !turn_alloc_bucket_take(a, len, ts->max_bps, now_ms) ||
+	    stun_addr_to_sockaddr(peer, (struct sockaddr *)&ss, sizeof(ss)) < 0) {
+		a->pkts_dropped++;
+		return;
+	}
+	if (sendto(a->relay_fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl) < 0)
+		a->pkts_dropped++;
+	else
+		a->pkts_relayed++;
+}
+
+/* A datagram from a peer: ChannelData when a channel is bound, else a Data indication. */
+static void relay_from_peer(struct turn_server *ts, struct turn_alloc *a,
+			    const struct stun_addr *peer, const uint8_t *data, size_t len,
+			    uint64_t now_ms)
+{
+	struct relay *rel = a->io;
+	const struct turn_channel *ch;
+	uint8_t ip[16];
+	bool stream = a->tuple.transport != TRANSPORT_UDP;
+
+	turn_addr_v6(peer, ip);
+	if (!turn_alloc_permitted(a, ip, now_ms) ||
+	    !turn_alloc_bucket_take(a, len, ts->max_bps, now_ms)) {
+		a->pkts_dropped++; /* RFC 8656 §10.3: no permission, silently dropped */
+		return;
+	}
+	ch = turn_alloc_channel_by_peer(a, peer, now_ms);
+	if (ch && len <= 0xFFFF) {
+		size_t n = stun_channel_data_size(len, stream);
+		if (stun_channel_data_header(ts->out, ch->num, (uint16_t)len) < 0)
+			return;
+		memcpy(ts->out + 4, data, len);
+		memset(ts->out + 4 + len, 0, n - 4 - len);
+		send_client(ts, &a->tuple, rel->conn, ts->out, n, true);
+	} else {
+		struct stun_builder b;
+		uint8_t tid[STUN_TID_LEN];
+		long n;
+		secmem_random(tid, sizeof(tid));
+		stun_build_init(&b, ts->out, TURN_OUT_BUF, STUN_METHOD_DATA, STUN_INDICATION, tid);
+		stun_build_xor_addr(&b, STUN_ATTR_XOR_PEER_ADDRESS, peer);
+		stun_build_attr(&b, STUN_ATTR_DATA, data, len);
+		n = stun_build_finish(&b);
+		if (n < 0)
+			return;
+		send_client(ts, &a->tuple, rel->conn, ts->out, (size_t)n, true);
+	}
+	a->pkts_relayed++;
+}
+
+static void relay_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct turn_alloc *a = arg;
+	struct relay *rel = a->io;
+	struct turn_server *ts = rel->ts;
+	uint64_t now_ms = clock_mono_ms();
+
+	(void)what;
+	for (int i = 0; i < RELAY_READ_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		struct stun_addr peer;
+		ssize_t n =
+		    recvfrom(fd, ts->in, TURN_UDP_BUF, MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
+		if (n < 0)
+			return;
+		if (stun_addr_from_sockaddr(&peer, (struct sockaddr *)&ss) < 0)
+			continue;
+		relay_from_peer(ts, a, &peer, ts->in, (size_t)n, now_ms);
+	}
+}
+
+/* ---- requests ---- */
+
+static struct turn_alloc *my_alloc(struct req *r)
+{
+	struct turn_alloc *a = turn_alloc_find(r->ts->allocs, r->from, r->now_ms);
+
+	if (!a) {
+		answer_error(r, 437, NULL);
+		return NULL;
+	}
+	/* RFC 8656 §7.2/§8: requests on an allocation come with its user name */
+	if (a->username[0] && !str_eq(r->username, str_cstr(a->username))) {
+		answer_error(r, 441, NULL);
+		return NULL;
+	}
+	return a;
+}
+
+static void allocate_success(struct req *r, struct turn_alloc *a)
+{
+	struct stun_builder b;
+	uint64_t left = a->expires_ms > r->now_ms ? (a->expires_ms - r->now_ms + 999) / 1000 : 0;
+
+	start(r, &b, STUN_SUCCESS);
+	stun_build_xor_addr(&b, STUN_ATTR_XOR_RELAYED_ADDRESS, &a->relay);
+	stun_build_u32(&b, STUN_ATTR_LIFETIME, (uint32_t)left);
+	stun_build_xor_addr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, &r->from->client);
+	if (a->resv_token) {
+		uint8_t t[8];
+		for (int i = 0; i < 8; i++)
+			t[i] = (uint8_t)(a->resv_token >> (56 - 8 * i));
+		stun_build_attr(&b, STUN_ATTR_RESERVATION_TOKEN, t, 8);
+	}
+	stun_build_str(&b, STUN_ATTR_SOFTWARE, str_cstr(SOFTWARE));
+	answer(r, &b);
+}
+
+/* What an Allocate asks of its relayed address. */
+struct want {
+	bool even, reserve, has_token;
+	uint64_t token;
+};
+
+/* RFC 8656 §7.2 steps after authentication: what the request asks for. 0 or -1 (answered). */
+static int allocate_checks(struct req *r, struct want *w)
+{
+	struct turn_server *ts = r->ts;
+	const struct stun_attr *at, *tok;
+	uint8_t proto, fam;
+
+	memset(w, 0, sizeof(*w));
+	at = stun_find(r->m, STUN_ATTR_REQUESTED_TRANSPORT);
+	if (!at || stun_get_requested_transport(r->m, at, &proto) < 0) {
+		answer_error(r, 400, "Missing REQUESTED-TRANSPORT");
+		return -1;
+	}
+	if (proto != STUN_TRANSPORT_UDP) {
+		answer_error(r, 442, NULL);
+		return -1;
+	}
+	at = stun_find(r->m, STUN_ATTR_EVEN_PORT);
+	tok = stun_find(r->m, STUN_ATTR_RESERVATION_TOKEN);
+	if ((at && tok) || (tok && (stun_find(r->m, STUN_ATTR_REQUESTED_ADDRESS_FAMILY) ||
+				    stun_get_reservation_token(r->m, tok, &w->token) < 0))) {
+		answer_error(r, 400, NULL); /* §7.2: not together */
+		return -1;
+	}
+	w->has_token = tok != NULL;
+	if (at) {
+		if (stun_get_even_port(r->m, at, &w->reserve) < 0) {
+			answer_error(r, 400, NULL);
+			return -1;
+		}
+		w->even = true;
+	}
+	at = stun_find(r->m, STUN_ATTR_REQUESTED_ADDRESS_FAMILY);
+	if (at && stun_find(r->m, STUN_ATTR_ADDITIONAL_ADDRESS_FAMILY)) {
+		answer_error(r, 400, NULL);
+		return -1;
+	}
+	if (at && (stun_get_family(r->m, at, &fam) < 0 || fam != ts->relay_ip.family)) {
+		answer_error(r, 440, NULL);
+		return -1;
+	}
+	if (stun_find(r->m, STUN_ATTR_ADDITIONAL_ADDRESS_FAMILY)) {
+		answer_error(r, 440, "Dual allocation not supported");
+		return -1;
+	}
+	return 0;
+}
+
+/* The allocation's relay socket: reserved, a pair (one reserved), or one. 0 or -1. */
+static int relay_setup(struct req *r, struct turn_alloc *a, const struct want *w, uint64_t *token)
+{
+	struct turn_server *ts = r->ts;
+	struct stun_addr second;
+	int fd2 = -1;
+
+	*token = 0;
+	if (w->has_token) {
+		a->relay_fd = resv_take(w->token, r->now_ms, &a->relay);
+		return a->relay_fd < 0 ? -1 : 0;
+	}
+	a->relay_fd = relay_open(ts, w->even, w->reserve ? &fd2 : NULL, &a->relay, &second);
+	if (a->relay_fd < 0)
+		return -1;
+	if (w->reserve && resv_put(fd2, &second, r->now_ms, token) < 0) {
+		close(fd2);
+		return -1;
+	}
+	return 0;
+}
+
+static void do_allocate(struct req *r)
+{
+	struct turn_server *ts = r->ts;
+	struct turn_alloc *a = turn_alloc_find(ts->allocs, r->from, r->now_ms), *dead;
+	const struct stun_attr *at;
+	struct relay *rel;
+	uint32_t req_life = 0;
+	struct want w;
+	uint64_t token = 0;
+	int rc;
+	char c[64], rl[64];
+
+	if (a) {
+		/* a retransmission of the Allocate that made it gets the same answer */
+		if (memcmp(a->tid, r->m->tid, STUN_TID_LEN) == 0 &&
+		    r->now_ms - a->created_ms < TURN_ALLOC_RETRANS_MS)
+			allocate_success(r, a);
+		else
+			answer_error(r, 437, NULL);
+		return;
+	}
+	if (allocate_checks(r, &w) < 0)
+		return;
+	/* an expired allocation of this 5-tuple not yet swept */
+	dead = turn_alloc_find(ts->allocs, r->from, 0);
+	if (dead)
+		turn_alloc_del(ts->allocs, dead, alloc_release, ts);
+	at = stun_find(r->m, STUN_ATTR_LIFETIME);
+	if (at && stun_get_u32(r->m, at, &req_life) < 0)
+		at = NULL;
+	rc = turn_alloc_add(ts->allocs, r->from, r->username, r->who,
+			    turn_lifetime(at != NULL, req_life, ts->def_lifetime, ts->max_lifetime),
+			    r->now_ms, &a);
+	if (rc == TURN_ALLOC_QUOTA_USER || rc == TURN_ALLOC_QUOTA_TOTAL) {
+		log_info("turn.quota", "user=%s scope=%s", r->who,
+			 rc == TURN_ALLOC_QUOTA_USER ? "user" : "total");
+		answer_error(r, 486, NULL);
+		return;
+	}
+	if (rc != TURN_ALLOC_OK) {
+		answer_error(r, rc == TURN_ALLOC_EXISTS ? 437 : 508, NULL);
+		return;
+	}
+	memcpy(a->tid, r->m->tid, STUN_TID_LEN);
+	a->pwalg = r->alg;
+	rel = calloc(1, sizeof(*rel));
+	a->io = rel;
+	if (rel)
+		rel->ts = ts;
+	if (rel && relay_setup(r, a, &w, &token) == 0)
+		rel->ev = event_new(ts->base, a->relay_fd, EV_READ | EV_PERSIST, relay_read, a);
+	if (!rel || a->relay_fd < 0 || !rel->ev || event_add(rel->ev, NULL) < 0) {
+		log_warn("turn.no_relay_port", "range=%u-%u token=%s", ts->min_port, ts->max_port,
+			 w.has_token ? "unknown_or_expired" : "none");
+		turn_alloc_del(ts->allocs, a, alloc_release, ts);
+		answer_error(r, 508, NULL);
+		return;
+	}
+	a->resv_token = token;
+	if (r->conn) {
+		rel->conn = r->conn;
+		r->conn->alloc = a;
+	}
+	log_info("turn.allocate", "user=%s client=%s transport=%s relay=%s lifetime=%llu", r->who,
+		 addr_str(&r->from->client, c, sizeof(c)), transport_name(r->from->transport),
+		 addr_str(&a->relay, rl, sizeof(rl)),
+		 (unsigned long long)((a->expires_ms - r->now_ms) / 1000));
+	allocate_success(r, a);
+}
+
+static void do_refresh(struct req *r)
+{
+	struct turn_server *ts = r->ts;
+	struct turn_alloc *a = my_alloc(r);
+	const struct stun_attr *at;
+	struct stun_builder b;
+	uint32_t req_life = 0, life;
+	uint8_t fam;
+
+	if (!a)
+		return;
+	at = stun_find(r->m, STUN_ATTR_REQUESTED_ADDRESS_FAMILY);
+	if (at && (stun_get_family(r->m, at, &fam) < 0 || fam != a->relay.family)) {
+		answer_error(r, 443, NULL);
+		return;
+	}
+	at = stun_find(r->m, STUN_ATTR_LIFETIME);
+	if (at && stun_get_u32(r->m, at, &req_life) < 0) {
+		answer_error(r, 400, NULL);
+		return;
+	}
+	if (at && req_life == 0) {
+		turn_alloc_del(ts->allocs, a, alloc_release, ts); /* RFC 8656 §8: delete */
+		life = 0;
+	} else {
+		life = turn_lifetime(at != NULL, req_life, ts->def_lifetime, ts->max_lifetime);
+		turn_alloc_refresh(a, life, r->now_ms);
+	}
+	start(r, &b, STUN_SUCCESS);
+	stun_build_u32(&b, STUN_ATTR_LIFETIME, life);
+	answer(r, &b);
+}
+
+/* A peer of a CreatePermission or ChannelBind: decoded, same family as the
+ * relay, allowed by the policy. 0, or -1 after the error answer. */
+static int peer_ok(struct req *r, const struct turn_alloc *a, const struct stun_attr *at,
+		   struct stun_addr *peer)
+{
+	const char *why;
+	char p[64];
+
+	if (stun_get_xor_addr(r->m, at, peer) < 0) {
+		answer_error(r, 400, "Bad XOR-PEER-ADDRESS");
+		return -1;
+	}
+	if (peer->family != a->relay.family) {
+		answer_error(r, 443, NULL);
+		return -1;
+	}
+	if (!turn_policy_allows(&r->ts->policy, peer, &why)) {
+		log_info("turn.peer_denied", "user=%s peer=%s reason=%s", r->who,
+			 addr_str(peer, p, sizeof(p)), why);
+		answer_error(r, 403, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void do_create_permission(struct req *r)
+{
+	struct turn_alloc *a = my_alloc(r);
+	const struct stun_attr *at;
+	struct stun_addr peers[STUN_MAX_ATTRS];
+	struct stun_builder b;
+	size_t n = 0;
+
+	if (!a)
+		return;
+	for (at = stun_find(r->m, STUN_ATTR_XOR_PEER_ADDRESS); at; at = stun_find_next(r->m, at))
+		if (n == STUN_MAX_ATTRS || peer_ok(r, a, at, &peers[n++]) < 0)
+			return;
+	if (n == 0) {
+		answer_error(r, 400, "Missing XOR-PEER-ADDRESS");
+		return;
+	}
+	/* all or nothing (RFC 8656 §9.2) */
+	if (a->nperms + n > TURN_MAX_PERMS) {
+		unsigned fresh = 0;
+		for (size_t i = 0; i < n; i++) {
+			uint8_t ip[16];
+			turn_addr_v6(&peers[i], ip);
+			fresh += !turn_alloc_permitted(a, ip, r->now_ms);
+		}
+		if (a->nperms + fresh > TURN_MAX_PERMS) {
+			answer_error(r, 508, NULL);
+			return;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ip[16];
+		turn_addr_v6(&peers[i], ip);
+		if (turn_alloc_perm_add(a, ip, r->now_ms) < 0) {
+			answer_error(r, 508, NULL);
+			return;
+		}
+	}
+	start(r, &b, STUN_SUCCESS);
+	answer(r, &b);
+}
+
+static void do_channel_bind(struct req *r)
+{
+	struct turn_alloc *a = my_alloc(r);
+	const struct stun_attr *cn, *pa;
+	struct stun_addr peer;
+	struct stun_builder b;
+	uint16_t num = 0;
+	int rc;
+
+	if (!a)
+		return;
+	cn = stun_find(r->m, STUN_ATTR_CHANNEL_NUMBER);
+	pa = stun_find(r->m, STUN_ATTR_XOR_PEER_ADDRESS);
+	if (!cn || !pa) {
+		answer_error(r, 400, "Missing CHANNEL-NUMBER or XOR-PEER-ADDRESS");
+		return;
+	}
+	rc = stun_get_channel_number(r->m, cn, &num);
+	if (rc < 0 && !(rc == STUN_E_CHANNEL && r->ts->rfc5766_channels &&
+			num >= STUN_CHANNEL_MIN && num <= STUN_CHANNEL_MAX_RFC5766)) {
+		answer_error(r, 400, "Channel number out of range");
+		return;
+	}
+	if (peer_ok(r, a, pa, &peer) < 0)
+		return;
+	rc = turn_alloc_channel_bind(a, num, &peer, r->now_ms);
+	if (rc == TURN_ALLOC_CONFLICT) {
+		answer_error(r, 400, "Channel or peer already bound");
+		return;
+	}
+	if (rc != TURN_ALLOC_OK) {
+		answer_error(r, 508, NULL);
+		return;
+	}
+	start(r, &b, STUN_SUCCESS);
+	answer(r, &b);
+}
+
+static void do_binding(struct req *r)
+{
+	struct stun_builder b;
+
+	start(r, &b, STUN_SUCCESS);
+	stun_build_xor_addr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, &r->from->client);
+	stun_build_str(&b, STUN_ATTR_SOFTWARE, str_cstr(SOFTWARE));
+	answer(r, &b);
+}
+
+/* Send indication (RFC 8656 §10.2): never answered; problems drop it silently. */
+static void do_send(struct turn_server *ts, const struct stun_msg *m, const struct turn_tuple *from,
+		    uint64_t now_ms)
+{
+	struct turn_alloc *a = turn_alloc_find(ts->allocs, from, now_ms);
+	const struct stun_attr *pa = stun_find(m, STUN_ATTR_XOR_PEER_ADDRESS);
+	const struct stun_attr *da = stun_find(m, STUN_ATTR_DATA);
+	struct stun_addr peer;
+	uint8_t ip[16];
+
+	if (!a || !pa || !da || stun_get_xor_addr(m, pa, &peer) < 0 ||
+	    peer.family != a->relay.family)
+		return;
+	turn_addr_v6(&peer, ip);
+	if (!turn_policy_allows(&ts->policy, &peer, NULL) || !turn_alloc_permitted(a, ip, now_ms)) {
+		a->pkts_dropped++;
+		return;
+	}
+	relay_to_peer(ts, a, &peer, stun_attr_value(m, da), da->len, now_ms);
+}
+
+static void on_channel_data(struct turn_server *ts, const uint8_t *buf, size_t len,
+			    const struct turn_tuple *from, uint64_t now_ms)
+{
+	struct stun_channel_data cd;
+	struct turn_alloc *a;
+	const struct turn_channel *ch;
+	uint8_t ip[16];
+	int rc;
+
+	rc = stun_channel_data_parse(buf, len, from->transport != TRANSPORT_UDP, &cd);
+	if (rc < 0 && !(rc == STUN_E_CHANNEL && ts->rfc5766_channels))
+		return; /* a reserved number is only ever bound in RFC 5766 mode */
+	a = turn_alloc_find(ts->allocs, from, now_ms);
+	if (!a)
+		return;
+	ch = turn_alloc_channel_by_num(a, cd.channel, now_ms);
+	if (!ch)
+		return; /* RFC 8656 §12.5: not bound, discard */
+	turn_addr_v6(&ch->peer, ip);
+	if (!turn_alloc_permitted(a, ip, now_ms)) {
+		a->pkts_dropped++;
+		return;
+	}
+	relay_to_peer(ts, a, &ch->peer, cd.data, cd.len, now_ms);
+}
+
+/* A message stun_parse refused: a request whose header is sound gets 400. */
+static void on_unparsable(struct turn_server *ts, const uint8_t *buf, size_t len,
+			  const struct turn_tuple *from, struct tconn *c, int err)
+{
+	struct stun_msg fake;
+	struct req r;
+	uint16_t type;
+	uint32_t cookie;
+
+	if (len < STUN_HEADER_LEN || (buf[0] & 0xC0) != 0)
+		return;
+	memcpy(&cookie, buf + 4, 4);
+	if (ntohl(cookie) != STUN_MAGIC_COOKIE ||
+	    (size_t)((buf[2] << 8) | buf[3]) + STUN_HEADER_LEN != len)
+		return;
+	type = (uint16_t)((buf[0] << 8) | buf[1]);
+	if ((((type >> 4) & 1) | ((type >> 7) & 2)) != STUN_REQUEST)
+		return; /* only requests are answered */
+	memset(&fake, 0, sizeof(fake));
+	fake.method = (uint16_t)((type & 0x000F) | ((type & 0x00E0) >> 1) | ((type & 0x3E00) >> 2));
+	fake.tid = buf + 8;
+	fake.mi = fake.mi256 = fake.fp = -1;
+	memset(&r, 0, sizeof(r));
+	r.ts = ts;
+	r.m = &fake;
+	r.from = from;
+	r.conn = c;
+	r.now_ms = clock_mono_ms();
+	log_debug("turn.bad_message", "reason=\"%s\"", stun_strerror(err));
+	answer_error_unauth(&r, 400, "Malformed message");
+}
+
+static void on_request(struct turn_server *ts, const struct stun_msg *m,
+		       const struct turn_tuple *from, struct tconn *c, uint64_t now_ms)
+{
+	struct req r;
+
+	memset(&r, 0, sizeof(r));
+	r.ts = ts;
+	r.m = m;
+	r.from = from;
+	r.conn = c;
+	r.now_ms = now_ms;
+	r.now_s = clock_wall_s();
+	r.fp = m->fp >= 0;
+	if (m->nunknown) {
+		/* RFC 8489 §6.3.1: 420 listing the unknown comprehension-required types */
+		struct stun_builder b;
+		if (!unauth_allowed(ts, &from->client, now_ms))
+			return;
+		start(&r, &b, STUN_ERROR_RESPONSE);
+		stun_build_error(&b, 420, NULL);
+		stun_build_unknown_attributes(&b, m->unknown,
+					      m->nunknown < STUN_MAX_UNKNOWN ? m->nunknown
+									     : STUN_MAX_UNKNOWN);
+		answer(&r, &b);
+		return;
+	}
+	if (m->method == STUN_METHOD_BINDING) {
+		do_binding(&r);
+		return;
+	}
+	if (m->method != STUN_METHOD_ALLOCATE && m->method != STUN_METHOD_REFRESH &&
+	    m->method != STUN_METHOD_CREATE_PERMISSION && m->method != STUN_METHOD_CHANNEL_BIND) {
+		answer_error_unauth(&r, 400, "Unknown method");
+		return;
+	}
+	if (authenticate(&r) < 0)
+		return;
+	switch (m->method) {
+	case STUN_METHOD_ALLOCATE:
+		do_allocate(&r);
+		break;
+	case STUN_METHOD_REFRESH:
+		do_refresh(&r);
+		break;
+	case STUN_METHOD_CREATE_PERMISSION:
+		do_create_permission(&r);
+		break;
+	default:
+		do_channel_bind(&r);
+		break;
+	}
+	vault_turn_forget(); /* whatever was not used to sign */
+}
+
+/* One datagram, or one framed stream message, from a client. */
+static void handle(struct turn_server *ts, const uint8_t *buf, size_t len,
+		   const struct turn_tuple *from, struct tconn *c)
+{
+	struct stun_msg m;
+	uint64_t now_ms = clock_mono_ms();
+	int rc;
+
+	switch (stun_classify(buf, len)) {
+	case STUN_KIND_CHANNEL:
+		on_channel_data(ts, buf, len, from, now_ms);
+		return;
+	case STUN_KIND_STUN:
+		break;
+	default:
+		return;
+	}
+	rc = stun_parse(buf, len, &m);
+	if (rc < 0) {
+		on_unparsable(ts, buf, len, from, c, rc);
+		return;
+	}
+	if (m.fp >= 0 && stun_check_fingerprint(&m) < 0)
+		return; /* RFC 8489 §7.3: not STUN after all */
+	if (m.cls == STUN_REQUEST)
+		on_request(ts, &m, from, c, now_ms);
+	else if (m.cls == STUN_INDICATION && m.method == STUN_METHOD_SEND && m.nunknown == 0)
+		do_send(ts, &m, from, now_ms);
+	/* other indications and any response: ignored */
+}
+
+/* ---- UDP listeners ---- */
+
+static void udp_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct turn_server *ts = arg;
+	int idx = -1;
+
+	(void)what;
+	for (size_t i = 0; i < ts->n_listen; i++)
+		if (ts->udp_fd[i] == fd)
+			idx = (int)i;
+	if (idx < 0)
+		return;
+	for (int i = 0; i < RELAY_READ_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		struct turn_tuple from;
+		ssize_t n =
+		    recvfrom(fd, ts->in, TURN_UDP_BUF, MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
+		if (n < 0)
+			return;
+		memset(&from, 0, sizeof(from));
+		from.transport = TRANSPORT_UDP;
+		from.listen_idx = (uint8_t)idx;
+		if (stun_addr_from_sockaddr(&from.client, (struct sockaddr *)&ss) < 0)
+			continue;
+		handle(ts, ts->in, (size_t)n, &from, NULL);
+	}
+}
+
+/* ---- TCP/TLS connections ---- */
+
+static void conn_close(struct tconn *c, const char *why)
+{
+	struct turn_server *ts = c->ts;
+	char a[64];
+
+	if (c->alloc)
+		turn_alloc_del(ts->allocs, c->alloc, alloc_release, ts); /* clears c->alloc */
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		ts->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	log_debug("turn.conn_close", "client=%s transport=%s reason=%s",
+		  addr_str(&c->tuple.client, a, sizeof(a)), transport_name(c->tuple.transport),
+		  why);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct tconn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	for (;;) {
+		size_t len = evbuffer_get_length(in), need = 0;
+		const uint8_t *p;
+		int rc;
+
+		if (len < 4)
+			return;
+		p = evbuffer_pullup(in, len < 8 ? (ssize_t)len : 8);
+		rc = stun_frame(p, len < 8 ? len : 8, &need);
+		if (rc < 0 || need > TURN_STREAM_MAX) {
+			conn_close(c, "bad_framing"); /* out of sync: nothing more can be read */
+			return;
+		}
+		if (len < need)
+			return;
+		p = evbuffer_pullup(in, (ssize_t)need);
+		handle(c->ts, p, need, &c->tuple, c);
+		evbuffer_drain(in, need);
+	}
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct tconn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	conn_close(c, what & BEV_EVENT_TIMEOUT ? "idle_timeout"
+		      : what & BEV_EVENT_EOF   ? "eof"
+					       : "error");
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
+{
+	struct turn_server *ts = arg;
+	struct tconn *c;
+	struct timeval idle = {(time_t)ts->max_lifetime + 60, 0};
+	int idx = -1;
+
+	(void)salen;
+	for (size_t i = 0; i < ts->n_listen; i++)
+		if (ts->lst[i] == l)
+			idx = (int)i;
+	c = calloc(1, sizeof(*c));
+	if (!c || idx < 0 || stun_addr_from_sockaddr(&c->tuple.client, sa) < 0) {
+		free(c);
+		evutil_closesocket(fd);
+		return;
+	}
+	c->ts = ts;
+	c->tuple.transport = (uint8_t)ts->listen[idx].kind;
+	c->tuple.listen_idx = (uint8_t)idx;
+	c->tuple.conn_id = ++ts->next_conn;
+	if (c->tuple.transport == TRANSPORT_TLS) {
+		SSL *ssl = ts->ssl_new ? ts->ssl_new() : NULL;
+		if (ssl)
+			c->bev = bufferevent_openssl_socket_new(
+			    ts->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		c->bev = bufferevent_socket_new(ts->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (!c->bev) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->next = ts->conns;
+	if (ts->conns)
+		ts->conns->prev = c;
+	ts->conns = c;
+	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+	bufferevent_set_timeouts(c->bev, &idle, NULL);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, TURN_STREAM_MAX + 4096);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- setup ---- */
+
+static int make_sockaddr(const struct listen_addr *la, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	const char *host = strcmp(la->host, "*") == 0 ? "0.0.0.0" : la->host;
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons(la->port);
+		*sl = sizeof(*in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(la->port);
+		*sl = sizeof(*in6);
+		return 0;
+	}
+	return -1;
+}
+
+static int open_listen(const struct listen_addr *la, bool reuseport, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int one = 1, type = la->kind == TRANSPORT_UDP ? SOCK_DGRAM : SOCK_STREAM, fd;
+
+	if (make_sockaddr(la, &ss, &sl) < 0) {
+		snprintf(err, errlen, "[turn] listen address '%s' is not an IP address", la->host);
+		return -1;
+	}
+	fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (type == SOCK_STREAM) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		snprintf(err, errlen,
+			 "cannot listen on %s:%s:%u: %s; is another server (coturn?) using this "
+			 "port? (ss -lntup shows it) or change [turn] listen",
+			 transport_name(la->kind), la->host, la->port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (type == SOCK_STREAM && listen(fd, 1024) < 0) {
+		snprintf(err, errlen, "listen: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (type == SOCK_DGRAM) {
+		int sz = 4 << 20;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
+	return fd;
+}
+
+int turn_global_init(const struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->n_turn_listen == 0)
+		return 0;
+	for (size_t i = 0; i < cfg->n_turn_listen; i++) {
+		int fd = open_listen(&cfg->turn_listen[i], false, err, errlen);
+		if (fd < 0)
+			return -1;
+		close(fd);
+	}
+	turn_quota_reset();
+	turn_quota_init((unsigned)cfg->turn_user_quota, (unsigned)cfg->turn_total_quota);
+	return vault_turn_init(cfg->turn_secret_file, err, errlen);
+}
+
+void turn_global_shutdown(void)
+{
+	resv_clear();
+	vault_turn_shutdown();
+	turn_quota_reset();
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct turn_server *ts = arg;
+
+	(void)fd;
+	(void)what;
+	turn_alloc_expire(ts->allocs, clock_mono_ms(), alloc_release, ts);
+}
+
+static int copy_settings(struct turn_server *ts, const struct config *cfg, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	struct listen_addr la;
+
+	snprintf(ts->realm, sizeof(ts->realm), "%s", cfg->domain);
+	memcpy(ts->listen, cfg->turn_listen, sizeof(ts->listen));
+	ts->n_listen = cfg->n_turn_listen;
+	memset(&la, 0, sizeof(la));
+	snprintf(la.host, sizeof(la.host), "%s", cfg->turn_relay_address);
+	if (make_sockaddr(&la, &ss, &(socklen_t){0}) < 0 ||
+	    stun_addr_from_sockaddr(&ts->relay_ip, (struct sockaddr *)&ss) < 0) {
+		snprintf(err, errlen, "[turn] relay_address '%s' is not an IP address",
+			 cfg->turn_relay_address);
+		return -1;
+	}
+	ts->min_port = (uint16_t)cfg->turn_min_port;
+	ts->max_port = (uint16_t)cfg->turn_max_port;
+	ts->def_lifetime = (uint32_t)cfg->turn_default_lifetime;
+	ts->max_lifetime = (uint32_t)cfg->turn_max_lifetime;
+	ts->nonce_lifetime = (uint32_t)cfg->turn_nonce_lifetime;
+	ts->max_bps = cfg->turn_max_bps;
+	ts->rl_rate = (uint32_t)cfg->turn_unauth_rate;
+	ts->rl_burst = (uint32_t)cfg->turn_unauth_burst;
+	ts->rfc5766_channels = cfg->turn_rfc5766_channels != 0;
+	memcpy(ts->allow, cfg->turn_allowed_peer, sizeof(ts->allow));
+	memcpy(ts->deny, cfg->turn_denied_peer, sizeof(ts->deny));
+	ts->policy.allow = ts->allow;
+	ts->policy.nallow = cfg->n_turn_allowed_peer;
+	ts->policy.deny = ts->deny;
+	ts->policy.ndeny = cfg->n_turn_denied_peer;
+	return 0;
+}
+
+struct turn_server *turn_server_new(const struct config *cfg, struct event_base *base,
+				    struct store *store, int worker_id, SSL *(*ssl_new)(void),
+				    char *err, size_t errlen)
+{
+	struct turn_server *ts;
+	struct timeval one = {1, 0};
+
+	if (errlen)
+		err[0] = '\0';
+	if (cfg->n_turn_listen == 0)
+		return NULL;
+	ts = calloc(1, sizeof(*ts));
+	if (!ts) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+		ts->udp_fd[i] = -1;
+	ts->base = base;
+	ts->store = store;
+	ts->worker_id = worker_id;
+	ts->ssl_new = ssl_new;
+	ts->allocs = turn_alloc_table_new();
+	ts->rl = calloc(RL_SLOTS, sizeof(*ts->rl));
+	ts->in = malloc(TURN_UDP_BUF);
+	ts->out = malloc(TURN_OUT_BUF);
+	ts->tick = event_new(base, -1, EV_PERSIST, tick, ts);
+	if (!ts->allocs || !ts->rl || !ts->in || !ts->out || !ts->tick) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (copy_settings(ts, cfg, err, errlen) < 0)
+		goto fail;
+	for (size_t i = 0; i < ts->n_listen; i++) {
+		const struct listen_addr *la = &ts->listen[i];
+		int fd = open_listen(la, true, err, errlen);
+		if (fd < 0)
+			goto fail;
+		if (la->kind == TRANSPORT_UDP) {
+			ts->udp_fd[i] = fd;
+			ts->udp_ev[i] = event_new(base, fd, EV_READ | EV_PERSIST, udp_read, ts);
+			if (!ts->udp_ev[i] || event_add(ts->udp_ev[i], NULL) < 0) {
+				snprintf(err, errlen, "cannot watch the TURN UDP socket");
+				goto fail;
+			}
+		} else {
+			ts->lst[i] =
+			    evconnlistener_new(base, on_accept, ts, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+			if (!ts->lst[i]) {
+				close(fd);
+				snprintf(err, errlen, "cannot create the TURN listener");
+				goto fail;
+			}
+		}
+	}
+	event_add(ts->tick, &one);
+	return ts;
+fail:
+	turn_server_free(ts);
+	return NULL;
+}
+
+void turn_server_stop(struct turn_server *ts)
+{
+	if (!ts)
+		return;
+	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++) {
+		if (ts->udp_ev[i])
+			event_del(ts->udp_ev[i]);
+		if (ts->lst[i])
+			evconnlistener_disable(ts->lst[i]);
+	}
+	if (ts->tick)
+		event_del(ts->tick);
+}
+
+void turn_server_free(struct turn_server *ts)
+{
+	if (!ts)
+		return;
+	while (ts->conns)
+		conn_close(ts->conns, "shutdown");
+	turn_alloc_table_free(ts->allocs, alloc_release, ts);
+	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++) {
+		if (ts->udp_ev[i])
+			event_free(ts->udp_ev[i]);
+		if (ts->udp_fd[i] >= 0)
+			close(ts->udp_fd[i]);
+		if (ts->lst[i])
+			evconnlistener_free(ts->lst[i]);
+	}
+	if (ts->tick)
+		event_free(ts->tick);
+	free(ts->rl);
+	free(ts->in);
+	free(ts->out);
+	free(ts);
+}
+
+size_t turn_server_allocations(const struct turn_server *ts)
+{
+	return ts ? turn_alloc_count(ts->allocs) : 0;
+}

@@ -1,0 +1,273 @@
+/*
+ * TURN credentials in the vault; see vault_turn.h. Must never log, return
+ * or copy out a key or the shared secret; every buffer that held one is
+ * wiped before it goes out of scope.
+ */
+#include "vault/vault_turn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/secmem.h"
+#include "vault/vault.h"
+
+#define SECRET_FILE_MAX 1024
+
+static char secret[SECRET_FILE_MAX + 1];
+static size_t secret_len;
+static uint8_t nonce_key[32];
+static bool nonce_ready;
+
+static _Thread_local struct {
+	uint8_t key[TURN_KEY_MAX];
+	size_t len;
+	bool set;
+} held;
+
+/* Used for names we do not know, so they cost the same HMAC as real ones. */
+static const uint8_t dummy_key[TURN_KEY_MAX] = {
+    0x3c, 0x91, 0x5e, 0x07, 0xa2, 0x6d, 0xf4, 0x18, 0xbb, 0x40, 0x2e, 0x97, 0x65, 0xd1, 0x0a, 0x8f,
+    0x72, 0xc6, 0x19, 0xe3, 0x5d, 0x84, 0x2b, 0xf0, 0x4e, 0xa7, 0x31, 0x9c, 0x06, 0xdb, 0x68, 0x15,
+};
+
+static int create_secret(const char *path, char *err, size_t errlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t raw[VAULT_TURN_SECRET_HEX / 2];
+	char text[VAULT_TURN_SECRET_HEX + 1];
+	int fd, rc = -1;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0; /* another start made it first */
+		snprintf(err, errlen,
+			 "cannot create the TURN secret %s: %s; set [turn] secret_file", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (secmem_random(raw, sizeof(raw)) < 0) {
+		snprintf(err, errlen, "no random bytes for %s", path);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		text[2 * i] = hex[raw[i] >> 4];
+		text[2 * i + 1] = hex[raw[i] & 15];
+	}
+	text[VAULT_TURN_SECRET_HEX] = '\n';
+	if (write(fd, text, sizeof(text)) != (ssize_t)sizeof(text) || fsync(fd) < 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	secmem_wipe(raw, sizeof(raw));
+	secmem_wipe(text, sizeof(text));
+	close(fd);
+	if (rc < 0)
+		unlink(path);
+	return rc;
+}
+
+static int load_secret(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	char buf[SECRET_FILE_MAX + 2];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open the TURN secret %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+		snprintf(err, errlen,
+			 "TURN secret %s is readable by others (mode %o); chmod 600 it", path,
+			 (unsigned)(st.st_mode & 0777));
+		close(fd);
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	/* one line: trailing newline and spaces are not part of the secret */
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	if (n <= 0 || n > SECRET_FILE_MAX) {
+		snprintf(err, errlen, "TURN secret %s is %s (want one line, 1-%d bytes)", path,
+			 n <= 0 ? "empty" : "too long", SECRET_FILE_MAX);
+		secmem_wipe(buf, sizeof(buf));
+		return -1;
+	}
+	memcpy(secret, buf, (size_t)n);
+	secret_len = (size_t)n;
+	secmem_wipe(buf, sizeof(buf));
+	return 0;
+}
+
+int vault_turn_init(const char *path, char *err, size_t errlen)
+{
+	static const char purpose_data[] = "v1";
+
+	vault_turn_shutdown();
+	if (create_secret(path, err, errlen) < 0 || load_secret(path, err, errlen) < 0)
+		return -1;
+	if (vault_mac("turn-nonce", purpose_data, sizeof(purpose_data) - 1, nonce_key) < 0) {
+		snprintf(err, errlen, "cannot derive the TURN nonce key (is the vault loaded?)");
+		vault_turn_shutdown();
+		return -1;
+	}
+	nonce_ready = true;
+	return 0;
+}
+
+void vault_turn_shutdown(void)
+{
+	secmem_wipe(secret, sizeof(secret));
+	secret_len = 0;
+	secmem_wipe(nonce_key, sizeof(nonce_key));
+	nonce_ready = false;
+	vault_turn_forget();
+}
+
+int vault_turn_nonce_make(struct str bind, uint32_t features, int64_t now, char *out, size_t cap)
+{
+	if (!nonce_ready)
+		return -1;
+	return turn_nonce_make(nonce_key, sizeof(nonce_key), bind, features, now, out, cap);
+}
+
+enum turn_nonce_status vault_turn_nonce_check(struct str bind, struct str nonce, uint32_t lifetime,
+					      int64_t now, uint32_t *features)
+{
+	if (!nonce_ready)
+		return TURN_NONCE_INVALID;
+	return turn_nonce_check(nonce_key, sizeof(nonce_key), bind, nonce, lifetime, now, features);
+}
+
+void vault_turn_forget(void)
+{
+	secmem_wipe(&held, sizeof(held));
+}
+
+/* The MAC the request carries, checked with key. 0, STUN_E_INTEGRITY, ... */
+static int check_mac(const struct stun_msg *m, const uint8_t *key, size_t len)
+{
+	return m->mi256 >= 0 ? stun_check_integrity_sha256(m, key, len)
+			     : stun_check_integrity(m, key, len);
+}
+
+static struct verdict check_ephemeral(struct str username, struct str realm, enum turn_pwalg alg,
+				      const struct stun_msg *m, int64_t now, char *who,
+				      size_t whocap)
+{
+	uint8_t key[TURN_KEY_MAX];
+	int64_t expiry;
+	struct str user;
+	int n, rc;
+
+	if (turn_cred_ephemeral_parse(username, &expiry, &user) < 0)
+		return verdict_permfail("malformed");
+	n = turn_cred_ephemeral_key(str_make(secret, secret_len), username, realm, alg, now, key);
+	if (n == TURN_CRED_EXPIRED)
+		return verdict_permfail("expired");
+	if (n < 0)
+		return n == TURN_CRED_MALFORMED ? verdict_permfail("malformed")
+						: verdict_tempfail("internal_error");
+	rc = check_mac(m, key, (size_t)n);
+	if (rc == 0) {
+		memcpy(held.key, key, (size_t)n);
+		held.len = (size_t)n;
+		held.set = true;
+		snprintf(who, whocap, "ephemeral:%.*s", (int)(user.len > 200 ? 200 : user.len),
+			 user.len ? user.p : username.p);
+	}
+	secmem_wipe(key, sizeof(key));
+	if (rc == STUN_E_INTERNAL)
+		return verdict_tempfail("internal_error");
+	return rc == 0 ? verdict_ok() : verdict_permfail("bad_integrity");
+}
+
+static struct verdict check_directory(struct store *s, struct str username, struct str realm,
+				      enum turn_pwalg alg, const struct stun_msg *m, char *who,
+				      size_t whocap)
+{
+	const char *mech = alg == TURN_PWALG_SHA256 ? "digest-sha256" : "digest-md5";
+	size_t want = alg == TURN_PWALG_SHA256 ? TURN_KEY_SHA256_LEN : TURN_KEY_MD5_LEN;
+	struct store_user u;
+	struct store_cred key;
+	const uint8_t *k;
+	const char *reason = NULL;
+	int rc;
+
+	memset(&u, 0, sizeof(u));
+	memset(&key, 0, sizeof(key));
+	rc = store_digest_lookup(s, username, realm, mech, &u, &key);
+	switch (rc) {
+	case STORE_OK:
+		if (key.key_len != want) {
+			secmem_wipe(&key, sizeof(key));
+			return verdict_tempfail("store_unavailable"); /* a key of the wrong size */
+		}
+		k = key.key;
+		if (!u.enabled)
+			reason = "disabled";
+		break;
+	case STORE_NOTFOUND:
+	case STORE_INVALID:
+		k = dummy_key;
+		reason = u.id > 0 && rc == STORE_NOTFOUND ? "no_password" : "unknown_user";
+		break;
+	default:
+		secmem_wipe(&key, sizeof(key));
+		return verdict_tempfail("store_unavailable");
+	}
+	/* the same work on every path: one HMAC, one constant-time comparison */
+	rc = check_mac(m, k, want);
+	if (rc == 0 && !reason) {
+		memcpy(held.key, k, want);
+		held.len = want;
+		held.set = true;
+		snprintf(who, whocap, "%s", u.uri);
+	}
+	secmem_wipe(&key, sizeof(key));
+	if (rc == STUN_E_INTERNAL)
+		return verdict_tempfail("internal_error");
+	if (reason)
+		return verdict_permfail(reason);
+	return rc == 0 ? verdict_ok() : verdict_permfail("bad_integrity");
+}
+
+struct verdict vault_turn_check(struct store *s, struct str username, struct str realm,
+				enum turn_pwalg alg, const struct stun_msg *m, int64_t now,
+				char *who, size_t whocap)
+{
+	vault_turn_forget();
+	if (!m || !who || whocap == 0)
+		return verdict_tempfail("internal_error");
+	who[0] = '\0';
+	if (alg != TURN_PWALG_MD5 && alg != TURN_PWALG_SHA256)
+		return verdict_permfail("bad_algorithm");
+	if (m->mi < 0 && m->mi256 < 0)
+		return verdict_permfail("no_integrity");
+	if (secret_len && memchr(username.p, ':', username.len))
+		return check_ephemeral(username, realm, alg, m, now, who, whocap);
+	if (!s)
+		return verdict_tempfail("store_unavailable");
+	return check_directory(s, username, realm, alg, m, who, whocap);
+}
+
+int vault_turn_sign(struct stun_builder *b, bool sha256)
+{
+	int rc;
+
+	if (!held.set)
+		return -1;
+	rc = sha256 ? stun_build_integrity_sha256(b, held.key, held.len)
+		    : stun_build_integrity(b, held.key, held.len);
+	vault_turn_forget();
+	return rc < 0 ? -1 : 0;
+}

@@ -14,6 +14,7 @@
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
 #include <krb5.h>
+#include <profile.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +37,9 @@ static gss_cred_id_t krb_cred = GSS_C_NO_CREDENTIAL; /* under krb_lock */
  * why a SPNEGO token failed (see spnego_reason) */
 static gss_cred_id_t krb_probe = GSS_C_NO_CREDENTIAL; /* under krb_lock */
 static atomic_bool krb_ok;
+/* libdefaults clockskew: MIT reports a context's lifetime as the ticket's
+ * end plus the skew; expires_wall is the ticket's end */
+static atomic_uint krb_skew = 300;
 
 static bool oid_eq(const gss_OID_desc *a, const gss_OID_desc *b)
 {
@@ -280,6 +284,25 @@ static int acquire(const char *ktname, const char *path, gss_cred_id_t *out, cha
 	return 0;
 }
 
+/* [libdefaults] clockskew of the krb5.conf in use (MIT reads it the same
+ * way: an integer, 300 when absent). */
+static unsigned read_clockskew(void)
+{
+	krb5_context kc;
+	profile_t prof = NULL;
+	int v = 300;
+
+	if (krb5_init_context(&kc))
+		return 300;
+	if (krb5_get_profile(kc, &prof) == 0) {
+		if (profile_get_integer(prof, "libdefaults", "clockskew", NULL, 300, &v) || v < 0)
+			v = 300;
+		profile_release(prof);
+	}
+	krb5_free_context(kc);
+	return (unsigned)v;
+}
+
 /* The krb5-only credential without a replay cache that explains SPNEGO
  * failures (it must not store the authenticator a second time). */
 static int acquire_probe(const char *ktname, const char *path, gss_cred_id_t *out, char *err,
@@ -326,6 +349,7 @@ int vault_krb_init(const char *keytab, char *err, size_t errlen)
 	old_probe = krb_probe;
 	krb_cred = cred;
 	krb_probe = probe;
+	atomic_store(&krb_skew, read_clockskew());
 	atomic_store(&krb_ok, true);
 	pthread_rwlock_unlock(&krb_lock);
 	if (old != GSS_C_NO_CREDENTIAL)
@@ -494,6 +518,7 @@ static struct verdict accepted(gss_ctx_id_t gctx, gss_OID mt, gss_name_t src, OM
 			       size_t out_cap, size_t *out_len)
 {
 	int64_t now = clock_wall_s();
+	unsigned skew;
 
 	if (!is_krb5_oid(mt))
 		return verdict_permfail("malformed");
@@ -507,9 +532,15 @@ static struct verdict accepted(gss_ctx_id_t gctx, gss_OID mt, gss_name_t src, OM
 		memcpy(out_token, out->value, out->length);
 		*out_len = out->length;
 	}
-	if (time_rec == GSS_C_INDEFINITE || time_rec > SA_MAX_LIFETIME)
-		time_rec = SA_MAX_LIFETIME;
-	*expires_wall = (uint64_t)(now > 0 ? now : 0) + time_rec;
+	/* the ticket's end as it is (the SA takes min(8 h, it) itself): MIT's
+	 * context lifetime runs clockskew past it */
+	if (time_rec == GSS_C_INDEFINITE) {
+		*expires_wall = 0;
+	} else {
+		skew = atomic_load(&krb_skew);
+		*expires_wall =
+		    (uint64_t)(now > 0 ? now : 0) + (time_rec > skew ? time_rec - skew : 0);
+	}
 	return verdict_ok();
 }
 

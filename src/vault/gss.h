@@ -68,7 +68,8 @@ void vault_krb_shutdown(void);
  *                 free = delete the context); the caller owns ctx and frees
  *                 it with (*mech)->free(ctx)
  *   principal     the client, "alice@EXAMPLE.TEST" (NUL-terminated)
- *   *expires_wall wall-clock second the context (the ticket) expires
+ *   *expires_wall wall-clock second the context (the ticket) expires, not
+ *                 capped (sa_create takes min(8 h, it)); 0 if unlimited
  *   out_token     the token to send back (the AP-REP, or a SPNEGO answer
  *                 carrying it), *out_len bytes, 0 when there is none;
  *                 out_token may be NULL (out_cap 0) to drop it

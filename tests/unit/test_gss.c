@@ -301,9 +301,9 @@ static void handshake(struct init *in, struct acc *a, gss_OID mech, const char *
 	assert_non_null(a->mech);
 	assert_non_null(a->ctx);
 	assert_string_equal(a->principal, "alice@EXAMPLE.TEST");
-	/* the ticket's lifetime: 10 h (max_life of the realm), never past 8 h */
-	assert_true(a->expires > (uint64_t)now + 3600);
-	assert_true(a->expires <= (uint64_t)now + 8 * 3600 + 5);
+	/* the ticket's end: 10 h (max_life of the realm) after alice's kinit */
+	assert_true(a->expires > (uint64_t)now + 9 * 3600);
+	assert_true(a->expires <= (uint64_t)now + 10 * 3600 + 5);
 	assert_true(a->out_len > 0);
 	assert_int_equal(init_finish(in, a->out, a->out_len), GSS_S_COMPLETE);
 }
@@ -810,6 +810,48 @@ static void test_gss_accepts_what_curl_negotiate_sends(void **state)
 	acc_free(&a);
 }
 
+static void test_gss_small_buffers_are_tempfail_and_null_out_token_drops_ap_rep(void **state)
+{
+	gss_buffer_desc tok = GSS_C_EMPTY_BUFFER;
+	const struct sa_mech *mech;
+	void *ctx;
+	char principal[VAULT_KRB_PRINCIPAL_MAX];
+	uint64_t expires;
+	uint8_t out[VAULT_KRB_OUT_MAX];
+	size_t out_len = 99;
+	struct verdict v;
+	struct init in;
+	OM_uint32 min;
+
+	/* "alice@EXAMPLE.TEST" needs 19 bytes */
+	init_start(&in, alice_ccache(), "sip", (gss_OID)gss_mech_krb5, &tok);
+	v = vault_krb_accept(tok.value, tok.length, "sip", &mech, &ctx, principal, 18, &expires,
+			     out, sizeof(out), &out_len);
+	assert_reason(v, VERDICT_TEMPFAIL, "unavailable");
+	assert_null(ctx);
+	assert_int_equal(out_len, 0);
+	gss_release_buffer(&min, &tok);
+	init_free(&in);
+
+	init_start(&in, alice_ccache(), "sip", (gss_OID)gss_mech_krb5, &tok);
+	v = vault_krb_accept(tok.value, tok.length, "sip", &mech, &ctx, principal, 19, &expires,
+			     out, 16, &out_len);
+	assert_reason(v, VERDICT_TEMPFAIL, "unavailable");
+	assert_null(ctx);
+	gss_release_buffer(&min, &tok);
+	init_free(&in);
+
+	init_start(&in, alice_ccache(), "sip", (gss_OID)gss_mech_krb5, &tok);
+	v = vault_krb_accept(tok.value, tok.length, "sip", &mech, &ctx, principal, 19, &expires,
+			     NULL, 0, &out_len);
+	assert_reason(v, VERDICT_OK, "ok");
+	assert_string_equal(principal, "alice@EXAMPLE.TEST");
+	assert_int_equal(out_len, 0);
+	mech->free(ctx);
+	gss_release_buffer(&min, &tok);
+	init_free(&in);
+}
+
 struct worker {
 	int ok;
 };
@@ -991,6 +1033,7 @@ int main(void)
 	    cmocka_unit_test(test_gss_replayed_ap_req_is_refused),
 	    cmocka_unit_test(test_gss_expired_ticket_is_expired),
 	    cmocka_unit_test(test_gss_clock_skew_is_clock_skew),
+	    cmocka_unit_test(test_gss_small_buffers_are_tempfail_and_null_out_token_drops_ap_rep),
 	    cmocka_unit_test(test_gss_accepts_from_several_threads_at_once),
 	    cmocka_unit_test(test_gss_init_refuses_missing_directory_nonkeytab_and_empty),
 	    cmocka_unit_test(test_gss_accept_without_init_is_tempfail_unavailable),

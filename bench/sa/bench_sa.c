@@ -42,16 +42,23 @@
  *
  * Never a timed test and never part of `make test`. Never logs a secret.
  */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
 #include <gssapi/gssapi_ntlmssp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -240,14 +247,14 @@ static int ntlm_leg3(struct sa_table *t, struct store *s, const char *opaque, co
 }
 
 /* The gss-ntlmssp initiator's first (empty) step. */
-static struct probe_gss *ntlm_client(const char *password)
+static struct probe_gss *ntlm_client(const char *user, const char *password)
 {
 	struct probe_gss *g;
 	uint8_t *out;
 	size_t outlen;
 	char err[256];
 
-	if (probe_gss_new(PROBE_MECH_NTLM, "alice", "EXAMPLE", password, &g, err, sizeof(err)))
+	if (probe_gss_new(PROBE_MECH_NTLM, user, "EXAMPLE", password, &g, err, sizeof(err)))
 		die("NTLM initiator: %s", err);
 	if (probe_gss_step(g, HOST, NULL, 0, &out, &outlen, err, sizeof(err)) != 1)
 		die("NTLM initiator, first step: %s", err);
@@ -630,7 +637,7 @@ static void sig_main(enum sa_scheme scheme, double secs)
 		char chal_b64[2048], auth_b64[TOK_B64_MAX];
 		size_t clen;
 
-		b->client = ntlm_client(pw);
+		b->client = ntlm_client("alice", pw);
 		b->sa = ntlm_leg2(b->t, b->now, chal, &clen, chal_b64, sizeof(chal_b64));
 		snprintf(b->opaque, sizeof(b->opaque), "%s", sa_opaque(b->sa));
 		ntlm_client_auth(b->client, chal, clen, auth_b64, sizeof(auth_b64));
@@ -1033,7 +1040,7 @@ static void est_ntlm(size_t n, size_t rounds)
 		uint64_t t0, c0, ns2, cpu2, ns3, cpu3, now = (uint64_t)time(NULL);
 
 		for (size_t i = 0; i < n; i++)
-			hs[i].client = ntlm_client(pw);
+			hs[i].client = ntlm_client("alice", pw);
 		/* leg 2, timed: CHALLENGE and a pending SA per handshake */
 		c0 = cpu_ns();
 		t0 = now_ns();
@@ -1091,6 +1098,487 @@ static void est_ntlm(size_t n, size_t rounds)
 	free(hs);
 }
 
+/* ---- end to end: signed MESSAGEs over TCP against a running rtcauthd ---- */
+
+/*
+ * K NTLM clients (gss-ntlmssp, connectionless, one TCP connection each)
+ * register, then each keeps W MESSAGEs to itself in flight: rtcauthd
+ * verifies the MESSAGE, routes it back signed with the same SA, the client
+ * answers 200 signed, rtcauthd verifies the 200 and forwards it signed.
+ * So one completed MESSAGE is two verifications and two signatures on the
+ * server, plus parsing, routing and four socket writes. The clients do not
+ * verify the server's signatures (that would only load their core); they
+ * check that every message from the server carries one.
+ */
+
+#define E2E_RBUF 262144
+
+struct ec {
+	int fd;
+	char *rbuf;
+	size_t rlen;
+	struct probe_gss *g;
+	char user[32], aor[64], tag[17], callid[48], branch[40];
+	char lhost[64];
+	uint16_t lport;
+	char realm[PROBE_AUTH_FIELD], target[PROBE_AUTH_FIELD], opaque[PROBE_AUTH_FIELD];
+	int version;
+	uint32_t cnum, reg_cseq, seq;
+	int inflight;
+	uint64_t done, errors, unsigned_msgs;
+};
+
+static void rand_hex8(char *out)
+{
+	if (sipae_rand(out) != 0)
+		die("sipae_rand");
+	for (char *p = out; *p; p++)
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p - 'A' + 'a');
+}
+
+static void ec_connect(struct ec *c, uint16_t port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in me;
+	socklen_t ml = sizeof(me);
+	int one = 1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		die("connect 127.0.0.1:%u: %s", port, strerror(errno));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (getsockname(c->fd, (struct sockaddr *)&me, &ml) != 0)
+		die("getsockname");
+	inet_ntop(AF_INET, &me.sin_addr, c->lhost, sizeof(c->lhost));
+	c->lport = ntohs(me.sin_port);
+	c->rbuf = malloc(E2E_RBUF);
+	if (!c->rbuf)
+		die("out of memory");
+}
+
+static void ec_send(struct ec *c, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd pf = {c->fd, POLLOUT, 0};
+			poll(&pf, 1, 1000);
+			continue;
+		}
+		if (n <= 0)
+			die("send: %s", strerror(errno));
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+/* The next whole message into out (cap), or 0 when none is buffered. */
+static long ec_take(struct ec *c, char *out, size_t cap)
+{
+	size_t skip = 0;
+	long n = sip_msg_frame(c->rbuf, c->rlen, PROBE_MSG_MAX, &skip);
+
+	if (n == SIP_E_INCOMPLETE) {
+		if (skip) {
+			memmove(c->rbuf, c->rbuf + skip, c->rlen - skip);
+			c->rlen -= skip;
+		}
+		return 0;
+	}
+	if (n < 0 || (size_t)n > cap)
+		die("%s: the server sent a stream that does not frame", c->user);
+	memcpy(out, c->rbuf + skip, (size_t)n);
+	memmove(c->rbuf, c->rbuf + skip + (size_t)n, c->rlen - skip - (size_t)n);
+	c->rlen -= skip + (size_t)n;
+	return n;
+}
+
+/* Read what the socket has (after poll said so). -1 on EOF / error. */
+static int ec_fill(struct ec *c)
+{
+	ssize_t n;
+
+	if (c->rlen == E2E_RBUF)
+		die("%s: receive buffer full", c->user);
+	n = recv(c->fd, c->rbuf + c->rlen, E2E_RBUF - c->rlen, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return -1;
+	c->rlen += (size_t)n;
+	return 0;
+}
+
+/* Block (at most 5 s) for the next message. Length. */
+static long ec_wait(struct ec *c, char *out, size_t cap)
+{
+	uint64_t deadline = now_ns() + 5000000000ull;
+
+	for (;;) {
+		long n = ec_take(c, out, cap);
+		struct pollfd pf = {c->fd, POLLIN, 0};
+
+		if (n > 0)
+			return n;
+		if (now_ns() > deadline)
+			die("%s: no answer from rtcauthd within 5 s", c->user);
+		if (poll(&pf, 1, 100) > 0 && ec_fill(c) < 0)
+			die("%s: rtcauthd closed the connection", c->user);
+	}
+}
+
+/* ", crand=..., cnum=..., response=..." for msg (built without it). */
+static void ec_sign(struct ec *c, const char *msg, size_t len, char *out, size_t cap)
+{
+	struct sip_msg *m = malloc(sizeof(*m));
+	struct sipae_fields f;
+	char crand[9], num[16], status[4], buf[SIPAE_SIGBUF_MAX], hex[2 * SA_MAC_MAX + 1];
+	long n;
+
+	if (!m)
+		die("out of memory");
+	if (sipae_rand(crand))
+		die("sipae_rand");
+	snprintf(num, sizeof(num), "%u", ++c->cnum);
+	if (sip_msg_parse(m, msg, len, true) != 0 || sipae_fields_from_msg(m, &f, status) != 0)
+		die("%s: own message does not parse", c->user);
+	n = sipae_sig_buffer(str_cstr("NTLM"), str_cstr(crand), str_cstr(num), str_cstr(c->realm),
+			     str_cstr(c->target), &f, buf, sizeof(buf));
+	if (n < 0 || probe_gss_sign_hex(c->g, buf, (size_t)n, hex, sizeof(hex)) < 0)
+		die("%s: GetMIC", c->user);
+	snprintf(out, cap, ", crand=\"%s\", cnum=\"%s\", response=\"%s\"", crand, num, hex);
+	free(m);
+}
+
+/* A request: head, then auth (a prefix without CRLF, or NULL), signed when
+ * sign; Content-Length and body. Length of out. */
+static size_t ec_request(struct ec *c, const char *method, const char *callid, uint32_t cseq,
+			 const char *tag, bool reg, const char *auth, bool sign, char *out,
+			 size_t cap)
+{
+	char head[2048], sig[300];
+	const char *bodytxt = reg ? "" : body;
+	struct sbuf b;
+	size_t hl;
+
+	sbuf_init(&b, head, sizeof(head));
+	rand_hex8(c->branch);
+	sbuf_printf(&b, "%s sip:%s SIP/2.0\r\n", method, reg ? DOMAIN : c->aor + 4);
+	sbuf_printf(&b, "Via: SIP/2.0/TCP %s:%u;branch=z9hG4bK%s.%u;rport\r\n", c->lhost, c->lport,
+		    c->branch, ++c->seq);
+	sbuf_puts(&b, "Max-Forwards: 70\r\n");
+	sbuf_printf(&b, "From: <%s>;tag=%s\r\n", c->aor, tag);
+	sbuf_printf(&b, "To: <%s>\r\n", c->aor);
+	sbuf_printf(&b, "Call-ID: %s\r\n", callid);
+	sbuf_printf(&b, "CSeq: %u %s\r\n", cseq, method);
+	sbuf_printf(&b, "Contact: <sip:%s@%s:%u;transport=tcp>%s\r\n", c->user, c->lhost, c->lport,
+		    reg ? ";+sip.instance=\"<urn:uuid:5ee8d8e2-4b4b-5f4c-9a3d-0123456789ab>\""
+			: "");
+	if (reg)
+		sbuf_puts(&b, "Expires: 600\r\n");
+	sbuf_puts(&b, "User-Agent: bench_sa\r\n");
+	if (!reg)
+		sbuf_puts(&b, "Content-Type: text/plain; charset=UTF-8\r\n");
+	if (!sbuf_ok(&b))
+		die("request too long");
+	hl = b.len;
+	sig[0] = '\0';
+	if (sign) {
+		int n = snprintf(out, cap, "%.*sContent-Length: %zu\r\n\r\n%s", (int)hl, head,
+				 strlen(bodytxt), bodytxt);
+		if (n < 0 || (size_t)n >= cap)
+			die("request too long");
+		ec_sign(c, out, (size_t)n, sig, sizeof(sig));
+	}
+	{
+		int n =
+		    snprintf(out, cap, "%.*s%s%s%sContent-Length: %zu\r\n\r\n%s", (int)hl, head,
+			     auth ? auth : "", sig, auth ? "\r\n" : "", strlen(bodytxt), bodytxt);
+		if (n < 0 || (size_t)n >= cap)
+			die("request too long");
+		return (size_t)n;
+	}
+}
+
+/* Our scheme's challenge (NTLM) in a 401. */
+static void ec_challenge(const struct sip_msg *m, struct probe_auth *a)
+{
+	for (const struct sip_header *h = sip_msg_header(m, SIP_H_WWW_AUTHENTICATE); h;
+	     h = sip_msg_next_header(m, h))
+		if (probe_auth_parse(h->value, a) == 0 && strcasecmp(a->scheme, "NTLM") == 0)
+			return;
+	die("no NTLM challenge in the 401 (is ntlm in [auth] schemes?)");
+}
+
+static void ec_register(struct ec *c, const char *password)
+{
+	struct probe_auth *a = malloc(sizeof(*a));
+	struct sip_msg *m = malloc(sizeof(*m));
+	char *out = malloc(PROBE_MSG_MAX), *in = malloc(PROBE_MSG_MAX);
+	char line[PROBE_AUTH_TOKEN + 1024], gss[PROBE_AUTH_TOKEN + 1], err[256];
+	uint8_t tok[PROBE_AUTH_TOKEN], *t;
+	size_t len, tl;
+	long n;
+
+	if (!a || !m || !out || !in)
+		die("out of memory");
+	c->g = ntlm_client(c->user, password);
+	snprintf(c->callid, sizeof(c->callid), "reg-%s-%d", c->user, getpid());
+	rand_hex8(c->tag);
+	/* 1: unsigned REGISTER -> 401 offering NTLM */
+	len = ec_request(c, "REGISTER", c->callid, ++c->reg_cseq, c->tag, true, NULL, false, out,
+			 PROBE_MSG_MAX);
+	ec_send(c, out, len);
+	n = ec_wait(c, in, PROBE_MSG_MAX);
+	if (sip_msg_parse(m, in, (size_t)n, true) != 0 || m->status != 401)
+		die("%s: first REGISTER: not a 401", c->user);
+	ec_challenge(m, a);
+	snprintf(c->realm, sizeof(c->realm), "%s", a->realm);
+	snprintf(c->target, sizeof(c->target), "%s", a->targetname);
+	c->version = a->version ? a->version : 3;
+	/* 2: gssapi-data="" -> 401 with the CHALLENGE and the opaque */
+	snprintf(line, sizeof(line),
+		 "Authorization: NTLM qop=\"auth\", realm=\"%s\", targetname=\"%s\", "
+		 "gssapi-data=\"\", version=%d",
+		 c->realm, c->target, c->version);
+	len = ec_request(c, "REGISTER", c->callid, ++c->reg_cseq, c->tag, true, line, false, out,
+			 PROBE_MSG_MAX);
+	ec_send(c, out, len);
+	n = ec_wait(c, in, PROBE_MSG_MAX);
+	if (sip_msg_parse(m, in, (size_t)n, true) != 0 || m->status != 401)
+		die("%s: second REGISTER: not a 401", c->user);
+	ec_challenge(m, a);
+	snprintf(c->opaque, sizeof(c->opaque), "%s", a->opaque);
+	if (b64_std_decode(a->gssapi_data, strlen(a->gssapi_data), tok, sizeof(tok), &tl) ||
+	    !c->opaque[0])
+		die("%s: 401 without an NTLM CHALLENGE", c->user);
+	/* 3: AUTHENTICATE, signed (version 4) -> 200 */
+	if (probe_gss_step(c->g, HOST, tok, tl, &t, &tl, err, sizeof(err)) != 0)
+		die("%s: NTLM initiator: %s", c->user, err);
+	if (b64_std_encode(t, tl, gss, sizeof(gss)) < 0)
+		die("AUTHENTICATE too long");
+	free(t);
+	snprintf(
+	    line, sizeof(line),
+	    "Authorization: NTLM qop=\"auth\", opaque=\"%s\", realm=\"%s\", targetname=\"%s\", "
+	    "gssapi-data=\"%s\", version=%d",
+	    c->opaque, c->realm, c->target, gss, c->version);
+	len = ec_request(c, "REGISTER", c->callid, ++c->reg_cseq, c->tag, true, line,
+			 c->version >= 4, out, PROBE_MSG_MAX);
+	ec_send(c, out, len);
+	n = ec_wait(c, in, PROBE_MSG_MAX);
+	if (sip_msg_parse(m, in, (size_t)n, true) != 0 || m->status != 200)
+		die("%s: NTLM REGISTER: %d, not 200 (password, NT hash stored?)", c->user,
+		    m->status);
+	free(a);
+	free(m);
+	free(out);
+	free(in);
+}
+
+static void ec_message(struct ec *c, char *out, size_t cap)
+{
+	char callid[64], tag[9], line[400];
+	size_t len;
+
+	rand_hex8(tag);
+	snprintf(callid, sizeof(callid), "m%u-%s-%s", c->seq, tag, c->user);
+	snprintf(line, sizeof(line),
+		 "Authorization: NTLM qop=\"auth\", opaque=\"%s\", realm=\"%s\", targetname=\"%s\"",
+		 c->opaque, c->realm, c->target);
+	len = ec_request(c, "MESSAGE", callid, 1, tag, false, line, true, out, cap);
+	ec_send(c, out, len);
+	c->inflight++;
+}
+
+/* Answer a routed MESSAGE with a signed 200 (the probe's send_response). */
+static void ec_answer(struct ec *c, const struct sip_msg *req, char *out, size_t cap)
+{
+	char head[4096], sig[300], line[400];
+	struct sbuf b;
+	int n;
+
+	sbuf_init(&b, head, sizeof(head));
+	sbuf_puts(&b, "SIP/2.0 200 OK\r\n");
+	for (size_t i = 0; i < req->n_hdrs; i++) {
+		const struct sip_header *h = &req->hdrs[i];
+
+		if (h->id == SIP_H_VIA || h->id == SIP_H_FROM || h->id == SIP_H_CALL_ID ||
+		    h->id == SIP_H_CSEQ || h->id == SIP_H_RECORD_ROUTE || h->id == SIP_H_TO) {
+			sbuf_putstr(&b, h->name);
+			sbuf_puts(&b, ": ");
+			sbuf_putstr(&b, h->value);
+			if (h->id == SIP_H_TO)
+				sbuf_puts(&b, ";tag=b3e1");
+			sbuf_puts(&b, "\r\n");
+		}
+	}
+	sbuf_puts(&b, "User-Agent: bench_sa\r\n");
+	if (!sbuf_ok(&b))
+		die("response too long");
+	n = snprintf(out, cap, "%.*sContent-Length: 0\r\n\r\n", (int)b.len, head);
+	if (n < 0 || (size_t)n >= cap)
+		die("response too long");
+	ec_sign(c, out, (size_t)n, sig, sizeof(sig));
+	snprintf(line, sizeof(line),
+		 "Authorization: NTLM qop=\"auth\", opaque=\"%s\", realm=\"%s\", "
+		 "targetname=\"%s\"%s\r\n",
+		 c->opaque, c->realm, c->target, sig);
+	n = snprintf(out, cap, "%.*s%sContent-Length: 0\r\n\r\n", (int)b.len, head, line);
+	if (n < 0 || (size_t)n >= cap)
+		die("response too long");
+	ec_send(c, out, (size_t)n);
+}
+
+static bool server_signed(const struct sip_msg *m)
+{
+	return sip_msg_header(m, SIP_H_AUTHENTICATION_INFO) ||
+	       sip_msg_header(m, SIP_H_PROXY_AUTHENTICATION_INFO);
+}
+
+/* One message from the server during the load. */
+static void ec_handle(struct ec *c, const char *in, size_t n, bool sending, char *out, size_t cap,
+		      struct sip_msg *m)
+{
+	uint32_t num;
+	struct str meth;
+
+	if (sip_msg_parse(m, in, n, true) != 0) {
+		c->errors++;
+		return;
+	}
+	if (!server_signed(m))
+		c->unsigned_msgs++;
+	if (m->is_request) {
+		if (m->method_id == SIP_M_MESSAGE)
+			ec_answer(c, m, out, cap);
+		return;
+	}
+	if (sip_msg_cseq(m, &num, &meth) != 0 || !str_eq_cstr(meth, "MESSAGE") || m->status < 200)
+		return;
+	c->inflight--;
+	if (m->status == 200)
+		c->done++;
+	else
+		c->errors++;
+	if (sending)
+		ec_message(c, out, cap);
+}
+
+/* utime+stime of a process (all its threads), in clock ticks; 0 if gone. */
+static uint64_t proc_ticks(long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (uint64_t)ut + st;
+}
+
+static void e2e_main(uint16_t port, int k, double secs, int window, long daemon_pid)
+{
+	const char *pw = env_or("BENCH_SA_PASSWORD", "Secr3t!pw");
+	struct ec *cs = calloc((size_t)k, sizeof(*cs));
+	struct pollfd *pf = calloc((size_t)k, sizeof(*pf));
+	struct sip_msg *m = malloc(sizeof(*m));
+	char *in = malloc(PROBE_MSG_MAX), *out = malloc(PROBE_MSG_MAX);
+	uint64_t t0, t_end, t_stop, d0, d1, c0, c1, done = 0, errors = 0, unsig = 0;
+	long tck = sysconf(_SC_CLK_TCK);
+
+	if (!cs || !pf || !m || !in || !out)
+		die("out of memory");
+	for (int i = 0; i < k; i++) {
+		struct ec *c = &cs[i];
+
+		snprintf(c->user, sizeof(c->user), "user%03d", i);
+		snprintf(c->aor, sizeof(c->aor), "sip:%s@" DOMAIN, c->user);
+		ec_connect(c, port);
+		ec_register(c, pw);
+		pf[i].fd = c->fd;
+		pf[i].events = POLLIN;
+	}
+	fprintf(stderr,
+		"bench_sa: %d NTLM clients registered over TCP; %d MESSAGEs in flight each\n", k,
+		window);
+	d0 = proc_ticks(daemon_pid);
+	c0 = cpu_ns();
+	t0 = now_ns();
+	t_stop = t0 + (uint64_t)(secs * 1e9);
+	for (int i = 0; i < k; i++)
+		for (int w = 0; w < window; w++)
+			ec_message(&cs[i], out, PROBE_MSG_MAX);
+	for (;;) {
+		uint64_t now = now_ns();
+		bool sending = now < t_stop;
+		int left = 0;
+
+		for (int i = 0; i < k; i++)
+			left += cs[i].inflight;
+		if (!sending && (left == 0 || now > t_stop + 5000000000ull))
+			break;
+		if (poll(pf, (nfds_t)k, 100) <= 0)
+			continue;
+		for (int i = 0; i < k; i++) {
+			long n;
+
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (ec_fill(&cs[i]) < 0)
+				die("%s: rtcauthd closed the connection", cs[i].user);
+			while ((n = ec_take(&cs[i], in, PROBE_MSG_MAX)) > 0)
+				ec_handle(&cs[i], in, (size_t)n, sending, out, PROBE_MSG_MAX, m);
+		}
+	}
+	t_end = now_ns();
+	c1 = cpu_ns();
+	d1 = proc_ticks(daemon_pid);
+	for (int i = 0; i < k; i++) {
+		done += cs[i].done;
+		errors += cs[i].errors + (uint64_t)(cs[i].inflight > 0 ? cs[i].inflight : 0);
+		unsig += cs[i].unsigned_msgs;
+	}
+	{
+		double el = (double)(t_end - t0) / 1e9, dcpu = (double)(d1 - d0) / (double)tck;
+
+		printf("result name=e2e_ntlm_message ops=%llu secs=%.6f rate=%.1f us_per_op=%.3f "
+		       "cpu_secs=%.6f errors=%llu unsigned=%llu clients=%d window=%d "
+		       "daemon_cpu_secs=%.2f daemon_cpu_pct=%.1f daemon_us_per_msg=%.2f "
+		       "msgs_per_daemon_cpu_s=%.1f\n",
+		       (unsigned long long)done, el, done / el, done ? el * 1e6 / (double)done : 0,
+		       (double)(c1 - c0) / 1e9, (unsigned long long)errors,
+		       (unsigned long long)unsig, k, window, dcpu, 100 * dcpu / el,
+		       done ? dcpu * 1e6 / (double)done : 0, dcpu > 0 ? done / dcpu : 0);
+	}
+	for (int i = 0; i < k; i++) {
+		close(cs[i].fd);
+		probe_gss_free(cs[i].g);
+		free(cs[i].rbuf);
+	}
+	free(cs);
+	free(pf);
+	free(m);
+	free(in);
+	free(out);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && strcmp(argv[1], "sig") == 0) {
@@ -1118,7 +1606,18 @@ int main(int argc, char **argv)
 			die("est: ntlm or kerberos, not '%s'", argv[2]);
 		return 0;
 	}
+	if (argc >= 3 && strcmp(argv[1], "e2e") == 0) {
+		int k = argc > 3 ? atoi(argv[3]) : 8, w = argc > 5 ? atoi(argv[5]) : 4;
+		double secs = argc > 4 ? atof(argv[4]) : 10;
+		long pid = atol(env_or("BENCH_SA_DAEMON_PID", "0"));
+
+		if (k < 1 || k > 1000 || w < 1 || w > 1000 || secs <= 0)
+			die("e2e: 1 <= K <= 1000, 1 <= WINDOW <= 1000, SECONDS > 0");
+		e2e_main((uint16_t)atoi(argv[2]), k, secs, w, pid);
+		return 0;
+	}
 	fprintf(stderr, "usage: bench_sa sig ntlm|kerberos [SECONDS]\n"
-			"       bench_sa est ntlm|kerberos [N] [ROUNDS]\n");
+			"       bench_sa est ntlm|kerberos [N] [ROUNDS]\n"
+			"       bench_sa e2e PORT [K] [SECONDS] [WINDOW]\n");
 	return 2;
 }

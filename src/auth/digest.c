@@ -455,6 +455,23 @@ static int creds_field(struct digest_creds *c, int f, struct str val)
 	}
 }
 
+/* The one quoted-pair a user name may hold: "DOMAIN\\\\user" (an escaped
+ * backslash between two non-empty parts without others). */
+static bool domain_user(struct str v)
+{
+	size_t n = 0, at = 0;
+	for (size_t i = 0; i < v.len; i++) {
+		if (v.p[i] != '\\')
+			continue;
+		if (i + 1 >= v.len || v.p[i + 1] != '\\')
+			return false;
+		n++;
+		at = i;
+		i++;
+	}
+	return n == 1 && at > 0 && at + 2 < v.len;
+}
+
 static int creds_param(void *ctx, struct str name, struct str val, bool quoted)
 {
 	struct creds_parse *st = ctx;
@@ -473,7 +490,7 @@ static int creds_param(void *ctx, struct str name, struct str val, bool quoted)
 		return val.len > DIGEST_MAX_FIELD ? DIGEST_E_TOO_LONG : 0;
 	/* quoted-pairs are not decoded (digest.h): a known field holding one
 	 * is invalid; unknown parameters are skipped whatever they hold */
-	if (quoted && memchr(val.p, '\\', val.len))
+	if (quoted && memchr(val.p, '\\', val.len) && !(f == F_USERNAME && domain_user(val)))
 		return DIGEST_E_SYNTAX;
 	if (st->seen & (1u << f))
 		return DIGEST_E_DUPLICATE;

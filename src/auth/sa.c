@@ -625,6 +625,32 @@ int sa_verify(struct sa *sa, uint32_t cnum, const uint8_t *buf, size_t len, stru
 	return rc;
 }
 
+int sa_verify_retransmission(struct sa *sa, const uint8_t *buf, size_t len, struct str response_hex,
+			     uint64_t now)
+{
+	uint8_t mac[SA_MAC_MAX];
+	size_t mac_len;
+	int rc;
+
+	if (!sa || !buf || hex_decode(response_hex, mac, sizeof(mac), &mac_len) != 0)
+		return SA_E_MALFORMED;
+	pthread_mutex_lock(&sa->mech_lock);
+	pthread_mutex_lock(&sa->meta_lock);
+	if (sa->info.state != SA_ESTABLISHED)
+		rc = SA_E_STATE;
+	else if (expired_locked(sa, now))
+		rc = SA_E_EXPIRED;
+	else
+		rc = SA_OK;
+	pthread_mutex_unlock(&sa->meta_lock);
+	if (rc == SA_OK &&
+	    (!sa->mech->verify || sa->mech->verify(sa->mech_ctx, buf, len, mac, mac_len) != 0))
+		rc = SA_E_BAD_SIG;
+	pthread_mutex_unlock(&sa->mech_lock);
+	secmem_wipe(mac, sizeof(mac));
+	return rc;
+}
+
 uint32_t sa_next_snum(struct sa *sa)
 {
 	uint32_t n;

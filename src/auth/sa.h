@@ -147,6 +147,15 @@ const char *sa_strerror(int err);
 int sa_verify(struct sa *sa, uint32_t cnum, const uint8_t *buf, size_t len, struct str response_hex,
 	      uint64_t now);
 
+/*
+ * The signature of a request the caller knows to be a retransmission of one
+ * already verified (RFC 3261 §17.2.1: the same branch, Call-ID, CSeq and
+ * cnum over UDP): checked again, the window left as it is. 0 or an
+ * sa_result.
+ */
+int sa_verify_retransmission(struct sa *sa, const uint8_t *buf, size_t len, struct str response_hex,
+			     uint64_t now);
+
 /* The next server sequence number (1, 2, ...). */
 uint32_t sa_next_snum(struct sa *sa);
 /* Sign buf; the signature as lower-case hex into out (cap >= 2*SA_MAC_MAX+1).

@@ -106,6 +106,7 @@ int ctl_config(struct ctl *c)
 	}
 	c->cfg_loaded = true;
 	vault_ntlm_hashes(config_offers(&c->cfg, AUTH_SCHEME_NTLM));
+	vault_netbios_domain(c->cfg.ntlm_domain);
 	set_actor(c);
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "auth/lockout.h"
+#include "auth/retrans.h"
 #include "auth/sa.h"
 #include "auth/sipae.h"
 #include "core/b64.h"
@@ -294,13 +295,30 @@ static int decode_token(const struct sip_tx *t, const struct sipae_creds *c, uin
 	return 0;
 }
 
+/* What identifies a request and its signature for the retransmission memory. */
+static void retrans_key_sipae(const struct sip_tx *t, const struct sipae_creds *c,
+			      struct retrans_key *k)
+{
+	const struct sip_header *cs = sip_msg_header(t->m, SIP_H_CSEQ);
+	struct sip_via v;
+
+	k->nonce = c->opaque;
+	k->nc = c->cnum_str;
+	k->branch = sip_msg_top_via(t->m, &v) == 0 ? v.branch : STR_NULL;
+	k->call_id = sip_msg_call_id(t->m);
+	k->cseq = cs ? cs->value : STR_NULL;
+	k->method = t->m->method;
+}
+
 /* Verify the signature a request carries with sa. 0 or an sa_result. */
 static int verify_request(const struct sip_tx *t, struct sa *sa, const struct sipae_creds *c)
 {
 	static _Thread_local char buf[SIPAE_SIGBUF_MAX];
 	struct sipae_fields f;
+	struct retrans_key rk;
 	char status[4];
 	long len;
+	int rc;
 
 	if (sipae_fields_from_msg(t->m, &f, status) != 0)
 		return SA_E_MALFORMED;
@@ -308,8 +326,22 @@ static int verify_request(const struct sip_tx *t, struct sa *sa, const struct si
 			       buf, sizeof(buf));
 	if (len < 0)
 		return SA_E_MALFORMED;
-	return sa_verify(sa, c->cnum, (const uint8_t *)buf, (size_t)len, c->response,
-			 (uint64_t)t->now);
+	rc = sa_verify(sa, c->cnum, (const uint8_t *)buf, (size_t)len, c->response,
+		       (uint64_t)t->now);
+	if (t->src->transport != TRANSPORT_UDP)
+		return rc;
+	/* over UDP the same request again is a retransmission, not a replay
+	 * (RFC 3261 §17.2.1): it gets the answer its first copy got */
+	retrans_key_sipae(t, c, &rk);
+	if (rc == SA_OK) {
+		retrans_remember(&rk, clock_mono_ms() / 1000);
+	} else if (rc == SA_E_REPLAY && retrans_seen(&rk, clock_mono_ms() / 1000)) {
+		rc = sa_verify_retransmission(sa, (const uint8_t *)buf, (size_t)len, c->response,
+					      (uint64_t)t->now);
+		if (rc == SA_OK)
+			log_debug("auth.retransmission", "src=%s", t->src_addr);
+	}
+	return rc;
 }
 
 static bool has_signature(const struct sipae_creds *c)

@@ -944,6 +944,19 @@ static int digest_name(struct str username, struct str realm, struct str *user, 
 			break;
 		}
 	}
+	/* "DOMAIN\\user" as a quoted-string carries the backslash escaped
+	 * (DOMAIN\\\\user, RFC 7616 §3.4); the key of that form is stored
+	 * under variant "domain\\user" for the user part in the realm */
+	for (size_t i = 0; at < 0 && i + 1 < username.len; i++) {
+		if (username.p[i] == '\\' && username.p[i + 1] == '\\') {
+			*user = str_make(username.p + i + 2, username.len - i - 2);
+			dom = realm;
+			*variant = "domain\\user";
+			if (i == 0 || memchr(user->p, '\\', user->len))
+				return -1;
+			goto have;
+		}
+	}
 	if (at >= 0) {
 		*user = str_make(username.p, (size_t)at);
 		dom = str_make(username.p + at + 1, username.len - (size_t)at - 1);
@@ -953,6 +966,7 @@ static int digest_name(struct str username, struct str realm, struct str *user, 
 		dom = realm;
 		*variant = "user";
 	}
+have:
 	if (user->len == 0 || user->len >= STORE_URI_MAX || dom.len == 0 ||
 	    dom.len >= STORE_URI_MAX)
 		return -1;

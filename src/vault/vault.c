@@ -224,18 +224,25 @@ static const char *const digest_mech[DIGEST_ALG_COUNT] = {
 #define DIGEST_FORMS 2 /* "user" and "user@domain" */
 
 static bool store_nt_hash;
+static char netbios_domain[16];
 
 void vault_ntlm_hashes(bool on)
 {
 	store_nt_hash = on;
 }
 
+void vault_netbios_domain(const char *name)
+{
+	snprintf(netbios_domain, sizeof(netbios_domain), "%s", name ? name : "");
+}
+
 int vault_set_password(struct store *s, const struct store_user *u, const char *password,
 		       size_t password_len)
 {
-	struct store_cred creds[(DIGEST_ALG_COUNT + 1) * DIGEST_FORMS];
-	char user_at[2 * STORE_URI_MAX];
-	struct str names[DIGEST_FORMS], realm, pw;
+	struct store_cred creds[DIGEST_ALG_COUNT * (DIGEST_FORMS + 1) + DIGEST_FORMS];
+	char user_at[2 * STORE_URI_MAX], nb_user[STORE_URI_MAX + 20];
+	struct str names[DIGEST_FORMS + 1], realm, pw;
+	int forms = DIGEST_FORMS;
 	size_t n = 0;
 	int rc = STORE_INVALID, len;
 
@@ -246,7 +253,14 @@ int vault_set_password(struct store *s, const struct store_user *u, const char *
 		return STORE_INVALID;
 	names[0] = str_cstr(u->user);		   /* variant "user" */
 	names[1] = str_make(user_at, (size_t)len); /* variant "user@domain" */
-	realm = str_cstr(u->domain);		   /* realm = domain for every stored HA1 */
+	if (netbios_domain[0]) {
+		/* variant "domain\\user": the Windows form DOMAIN\user of web
+		 * clients, with the configured NetBIOS domain as written */
+		len = snprintf(nb_user, sizeof(nb_user), "%s\\%s", netbios_domain, u->user);
+		if (len > 0 && (size_t)len < sizeof(nb_user))
+			names[forms++] = str_make(nb_user, (size_t)len);
+	}
+	realm = str_cstr(u->domain); /* realm = domain for every stored HA1 */
 	pw = str_make(password, password_len);
 	memset(creds, 0, sizeof(creds));
 
@@ -257,12 +271,14 @@ int vault_set_password(struct store *s, const struct store_user *u, const char *
 	 * TURN needs no key of its own.
 	 */
 	for (int alg = 0; alg < DIGEST_ALG_COUNT; alg++) {
-		for (int form = 0; form < DIGEST_FORMS; form++, n++) {
+		for (int form = 0; form < forms; form++, n++) {
 			struct store_cred *c = &creds[n];
 
 			snprintf(c->mech, sizeof(c->mech), "%s", digest_mech[alg]);
 			snprintf(c->variant, sizeof(c->variant), "%s",
-				 form == 0 ? "user" : "user@domain");
+				 form == 0   ? "user"
+				 : form == 1 ? "user@domain"
+					     : "domain\\user");
 			c->key_len = digest_alg_len((enum digest_alg)alg);
 			if (c->key_len == 0 || c->key_len > sizeof(c->key) ||
 			    digest_ha1((enum digest_alg)alg, names[form], realm, pw, c->key) < 0)

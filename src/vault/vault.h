@@ -52,6 +52,12 @@ int vault_set_password(struct store *s, const struct store_user *u, const char *
  * on when NTLM is among the offered schemes. Default off.
  */
 void vault_ntlm_hashes(bool on);
+/*
+ * The NetBIOS domain ([ntlm] domain): when set, vault_set_password also
+ * stores the Digest keys of the user name "DOMAIN\\user" (web clients on
+ * Windows send it), for the domain exactly as written here. Default unset.
+ */
+void vault_netbios_domain(const char *name);
 
 /*
  * Check Digest credentials against the store. method/body come from the

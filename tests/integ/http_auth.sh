@@ -163,6 +163,10 @@ check_sh "a replayed Digest Authorization (same nonce, nc): 401 ($code)" \
 	'[ -n "$dauth" ] && [ "$code" = 401 ] && ! grep -q token "$T/d1r"'
 code=$(hc "$T/d2" --digest -u "alice@example.test:$PW" "$URL")
 check_sh "curl --digest -u alice@example.test: 200" '[ "$code" = 200 ]'
+code=$(hc "$T/d2b" --digest -u "EXAMPLE\\alice:$PW" "$URL")
+check_sh "curl --digest -u 'EXAMPLE\\alice': 200 (the NetBIOS domain form)" '[ "$code" = 200 ]'
+code=$(hc "$T/d2c" --digest -u "OTHER\\alice:$PW" "$URL")
+check_sh "curl --digest -u 'OTHER\\alice' (another domain): 401" '[ "$code" = 401 ]'
 code=$(hc "$T/d3" --digest -u "alice:wrong-password" "$URL")
 check_sh "Digest with a wrong password: 401, no token" '[ "$code" = 401 ] && ! grep -q token "$T/d3"'
 code=$(hc "$T/d4" --digest -u "mallory:whatever" "$URL")

@@ -1,6 +1,6 @@
 """A UDP relay between rtcauthctl probe and rtcauthd that keeps what passes,
 then plays the attacker ([MS-SIPAE] bad inputs that need a live SA): it
-replays a signed request (cnum seen before), sends one with a changed
+replays a signed request in a new transaction (cnum seen before), sends one with a changed
 field and a fresh cnum (the signature no longer matches), one naming an
 opaque that does not exist, and an unsigned request from the flow that
 registered with an SA. Loopback only.
@@ -70,7 +70,10 @@ if not msgs:
     out.append("no-signed-request none captured")
 else:
     m = msgs[-1]
-    r = ask(m)
+    # the same signed request in a new transaction (another Via branch: the
+    # branch is not signed): its cnum was seen, so it is a replay; the
+    # identical datagram would be a retransmission (RFC 3261 §17.2.1)
+    r = ask(re.sub(rb";branch=([^;\r\n]+)", rb";branch=\1x", m, count=1))
     out.append("replay %s %s" % r if r else "replay none")
     # a changed field (the Call-ID) under a fresh cnum: the signature fails
     t = re.sub(rb"(?im)^(call-id|i): *([^\r\n]+)", lambda g: g.group(1) + b": x" + g.group(2), m,

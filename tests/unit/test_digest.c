@@ -401,7 +401,18 @@ static void test_digest_rejects_quoted_pair_escapes(void **state)
 	(void)state;
 	assert_int_equal(parse_with("username=\"Mufasa\"", "username=\"Mu\\\"fasa\"", &c),
 			 DIGEST_E_SYNTAX);
-	assert_int_equal(parse_with("username=\"Mufasa\"", "username=\"Mu\\\\fasa\"", &c),
+	/* the one escape a user name may hold is DOMAIN\\user's backslash */
+	assert_int_equal(parse_with("username=\"Mufasa\"", "username=\"PRIDE\\\\Mufasa\"", &c), 0);
+	assert_true(str_eq_cstr(c.username, "PRIDE\\\\Mufasa"));
+	assert_int_equal(parse_with("username=\"Mufasa\"", "username=\"\\\\Mufasa\"", &c),
+			 DIGEST_E_SYNTAX);
+	assert_int_equal(parse_with("username=\"Mufasa\"", "username=\"PRIDE\\\\\"", &c),
+			 DIGEST_E_SYNTAX);
+	assert_int_equal(parse_with("username=\"Mufasa\"", "username=\"A\\\\B\\\\C\"", &c),
+			 DIGEST_E_SYNTAX);
+	assert_int_equal(parse_with("username=\"Mufasa\"", "username=\"A\\\\\\\\C\"", &c),
+			 DIGEST_E_SYNTAX);
+	assert_int_equal(parse_with("realm=\"http-auth@example.org\"", "realm=\"a\\\\b\"", &c),
 			 DIGEST_E_SYNTAX);
 	/* an unknown parameter's escapes are skipped over, not an error */
 	assert_int_equal(parse_with("opaque=", "x-ext=\"say \\\"hi\\\", ok\", opaque=", &c), 0);

@@ -321,6 +321,38 @@ static void test_sa_verify_rejects_replay_of_any_recent_cnum(void **state)
 	sa_table_free(t);
 }
 
+static void test_sa_verify_retransmission_checks_signature_not_window(void **state)
+{
+	struct sa_table *t = sa_table_new(0);
+	struct sa *sa = create(t, "sip:a@example.test", 0, T0);
+	const char *buf = "<NTLM><0A0B0C0D><1><msg>";
+	char mac[65];
+	struct sa_info got;
+
+	(void)state;
+	client_mac(buf, mac);
+	assert_int_equal(verify_buf(sa, 1, buf, T0), SA_OK);
+	assert_int_equal(verify_buf(sa, 1, buf, T0), SA_E_REPLAY);
+	/* the caller recognised a retransmission: the signature still counts */
+	assert_int_equal(
+	    sa_verify_retransmission(sa, (const uint8_t *)buf, strlen(buf), str_cstr(mac), T0),
+	    SA_OK);
+	assert_int_equal(
+	    sa_verify_retransmission(sa, (const uint8_t *)"<NTLM><x>", 9, str_cstr(mac), T0),
+	    SA_E_BAD_SIG);
+	assert_int_equal(
+	    sa_verify_retransmission(sa, (const uint8_t *)buf, strlen(buf), STR_LIT("zz"), T0),
+	    SA_E_MALFORMED);
+	sa_get_info(sa, &got);
+	assert_int_equal(got.cnum_high, 1);
+	/* and never past the SA's life */
+	assert_int_equal(sa_verify_retransmission(sa, (const uint8_t *)buf, strlen(buf),
+						  str_cstr(mac), T0 + SA_MAX_LIFETIME + 1),
+			 SA_E_EXPIRED);
+	sa_put(sa);
+	sa_table_free(t);
+}
+
 static void test_sa_verify_accepts_out_of_order_within_window_once(void **state)
 {
 	struct sa_table *t = sa_table_new(0);
@@ -771,6 +803,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sa_create_is_established_at_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sa_sign_is_lower_hex_mac_and_snum_counts_from_1,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_sa_verify_retransmission_checks_signature_not_window, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sa_verify_rejects_replay_of_any_recent_cnum, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_sa_verify_accepts_out_of_order_within_window_once,

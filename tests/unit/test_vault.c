@@ -385,6 +385,35 @@ static void test_vault_verifies_every_alg_and_both_username_forms(void **state)
 	}
 }
 
+static void test_vault_verifies_the_domain_backslash_user_form(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	struct req r;
+
+	vault_netbios_domain("EXAMPLE");
+	assert_int_equal(vault_set_password(f->s, &f->alice, PASSWORD, strlen(PASSWORD)), 0);
+	vault_netbios_domain(NULL);
+	for (int alg = 0; alg < DIGEST_ALG_COUNT; alg++) {
+		/* H1 over EXAMPLE\alice; on the wire the backslash is escaped */
+		make_req(&r, (enum digest_alg)alg, "EXAMPLE\\alice", "example.test", PASSWORD);
+		r.c.username = STR_LIT("EXAMPLE\\\\alice");
+		memset(&u, 0, sizeof(u));
+		struct verdict v = verify(f, &r, &u);
+		if (v.kind != VERDICT_OK)
+			fail_msg("alg %s: %s", digest_alg_name((enum digest_alg)alg), v.reason);
+		assert_string_equal(u.uri, "sip:alice@example.test");
+		/* another domain's name does not match the stored key */
+		make_req(&r, (enum digest_alg)alg, "OTHER\\alice", "example.test", PASSWORD);
+		r.c.username = STR_LIT("OTHER\\\\alice");
+		assert_permfail(verify(f, &r, NULL), "bad_response");
+		/* without the escape the name is not that form */
+		make_req(&r, (enum digest_alg)alg, "EXAMPLE\\alice", "example.test", PASSWORD);
+		r.c.username = STR_LIT("EXAMPLE\\alice");
+		assert_int_equal(verify(f, &r, NULL).kind, VERDICT_PERMFAIL);
+	}
+}
+
 static void test_vault_matches_rfc7616_sha256_example_formula(void **state)
 {
 	/* RFC 7616 §3.9.1: Mufasa / http-auth@example.org / "Circle of Life",
@@ -605,6 +634,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_vault_verifies_every_alg_and_both_username_forms),
+	    T(test_vault_verifies_the_domain_backslash_user_form),
 	    cmocka_unit_test(test_vault_matches_rfc7616_sha256_example_formula),
 	    T(test_vault_accepts_uppercase_hex_response),
 	    T(test_vault_wrong_password_is_bad_response),

@@ -52,39 +52,6 @@ static bool is_krb5_oid(const gss_OID_desc *o)
 }
 
 /*
- * The mechanism OID of an initial context token (RFC 2743 §3.1:
- * [APPLICATION 0] IMPLICIT SEQUENCE { thisMech OID, innerToken }), DER,
- * with the outer length covering the whole token exactly. 0 or -1.
- */
-static int token_mech(const uint8_t *t, size_t len, gss_OID_desc *oid)
-{
-	size_t pos = 2, body, n, i;
-
-	if (len < 4 || t[0] != 0x60)
-		return -1;
-	if (t[1] < 0x80) {
-		body = t[1];
-	} else {
-		n = t[1] & 0x7f;
-		if (n == 0 || n > 3 || len < 2 + n)
-			return -1;
-		for (body = 0, i = 0; i < n; i++)
-			body = body << 8 | t[pos++];
-		if (body < 0x80 || (n > 1 && t[2] == 0)) /* DER: shortest form */
-			return -1;
-	}
-	if (body != len - pos || len - pos < 2 || t[pos] != 0x06)
-		return -1;
-	n = t[pos + 1];
-	pos += 2;
-	if (n == 0 || n >= 0x80 || n > len - pos)
-		return -1;
-	oid->length = (OM_uint32)n;
-	oid->elements = (void *)(t + pos);
-	return 0;
-}
-
-/*
  * One DER TLV at p (len bytes): tag (single byte), value, and the size of
  * the whole TLV. Definite lengths of up to 3 bytes, shortest form. 0 or -1.
  */
@@ -113,6 +80,25 @@ static int der_tlv(const uint8_t *p, size_t len, uint8_t *tag, const uint8_t **v
 	*val = p + hdr;
 	*vlen = l;
 	*total = hdr + l;
+	return 0;
+}
+
+/*
+ * The mechanism OID of an initial context token (RFC 2743 §3.1:
+ * [APPLICATION 0] IMPLICIT SEQUENCE { thisMech OID, innerToken }), DER,
+ * with the outer length covering the whole token exactly. 0 or -1.
+ */
+static int token_mech(const uint8_t *t, size_t len, gss_OID_desc *oid)
+{
+	const uint8_t *v, *o;
+	size_t vl, ol, tot;
+	uint8_t tag;
+
+	if (der_tlv(t, len, &tag, &v, &vl, &tot) || tag != 0x60 || tot != len ||
+	    der_tlv(v, vl, &tag, &o, &ol, &tot) || tag != 0x06 || ol == 0)
+		return -1;
+	oid->length = (OM_uint32)ol;
+	oid->elements = (void *)o;
 	return 0;
 }
 

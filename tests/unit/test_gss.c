@@ -507,6 +507,15 @@ static void test_gss_garbage_and_truncated_tokens_are_malformed(void **state)
 	copy[tok.length] = 0;
 	accept_tok(&a, copy, tok.length + 1, "sip");
 	assert_reason(a.v, VERDICT_PERMFAIL, "malformed");
+	/* the same token with a non-minimal (BER, not DER) outer length */
+	assert_int_equal(copy[1], 0x82);
+	memmove(copy + 5, copy + 4, tok.length - 4);
+	copy[1] = 0x83;
+	copy[2] = 0x00;
+	memcpy(copy + 3, (const uint8_t *)tok.value + 2, 2);
+	accept_tok(&a, copy, tok.length + 1, "sip");
+	assert_reason(a.v, VERDICT_PERMFAIL, "malformed");
+	memcpy(copy, tok.value, tok.length);
 	/* the framing intact, the AP-REQ's own DER broken */
 	copy[17] ^= 0xff;
 	accept_tok(&a, copy, tok.length, "sip");

@@ -861,6 +861,93 @@ static void test_gss_small_buffers_are_tempfail_and_null_out_token_drops_ap_rep(
 	init_free(&in);
 }
 
+/* DER: tag, length (short or 0x82 form), value -> out; bytes written */
+static size_t der_put(uint8_t *out, uint8_t tag, const uint8_t *v, size_t n)
+{
+	size_t h = 2;
+
+	out[0] = tag;
+	if (n < 0x80) {
+		out[1] = (uint8_t)n;
+	} else if (n < 0x100) {
+		out[1] = 0x81;
+		out[2] = (uint8_t)n;
+		h = 3;
+	} else {
+		out[1] = 0x82;
+		out[2] = (uint8_t)(n >> 8);
+		out[3] = (uint8_t)n;
+		h = 4;
+	}
+	memmove(out + h, v, n);
+	return h + n;
+}
+
+/* RFC 4178 §4.2.1 NegTokenInit: mechTypes (DER OIDs, concatenated) and the
+ * optimistic mechToken, in the GSS framing. Bytes written to out. */
+static size_t spnego_init_token(uint8_t *out, const uint8_t *mechs, size_t mlen,
+				const uint8_t *mtok, size_t tlen)
+{
+	static uint8_t a[16384], b[16384];
+	size_t n, m;
+
+	n = der_put(a, 0x30, mechs, mlen);		  /* MechTypeList */
+	n = der_put(b, 0xa0, a, n);			  /* [0] mechTypes */
+	m = der_put(a, 0x04, mtok, tlen);		  /* OCTET STRING */
+	n += der_put(b + n, 0xa2, a, m);		  /* [2] mechToken */
+	n = der_put(a + 8, 0x30, b, n);			  /* NegTokenInit */
+	n = der_put(b + 8, 0xa0, a + 8, n);		  /* [0] */
+	memcpy(a, "\x06\x06\x2b\x06\x01\x05\x05\x02", 8); /* SPNEGO OID */
+	memcpy(a + 8, b + 8, n);
+	return der_put(out, 0x60, a, n + 8);
+}
+
+#define OID_KRB5    "\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"
+#define OID_MS_KRB5 "\x06\x09\x2a\x86\x48\x82\xf7\x12\x01\x02\x02"
+#define OID_NTLM    "\x06\x0a\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a"
+
+/* A SPNEGO token with this mechanism list around a fresh krb5 AP-REQ. */
+static struct verdict try_spnego_list(const char *mechs, size_t mlen)
+{
+	static uint8_t t[20000];
+	gss_buffer_desc tok = GSS_C_EMPTY_BUFFER;
+	struct init in;
+	struct acc a;
+	OM_uint32 min;
+	size_t n;
+
+	init_start(&in, alice_ccache(), "HTTP", (gss_OID)gss_mech_krb5, &tok);
+	assert_true(tok.length < 12000);
+	n = spnego_init_token(t, (const uint8_t *)mechs, mlen, tok.value, tok.length);
+	accept_tok(&a, t, n, "HTTP");
+	if (a.v.kind == VERDICT_OK) {
+		assert_string_equal(a.principal, "alice@EXAMPLE.TEST");
+		assert_int_equal(a.out[0], 0xa1);
+	}
+	acc_free(&a);
+	gss_release_buffer(&min, &tok);
+	init_free(&in);
+	return a.v;
+}
+
+static void test_gss_spnego_windows_mech_lists_take_one_leg(void **state)
+{
+	/* what Windows (SSPI) lists: Microsoft's krb5 OID first, then krb5, NTLM */
+	assert_reason(try_spnego_list(OID_MS_KRB5 OID_KRB5 OID_NTLM, 11 + 11 + 12), VERDICT_OK,
+		      "ok");
+	assert_reason(try_spnego_list(OID_MS_KRB5 OID_KRB5, 22), VERDICT_OK, "ok");
+	assert_reason(try_spnego_list(OID_KRB5 OID_NTLM, 23), VERDICT_OK, "ok");
+	assert_reason(try_spnego_list(OID_KRB5, 11), VERDICT_OK, "ok");
+}
+
+static void test_gss_spnego_needing_a_second_leg_is_malformed(void **state)
+{
+	/* NTLM preferred, a krb5 token sent: SPNEGO would ask for another leg */
+	assert_reason(try_spnego_list(OID_NTLM OID_KRB5, 23), VERDICT_PERMFAIL, "malformed");
+	/* NTLM only: never through this acceptor */
+	assert_reason(try_spnego_list(OID_NTLM, 12), VERDICT_PERMFAIL, "malformed");
+}
+
 struct worker {
 	int ok;
 };
@@ -1034,6 +1121,8 @@ int main(void)
 	    cmocka_unit_test(test_gss_acceptor_mic_verifies_at_initiator),
 	    cmocka_unit_test(test_gss_spnego_context_signs_and_verifies),
 	    cmocka_unit_test(test_gss_accepts_what_curl_negotiate_sends),
+	    cmocka_unit_test(test_gss_spnego_windows_mech_lists_take_one_leg),
+	    cmocka_unit_test(test_gss_spnego_needing_a_second_leg_is_malformed),
 	    cmocka_unit_test(test_gss_ticket_for_another_service_is_wrong_service),
 	    cmocka_unit_test(test_gss_ticket_for_service_not_in_keytab_is_bad_ticket),
 	    cmocka_unit_test(test_gss_garbage_and_truncated_tokens_are_malformed),

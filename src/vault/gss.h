@@ -8,9 +8,12 @@
  * Tokens: a raw Kerberos mechanism token (RFC 4121 §4.1: [APPLICATION 0],
  * the krb5 OID, AP-REQ; what SIP clients send) or SPNEGO (RFC 4178) wrapping
  * Kerberos (what HTTP Negotiate sends). Kerberos is one round trip: an
- * AP-REQ in, the AP-REP (mutual authentication) out. A SPNEGO exchange that
- * needs a second leg is refused. NTLM, raw or inside SPNEGO, is not taken
- * here (src/vault/vault_ntlm.c does NTLM).
+ * AP-REQ in, the AP-REP (mutual authentication) out. SPNEGO is one leg too
+ * when the optimistic token is Kerberos and Kerberos leads the initiator's
+ * list: curl --negotiate sends [krb5] with no mechListMIC, Windows sends
+ * [MS krb5, krb5, NTLM...]; both complete in one call (tested). A SPNEGO
+ * exchange that needs a second leg (NTLM listed first) is refused. NTLM,
+ * raw or inside SPNEGO, is not taken here (src/vault/vault_ntlm.c).
  *
  * Clock skew: the libdefaults `clockskew` of the krb5.conf the process uses
  * (KRB5_CONFIG; MIT's default is 300 s). Replay cache: MIT's default one

@@ -166,11 +166,11 @@ krb5_realm_start() {
 	fi
 	for u in alice bob; do
 		local pwv="KRB5_REALM_${u^^}_PW"
-		_krb5_realm_kadmin "$d" "$r" "addprinc -pw ${!pwv} $u" &&
-			_krb5_realm_kadmin "$d" "$r" "ktadd -norandkey -k $d/$u.keytab $u" || {
+		if ! _krb5_realm_kadmin "$d" "$r" "addprinc -pw \"${!pwv}\" $u" ||
+			! _krb5_realm_kadmin "$d" "$r" "ktadd -norandkey -k $d/$u.keytab $u"; then
 			echo "krb5_realm_start: adding user $u failed (see $d/kadmin.log)" >&2
 			return 1
-		}
+		fi
 	done
 	for s in sip HTTP other; do
 		_krb5_realm_kadmin "$d" "$r" "addprinc -randkey $s/$KRB5_REALM_FQDN" || {

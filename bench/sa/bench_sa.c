@@ -33,6 +33,13 @@
  *       in memory), with and without building a CHALLENGE; and, when
  *       gss-ntlmssp can accept from a user file (NTLM_USER_FILE), its own
  *       gss_accept_sec_context on NEGOTIATE and AUTHENTICATE.
+ *   bench_sa e2e PORT [K] [SECONDS] [WINDOW]
+ *       The load side of the end-to-end part: K NTLM clients over TCP to a
+ *       running rtcauthd on 127.0.0.1:PORT (users user000... with the
+ *       password BENCH_SA_PASSWORD) register, then send signed MESSAGEs to
+ *       themselves through the router, WINDOW in flight each, for SECONDS;
+ *       rtcauthd's CPU is read from /proc/BENCH_SA_DAEMON_PID/stat around
+ *       the load.
  *
  * Results go to stdout, one "result name=... key=value ..." line each, for
  * the driver; progress to stderr. Environment: BENCH_SA_DIR (a directory
@@ -67,6 +74,7 @@
 #include "auth/sipae.h"
 #include "core/b64.h"
 #include "core/sbuf.h"
+#include "core/secmem.h"
 #include "ctl/probe.h"
 #include "sip/msg.h"
 #include "sip/server_int.h"
@@ -615,10 +623,57 @@ static void sig_sanity(struct sig_bench *b)
 		die("a replayed MESSAGE verified");
 }
 
+/* The NTLM SA: our two legs around the gss-ntlmssp initiator. */
+static void sig_setup_ntlm(struct sig_bench *b)
+{
+	const char *pw = env_or("BENCH_SA_PASSWORD", "Secr3t!pw");
+	struct store *s = store_with_alice(env_or("BENCH_SA_DIR", "/tmp"), pw);
+	uint8_t chal[NTLM_CHALLENGE_MAX];
+	char chal_b64[2048], auth_b64[TOK_B64_MAX];
+	size_t clen;
+
+	b->client = ntlm_client("alice", pw);
+	b->sa = ntlm_leg2(b->t, b->now, chal, &clen, chal_b64, sizeof(chal_b64));
+	snprintf(b->opaque, sizeof(b->opaque), "%s", sa_opaque(b->sa));
+	ntlm_client_auth(b->client, chal, clen, auth_b64, sizeof(auth_b64));
+	if (ntlm_leg3(b->t, s, b->opaque, auth_b64, b->now))
+		die("NTLM handshake failed");
+	store_close(s);
+}
+
+/* The Kerberos SA: alice's AP-REQ accepted, the AP-REP back to her. */
+static void sig_setup_krb(struct sig_bench *b)
+{
+	uint8_t *tok, aprep[VAULT_KRB_OUT_MAX];
+	size_t len, aplen = 0;
+	char err[256];
+
+	if (vault_krb_init(env_or("BENCH_SA_KEYTAB", ""), err, sizeof(err)))
+		die("vault_krb_init: %s", err);
+	if (probe_gss_new(PROBE_MECH_KERBEROS, NULL, NULL, NULL, &b->client, err, sizeof(err)))
+		die("Kerberos initiator: %s", err);
+	if (probe_gss_step(b->client, HOST, NULL, 0, &tok, &len, err, sizeof(err)) != 1)
+		die("Kerberos initiator: %s", err);
+	b->sa = krb_establish(b->t, tok, len, b->now, aprep, &aplen);
+	free(tok);
+	if (!b->sa)
+		die("Kerberos: vault_krb_accept refused alice's AP-REQ");
+	if (probe_gss_step(b->client, HOST, aprep, aplen, &tok, &len, err, sizeof(err)) != 0)
+		die("Kerberos initiator, AP-REP: %s", err);
+	free(tok);
+	snprintf(b->opaque, sizeof(b->opaque), "%s", sa_opaque(b->sa));
+}
+
 static void sig_main(enum sa_scheme scheme, double secs)
 {
+	static const struct {
+		enum sig_mode mode;
+		const char *what;
+	} modes[] = {{SIG_VERIFY, "verify"},
+		     {SIG_VERIFY_SIGN, "verify_sign"},
+		     {SIG_SA_VERIFY, "sa_verify"},
+		     {SIG_SA_SIGN, "sa_sign"}};
 	struct sig_bench *b = calloc(1, sizeof(*b));
-	char err[256];
 	const char *mech = scheme == SA_SCHEME_NTLM ? "ntlm" : "kerberos";
 	char name[64];
 
@@ -630,52 +685,17 @@ static void sig_main(enum sa_scheme scheme, double secs)
 	if (!b->slots || !b->t)
 		die("out of memory");
 	b->now = (uint64_t)time(NULL);
-	if (scheme == SA_SCHEME_NTLM) {
-		const char *pw = env_or("BENCH_SA_PASSWORD", "Secr3t!pw");
-		struct store *s = store_with_alice(env_or("BENCH_SA_DIR", "/tmp"), pw);
-		uint8_t chal[NTLM_CHALLENGE_MAX];
-		char chal_b64[2048], auth_b64[TOK_B64_MAX];
-		size_t clen;
-
-		b->client = ntlm_client("alice", pw);
-		b->sa = ntlm_leg2(b->t, b->now, chal, &clen, chal_b64, sizeof(chal_b64));
-		snprintf(b->opaque, sizeof(b->opaque), "%s", sa_opaque(b->sa));
-		ntlm_client_auth(b->client, chal, clen, auth_b64, sizeof(auth_b64));
-		if (ntlm_leg3(b->t, s, b->opaque, auth_b64, b->now))
-			die("NTLM handshake failed");
-		store_close(s);
-	} else {
-		uint8_t *tok, aprep[VAULT_KRB_OUT_MAX];
-		size_t len, aplen = 0;
-
-		if (vault_krb_init(env_or("BENCH_SA_KEYTAB", ""), err, sizeof(err)))
-			die("vault_krb_init: %s", err);
-		if (probe_gss_new(PROBE_MECH_KERBEROS, NULL, NULL, NULL, &b->client, err,
-				  sizeof(err)))
-			die("Kerberos initiator: %s", err);
-		if (probe_gss_step(b->client, HOST, NULL, 0, &tok, &len, err, sizeof(err)) != 1)
-			die("Kerberos initiator: %s", err);
-		b->sa = krb_establish(b->t, tok, len, b->now, aprep, &aplen);
-		free(tok);
-		if (!b->sa)
-			die("Kerberos: vault_krb_accept refused alice's AP-REQ");
-		if (probe_gss_step(b->client, HOST, aprep, aplen, &tok, &len, err, sizeof(err)) !=
-		    0)
-			die("Kerberos initiator, AP-REP: %s", err);
-		free(tok);
-		snprintf(b->opaque, sizeof(b->opaque), "%s", sa_opaque(b->sa));
-	}
+	if (scheme == SA_SCHEME_NTLM)
+		sig_setup_ntlm(b);
+	else
+		sig_setup_krb(b);
 	fprintf(stderr, "bench_sa: %s SA %s established; %.1f s per measure\n", mech, b->opaque,
 		secs);
 	sig_sanity(b);
-	snprintf(name, sizeof(name), "%s_verify", mech);
-	sig_run(b, SIG_VERIFY, secs, name);
-	snprintf(name, sizeof(name), "%s_verify_sign", mech);
-	sig_run(b, SIG_VERIFY_SIGN, secs, name);
-	snprintf(name, sizeof(name), "%s_sa_verify", mech);
-	sig_run(b, SIG_SA_VERIFY, secs, name);
-	snprintf(name, sizeof(name), "%s_sa_sign", mech);
-	sig_run(b, SIG_SA_SIGN, secs, name);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		snprintf(name, sizeof(name), "%s_%s", mech, modes[i].what);
+		sig_run(b, modes[i].mode, secs, name);
+	}
 	printf("info name=%s_sizes msg_bytes=%zu sigbuf_bytes=%zu mic_hex=%zu cnum_last=%u\n", mech,
 	       b->slots[0].msg_len, b->slots[0].sig_len, strlen(b->slots[0].resp), b->cnum);
 	sa_put(b->sa);
@@ -931,90 +951,174 @@ struct gssntlm_hs {
 	gss_buffer_desc neg, auth; /* client tokens, kept for the acceptor */
 };
 
+struct gssntlm {
+	gss_cred_id_t ccred, acred;
+	gss_name_t target;
+};
+
+/* gss_accept_sec_context of one token, timed into *ns and *cpu. */
+static OM_uint32 gssntlm_accept(struct gssntlm *g, gss_ctx_id_t *ctx, gss_buffer_t in,
+				gss_buffer_t out, uint64_t *ns, uint64_t *cpu)
+{
+	uint64_t c0 = cpu_ns(), t0 = now_ns();
+	OM_uint32 maj, min;
+
+	maj = gss_accept_sec_context(&min, ctx, g->acred, in, GSS_C_NO_CHANNEL_BINDINGS, NULL, NULL,
+				     out, NULL, NULL, NULL);
+	*ns += now_ns() - t0;
+	*cpu += cpu_ns() - c0;
+	return maj;
+}
+
+/* One connection-oriented handshake; only the acceptor's calls are timed.
+ * GSS_S_COMPLETE or the failing call's major status. */
+static OM_uint32 gssntlm_handshake(struct gssntlm *g, struct gssntlm_hs *h, uint64_t *ns,
+				   uint64_t *cpu)
+{
+	gss_buffer_desc chal = GSS_C_EMPTY_BUFFER, done = GSS_C_EMPTY_BUFFER;
+	OM_uint32 maj, min;
+
+	h->cctx = h->actx = GSS_C_NO_CONTEXT;
+	maj = gss_init_sec_context(&min, g->ccred, &h->cctx, g->target, &ntlmssp_oid,
+				   GSS_C_INTEG_FLAG, 0, GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER,
+				   NULL, &h->neg, NULL, NULL);
+	if (maj != GSS_S_CONTINUE_NEEDED)
+		return maj ? maj : GSS_S_FAILURE;
+	maj = gssntlm_accept(g, &h->actx, &h->neg, &chal, ns, cpu);
+	if (maj != GSS_S_CONTINUE_NEEDED) {
+		gss_release_buffer(&min, &chal);
+		return maj ? maj : GSS_S_FAILURE;
+	}
+	maj = gss_init_sec_context(&min, g->ccred, &h->cctx, g->target, &ntlmssp_oid,
+				   GSS_C_INTEG_FLAG, 0, GSS_C_NO_CHANNEL_BINDINGS, &chal, NULL,
+				   &h->auth, NULL, NULL);
+	gss_release_buffer(&min, &chal);
+	if (GSS_ERROR(maj))
+		return maj;
+	maj = gssntlm_accept(g, &h->actx, &h->auth, &done, ns, cpu);
+	gss_release_buffer(&min, &done);
+	return maj;
+}
+
+static void gssntlm_hs_free(struct gssntlm_hs *h)
+{
+	OM_uint32 min;
+
+	gss_delete_sec_context(&min, &h->cctx, GSS_C_NO_BUFFER);
+	gss_delete_sec_context(&min, &h->actx, GSS_C_NO_BUFFER);
+	gss_release_buffer(&min, &h->neg);
+	gss_release_buffer(&min, &h->auth);
+}
+
 /* gss-ntlmssp accepting NEGOTIATE (CHALLENGE out) and AUTHENTICATE, timed
- * per handshake on both acceptor calls; the client side untimed. With
- * NTLM_USER_FILE it looks the password up in that file. 0, or -1 when its
- * acceptor cannot run here (the reason on stderr). */
+ * on both acceptor calls; the client side untimed. With NTLM_USER_FILE it
+ * looks the password up in that file. 0, or -1 when its acceptor cannot
+ * run here (the reason on stderr). */
 static int est_gssntlm(size_t n, size_t rounds, const char *password)
 {
 	struct gssntlm_hs *hs = calloc(n, sizeof(*hs));
 	gss_OID_set_desc mechs = {1, &ntlmssp_oid};
 	gss_buffer_desc tb = {strlen("sip@" HOST), (void *)"sip@" HOST};
-	gss_cred_id_t acred = GSS_C_NO_CREDENTIAL, ccred;
-	gss_name_t target = GSS_C_NO_NAME;
+	struct gssntlm g = {GSS_C_NO_CREDENTIAL, GSS_C_NO_CREDENTIAL, GSS_C_NO_NAME};
 	struct side ref;
-	OM_uint32 maj, min;
+	OM_uint32 maj = 0, min;
 	int rc = -1;
 
 	memset(&ref, 0, sizeof(ref));
-	ccred = gssntlm_client_cred(password);
-	maj = gss_acquire_cred(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &acred,
-			       NULL, NULL);
-	if (!hs || ccred == GSS_C_NO_CREDENTIAL || GSS_ERROR(maj) ||
-	    GSS_ERROR(gss_import_name(&min, &tb, GSS_C_NT_HOSTBASED_SERVICE, &target))) {
+	g.ccred = gssntlm_client_cred(password);
+	if (!hs || g.ccred == GSS_C_NO_CREDENTIAL ||
+	    GSS_ERROR(gss_acquire_cred(&min, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT,
+				       &g.acred, NULL, NULL)) ||
+	    GSS_ERROR(gss_import_name(&min, &tb, GSS_C_NT_HOSTBASED_SERVICE, &g.target))) {
 		fprintf(stderr, "bench_sa: gss-ntlmssp acceptor credentials unavailable\n");
 		goto out;
 	}
 	for (size_t r = 0; r < rounds; r++) {
 		uint64_t ns = 0, cpu = 0;
 
-		for (size_t i = 0; i < n; i++) {
-			gss_buffer_desc chal = GSS_C_EMPTY_BUFFER, done = GSS_C_EMPTY_BUFFER;
-			uint64_t t0, c0;
-
-			hs[i].cctx = hs[i].actx = GSS_C_NO_CONTEXT;
-			maj = gss_init_sec_context(&min, ccred, &hs[i].cctx, target, &ntlmssp_oid,
-						   GSS_C_INTEG_FLAG, 0, GSS_C_NO_CHANNEL_BINDINGS,
-						   GSS_C_NO_BUFFER, NULL, &hs[i].neg, NULL, NULL);
-			if (maj != GSS_S_CONTINUE_NEEDED)
-				goto fail;
-			c0 = cpu_ns();
-			t0 = now_ns();
-			maj = gss_accept_sec_context(&min, &hs[i].actx, acred, &hs[i].neg,
-						     GSS_C_NO_CHANNEL_BINDINGS, NULL, NULL, &chal,
-						     NULL, NULL, NULL);
-			ns += now_ns() - t0;
-			cpu += cpu_ns() - c0;
-			if (maj != GSS_S_CONTINUE_NEEDED)
-				goto fail;
-			maj = gss_init_sec_context(&min, ccred, &hs[i].cctx, target, &ntlmssp_oid,
-						   GSS_C_INTEG_FLAG, 0, GSS_C_NO_CHANNEL_BINDINGS,
-						   &chal, NULL, &hs[i].auth, NULL, NULL);
-			gss_release_buffer(&min, &chal);
-			if (GSS_ERROR(maj))
-				goto fail;
-			c0 = cpu_ns();
-			t0 = now_ns();
-			maj = gss_accept_sec_context(&min, &hs[i].actx, acred, &hs[i].auth,
-						     GSS_C_NO_CHANNEL_BINDINGS, NULL, NULL, &done,
-						     NULL, NULL, NULL);
-			ns += now_ns() - t0;
-			cpu += cpu_ns() - c0;
-			gss_release_buffer(&min, &done);
-			if (maj != GSS_S_COMPLETE)
-				goto fail;
+		for (size_t i = 0; i < n && maj == 0; i++)
+			maj = gssntlm_handshake(&g, &hs[i], &ns, &cpu);
+		for (size_t i = 0; i < n; i++)
+			gssntlm_hs_free(&hs[i]);
+		if (maj) {
+			fprintf(stderr, "bench_sa: gss-ntlmssp acceptor failed (major %u)\n", maj);
+			goto out;
 		}
 		side_add(&ref, n, ns, cpu);
-		for (size_t i = 0; i < n; i++) {
-			gss_delete_sec_context(&min, &hs[i].cctx, GSS_C_NO_BUFFER);
-			gss_delete_sec_context(&min, &hs[i].actx, GSS_C_NO_BUFFER);
-			gss_release_buffer(&min, &hs[i].neg);
-			gss_release_buffer(&min, &hs[i].auth);
-		}
 	}
 	side_result("ntlm_est_gssntlmssp_accept", &ref);
 	rc = 0;
-	goto out;
-fail:
-	fprintf(stderr, "bench_sa: gss-ntlmssp acceptor failed (major %u minor %u)\n", maj, min);
 out:
-	if (acred != GSS_C_NO_CREDENTIAL)
-		gss_release_cred(&min, &acred);
-	if (ccred != GSS_C_NO_CREDENTIAL)
-		gss_release_cred(&min, &ccred);
-	gss_release_name(&min, &target);
+	if (g.acred != GSS_C_NO_CREDENTIAL)
+		gss_release_cred(&min, &g.acred);
+	if (g.ccred != GSS_C_NO_CREDENTIAL)
+		gss_release_cred(&min, &g.ccred);
+	gss_release_name(&min, &g.target);
 	free(hs);
 	return rc;
+}
+
+/* Leg 2 for every handshake of a round (timed by the caller). */
+static void ntlm_pass_leg2(struct sa_table *t, struct ntlm_hs *hs, size_t n, uint64_t now)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sa *sa = ntlm_leg2(t, now, hs[i].chal, &hs[i].chal_len, hs[i].chal_b64,
+					  sizeof(hs[i].chal_b64));
+		memcpy(hs[i].opaque, sa_opaque(sa), sizeof(hs[i].opaque));
+		sa_put(sa);
+	}
+}
+
+/* The initiators answer every CHALLENGE (untimed). */
+static void ntlm_pass_clients(struct ntlm_hs *hs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		ntlm_client_auth(hs[i].client, hs[i].chal, hs[i].chal_len, hs[i].auth_b64,
+				 sizeof(hs[i].auth_b64));
+		if (b64_std_decode(hs[i].auth_b64, strlen(hs[i].auth_b64), hs[i].auth,
+				   sizeof(hs[i].auth), &hs[i].auth_len))
+			die("base64");
+		probe_gss_free(hs[i].client);
+		hs[i].client = NULL;
+	}
+}
+
+enum { NT_OURS, NT_LEG2, NT_LEG3, NT_BARE, NT_BARE_CHAL, NT__COUNT };
+
+/* One round of n handshakes, then the bare references on the same
+ * AUTHENTICATE messages; adds to sd[NT_*]. */
+static void ntlm_round(struct sa_table *t, struct store *s, struct ntlm_hs *hs, size_t n,
+		       const char *pw, const uint8_t nt[16], struct side *sd)
+{
+	uint64_t t0, c0, ns2, cpu2, ns3, cpu3, now = (uint64_t)time(NULL);
+
+	for (size_t i = 0; i < n; i++)
+		hs[i].client = ntlm_client("alice", pw);
+	c0 = cpu_ns();
+	t0 = now_ns();
+	ntlm_pass_leg2(t, hs, n, now);
+	ns2 = now_ns() - t0;
+	cpu2 = cpu_ns() - c0;
+	ntlm_pass_clients(hs, n);
+	c0 = cpu_ns();
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++)
+		if (ntlm_leg3(t, s, hs[i].opaque, hs[i].auth_b64, now))
+			die("NTLM handshake %zu refused", i);
+	ns3 = now_ns() - t0;
+	cpu3 = cpu_ns() - c0;
+	side_add(&sd[NT_LEG2], n, ns2, cpu2);
+	side_add(&sd[NT_LEG3], n, ns3, cpu3);
+	side_add(&sd[NT_OURS], n, ns2 + ns3, cpu2 + cpu3);
+	for (size_t i = 0; i < n; i++)
+		sa_drop(t, str_cstr(hs[i].opaque));
+	for (int bc = 0; bc < 2; bc++) {
+		c0 = cpu_ns();
+		t0 = now_ns();
+		for (size_t i = 0; i < n; i++)
+			ntlm_bare(&hs[i], nt, bc);
+		side_add(&sd[bc ? NT_BARE_CHAL : NT_BARE], n, now_ns() - t0, cpu_ns() - c0);
+	}
 }
 
 static void est_ntlm(size_t n, size_t rounds)
@@ -1023,78 +1127,29 @@ static void est_ntlm(size_t n, size_t rounds)
 	struct store *s = store_with_alice(env_or("BENCH_SA_DIR", "/tmp"), pw);
 	struct ntlm_hs *hs = calloc(n, sizeof(*hs));
 	struct sa_table *t = sa_table_new(n + 16);
-	struct side ours, leg2, leg3, bare, bare_chal;
+	struct side sd[NT__COUNT];
 	uint8_t nt[16];
 
 	if (!hs || !t)
 		die("out of memory");
 	if (ntlm_nt_hash(pw, strlen(pw), nt))
 		die("ntlm_nt_hash");
-	memset(&ours, 0, sizeof(ours));
-	memset(&leg2, 0, sizeof(leg2));
-	memset(&leg3, 0, sizeof(leg3));
-	memset(&bare, 0, sizeof(bare));
-	memset(&bare_chal, 0, sizeof(bare_chal));
+	memset(sd, 0, sizeof(sd));
 	fprintf(stderr, "bench_sa: NTLM establishment, %zu rounds of %zu handshakes\n", rounds, n);
-	for (size_t r = 0; r < rounds; r++) {
-		uint64_t t0, c0, ns2, cpu2, ns3, cpu3, now = (uint64_t)time(NULL);
-
-		for (size_t i = 0; i < n; i++)
-			hs[i].client = ntlm_client("alice", pw);
-		/* leg 2, timed: CHALLENGE and a pending SA per handshake */
-		c0 = cpu_ns();
-		t0 = now_ns();
-		for (size_t i = 0; i < n; i++) {
-			struct sa *sa = ntlm_leg2(t, now, hs[i].chal, &hs[i].chal_len,
-						  hs[i].chal_b64, sizeof(hs[i].chal_b64));
-			memcpy(hs[i].opaque, sa_opaque(sa), sizeof(hs[i].opaque));
-			sa_put(sa);
-		}
-		ns2 = now_ns() - t0;
-		cpu2 = cpu_ns() - c0;
-		/* the clients, untimed */
-		for (size_t i = 0; i < n; i++) {
-			ntlm_client_auth(hs[i].client, hs[i].chal, hs[i].chal_len, hs[i].auth_b64,
-					 sizeof(hs[i].auth_b64));
-			if (b64_std_decode(hs[i].auth_b64, strlen(hs[i].auth_b64), hs[i].auth,
-					   sizeof(hs[i].auth), &hs[i].auth_len))
-				die("base64");
-			probe_gss_free(hs[i].client);
-			hs[i].client = NULL;
-		}
-		/* leg 3, timed */
-		c0 = cpu_ns();
-		t0 = now_ns();
-		for (size_t i = 0; i < n; i++)
-			if (ntlm_leg3(t, s, hs[i].opaque, hs[i].auth_b64, now))
-				die("NTLM handshake %zu refused", i);
-		ns3 = now_ns() - t0;
-		cpu3 = cpu_ns() - c0;
-		side_add(&leg2, n, ns2, cpu2);
-		side_add(&leg3, n, ns3, cpu3);
-		side_add(&ours, n, ns2 + ns3, cpu2 + cpu3);
-		for (size_t i = 0; i < n; i++)
-			sa_drop(t, str_cstr(hs[i].opaque));
-		/* the references on the same AUTHENTICATE messages */
-		for (int bc = 0; bc < 2; bc++) {
-			c0 = cpu_ns();
-			t0 = now_ns();
-			for (size_t i = 0; i < n; i++)
-				ntlm_bare(&hs[i], nt, bc);
-			side_add(bc ? &bare_chal : &bare, n, now_ns() - t0, cpu_ns() - c0);
-		}
-	}
-	side_result("ntlm_est_bare_v2", &bare);
-	side_result("ntlm_est_bare_v2_with_challenge", &bare_chal);
-	side_result("ntlm_est_rtcauth", &ours);
-	side_result("ntlm_est_rtcauth_leg2", &leg2);
-	side_result("ntlm_est_rtcauth_leg3", &leg3);
+	for (size_t r = 0; r < rounds; r++)
+		ntlm_round(t, s, hs, n, pw, nt, sd);
+	side_result("ntlm_est_bare_v2", &sd[NT_BARE]);
+	side_result("ntlm_est_bare_v2_with_challenge", &sd[NT_BARE_CHAL]);
+	side_result("ntlm_est_rtcauth", &sd[NT_OURS]);
+	side_result("ntlm_est_rtcauth_leg2", &sd[NT_LEG2]);
+	side_result("ntlm_est_rtcauth_leg3", &sd[NT_LEG3]);
 	printf("info name=ntlm_est challenge_bytes=%zu authenticate_bytes=%zu\n", hs[0].chal_len,
 	       hs[0].auth_len);
 	if (getenv("NTLM_USER_FILE") && est_gssntlm(n, rounds, pw) != 0)
 		printf("info name=ntlm_est_gssntlmssp unavailable=1\n");
 	sa_table_free(t);
 	store_close(s);
+	secmem_wipe(nt, sizeof(nt));
 	free(hs);
 }
 
@@ -1493,17 +1548,54 @@ static uint64_t proc_ticks(long pid)
 	return (uint64_t)ut + st;
 }
 
+/* The load: window MESSAGEs in flight per client until stop_ns, then wait
+ * (at most 5 s) for the ones in flight. */
+static void e2e_load(struct ec *cs, struct pollfd *pf, int k, int window, uint64_t stop_ns)
+{
+	struct sip_msg *m = malloc(sizeof(*m));
+	char *in = malloc(PROBE_MSG_MAX), *out = malloc(PROBE_MSG_MAX);
+
+	if (!m || !in || !out)
+		die("out of memory");
+	for (int i = 0; i < k; i++)
+		for (int w = 0; w < window; w++)
+			ec_message(&cs[i], out, PROBE_MSG_MAX);
+	for (;;) {
+		uint64_t now = now_ns();
+		bool sending = now < stop_ns;
+		int left = 0;
+
+		for (int i = 0; i < k; i++)
+			left += cs[i].inflight;
+		if (!sending && (left == 0 || now > stop_ns + 5000000000ull))
+			break;
+		if (poll(pf, (nfds_t)k, 100) <= 0)
+			continue;
+		for (int i = 0; i < k; i++) {
+			long n;
+
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (ec_fill(&cs[i]) < 0)
+				die("%s: rtcauthd closed the connection", cs[i].user);
+			while ((n = ec_take(&cs[i], in, PROBE_MSG_MAX)) > 0)
+				ec_handle(&cs[i], in, (size_t)n, sending, out, PROBE_MSG_MAX, m);
+		}
+	}
+	free(m);
+	free(in);
+	free(out);
+}
+
 static void e2e_main(uint16_t port, int k, double secs, int window, long daemon_pid)
 {
 	const char *pw = env_or("BENCH_SA_PASSWORD", "Secr3t!pw");
 	struct ec *cs = calloc((size_t)k, sizeof(*cs));
 	struct pollfd *pf = calloc((size_t)k, sizeof(*pf));
-	struct sip_msg *m = malloc(sizeof(*m));
-	char *in = malloc(PROBE_MSG_MAX), *out = malloc(PROBE_MSG_MAX);
-	uint64_t t0, t_end, t_stop, d0, d1, c0, c1, done = 0, errors = 0, unsig = 0;
-	long tck = sysconf(_SC_CLK_TCK);
+	uint64_t t0, d0, c0, done = 0, errors = 0, unsig = 0;
+	double el, dcpu, ccpu;
 
-	if (!cs || !pf || !m || !in || !out)
+	if (!cs || !pf)
 		die("out of memory");
 	for (int i = 0; i < k; i++) {
 		struct ec *c = &cs[i];
@@ -1521,62 +1613,27 @@ static void e2e_main(uint16_t port, int k, double secs, int window, long daemon_
 	d0 = proc_ticks(daemon_pid);
 	c0 = cpu_ns();
 	t0 = now_ns();
-	t_stop = t0 + (uint64_t)(secs * 1e9);
-	for (int i = 0; i < k; i++)
-		for (int w = 0; w < window; w++)
-			ec_message(&cs[i], out, PROBE_MSG_MAX);
-	for (;;) {
-		uint64_t now = now_ns();
-		bool sending = now < t_stop;
-		int left = 0;
-
-		for (int i = 0; i < k; i++)
-			left += cs[i].inflight;
-		if (!sending && (left == 0 || now > t_stop + 5000000000ull))
-			break;
-		if (poll(pf, (nfds_t)k, 100) <= 0)
-			continue;
-		for (int i = 0; i < k; i++) {
-			long n;
-
-			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			if (ec_fill(&cs[i]) < 0)
-				die("%s: rtcauthd closed the connection", cs[i].user);
-			while ((n = ec_take(&cs[i], in, PROBE_MSG_MAX)) > 0)
-				ec_handle(&cs[i], in, (size_t)n, sending, out, PROBE_MSG_MAX, m);
-		}
-	}
-	t_end = now_ns();
-	c1 = cpu_ns();
-	d1 = proc_ticks(daemon_pid);
+	e2e_load(cs, pf, k, window, t0 + (uint64_t)(secs * 1e9));
+	el = (double)(now_ns() - t0) / 1e9;
+	ccpu = (double)(cpu_ns() - c0) / 1e9;
+	dcpu = (double)(proc_ticks(daemon_pid) - d0) / (double)sysconf(_SC_CLK_TCK);
 	for (int i = 0; i < k; i++) {
 		done += cs[i].done;
 		errors += cs[i].errors + (uint64_t)(cs[i].inflight > 0 ? cs[i].inflight : 0);
 		unsig += cs[i].unsigned_msgs;
-	}
-	{
-		double el = (double)(t_end - t0) / 1e9, dcpu = (double)(d1 - d0) / (double)tck;
-
-		printf("result name=e2e_ntlm_message ops=%llu secs=%.6f rate=%.1f us_per_op=%.3f "
-		       "cpu_secs=%.6f errors=%llu unsigned=%llu clients=%d window=%d "
-		       "daemon_cpu_secs=%.2f daemon_cpu_pct=%.1f daemon_us_per_msg=%.2f "
-		       "msgs_per_daemon_cpu_s=%.1f\n",
-		       (unsigned long long)done, el, done / el, done ? el * 1e6 / (double)done : 0,
-		       (double)(c1 - c0) / 1e9, (unsigned long long)errors,
-		       (unsigned long long)unsig, k, window, dcpu, 100 * dcpu / el,
-		       done ? dcpu * 1e6 / (double)done : 0, dcpu > 0 ? done / dcpu : 0);
-	}
-	for (int i = 0; i < k; i++) {
 		close(cs[i].fd);
 		probe_gss_free(cs[i].g);
 		free(cs[i].rbuf);
 	}
+	printf("result name=e2e_ntlm_message ops=%llu secs=%.6f rate=%.1f us_per_op=%.3f "
+	       "cpu_secs=%.6f errors=%llu unsigned=%llu clients=%d window=%d daemon_cpu_secs=%.2f "
+	       "daemon_cpu_pct=%.1f daemon_us_per_msg=%.2f msgs_per_daemon_cpu_s=%.1f\n",
+	       (unsigned long long)done, el, (double)done / el,
+	       done ? el * 1e6 / (double)done : 0.0, ccpu, (unsigned long long)errors,
+	       (unsigned long long)unsig, k, window, dcpu, 100 * dcpu / el,
+	       done ? dcpu * 1e6 / (double)done : 0.0, dcpu > 0 ? (double)done / dcpu : 0.0);
 	free(cs);
 	free(pf);
-	free(m);
-	free(in);
-	free(out);
 }
 
 int main(int argc, char **argv)

@@ -508,10 +508,10 @@ static struct verdict accepted(gss_ctx_id_t gctx, gss_OID mt, gss_name_t src, OM
 
 	if (!is_krb5_oid(mt))
 		return verdict_permfail("malformed");
-	if (want_service && !service_matches(gctx, want_service))
-		return verdict_permfail("wrong_service");
 	if (client_name(src, principal, pcap))
 		return verdict_tempfail("unavailable");
+	if (want_service && !service_matches(gctx, want_service))
+		return verdict_permfail("wrong_service"); /* principal stays, for the log */
 	if (out->length > 0 && out_token) {
 		if (out->length > out_cap)
 			return verdict_tempfail("unavailable");
@@ -581,7 +581,7 @@ struct verdict vault_krb_accept(const uint8_t *token, size_t len, const char *wa
 	if (v.kind != VERDICT_OK) {
 		if (gctx != GSS_C_NO_CONTEXT)
 			gss_delete_sec_context(&min, &gctx, GSS_C_NO_BUFFER);
-		if (pcap)
+		if (pcap && strcmp(v.reason, "wrong_service") != 0)
 			principal[0] = '\0';
 		*out_len = 0;
 		*expires_wall = 0;

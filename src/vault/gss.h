@@ -76,8 +76,9 @@ void vault_krb_shutdown(void);
  *   out_token     the token to send back (the AP-REP, or a SPNEGO answer
  *                 carrying it), *out_len bytes, 0 when there is none;
  *                 out_token may be NULL (out_cap 0) to drop it
- * On failure *mech and *ctx are NULL, *out_len is 0, and the reason is one
- * of (PERMFAIL unless said):
+ * On failure *mech and *ctx are NULL, *out_len is 0, principal is empty
+ * except after "wrong_service" (the ticket was good: the client's name is
+ * there for the log), and the reason is one of (PERMFAIL unless said):
  *   "malformed"     not a Kerberos or SPNEGO token, bad DER, too large, a
  *                   token of another mechanism, or a multi-leg SPNEGO
  *   "wrong_service" a valid ticket for another service than want_service

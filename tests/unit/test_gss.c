@@ -428,6 +428,22 @@ static void test_gss_spnego_context_signs_and_verifies(void **state)
 
 static void test_gss_ticket_for_another_service_is_wrong_service(void **state)
 {
+	gss_buffer_desc tok = GSS_C_EMPTY_BUFFER;
+	struct init in;
+	struct acc a;
+	OM_uint32 min;
+
+	/* the ticket is good: the client is named for the log, no context */
+	init_start(&in, alice_ccache(), "HTTP", (gss_OID)gss_mech_krb5, &tok);
+	accept_tok(&a, tok.value, tok.length, "sip");
+	assert_reason(a.v, VERDICT_PERMFAIL, "wrong_service");
+	assert_string_equal(a.principal, "alice@EXAMPLE.TEST");
+	assert_null(a.ctx);
+	assert_null(a.mech);
+	assert_int_equal(a.out_len, 0);
+	gss_release_buffer(&min, &tok);
+	init_free(&in);
+
 	assert_reason(try_service("HTTP", "sip"), VERDICT_PERMFAIL, "wrong_service");
 	assert_reason(try_service("sip", "HTTP"), VERDICT_PERMFAIL, "wrong_service");
 	assert_reason(try_service("sip", "si"), VERDICT_PERMFAIL, "wrong_service");
@@ -479,6 +495,7 @@ static void test_gss_garbage_and_truncated_tokens_are_malformed(void **state)
 	assert_null(a.mech);
 	assert_null(a.ctx);
 	assert_int_equal(a.out_len, 0);
+	assert_string_equal(a.principal, "");
 	accept_tok(&a, NULL, 0, "sip");
 	assert_reason(a.v, VERDICT_PERMFAIL, "malformed");
 	accept_tok(&a, junk, 0, "sip");
@@ -541,6 +558,7 @@ static void test_gss_modified_authenticator_is_bad_ticket(void **state)
 	accept_tok(&a, copy, tok.length, "sip");
 	assert_reason(a.v, VERDICT_PERMFAIL, "bad_ticket");
 	assert_null(a.ctx);
+	assert_string_equal(a.principal, "");
 	free(copy);
 	gss_release_buffer(&min, &tok);
 	init_free(&in);

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -36,6 +37,7 @@ static gss_cred_id_t krb_cred = GSS_C_NO_CREDENTIAL; /* under krb_lock */
 /* krb5 only, without a replay cache: never accepts anything, only tells
  * why a SPNEGO token failed (see spnego_reason) */
 static gss_cred_id_t krb_probe = GSS_C_NO_CREDENTIAL; /* under krb_lock */
+static char krb_keytab_path[4097];		      /* under krb_lock */
 static atomic_bool krb_ok;
 /* libdefaults clockskew: MIT reports a context's lifetime as the ticket's
  * end plus the skew; expires_wall is the ticket's end */
@@ -335,6 +337,7 @@ int vault_krb_init(const char *keytab, char *err, size_t errlen)
 	old_probe = krb_probe;
 	krb_cred = cred;
 	krb_probe = probe;
+	snprintf(krb_keytab_path, sizeof(krb_keytab_path), "%s", keytab);
 	atomic_store(&krb_skew, read_clockskew());
 	atomic_store(&krb_ok, true);
 	pthread_rwlock_unlock(&krb_lock);
@@ -370,6 +373,27 @@ void vault_krb_shutdown(void)
 
 /* ---- accept ------------------------------------------------------------- */
 
+/*
+ * After a failure without a Kerberos error code: is it our side (the keytab
+ * no longer readable, the replay cache directory not writable)? MIT's
+ * mechglue hands out a minor code that another mechanism reported first
+ * (gss-ntlmssp, which SPNEGO and the NTLM code drive in this process)
+ * under a substitute number from 100000 (mecherrmap.c): 0 and errno values
+ * cannot be told apart by number, so look. Called with krb_lock held.
+ */
+static bool our_side_broken(void)
+{
+	const char *dir = getenv("KRB5RCACHEDIR");
+	int fd = open(krb_keytab_path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return true;
+	close(fd);
+	if (getenv("KRB5RCACHENAME") || getenv("KRB5RCACHETYPE"))
+		return false; /* a replay cache we cannot check this way */
+	return access(dir && dir[0] ? dir : "/var/tmp", W_OK | X_OK) != 0;
+}
+
 /* A failed gss_accept_sec_context: the krb5 error in minor first, then the
  * GSS routine error. */
 static struct verdict map_accept_error(OM_uint32 major, OM_uint32 minor)
@@ -385,7 +409,6 @@ static struct verdict map_accept_error(OM_uint32 major, OM_uint32 minor)
 	case KRB5KRB_AP_ERR_BAD_INTEGRITY:
 	case KRB5KRB_AP_ERR_MODIFIED:
 	case KRB5KRB_AP_ERR_BADKEYVER:
-	case KRB5KRB_AP_ERR_NOKEY:
 	case KRB5KRB_AP_ERR_NOT_US:
 	case KRB5KRB_AP_WRONG_PRINC:
 	case KRB5KRB_AP_ERR_BADMATCH:
@@ -393,18 +416,41 @@ static struct verdict map_accept_error(OM_uint32 major, OM_uint32 minor)
 	case KRB5_KT_NOTFOUND:
 	case KRB5_KT_KVNONOTFOUND:
 		return verdict_permfail("bad_ticket");
+	/* our side: MIT says NOKEY when the keytab cannot be opened (with no
+	 * acceptor name, a principal missing from it is NOT_US); the replay
+	 * cache cannot be written; out of memory */
+	case KRB5KRB_AP_ERR_NOKEY:
+	case KRB5_KT_IOERR:
+	case KRB5_RC_IO:
+	case KRB5_RC_IO_EOF:
+	case KRB5_RC_IO_IO:
+	case KRB5_RC_IO_MALLOC:
+	case KRB5_RC_IO_PERM:
+	case KRB5_RC_IO_SPACE:
+	case KRB5_RC_IO_UNKNOWN:
+	case KRB5_RC_MALLOC:
+	case KRB5_RC_NOIO:
 	case ENOMEM:
+	case ENOENT:
+	case EACCES:
+	case EPERM:
+	case EIO:
+	case ENOSPC:
 		return verdict_tempfail("unavailable");
 	default:
 		break;
 	}
+	/* not a com_err code of krb5's tables (those are far above 2^24): 0, an
+	 * errno, or a substitute number */
+	if (minor < (1u << 24) && GSS_ROUTINE_ERROR(major) == GSS_S_FAILURE)
+		return our_side_broken() ? verdict_tempfail("unavailable")
+					 : verdict_permfail("malformed");
 	switch (GSS_ROUTINE_ERROR(major)) {
 	case GSS_S_CREDENTIALS_EXPIRED:
 	case GSS_S_CONTEXT_EXPIRED:
 		return verdict_permfail("expired");
 	case GSS_S_NO_CRED:
 	case GSS_S_DEFECTIVE_CREDENTIAL:
-		return verdict_permfail("bad_ticket");
 	case GSS_S_BAD_SIG:
 		return verdict_permfail("bad_ticket");
 	default:
@@ -414,15 +460,15 @@ static struct verdict map_accept_error(OM_uint32 major, OM_uint32 minor)
 }
 
 /*
- * Why a SPNEGO token failed. The GSS mechglue hands SPNEGO's minor codes
- * out renumbered (a krb5 code seen first from the krb5 mechanism gets a
+ * Why a SPNEGO token failed. The mechglue hands SPNEGO's minor codes out
+ * renumbered (a krb5 code seen first from the krb5 mechanism gets a
  * substitute number when it comes again from SPNEGO), so the krb5 code is
  * not in minor. Ask again: the optimistic Kerberos token inside, through
  * the krb5 mechanism with the probe credential (no replay cache: the first
- * attempt already stored this authenticator). Called with krb_lock held.
+ * attempt already stored this authenticator). A token without a leading
+ * Kerberos token is malformed for us. Called with krb_lock held.
  */
-static struct verdict spnego_reason(const uint8_t *token, size_t len, OM_uint32 major,
-				    OM_uint32 minor)
+static struct verdict spnego_reason(const uint8_t *token, size_t len)
 {
 	gss_OID_desc first, tm;
 	const uint8_t *mt;
@@ -430,14 +476,10 @@ static struct verdict spnego_reason(const uint8_t *token, size_t len, OM_uint32 
 	gss_buffer_desc in, out = GSS_C_EMPTY_BUFFER;
 	gss_ctx_id_t g = GSS_C_NO_CONTEXT;
 	OM_uint32 maj, min, m2;
-	struct verdict v = map_accept_error(major, minor);
 
-	if (v.kind != VERDICT_PERMFAIL || strcmp(v.reason, "malformed") != 0 ||
-	    krb_probe == GSS_C_NO_CREDENTIAL)
-		return v;
-	if (spnego_init_parts(token, len, &first, &mt, &ml) || !is_krb5_oid(&first) ||
-	    token_mech(mt, ml, &tm) || !is_krb5_oid(&tm))
-		return v;
+	if (krb_probe == GSS_C_NO_CREDENTIAL || spnego_init_parts(token, len, &first, &mt, &ml) ||
+	    !is_krb5_oid(&first) || token_mech(mt, ml, &tm) || !is_krb5_oid(&tm))
+		return verdict_permfail("malformed");
 	in.length = ml;
 	in.value = (void *)mt;
 	maj = gss_accept_sec_context(&min, &g, krb_probe, &in, GSS_C_NO_CHANNEL_BINDINGS, NULL,
@@ -449,7 +491,7 @@ static struct verdict spnego_reason(const uint8_t *token, size_t len, OM_uint32 
 		return verdict_permfail("replay");
 	if (GSS_ERROR(maj))
 		return map_accept_error(maj, min);
-	return v;
+	return verdict_permfail("malformed");
 }
 
 /* The first component of the context's target (service) principal equals
@@ -565,7 +607,7 @@ struct verdict vault_krb_accept(const uint8_t *token, size_t len, const char *wa
 	maj = gss_accept_sec_context(&min, &gctx, krb_cred, &in, GSS_C_NO_CHANNEL_BINDINGS, &src,
 				     &mt, &out, &flags, &time_rec, NULL);
 	if (GSS_ERROR(maj) && oid_eq(&tmech, &spnego_oid))
-		v = spnego_reason(token, len, maj, min);
+		v = spnego_reason(token, len);
 	else
 		v = map_accept_error(maj, min);
 	pthread_rwlock_unlock(&krb_lock);

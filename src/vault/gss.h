@@ -88,9 +88,10 @@ void vault_krb_shutdown(void);
  *   "bad_ticket"    cannot be decrypted: wrong key or kvno, a service not
  *                   in the keytab, a modified ticket
  *   "replay"        this AP-REQ was accepted before (replay cache)
- *   "unavailable"   TEMPFAIL: vault_krb_init not done or failed, or the
- *                   library failed in a way that is not the token's fault
- *                   (out of memory, out_cap or pcap too small)
+ *   "unavailable"   TEMPFAIL: vault_krb_init not done or failed; the
+ *                   keytab cannot be read any more (moved, permissions) or
+ *                   the replay cache cannot be written; out of memory;
+ *                   out_cap or pcap too small: never the client's fault
  * Every output pointer must be valid except out_token (see above).
  */
 struct verdict vault_krb_accept(const uint8_t *token, size_t len, const char *want_service,

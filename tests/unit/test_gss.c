@@ -1069,6 +1069,40 @@ static void test_gss_accept_without_init_is_tempfail_unavailable(void **state)
 	init_free(&in);
 }
 
+static void test_gss_keytab_gone_after_init_is_tempfail_unavailable(void **state)
+{
+	char moved[600], *old;
+	gss_buffer_desc tok = GSS_C_EMPTY_BUFFER;
+	struct init in;
+	struct acc a;
+	OM_uint32 min;
+
+	/* an operator's mistake or a half-done rotation is no client's fault */
+	snprintf(moved, sizeof(moved), "%s.moved", keytab);
+	init_start(&in, alice_ccache(), "sip", (gss_OID)gss_mech_krb5, &tok);
+	assert_int_equal(rename(keytab, moved), 0);
+	accept_tok(&a, tok.value, tok.length, "sip");
+	assert_int_equal(rename(moved, keytab), 0);
+	assert_reason(a.v, VERDICT_TEMPFAIL, "unavailable");
+	assert_null(a.ctx);
+	gss_release_buffer(&min, &tok);
+	init_free(&in);
+	assert_reason(try_service("sip", "sip"), VERDICT_OK, "ok");
+
+	/* the replay cache cannot be written */
+	old = strdup(getenv("KRB5RCACHEDIR"));
+	assert_non_null(old);
+	setenv("KRB5RCACHEDIR", "/nonexistent/rtcauth-rcache", 1);
+	init_start(&in, alice_ccache(), "sip", (gss_OID)gss_mech_krb5, &tok);
+	accept_tok(&a, tok.value, tok.length, "sip");
+	setenv("KRB5RCACHEDIR", old, 1);
+	free(old);
+	assert_reason(a.v, VERDICT_TEMPFAIL, "unavailable");
+	assert_null(a.ctx);
+	gss_release_buffer(&min, &tok);
+	init_free(&in);
+}
+
 /* ---- principal to AOR ---------------------------------------------------- */
 
 static void test_gss_principal_maps_to_aor_in_our_realm_only(void **state)
@@ -1152,6 +1186,7 @@ int main(void)
 	    cmocka_unit_test(test_gss_small_buffers_are_tempfail_and_null_out_token_drops_ap_rep),
 	    cmocka_unit_test(test_gss_accepts_from_several_threads_at_once),
 	    cmocka_unit_test(test_gss_init_refuses_missing_directory_nonkeytab_and_empty),
+	    cmocka_unit_test(test_gss_keytab_gone_after_init_is_tempfail_unavailable),
 	    cmocka_unit_test(test_gss_accept_without_init_is_tempfail_unavailable),
 	};
 

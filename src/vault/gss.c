@@ -583,7 +583,7 @@ struct verdict vault_krb_accept(const uint8_t *token, size_t len, const char *wa
 	gss_name_t src = GSS_C_NO_NAME;
 	gss_OID mt = GSS_C_NO_OID;
 	OM_uint32 maj, min, flags = 0, time_rec = 0;
-	struct verdict v;
+	struct verdict v = verdict_ok();
 
 	*mech = NULL;
 	*ctx = NULL;
@@ -606,10 +606,9 @@ struct verdict vault_krb_accept(const uint8_t *token, size_t len, const char *wa
 	}
 	maj = gss_accept_sec_context(&min, &gctx, krb_cred, &in, GSS_C_NO_CHANNEL_BINDINGS, &src,
 				     &mt, &out, &flags, &time_rec, NULL);
-	if (GSS_ERROR(maj) && oid_eq(&tmech, &spnego_oid))
-		v = spnego_reason(token, len);
-	else
-		v = map_accept_error(maj, min);
+	if (GSS_ERROR(maj))
+		v = oid_eq(&tmech, &spnego_oid) ? spnego_reason(token, len)
+						: map_accept_error(maj, min);
 	pthread_rwlock_unlock(&krb_lock);
 
 	if (maj == GSS_S_COMPLETE)

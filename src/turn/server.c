@@ -846,14 +846,15 @@ static int peer_ok(struct req *r, const struct turn_alloc *a, const struct stun_
 		answer_error(r, 400, "Bad XOR-PEER-ADDRESS");
 		return -1;
 	}
-	if (peer->family != a->relay.family) {
-		answer_error(r, 443, NULL);
-		return -1;
-	}
+	/* the policy first: a denied peer is 403 in any spelling or family */
 	if (!turn_policy_allows(&r->ts->policy, peer, &why)) {
 		log_info("turn.peer_denied", "user=%s peer=%s reason=%s", r->who,
 			 addr_str(peer, p, sizeof(p)), why);
 		answer_error(r, 403, NULL);
+		return -1;
+	}
+	if (peer->family != a->relay.family) {
+		answer_error(r, 443, NULL);
 		return -1;
 	}
 	return 0;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1043,6 +1044,37 @@ static void test_gss_init_refuses_missing_directory_nonkeytab_and_empty(void **s
 	assert_reason(try_service("sip", "sip"), VERDICT_OK, "ok");
 }
 
+/* Root reads every file: an unreadable keytab needs another user. A child
+ * becomes nobody and reports through its exit status. */
+static void test_gss_init_refuses_unreadable_keytab(void **state)
+{
+	char copy[600], cmd[2600], err[512];
+	pid_t pid;
+	int st = -1;
+
+	if (geteuid() != 0)
+		skip();
+	snprintf(copy, sizeof(copy), "%s/root-only.keytab", dir);
+	/* nobody may enter the directories, not read the file */
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 600 '%s' && chmod 711 '%s' '%s/..'",
+		 keytab, copy, copy, dir, dir);
+	assert_int_equal(system(cmd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int ok = setgid(65534) == 0 && setuid(65534) == 0 &&
+			 vault_krb_init(copy, err, sizeof(err)) == -1 && strstr(err, copy) &&
+			 strstr(err, "cannot be read: Permission denied");
+
+		if (!ok)
+			fprintf(stderr, "# child: %s\n", err);
+		_exit(ok ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_gss_accept_without_init_is_tempfail_unavailable(void **state)
 {
 	char err[512];
@@ -1186,6 +1218,7 @@ int main(void)
 	    cmocka_unit_test(test_gss_small_buffers_are_tempfail_and_null_out_token_drops_ap_rep),
 	    cmocka_unit_test(test_gss_accepts_from_several_threads_at_once),
 	    cmocka_unit_test(test_gss_init_refuses_missing_directory_nonkeytab_and_empty),
+	    cmocka_unit_test(test_gss_init_refuses_unreadable_keytab),
 	    cmocka_unit_test(test_gss_keytab_gone_after_init_is_tempfail_unavailable),
 	    cmocka_unit_test(test_gss_accept_without_init_is_tempfail_unavailable),
 	};

@@ -53,6 +53,7 @@ enum key_kind {
 	K_TURN_LISTEN, /* [turn] listen, repeatable */
 	K_CIDR,	       /* [turn] allowed_peer / denied_peer, repeatable */
 	K_IP,	       /* a numeric IPv4 or IPv6 address */
+	K_BOOL,	       /* yes | no (bool field) */
 };
 
 struct key {
@@ -100,6 +101,7 @@ static const struct key keys[] = {
     {"kerberos", "realm", K_IDENT, F(krb_realm), 0, CONFIG_HOST_MAX - 1},
     {"ntlm", "domain", K_IDENT, F(ntlm_domain), 0, 15},
     {"ntlm", "computer", K_IDENT, F(ntlm_computer), 0, 15},
+    {"ntlm", "channel_bindings", K_BOOL, F(ntlm_channel_bindings), 0, 0},
     {"admin", "socket", K_PATH, F(admin_socket), 0, 0},
     {"http", "listen", K_HTTP_LISTEN, F(http_listen), 0, 0},
     {"http", "cert", K_PATH, F(http_cert), 0, 0},
@@ -826,6 +828,14 @@ static void set_value(struct loader *ld, const struct key *k, const char *value,
 				   "expected a short name of printable characters without quotes");
 		else
 			strcpy(dst, value);
+		break;
+	case K_BOOL:
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
+			*(bool *)dst = true;
+		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0)
+			*(bool *)dst = false;
+		else
+			fail_value(ld, k, value, "expected yes or no");
 		break;
 	case K_SCHEMES:
 		if (parse_schemes(value, cfg) < 0)

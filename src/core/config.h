@@ -99,8 +99,9 @@ struct config {
 	char krb_realm[CONFIG_HOST_MAX]; /* default: [server] domain upper-cased */
 
 	/* [ntlm] */
-	char ntlm_domain[16];	/* NetBIOS domain; default first label of domain, upper */
-	char ntlm_computer[16]; /* NetBIOS computer; default first label of fqdn, upper */
+	char ntlm_domain[16];	    /* NetBIOS domain; default first label of domain, upper */
+	char ntlm_computer[16];	    /* NetBIOS computer; default first label of fqdn, upper */
+	bool ntlm_channel_bindings; /* require TLS channel bindings over TLS; default no */
 
 	/* [admin] */
 	char admin_socket[PATH_MAX]; /* default <state_dir>/rtcauthd.sock */

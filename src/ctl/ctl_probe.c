@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include "auth/digest.h"
@@ -45,7 +47,7 @@ static const struct ctl_cmd_help h_probe = {
     "probe",
     "sip:user@domain --mech kerberos|ntlm|digest [--transport udp|tcp|tls]\n"
     "       [--server HOST:PORT] [--password-stdin] [--ca FILE] [--user NAME] [--domain D] "
-    "[--no-mutual]\n"
+    "[--no-mutual] [--no-channel-bindings]\n"
     "       [--message-to sip:other@domain] [--wait-message SECONDS] [--timeout SECONDS] "
     "[--json]",
     "Sign in to a SIP server as a client and report each step.",
@@ -65,6 +67,8 @@ static const struct ctl_cmd_help h_probe = {
     "  --user NAME         authentication user name (default: the URI's user part;\n"
     "                      NTLM also takes DOMAIN\\user)\n"
     "  --domain D          NTLM domain (default: none)\n"
+    "  --no-channel-bindings  NTLM over TLS without binding the handshake to the server\n"
+    "                      certificate (RFC 5929 tls-server-end-point; sent by default)\n"
     "  --no-mutual         Kerberos without mutual authentication (as pidgin-sipe does:\n"
     "                      the REGISTER carrying the AP-REQ is then already signed)\n"
     "  --timeout SECONDS   bound on every wait (default 5)\n"
@@ -81,6 +85,7 @@ struct probe {
 	char auth_user[STORE_URI_MAX];
 	const char *ntlm_domain;
 	bool no_mutual;
+	bool no_cbt; /* NTLM over TLS without channel bindings */
 	char host[256];
 	uint16_t port;
 	char ca[PATH_MAX];
@@ -1064,6 +1069,15 @@ static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 	}
 	secmem_wipe(p->password, sizeof(p->password)); /* the credential holds it now */
 	probe_gss_set_mutual(p->gss, !p->no_mutual);
+	if (p->mech == PROBE_MECH_NTLM && p->tr == PROBE_TLS && !p->no_cbt) {
+		/* bind the NTLM handshake to this TLS connection's certificate */
+		uint8_t ep[EVP_MAX_MD_SIZE];
+		int n = probe_conn_tls_end_point(p->conn, ep, sizeof(ep));
+		if (n <= 0 || probe_gss_set_tls_binding(p->gss, ep, (size_t)n) < 0) {
+			step(p, "handshake", false, "cannot hash the server certificate");
+			goto out;
+		}
+	}
 	for (int leg = 0; leg < MAX_LEGS; leg++) {
 		if (gss_leg(p, g, m, ruri, leg) < 0)
 			goto out;
@@ -1505,6 +1519,7 @@ static int probe_setup(struct ctl *c, struct probe *p, int argc, char **argv)
 	    {"--password-stdin", NULL, &a.pw_stdin},
 	    {"--json", NULL, &p->json},
 	    {"--no-mutual", NULL, &p->no_mutual},
+	    {"--no-channel-bindings", NULL, &p->no_cbt},
 	    {NULL, NULL, NULL},
 	};
 	int n, rc, secs;

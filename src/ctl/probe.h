@@ -56,6 +56,11 @@ int probe_gss_step(struct probe_gss *g, const char *host, const uint8_t *in, siz
  * REGISTER carrying it can be signed). Before the first step. */
 void probe_gss_set_mutual(struct probe_gss *g, bool mutual);
 
+/* Channel bindings for the handshake (RFC 5929 over TLS: "tls-server-end-
+ * point:" + the server certificate's hash as application data); copied.
+ * Before the first step. 0 or -1. */
+int probe_gss_set_tls_binding(struct probe_gss *g, const uint8_t *endpoint, size_t len);
+
 /* The context can sign now (complete, or protection-ready before the
  * Kerberos AP-REP arrives). */
 bool probe_gss_can_sign(const struct probe_gss *g);
@@ -115,6 +120,9 @@ int probe_conn_open(enum probe_transport t, const char *host, uint16_t port, con
 		    const char *sni, int timeout_ms, struct probe_conn **out, char *err,
 		    size_t errlen);
 void probe_conn_close(struct probe_conn *c);
+/* TLS: the tls-server-end-point hash of the server's certificate (RFC 5929)
+ * into out (cap >= 64). Its length, or -1 (not TLS). */
+int probe_conn_tls_end_point(const struct probe_conn *c, uint8_t *out, size_t cap);
 enum probe_transport probe_conn_transport(const struct probe_conn *c);
 /* Our address as the server sees it: numeric host and port, for Via/Contact. */
 const char *probe_conn_local_host(const struct probe_conn *c);

@@ -22,6 +22,8 @@ struct probe_gss {
 	OM_uint32 ret_flags;
 	bool complete;
 	bool no_mutual;
+	uint8_t cb_data[96]; /* channel-binding application data */
+	size_t cb_len;	     /* 0: none */
 };
 
 static gss_OID_desc ntlmssp_oid = {GSS_NTLMSSP_OID_LENGTH, GSS_NTLMSSP_OID_STRING};
@@ -167,6 +169,7 @@ int probe_gss_step(struct probe_gss *g, const char *host, const uint8_t *in, siz
 {
 	char svc[300];
 	gss_buffer_desc nb, ib, ob = GSS_C_EMPTY_BUFFER;
+	struct gss_channel_bindings_struct cb;
 	gss_name_t target = GSS_C_NO_NAME;
 	OM_uint32 maj, min, m2, flags = GSS_C_INTEG_FLAG;
 	int rc = -1;
@@ -191,9 +194,12 @@ int probe_gss_step(struct probe_gss *g, const char *host, const uint8_t *in, siz
 	}
 	ib.value = (void *)in;
 	ib.length = in ? inlen : 0;
+	memset(&cb, 0, sizeof(cb));
+	cb.application_data.value = g->cb_data;
+	cb.application_data.length = g->cb_len;
 	maj = gss_init_sec_context(&min, g->cred, &g->ctx, target, mech_oid(g->mech), flags, 0,
-				   GSS_C_NO_CHANNEL_BINDINGS, in ? &ib : GSS_C_NO_BUFFER, NULL, &ob,
-				   &g->ret_flags, NULL);
+				   g->cb_len ? &cb : GSS_C_NO_CHANNEL_BINDINGS,
+				   in ? &ib : GSS_C_NO_BUFFER, NULL, &ob, &g->ret_flags, NULL);
 	gss_release_name(&m2, &target);
 	if (GSS_ERROR(maj)) {
 		gss_err(err, errlen,
@@ -215,6 +221,18 @@ int probe_gss_step(struct probe_gss *g, const char *host, const uint8_t *in, siz
 out:
 	gss_release_buffer(&m2, &ob);
 	return rc;
+}
+
+int probe_gss_set_tls_binding(struct probe_gss *g, const uint8_t *endpoint, size_t len)
+{
+	static const char prefix[] = "tls-server-end-point:";
+
+	if (!g || len + sizeof(prefix) - 1 > sizeof(g->cb_data))
+		return -1;
+	memcpy(g->cb_data, prefix, sizeof(prefix) - 1);
+	memcpy(g->cb_data + sizeof(prefix) - 1, endpoint, len);
+	g->cb_len = sizeof(prefix) - 1 + len;
+	return 0;
 }
 
 void probe_gss_set_mutual(struct probe_gss *g, bool mutual)

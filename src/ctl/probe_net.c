@@ -17,6 +17,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include "core/x509.h"
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +226,16 @@ fail:
 	freeaddrinfo(res);
 	probe_conn_close(c);
 	return -1;
+}
+
+int probe_conn_tls_end_point(const struct probe_conn *c, uint8_t *out, size_t cap)
+{
+	X509 *x;
+
+	if (!c || !c->ssl)
+		return -1;
+	x = SSL_get0_peer_certificate(c->ssl);
+	return x ? x509_tls_server_end_point(x, out, cap) : -1;
 }
 
 void probe_conn_close(struct probe_conn *c)

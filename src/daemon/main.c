@@ -8,11 +8,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -27,6 +29,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/x509.h"
 #include "daemon/admin.h"
 #include "daemon/bootstrap.h"
 #include "daemon/worker.h"
@@ -138,6 +141,25 @@ static struct sip_runtime *make_runtime(struct config *cfg, const struct sip_run
 	}
 	rt->n_listeners = cfg->n_listen;
 	rt->krb_ready = config_offers(cfg, AUTH_SCHEME_KERBEROS) && vault_krb_ready();
+	if (cfg->ntlm_channel_bindings) {
+		unsigned char ep[EVP_MAX_MD_SIZE];
+		int n = x509_tls_server_end_point_file(cfg->tls_cert, ep, sizeof(ep));
+		if (n <= 0 || x509_ntlm_tls_cbt(ep, (size_t)n, rt->ntlm_cbt_hash) < 0) {
+			log_err("ntlm.channel_bindings_failed", "cert=%s", cfg->tls_cert);
+			fprintf(
+			    stderr,
+			    "rtcauthd: [ntlm] channel_bindings: cannot hash the certificate %s\n",
+			    cfg->tls_cert);
+			if (!prev) {
+				nonce_table_free(rt->nonces);
+				lockout_free(rt->lockout);
+				sa_table_free(rt->sas);
+			}
+			free(rt);
+			return NULL;
+		}
+		rt->ntlm_cbt = true;
+	}
 	/* the opaque is the same on every server of a pool */
 	if (vault_mac("digest-opaque", cfg->domain, strlen(cfg->domain), mac) == 0)
 		for (int i = 0; i < 8; i++)
@@ -480,6 +502,14 @@ static void kerberos_up(const struct config *cfg)
 	if (!cfg->krb_keytab[0]) {
 		log_info("kerberos.off", "reason=\"no [kerberos] keytab configured\"");
 		return;
+	}
+	/* MIT's replay cache (seen authenticators) in our state directory,
+	 * not /var/tmp, unless the environment names one */
+	if (!getenv("KRB5RCACHEDIR")) {
+		char rc[PATH_MAX];
+		snprintf(rc, sizeof(rc), "%s/krb5rcache", cfg->state_dir);
+		if (mkdir(rc, 0700) == 0 || errno == EEXIST)
+			setenv("KRB5RCACHEDIR", rc, 1);
 	}
 	if (vault_krb_init(cfg->krb_keytab, err, sizeof(err)) < 0) {
 		char rbuf[REASON_MAX];

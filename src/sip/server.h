@@ -40,6 +40,10 @@ struct sip_runtime {
 	struct sa_table *sas; /* [MS-SIPAE] security associations; NULL: NTLM and
 				 Kerberos off */
 	bool krb_ready;	      /* the keytab loaded: Kerberos is offered */
+	/* [ntlm] channel_bindings: the MsvAvChannelBindings an NTLM client
+	 * must send over SIP TLS (tls-server-end-point of [sip] tls_cert) */
+	bool ntlm_cbt;
+	unsigned char ntlm_cbt_hash[16];
 };
 
 struct sip_io; /* the worker's transport side, defined by the daemon */

@@ -279,6 +279,15 @@ struct ntlm_accept_args {
 static int ntlm_accept_fn(void *ctx, void *arg)
 {
 	struct ntlm_accept_args *a = arg;
+	const struct sip_runtime *rt = a->t->w->rt;
+
+	/* [ntlm] channel_bindings: over TLS the AUTHENTICATE must be bound to
+	 * our certificate (a relay through another TLS endpoint fails) */
+	if (rt->ntlm_cbt && a->t->src->transport == TRANSPORT_TLS &&
+	    vault_ntlm_set_channel_bindings(ctx, rt->ntlm_cbt_hash) != 0) {
+		a->v = verdict_tempfail("channel_bindings");
+		return 0;
+	}
 	a->v = vault_ntlm_accept(a->t->w->store, ctx, a->tok, a->len,
 				 str_cstr(a->t->w->rt->cfg->domain), (uint64_t)a->t->now, a->user);
 	return 0;

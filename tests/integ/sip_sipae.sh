@@ -159,5 +159,32 @@ else
 	show "$T/ntlm2.out"
 fi
 stop_daemon
+
+# [ntlm] channel_bindings: over TLS the AUTHENTICATE must be bound to the
+# server certificate (the probe binds by default: gss-ntlmssp sends
+# MsvAvChannelBindings from RFC 5929 tls-server-end-point)
+FQDN=fe01.example.test write_config "[ntlm]" "channel_bindings = yes"
+start_daemon
+if printf '%s\n' "$ALICE_PW" | probe alice ntlm tls --password-stdin >"$T/cbt.out" 2>&1; then
+	ok "channel bindings required: NTLM over TLS with bindings signs in"
+else
+	not_ok "channel bindings required: NTLM over TLS with bindings signs in"
+	show "$T/cbt.out"
+fi
+if printf '%s\n' "$ALICE_PW" | probe alice ntlm tls --password-stdin --no-channel-bindings \
+	>"$T/nocbt.out" 2>&1; then
+	not_ok "NTLM over TLS without channel bindings is refused"
+else
+	ok "NTLM over TLS without channel bindings is refused"
+fi
+check_sh "... logged as auth.fail with reason bad_channel_bindings" \
+	'grep -q "event=auth.fail .*mech=NTLM .*reason=bad_channel_bindings" "$T/rtcauthd.log"'
+if printf '%s\n' "$ALICE_PW" | probe alice ntlm tcp --password-stdin >"$T/cbt-tcp.out" 2>&1; then
+	ok "over TCP no bindings are asked for"
+else
+	not_ok "over TCP no bindings are asked for"
+	show "$T/cbt-tcp.out"
+fi
+stop_daemon
 krb5_realm_stop "$R"
 finish

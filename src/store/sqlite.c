@@ -130,6 +130,39 @@ static const char *const migrations[] = {
     /* 4: partners whose tokens come from the external authorization server
      * ([oauth] authorization_server; issue 3 item 8) */
     "ALTER TABLE partners ADD COLUMN use_oauth_server INTEGER NOT NULL DEFAULT 0;",
+    /* 5: certificates issued by the built-in CA (issue 5 item 1): unique
+     * serials (hex), the user they name, validity, revocation */
+    "CREATE TABLE certificates ("
+    " serial TEXT PRIMARY KEY,"
+    " user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    " uri TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " not_before INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL,"
+    " issued INTEGER NOT NULL,"
+    " revoked_at INTEGER NOT NULL DEFAULT 0,"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " pem TEXT NOT NULL);"
+    "CREATE INDEX certificates_uri ON certificates(uri);",
+    /* 6: phone number and extension of a user, and PINs (issue 5 item 2):
+     * a salted scrypt hash with its parameters, and the lockout counters
+     * (PROTOCOLS.md §3), apart from users so that counting a failure does
+     * not bump the credentials version */
+    "ALTER TABLE users ADD COLUMN phone TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN extension TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX users_phone ON users(phone) WHERE phone <> '';"
+    "CREATE INDEX users_extension ON users(extension) WHERE extension <> '';"
+    "CREATE TABLE pins ("
+    " user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+    " hash BLOB NOT NULL,"
+    " salt BLOB NOT NULL,"
+    " params TEXT NOT NULL,"
+    " set_at INTEGER NOT NULL,"
+    " window_start INTEGER NOT NULL DEFAULT 0,"
+    " local_failures INTEGER NOT NULL DEFAULT 0,"
+    " global_failures INTEGER NOT NULL DEFAULT 0,"
+    " locked_until INTEGER NOT NULL DEFAULT 0,"
+    " admin_locked INTEGER NOT NULL DEFAULT 0);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -54,6 +54,8 @@ enum key_kind {
 	K_CIDR,	       /* [turn] allowed_peer / denied_peer, repeatable */
 	K_IP,	       /* a numeric IPv4 or IPv6 address */
 	K_BOOL,	       /* yes | no (bool field) */
+	K_PKI_FILE,    /* [pki] trusted_root / crl_file: a path, repeatable */
+	K_PKI_MAP,     /* [pki] map: san-uri, upn, email, cn */
 };
 
 struct key {
@@ -137,11 +139,18 @@ static const struct key keys[] = {
     {"turn", "secret_file", K_PATH, F(turn_secret_file), 0, 0},
     {"turn", "allowed_peer", K_CIDR, F(turn_allowed_peer), 0, 0},
     {"turn", "denied_peer", K_CIDR, F(turn_denied_peer), 0, 0},
+    {"pki", "ca_cert", K_PATH, F(pki_ca_cert), 0, 0},
+    {"pki", "ca_key", K_PATH, F(pki_ca_key), 0, 0},
+    {"pki", "trusted_root", K_PKI_FILE, F(pki_trusted_root), 0, 0},
+    {"pki", "crl_file", K_PKI_FILE, F(pki_crl_file), 0, 0},
+    {"pki", "ocsp", K_BOOL, F(pki_ocsp), 0, 0},
+    {"pki", "cert_lifetime", K_DURATION, F(pki_cert_lifetime), 8 * 3600, 365 * 86400},
+    {"pki", "map", K_PKI_MAP, F(pki_map), 0, 0},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *const sections[] = {"server", "sip",	  "store",    "log",  "auth", "admin",
-				       "http",	 "oauth", "kerberos", "ntlm", "turn"};
+				       "http",	 "oauth", "kerberos", "ntlm", "turn", "pki"};
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* Offered algorithm names; the -sess forms are a per-challenge flag. */
@@ -728,6 +737,54 @@ static void set_listen(struct loader *ld, const struct key *k, const char *value
 	arr[(*n)++] = la;
 }
 
+/* [pki] map: a comma list of distinct mapping sources, tried in order. */
+static int parse_pki_map(const char *value, struct config *cfg)
+{
+	static const char *const names[CONFIG_PKI_MAP_COUNT] = {"san-uri", "upn", "email", "cn"};
+	enum config_pki_map out[CONFIG_PKI_MAP_COUNT];
+	size_t n = 0;
+	struct str rest = str_cstr(value), item;
+
+	while (rest.len) {
+		long comma = str_chr(rest, ',');
+		item = str_trim(comma < 0 ? rest : str_make(rest.p, (size_t)comma));
+		rest = comma < 0 ? STR_NULL
+				 : str_make(rest.p + comma + 1, rest.len - (size_t)comma - 1);
+		size_t i;
+		for (i = 0; i < CONFIG_PKI_MAP_COUNT; i++)
+			if (str_caseeq_cstr(item, names[i]))
+				break;
+		if (i == CONFIG_PKI_MAP_COUNT || n == CONFIG_PKI_MAP_COUNT)
+			return -1;
+		for (size_t j = 0; j < n; j++)
+			if (out[j] == (enum config_pki_map)i)
+				return -1;
+		out[n++] = (enum config_pki_map)i;
+	}
+	if (n == 0)
+		return -1;
+	memcpy(cfg->pki_map, out, sizeof(out[0]) * n);
+	cfg->n_pki_map = n;
+	return 0;
+}
+
+/* [pki] trusted_root / crl_file: one more path (repeatable, at most
+ * CONFIG_MAX_PKI_FILES). */
+static void set_pki_file(struct loader *ld, const struct key *k, const char *value)
+{
+	struct config *cfg = ld->cfg;
+	bool root = strcmp(k->name, "trusted_root") == 0;
+	char(*arr)[PATH_MAX] = root ? cfg->pki_trusted_root : cfg->pki_crl_file;
+	size_t *n = root ? &cfg->n_pki_trusted_root : &cfg->n_pki_crl_file;
+
+	if (*n == CONFIG_MAX_PKI_FILES)
+		fail_value(ld, k, value, "too many lines (at most 8)");
+	else if (resolve_path(ld->dir, value, arr[*n], PATH_MAX) < 0)
+		fail_value(ld, k, value, "path too long");
+	else
+		(*n)++;
+}
+
 static void set_value(struct loader *ld, const struct key *k, const char *value, bool first)
 {
 	struct config *cfg = ld->cfg;
@@ -837,6 +894,15 @@ static void set_value(struct loader *ld, const struct key *k, const char *value,
 		else
 			fail_value(ld, k, value, "expected yes or no");
 		break;
+	case K_PKI_FILE:
+		set_pki_file(ld, k, value);
+		break;
+	case K_PKI_MAP:
+		if (parse_pki_map(value, cfg) < 0)
+			fail_value(ld, k, value,
+				   "expected a comma list of distinct san-uri, upn, email and cn, "
+				   "in the order they are tried, e.g. san-uri, upn, email, cn");
+		break;
 	case K_SCHEMES:
 		if (parse_schemes(value, cfg) < 0)
 			fail_value(
@@ -894,7 +960,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 0;
 	}
 	if (ld->seen[i] && k->kind != K_LISTEN && k->kind != K_HTTP_LISTEN &&
-	    k->kind != K_TURN_LISTEN && k->kind != K_CIDR) {
+	    k->kind != K_TURN_LISTEN && k->kind != K_CIDR && k->kind != K_PKI_FILE) {
 		fail(ld, ld->lineno, "[%s] %s is set twice (first on line %d); keep one",
 		     k->section, k->name, ld->seen[i]);
 		return 0;
@@ -1017,6 +1083,12 @@ void config_defaults(struct config *cfg)
 	cfg->turn_unauth_rate = 10;
 	cfg->turn_unauth_burst = 20;
 	derive(cfg->state_dir, "turn.secret", cfg->turn_secret_file, sizeof(cfg->turn_secret_file));
+
+	cfg->pki_ocsp = true;
+	cfg->pki_cert_lifetime = 180 * 86400;
+	for (int i = 0; i < CONFIG_PKI_MAP_COUNT; i++)
+		cfg->pki_map[i] = (enum config_pki_map)i;
+	cfg->n_pki_map = CONFIG_PKI_MAP_COUNT;
 
 	derive(cfg->state_dir, "tls/server.crt", cfg->tls_cert, sizeof(cfg->tls_cert));
 	derive(cfg->state_dir, "tls/server.key", cfg->tls_key, sizeof(cfg->tls_key));
@@ -1233,6 +1305,10 @@ static void finish(struct loader *ld)
 	finish_oauth(ld);
 	finish_auth(ld);
 	finish_turn(ld);
+	if (!ld->failed && !seen_line(ld, "pki.ca_cert") != !seen_line(ld, "pki.ca_key"))
+		fail(ld, max3(seen_line(ld, "pki.ca_cert"), seen_line(ld, "pki.ca_key"), 0),
+		     "[pki] ca_cert and ca_key go together: set both to use an enterprise CA, or "
+		     "neither for the built-in one");
 }
 
 /* Absolute directory of path without resolving symlinks. */

@@ -15,12 +15,13 @@
 #include "auth/digest_alg.h"
 #include "core/log.h"
 
-#define CONFIG_MAX_LISTEN 16
-#define CONFIG_HOST_MAX	  256
-#define CONFIG_URL_MAX	  1024 /* an https URL: [oauth] issuer, authorization_server */
-#define CONFIG_NAME_MAX	  64
-#define CONFIG_ALG_MAX	  8
-#define CONFIG_MAX_CIDR	  64
+#define CONFIG_MAX_LISTEN    16
+#define CONFIG_HOST_MAX	     256
+#define CONFIG_URL_MAX	     1024 /* an https URL: [oauth] issuer, authorization_server */
+#define CONFIG_NAME_MAX	     64
+#define CONFIG_ALG_MAX	     8
+#define CONFIG_MAX_CIDR	     64
+#define CONFIG_MAX_PKI_FILES 8 /* [pki] trusted_root / crl_file lines */
 
 enum transport_kind { TRANSPORT_UDP = 0, TRANSPORT_TCP = 1, TRANSPORT_TLS = 2 };
 
@@ -41,6 +42,15 @@ struct config_cidr {
 enum auth_scheme { AUTH_SCHEME_KERBEROS, AUTH_SCHEME_NTLM, AUTH_SCHEME_DIGEST, AUTH_SCHEME_COUNT };
 /* "kerberos", "ntlm", "digest" */
 const char *config_scheme_name(enum auth_scheme s);
+
+/* [pki] map: where a client certificate names its user, in the order tried */
+enum config_pki_map {
+	CONFIG_PKI_MAP_SAN_URI, /* subjectAltName URI sip:user@domain */
+	CONFIG_PKI_MAP_UPN,	/* subjectAltName otherName UPN user@domain */
+	CONFIG_PKI_MAP_EMAIL,	/* subjectAltName rfc822Name user@domain */
+	CONFIG_PKI_MAP_CN,	/* subject CN: sip:user@domain or user@domain */
+	CONFIG_PKI_MAP_COUNT
+};
 
 struct config {
 	char path[PATH_MAX]; /* the file this came from */
@@ -149,6 +159,18 @@ struct config {
 	size_t n_turn_allowed_peer;
 	struct config_cidr turn_denied_peer[CONFIG_MAX_CIDR];
 	size_t n_turn_denied_peer;
+
+	/* [pki]: the issuing CA and the trust in client certificates (issue 5) */
+	char pki_ca_cert[PATH_MAX]; /* '' (default): the built-in CA in <state_dir>/pki */
+	char pki_ca_key[PATH_MAX];  /* set with pki_ca_cert, or neither */
+	char pki_trusted_root[CONFIG_MAX_PKI_FILES][PATH_MAX]; /* PEM files of roots */
+	size_t n_pki_trusted_root;
+	char pki_crl_file[CONFIG_MAX_PKI_FILES][PATH_MAX]; /* CRLs of external CAs (PEM/DER) */
+	size_t n_pki_crl_file;
+	bool pki_ocsp;	       /* ask the AIA OCSP responder of external CAs; default yes */
+	int pki_cert_lifetime; /* seconds; default 180 days, 8 h .. 1 year */
+	enum config_pki_map pki_map[CONFIG_PKI_MAP_COUNT]; /* default san-uri, upn, email, cn */
+	size_t n_pki_map;
 };
 
 /* Is scheme s among cfg's offered schemes? */

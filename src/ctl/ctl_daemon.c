@@ -371,6 +371,33 @@ static int daemon_only(struct ctl *c, json_t *req, json_t **reply)
 	return rc;
 }
 
+/*
+ * A list command answered by the daemon: send cmd, take the reply's
+ * "entries" array. With --json print it and return the exit code in *rc
+ * (returns true: done); else *reply and *arr are set for the caller's table
+ * (returns false; json_decref(*reply) after). On failure returns true.
+ */
+static bool daemon_entries(struct ctl *c, const char *cmd, bool json, json_t **reply, json_t **arr,
+			   int *rc)
+{
+	*rc = daemon_only(c, json_pack("{s:s}", "cmd", cmd), reply);
+	if (*rc)
+		return true;
+	*arr = json_object_get(*reply, "entries");
+	if (!json_is_array(*arr)) {
+		ctl_err("rtcauthd sent a reply without entries");
+		json_decref(*reply);
+		*rc = CTL_EXIT_ERR;
+		return true;
+	}
+	if (json) {
+		*rc = ctl_print_json(json_incref(*arr));
+		json_decref(*reply);
+		return true;
+	}
+	return false;
+}
+
 static int lockout_list(struct ctl *c, int argc, char **argv)
 {
 	bool json = false;
@@ -382,20 +409,8 @@ static int lockout_list(struct ctl *c, int argc, char **argv)
 
 	if (ctl_args(&h_lock_list, argc, argv, opts, pos, 0, 0, &n, &rc))
 		return rc;
-	rc = daemon_only(c, json_pack("{s:s}", "cmd", "lockout.list"), &reply);
-	if (rc)
+	if (daemon_entries(c, "lockout.list", json, &reply, &arr, &rc))
 		return rc;
-	arr = json_object_get(reply, "entries");
-	if (!json_is_array(arr)) {
-		ctl_err("rtcauthd sent a reply without entries");
-		json_decref(reply);
-		return CTL_EXIT_ERR;
-	}
-	if (json) {
-		rc = ctl_print_json(json_incref(arr));
-		json_decref(reply);
-		return rc;
-	}
 	if (json_array_size(arr) == 0)
 		printf("no lockouts\n");
 	wk = width_of(arr, "key", 3, 60);
@@ -464,20 +479,8 @@ static int sa_list_cmd(struct ctl *c, int argc, char **argv)
 
 	if (ctl_args(&h_sa_list, argc, argv, opts, pos, 0, 0, &n, &rc))
 		return rc;
-	rc = daemon_only(c, json_pack("{s:s}", "cmd", "sa.list"), &reply);
-	if (rc)
+	if (daemon_entries(c, "sa.list", json, &reply, &arr, &rc))
 		return rc;
-	arr = json_object_get(reply, "entries");
-	if (!json_is_array(arr)) {
-		ctl_err("rtcauthd sent a reply without entries");
-		json_decref(reply);
-		return CTL_EXIT_ERR;
-	}
-	if (json) {
-		rc = ctl_print_json(json_incref(arr));
-		json_decref(reply);
-		return rc;
-	}
 	if (json_array_size(arr) == 0)
 		printf("no security associations\n");
 	wu = width_of(arr, "user", 4, 60);

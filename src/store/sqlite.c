@@ -1394,6 +1394,283 @@ static int step_done(struct store *s, sqlite3_stmt *st)
 	return err;
 }
 
+/* ---- phone numbers, extensions and PINs ---- */
+
+int store_user_set_phone(struct store *s, const char *uri, const char *phone, const char *extension)
+{
+	char norm[STORE_URI_MAX];
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if ((err = norm_arg(s, uri, norm)))
+		return err;
+	st = prep(
+	    s,
+	    "UPDATE users SET phone = coalesce(?2, phone), extension = coalesce(?3, extension),"
+	    " updated = ?4 WHERE uri = ?1",
+	    &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, norm, sizeof(norm), "uri")) ||
+	    (phone && (err = bind_text(s, st, 2, phone, STORE_PHONE_MAX, "phone number"))) ||
+	    (extension &&
+	     (err = bind_text(s, st, 3, extension, STORE_EXTENSION_MAX, "extension"))) ||
+	    (err = bind_int(s, st, 4, (int64_t)time(NULL)))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_OK && sqlite3_changes(s->db) == 0) {
+		set_msg(s, "no such user");
+		err = STORE_NOTFOUND;
+	}
+	return err;
+}
+
+int store_user_get_phone(struct store *s, const char *uri, char phone[STORE_PHONE_MAX],
+			 char extension[STORE_EXTENSION_MAX])
+{
+	char norm[STORE_URI_MAX];
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc;
+
+	phone[0] = extension[0] = '\0';
+	if ((err = norm_arg(s, uri, norm)))
+		return err;
+	st = prep(s, "SELECT phone, extension FROM users WHERE uri = ?1", &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, norm, sizeof(norm), "uri"))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (col_text(st, 0, phone, STORE_PHONE_MAX) < 0 ||
+		    col_text(st, 1, extension, STORE_EXTENSION_MAX) < 0) {
+			set_msg(s, "users row with an oversized phone number or extension");
+			err = STORE_CORRUPT;
+		}
+	} else if (rc == SQLITE_DONE) {
+		set_msg(s, "no such user");
+		err = STORE_NOTFOUND;
+	} else {
+		err = fail(s, rc);
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+int store_user_find_phone(struct store *s, const char *phone, const char *extension,
+			  int (*fn)(void *ctx, const struct store_user *u), void *ctx)
+{
+	static const char sql[] =
+	    "SELECT " USER_COLS " FROM users u"
+	    " WHERE (?1 = '' OR u.phone = ?1) AND (?2 = '' OR u.extension = ?2)"
+	    " ORDER BY u.uri";
+	struct store_user u;
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc, ret = STORE_OK;
+
+	if ((!phone || !phone[0]) && (!extension || !extension[0]))
+		return invalid(s, "phone number and extension (both empty)");
+	st = prep(s, sql, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, phone, STORE_PHONE_MAX, "phone number")) ||
+	    (err = bind_text(s, st, 2, extension, STORE_EXTENSION_MAX, "extension"))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (user_from_row(st, &u) < 0) {
+			set_msg(s, "users row with an oversized field");
+			ret = STORE_CORRUPT;
+			break;
+		}
+		ret = fn(ctx, &u);
+		if (ret != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int bind_blob(struct store *s, sqlite3_stmt *st, int i, const uint8_t *v, size_t n,
+		     const char *what)
+{
+	int rc;
+
+	if (!v || n == 0 || n > STORE_PIN_BLOB_MAX)
+		return invalid(s, what);
+	rc = sqlite3_bind_blob(st, i, v, (int)n, SQLITE_STATIC);
+	return rc == SQLITE_OK ? STORE_OK : fail(s, rc);
+}
+
+int store_pin_put(struct store *s, int64_t user_id, const uint8_t *hash, size_t hash_len,
+		  const uint8_t *salt, size_t salt_len, const char *params, int64_t set_at)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (!params || !params[0])
+		return invalid(s, "PIN parameters");
+	st = prep(
+	    s,
+	    "INSERT INTO pins (user_id, hash, salt, params, set_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " ON CONFLICT (user_id) DO UPDATE SET hash = ?2, salt = ?3, params = ?4,"
+	    " set_at = ?5, window_start = 0, local_failures = 0, global_failures = 0,"
+	    " locked_until = 0, admin_locked = 0",
+	    &err);
+	if (!st)
+		return err;
+	if ((err = bind_int(s, st, 1, user_id)) ||
+	    (err = bind_blob(s, st, 2, hash, hash_len, "PIN hash")) ||
+	    (err = bind_blob(s, st, 3, salt, salt_len, "PIN salt")) ||
+	    (err = bind_text(s, st, 4, params, STORE_PIN_PARAMS_MAX, "PIN parameters")) ||
+	    (err = bind_int(s, st, 5, set_at))) {
+		sqlite3_clear_bindings(st);
+		sqlite3_finalize(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_CONFLICT)
+		set_msg(s, "no such user");
+	return err == STORE_CONFLICT ? STORE_NOTFOUND : err;
+}
+
+/* Copy a blob column into buf (cap *len); -1 when it is empty or too long. */
+static int col_blob(sqlite3_stmt *st, int i, uint8_t *buf, size_t *len)
+{
+	const void *b = sqlite3_column_blob(st, i);
+	int n = sqlite3_column_bytes(st, i);
+
+	if (!b || n <= 0 || (size_t)n > *len)
+		return -1;
+	memcpy(buf, b, (size_t)n);
+	*len = (size_t)n;
+	return 0;
+}
+
+int store_pin_get_hash(struct store *s, int64_t user_id, uint8_t *hash, size_t *hash_len,
+		       uint8_t *salt, size_t *salt_len, char params[STORE_PIN_PARAMS_MAX])
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc;
+
+	st = prep(s, "SELECT hash, salt, params FROM pins WHERE user_id = ?1", &err);
+	if (!st)
+		return err;
+	if ((err = bind_int(s, st, 1, user_id))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (col_blob(st, 0, hash, hash_len) < 0 || col_blob(st, 1, salt, salt_len) < 0 ||
+		    col_text(st, 2, params, STORE_PIN_PARAMS_MAX) < 0) {
+			set_msg(s, "pins row with an empty or oversized field");
+			err = STORE_CORRUPT;
+		}
+	} else if (rc == SQLITE_DONE) {
+		set_msg(s, "no PIN");
+		err = STORE_NOTFOUND;
+	} else {
+		err = fail(s, rc);
+	}
+	/* the hash went through SQLite's buffers: reset them with the row */
+	sqlite3_finalize(st);
+	return err;
+}
+
+int store_pin_get_state(struct store *s, int64_t user_id, struct store_pin_state *out)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc;
+
+	memset(out, 0, sizeof(*out));
+	st = prep(s,
+		  "SELECT params, set_at, window_start, local_failures, global_failures,"
+		  " locked_until, admin_locked FROM pins WHERE user_id = ?1",
+		  &err);
+	if (!st)
+		return err;
+	if ((err = bind_int(s, st, 1, user_id))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->user_id = user_id;
+		if (col_text(st, 0, out->params, sizeof(out->params)) < 0) {
+			set_msg(s, "pins row with oversized parameters");
+			err = STORE_CORRUPT;
+		}
+		out->set_at = sqlite3_column_int64(st, 1);
+		out->window_start = sqlite3_column_int64(st, 2);
+		out->local_failures = sqlite3_column_int(st, 3);
+		out->global_failures = sqlite3_column_int(st, 4);
+		out->locked_until = sqlite3_column_int64(st, 5);
+		out->admin_locked = sqlite3_column_int(st, 6) != 0;
+	} else if (rc == SQLITE_DONE) {
+		set_msg(s, "no PIN");
+		err = STORE_NOTFOUND;
+	} else {
+		err = fail(s, rc);
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+int store_pin_set_state(struct store *s, const struct store_pin_state *p)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	st = prep(s,
+		  "UPDATE pins SET window_start = ?2, local_failures = ?3, global_failures = ?4,"
+		  " locked_until = ?5, admin_locked = ?6 WHERE user_id = ?1",
+		  &err);
+	if (!st)
+		return err;
+	if ((err = bind_int(s, st, 1, p->user_id)) || (err = bind_int(s, st, 2, p->window_start)) ||
+	    (err = bind_int(s, st, 3, p->local_failures)) ||
+	    (err = bind_int(s, st, 4, p->global_failures)) ||
+	    (err = bind_int(s, st, 5, p->locked_until)) ||
+	    (err = bind_int(s, st, 6, p->admin_locked ? 1 : 0))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_OK && sqlite3_changes(s->db) == 0) {
+		set_msg(s, "no PIN");
+		err = STORE_NOTFOUND;
+	}
+	return err;
+}
+
+int store_pin_del(struct store *s, int64_t user_id)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	st = prep(s, "DELETE FROM pins WHERE user_id = ?1", &err);
+	if (!st)
+		return err;
+	if ((err = bind_int(s, st, 1, user_id))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_OK && sqlite3_changes(s->db) == 0) {
+		set_msg(s, "no PIN");
+		err = STORE_NOTFOUND;
+	}
+	return err;
+}
+
 /* ---- keys ---- */
 
 #define KEY_COLS "kid, alg, state, cert, x5t, x5t_s256, created, activated, retired"

@@ -184,6 +184,55 @@ int store_audit_add(struct store *s, const char *actor, const char *action, cons
 int store_audit_list(struct store *s, int limit, int (*fn)(void *ctx, const struct store_audit *a),
 		     void *ctx);
 
+/* ---- phone numbers, extensions and PINs (issue 5 item 2; src/pki/pin.c,
+ * src/vault/vault_pin.c) ---- */
+
+#define STORE_PHONE_MAX	     32 /* "+" and up to 15 digits (E.164), NUL included */
+#define STORE_EXTENSION_MAX  16 /* digits, NUL included */
+#define STORE_PIN_PARAMS_MAX 96 /* "scrypt:N=32768,r=8,p=1,dklen=32,class=6" */
+#define STORE_PIN_BLOB_MAX   64 /* salt and hash, bytes */
+
+/* A user's phone number and extension ('' = none). The caller validates
+ * them (src/pki/pin.h pin_phone_normalise); the store only checks sizes.
+ * NULL keeps a field as it is. STORE_NOTFOUND for an unknown URI. */
+int store_user_set_phone(struct store *s, const char *uri, const char *phone,
+			 const char *extension);
+int store_user_get_phone(struct store *s, const char *uri, char phone[STORE_PHONE_MAX],
+			 char extension[STORE_EXTENSION_MAX]);
+/*
+ * The users whose phone number is phone and whose extension is extension
+ * ('' or NULL: that field is not compared; both empty is STORE_INVALID),
+ * ordered by uri. fn may use the store; it stops the walk by returning
+ * non-zero (returned).
+ */
+int store_user_find_phone(struct store *s, const char *phone, const char *extension,
+			  int (*fn)(void *ctx, const struct store_user *u), void *ctx);
+
+/* A PIN's record without its secret half: what the lockout logic reads. */
+struct store_pin_state {
+	int64_t user_id;
+	char params[STORE_PIN_PARAMS_MAX]; /* how the hash was made (not secret) */
+	int64_t set_at;
+	int64_t window_start;	 /* first failure of the current local window; 0 none */
+	int32_t local_failures;	 /* in the window */
+	int32_t global_failures; /* since the last success or unlock */
+	int64_t locked_until;	 /* temporary lockout end; 0 none */
+	bool admin_locked;	 /* global limit reached: `rtcauthctl pin unlock` */
+};
+
+/* Set (or replace) a user's PIN hash; the counters start again at zero.
+ * Only the vault calls it. */
+int store_pin_put(struct store *s, int64_t user_id, const uint8_t *hash, size_t hash_len,
+		  const uint8_t *salt, size_t salt_len, const char *params, int64_t set_at);
+/* The hash, salt and params (only the vault reads them). *_len are in:
+ * the capacity, out: the length. STORE_NOTFOUND: the user has no PIN. */
+int store_pin_get_hash(struct store *s, int64_t user_id, uint8_t *hash, size_t *hash_len,
+		       uint8_t *salt, size_t *salt_len, char params[STORE_PIN_PARAMS_MAX]);
+int store_pin_get_state(struct store *s, int64_t user_id, struct store_pin_state *out);
+/* Write the counters of st (window, failures, locks) for st->user_id. */
+int store_pin_set_state(struct store *s, const struct store_pin_state *st);
+int store_pin_del(struct store *s, int64_t user_id);
+
 /* ---- OAuth signing keys (public side; the private keys are files that
  * only src/vault/keys.c opens) ---- */
 

@@ -840,3 +840,125 @@ int ntlm_server_verify(const struct ntlm_session *s, uint32_t seq, const uint8_t
 	secmem_wipe(want, sizeof(want));
 	return ok ? 0 : -1;
 }
+
+/* ---- connection-oriented signing ([MS-NLMP] 3.4.4.2, 3.4.3) ---- */
+
+int ntlm_co_init(struct ntlm_co *d, uint32_t flags, const uint8_t sign_key[16],
+		 const uint8_t seal_key[16])
+{
+	EVP_CIPHER_CTX *c;
+
+	memset(d, 0, sizeof(*d));
+	if (!(flags & NTLM_NEGOTIATE_EXTENDED_SESSION) || (flags & NTLM_NEGOTIATE_DATAGRAM))
+		return NTLM_E_UNSUPPORTED;
+	if (!crypto_ok())
+		return NTLM_E_CRYPTO;
+	c = EVP_CIPHER_CTX_new();
+	if (!c)
+		return NTLM_E_CRYPTO;
+	/* MS-NLMP 3.4.3: connection-oriented, the handle is RC4Init(SealingKey)
+	 * once per direction and its stream runs on across messages */
+	if (EVP_EncryptInit_ex2(c, cipher_rc4, seal_key, NULL, NULL) != 1) {
+		EVP_CIPHER_CTX_free(c);
+		return NTLM_E_CRYPTO;
+	}
+	d->flags = flags;
+	memcpy(d->sign_key, sign_key, 16);
+	d->rc4 = c;
+	return 0;
+}
+
+void ntlm_co_free(struct ntlm_co *d)
+{
+	if (!d)
+		return;
+	EVP_CIPHER_CTX_free(d->rc4);
+	secmem_wipe(d, sizeof(*d));
+}
+
+static int co_rc4(struct ntlm_co *d, const uint8_t *in, size_t len, uint8_t *out)
+{
+	int outl = 0;
+
+	if (!d->rc4 || len > (size_t)INT32_MAX)
+		return NTLM_E_CRYPTO;
+	if (len &&
+	    (EVP_EncryptUpdate(d->rc4, out, &outl, in, (int)len) != 1 || (size_t)outl != len))
+		return NTLM_E_CRYPTO;
+	return 0;
+}
+
+int ntlm_co_seal(struct ntlm_co *d, const uint8_t *in, size_t len, uint8_t *out)
+{
+	return co_rc4(d, in, len, out);
+}
+
+int ntlm_co_sign(struct ntlm_co *d, const uint8_t *msg, size_t len, uint8_t sig[NTLM_SIG_LEN])
+{
+	uint8_t seqle[4], hmac[16];
+	struct part parts[2];
+	int rc;
+
+	if (!d->rc4)
+		return NTLM_E_CRYPTO;
+	wr32(seqle, d->seq);
+	parts[0] = (struct part){seqle, 4};
+	parts[1] = (struct part){msg, len};
+	/* HMAC_MD5(SigningKey, ConcatenationOf(SeqNum, Message))[0..7] */
+	rc = hmac_md5(d->sign_key, 16, parts, 2, hmac);
+	if (!rc && (d->flags & NTLM_NEGOTIATE_KEY_EXCH))
+		rc = co_rc4(d, hmac, 8, sig + 4);
+	else if (!rc)
+		memcpy(sig + 4, hmac, 8);
+	if (!rc) {
+		wr32(sig, 1);
+		memcpy(sig + 12, seqle, 4);
+		d->seq++;
+	}
+	secmem_wipe(hmac, sizeof(hmac));
+	return rc;
+}
+
+int ntlm_co_verify(struct ntlm_co *d, const uint8_t *msg, size_t len, const uint8_t *sig,
+		   size_t sig_len)
+{
+	uint8_t want[NTLM_SIG_LEN];
+	bool ok;
+
+	if (!sig || sig_len != NTLM_SIG_LEN)
+		return -1;
+	/* the expected signature advances our stream and counter whether or
+	 * not it matches: a peer's bad signature ends the session anyway */
+	if (ntlm_co_sign(d, msg, len, want))
+		return -1;
+	ok = secmem_eq(want, sig, NTLM_SIG_LEN);
+	secmem_wipe(want, sizeof(want));
+	return ok ? 0 : -1;
+}
+
+int ntlm_negotiate_flags(const uint8_t *msg, size_t len, uint32_t *flags)
+{
+	*flags = 0;
+	if (!msg)
+		return NTLM_E_MALFORMED;
+	if (len > NTLM_NEGOTIATE_MAX)
+		return NTLM_E_TOO_LARGE;
+	/* MS-NLMP 2.2.1.1: Signature, MessageType 1, NegotiateFlags, then the
+	 * domain and workstation fields (16 bytes, which old clients omit) */
+	if (len < 16 || memcmp(msg, ntlm_sig, 8) != 0 || rd32(msg + 8) != 1)
+		return NTLM_E_MALFORMED;
+	*flags = rd32(msg + 12);
+	return 0;
+}
+
+uint32_t ntlm_co_challenge_flags(uint32_t nf)
+{
+	const uint32_t echo = NTLM_NEGOTIATE_SIGN | NTLM_NEGOTIATE_SEAL | NTLM_NEGOTIATE_128 |
+			      NTLM_NEGOTIATE_56 | NTLM_NEGOTIATE_KEY_EXCH | NTLM_NEGOTIATE_VERSION;
+
+	if (!(nf & NTLM_NEGOTIATE_UNICODE) || !(nf & NTLM_NEGOTIATE_EXTENDED_SESSION))
+		return 0;
+	return NTLM_NEGOTIATE_UNICODE | NTLM_REQUEST_TARGET | NTLM_NEGOTIATE_NTLM |
+	       NTLM_NEGOTIATE_ALWAYS_SIGN | NTLM_TARGET_TYPE_DOMAIN |
+	       NTLM_NEGOTIATE_EXTENDED_SESSION | NTLM_NEGOTIATE_TARGET_INFO | (nf & echo);
+}

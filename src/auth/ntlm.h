@@ -224,4 +224,57 @@ int ntlm_rc4(const uint8_t key[16], const uint8_t *in, size_t len, uint8_t *out)
  */
 int ntlm_utf16_to_utf8(const uint8_t *in, size_t len, char *out, size_t cap);
 
+/* ---- connection-oriented mode (HTTP, SPNEGO) ---- */
+
+/* Largest NEGOTIATE message accepted (fixed part, Version, two names). */
+#define NTLM_NEGOTIATE_MAX 1024
+
+/*
+ * The NegotiateFlags of a NEGOTIATE message ([MS-NLMP] 2.2.1.1): 0 with
+ * *flags, or NTLM_E_MALFORMED (not a type-1 message, shorter than its fixed
+ * part) / NTLM_E_TOO_LARGE (over NTLM_NEGOTIATE_MAX).
+ */
+int ntlm_negotiate_flags(const uint8_t *msg, size_t len, uint32_t *flags);
+
+/*
+ * The flags our CHALLENGE answers a connection-oriented NEGOTIATE with
+ * ([MS-NLMP] 3.2.5.1.1): UNICODE, NTLM, ALWAYS_SIGN, TARGET_INFO,
+ * REQUEST_TARGET, TARGET_TYPE_DOMAIN, EXTENDED_SESSIONSECURITY, and of SIGN,
+ * SEAL, 128, 56, KEY_EXCH, VERSION those the client asked for; never
+ * DATAGRAM. 0 when the client lacks UNICODE or extended session security
+ * (we sign only with it): refuse such a client.
+ */
+uint32_t ntlm_co_challenge_flags(uint32_t negotiate_flags);
+
+/*
+ * One direction of connection-oriented signing ([MS-NLMP] 3.4.4.2 with
+ * extended session security): the signing key, the RC4 handle keyed once
+ * with the sealing key and never re-keyed (§3.4.3, unlike connectionless
+ * mode), and the next sequence number, starting at 0. Secrets: free with
+ * ntlm_co_free, which wipes. Not thread-safe: one user at a time.
+ */
+struct ntlm_co {
+	uint32_t flags;
+	uint8_t sign_key[16];
+	void *rc4; /* EVP_CIPHER_CTX of the handle */
+	uint32_t seq;
+};
+
+/* Set up d for flags (EXTENDED_SESSIONSECURITY, no DATAGRAM, else
+ * NTLM_E_UNSUPPORTED). 0 or NTLM_E_*; d is zeroed on failure. */
+int ntlm_co_init(struct ntlm_co *d, uint32_t flags, const uint8_t sign_key[16],
+		 const uint8_t seal_key[16]);
+/* Wipe d and free its handle (d zeroed or initialised). */
+void ntlm_co_free(struct ntlm_co *d);
+/* RC4 of len bytes through the handle (SEAL; advances the stream). */
+int ntlm_co_seal(struct ntlm_co *d, const uint8_t *in, size_t len, uint8_t *out);
+/* The signature of msg with the current sequence number, then seq + 1;
+ * the checksum goes through the handle when KEY_EXCH was negotiated. */
+int ntlm_co_sign(struct ntlm_co *d, const uint8_t *msg, size_t len, uint8_t sig[NTLM_SIG_LEN]);
+/* Check a peer's signature against the expected next one (which advances
+ * the sequence number and stream either way). 0 when equal, else -1
+ * (constant time). */
+int ntlm_co_verify(struct ntlm_co *d, const uint8_t *msg, size_t len, const uint8_t *sig,
+		   size_t sig_len);
+
 #endif

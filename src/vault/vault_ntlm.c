@@ -27,6 +27,13 @@ struct vault_ntlm_ctx {
 	bool has_cbt;
 	uint8_t cbt[16];
 	struct ntlm_session sess; /* valid when CTX_ESTABLISHED */
+	/* connection-oriented (vault_ntlm_challenge_co): the NEGOTIATE the MIC
+	 * covers, and once established one signing state per direction */
+	bool co;
+	uint8_t negotiate[NTLM_NEGOTIATE_MAX];
+	size_t negotiate_len;
+	struct ntlm_co co_in;  /* client -> server */
+	struct ntlm_co co_out; /* server -> client */
 };
 
 /*
@@ -67,6 +74,8 @@ static void ctx_free(void *p)
 
 	if (!c)
 		return;
+	ntlm_co_free(&c->co_in);
+	ntlm_co_free(&c->co_out);
 	secmem_wipe(c, sizeof(*c));
 	free(c);
 }
@@ -261,7 +270,12 @@ struct verdict vault_ntlm_accept(struct store *s, void *ctx, const uint8_t *auth
 	memset(&key, 0, sizeof(key));
 
 	rc = ntlm_parse_authenticate(auth_msg, len, &a);
-	if (rc == 0 && (a.flags & REQUIRED_FLAGS) != REQUIRED_FLAGS)
+	if (rc == 0 && !c->co && (a.flags & REQUIRED_FLAGS) != REQUIRED_FLAGS)
+		rc = NTLM_E_MALFORMED;
+	/* connection-oriented: signing needs extended session security; a
+	 * DATAGRAM we did not offer is a confused or tampered message */
+	if (rc == 0 && c->co &&
+	    (!(a.flags & NTLM_NEGOTIATE_EXTENDED_SESSION) || (a.flags & NTLM_NEGOTIATE_DATAGRAM)))
 		rc = NTLM_E_MALFORMED;
 	if (rc == 0 && map_name(&a, c, realm, name, sizeof(name), &known) < 0)
 		rc = NTLM_E_MALFORMED;
@@ -301,6 +315,10 @@ struct verdict vault_ntlm_accept(struct store *s, void *ctx, const uint8_t *auth
 
 	/* The same work on every path from here. */
 	memset(&tr, 0, sizeof(tr));
+	if (c->co) {
+		tr.negotiate = c->negotiate;
+		tr.negotiate_len = c->negotiate_len;
+	}
 	tr.challenge = c->challenge;
 	tr.challenge_len = c->challenge_len;
 	memcpy(tr.server_challenge, c->server_challenge, 8);
@@ -319,10 +337,76 @@ struct verdict vault_ntlm_accept(struct store *s, void *ctx, const uint8_t *auth
 		secmem_wipe(&sess, sizeof(sess));
 		return verdict_permfail("clock_skew");
 	}
+	if (c->co && (ntlm_co_init(&c->co_in, sess.flags, sess.client_sign, sess.client_seal) ||
+		      ntlm_co_init(&c->co_out, sess.flags, sess.server_sign, sess.server_seal))) {
+		secmem_wipe(&sess, sizeof(sess));
+		ntlm_co_free(&c->co_in);
+		return verdict_tempfail("internal_error");
+	}
 	c->sess = sess;
 	secmem_wipe(&sess, sizeof(sess));
 	c->state = CTX_ESTABLISHED;
 	if (user)
 		*user = u;
 	return verdict_ok();
+}
+
+/* MS-NLMP 2.2.1.2: NegotiateFlags of a CHALLENGE message. */
+#define CHALLENGE_FLAGS_OFF 20
+
+int vault_ntlm_challenge_co(const struct vault_ntlm_names *names, uint64_t now_wall_s,
+			    const uint8_t *negotiate, size_t neg_len, const struct sa_mech **mech,
+			    void **ctx, uint8_t *challenge_msg, size_t cap, size_t *len)
+{
+	struct vault_ntlm_ctx *c;
+	uint32_t nf = 0, cf;
+
+	if (mech)
+		*mech = NULL;
+	if (ctx)
+		*ctx = NULL;
+	if (len)
+		*len = 0;
+	if (!negotiate || ntlm_negotiate_flags(negotiate, neg_len, &nf) != 0)
+		return -2;
+	cf = ntlm_co_challenge_flags(nf);
+	if (cf == 0)
+		return -2;
+	if (vault_ntlm_challenge(names, now_wall_s, mech, ctx, challenge_msg, cap, len) != 0)
+		return -1;
+	c = *ctx;
+	/* the same message with the connection-oriented flags, in both the
+	 * copy the MIC covers and the caller's */
+	for (int i = 0; i < 4; i++)
+		c->challenge[CHALLENGE_FLAGS_OFF + i] = challenge_msg[CHALLENGE_FLAGS_OFF + i] =
+		    (uint8_t)(cf >> (8 * i));
+	memcpy(c->negotiate, negotiate, neg_len);
+	c->negotiate_len = neg_len;
+	c->co = true;
+	return 0;
+}
+
+int vault_ntlm_co_verify(void *ctx, const uint8_t *msg, size_t len, const uint8_t *sig,
+			 size_t sig_len)
+{
+	struct vault_ntlm_ctx *c = ctx;
+
+	if (!c || !c->co || c->state != CTX_ESTABLISHED)
+		return -1;
+	return ntlm_co_verify(&c->co_in, msg, len, sig, sig_len);
+}
+
+int vault_ntlm_co_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig, size_t cap,
+		       size_t *sig_len)
+{
+	struct vault_ntlm_ctx *c = ctx;
+
+	if (sig_len)
+		*sig_len = 0;
+	if (!c || !c->co || c->state != CTX_ESTABLISHED || !sig || cap < NTLM_SIG_LEN || !sig_len)
+		return -1;
+	if (ntlm_co_sign(&c->co_out, msg, len, sig))
+		return -1;
+	*sig_len = NTLM_SIG_LEN;
+	return 0;
 }

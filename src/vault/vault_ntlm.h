@@ -87,4 +87,35 @@ int vault_ntlm_ctx_with_challenge(const uint8_t *challenge_msg, size_t len,
 				  const struct vault_ntlm_names *names, const struct sa_mech **mech,
 				  void **ctx);
 
+/*
+ * Connection-oriented NTLM (HTTP, SPNEGO; [MS-NLMP] 3.2.5.1): start a
+ * handshake from the client's NEGOTIATE message: the CHALLENGE answers its
+ * flags (ntlm_co_challenge_flags: no DATAGRAM), and the NEGOTIATE is kept
+ * for the AUTHENTICATE's MIC (over NEGOTIATE || CHALLENGE || AUTHENTICATE).
+ * vault_ntlm_accept then completes it (requiring extended session security
+ * and no DATAGRAM); once established the context signs and verifies with
+ * vault_ntlm_co_sign / vault_ntlm_co_verify (not through sa_mech, which is
+ * MS-SIPAE's connectionless signing). Outputs as vault_ntlm_challenge.
+ * 0; -2 when the NEGOTIATE is malformed or lacks UNICODE or extended
+ * session security (refuse the client); -1 otherwise (as
+ * vault_ntlm_challenge).
+ */
+int vault_ntlm_challenge_co(const struct vault_ntlm_names *names, uint64_t now_wall_s,
+			    const uint8_t *negotiate, size_t neg_len, const struct sa_mech **mech,
+			    void **ctx, uint8_t *challenge_msg, size_t cap, size_t *len);
+
+/*
+ * Connection-oriented signatures ([MS-NLMP] 3.4.4.2 with extended session
+ * security): each direction has its own sequence number from 0 and its own
+ * RC4 handle keyed once with that direction's sealing key. verify checks
+ * the client's next signature (0 or -1); sign makes our next one (16 bytes
+ * into sig, cap >= 16; 0 or -1). Both only on an established context from
+ * vault_ntlm_challenge_co. RFC 4178 §5 mechListMIC: the client's first
+ * signature and ours are over the DER mechTypes the client sent.
+ */
+int vault_ntlm_co_verify(void *ctx, const uint8_t *msg, size_t len, const uint8_t *sig,
+			 size_t sig_len);
+int vault_ntlm_co_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig, size_t cap,
+		       size_t *sig_len);
+
 #endif

@@ -146,11 +146,13 @@ static const struct key keys[] = {
     {"pki", "ocsp", K_BOOL, F(pki_ocsp), 0, 0},
     {"pki", "cert_lifetime", K_DURATION, F(pki_cert_lifetime), 8 * 3600, 365 * 86400},
     {"pki", "map", K_PKI_MAP, F(pki_map), 0, 0},
+    {"pin", "min_length", K_INT, F(pin_min_length), 4, 24},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "sip",	  "store",    "log",  "auth", "admin",
-				       "http",	 "oauth", "kerberos", "ntlm", "turn", "pki"};
+static const char *const sections[] = {"server", "sip",	 "store", "log",      "auth",
+				       "admin",	 "http", "oauth", "kerberos", "ntlm",
+				       "turn",	 "pki",	 "pin"};
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 /* Offered algorithm names; the -sess forms are a per-challenge flag. */
@@ -1089,6 +1091,7 @@ void config_defaults(struct config *cfg)
 	for (int i = 0; i < CONFIG_PKI_MAP_COUNT; i++)
 		cfg->pki_map[i] = (enum config_pki_map)i;
 	cfg->n_pki_map = CONFIG_PKI_MAP_COUNT;
+	cfg->pin_min_length = 6;
 
 	derive(cfg->state_dir, "tls/server.crt", cfg->tls_cert, sizeof(cfg->tls_cert));
 	derive(cfg->state_dir, "tls/server.key", cfg->tls_key, sizeof(cfg->tls_key));

@@ -171,6 +171,9 @@ struct config {
 	int pki_cert_lifetime; /* seconds; default 180 days, 8 h .. 1 year */
 	enum config_pki_map pki_map[CONFIG_PKI_MAP_COUNT]; /* default san-uri, upn, email, cn */
 	size_t n_pki_map;
+
+	/* [pin]: PINs for phones (issue 5; src/pki/pin.h) */
+	int pin_min_length; /* digits, 4..24; default 6 */
 };
 
 /* Is scheme s among cfg's offered schemes? */

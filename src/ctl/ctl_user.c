@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/secmem.h"
+#include "pki/pin.h"
 #include "vault/vault.h"
 
 static const struct ctl_cmd_help h_add = {
@@ -36,6 +37,13 @@ static const struct ctl_cmd_help h_list = {"user list", "[--json]", "List all us
 					   "  --json  a JSON array of objects\n"};
 static const struct ctl_cmd_help h_show = {"user show", "URI [--json]", "Show one user.",
 					   "  --json  a JSON object\n"};
+static const struct ctl_cmd_help h_set = {
+    "user set", "URI [--phone +NUMBER] [--extension DIGITS]",
+    "Set a user's phone number and extension (for signing in on a phone with a PIN).",
+    "  --phone +NUMBER     E.164: '+', country code and number, 7 to 15 digits\n"
+    "                      (spaces, '-', '.', '(' and ')' are dropped); '' clears it\n"
+    "  --extension DIGITS  1 to 15 digits; '' clears it\n"
+    "Several users may share a phone number; give them different extensions.\n"};
 
 static int user_not_found(const char *uri)
 {
@@ -290,16 +298,70 @@ static int user_del(struct ctl *c, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
-static json_t *user_json(const struct store_user *u)
+static int user_set(struct ctl *c, int argc, char **argv)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I}", "uri", u->uri, "user",
-			 u->user, "domain", u->domain, "display_name", u->display_name, "enabled",
-			 u->enabled, "has_password", u->has_password, "created",
+	char uri[STORE_URI_MAX], phone[STORE_PHONE_MAX], detail[128];
+	const char *pos[1], *phone_arg = NULL, *ext = NULL, *why;
+	bool have_phone = false, have_ext = false;
+	const struct ctl_opt opts[] = {{"--phone", &phone_arg, &have_phone},
+				       {"--extension", &ext, &have_ext},
+				       {NULL, NULL, NULL}};
+	struct store_user u;
+	int n, rc;
+
+	if (ctl_args(&h_set, argc, argv, opts, pos, 1, 1, &n, &rc))
+		return rc;
+	if (!have_phone && !have_ext)
+		return ctl_usage_err("user set: nothing to set (give --phone and/or --extension; "
+				     "see: rtcauthctl user set --help)");
+	phone[0] = '\0';
+	if (have_phone && phone_arg[0] && pin_phone_normalise(phone_arg, phone, &why) < 0)
+		return ctl_usage_err("bad phone number '%s': %s", phone_arg, why);
+	if (have_ext && ext[0] && pin_extension_check(ext, &why) < 0)
+		return ctl_usage_err("bad extension '%s': %s", ext, why);
+	rc = load_user(c, pos[0], uri, &u);
+	if (rc)
+		return rc;
+	snprintf(detail, sizeof(detail), "%s%s%s%s%s", have_phone ? "phone=" : "",
+		 have_phone ? (phone[0] ? phone : "''") : "", have_phone && have_ext ? " " : "",
+		 have_ext ? "extension=" : "", have_ext ? (ext[0] ? ext : "''") : "");
+	rc = store_begin(c->store);
+	if (rc == STORE_OK)
+		rc = store_user_set_phone(c->store, uri, have_phone ? phone : NULL,
+					  have_ext ? ext : NULL);
+	if (rc == STORE_OK)
+		rc = ctl_audit(c, "user.set", uri, detail);
+	if (rc == STORE_OK)
+		rc = store_commit(c->store);
+	if (rc != STORE_OK) {
+		store_rollback(c->store);
+		return rc == STORE_NOTFOUND ? user_not_found(uri)
+					    : store_failed(c, "changing the user", rc);
+	}
+	printf("user %s: %s\n", uri, detail);
+	return CTL_EXIT_OK;
+}
+
+/* Phone number and extension of u ('' when unreadable: list and show go on). */
+static void user_phone(struct ctl *c, const struct store_user *u, char phone[STORE_PHONE_MAX],
+		       char ext[STORE_EXTENSION_MAX])
+{
+	if (store_user_get_phone(c->store, u->uri, phone, ext) != STORE_OK)
+		phone[0] = ext[0] = '\0';
+}
+
+static json_t *user_json(const struct store_user *u, const char *phone, const char *ext)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I, s:s, s:s}", "uri", u->uri,
+			 "user", u->user, "domain", u->domain, "display_name", u->display_name,
+			 "enabled", u->enabled, "has_password", u->has_password, "created",
 			 (json_int_t)u->created, "updated", (json_int_t)u->updated,
-			 "password_changed", (json_int_t)u->password_changed);
+			 "password_changed", (json_int_t)u->password_changed, "phone", phone,
+			 "extension", ext);
 }
 
 struct list_ctx {
+	struct ctl *c;
 	bool json;
 	int pass; /* 0: measure widths, 1: print */
 	int w_uri, w_name;
@@ -315,10 +377,11 @@ static int display_width(const char *s)
 static int list_cb(void *ctx, const struct store_user *u)
 {
 	struct list_ctx *l = ctx;
-	char created[32];
+	char created[32], phone[STORE_PHONE_MAX], ext[STORE_EXTENSION_MAX];
 
+	user_phone(l->c, u, phone, ext);
 	if (l->json) {
-		if (ctl_json_element(user_json(u), l->count, JSON_COMPACT) < 0)
+		if (ctl_json_element(user_json(u, phone, ext), l->count, JSON_COMPACT) < 0)
 			return -1;
 		l->count++;
 		return 0;
@@ -331,9 +394,13 @@ static int list_cb(void *ctx, const struct store_user *u)
 		l->count++;
 		return 0;
 	}
-	printf("%-*s  %-*s  %-7s  %-8s  %s\n", l->w_uri, u->uri, l->w_name,
+	printf("%-*s  %-*s  %-7s  %-8s  %-20s  %s%s%s\n", l->w_uri, u->uri, l->w_name,
 	       u->display_name[0] ? u->display_name : "-", u->enabled ? "yes" : "no",
-	       u->has_password ? "yes" : "no", ctl_time(u->created, created, sizeof(created)));
+	       u->has_password ? "yes" : "no", ctl_time(u->created, created, sizeof(created)),
+	       phone[0] ? phone
+	       : ext[0] ? ""
+			: "-",
+	       ext[0] ? ";ext=" : "", ext);
 	return 0;
 }
 
@@ -350,6 +417,7 @@ static int user_list(struct ctl *c, int argc, char **argv)
 	rc = ctl_store(c);
 	if (rc)
 		return rc;
+	l.c = c;
 	l.json = json;
 	l.w_uri = 3;
 	l.w_name = 12;
@@ -361,8 +429,8 @@ static int user_list(struct ctl *c, int argc, char **argv)
 		rc = store_user_list(c->store, list_cb, &l);
 		if (rc == STORE_OK && l.count > 0) {
 			l.pass = 1;
-			printf("%-*s  %-*s  %-7s  %-8s  %s\n", l.w_uri, "URI", l.w_name,
-			       "DISPLAY NAME", "ENABLED", "PASSWORD", "CREATED");
+			printf("%-*s  %-*s  %-7s  %-8s  %-20s  %s\n", l.w_uri, "URI", l.w_name,
+			       "DISPLAY NAME", "ENABLED", "PASSWORD", "CREATED", "PHONE");
 			rc = store_user_list(c->store, list_cb, &l);
 		} else if (rc == STORE_OK) {
 			ctl_note("no users yet (add one with: rtcauthctl user add URI)");
@@ -375,7 +443,8 @@ static int user_list(struct ctl *c, int argc, char **argv)
 
 static int user_show(struct ctl *c, int argc, char **argv)
 {
-	char uri[STORE_URI_MAX], t1[32], t2[32], t3[32];
+	char uri[STORE_URI_MAX], t1[32], t2[32], t3[32], phone[STORE_PHONE_MAX],
+	    ext[STORE_EXTENSION_MAX];
 	bool json = false;
 	const struct ctl_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
 	struct store_user u;
@@ -387,8 +456,9 @@ static int user_show(struct ctl *c, int argc, char **argv)
 	rc = load_user(c, pos[0], uri, &u);
 	if (rc)
 		return rc;
+	user_phone(c, &u, phone, ext);
 	if (json)
-		return ctl_print_json(user_json(&u));
+		return ctl_print_json(user_json(&u, phone, ext));
 	printf("uri:              %s\n"
 	       "user:             %s\n"
 	       "domain:           %s\n"
@@ -397,11 +467,14 @@ static int user_show(struct ctl *c, int argc, char **argv)
 	       "password:         %s\n"
 	       "created:          %s\n"
 	       "updated:          %s\n"
-	       "password changed: %s\n",
+	       "password changed: %s\n"
+	       "phone:            %s\n"
+	       "extension:        %s\n",
 	       u.uri, u.user, u.domain, u.display_name[0] ? u.display_name : "-",
 	       u.enabled ? "yes" : "no", u.has_password ? "set" : "none",
 	       ctl_time(u.created, t1, sizeof(t1)), ctl_time(u.updated, t2, sizeof(t2)),
-	       ctl_time(u.password_changed, t3, sizeof(t3)));
+	       ctl_time(u.password_changed, t3, sizeof(t3)), phone[0] ? phone : "-",
+	       ext[0] ? ext : "-");
 	return CTL_EXIT_OK;
 }
 
@@ -410,7 +483,7 @@ static const struct {
 	const struct ctl_cmd_help *help;
 } user_cmds[] = {
     {"add", &h_add}, {"passwd", &h_passwd}, {"enable", &h_enable}, {"disable", &h_disable},
-    {"del", &h_del}, {"list", &h_list},	    {"show", &h_show},
+    {"del", &h_del}, {"list", &h_list},	    {"show", &h_show},	   {"set", &h_set},
 };
 
 static void user_usage(FILE *out)
@@ -452,6 +525,8 @@ int ctl_user_main(struct ctl *c, int argc, char **argv)
 		return user_list(c, argc, argv);
 	if (strcmp(sub, "show") == 0)
 		return user_show(c, argc, argv);
+	if (strcmp(sub, "set") == 0)
+		return user_set(c, argc, argv);
 	if (strcmp(sub, "import") == 0)
 		return ctl_user_import(c, argc, argv);
 	ctl_err("user: unknown command '%s' (see: rtcauthctl user --help)", sub);

@@ -14,6 +14,8 @@
 
 #define RTCAUTH_VERSION "0.1.0"
 
+int ctl_pin_main(struct ctl *c, int argc, char **argv); /* ctl_pin.c */
+
 static void usage(FILE *out)
 {
 	fprintf(
@@ -52,6 +54,8 @@ static void usage(FILE *out)
 	    "  partner enable|disable|del NAME | partner refresh NAME (needs rtcauthd)\n"
 	    "  token issue --partner NAME [--as-user URI] [--resource R]   print a token for "
 	    "a partner\n"
+	    "  pin set URI [--pin-stdin] | pin unlock URI | pin show URI | pin policy   phone "
+	    "PINs\n"
 	    "  probe sip:USER@DOMAIN --mech kerberos|ntlm|digest [--transport udp|tcp|tls]\n"
 	    "              sign in as a SIP client and report each step (see probe --help)\n"
 	    "\n"
@@ -145,6 +149,8 @@ int main(int argc, char **argv)
 		rc = ctl_partner_main(&c, argc, argv);
 	else if (strcmp(cmd, "token") == 0)
 		rc = ctl_token_main(&c, argc, argv);
+	else if (strcmp(cmd, "pin") == 0)
+		rc = ctl_pin_main(&c, argc, argv);
 	else if (strcmp(cmd, "probe") == 0)
 		rc = ctl_probe_main(&c, argc, argv);
 	else if (strcmp(cmd, "help") == 0) {

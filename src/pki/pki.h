@@ -27,8 +27,9 @@
 #define PKI_LIFETIME_DEFAULT (180 * 86400)
 #define PKI_LIFETIME_MIN     (8 * 3600)
 #define PKI_LIFETIME_MAX     (365 * 86400)
-#define PKI_CSR_MAX	     16384 /* bytes of PEM */
-#define PKI_SERIAL_MAX	     64	   /* hex digits + NUL */
+#define PKI_CSR_MAX	     16384	/* bytes of PEM */
+#define PKI_SERIAL_MAX	     64		/* hex digits + NUL */
+#define PKI_PATH_CRL	     "/pki/crl" /* GET: the CA's DER CRL (application/pkix-crl) */
 
 /*
  * Load (or, on the first start, make) the issuing CA and the trusted roots
@@ -90,6 +91,17 @@ const char *pki_verify_strerror(int rc);
  */
 int pki_verify_client(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64_t now,
 		      char *user_uri, size_t cap);
+
+/* A serial as typed (hex, any case, colons allowed) in the form the store
+ * keeps: upper-case hex without leading zeros. 0 or -1. */
+int pki_serial_normalise(const char *in, char out[PKI_SERIAL_MAX]);
+/* A revocation reason pki_revoke_* takes: an RFC 5280 §5.3.1 CRLReason
+ * name (keyCompromise, superseded, ...; any case), or NULL/'' (unspecified). */
+bool pki_reason_valid(const char *reason);
+
+/* Register GET /pki/crl (src/http) before any HTTPS server runs; the
+ * handler reads the revoked serials with the worker's store. 0 or -1. */
+int pki_routes_add(void);
 
 /* Is this serial of our CA revoked (for live connections: closed within a
  * minute of the revocation)? 1 yes, 0 no, -1 unknown. */

@@ -2220,3 +2220,227 @@ int store_partner_set_issuer(struct store *s, const char *name, const char *issu
 		set_msg(s, "another partner has this issuer in this realm");
 	return err;
 }
+
+/* ---- certificates issued by our CA ---- */
+
+#define CERT_COLS                                                                                  \
+	"serial, coalesce(user_id, 0), uri, subject, not_before, not_after, issued, revoked_at,"   \
+	" reason, pem"
+
+static int cert_from_row(sqlite3_stmt *st, struct store_cert *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->user_id = sqlite3_column_int64(st, 1);
+	c->not_before = sqlite3_column_int64(st, 4);
+	c->not_after = sqlite3_column_int64(st, 5);
+	c->issued = sqlite3_column_int64(st, 6);
+	c->revoked_at = sqlite3_column_int64(st, 7);
+	if (col_text(st, 0, c->serial, sizeof(c->serial)) < 0 ||
+	    col_text(st, 2, c->uri, sizeof(c->uri)) < 0 ||
+	    col_text(st, 3, c->subject, sizeof(c->subject)) < 0 ||
+	    col_text(st, 8, c->reason, sizeof(c->reason)) < 0 ||
+	    col_text(st, 9, c->pem, sizeof(c->pem)) < 0)
+		return -1;
+	return 0;
+}
+
+static bool cert_serial_ok(const char *serial)
+{
+	size_t n = serial ? strnlen(serial, STORE_CERT_SERIAL_MAX) : 0;
+	return n > 0 && n < STORE_CERT_SERIAL_MAX;
+}
+
+int store_cert_add(struct store *s, const struct store_cert *c)
+{
+	static const char sql[] =
+	    "INSERT INTO certificates (serial, user_id, uri, subject, not_before, not_after,"
+	    " issued, pem) VALUES (?1, nullif(?2, 0), ?3, ?4, ?5, ?6, ?7, ?8)";
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (!cert_serial_ok(c->serial) || !c->uri[0] || !c->pem[0] || c->not_after <= c->not_before)
+		return invalid(s, "certificate (serial, URI, PEM and validity are required)");
+	st = prep(s, sql, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, c->serial, sizeof(c->serial), "serial")) ||
+	    (err = bind_int(s, st, 2, c->user_id)) ||
+	    (err = bind_text(s, st, 3, c->uri, sizeof(c->uri), "uri")) ||
+	    (err = bind_text(s, st, 4, c->subject, sizeof(c->subject), "subject")) ||
+	    (err = bind_int(s, st, 5, c->not_before)) || (err = bind_int(s, st, 6, c->not_after)) ||
+	    (err = bind_int(s, st, 7, c->issued ? c->issued : (int64_t)time(NULL))) ||
+	    (err = bind_text(s, st, 8, c->pem, sizeof(c->pem), "certificate PEM"))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_CONFLICT)
+		set_msg(s, "a certificate with this serial exists");
+	return err;
+}
+
+int store_cert_get(struct store *s, const char *serial, struct store_cert *out)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!cert_serial_ok(serial))
+		return invalid(s, "serial");
+	st = prep(s, "SELECT " CERT_COLS " FROM certificates WHERE serial = ?1", &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, serial, STORE_CERT_SERIAL_MAX, "serial"))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (cert_from_row(st, out) < 0) {
+			memset(out, 0, sizeof(*out));
+			set_msg(s, "certificates row with an oversized field");
+			err = STORE_CORRUPT;
+		}
+	} else if (rc == SQLITE_DONE) {
+		set_msg(s, "no such certificate");
+		err = STORE_NOTFOUND;
+	} else {
+		err = fail(s, rc);
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+/* Call fn for each row of sql (?1 = arg when not NULL). */
+static int cert_rows(struct store *s, const char *sql, const char *arg,
+		     int (*fn)(void *ctx, const struct store_cert *c), void *ctx)
+{
+	struct store_cert *c;
+	sqlite3_stmt *st;
+	int rc, ret = STORE_OK;
+
+	st = prep(s, sql, &ret);
+	if (!st)
+		return ret;
+	if (arg && (ret = bind_text(s, st, 1, arg, STORE_URI_MAX, "uri"))) {
+		sqlite3_finalize(st);
+		return ret;
+	}
+	c = sqlite3_malloc(sizeof(*c));
+	if (!c) {
+		sqlite3_finalize(st);
+		set_msg(s, "out of memory");
+		return STORE_UNAVAILABLE;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cert_from_row(st, c) < 0) {
+			set_msg(s, "certificates row with an oversized field");
+			ret = STORE_CORRUPT;
+			break;
+		}
+		ret = fn(ctx, c);
+		if (ret != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = fail(s, rc);
+	sqlite3_free(c);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int store_cert_list(struct store *s, const char *uri,
+		    int (*fn)(void *ctx, const struct store_cert *c), void *ctx)
+{
+	char norm[STORE_URI_MAX];
+	int err;
+
+	if (!uri)
+		return cert_rows(
+		    s, "SELECT " CERT_COLS " FROM certificates ORDER BY issued DESC, serial", NULL,
+		    fn, ctx);
+	if ((err = norm_arg(s, uri, norm)) != STORE_OK)
+		return err;
+	return cert_rows(s,
+			 "SELECT " CERT_COLS " FROM certificates WHERE uri = ?1"
+			 " ORDER BY issued DESC, serial",
+			 norm, fn, ctx);
+}
+
+int store_cert_list_revoked(struct store *s, int (*fn)(void *ctx, const struct store_cert *c),
+			    void *ctx)
+{
+	return cert_rows(s,
+			 "SELECT " CERT_COLS " FROM certificates WHERE revoked_at <> 0"
+			 " ORDER BY serial",
+			 NULL, fn, ctx);
+}
+
+/* An UPDATE ... SET revoked_at = ?2, reason = ?3 WHERE <key> = ?1 AND
+ * revoked_at = 0; *n gets the rows changed. */
+static int cert_revoke(struct store *s, const char *sql, const char *key, size_t keycap,
+		       int64_t when, const char *reason, int *n)
+{
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (n)
+		*n = 0;
+	st = prep(s, sql, &err);
+	if (!st)
+		return err;
+	if ((err = bind_text(s, st, 1, key, keycap, "certificate key")) ||
+	    (err = bind_int(s, st, 2, when > 0 ? when : (int64_t)time(NULL))) ||
+	    (err = bind_text(s, st, 3, reason, STORE_CERT_REASON_MAX, "revocation reason"))) {
+		sqlite3_finalize(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_OK && n)
+		*n = sqlite3_changes(s->db);
+	return err;
+}
+
+int store_cert_revoke(struct store *s, const char *serial, int64_t when, const char *reason, int *n)
+{
+	struct store_cert *c;
+	int err, changed = 0;
+
+	if (n)
+		*n = 0;
+	if (!cert_serial_ok(serial))
+		return invalid(s, "serial");
+	err = cert_revoke(s,
+			  "UPDATE certificates SET revoked_at = ?2, reason = ?3"
+			  " WHERE serial = ?1 AND revoked_at = 0",
+			  serial, STORE_CERT_SERIAL_MAX, when, reason, &changed);
+	if (n)
+		*n = changed;
+	if (err != STORE_OK || changed > 0)
+		return err;
+	/* nothing changed: an unknown serial, or revoked already */
+	c = sqlite3_malloc(sizeof(*c));
+	if (!c) {
+		set_msg(s, "out of memory");
+		return STORE_UNAVAILABLE;
+	}
+	err = store_cert_get(s, serial, c);
+	sqlite3_free(c);
+	return err;
+}
+
+int store_cert_revoke_uri(struct store *s, const char *uri, int64_t when, const char *reason,
+			  int *n)
+{
+	char norm[STORE_URI_MAX];
+	int err;
+
+	if (n)
+		*n = 0;
+	if ((err = norm_arg(s, uri, norm)) != STORE_OK)
+		return err;
+	return cert_revoke(s,
+			   "UPDATE certificates SET revoked_at = ?2, reason = ?3"
+			   " WHERE uri = ?1 AND revoked_at = 0",
+			   norm, STORE_URI_MAX, when, reason, n);
+}

@@ -381,4 +381,46 @@ int store_partner_set_fetch(struct store *s, const char *name, int64_t when, con
  */
 int store_partner_set_issuer(struct store *s, const char *name, const char *issuer);
 
+/* ---- certificates issued by our CA (issue 5; src/pki) ---- */
+
+#define STORE_CERT_SERIAL_MAX  64   /* upper-case hex, NUL included */
+#define STORE_CERT_SUBJECT_MAX 512  /* one-line subject, NUL included */
+#define STORE_CERT_REASON_MAX  64   /* revocation reason, NUL included */
+#define STORE_CERT_PEM_MAX     8192 /* the certificate PEM, NUL included */
+
+struct store_cert {
+	char serial[STORE_CERT_SERIAL_MAX];
+	int64_t user_id; /* 0: the user has been deleted since */
+	char uri[STORE_URI_MAX];
+	char subject[STORE_CERT_SUBJECT_MAX];
+	int64_t not_before; /* unix seconds */
+	int64_t not_after;
+	int64_t issued;
+	int64_t revoked_at; /* 0 = not revoked */
+	char reason[STORE_CERT_REASON_MAX];
+	char pem[STORE_CERT_PEM_MAX];
+};
+
+/* Insert (revoked_at and reason are ignored: a new certificate is good).
+ * STORE_CONFLICT when the serial exists (the caller draws another). */
+int store_cert_add(struct store *s, const struct store_cert *c);
+int store_cert_get(struct store *s, const char *serial, struct store_cert *out);
+/* Every certificate (uri NULL) or one user's, newest first; stops early if
+ * fn returns non-zero (and returns it). */
+int store_cert_list(struct store *s, const char *uri,
+		    int (*fn)(void *ctx, const struct store_cert *c), void *ctx);
+/* The revoked ones (for the CRL), by serial. */
+int store_cert_list_revoked(struct store *s, int (*fn)(void *ctx, const struct store_cert *c),
+			    void *ctx);
+/*
+ * Revoke one certificate (at when, with reason; may be NULL) or every
+ * certificate of a URI not yet revoked. *n (may be NULL) gets how many
+ * changed: revoking a revoked certificate again changes nothing (STORE_OK,
+ * *n 0). store_cert_revoke returns STORE_NOTFOUND for an unknown serial.
+ */
+int store_cert_revoke(struct store *s, const char *serial, int64_t when, const char *reason,
+		      int *n);
+int store_cert_revoke_uri(struct store *s, const char *uri, int64_t when, const char *reason,
+			  int *n);
+
 #endif

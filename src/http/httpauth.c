@@ -8,6 +8,19 @@
  * free callback), so it dies with the connection without a hook in http.c;
  * handlers of one connection run on one loop thread, so no lock is needed.
  *
+ * Negotiate carries SPNEGO (RFC 4178, RFC 4559). An initiator that puts
+ * NTLMSSP first in mechTypes (or sends an NTLM NEGOTIATE as its optimistic
+ * token) runs NTLM inside SPNEGO against our own acceptor, connection-
+ * oriented: NegTokenInit(NEGOTIATE) -> 401 NegTokenResp(accept-incomplete,
+ * NTLMSSP, CHALLENGE) -> NegTokenResp(AUTHENTICATE [, mechListMIC]) -> 200
+ * NegTokenResp(accept-completed [, our mechListMIC]). The mechListMIC is
+ * NTLM connection-oriented signing (sequence 0 each way) over mechTypes as
+ * the initiator sent it, kept with the pending context; it is required when
+ * the AUTHENTICATE has an NTLM MIC or NTLMSSP was not the first choice.
+ * Everything else under Negotiate (Kerberos in SPNEGO, raw Kerberos) goes
+ * to the vault's Kerberos acceptor as before; a raw NTLMSSP token under
+ * Negotiate is refused.
+ *
  * Must never log a token, a hash or a Digest response; never answer 401 for
  * an outage.
  */
@@ -25,6 +38,7 @@
 #include "auth/nonce.h"
 #include "auth/ntlm.h"
 #include "auth/sa.h"
+#include "auth/spnego.h"
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -231,10 +245,20 @@ int httpauth_challenges(const struct config *cfg, bool krb_ready, struct str non
 
 /* ---- the pending NTLM handshake of a connection ---- */
 
+/* mechTypes DER kept for the mechListMIC: 16 OIDs of 32 bytes fit. */
+#define SPNEGO_MECH_TYPES_MAX 600
+
 struct ntlm_pending {
 	const struct sa_mech *mech;
 	void *ctx;
 	uint64_t born; /* monotonic seconds */
+	/* NTLM inside SPNEGO (Negotiate): the initiator's mechTypes as sent,
+	 * and whether the mechListMIC is required whatever the AUTHENTICATE
+	 * says (NTLMSSP was not its first choice, RFC 4178 §5) */
+	bool spnego;
+	bool mic_required;
+	uint8_t mech_types[SPNEGO_MECH_TYPES_MAX];
+	size_t mech_types_len;
 };
 
 static pthread_once_t ntlm_once = PTHREAD_ONCE_INIT;
@@ -562,7 +586,7 @@ static bool do_ntlm(const struct attempt *a, uint8_t *tok, size_t len, struct ht
 	}
 	httpauth_ntlm_fix_flags(tok, len);
 	p = ntlm_take(a->req->ssl);
-	if (!p || a->mono > p->born + HTTPAUTH_NTLM_TTL) {
+	if (!p || p->spnego || a->mono > p->born + HTTPAUTH_NTLM_TTL) {
 		ntlm_pending_free(p);
 		log_info("http.auth.ntlm_no_challenge", "src=%s", a->ip);
 		challenge(a, false, "unauthorized",
@@ -587,6 +611,215 @@ static bool do_ntlm(const struct attempt *a, uint8_t *tok, size_t len, struct ht
 		return false;
 	}
 	return succeeded(a, STATS_MECH_NTLM, "ntlm", who[0] ? who : out->user.uri, out);
+}
+
+/* ---- NTLM inside SPNEGO (Negotiate; RFC 4178, RFC 4559, [MS-SPNG]) ---- */
+
+/* True when an initiator's NegTokenInit asks for NTLM: NTLMSSP is its first
+ * mechanism, or its optimistic mechToken is an NTLM NEGOTIATE and NTLMSSP is
+ * among its mechanisms. */
+static bool spnego_wants_ntlm(const struct spnego_token *st)
+{
+	if (st->kind != SPNEGO_INIT || st->n_mechs == 0)
+		return false;
+	if (spnego_oid_eq(st->mechs[0], spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp)))
+		return true;
+	if (!st->has_mech_token || httpauth_ntlm_type(st->mech_token.p, st->mech_token.len) != 1)
+		return false;
+	for (size_t i = 1; i < st->n_mechs; i++)
+		if (spnego_oid_eq(st->mechs[i], spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp)))
+			return true;
+	return false;
+}
+
+/* 401 or 200 header "Negotiate <b64 of tok>"; -1 when it does not fit. */
+static int negotiate_header(const struct attempt *a, const uint8_t *tok, size_t len)
+{
+	char hv[10 + 4 * (NTLM_CHALLENGE_MAX + 64) / 3 + 8];
+	long bl;
+
+	memcpy(hv, "Negotiate ", 10);
+	bl = b64_std_encode(tok, len, hv + 10, sizeof(hv) - 10);
+	if (bl < 0)
+		return -1;
+	http_response_header(a->resp, "WWW-Authenticate", hv);
+	return 0;
+}
+
+/* Leg 1: NegTokenInit with the NEGOTIATE -> 401 with NegTokenResp
+ * accept-incomplete, supportedMech NTLMSSP, responseToken our CHALLENGE. */
+static bool spnego_ntlm_leg1(const struct attempt *a, const struct spnego_token *st)
+{
+	struct vault_ntlm_names names = {
+	    .nb_domain = a->cfg->ntlm_domain,
+	    .nb_computer = a->cfg->ntlm_computer,
+	    .dns_domain = a->cfg->domain,
+	    .dns_computer = a->cfg->fqdn,
+	};
+	uint8_t msg[NTLM_CHALLENGE_MAX], resp[NTLM_CHALLENGE_MAX + 64];
+	struct ntlm_pending *p;
+	size_t len = 0, rlen = 0;
+	int rc;
+
+	if (!st->has_mech_token || httpauth_ntlm_type(st->mech_token.p, st->mech_token.len) != 1) {
+		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_no_ntlm_negotiate");
+		return false;
+	}
+	if (st->mech_types_der.len > SPNEGO_MECH_TYPES_MAX) {
+		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_too_large");
+		return false;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		http_response_error(a->resp, 500, "server_error", "out of memory");
+		return false;
+	}
+	rc = vault_ntlm_challenge_co(&names, (uint64_t)a->now, st->mech_token.p, st->mech_token.len,
+				     &p->mech, &p->ctx, msg, sizeof(msg), &len);
+	if (rc != 0) {
+		free(p);
+		if (rc == -2)
+			failed(a, STATS_MECH_NTLM, "negotiate", "", "ntlm_negotiate_refused");
+		else
+			unavailable(a, STATS_MECH_NTLM, "ntlm_challenge_failed");
+		return false;
+	}
+	p->born = a->mono;
+	p->spnego = true;
+	/* RFC 4178 §5: a mechanism other than the initiator's first needs MICs */
+	p->mic_required =
+	    !spnego_oid_eq(st->mechs[0], spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp));
+	memcpy(p->mech_types, st->mech_types_der.p, st->mech_types_der.len);
+	p->mech_types_len = st->mech_types_der.len;
+	if (spnego_build_resp(SPNEGO_ACCEPT_INCOMPLETE, spnego_oid_ntlmssp,
+			      sizeof(spnego_oid_ntlmssp), msg, len, NULL, 0, resp, sizeof(resp),
+			      &rlen) != 0 ||
+	    ntlm_put(a->req->ssl, p) < 0) {
+		ntlm_pending_free(p);
+		unavailable(a, STATS_MECH_NTLM, "ntlm_no_connection_state");
+		return false;
+	}
+	http_response_error(a->resp, 401, "unauthorized",
+			    "Negotiate (SPNEGO, NTLM) handshake: answer the challenge");
+	if (negotiate_header(a, resp, rlen) < 0)
+		http_response_header(a->resp, "WWW-Authenticate", "Negotiate");
+	log_info("http.auth.challenge", "mech=negotiate inner=ntlm leg=2 src=%s", a->ip);
+	return false;
+}
+
+/* The mechListMIC rules of the last leg (RFC 4178 §5, [MS-SPNG] 3.3.5.1):
+ * present -> it must verify; absent -> allowed only when neither NTLMSSP's
+ * place in the list nor the AUTHENTICATE's own MIC calls for one. NULL, or
+ * the failure reason. */
+static const char *spnego_check_mic(const struct ntlm_pending *p, const struct spnego_token *st)
+{
+	struct ntlm_auth na;
+	bool need = p->mic_required;
+
+	if (ntlm_parse_authenticate(st->mech_token.p, st->mech_token.len, &na) == 0 && na.has_mic)
+		need = true;
+	if (st->has_mic)
+		return vault_ntlm_co_verify(p->ctx, p->mech_types, p->mech_types_len, st->mic.p,
+					    st->mic.len) == 0
+			   ? NULL
+			   : "bad_mech_list_mic";
+	return need ? "no_mech_list_mic" : NULL;
+}
+
+/* The final NegTokenResp: accept-completed, with our mechListMIC when the
+ * client sent one (then it expects ours). 0 or -1. */
+static int spnego_final(const struct attempt *a, struct ntlm_pending *p, bool with_mic)
+{
+	uint8_t mic[NTLM_SIG_LEN], resp[64];
+	size_t mic_len = 0, rlen = 0;
+
+	if (with_mic && vault_ntlm_co_sign(p->ctx, p->mech_types, p->mech_types_len, mic,
+					   sizeof(mic), &mic_len) != 0)
+		return -1;
+	if (spnego_build_resp(SPNEGO_ACCEPT_COMPLETED, NULL, 0, NULL, 0, with_mic ? mic : NULL,
+			      mic_len, resp, sizeof(resp), &rlen) != 0)
+		return -1;
+	return negotiate_header(a, resp, rlen);
+}
+
+/* Leg 3: NegTokenResp with the AUTHENTICATE (and mechListMIC) -> 200 with
+ * NegTokenResp accept-completed [+ our mechListMIC], or 401. */
+static bool spnego_ntlm_leg3(const struct attempt *a, const struct spnego_token *st,
+			     struct httpauth_result *out)
+{
+	char who[STORE_URI_MAX + 8];
+	struct ntlm_pending *p = ntlm_take(a->req->ssl);
+	const char *reason;
+	struct verdict v;
+
+	if (!p || !p->spnego || a->mono > p->born + HTTPAUTH_NTLM_TTL) {
+		ntlm_pending_free(p);
+		log_info("http.auth.ntlm_no_challenge", "mech=negotiate src=%s", a->ip);
+		challenge(a, false, "unauthorized",
+			  "SPNEGO continuation without a pending handshake on this connection");
+		return false;
+	}
+	if (st->state == SPNEGO_REJECT || !st->has_mech_token ||
+	    httpauth_ntlm_type(st->mech_token.p, st->mech_token.len) != 3 ||
+	    (st->has_supported_mech &&
+	     !spnego_oid_eq(st->supported_mech, spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp)))) {
+		ntlm_pending_free(p);
+		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_malformed");
+		return false;
+	}
+	ntlm_who(a, st->mech_token.p, st->mech_token.len, who, sizeof(who));
+	if (locked(a, STATS_MECH_NTLM, who)) {
+		ntlm_pending_free(p);
+		return false;
+	}
+	memset(&out->user, 0, sizeof(out->user));
+	v = vault_ntlm_accept(a->w->store, p->ctx, st->mech_token.p, st->mech_token.len,
+			      str_cstr(a->cfg->domain), (uint64_t)a->now, &out->user);
+	if (v.kind == VERDICT_TEMPFAIL) {
+		ntlm_pending_free(p);
+		unavailable(a, STATS_MECH_NTLM, v.reason);
+		return false;
+	}
+	reason = v.kind != VERDICT_OK ? v.reason : spnego_check_mic(p, st);
+	if (reason) {
+		ntlm_pending_free(p);
+		failed(a, STATS_MECH_NTLM, "negotiate", who, reason);
+		return false;
+	}
+	if (spnego_final(a, p, st->has_mic) < 0) {
+		ntlm_pending_free(p);
+		unavailable(a, STATS_MECH_NTLM, "spnego_final_failed");
+		return false;
+	}
+	ntlm_pending_free(p);
+	log_info("http.auth.spnego", "inner=ntlm mech_list_mic=%s src=%s",
+		 st->has_mic ? "yes" : "no", a->ip);
+	return succeeded(a, STATS_MECH_NTLM, "negotiate", who[0] ? who : out->user.uri, out);
+}
+
+/*
+ * Negotiate: NTLM inside SPNEGO when the initiator asks for it (and NTLM is
+ * offered); a NegTokenResp continues such a handshake; anything else (SPNEGO
+ * with Kerberos, raw Kerberos) goes to the Kerberos acceptor, when offered.
+ */
+static bool do_negotiate_any(const struct attempt *a, const uint8_t *tok, size_t len,
+			     struct httpauth_result *out)
+{
+	bool ntlm = config_offers(a->cfg, AUTH_SCHEME_NTLM);
+	struct spnego_token st;
+
+	if (spnego_parse(tok, len, &st) == 0) {
+		if (st.kind == SPNEGO_RESP && ntlm)
+			return spnego_ntlm_leg3(a, &st, out);
+		if (spnego_wants_ntlm(&st) && ntlm)
+			return spnego_ntlm_leg1(a, &st);
+	}
+	if (!config_offers(a->cfg, AUTH_SCHEME_KERBEROS) || !vault_krb_ready()) {
+		challenge(a, false, "unauthorized",
+			  "sign in with one of the offered WWW-Authenticate schemes");
+		return false;
+	}
+	return do_negotiate(a, tok, len, out);
 }
 
 /* RFC 7616 §3.4: uri is the request-target. */
@@ -694,7 +927,9 @@ static bool offered(const struct config *cfg, enum httpauth_scheme s)
 {
 	switch (s) {
 	case HTTPAUTH_NEGOTIATE:
-		return config_offers(cfg, AUTH_SCHEME_KERBEROS) && vault_krb_ready();
+		/* SPNEGO carries Kerberos or NTLM */
+		return (config_offers(cfg, AUTH_SCHEME_KERBEROS) && vault_krb_ready()) ||
+		       config_offers(cfg, AUTH_SCHEME_NTLM);
 	case HTTPAUTH_NTLM:
 		return config_offers(cfg, AUTH_SCHEME_NTLM);
 	case HTTPAUTH_DIGEST:
@@ -725,7 +960,7 @@ static bool dispatch(const struct attempt *a, const struct httpauth_creds *cr,
 		return false;
 	}
 	ok = cr->scheme == HTTPAUTH_NTLM ? do_ntlm(a, tok, len, out)
-					 : do_negotiate(a, tok, len, out);
+					 : do_negotiate_any(a, tok, len, out);
 	free(tok);
 	return ok;
 }

@@ -40,6 +40,7 @@
 #include "oauth/oauth.h"
 #include "oauth/token.h"
 #include "oauth/validate.h"
+#include "pki/certprov.h"
 #include "sip/location.h"
 #include "store/store.h"
 #include "store/wb.h"
@@ -375,7 +376,8 @@ static int oauth_up(const struct config *cfg, char *err, size_t errlen)
 	if (oauth_start(cfg, main_store, err, errlen) < 0)
 		return -1;
 	if (oauth_metadata_routes_add() < 0 || oauth_token_routes() < 0 ||
-	    oauth_validate_routes() < 0 || webticket_routes_add() < 0) {
+	    oauth_validate_routes() < 0 || webticket_routes_add() < 0 ||
+	    certprov_routes_add(pki_issue) < 0) {
 		snprintf(err, errlen, "cannot register the OAuth endpoints");
 		return -1;
 	}

@@ -136,7 +136,7 @@ static void issue_for(struct store *s, const struct certprov_env *env, const str
 		break;
 	case PKI_E_WEAK_KEY:
 		fail(r, 400, "weak_key", "weak_key",
-		     "the request's key is too weak: use RSA of 2048 bits or more, or EC P-256; "
+		     "the request's key is not allowed: use RSA of 2048 to 8192 bits, or EC P-256; "
 		     "nothing was issued");
 		break;
 	case PKI_E_LIFETIME:

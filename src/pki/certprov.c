@@ -28,6 +28,7 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
+#include "auth/lockout.h"
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -699,9 +700,55 @@ static void log_result(const struct certprov_result *r, const char *form)
 			 r->user[0] ? r->user : "-");
 }
 
+/* "ip" of "ip:port" / "[v6]:port". */
+static void peer_ip(const char *peer, char *out, size_t cap)
+{
+	const char *colon;
+	size_t n;
+
+	if (!peer)
+		peer = "";
+	if (peer[0] == '[') {
+		n = strcspn(peer + 1, "]");
+		snprintf(out, cap, "%.*s", (int)n, peer + 1);
+		return;
+	}
+	colon = strrchr(peer, ':');
+	n = colon ? (size_t)(colon - peer) : strlen(peer);
+	snprintf(out, cap, "%.*s", (int)n, peer);
+}
+
+/*
+ * PIN guessing across many numbers from one address: the shared in-memory
+ * lockout's per-source throttle ([auth] lockout_source_*), on top of the
+ * per-user PIN counters in the store. Only the source state is used: the
+ * per-user limits of PINs are the pins table's (PROTOCOLS.md §3).
+ * True when refused (429 sent).
+ */
+static bool source_throttled(const struct http_request *req, struct http_response *resp, char *ip,
+			     size_t cap, char *key, size_t kcap)
+{
+	const struct sip_worker *w = req->worker;
+	uint32_t retry = 0;
+	char rbuf[16];
+
+	peer_ip(req->peer, ip, cap);
+	snprintf(key, kcap, "certprov:%s", ip);
+	if (!w->rt->lockout || lockout_check(w->rt->lockout, str_cstr(key), str_cstr(ip),
+					     clock_mono_ms() / 1000, &retry) != LOCKOUT_SOURCE)
+		return false;
+	log_warn("certprov.throttled", "src=%s retry_after=%u", ip, retry);
+	snprintf(rbuf, sizeof(rbuf), "%u", retry ? retry : 1);
+	http_response_error(resp, 429, "access_denied",
+			    "too many failed sign-in attempts from this address; retry later");
+	http_response_header(resp, "Retry-After", rbuf);
+	return true;
+}
+
 static void json_handler(const struct http_request *req, struct http_response *resp, void *arg)
 {
-	char who[STORE_URI_MAX];
+	char who[STORE_URI_MAX], ip[64], key[96];
+	const struct sip_worker *w = req->worker;
 	struct certprov_result r;
 	struct certprov_env env;
 	struct store *s;
@@ -715,7 +762,12 @@ static void json_handler(const struct http_request *req, struct http_response *r
 			return;
 		certprov_json(s, &env, req->body.p, req->body.len, who, &r);
 	} else {
+		if (source_throttled(req, resp, ip, sizeof(ip), key, sizeof(key)))
+			return;
 		certprov_json(s, &env, req->body.p, req->body.len, NULL, &r);
+		if (r.status == 401 && w->rt->lockout)
+			lockout_fail(w->rt->lockout, str_cstr(key), str_cstr(ip),
+				     clock_mono_ms() / 1000);
 	}
 	headers(resp, &r);
 	if (r.status == 200) {

@@ -251,4 +251,18 @@ code=$(hc "$T/s4" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/
 check_sh "SOAP with a DTD: 400 Fault" '[ "$code" = 400 ] && grep -q "<s:Fault>" "$T/s4"'
 
 check "rtcauthd stops cleanly" stop_daemon
+
+# ---- PIN guessing across numbers from one address: the source throttle ----
+carol_failures() { ctl pin show sip:carol@example.test --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["global_failures"])'; }
+before=$(carol_failures)
+sed -i 's/^lockout_source_failures = 1000$/lockout_source_failures = 3/' "$CONF"
+start_daemon || not_ok "rtcauthd restarts"
+for n in 1 2 3; do echo "$(prov "$T/g$n" "+1999555000$n" 111222 "$T/carol.csr")" >"$T/g$n.code"; done
+check_sh "three unknown numbers from one address: 401 each" '[ "$(cat "$T"/g?.code | sort -u)" = 401 ]'
+code=$(prov "$T/g4" 2001 480913 "$T/carol.csr")
+check_sh "then the address is throttled: 429 with Retry-After, even with a right PIN" \
+	'[ "$code" = 429 ] && grep -qi "^retry-after: [1-9]" "$T/g4.h"'
+check_sh "carol's own counters are untouched by the others' guesses" \
+	'[ "$(carol_failures)" = "$before" ]'
+check "rtcauthd stops cleanly after the throttle" stop_daemon
 finish

@@ -99,6 +99,56 @@ static void test_spnego_parses_mit_initiator_ntlm_token(void **state)
 	assert_int_equal(t.state, SPNEGO_STATE_ABSENT);
 }
 
+/* MIT krb5 1.20's SPNEGO initiator with a ticket for HTTP/fe01.example.test
+ * (throwaway realm) and NTLM credentials too: mechTypes { krb5, NTLMSSP },
+ * mechToken = the krb5 AP-REQ (784 bytes in all). */
+#define MIT_KRB5_INIT                                                                              \
+	"6082030c06062b0601050502a0820300308202fca019301706092a864886f712010202060a2b060104018237" \
+	"02020aa28202dd048202d9608202d506092a864886f71201020201006e8202c4308202c0a003020105a10302" \
+	"010ea20703050020000000a38201d7618201d3308201cfa003020105a10e1b0c4558414d504c452e54455354" \
+	"a2243022a003020103a11b30191b04485454501b11666530312e6578616d706c652e74657374a38201903082" \
+	"018ca003020112a103020102a282017e0482017a0c9bb00ecf630928f388eef3d3e921f7697364c2ea187685" \
+	"8652cfd2545ff9be7dfe7fc2f40cb7ade22e5ad5691d990b6c24a8e46fbea3f000e8395696c410aca5d08664" \
+	"eb965e1e9ed9fe7206f866755953ed86d29a27abd7766afab1a8bffe37bbb126620e0a2d35cc4252697f1c1c" \
+	"fa9c8ebfe6d4da634beda011f6caf87481d59b991b7a9e3b165cf03e548b9e592d7bdc5a13292824b225e4f3" \
+	"c3b1dc447f911644911cb5d2fa234d2a57a86cb012fc3a5ebadbb29a0a58e96080ccaf99d2f4a9755e1bf8b5" \
+	"ca693fc21ce7611446e32aab7ed12601eefaec156a6e6e2b6d93108565b92336670e70adb8afe6b9341884c5" \
+	"5164d9d30d10119b106cf6b2a7818f412a2f4406665ca4b4360f9ed8ae19f9bec587654d6e98239a7454f648" \
+	"9c52c0ef70cda59074740e8cf9f68652f53766cbeed854fe7afb377eca34b17855820eec62abd661f186eee8" \
+	"89deb0ea6f10a9c8a551e97bfafb6f81d4499b1e082a37da3b5e877a2a4e4bdb19482a9dc9f83d8e5ec70d9c" \
+	"63cba481cf3081cca003020112a281c40481c12e71b1c1a92c15ca4dc7489b59a861f55be743b8be39c16ca2" \
+	"ae0dc4bbd1431e2f34d7f8d0661f247ac976a35f677ae58ff3116326aeced1fcc0af825ff21feb34cceb0b3b" \
+	"b3ef1580282e70305e3087b515d3f8ef534da9ee0054b4569e1148538cbc49c4f872ee4a2df01700cf0cc8b7" \
+	"05c797873cc4b4e794f1ecd9f61e676e0f5c365bf35f0fbcff610fcc99cb04126a9285fb2df7ced80655b814" \
+	"44cf7e2cfef8c87850d9d8b0ef0405480c3beed0d13982bfb67c9849d3d7cac1bb273495"
+
+static void test_spnego_parses_mit_initiator_kerberos_first_token(void **state)
+{
+	static uint8_t tok[1024], out[1024];
+	struct spnego_token t;
+	size_t n = unhex(MIT_KRB5_INIT, tok, sizeof(tok)), len;
+
+	(void)state;
+	assert_int_equal(n, 784);
+	assert_int_equal(spnego_parse(tok, n, &t), 0);
+	assert_int_equal(t.kind, SPNEGO_INIT);
+	assert_int_equal(t.n_mechs, 2);
+	assert_true(spnego_oid_eq(t.mechs[0], spnego_oid_krb5, sizeof(spnego_oid_krb5)));
+	assert_true(spnego_oid_eq(t.mechs[1], spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp)));
+	assert_hex(t.mech_types_der.p, t.mech_types_der.len,
+		   "301706092a864886f712010202060a2b06010401823702020a");
+	/* the optimistic token is the krb5 one (RFC 2743 framing, krb5 OID) */
+	assert_int_equal(t.mech_token.len, 729);
+	assert_hex(t.mech_token.p, 15, "608202d506092a864886f712010202");
+	assert_false(t.has_mic);
+	/* long-form lengths: the builder makes the same bytes */
+	assert_int_equal(spnego_build_init(t.mechs, t.n_mechs, t.mech_token.p, t.mech_token.len,
+					   NULL, 0, out, sizeof(out), &len),
+			 0);
+	assert_int_equal(len, n);
+	assert_memory_equal(out, tok, n);
+}
+
 static void test_spnego_parses_kerberos_first_init_with_flags_and_mic(void **state)
 {
 	struct spnego_token t;
@@ -867,6 +917,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_spnego_parses_mit_initiator_ntlm_token),
+	    cmocka_unit_test(test_spnego_parses_mit_initiator_kerberos_first_token),
 	    cmocka_unit_test(test_spnego_parses_kerberos_first_init_with_flags_and_mic),
 	    cmocka_unit_test(test_spnego_builds_resp_by_hand_vectors),
 	    cmocka_unit_test(test_spnego_resp_round_trips_with_long_lengths),

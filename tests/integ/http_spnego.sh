@@ -166,6 +166,28 @@ check_sh "curl --negotiate with a Kerberos ticket: 200, alice's ticket, not via 
 	'[ "$code" = 200 ] && [ "${c%% *}" = sip:alice@example.test ] && [ "$(grep -c "event=http.auth.spnego" "$T/rtcauthd.log")" = "$n_sp" ]'
 kdestroy >/dev/null 2>&1
 
+# ---- NTLM only: Negotiate is not offered, but SPNEGO/NTLM is taken ----
+stop_daemon
+check "rtcauthd exits cleanly after the first part (ASan/LSan)" test $? -eq 0
+sed -i -e '/^\[kerberos\]$/,/^realm = /d' -e 's/^schemes = .*/schemes = ntlm, digest/' "$CONF"
+start_daemon || {
+	not_ok "rtcauthd starts without Kerberos"
+	finish
+	exit 1
+}
+code=$(curl -sS --cacert "$CA" --resolve "$FQDN:$HTTP_PORT:127.0.0.1" -o /dev/null -D "$T/o0.h" \
+	-w '%{http_code}' "$URL" 2>/dev/null)
+check_sh "without a keytab the 401 offers NTLM and Digest, not Negotiate" \
+	'[ "$code" = 401 ] && grep -qi "^WWW-Authenticate: NTLM" "$T/o0.h" && ! grep -qi "^WWW-Authenticate: Negotiate" "$T/o0.h"'
+code=$(via offer "$T/o1")
+check_sh "... yet curl --negotiate with NTLM gets 200 when told to try Negotiate ($code)" \
+	'[ "$code" = 200 ] && grep -q token "$T/o1"'
+krbtok=$(base64 -w0 "$RTC_TOP/fuzz/corpus/fuzz_spnego/mit_krb5_first_init_with_ntlm")
+code=$(curl -sS --cacert "$CA" --resolve "$FQDN:$HTTP_PORT:127.0.0.1" -o "$T/o2" \
+	-w '%{http_code}' -H "Authorization: Negotiate $krbtok" "$URL" 2>/dev/null)
+check_sh "a Kerberos-first SPNEGO token without Kerberos configured: 401, not 503 ($code)" \
+	'[ "$code" = 401 ] && ! grep -q token "$T/o2"'
+
 check_sh "no password in the log" '! grep -qF "$PW" "$T/rtcauthd.log"'
 stop_daemon
 check "rtcauthd exits cleanly (ASan/LSan)" test $? -eq 0

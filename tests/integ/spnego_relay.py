@@ -8,6 +8,8 @@ can be changed on the way. Modes (SPNEGO, RFC 4178):
   stripmic drop the client's mechListMIC
   addmech  append an OID to the mechTypes of the client's NegTokenInit (the
            MIC the client signs then covers another list than ours)
+  offer    relay unchanged, but add `WWW-Authenticate: Negotiate` to a 401
+           that lacks it (a server that takes Negotiate without offering it)
 Also: `spnego_relay.py negotiate-no-ess` prints a hand-made NegTokenInit
 whose NTLM NEGOTIATE lacks extended session security (base64).
 Loopback only; exits after --max-seconds."""
@@ -119,6 +121,9 @@ def handle(cli, ctx, port, mode):
             resp = read_msg(uf)
             if resp is None:
                 return
+            if mode == "offer" and resp.startswith(b"HTTP/1.1 401") and \
+                    b"\r\nwww-authenticate: negotiate" not in resp.lower():
+                resp = resp.replace(b"\r\n", b"\r\nWWW-Authenticate: Negotiate\r\n", 1)
             cli.sendall(resp)
     except (OSError, ValueError, IndexError):
         return

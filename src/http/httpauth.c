@@ -257,6 +257,7 @@ struct ntlm_pending {
 	 * says (NTLMSSP was not its first choice, RFC 4178 §5) */
 	bool spnego;
 	bool mic_required;
+	bool awaiting_negotiate; /* reselected: no NTLM context yet */
 	uint8_t mech_types[SPNEGO_MECH_TYPES_MAX];
 	size_t mech_types_len;
 };
@@ -615,21 +616,44 @@ static bool do_ntlm(const struct attempt *a, uint8_t *tok, size_t len, struct ht
 
 /* ---- NTLM inside SPNEGO (Negotiate; RFC 4178, RFC 4559, [MS-SPNG]) ---- */
 
-/* True when an initiator's NegTokenInit asks for NTLM: NTLMSSP is its first
- * mechanism, or its optimistic mechToken is an NTLM NEGOTIATE and NTLMSSP is
- * among its mechanisms. */
-static bool spnego_wants_ntlm(const struct spnego_token *st)
+static bool is_ntlmssp(struct spnego_buf oid)
 {
-	if (st->kind != SPNEGO_INIT || st->n_mechs == 0)
-		return false;
-	if (spnego_oid_eq(st->mechs[0], spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp)))
-		return true;
-	if (!st->has_mech_token || httpauth_ntlm_type(st->mech_token.p, st->mech_token.len) != 1)
-		return false;
+	return spnego_oid_eq(oid, spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp));
+}
+
+static bool is_krb5(struct spnego_buf oid)
+{
+	return spnego_oid_eq(oid, spnego_oid_krb5, sizeof(spnego_oid_krb5)) ||
+	       spnego_oid_eq(oid, spnego_oid_mskrb5, sizeof(spnego_oid_mskrb5));
+}
+
+enum spnego_pick {
+	PICK_KERBEROS, /* the Kerberos acceptor (as before) */
+	PICK_NTLM,     /* NTLM with the optimistic NEGOTIATE */
+	PICK_RESELECT, /* NTLM, but the optimistic token was for another mech */
+};
+
+/*
+ * What to run for an initiator's NegTokenInit. NTLM when NTLMSSP is its
+ * first mechanism or its optimistic token is an NTLM NEGOTIATE; Kerberos
+ * when a Kerberos OID is first and Kerberos is ready; otherwise NTLM by
+ * reselection (RFC 4178 §3.2 d) when NTLMSSP is in the list at all.
+ */
+static enum spnego_pick spnego_choose(const struct spnego_token *st, bool krb)
+{
+	bool listed = false;
+
+	if (is_ntlmssp(st->mechs[0]))
+		return PICK_NTLM;
 	for (size_t i = 1; i < st->n_mechs; i++)
-		if (spnego_oid_eq(st->mechs[i], spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp)))
-			return true;
-	return false;
+		listed = listed || is_ntlmssp(st->mechs[i]);
+	if (!listed)
+		return PICK_KERBEROS;
+	if (st->has_mech_token && httpauth_ntlm_type(st->mech_token.p, st->mech_token.len) == 1)
+		return PICK_NTLM;
+	if (krb && is_krb5(st->mechs[0]))
+		return PICK_KERBEROS;
+	return PICK_RESELECT;
 }
 
 /* 401 or 200 header "Negotiate <b64 of tok>"; -1 when it does not fit. */
@@ -646,53 +670,16 @@ static int negotiate_header(const struct attempt *a, const uint8_t *tok, size_t 
 	return 0;
 }
 
-/* Leg 1: NegTokenInit with the NEGOTIATE -> 401 with NegTokenResp
- * accept-incomplete, supportedMech NTLMSSP, responseToken our CHALLENGE. */
-static bool spnego_ntlm_leg1(const struct attempt *a, const struct spnego_token *st)
+/* Send 401 with NegTokenResp accept-incomplete [supportedMech NTLMSSP]
+ * [responseToken], and attach p to the connection (freed on failure). */
+static bool spnego_401(const struct attempt *a, struct ntlm_pending *p, bool with_mech,
+		       const uint8_t *tok, size_t len)
 {
-	struct vault_ntlm_names names = {
-	    .nb_domain = a->cfg->ntlm_domain,
-	    .nb_computer = a->cfg->ntlm_computer,
-	    .dns_domain = a->cfg->domain,
-	    .dns_computer = a->cfg->fqdn,
-	};
-	uint8_t msg[NTLM_CHALLENGE_MAX], resp[NTLM_CHALLENGE_MAX + 64];
-	struct ntlm_pending *p;
-	size_t len = 0, rlen = 0;
-	int rc;
+	uint8_t resp[NTLM_CHALLENGE_MAX + 64];
+	size_t rlen = 0;
 
-	if (!st->has_mech_token || httpauth_ntlm_type(st->mech_token.p, st->mech_token.len) != 1) {
-		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_no_ntlm_negotiate");
-		return false;
-	}
-	if (st->mech_types_der.len > SPNEGO_MECH_TYPES_MAX) {
-		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_too_large");
-		return false;
-	}
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		http_response_error(a->resp, 500, "server_error", "out of memory");
-		return false;
-	}
-	rc = vault_ntlm_challenge_co(&names, (uint64_t)a->now, st->mech_token.p, st->mech_token.len,
-				     &p->mech, &p->ctx, msg, sizeof(msg), &len);
-	if (rc != 0) {
-		free(p);
-		if (rc == -2)
-			failed(a, STATS_MECH_NTLM, "negotiate", "", "ntlm_negotiate_refused");
-		else
-			unavailable(a, STATS_MECH_NTLM, "ntlm_challenge_failed");
-		return false;
-	}
-	p->born = a->mono;
-	p->spnego = true;
-	/* RFC 4178 §5: a mechanism other than the initiator's first needs MICs */
-	p->mic_required =
-	    !spnego_oid_eq(st->mechs[0], spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp));
-	memcpy(p->mech_types, st->mech_types_der.p, st->mech_types_der.len);
-	p->mech_types_len = st->mech_types_der.len;
-	if (spnego_build_resp(SPNEGO_ACCEPT_INCOMPLETE, spnego_oid_ntlmssp,
-			      sizeof(spnego_oid_ntlmssp), msg, len, NULL, 0, resp, sizeof(resp),
+	if (spnego_build_resp(SPNEGO_ACCEPT_INCOMPLETE, with_mech ? spnego_oid_ntlmssp : NULL,
+			      sizeof(spnego_oid_ntlmssp), tok, len, NULL, 0, resp, sizeof(resp),
 			      &rlen) != 0 ||
 	    ntlm_put(a->req->ssl, p) < 0) {
 		ntlm_pending_free(p);
@@ -703,8 +690,89 @@ static bool spnego_ntlm_leg1(const struct attempt *a, const struct spnego_token 
 			    "Negotiate (SPNEGO, NTLM) handshake: answer the challenge");
 	if (negotiate_header(a, resp, rlen) < 0)
 		http_response_header(a->resp, "WWW-Authenticate", "Negotiate");
-	log_info("http.auth.challenge", "mech=negotiate inner=ntlm leg=2 src=%s", a->ip);
+	log_info("http.auth.challenge", "mech=negotiate inner=ntlm leg=%s src=%s",
+		 tok ? "challenge" : "reselect", a->ip);
 	return false;
+}
+
+/* A pending SPNEGO context for st's mechTypes, or NULL (response sent). */
+static struct ntlm_pending *spnego_pending(const struct attempt *a, const struct spnego_token *st)
+{
+	struct ntlm_pending *p;
+
+	if (st->mech_types_der.len > SPNEGO_MECH_TYPES_MAX) {
+		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_too_large");
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		http_response_error(a->resp, 500, "server_error", "out of memory");
+		return NULL;
+	}
+	p->born = a->mono;
+	p->spnego = true;
+	/* RFC 4178 §5: a mechanism other than the initiator's first needs MICs */
+	p->mic_required = !is_ntlmssp(st->mechs[0]);
+	memcpy(p->mech_types, st->mech_types_der.p, st->mech_types_der.len);
+	p->mech_types_len = st->mech_types_der.len;
+	return p;
+}
+
+/* Our CHALLENGE for the client's NEGOTIATE, in a 401; p becomes (or stays)
+ * the connection's pending context. with_mech: the first reply. */
+static bool spnego_ntlm_challenge(const struct attempt *a, struct ntlm_pending *p,
+				  struct spnego_buf neg, bool with_mech)
+{
+	struct vault_ntlm_names names = {
+	    .nb_domain = a->cfg->ntlm_domain,
+	    .nb_computer = a->cfg->ntlm_computer,
+	    .dns_domain = a->cfg->domain,
+	    .dns_computer = a->cfg->fqdn,
+	};
+	uint8_t msg[NTLM_CHALLENGE_MAX];
+	size_t len = 0;
+	int rc;
+
+	if (httpauth_ntlm_type(neg.p, neg.len) != 1) {
+		ntlm_pending_free(p);
+		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_no_ntlm_negotiate");
+		return false;
+	}
+	rc = vault_ntlm_challenge_co(&names, (uint64_t)a->now, neg.p, neg.len, &p->mech, &p->ctx,
+				     msg, sizeof(msg), &len);
+	if (rc != 0) {
+		ntlm_pending_free(p);
+		if (rc == -2)
+			failed(a, STATS_MECH_NTLM, "negotiate", "", "ntlm_negotiate_refused");
+		else
+			unavailable(a, STATS_MECH_NTLM, "ntlm_challenge_failed");
+		return false;
+	}
+	p->born = a->mono;
+	p->awaiting_negotiate = false;
+	return spnego_401(a, p, with_mech, msg, len);
+}
+
+/* Leg 1: NegTokenInit for NTLM -> 401 NegTokenResp(accept-incomplete,
+ * NTLMSSP, CHALLENGE), or with reselection (NTLMSSP, no token: the
+ * optimistic token was for another mechanism; the NEGOTIATE comes next). */
+static bool spnego_ntlm_leg1(const struct attempt *a, const struct spnego_token *st,
+			     enum spnego_pick pick)
+{
+	struct ntlm_pending *p = spnego_pending(a, st);
+
+	if (!p)
+		return false;
+	if (pick == PICK_RESELECT) {
+		p->awaiting_negotiate = true;
+		return spnego_401(a, p, true, NULL, 0);
+	}
+	if (!st->has_mech_token) {
+		ntlm_pending_free(p);
+		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_no_ntlm_negotiate");
+		return false;
+	}
+	return spnego_ntlm_challenge(a, p, st->mech_token, true);
 }
 
 /* The mechListMIC rules of the last leg (RFC 4178 §5, [MS-SPNG] 3.3.5.1):
@@ -742,31 +810,15 @@ static int spnego_final(const struct attempt *a, struct ntlm_pending *p, bool wi
 	return negotiate_header(a, resp, rlen);
 }
 
-/* Leg 3: NegTokenResp with the AUTHENTICATE (and mechListMIC) -> 200 with
- * NegTokenResp accept-completed [+ our mechListMIC], or 401. */
-static bool spnego_ntlm_leg3(const struct attempt *a, const struct spnego_token *st,
-			     struct httpauth_result *out)
+/* The AUTHENTICATE leg: -> 200 with NegTokenResp accept-completed [+ our
+ * mechListMIC], or 401. p is consumed. */
+static bool spnego_ntlm_auth(const struct attempt *a, struct ntlm_pending *p,
+			     const struct spnego_token *st, struct httpauth_result *out)
 {
 	char who[STORE_URI_MAX + 8];
-	struct ntlm_pending *p = ntlm_take(a->req->ssl);
 	const char *reason;
 	struct verdict v;
 
-	if (!p || !p->spnego || a->mono > p->born + HTTPAUTH_NTLM_TTL) {
-		ntlm_pending_free(p);
-		log_info("http.auth.ntlm_no_challenge", "mech=negotiate src=%s", a->ip);
-		challenge(a, false, "unauthorized",
-			  "SPNEGO continuation without a pending handshake on this connection");
-		return false;
-	}
-	if (st->state == SPNEGO_REJECT || !st->has_mech_token ||
-	    httpauth_ntlm_type(st->mech_token.p, st->mech_token.len) != 3 ||
-	    (st->has_supported_mech &&
-	     !spnego_oid_eq(st->supported_mech, spnego_oid_ntlmssp, sizeof(spnego_oid_ntlmssp)))) {
-		ntlm_pending_free(p);
-		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_malformed");
-		return false;
-	}
 	ntlm_who(a, st->mech_token.p, st->mech_token.len, who, sizeof(who));
 	if (locked(a, STATS_MECH_NTLM, who)) {
 		ntlm_pending_free(p);
@@ -797,24 +849,56 @@ static bool spnego_ntlm_leg3(const struct attempt *a, const struct spnego_token 
 	return succeeded(a, STATS_MECH_NTLM, "negotiate", who[0] ? who : out->user.uri, out);
 }
 
+/* A NegTokenResp from the initiator: the NEGOTIATE after a reselection, or
+ * the AUTHENTICATE; only on the connection that holds the handshake. */
+static bool spnego_ntlm_next(const struct attempt *a, const struct spnego_token *st,
+			     struct httpauth_result *out)
+{
+	struct ntlm_pending *p = ntlm_take(a->req->ssl);
+	int want;
+
+	if (!p || !p->spnego || a->mono > p->born + HTTPAUTH_NTLM_TTL) {
+		ntlm_pending_free(p);
+		log_info("http.auth.ntlm_no_challenge", "mech=negotiate src=%s", a->ip);
+		challenge(a, false, "unauthorized",
+			  "SPNEGO continuation without a pending handshake on this connection");
+		return false;
+	}
+	want = p->awaiting_negotiate ? 1 : 3;
+	if (st->state == SPNEGO_REJECT || !st->has_mech_token ||
+	    httpauth_ntlm_type(st->mech_token.p, st->mech_token.len) != want ||
+	    (st->has_supported_mech && !is_ntlmssp(st->supported_mech))) {
+		ntlm_pending_free(p);
+		failed(a, STATS_MECH_NTLM, "negotiate", "", "spnego_malformed");
+		return false;
+	}
+	if (want == 1)
+		return spnego_ntlm_challenge(a, p, st->mech_token, false);
+	return spnego_ntlm_auth(a, p, st, out);
+}
+
 /*
- * Negotiate: NTLM inside SPNEGO when the initiator asks for it (and NTLM is
- * offered); a NegTokenResp continues such a handshake; anything else (SPNEGO
- * with Kerberos, raw Kerberos) goes to the Kerberos acceptor, when offered.
+ * Negotiate: NTLM inside SPNEGO when the initiator asks for it, or by
+ * reselection (NTLM offered, see spnego_choose); a NegTokenResp continues
+ * such a handshake; anything else (SPNEGO with Kerberos, raw Kerberos) goes
+ * to the Kerberos acceptor, when offered.
  */
 static bool do_negotiate_any(const struct attempt *a, const uint8_t *tok, size_t len,
 			     struct httpauth_result *out)
 {
 	bool ntlm = config_offers(a->cfg, AUTH_SCHEME_NTLM);
+	bool krb = config_offers(a->cfg, AUTH_SCHEME_KERBEROS) && vault_krb_ready();
 	struct spnego_token st;
+	enum spnego_pick pick;
 
-	if (spnego_parse(tok, len, &st) == 0) {
-		if (st.kind == SPNEGO_RESP && ntlm)
-			return spnego_ntlm_leg3(a, &st, out);
-		if (spnego_wants_ntlm(&st) && ntlm)
-			return spnego_ntlm_leg1(a, &st);
+	if (ntlm && spnego_parse(tok, len, &st) == 0) {
+		if (st.kind == SPNEGO_RESP)
+			return spnego_ntlm_next(a, &st, out);
+		pick = spnego_choose(&st, krb);
+		if (pick != PICK_KERBEROS)
+			return spnego_ntlm_leg1(a, &st, pick);
 	}
-	if (!config_offers(a->cfg, AUTH_SCHEME_KERBEROS) || !vault_krb_ready()) {
+	if (!krb) {
 		challenge(a, false, "unauthorized",
 			  "sign in with one of the offered WWW-Authenticate schemes");
 		return false;

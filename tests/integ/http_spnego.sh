@@ -183,10 +183,24 @@ code=$(via offer "$T/o1")
 check_sh "... yet curl --negotiate with NTLM gets 200 when told to try Negotiate ($code)" \
 	'[ "$code" = 200 ] && grep -q token "$T/o1"'
 krbtok=$(base64 -w0 "$RTC_TOP/fuzz/corpus/fuzz_spnego/mit_krb5_first_init_with_ntlm")
-code=$(curl -sS --cacert "$CA" --resolve "$FQDN:$HTTP_PORT:127.0.0.1" -o "$T/o2" \
+code=$(curl -sS --cacert "$CA" --resolve "$FQDN:$HTTP_PORT:127.0.0.1" -o "$T/o2" -D "$T/o2.h" \
 	-w '%{http_code}' -H "Authorization: Negotiate $krbtok" "$URL" 2>/dev/null)
-check_sh "a Kerberos-first SPNEGO token without Kerberos configured: 401, not 503 ($code)" \
-	'[ "$code" = 401 ] && ! grep -q token "$T/o2"'
+check_sh "a Kerberos-first SPNEGO token without Kerberos: 401 reselecting NTLMSSP, no token ($code)" \
+	'[ "$code" = 401 ] && ! grep -q token "$T/o2" && grep -qi "^WWW-Authenticate: Negotiate oRUwE6ADCgEBoQwGCisGAQQBgjcCAgo=" "$T/o2.h"'
+# a real initiator with a Kerberos ticket and NTLM credentials offers
+# { krb5, NTLMSSP } with an AP-REQ; without Kerberos we pick NTLMSSP
+# (RFC 4178 reselection: the NEGOTIATE comes in the next leg, MICs required)
+krb5_realm_kinit alice
+code=$(relay offer
+	NTLM_USER_FILE=$T/ntlm_alice LSAN_OPTIONS="suppressions=$T/lsan.supp" \
+		curl -sS --max-time 15 --resolve "$FQDN:$RPORT:127.0.0.1" --negotiate -u : -v \
+		-o "$T/o3" -w '%{http_code}' "http://$FQDN:$RPORT/webticket" 2>"$T/o3.err")
+first=$(grep -a '^> Authorization: Negotiate' "$T/o3.err" | head -1 | awk '{print $4}' | tr -d '\r')
+check_sh "curl with a Kerberos ticket offered krb5 first, NTLMSSP second" \
+	'echo "$first" | base64 -d | od -An -tx1 | tr -d " \n" | grep -q "^60.*a019301706092a864886f712010202060a2b06010401823702020aa2"'
+check_sh "... the server reselected NTLM and MIT's initiator followed: 200, alice's ticket ($code)" \
+	'[ "$code" = 200 ] && [ "$(claims "$T/o3" 2>/dev/null)" = "sip:alice@example.test webticket" ] && grep -q "leg=reselect" "$T/rtcauthd.log" && grep "event=http.auth.spnego" "$T/rtcauthd.log" | tail -1 | grep -q "mech_list_mic=yes"'
+kdestroy >/dev/null 2>&1
 
 check_sh "no password in the log" '! grep -qF "$PW" "$T/rtcauthd.log"'
 stop_daemon

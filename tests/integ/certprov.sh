@@ -61,6 +61,13 @@ ctl user set sip:bob@example.test --phone +14255550100 --extension 1002 >/dev/nu
 ctl user set sip:carol@example.test --phone +14255550177 --extension 2001 >/dev/null
 ctl user set sip:dave@example.test --phone +14255550188 --extension 3001 >/dev/null
 check_fail "user set refuses a phone number without +" ctl user set sip:carol@example.test --phone 4255550177
+check_fail "user set refuses a non-digit extension" ctl user set sip:carol@example.test --extension 20a1
+check_fail "user set refuses an unknown user" ctl user set sip:nobody@example.test --extension 1
+ctl user add sip:erin@example.test </dev/null >/dev/null 2>&1
+ctl user set sip:erin@example.test --phone +14255550199 --extension 4001 >/dev/null
+ctl user set sip:erin@example.test --extension '' >/dev/null
+check_sh "user set --extension '' clears only the extension" \
+	'ctl user show sip:erin@example.test --json | python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"phone\"]==\"+14255550199\" and d[\"extension\"]==\"\", d"'
 check_sh "user show has phone and extension" \
 	'ctl user show sip:alice@example.test --json | python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"phone\"]==\"+14255550100\" and d[\"extension\"]==\"1001\", d"'
 

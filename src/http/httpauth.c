@@ -17,9 +17,13 @@
  * NTLM connection-oriented signing (sequence 0 each way) over mechTypes as
  * the initiator sent it, kept with the pending context; it is required when
  * the AUTHENTICATE has an NTLM MIC or NTLMSSP was not the first choice.
- * Everything else under Negotiate (Kerberos in SPNEGO, raw Kerberos) goes
- * to the vault's Kerberos acceptor as before; a raw NTLMSSP token under
- * Negotiate is refused.
+ * An initiator that lists NTLMSSP after a mechanism we do not serve is
+ * steered to it by reselection (RFC 4178 §3.2: accept-incomplete with
+ * supportedMech NTLMSSP, the NEGOTIATE in its next token, MICs required).
+ * Bare NTLMSSP tokens under Negotiate (Windows browsers) run the same
+ * handshake unwrapped, without mechListMIC. Everything else under
+ * Negotiate (Kerberos in SPNEGO, raw Kerberos) goes to the vault's Kerberos
+ * acceptor as before. Without NTLM in [auth] schemes none of this applies.
  *
  * Must never log a token, a hash or a Digest response; never answer 401 for
  * an outage.
@@ -258,6 +262,7 @@ struct ntlm_pending {
 	bool spnego;
 	bool mic_required;
 	bool awaiting_negotiate; /* reselected: no NTLM context yet */
+	bool raw;		 /* bare NTLMSSP tokens under Negotiate, no SPNEGO */
 	uint8_t mech_types[SPNEGO_MECH_TYPES_MAX];
 	size_t mech_types_len;
 };
@@ -678,10 +683,21 @@ static bool spnego_401(const struct attempt *a, struct ntlm_pending *p, bool wit
 	uint8_t resp[NTLM_CHALLENGE_MAX + 64];
 	size_t rlen = 0;
 
-	if (spnego_build_resp(SPNEGO_ACCEPT_INCOMPLETE, with_mech ? spnego_oid_ntlmssp : NULL,
-			      sizeof(spnego_oid_ntlmssp), tok, len, NULL, 0, resp, sizeof(resp),
-			      &rlen) != 0 ||
-	    ntlm_put(a->req->ssl, p) < 0) {
+	int rc = 0;
+
+	if (p->raw) {
+		/* RFC 4559 with a bare NTLMSSP token: the CHALLENGE as it is */
+		if (!tok || len > sizeof(resp))
+			rc = -1;
+		else
+			memcpy(resp, tok, len);
+		rlen = len;
+	} else {
+		rc = spnego_build_resp(
+		    SPNEGO_ACCEPT_INCOMPLETE, with_mech ? spnego_oid_ntlmssp : NULL,
+		    sizeof(spnego_oid_ntlmssp), tok, len, NULL, 0, resp, sizeof(resp), &rlen);
+	}
+	if (rc != 0 || ntlm_put(a->req->ssl, p) < 0) {
 		ntlm_pending_free(p);
 		unavailable(a, STATS_MECH_NTLM, "ntlm_no_connection_state");
 		return false;
@@ -832,20 +848,22 @@ static bool spnego_ntlm_auth(const struct attempt *a, struct ntlm_pending *p,
 		unavailable(a, STATS_MECH_NTLM, v.reason);
 		return false;
 	}
-	reason = v.kind != VERDICT_OK ? v.reason : spnego_check_mic(p, st);
+	/* a bare NTLMSSP exchange has no mechListMIC (the NTLM MIC, if any,
+	 * was checked by the vault) */
+	reason = v.kind != VERDICT_OK ? v.reason : p->raw ? NULL : spnego_check_mic(p, st);
 	if (reason) {
 		ntlm_pending_free(p);
 		failed(a, STATS_MECH_NTLM, "negotiate", who, reason);
 		return false;
 	}
-	if (spnego_final(a, p, st->has_mic) < 0) {
+	if (!p->raw && spnego_final(a, p, st->has_mic) < 0) {
 		ntlm_pending_free(p);
 		unavailable(a, STATS_MECH_NTLM, "spnego_final_failed");
 		return false;
 	}
+	log_info("http.auth.spnego", "inner=ntlm framing=%s mech_list_mic=%s src=%s",
+		 p->raw ? "raw" : "spnego", st->has_mic ? "yes" : "no", a->ip);
 	ntlm_pending_free(p);
-	log_info("http.auth.spnego", "inner=ntlm mech_list_mic=%s src=%s",
-		 st->has_mic ? "yes" : "no", a->ip);
 	return succeeded(a, STATS_MECH_NTLM, "negotiate", who[0] ? who : out->user.uri, out);
 }
 
@@ -857,7 +875,7 @@ static bool spnego_ntlm_next(const struct attempt *a, const struct spnego_token 
 	struct ntlm_pending *p = ntlm_take(a->req->ssl);
 	int want;
 
-	if (!p || !p->spnego || a->mono > p->born + HTTPAUTH_NTLM_TTL) {
+	if (!p || !p->spnego || p->raw || a->mono > p->born + HTTPAUTH_NTLM_TTL) {
 		ntlm_pending_free(p);
 		log_info("http.auth.ntlm_no_challenge", "mech=negotiate src=%s", a->ip);
 		challenge(a, false, "unauthorized",
@@ -878,6 +896,41 @@ static bool spnego_ntlm_next(const struct attempt *a, const struct spnego_token 
 }
 
 /*
+ * A bare NTLMSSP token under Negotiate (what Windows browsers send when
+ * their Negotiate package settles on NTLM): the same connection-oriented
+ * handshake, the tokens unwrapped both ways, no mechListMIC and no final
+ * token on the 200.
+ */
+static bool raw_ntlm(const struct attempt *a, const uint8_t *tok, size_t len, int type,
+		     struct httpauth_result *out)
+{
+	struct spnego_token st;
+	struct ntlm_pending *p;
+
+	if (type == 1) {
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			http_response_error(a->resp, 500, "server_error", "out of memory");
+			return false;
+		}
+		p->spnego = p->raw = true;
+		return spnego_ntlm_challenge(a, p, (struct spnego_buf){tok, len}, false);
+	}
+	p = ntlm_take(a->req->ssl);
+	if (type != 3 || !p || !p->raw || a->mono > p->born + HTTPAUTH_NTLM_TTL) {
+		ntlm_pending_free(p);
+		log_info("http.auth.ntlm_no_challenge", "mech=negotiate framing=raw src=%s", a->ip);
+		challenge(a, false, "unauthorized",
+			  "NTLM AUTHENTICATE without a pending challenge on this connection");
+		return false;
+	}
+	memset(&st, 0, sizeof(st));
+	st.has_mech_token = true;
+	st.mech_token = (struct spnego_buf){tok, len};
+	return spnego_ntlm_auth(a, p, &st, out);
+}
+
+/*
  * Negotiate: NTLM inside SPNEGO when the initiator asks for it, or by
  * reselection (NTLM offered, see spnego_choose); a NegTokenResp continues
  * such a handshake; anything else (SPNEGO with Kerberos, raw Kerberos) goes
@@ -891,6 +944,8 @@ static bool do_negotiate_any(const struct attempt *a, const uint8_t *tok, size_t
 	struct spnego_token st;
 	enum spnego_pick pick;
 
+	if (ntlm && httpauth_ntlm_type(tok, len) > 0)
+		return raw_ntlm(a, tok, len, httpauth_ntlm_type(tok, len), out);
 	if (ntlm && spnego_parse(tok, len, &st) == 0) {
 		if (st.kind == SPNEGO_RESP)
 			return spnego_ntlm_next(a, &st, out);

@@ -10,7 +10,8 @@
 # mechListMIC and an edited mechTypes list (tests/integ/spnego_relay.py sits
 # between curl and rtcauthd and changes the tokens; unchanged it must give
 # 200), a NegTokenResp with no handshake pending on the connection, a
-# NEGOTIATE without extended session security. Kerberos inside SPNEGO (kinit
+# NEGOTIATE without extended session security. Bare NTLMSSP tokens under
+# Negotiate (the relay unwraps curl's) give 200 too. Kerberos inside SPNEGO (kinit
 # alice) still goes to the Kerberos acceptor.
 . "$(dirname "$0")/lib.sh"
 . "$RTC_TOP/tests/integ/krb5_realm.sh"
@@ -107,7 +108,7 @@ final=$(grep -i '^WWW-Authenticate: Negotiate ' "$T/a1.h" | tail -1 | awk '{prin
 check_sh "the 200 carries NegTokenResp accept-completed with our 16-byte mechListMIC" \
 	'echo "$final" | base64 -d | od -An -tx1 | tr -d " \n" | grep -qE "^a1[0-9a-f]{2}30[0-9a-f]{2}a0030a0100a3120410[0-9a-f]{32}$"'
 check_sh "the log says NTLM inside SPNEGO with a mechListMIC, and http.auth.ok mech=negotiate" \
-	'grep -q "event=http.auth.spnego .*inner=ntlm mech_list_mic=yes" "$T/rtcauthd.log" && grep -q "event=http.auth.ok .*user=sip:alice@example.test mech=negotiate" "$T/rtcauthd.log"'
+	'grep -q "event=http.auth.spnego .*inner=ntlm framing=spnego mech_list_mic=yes" "$T/rtcauthd.log" && grep -q "event=http.auth.ok .*user=sip:alice@example.test mech=negotiate" "$T/rtcauthd.log"'
 
 code=$(nc_ alice_bad "$T/w1" "$URL")
 check_sh "alice with a wrong password: 401, no token ($code), logged bad_response" \
@@ -143,6 +144,16 @@ n_bad=$(grep -c "reason=bad_mech_list_mic" "$T/rtcauthd.log")
 code=$(via addmech "$T/r3")
 check_sh "mechTypes edited on the way (a downgrade): 401 ($code)" \
 	'[ "$code" = 401 ] && ! grep -q token "$T/r3" && [ "$(grep -c "reason=bad_mech_list_mic" "$T/rtcauthd.log")" -gt "$n_bad" ]'
+
+# ---- bare NTLMSSP tokens under Negotiate (no SPNEGO framing) ----
+code=$(via unwrap "$T/u1")
+check_sh "bare NTLM NEGOTIATE/AUTHENTICATE under Negotiate: 200, alice's ticket ($code)" \
+	'[ "$code" = 200 ] && [ "$(claims "$T/u1" 2>/dev/null)" = "sip:alice@example.test webticket" ] && grep -q "event=http.auth.spnego .*framing=raw" "$T/rtcauthd.log"'
+t3=$($PY -c 'import base64,struct; print(base64.b64encode(b"NTLMSSP\0"+struct.pack("<I",3)+b"\0"*80).decode())')
+code=$(curl -sS --cacert "$CA" --resolve "$FQDN:$HTTP_PORT:127.0.0.1" -o "$T/u2" \
+	-w '%{http_code}' -H "Authorization: Negotiate $t3" "$URL" 2>/dev/null)
+check_sh "a bare AUTHENTICATE under Negotiate without a challenge: 401 ($code)" \
+	'[ "$code" = 401 ] && ! grep -q token "$T/u2"'
 
 # ---- hand-made tokens ----
 leg3=$(grep -a '^> Authorization: Negotiate' "$T/a1.err" | tail -1 | sed 's/^> //' | tr -d '\r')

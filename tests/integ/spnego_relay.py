@@ -8,6 +8,9 @@ can be changed on the way. Modes (SPNEGO, RFC 4178):
   stripmic drop the client's mechListMIC
   addmech  append an OID to the mechTypes of the client's NegTokenInit (the
            MIC the client signs then covers another list than ours)
+  unwrap   send the NTLM tokens inside curl's SPNEGO tokens bare under
+           Negotiate (as Windows browsers do), and wrap the server's bare
+           CHALLENGE into a NegTokenResp for curl
   offer    relay unchanged, but add `WWW-Authenticate: Negotiate` to a 401
            that lacks it (a server that takes Negotiate without offering it)
 Also: `spnego_relay.py negotiate-no-ess` prints a hand-made NegTokenInit
@@ -57,7 +60,35 @@ KRB5_OID = bytes.fromhex("2a864886f712010202")
 SPNEGO_OID = bytes.fromhex("2b0601050502")
 
 
+def inner_token(tok):
+    """The mechToken / responseToken of an SPNEGO token."""
+    _, body, _ = der_read(tok, 0)
+    if tok[0] == 0x60:
+        body = der_items(body)[1][1]
+    _, seq, _ = der_read(body, 0)
+    for tag, content in der_items(seq):
+        if tag == 0xA2:
+            return der_read(content, 0)[1]
+    return b""
+
+
+def wrap_challenge(resp):
+    """A 401 carrying a bare NTLM CHALLENGE under Negotiate, SPNEGO-wrapped."""
+    head, sep, body = resp.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    for i, line in enumerate(lines):
+        if line.lower().startswith(b"www-authenticate: negotiate "):
+            tok = base64.b64decode(line.split(b" ", 2)[2])
+            if tok.startswith(b"NTLMSSP\0"):
+                r = tlv(0xA0, tlv(0x0A, b"\x01")) + tlv(0xA1, tlv(0x06, NTLMSSP_OID)) + \
+                    tlv(0xA2, tlv(0x04, tok))
+                lines[i] = b"WWW-Authenticate: Negotiate " + base64.b64encode(tlv(0xA1, tlv(0x30, r)))
+    return b"\r\n".join(lines) + sep + body
+
+
 def tamper(tok, mode):
+    if mode == "unwrap" and tok[:1] in (b"\x60", b"\xa1"):
+        return inner_token(tok)
     if mode == "addmech" and tok[0] == 0x60:
         _, body, _ = der_read(tok, 0)
         items = der_items(body)  # OID, [0] NegTokenInit
@@ -124,6 +155,8 @@ def handle(cli, ctx, port, mode):
             if mode == "offer" and resp.startswith(b"HTTP/1.1 401") and \
                     b"\r\nwww-authenticate: negotiate" not in resp.lower():
                 resp = resp.replace(b"\r\n", b"\r\nWWW-Authenticate: Negotiate\r\n", 1)
+            if mode == "unwrap":
+                resp = wrap_challenge(resp)
             cli.sendall(resp)
     except (OSError, ValueError, IndexError):
         return

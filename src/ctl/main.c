@@ -14,7 +14,8 @@
 
 #define RTCAUTH_VERSION "0.1.0"
 
-int ctl_pin_main(struct ctl *c, int argc, char **argv); /* ctl_pin.c */
+int ctl_pin_main(struct ctl *c, int argc, char **argv);	 /* ctl_pin.c */
+int ctl_cert_main(struct ctl *c, int argc, char **argv); /* ctl_cert.c */
 
 static void usage(FILE *out)
 {
@@ -56,6 +57,9 @@ static void usage(FILE *out)
 	    "a partner\n"
 	    "  pin set URI [--pin-stdin] | pin unlock URI | pin show URI | pin policy   phone "
 	    "PINs\n"
+	    "  cert list [URI] [--json] | cert show SERIAL | cert issue URI --csr FILE [--lifetime "
+	    "D]\n"
+	    "  cert revoke (URI | --serial S) [--reason R]   certificates of the issuing CA\n"
 	    "  probe sip:USER@DOMAIN --mech kerberos|ntlm|digest [--transport udp|tcp|tls]\n"
 	    "              sign in as a SIP client and report each step (see probe --help)\n"
 	    "\n"
@@ -151,6 +155,8 @@ int main(int argc, char **argv)
 		rc = ctl_token_main(&c, argc, argv);
 	else if (strcmp(cmd, "pin") == 0)
 		rc = ctl_pin_main(&c, argc, argv);
+	else if (strcmp(cmd, "cert") == 0)
+		rc = ctl_cert_main(&c, argc, argv);
 	else if (strcmp(cmd, "probe") == 0)
 		rc = ctl_probe_main(&c, argc, argv);
 	else if (strcmp(cmd, "help") == 0) {

@@ -41,6 +41,7 @@
 #include "oauth/token.h"
 #include "oauth/validate.h"
 #include "pki/certprov.h"
+#include "pki/pki.h"
 #include "sip/location.h"
 #include "store/store.h"
 #include "store/wb.h"
@@ -375,8 +376,10 @@ static int oauth_up(const struct config *cfg, char *err, size_t errlen)
 		return -1;
 	if (oauth_start(cfg, main_store, err, errlen) < 0)
 		return -1;
+	if (pki_init(cfg, err, errlen) < 0) /* the issuing CA: made at the first start */
+		return -1;
 	if (oauth_metadata_routes_add() < 0 || oauth_token_routes() < 0 ||
-	    oauth_validate_routes() < 0 || webticket_routes_add() < 0 ||
+	    oauth_validate_routes() < 0 || webticket_routes_add() < 0 || pki_routes_add() < 0 ||
 	    certprov_routes_add(pki_issue) < 0) {
 		snprintf(err, errlen, "cannot register the OAuth endpoints");
 		return -1;
@@ -753,6 +756,7 @@ out:
 	oauth_token_shutdown();
 	oauth_validate_shutdown();
 	oauth_stop();
+	pki_shutdown();
 	store_close(main_store);
 	location_shutdown();
 	retrans_shutdown();

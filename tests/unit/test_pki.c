@@ -154,9 +154,9 @@ static char *make_csr(EVP_PKEY *k, const char *cn, const char *san)
 		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	}
 	/* EdDSA signs without a separate digest */
-	assert_true(X509_REQ_sign(req, k,
-				  EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519 ? NULL : EVP_sha256()) >
-		    0);
+	assert_true(
+	    X509_REQ_sign(req, k,
+			  EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519 ? NULL : EVP_sha256()) > 0);
 	assert_int_equal(PEM_write_bio_X509_REQ(bio, req), 1);
 	len = BIO_get_mem_data(bio, &data);
 	out = strndup(data, (size_t)len);

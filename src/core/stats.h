@@ -78,7 +78,7 @@ const char *stats_help(enum stat_id id);
 	X(SF_AUTHENTICATIONS, "rtcauth_authentications_total",                                     \
 	  "Authentication attempts, by mechanism and result", STATS_AUTH_LABELS("digest"),         \
 	  STATS_AUTH_LABELS("ntlm"), STATS_AUTH_LABELS("kerberos"),                                \
-	  STATS_AUTH_LABELS("signature"))                                                          \
+	  STATS_AUTH_LABELS("signature"), STATS_AUTH_LABELS("certificate"))                        \
 	X(SF_HTTP_RESPONSES, "rtcauth_http_responses_total",                                       \
 	  "HTTP responses sent, by status class", "class=\"1xx\"", "class=\"2xx\"",                \
 	  "class=\"3xx\"", "class=\"4xx\"", "class=\"5xx\"")                                       \
@@ -115,7 +115,8 @@ enum stats_auth_mech {
 	STATS_MECH_DIGEST,
 	STATS_MECH_NTLM,
 	STATS_MECH_KERBEROS,
-	STATS_MECH_SIGNATURE, /* [MS-SIPAE] signed messages verified with an SA */
+	STATS_MECH_SIGNATURE,	/* [MS-SIPAE] signed messages verified with an SA */
+	STATS_MECH_CERTIFICATE, /* TLS client certificates (SIP TLS, HTTPS) */
 	STATS_MECH_COUNT
 };
 enum stats_auth_result {

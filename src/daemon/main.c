@@ -180,6 +180,13 @@ static void keep(struct config *cfg, struct sip_runtime *rt)
 	}
 }
 
+static int accept_any_cert(int ok, X509_STORE_CTX *x)
+{
+	(void)ok;
+	(void)x;
+	return 1; /* verified after the handshake by pki_verify_client */
+}
+
 static SSL_CTX *make_tls(const struct config *cfg, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -190,6 +197,10 @@ static SSL_CTX *make_tls(const struct config *cfg, char *err, size_t errlen)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* ask for a client certificate, never require one: the PKI verifies
+	 * what comes (chain, validity, revocation, user) once per connection */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, accept_any_cert);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"rtcauth-sip", 11);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -23,13 +24,17 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "auth/sa.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "http/http.h"
 #include "http/metrics.h"
+#include "pki/pki.h"
 #include "sip/location.h"
 #include "sip/msg.h"
 #include "store/store.h"
@@ -47,6 +52,11 @@ struct conn {
 	struct location_flow flow;
 	char ip[64];
 	const char *closing; /* set: close once the answers already queued are out */
+	/* TLS client certificate: 0 not looked at yet, 1 verified (cert_user
+	 * is the user it names), -1 none or refused */
+	int8_t cert_state;
+	char cert_user[STORE_URI_MAX];
+	char cert_serial[PKI_SERIAL_MAX];
 };
 
 struct xmsg {
@@ -71,6 +81,7 @@ struct sip_io {
 	pthread_mutex_t qmu;
 	struct xmsg *qhead, *qtail;
 	struct event *wake;
+	struct event *cert_check; /* closes connections of revoked certificates */
 	struct mmsghdr msgs[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	struct sockaddr_in6 from[UDP_BATCH];
@@ -174,14 +185,59 @@ static void refresh_rt(struct sip_io *io)
 
 /* One received SIP message, timed for the latency histogram. */
 static void handle_timed(struct sip_worker *sw, const char *buf, size_t len,
-			 const struct location_flow *from)
+			 const struct location_flow *from, const char *peer_user)
 {
 	uint64_t t0 = stats_now_us();
+	sw->peer_user = peer_user;
 	sip_server_handle(sw, buf, len, from);
+	sw->peer_user = NULL;
 	stats_observe_us(STH_SIP_REQUEST, stats_now_us() - t0);
 }
 
+/*
+ * The client certificate of a TLS connection, looked at once (issue 5 item
+ * 4): verified by the PKI (trusted root, validity, revocation, an enabled
+ * user); the identity then applies to every message on the connection. A
+ * certificate that does not verify leaves the connection to the other
+ * schemes.
+ */
+static void conn_check_cert(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	char *hex = NULL;
+	BIGNUM *bn;
+	int rc;
+
+	c->cert_state = -1;
+	if (!leaf)
+		return;
+	rc = pki_verify_client(c->io->sw.store, leaf, SSL_get_peer_cert_chain(ssl), clock_wall_s(),
+			       c->cert_user, sizeof(c->cert_user));
+	if (rc != PKI_VERIFY_OK) {
+		stats_auth(STATS_MECH_CERTIFICATE, rc == PKI_VERIFY_UNAVAILABLE
+						       ? STATS_AUTH_UNAVAILABLE
+						       : STATS_AUTH_FAILURE);
+		log_warn("tls.client_cert_refused", "conn=%llx src=%s reason=\"%s\"",
+			 (unsigned long long)c->id, c->ip, pki_verify_strerror(rc));
+		c->cert_user[0] = '\0';
+		return;
+	}
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
+	hex = bn ? BN_bn2hex(bn) : NULL;
+	snprintf(c->cert_serial, sizeof(c->cert_serial), "%s", hex ? hex : "");
+	OPENSSL_free(hex);
+	BN_free(bn);
+	c->cert_state = 1;
+	stats_auth(STATS_MECH_CERTIFICATE, STATS_AUTH_OK);
+	log_info("tls.client_cert", "conn=%llx user=%s serial=%s src=%s", (unsigned long long)c->id,
+		 c->cert_user, c->cert_serial, c->ip);
+}
+
 /* ---- connections ---- */
+
+struct conn;
+static void conn_close(struct conn *c, const char *why);
 
 static struct conn **conn_slot(struct sip_io *io, uint64_t id)
 {
@@ -273,7 +329,10 @@ static void conn_read(struct bufferevent *bev, void *arg)
 								      : "bad_framing");
 			return;
 		}
-		handle_timed(&c->io->sw, p, (size_t)n, &c->flow);
+		if (c->flow.transport == TRANSPORT_TLS && c->cert_state == 0)
+			conn_check_cert(c);
+		handle_timed(&c->io->sw, p, (size_t)n, &c->flow,
+			     c->cert_state == 1 ? c->cert_user : NULL);
 		evbuffer_drain(in, (size_t)n);
 	}
 }
@@ -474,7 +533,7 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 		/* CRLF keep-alives on UDP carry nothing to answer */
 		if (len <= 4 && strspn(io->iov[i].iov_base, "\r\n") >= len)
 			continue;
-		handle_timed(&io->sw, io->iov[i].iov_base, len, &f);
+		handle_timed(&io->sw, io->iov[i].iov_base, len, &f, NULL);
 	}
 }
 
@@ -665,6 +724,48 @@ static int http_routes_once(char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Every 30 s the client certificates of open TLS connections are verified
+ * again (revoked since, by us or in an external CA's CRL or OCSP; expired;
+ * user disabled or gone): such connections are closed, so a revocation
+ * takes effect within a minute. An unknown revocation status (store or
+ * OCSP down) keeps the connection until it is known.
+ */
+static void cert_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct sip_io *io = arg;
+	int64_t now = clock_wall_s();
+	char uri[STORE_URI_MAX];
+	(void)fd;
+	(void)what;
+	for (int b = 0; b < CONN_BUCKETS; b++) {
+		struct conn *c = io->conns[b], *next;
+		for (; c; c = next) {
+			SSL *ssl;
+			X509 *leaf;
+			int rc;
+
+			next = c->next;
+			if (c->cert_state != 1)
+				continue;
+			ssl = bufferevent_openssl_get_ssl(c->bev);
+			leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+			rc = leaf ? pki_verify_client(io->sw.store, leaf,
+						      SSL_get_peer_cert_chain(ssl), now, uri,
+						      sizeof(uri))
+				  : PKI_VERIFY_UNTRUSTED;
+			if (rc == PKI_VERIFY_OK || rc == PKI_VERIFY_UNAVAILABLE)
+				continue;
+			log_warn("tls.client_cert_closed",
+				 "conn=%llx user=%s serial=%s reason=\"%s\"",
+				 (unsigned long long)c->id, c->cert_user, c->cert_serial,
+				 pki_verify_strerror(rc));
+			conn_close(c, rc == PKI_VERIFY_REVOKED ? "certificate_revoked"
+							       : "certificate_invalid");
+		}
+	}
+}
+
 static int worker_init(struct sip_io *io, int id, const struct config *cfg, char *err,
 		       size_t errlen)
 {
@@ -680,6 +781,11 @@ static int worker_init(struct sip_io *io, int id, const struct config *cfg, char
 		return -1;
 	}
 	io->wake = event_new(io->base, -1, EV_PERSIST, drain_queue, io);
+	io->cert_check = event_new(io->base, -1, EV_PERSIST, cert_check, io);
+	if (io->cert_check) {
+		struct timeval every = {30, 0};
+		event_add(io->cert_check, &every);
+	}
 	io->sw.id = id;
 	io->sw.io = io;
 	if (store_open(cfg->sqlite_path, 0, 2000, &io->sw.store, err, errlen) != STORE_OK)
@@ -812,6 +918,8 @@ void workers_destroy(void)
 				evconnlistener_free(io->lst[i]);
 		}
 		drain_queue(-1, 0, io);
+		if (io->cert_check)
+			event_free(io->cert_check);
 		http_server_free(io->http);
 		io->http = NULL;
 		turn_server_free(io->turn);

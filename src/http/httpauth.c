@@ -49,6 +49,7 @@
 #include "core/sbuf.h"
 #include "core/stats.h"
 #include "http/http.h"
+#include "pki/pki.h"
 #include "sip/server.h"
 #include "vault/gss.h"
 #include "vault/vault.h"
@@ -676,13 +677,13 @@ static int negotiate_header(const struct attempt *a, const uint8_t *tok, size_t 
 }
 
 /* Send 401 with NegTokenResp accept-incomplete [supportedMech NTLMSSP]
- * [responseToken], and attach p to the connection (freed on failure). */
+ * [responseToken] (or, p->raw, the bare token), and attach p to the
+ * connection (freed on failure). */
 static bool spnego_401(const struct attempt *a, struct ntlm_pending *p, bool with_mech,
 		       const uint8_t *tok, size_t len)
 {
 	uint8_t resp[NTLM_CHALLENGE_MAX + 64];
 	size_t rlen = 0;
-
 	int rc = 0;
 
 	if (p->raw) {
@@ -1125,6 +1126,32 @@ bool httpauth_require(const struct http_request *req, struct http_response *resp
 	a.now = clock_wall_s();
 	a.mono = clock_mono_ms() / 1000;
 	peer_ip(req->peer, a.ip, sizeof(a.ip));
+	/* a client certificate (issue 5 item 4): chained to a trusted root,
+	 * valid, not revoked and naming an enabled user authenticates the
+	 * request; a certificate that fails leaves the other schemes open */
+	if (!http_request_header(req, "Authorization") && http_request_peer_cert(req)) {
+		X509 *leaf = http_request_peer_cert(req);
+		STACK_OF(X509) *chain = req->ssl ? SSL_get_peer_cert_chain(req->ssl) : NULL;
+		char uri[STORE_URI_MAX];
+		int vr = pki_verify_client(w->store, leaf, chain, a.now, uri, sizeof(uri));
+		if (vr == PKI_VERIFY_OK && store_user_get(w->store, uri, &out->user) == STORE_OK &&
+		    out->user.enabled) {
+			out->mech = "certificate";
+			stats_auth(STATS_MECH_CERTIFICATE, STATS_AUTH_OK);
+			log_info("http.auth.ok", "user=%s mech=certificate src=%s", uri, a.ip);
+			return true;
+		}
+		memset(&out->user, 0, sizeof(out->user));
+		if (vr == PKI_VERIFY_UNAVAILABLE) {
+			http_response_header(resp, "Retry-After", "5");
+			http_response_error(resp, 503, "temporarily_unavailable",
+					    "the certificate's revocation status is unknown; retry later");
+			return false;
+		}
+		stats_auth(STATS_MECH_CERTIFICATE, STATS_AUTH_FAILURE);
+		log_warn("http.auth.fail", "mech=certificate src=%s reason=%s", a.ip,
+			 pki_verify_strerror(vr));
+	}
 	rc = httpauth_parse(http_request_header(req, "Authorization"), &cr);
 	if (rc < 0) {
 		log_info("http.auth.malformed", "src=%s reason=%s", a.ip,

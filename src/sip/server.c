@@ -473,6 +473,31 @@ static bool is_options_to_us(const struct sip_tx *t)
 	return ru.user.len == 0 && sip_host_is_us(t->w->rt, ru.host, ru.port);
 }
 
+/*
+ * TLS client certificate (issue 5 item 4): the connection's verified
+ * certificate names a user; a request whose From is that user is
+ * authenticated without a challenge (a REGISTER too). 1 authenticated,
+ * 0 not (no certificate, another From, user gone: Digest and the others
+ * decide).
+ */
+static int cert_identity(const struct sip_tx *t, struct store_user *user)
+{
+	struct sip_nameaddr from;
+	char aor[LOC_AOR_MAX];
+
+	if (!t->w->peer_user || sip_msg_from(t->m, &from) != 0 ||
+	    sip_aor_from_uri(&from.uri, aor, sizeof(aor)) != 0 ||
+	    strcasecmp(aor, t->w->peer_user) != 0)
+		return 0;
+	if (store_user_get(t->w->store, t->w->peer_user, user) != STORE_OK || !user->enabled) {
+		log_warn("auth.cert_user_gone", "user=%s src=%s", t->w->peer_user, t->src_addr);
+		return 0;
+	}
+	stats_inc(ST_AUTH_OK);
+	log_debug("auth.ok", "user=%s mech=certificate src=%s", user->uri, t->src_addr);
+	return 1;
+}
+
 static void handle_request(struct sip_tx *t)
 {
 	const struct sip_msg *m = t->m;
@@ -506,6 +531,8 @@ static void handle_request(struct sip_tx *t)
 			     "Accept: application/sdp\r\nSupported: path, outbound\r\n");
 		return;
 	}
+	if (rc < 0 && cert_identity(t, &user))
+		rc = 1; /* the connection's client certificate names the sender */
 	if (rc < 0) {
 		if (sipae_unsigned_from_sa_flow(t))
 			return;

@@ -54,6 +54,9 @@ struct sip_worker {
 	struct sip_io *io;
 	struct store *store;
 	const struct sip_runtime *rt;
+	/* while a message is handled: the user the TLS client certificate of
+	 * its connection names (verified: chain, validity, revocation), or NULL */
+	const char *peer_user;
 };
 
 /*

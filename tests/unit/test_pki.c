@@ -21,6 +21,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <openssl/bn.h>
@@ -45,6 +51,7 @@ struct fx {
 	EVP_PKEY *ec;	   /* a client key, P-256 */
 	EVP_PKEY *ext_key; /* an external CA's key */
 	X509 *ext_ca;	   /* an external CA ("Example Corp Root"), trusted when init_ext */
+	pid_t ocsp_pid;	   /* an `openssl ocsp` responder, stopped by teardown */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -258,6 +265,10 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	char cmd[128];
 
+	if (f->ocsp_pid > 0) {
+		kill(f->ocsp_pid, SIGTERM);
+		waitpid(f->ocsp_pid, NULL, 0);
+	}
 	pki_shutdown();
 	store_close(f->s);
 	EVP_PKEY_free(f->rsa);
@@ -937,6 +948,137 @@ static void test_pki_verify_checks_external_crl_files(void **state)
 	X509_free(c);
 }
 
+/* ---- OCSP against `openssl ocsp` on 127.0.0.1 ---------------------------- */
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* Is a socket listening on port (any address)? Read from /proc, without
+ * connecting: `openssl ocsp` serves one connection at a time. */
+static bool port_listening(int port)
+{
+	const char *files[] = {"/proc/net/tcp6", "/proc/net/tcp"};
+	char line[512], want[16];
+	bool found = false;
+
+	snprintf(want, sizeof(want), ":%04X ", port);
+	for (int i = 0; i < 2 && !found; i++) {
+		FILE *fp = fopen(files[i], "r");
+		while (fp && !found && fgets(line, sizeof(line), fp)) {
+			char *local = strchr(line, ':'); /* after "sl:" */
+			local = local ? strchr(local + 1, ':') : NULL;
+			/* local address "...:PPPP", remote, state 0A = LISTEN */
+			if (local && strncmp(local, want, strlen(want)) == 0 &&
+			    strstr(line, " 0A "))
+				found = true;
+		}
+		if (fp)
+			fclose(fp);
+	}
+	return found;
+}
+
+/* An index.txt line (openssl ca's database) for x: valid or revoked. */
+static void index_line(FILE *fp, X509 *x, bool revoked)
+{
+	char serial[PKI_SERIAL_MAX];
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *hex = BN_bn2hex(bn);
+
+	snprintf(serial, sizeof(serial), "%s", hex);
+	fprintf(fp, "%s\t301231000000Z\t%s\t%s\tunknown\t/CN=x\n", revoked ? "R" : "V",
+		revoked ? "240101000000Z" : "", serial);
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
+extern char **environ;
+
+static void start_responder(struct fx *f, int port, X509 *good, X509 *revoked)
+{
+	char idx[128], ca[128], key[128], portarg[32];
+	FILE *fp;
+	char *argv[] = {"openssl", "ocsp", "-index", idx, "-port", portarg, "-rsigner",	   ca,
+			"-rkey",   key,	   "-CA",    ca,  "-nmin", "5",	    "-ignore_err", NULL};
+
+	snprintf(idx, sizeof(idx), "%s/index.txt", f->dir);
+	snprintf(ca, sizeof(ca), "%s/ocsp-ca.pem", f->dir);
+	snprintf(key, sizeof(key), "%s/ocsp-ca.key", f->dir);
+	snprintf(portarg, sizeof(portarg), "%d", port); /* clients: 127.0.0.1 only */
+	fp = fopen(idx, "w");
+	assert_non_null(fp);
+	index_line(fp, good, false);
+	index_line(fp, revoked, true);
+	fclose(fp);
+	write_pem_cert(ca, f->ext_ca);
+	fp = fopen(key, "w");
+	assert_non_null(fp);
+	assert_int_equal(PEM_write_PrivateKey(fp, f->ext_key, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(fp);
+	assert_int_equal(posix_spawnp(&f->ocsp_pid, "openssl", NULL, NULL, argv, environ), 0);
+	for (int i = 0; i < 100 && !port_listening(port); i++)
+		usleep(50000);
+	assert_true(port_listening(port));
+}
+
+static void stop_responder(struct fx *f)
+{
+	kill(f->ocsp_pid, SIGTERM);
+	waitpid(f->ocsp_pid, NULL, 0);
+	f->ocsp_pid = 0;
+}
+
+static void test_pki_verify_asks_the_ocsp_responder(void **state)
+{
+	struct fx *f = *state;
+	int port = free_port();
+	char aia[96];
+	X509 *good, *revoked, *later, *no_aia;
+
+	snprintf(aia, sizeof(aia), "OCSP;URI:http://127.0.0.1:%d/", port);
+	init_ext(f);
+	good = make_cert(f->ec, NULL, f->ext_ca, f->ext_key, -DAY, DAY, false);
+	revoked = make_cert(f->ec, NULL, f->ext_ca, f->ext_key, -DAY, DAY, false);
+	later = make_cert(f->ec, NULL, f->ext_ca, f->ext_key, -DAY, DAY, false);
+	no_aia = ext_leaf(f, f->ec, NULL, "URI:sip:alice@example.test", -DAY, DAY);
+	for (X509 **x = (X509 *[]){good, revoked, later, NULL}; *x; x++) {
+		assert_int_equal(
+		    x509_add_ext(*x, f->ext_ca, NID_subject_alt_name, "URI:sip:alice@example.test"),
+		    0);
+		assert_int_equal(x509_add_ext(*x, f->ext_ca, NID_info_access, aia), 0);
+		sign_cert(*x, f->ext_key);
+	}
+	/* nobody listens yet: the status is unknown, never good */
+	assert_int_equal(verify(f, good, 0, NULL), PKI_VERIFY_UNAVAILABLE);
+	start_responder(f, port, good, revoked);
+	assert_int_equal(verify(f, good, 0, NULL), PKI_VERIFY_OK);
+	assert_int_equal(verify(f, revoked, 0, NULL), PKI_VERIFY_REVOKED);
+	assert_int_equal(verify(f, no_aia, 0, NULL), PKI_VERIFY_OK); /* no responder named */
+	stop_responder(f);
+	/* answers are cached; a certificate not asked before finds the responder down */
+	assert_int_equal(verify(f, good, 0, NULL), PKI_VERIFY_OK);
+	assert_int_equal(verify(f, revoked, 0, NULL), PKI_VERIFY_REVOKED);
+	assert_int_equal(verify(f, later, 0, NULL), PKI_VERIFY_UNAVAILABLE);
+	/* [pki] ocsp = no: the responder is not asked */
+	f->cfg->pki_ocsp = false;
+	init_pki(f);
+	assert_int_equal(verify(f, later, 0, NULL), PKI_VERIFY_OK);
+	X509_free(good);
+	X509_free(revoked);
+	X509_free(later);
+	X509_free(no_aia);
+}
+
 static void test_pki_serial_normalise(void **state)
 {
 	char out[PKI_SERIAL_MAX];
@@ -975,6 +1117,7 @@ int main(void)
 	    T(test_pki_verify_maps_by_san_uri_then_upn_email_cn),
 	    T(test_pki_verify_refuses_disabled_and_unknown_users),
 	    T(test_pki_verify_checks_external_crl_files),
+	    T(test_pki_verify_asks_the_ocsp_responder),
 	    cmocka_unit_test(test_pki_serial_normalise),
 #undef T
 	};

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -948,6 +949,51 @@ static void test_pki_verify_checks_external_crl_files(void **state)
 	X509_free(c);
 }
 
+static void test_pki_verify_refuses_a_certificate_without_client_auth(void **state)
+{
+	struct fx *f = *state;
+	X509 *x = X509_new();
+	time_t now = time(NULL);
+
+	init_ext(f);
+	X509_set_version(x, X509_VERSION_3);
+	x509_random_serial(x);
+	X509_time_adj_ex(X509_getm_notBefore(x), 0, -DAY, &now);
+	X509_time_adj_ex(X509_getm_notAfter(x), 0, DAY, &now);
+	X509_set_pubkey(x, f->ec);
+	X509_set_issuer_name(x, X509_get_subject_name(f->ext_ca));
+	assert_int_equal(x509_add_ext(x, f->ext_ca, NID_ext_key_usage, "serverAuth"), 0);
+	assert_int_equal(
+	    x509_add_ext(x, f->ext_ca, NID_subject_alt_name, "URI:sip:alice@example.test"), 0);
+	sign_cert(x, f->ext_key);
+	assert_int_equal(verify(f, x, 0, NULL), PKI_VERIFY_UNTRUSTED);
+	X509_free(x);
+}
+
+/* The store cannot answer (the table is gone under it): unknown, never
+ * "not revoked" nor "no such certificate". */
+static void test_pki_store_outage_is_unavailable(void **state)
+{
+	struct fx *f = *state;
+	X509 *leaf = NULL;
+	sqlite3 *db = NULL;
+	unsigned char *der = NULL;
+	size_t len = 0;
+	char serial[PKI_SERIAL_MAX];
+
+	assert_int_equal(issue(f, "sip:alice@example.test", f->ec, 0, &leaf, serial), PKI_OK);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE certificates", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(verify(f, leaf, 0, NULL), PKI_VERIFY_UNAVAILABLE);
+	assert_int_equal(pki_serial_revoked(f->s, serial), -1);
+	assert_int_equal(pki_crl_der(f->s, &der, &len), -1);
+	assert_null(der);
+	assert_int_equal(issue(f, "sip:alice@example.test", f->ec, 0, NULL, NULL), PKI_E_STORE);
+	assert_true(pki_revoke_serial(f->s, serial, NULL) < 0);
+	X509_free(leaf);
+}
+
 /* ---- OCSP against `openssl ocsp` on 127.0.0.1 ---------------------------- */
 
 static int free_port(void)
@@ -1118,6 +1164,8 @@ int main(void)
 	    T(test_pki_verify_refuses_disabled_and_unknown_users),
 	    T(test_pki_verify_checks_external_crl_files),
 	    T(test_pki_verify_asks_the_ocsp_responder),
+	    T(test_pki_verify_refuses_a_certificate_without_client_auth),
+	    T(test_pki_store_outage_is_unavailable),
 	    cmocka_unit_test(test_pki_serial_normalise),
 #undef T
 	};

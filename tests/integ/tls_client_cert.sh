@@ -29,6 +29,22 @@ check_sh "... as bob on the same connection: challenged (the certificate names a
 	'grep -qx "bob 401" "$T/reg.out"'
 check_sh "the connection's identity is logged" \
 	'grep -q "event=tls.client_cert .*user=sip:alice@example.test" "$T/rtcauthd.log"'
+# sipp (Debian's is built without OpenSSL) through socat, which carries the
+# connection over TLS to rtcauthd with alice's certificate
+SOCAT_PORT=$(free_port)
+socat TCP-LISTEN:"$SOCAT_PORT",bind=127.0.0.1,reuseaddr,fork \
+	OPENSSL:127.0.0.1:"$TLS_PORT",cafile="$CA",commonname=localhost,cert="$T/a.chain",key="$T/a.key" \
+	2>"$T/socat.log" &
+_pids+=("$!")
+for _ in $(seq 1 50); do ss -ltn "sport = :$SOCAT_PORT" | grep -q LISTEN && break; sleep 0.1; done
+printf 'SEQUENTIAL\nalice;example.test\n' >"$T/alice.inf"
+sipp_reg() { # log
+	timeout 60 sipp 127.0.0.1:"$SOCAT_PORT" -sf "$RTC_TOP/tests/integ/sipp/register_cert.xml" \
+		-inf "$T/alice.inf" -t t1 -m 1 -i 127.0.0.1 -p 0 -nostdin -timeout 20s \
+		-timeout_error -trace_err -error_file "$T/$1.err" >"$T/$1.out" 2>&1 </dev/null
+}
+sipp_reg sipp1
+check "sipp over TLS with alice's client certificate registers without a challenge" [ $? -eq 0 ]
 $PY "$TLS_PORT" - - register >"$T/nocert.out" 2>&1
 check_sh "without a certificate: challenged" 'grep -qx "alice 401" "$T/nocert.out"'
 
@@ -61,6 +77,8 @@ wait "$HOLD"
 check_sh "the open SIP TLS connection of the revoked certificate is closed within a minute ($(cat "$T/hold.out" | tail -1))" \
 	'tail -1 "$T/hold.out" | grep -Eq "^closed ([0-9]|[1-5][0-9]|60)$"'
 check_sh "... and logged" 'grep -q "event=tls.client_cert_closed .*reason=\"revoked\|event=tls.client_cert_closed" "$T/rtcauthd.log"'
+sipp_reg sipp2
+check_fail "sipp with the revoked certificate is refused (challenged, no 200)" [ $? -eq 0 ]
 $PY "$TLS_PORT" "$T/a.chain" "$T/a.key" register >"$T/reg2.out" 2>&1
 check_sh "a new connection with the revoked certificate is challenged" \
 	'grep -qx "alice 401" "$T/reg2.out"'

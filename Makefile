@@ -36,7 +36,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all test run fuzz bench bench-sip bench-oauth bench-sa install clean format check-format deps
+.PHONY: all test run fuzz bench bench-sip bench-oauth bench-turn bench-sa install clean format check-format deps
 all: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(UNIT_BINS)
 
 $(BUILD)/librtcauth.a: $(LIB_OBJS)
@@ -87,13 +87,21 @@ test: deps
 run: deps all
 	scripts/run-dev $(BUILD)
 
-bench: bench-sip bench-oauth bench-sa
+bench: bench-sip bench-oauth bench-turn bench-sa
 bench-sip: all
 	scripts/install-deps --bench
 	bench/sip/run $(BUILD)
 bench-oauth: all
 	scripts/install-deps --bench
 	bench/oauth/run $(BUILD)
+# TURN relay against coturn's turnserver (bench/turn/run); the allocation
+# load generator links our STUN codec, built like the daemon
+$(BUILD)/bench/turn_alloc_load: bench/turn/alloc_load.c $(BUILD)/librtcauth.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/librtcauth.a $(LDLIBS)
+bench-turn: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(BUILD)/bench/turn_alloc_load
+	scripts/install-deps --bench
+	bench/turn/run $(BUILD)
 # [MS-SIPAE] SAs in process (bench/sa/bench_sa.c), optimized like the daemon
 $(BUILD)/bench/bench_sa: bench/sa/bench_sa.c $(BUILD)/librtcauth.a
 	@mkdir -p $(@D)

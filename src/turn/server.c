@@ -193,6 +193,10 @@ static void start(struct req *r, struct stun_builder *b, enum stun_class cls)
 static void answer_error(struct req *r, int code, const char *reason)
 {
 	struct stun_builder b;
+	char c[64];
+
+	log_debug("turn.error", "method=%u code=%d client=%s", r->m->method, code,
+		  addr_str(&r->from->client, c, sizeof(c)));
 
 	start(r, &b, STUN_ERROR_RESPONSE);
 	stun_build_error(&b, code, reason);

@@ -160,6 +160,19 @@ static int check_mac(const struct stun_msg *m, const uint8_t *key, size_t len)
 			     : stun_check_integrity(m, key, len);
 }
 
+/* "ephemeral:<user>": whose quota, also written to logs, so only plain
+ * printable characters of the client-chosen name are kept ('?' for others). */
+static void who_ephemeral(struct str user, char *who, size_t whocap)
+{
+	size_t n = snprintf(who, whocap, "ephemeral:");
+
+	for (size_t i = 0; i < user.len && i < 200 && n + 1 < whocap; i++) {
+		char c = user.p[i];
+		who[n++] = c > ' ' && c <= '~' && c != '"' && c != '\\' && c != '=' ? c : '?';
+	}
+	who[n < whocap ? n : whocap - 1] = '\0';
+}
+
 static struct verdict check_ephemeral(struct str username, struct str realm, enum turn_pwalg alg,
 				      const struct stun_msg *m, int64_t now, char *who,
 				      size_t whocap)
@@ -182,8 +195,7 @@ static struct verdict check_ephemeral(struct str username, struct str realm, enu
 		memcpy(held.key, key, (size_t)n);
 		held.len = (size_t)n;
 		held.set = true;
-		snprintf(who, whocap, "ephemeral:%.*s", (int)(user.len > 200 ? 200 : user.len),
-			 user.len ? user.p : username.p);
+		who_ephemeral(user.len ? user : username, who, whocap);
 	}
 	secmem_wipe(key, sizeof(key));
 	if (rc == STUN_E_INTERNAL)

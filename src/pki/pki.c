@@ -120,6 +120,12 @@ int pki_serial_of(const ASN1_INTEGER *ai, char out[PKI_SERIAL_MAX])
 	return rc;
 }
 
+int pki_cert_serial(const X509 *x, char out[PKI_SERIAL_MAX])
+{
+	out[0] = '\0';
+	return x ? pki_serial_of(X509_get0_serialNumber(x), out) : -1;
+}
+
 int pki_serial_normalise(const char *in, char out[PKI_SERIAL_MAX])
 {
 	char digits[PKI_SERIAL_MAX];

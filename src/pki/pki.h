@@ -95,6 +95,9 @@ int pki_verify_client(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64
 /* A serial as typed (hex, any case, colons allowed) in the form the store
  * keeps: upper-case hex without leading zeros. 0 or -1. */
 int pki_serial_normalise(const char *in, char out[PKI_SERIAL_MAX]);
+/* The serial of x in that form (for pki_serial_revoked on a live
+ * connection). 0 or -1. */
+int pki_cert_serial(const X509 *x, char out[PKI_SERIAL_MAX]);
 /* A revocation reason pki_revoke_* takes: an RFC 5280 §5.3.1 CRLReason
  * name (keyCompromise, superseded, ...; any case), or NULL/'' (unspecified). */
 bool pki_reason_valid(const char *reason);

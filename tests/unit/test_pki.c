@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -994,6 +995,67 @@ static void test_pki_store_outage_is_unavailable(void **state)
 	X509_free(leaf);
 }
 
+struct worker_arg {
+	struct fx *f;
+	char *csr;
+	int ok;
+};
+
+/* One thread: its own store connection, issue then verify and check. */
+static void *issue_verify_thread(void *p)
+{
+	struct worker_arg *a = p;
+	struct store *s = NULL;
+	struct store_user u;
+	char err[256], serial[PKI_SERIAL_MAX], cs[PKI_SERIAL_MAX], uri[STORE_URI_MAX];
+	char *csr = a->csr, *chain = NULL;
+	int64_t na;
+
+	if (store_open(a->f->db, 0, 5000, &s, err, sizeof(err)) != STORE_OK ||
+	    store_user_get(s, "sip:carol@example.test", &u) != STORE_OK)
+		goto out;
+	for (int i = 0; i < 10; i++) {
+		X509 *leaf;
+		if (pki_issue(s, &u, csr, strlen(csr), 0, &chain, serial, &na) != PKI_OK)
+			goto out;
+		/* no cmocka assertion off the main thread */
+		BIO *bio = BIO_new_mem_buf(chain, -1);
+		leaf = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+		BIO_free(bio);
+		free(chain);
+		chain = NULL;
+		if (leaf &&
+		    pki_verify_client(s, leaf, NULL, (int64_t)time(NULL), uri, sizeof(uri)) ==
+			PKI_VERIFY_OK &&
+		    strcmp(uri, "sip:carol@example.test") == 0 && pki_cert_serial(leaf, cs) == 0 &&
+		    strcmp(cs, serial) == 0 && pki_serial_revoked(s, serial) == 0)
+			a->ok++;
+		X509_free(leaf);
+	}
+out:
+	store_close(s);
+	return NULL;
+}
+
+static void test_pki_issue_and_verify_from_several_threads(void **state)
+{
+	struct fx *f = *state;
+	enum { NT = 4 };
+	pthread_t t[NT];
+	struct worker_arg a[NT];
+	char *csr = make_csr(f->ec, "x", NULL);
+
+	for (int i = 0; i < NT; i++) {
+		a[i] = (struct worker_arg){f, csr, 0};
+		assert_int_equal(pthread_create(&t[i], NULL, issue_verify_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < NT; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(a[i].ok, 10);
+	}
+	free(csr);
+}
+
 /* ---- OCSP against `openssl ocsp` on 127.0.0.1 ---------------------------- */
 
 static int free_port(void)
@@ -1166,6 +1228,7 @@ int main(void)
 	    T(test_pki_verify_asks_the_ocsp_responder),
 	    T(test_pki_verify_refuses_a_certificate_without_client_auth),
 	    T(test_pki_store_outage_is_unavailable),
+	    T(test_pki_issue_and_verify_from_several_threads),
 	    cmocka_unit_test(test_pki_serial_normalise),
 #undef T
 	};

@@ -1144,8 +1144,9 @@ bool httpauth_require(const struct http_request *req, struct http_response *resp
 		memset(&out->user, 0, sizeof(out->user));
 		if (vr == PKI_VERIFY_UNAVAILABLE) {
 			http_response_header(resp, "Retry-After", "5");
-			http_response_error(resp, 503, "temporarily_unavailable",
-					    "the certificate's revocation status is unknown; retry later");
+			http_response_error(
+			    resp, 503, "temporarily_unavailable",
+			    "the certificate's revocation status is unknown; retry later");
 			return false;
 		}
 		stats_auth(STATS_MECH_CERTIFICATE, STATS_AUTH_FAILURE);

@@ -596,6 +596,22 @@ static void test_spnego_ntlm_co_challenge_flags(void **state)
 	assert_false(f & NTLM_NEGOTIATE_DATAGRAM);
 	assert_false(f & NTLM_NEGOTIATE_SEAL); /* not asked for */
 	assert_false(f & NTLM_NEGOTIATE_OEM);
+	/* NEGOTIATE messages: type 1 only, the 16-byte fixed part, bounded */
+	{
+		static uint8_t m[NTLM_NEGOTIATE_MAX + 1];
+		uint32_t nf = 1;
+
+		memcpy(m, "NTLMSSP\0\1\0\0\0\x17\x82\x08\xe2", 16);
+		assert_int_equal(ntlm_negotiate_flags(m, 16, &nf), 0);
+		assert_int_equal(nf, 0xe2088217u);
+		assert_int_equal(ntlm_negotiate_flags(m, 15, &nf), NTLM_E_MALFORMED);
+		assert_int_equal(nf, 0);
+		assert_int_equal(ntlm_negotiate_flags(m, sizeof(m), &nf), NTLM_E_TOO_LARGE);
+		assert_int_equal(ntlm_negotiate_flags(m, NTLM_NEGOTIATE_MAX, &nf), 0);
+		m[8] = 3;
+		assert_int_equal(ntlm_negotiate_flags(m, 16, &nf), NTLM_E_MALFORMED);
+		assert_int_equal(ntlm_negotiate_flags(NULL, 16, &nf), NTLM_E_MALFORMED);
+	}
 	/* no ESS or no UNICODE: refused */
 	assert_int_equal(ntlm_co_challenge_flags(0xe2008217u), 0);
 	assert_int_equal(ntlm_co_challenge_flags(0xe2088216u), 0);

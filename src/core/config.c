@@ -49,7 +49,7 @@ enum key_kind {
 	K_IDENT,       /* realm / principal id: printable, no space, '@', '/' */
 	K_NAME,	       /* a display name: printable, spaces allowed */
 	K_JOSE_ALG,    /* RS256 | PS256 | ES256 | EdDSA */
-	K_SCHEMES,     /* [auth] schemes: kerberos, ntlm, digest */
+	K_SCHEMES,     /* [auth] schemes: kerberos, ntlm, digest, tls-dsk */
 	K_TURN_LISTEN, /* [turn] listen, repeatable */
 	K_CIDR,	       /* [turn] allowed_peer / denied_peer, repeatable */
 	K_IP,	       /* a numeric IPv4 or IPv6 address */
@@ -99,6 +99,7 @@ static const struct key keys[] = {
     {"auth", "schemes", K_SCHEMES, F(auth_schemes), 0, 0},
     {"auth", "sipae_realm", K_NAME, F(sipae_realm), 0, CONFIG_NAME_MAX - 1},
     {"auth", "sipae_version", K_INT, F(sipae_version), 3, 4},
+    {"auth", "tlsdsk_allow_tls10", K_BOOL, F(tlsdsk_allow_tls10), 0, 0},
     {"kerberos", "keytab", K_PATH, F(krb_keytab), 0, 0},
     {"kerberos", "realm", K_IDENT, F(krb_realm), 0, CONFIG_HOST_MAX - 1},
     {"ntlm", "domain", K_IDENT, F(ntlm_domain), 0, 15},
@@ -173,6 +174,7 @@ static const char *const scheme_names[] = {
     [AUTH_SCHEME_KERBEROS] = "kerberos",
     [AUTH_SCHEME_NTLM] = "ntlm",
     [AUTH_SCHEME_DIGEST] = "digest",
+    [AUTH_SCHEME_TLSDSK] = "tls-dsk",
 };
 
 const char *config_scheme_name(enum auth_scheme s)
@@ -909,8 +911,8 @@ static void set_value(struct loader *ld, const struct key *k, const char *value,
 		if (parse_schemes(value, cfg) < 0)
 			fail_value(
 			    ld, k, value,
-			    "expected a comma list of distinct kerberos, ntlm and digest, in "
-			    "the order the challenges offer them, e.g. kerberos, ntlm, digest");
+			    "expected a comma list of distinct kerberos, ntlm, digest and tls-dsk, "
+			    "in the order the challenges offer them, e.g. kerberos, ntlm, digest");
 		break;
 	case K_JOSE_ALG:
 		if (strcmp(value, "RS256") && strcmp(value, "PS256") && strcmp(value, "ES256") &&

@@ -39,8 +39,14 @@ struct config_cidr {
 	uint8_t prefix; /* 0..128 */
 };
 
-enum auth_scheme { AUTH_SCHEME_KERBEROS, AUTH_SCHEME_NTLM, AUTH_SCHEME_DIGEST, AUTH_SCHEME_COUNT };
-/* "kerberos", "ntlm", "digest" */
+enum auth_scheme {
+	AUTH_SCHEME_KERBEROS,
+	AUTH_SCHEME_NTLM,
+	AUTH_SCHEME_DIGEST,
+	AUTH_SCHEME_TLSDSK, /* [MS-SIPAE] TLS-DSK on SIP only; never a default */
+	AUTH_SCHEME_COUNT
+};
+/* "kerberos", "ntlm", "digest", "tls-dsk" */
 const char *config_scheme_name(enum auth_scheme s);
 
 /* [pki] map: where a client certificate names its user, in the order tried */
@@ -103,6 +109,7 @@ struct config {
 	size_t n_auth_schemes;
 	char sipae_realm[CONFIG_NAME_MAX]; /* NTLM/Kerberos realm; "SIP Communications Service" */
 	int sipae_version;		   /* offered version, 3 or 4; default 4 */
+	bool tlsdsk_allow_tls10; /* TLS-DSK may use TLS 1.0/1.1 (RSA CBC-SHA suites); default no */
 
 	/* [kerberos] */
 	char krb_keytab[PATH_MAX];	 /* '' = Kerberos off */

@@ -1,5 +1,5 @@
 /*
- * rtcauthctl pin set|unlock|show|policy: PINs for phones (issue 5 item 2).
+ * rtcauthctl pin set|unlock|del|show|policy: PINs for phones (issue 5 item 2).
  * The PIN comes from standard input (--pin-stdin) or the terminal, is
  * checked against the policy ([pin] min_length, src/pki/pin.h), handed to
  * the vault for hashing and wiped; it is never printed, logged or audited.
@@ -29,6 +29,9 @@ static const struct ctl_cmd_help h_unlock = {
     "pin unlock", "URI",
     "Clear a user's PIN lockout: the temporary one and the global one that only an\n"
     "administrator can clear.",
+    NULL};
+static const struct ctl_cmd_help h_del = {
+    "pin del", "URI", "Remove a user's PIN (the user can no longer sign in on a phone with it).",
     NULL};
 static const struct ctl_cmd_help h_show = {
     "pin show", "URI [--json]", "Show whether a user has a PIN, its failure counters and locks.",
@@ -191,6 +194,36 @@ static int pin_unlock_cmd(struct ctl *c, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
+static int pin_del(struct ctl *c, int argc, char **argv)
+{
+	char phone[STORE_PHONE_MAX], ext[STORE_EXTENSION_MAX];
+	struct store_user u;
+	const char *pos[1];
+	int n, rc;
+
+	if (ctl_args(&h_del, argc, argv, NULL, pos, 1, 1, &n, &rc))
+		return rc;
+	if ((rc = load_user(c, pos[0], &u, phone, ext)))
+		return rc;
+	rc = store_begin(c->store);
+	if (rc == STORE_OK)
+		rc = store_pin_del(c->store, u.id);
+	if (rc == STORE_OK)
+		rc = ctl_audit(c, "pin.del", u.uri, "PIN removed");
+	if (rc == STORE_OK)
+		rc = store_commit(c->store);
+	if (rc != STORE_OK) {
+		store_rollback(c->store);
+		if (rc == STORE_NOTFOUND) {
+			ctl_err("%s has no PIN", u.uri);
+			return CTL_EXIT_NOTFOUND;
+		}
+		return store_write_failed(c, "removing the PIN", rc);
+	}
+	printf("PIN of %s removed\n", u.uri);
+	return CTL_EXIT_OK;
+}
+
 static const char *lock_name(enum pin_lock_state ls)
 {
 	return ls == PIN_LOCKED_ADMIN  ? "locked (global limit: needs rtcauthctl pin unlock)"
@@ -292,10 +325,8 @@ static const struct {
 	const char *name;
 	const struct ctl_cmd_help *help;
 } pin_cmds[] = {
-    {"set", &h_set},
-    {"unlock", &h_unlock},
-    {"show", &h_show},
-    {"policy", &h_policy},
+    {"set", &h_set},   {"unlock", &h_unlock}, {"del", &h_del},
+    {"show", &h_show}, {"policy", &h_policy},
 };
 
 static void pin_usage(FILE *out)
@@ -329,6 +360,8 @@ int ctl_pin_main(struct ctl *c, int argc, char **argv)
 		return pin_unlock_cmd(c, argc, argv);
 	if (strcmp(sub, "show") == 0)
 		return pin_show(c, argc, argv);
+	if (strcmp(sub, "del") == 0)
+		return pin_del(c, argc, argv);
 	if (strcmp(sub, "policy") == 0)
 		return pin_policy_cmd(c, argc, argv);
 	ctl_err("pin: unknown command '%s' (see: rtcauthctl pin --help)", sub);

@@ -170,6 +170,10 @@ check "pin unlock dave" ctl pin unlock sip:dave@example.test
 code=$(prov "$T/ul" 3001 4809 "$T/carol.csr")
 check_sh "after pin unlock: 200 for dave" '[ "$code" = 200 ]'
 check_fail "pin unlock of a user without a PIN fails" ctl pin unlock sip:nobody@example.test
+check "pin del dave" ctl pin del sip:dave@example.test
+code=$(prov "$T/pd" 3001 4809 "$T/carol.csr")
+check_sh "after pin del: 401 like a wrong PIN" '[ "$code" = 401 ] && cmp -s "$T/pd" "$T/wp"'
+check_fail "pin del again: no PIN" ctl pin del sip:dave@example.test
 
 # ---- ambiguous number + PIN ----
 code=$(prov "$T/a1" +14255550100 583920 "$T/alice.csr")

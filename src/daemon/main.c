@@ -45,6 +45,7 @@
 #include "sip/location.h"
 #include "store/store.h"
 #include "store/wb.h"
+#include "turn/relaycred.h"
 #include "vault/gss.h"
 #include "vault/vault.h"
 
@@ -390,7 +391,8 @@ static int oauth_up(const struct config *cfg, char *err, size_t errlen)
 	if (pki_init(cfg, err, errlen) < 0) /* the issuing CA: made at the first start */
 		return -1;
 	if (oauth_metadata_routes_add() < 0 || oauth_token_routes() < 0 ||
-	    oauth_validate_routes() < 0 || webticket_routes_add() < 0 || pki_routes_add() < 0 ||
+	    oauth_validate_routes() < 0 || webticket_routes_add() < 0 ||
+	    relaycred_routes_add() < 0 || pki_routes_add() < 0 ||
 	    certprov_routes_add(pki_issue) < 0) {
 		snprintf(err, errlen, "cannot register the OAuth endpoints");
 		return -1;

@@ -13,9 +13,11 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/secmem.h"
 #include "core/stats.h"
 #include "auth/sa.h"
 #include "sip/server_int.h"
+#include "turn/relaycred.h"
 
 const char *sip_transport_name(int kind)
 {
@@ -268,12 +270,24 @@ void reply_start(struct sbuf *b, const struct sip_tx *t, int status, const char 
 
 void reply_finish_send(struct sbuf *b, const struct sip_tx *t)
 {
+	reply_finish_send_body(b, t, NULL, STR_NULL);
+}
+
+void reply_finish_send_body(struct sbuf *b, const struct sip_tx *t, const char *ctype,
+			    struct str body)
+{
 	struct location_flow dst = *t->src;
 	struct sip_via via;
 
+	if (ctype) {
+		sbuf_puts(b, "Content-Type: ");
+		sbuf_puts(b, ctype);
+		sbuf_puts(b, "\r\n");
+	}
 	if (t->sa)
 		sipae_sign_reply(b, t);
-	sbuf_puts(b, "Content-Length: 0\r\n\r\n");
+	sbuf_printf(b, "Content-Length: %zu\r\n\r\n", body.len);
+	sbuf_putstr(b, body);
 	if (!sbuf_ok(b)) {
 		log_err("sip.reply_too_large", "status_line_dropped=1");
 		return;
@@ -498,6 +512,39 @@ static int cert_identity(const struct sip_tx *t, struct store_user *user)
 	return 1;
 }
 
+/* SERVICE with a media relay credentials request ([MS-SIPAE] world's
+ * msrtc-media-relay-auth), to us or to the sender's own AOR. */
+static bool is_relay_auth(const struct sip_tx *t)
+{
+	const struct sip_header *ct = sip_msg_header(t->m, SIP_H_CONTENT_TYPE);
+	return ct && str_caseeq_cstr(str_trim(ct->value), RELAYCRED_CTYPE);
+}
+
+static void relay_auth(const struct sip_tx *t, const struct store_user *user)
+{
+	static _Thread_local char mem[8192];
+	char reply[SIP_REPLY_MAX];
+	struct sbuf body, b;
+	int rc;
+
+	sbuf_init(&body, mem, sizeof(mem));
+	rc = relaycred_sip_response(t->w->rt->cfg, user->uri, t->m->body, t->now, &body);
+	if (rc == -1) {
+		reply_simple(t, 400, "Bad Request (credentialsRequest)", NULL);
+		return;
+	}
+	if (rc < 0) {
+		reply_simple(t, 503, "Service Unavailable (no media relay)", "Retry-After: 60\r\n");
+		return;
+	}
+	log_info("turn.credentials", "user=%s via=sip src=%s", user->uri, t->src_addr);
+	sbuf_init(&b, reply, sizeof(reply));
+	reply_start(&b, t, 200, "OK");
+	reply_finish_send_body(&b, t, RELAYCRED_CTYPE, str_make(body.p, body.len));
+	secmem_wipe(mem, sizeof(mem));
+	secmem_wipe(reply, sizeof(reply));
+}
+
 static void handle_request(struct sip_tx *t)
 {
 	const struct sip_msg *m = t->m;
@@ -538,6 +585,10 @@ static void handle_request(struct sip_tx *t)
 			return;
 		if (!sipauth_check(t, &user))
 			return;
+	}
+	if (m->method_id == SIP_M_SERVICE && is_relay_auth(t)) {
+		relay_auth(t, uptr);
+		return;
 	}
 	if (m->method_id == SIP_M_REGISTER)
 		registrar_handle(t, uptr);

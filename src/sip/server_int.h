@@ -57,6 +57,9 @@ void reply_start(struct sbuf *b, const struct sip_tx *t, int status, const char 
 void reply_via_value(struct sbuf *b, struct str v, const struct sip_tx *t);
 /* Content-Length: 0, blank line, send to the request's source. */
 void reply_finish_send(struct sbuf *b, const struct sip_tx *t);
+/* The same with a body of type ctype (NULL and an empty body: none). */
+void reply_finish_send_body(struct sbuf *b, const struct sip_tx *t, const char *ctype,
+			    struct str body);
 /* reply_start + extra (preformatted header lines, may be NULL) + finish. */
 void reply_simple(const struct sip_tx *t, int status, const char *reason, const char *extra);
 

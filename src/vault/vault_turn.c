@@ -283,3 +283,14 @@ int vault_turn_sign(struct stun_builder *b, bool sha256)
 	vault_turn_forget();
 	return rc < 0 ? -1 : 0;
 }
+
+int vault_turn_issue(struct str user, int64_t expiry, char *username, size_t ucap, char *password,
+		     size_t pcap)
+{
+	if (secret_len == 0)
+		return -1; /* TURN not started: no secret */
+	return turn_cred_ephemeral_make(str_make(secret, secret_len), expiry, user, username, ucap,
+					password, pcap) == TURN_CRED_OK
+		   ? 0
+		   : -1;
+}

@@ -74,4 +74,13 @@ int vault_turn_sign(struct stun_builder *b, bool sha256);
 /* Wipe this thread's held key, if any. */
 void vault_turn_forget(void);
 
+/*
+ * Mint shared-secret credentials for user valid until expiry (the media
+ * relay credential service): username "<expiry>:<user>", password
+ * base64(HMAC-SHA1(secret, username)) (pcap >= 29). 0, or -1 (no secret
+ * loaded, user with ':' or too long).
+ */
+int vault_turn_issue(struct str user, int64_t expiry, char *username, size_t ucap, char *password,
+		     size_t pcap);
+
 #endif

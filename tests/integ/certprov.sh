@@ -84,6 +84,11 @@ check_sh "the PIN is stored as scrypt with its parameters, never in clear" \
 	'ctl pin show sip:carol@example.test --json | grep -q "scrypt:N=32768,r=8,p=1,dklen=32,class=6" && ! grep -qa 480913 "$DB"'
 check_sh "pin policy shows min_length 4 and the lockout limits" \
 	'ctl pin policy | grep -q "4 to 24 digits" && ctl pin policy | grep -q "10 failures"'
+sed 's/^min_length = 4$/min_length = 3/' "$CONF" >"$T/bad.conf"
+"$RTCAUTHCTL" -c "$T/bad.conf" pin policy >/dev/null 2>"$T/bad.err"
+rc=$?
+check_sh "[pin] min_length = 3 is refused, naming the key and the range" \
+	'[ $rc -ne 0 ] && grep -q "min_length" "$T/bad.err" && grep -q "4" "$T/bad.err"'
 
 # ---- CSRs ----
 mk_csr() { # NAME CN KEYSPEC...

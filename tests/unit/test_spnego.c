@@ -665,6 +665,8 @@ static int setup(void **state)
 	setenv("NTLM_USER_FILE", p, 1);
 	snprintf(p, sizeof(p), "FILE:%s/no-ccache", f->dir);
 	setenv("KRB5CCNAME", p, 1);
+	/* no realm at all: the krb5 mechanism gives up at once, never asks DNS */
+	setenv("KRB5_CONFIG", "/dev/null", 1);
 	f->have_ntlm = access("/usr/lib/x86_64-linux-gnu/gssntlmssp/gssntlmssp.so", R_OK) == 0;
 	*state = f;
 	return 0;

@@ -544,29 +544,47 @@ static void test_pin_auth_wrong_pin_is_counted_and_success_resets(void **state)
 	assert_int_equal(state_for(f, &f->carol).global_failures, 0);
 }
 
+static double elapsed(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* The least time of three sign-ins (scheduling noise only adds time). */
+static double min_time(struct fx *f, const char *who, int expect, const char **reason)
+{
+	struct pin_auth_out o;
+	struct timespec a, b;
+	double best = 1e9;
+
+	for (int i = 0; i < 3; i++) {
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		assert_int_equal(auth(f, who, NULL, "111222", NOW + i, &o), expect);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		if (elapsed(&a, &b) < best)
+			best = elapsed(&a, &b);
+		*reason = o.reason;
+	}
+	return best;
+}
+
 static void test_pin_auth_unknown_number_answers_like_a_wrong_pin(void **state)
 {
 	struct fx *f = *state;
 	struct pin_auth_out o;
-	struct timespec a, b, c;
+	const char *reason;
 	double known, unknown;
 
-	set_pin(f, &f->carol, "480913");
 	vault_pin_set_cost(14); /* enough work to see whether it is done */
 	set_pin(f, &f->carol, "480913");
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	assert_int_equal(auth(f, "+14255550177", NULL, "111222", NOW, &o), PIN_AUTH_WRONG);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	assert_int_equal(auth(f, "+19995550177", NULL, "111222", NOW, &o), PIN_AUTH_WRONG);
-	clock_gettime(CLOCK_MONOTONIC, &c);
-	assert_string_equal(o.reason, "unknown");
-	assert_null(o.why);
-	known = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-	unknown = (double)(c.tv_sec - b.tv_sec) + (double)(c.tv_nsec - b.tv_nsec) / 1e9;
+	known = min_time(f, "+14255550177", PIN_AUTH_WRONG, &reason);
+	assert_string_equal(reason, "wrong_pin");
+	unknown = min_time(f, "+19995550177", PIN_AUTH_WRONG, &reason);
+	assert_string_equal(reason, "unknown");
 	/* the same scrypt work: within a wide factor, not 100x apart */
-	assert_true(unknown > known * 0.4);
+	assert_true(unknown > known * 0.5);
 	vault_pin_set_cost(10);
 	assert_int_equal(auth(f, "9999", NULL, "111222", NOW, &o), PIN_AUTH_WRONG);
+	assert_null(o.why);
 	assert_int_equal(auth(f, "sip:nobody@example.test", NULL, "111222", NOW, &o),
 			 PIN_AUTH_WRONG);
 }

@@ -6,7 +6,8 @@
  * array). For operators ("can alice sign in over TLS?") and for the tests.
  *
  * The mechanisms are the GSSAPI initiators of MIT krb5 and gss-ntlmssp
- * (probe_gss.c), never rtcauth's own acceptor code; the signature buffer is
+ * (probe_gss.c) and an OpenSSL client for TLS-DSK (probe_tlsdsk.c), never
+ * rtcauth's own acceptor code; the signature buffer is
  * the shared codec's (sipae.h), so both ends sign the same bytes.
  *
  * Never prints, logs or keeps the password: it is read from stdin, handed
@@ -45,9 +46,10 @@
 
 static const struct ctl_cmd_help h_probe = {
     "probe",
-    "sip:user@domain --mech kerberos|ntlm|digest [--transport udp|tcp|tls]\n"
+    "sip:user@domain --mech kerberos|ntlm|digest|tls-dsk [--transport udp|tcp|tls]\n"
     "       [--server HOST:PORT] [--password-stdin] [--ca FILE] [--user NAME] [--domain D] "
     "[--no-mutual] [--no-channel-bindings]\n"
+    "       [--cert FILE --key FILE [--tls10]]\n"
     "       [--message-to sip:other@domain] [--wait-message SECONDS] [--timeout SECONDS] "
     "[--json]",
     "Sign in to a SIP server as a client and report each step.",
@@ -55,7 +57,8 @@ static const struct ctl_cmd_help h_probe = {
     "  connect             open the transport (TLS: server certificate verified)\n"
     "  register-challenge  an unsigned REGISTER gets 401 offering the mechanism\n"
     "  handshake           the client side of the mechanism (Kerberos AP-REQ for\n"
-    "                      sip@<host of targetname>; NTLM AUTHENTICATE; Digest response)\n"
+    "                      sip@<host of targetname>; NTLM AUTHENTICATE; Digest response;\n"
+    "                      TLS-DSK: the TLS handshake with --cert in gssapi-data)\n"
     "  register-ok         200 OK with Expires > 0; Kerberos/NTLM: its rspauth verifies\n"
     "  options             OPTIONS to the server (signed), the 200 verified\n"
     "  message             MESSAGE to --message-to (default: ourselves), 2xx verified\n"
@@ -71,6 +74,10 @@ static const struct ctl_cmd_help h_probe = {
     "                      certificate (RFC 5929 tls-server-end-point; sent by default)\n"
     "  --no-mutual         Kerberos without mutual authentication (as pidgin-sipe does:\n"
     "                      the REGISTER carrying the AP-REQ is then already signed)\n"
+    "  --cert FILE, --key FILE  TLS-DSK: the user's certificate (PEM, as rtcauthctl cert\n"
+    "                      issue gives it) and private key; the server certificate is\n"
+    "                      verified against --ca when there is one\n"
+    "  --tls10             TLS-DSK over TLS 1.0 with RSA CBC-SHA suites (as pidgin-sipe)\n"
     "  --timeout SECONDS   bound on every wait (default 5)\n"
     "Kerberos uses the credential cache (KRB5CCNAME; run kinit first).\n"
     "Exit codes: 0 every step ok, 1 a step failed, 2 usage error."};
@@ -85,7 +92,9 @@ struct probe {
 	char auth_user[STORE_URI_MAX];
 	const char *ntlm_domain;
 	bool no_mutual;
-	bool no_cbt; /* NTLM over TLS without channel bindings */
+	bool no_cbt;			  /* NTLM over TLS without channel bindings */
+	const char *cert_file, *key_file; /* TLS-DSK */
+	bool tls10;			  /* TLS-DSK over TLS 1.0 */
 	char host[256];
 	uint16_t port;
 	char ca[PATH_MAX];
@@ -104,8 +113,9 @@ struct probe {
 	char instance[48];
 	char branch[32]; /* of the request in flight */
 
-	/* security association (Kerberos, NTLM) */
+	/* security association (Kerberos, NTLM, TLS-DSK) */
 	struct probe_gss *gss;
+	struct probe_tlsdsk *dsk; /* TLS-DSK instead of gss */
 	char scheme[16];
 	char realm[PROBE_AUTH_FIELD];
 	char targetname[PROBE_AUTH_FIELD];
@@ -203,7 +213,10 @@ static void local_hostport(const struct probe *p, char *out, size_t cap)
 
 static const char *mech_scheme(enum probe_mech m)
 {
-	return m == PROBE_MECH_KERBEROS ? "Kerberos" : m == PROBE_MECH_NTLM ? "NTLM" : "Digest";
+	return m == PROBE_MECH_KERBEROS ? "Kerberos"
+	       : m == PROBE_MECH_NTLM	? "NTLM"
+	       : m == PROBE_MECH_TLSDSK ? "TLS-DSK"
+					: "Digest";
 }
 
 /* ---- message building ---- */
@@ -287,6 +300,39 @@ static long sig_buffer(const struct probe *p, const char *msg, size_t len, struc
 	return n;
 }
 
+/* The SA's mechanism: GSSAPI (Kerberos, NTLM) or TLS-DSK. */
+static int mech_step(struct probe *p, const char *host, const uint8_t *in, size_t inlen,
+		     uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+	if (p->dsk)
+		return probe_tlsdsk_step(p->dsk, in, inlen, out, outlen, err, errlen);
+	return probe_gss_step(p->gss, host, in, inlen, out, outlen, err, errlen);
+}
+
+static bool mech_complete(const struct probe *p)
+{
+	return p->dsk ? probe_tlsdsk_complete(p->dsk) : probe_gss_complete(p->gss);
+}
+
+static bool mech_can_sign(const struct probe *p)
+{
+	return p->dsk ? probe_tlsdsk_complete(p->dsk) : probe_gss_can_sign(p->gss);
+}
+
+static int mech_sign_hex(struct probe *p, const void *buf, size_t len, char *hex, size_t cap)
+{
+	if (p->dsk)
+		return probe_tlsdsk_sign_hex(p->dsk, buf, len, hex, cap);
+	return mech_sign_hex(p, buf, len, hex, cap);
+}
+
+static int mech_verify_hex(struct probe *p, const void *buf, size_t len, struct str hex)
+{
+	if (p->dsk)
+		return probe_tlsdsk_verify_hex(p->dsk, buf, len, hex);
+	return mech_verify_hex(p, buf, len, hex);
+}
+
 /*
  * Sign msg (built without Authorization): write the crand/cnum/response
  * parameters (", crand=..., cnum=..., response=...") into params. 0 or -1.
@@ -300,7 +346,7 @@ static int sign_params(struct probe *p, const char *msg, size_t len, char *param
 		return -1;
 	snprintf(num, sizeof(num), "%u", p->cnum + 1);
 	n = sig_buffer(p, msg, len, str_cstr(crand), str_cstr(num), buf, sizeof(buf));
-	if (n < 0 || probe_gss_sign_hex(p->gss, buf, (size_t)n, hex, sizeof(hex)) < 0)
+	if (n < 0 || mech_sign_hex(p, buf, (size_t)n, hex, sizeof(hex)) < 0)
 		return -1;
 	p->cnum++;
 	snprintf(params, cap, ", crand=\"%s\", cnum=\"%s\", response=\"%s\"", crand, num, hex);
@@ -375,7 +421,7 @@ static int finish_mutual(struct probe *p, const struct probe_auth *ai, char *why
 	char e[512];
 	int rc = -1;
 
-	if (!ai->has_gssapi_data || !ai->gssapi_data[0] || probe_gss_complete(p->gss))
+	if (!ai->has_gssapi_data || !ai->gssapi_data[0] || mech_complete(p))
 		return 0;
 	tok = malloc(PROBE_AUTH_TOKEN);
 	if (!tok) {
@@ -385,8 +431,7 @@ static int finish_mutual(struct probe *p, const struct probe_auth *ai, char *why
 	if (b64_std_decode(ai->gssapi_data, strlen(ai->gssapi_data), tok, PROBE_AUTH_TOKEN, &tl) <
 	    0)
 		snprintf(why, cap, "gssapi-data in Authentication-Info is not base64");
-	else if (probe_gss_step(p->gss, gss_host(p->targetname), tok, tl, &o, &ol, e, sizeof(e)) !=
-		 0)
+	else if (mech_step(p, gss_host(p->targetname), tok, tl, &o, &ol, e, sizeof(e)) != 0)
 		snprintf(why, cap, "mutual authentication failed: %s", e);
 	else
 		rc = 0;
@@ -424,7 +469,7 @@ static int verify_msg(struct probe *p, const struct sip_msg *m, char *why, size_
 	}
 	if (check_auth_info(p, ai, &snum, why, cap) < 0 || finish_mutual(p, ai, why, cap) < 0)
 		goto out;
-	if (!probe_gss_can_sign(p->gss)) {
+	if (!mech_can_sign(p)) {
 		snprintf(why, cap,
 			 "the %s context is not complete (no AP-REP in gssapi-data to finish "
 			 "mutual authentication): rspauth cannot be verified",
@@ -437,7 +482,7 @@ static int verify_msg(struct probe *p, const struct sip_msg *m, char *why, size_
 		snprintf(why, cap, "cannot build the signature buffer of the message");
 		goto out;
 	}
-	if (probe_gss_verify_hex(p->gss, buf, (size_t)n, str_cstr(ai->rspauth)) < 0) {
+	if (mech_verify_hex(p, buf, (size_t)n, str_cstr(ai->rspauth)) < 0) {
 		snprintf(why, cap, "rspauth does not verify (snum %s)", ai->snum);
 		goto out;
 	}
@@ -931,7 +976,7 @@ static int gss_register_ok(struct probe *p, struct sip_msg *m)
 		step(p, "register-ok", false, "%s but %s", st, why);
 		return -1;
 	}
-	if (!probe_gss_complete(p->gss)) {
+	if (!mech_complete(p)) {
 		step(p, "register-ok", false, "%s but the %s context is not complete", st,
 		     p->scheme);
 		return -1;
@@ -967,7 +1012,10 @@ static void report_handshake(struct probe *p, struct gss_legs *g, int s, size_t 
 	if (g->final_sent || !(s == 0 || (p->mech == PROBE_MECH_KERBEROS && outlen)))
 		return;
 	g->final_sent = true;
-	if (p->mech == PROBE_MECH_KERBEROS)
+	if (p->mech == PROBE_MECH_TLSDSK)
+		step(p, "handshake", true, "TLS-DSK %s, opaque=%s", probe_tlsdsk_describe(p->dsk),
+		     p->opaque[0] ? p->opaque : "-");
+	else if (p->mech == PROBE_MECH_KERBEROS)
 		step(p, "handshake", true, "Kerberos AP-REQ for sip@%s (%zu bytes%s)",
 		     gss_host(p->targetname), outlen,
 		     p->no_mutual ? ", no mutual authentication" : "");
@@ -990,8 +1038,8 @@ static int gss_leg(struct probe *p, struct gss_legs *g, struct sip_msg *m, char 
 	struct req r;
 	bool have_token, sign;
 	long len;
-	int s = probe_gss_step(p->gss, gss_host(p->targetname), g->inlen ? g->in : NULL, g->inlen,
-			       &out, &outlen, err, sizeof(err));
+	int s = mech_step(p, gss_host(p->targetname), g->inlen ? g->in : NULL, g->inlen, &out,
+			  &outlen, err, sizeof(err));
 
 	if (s < 0) {
 		step(p, "handshake", false, "%s", err);
@@ -1005,7 +1053,7 @@ static int gss_leg(struct probe *p, struct gss_legs *g, struct sip_msg *m, char 
 	}
 	report_handshake(p, g, s, outlen);
 	have_token = s != 0 || outlen > 0 || leg == 0;
-	sign = probe_gss_can_sign(p->gss) && (p->version >= 4 || !have_token);
+	sign = mech_can_sign(p) && (p->version >= 4 || !have_token);
 	if (handshake_auth(p, g->gssdata, have_token, g->line, sizeof(g->line)) < 0) {
 		step(p, leg_step(g), false, "token too large");
 		return -1;
@@ -1033,8 +1081,7 @@ static int gss_next_token(struct probe *p, struct gss_legs *g, const struct sip_
 		step(p, leg_step(g), false, "%s", st);
 		return -1;
 	}
-	if (find_challenge(m, p->scheme, &g->ch) < 0 || !g->ch.gssapi_data[0] ||
-	    probe_gss_complete(p->gss)) {
+	if (find_challenge(m, p->scheme, &g->ch) < 0 || !g->ch.gssapi_data[0] || mech_complete(p)) {
 		step(p, leg_step(g), false,
 		     "%s again: the server refused the %s credentials (wrong password, unknown "
 		     "user, or a ticket it cannot accept)",
@@ -1062,6 +1109,14 @@ static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 		step(p, "handshake", false, "out of memory");
 		return -1;
 	}
+	if (p->mech == PROBE_MECH_TLSDSK) {
+		if (probe_tlsdsk_new(p->cert_file, p->key_file, p->ca, p->targetname, p->tls10,
+				     &p->dsk, err, sizeof(err)) < 0) {
+			step(p, "handshake", false, "%s", err);
+			goto out;
+		}
+		goto legs;
+	}
 	if (probe_gss_new(p->mech, p->auth_user, p->ntlm_domain, p->password, &p->gss, err,
 			  sizeof(err)) < 0) {
 		step(p, "handshake", false, "%s", err);
@@ -1078,6 +1133,7 @@ static int gss_register(struct probe *p, struct sip_msg *m, char *ruri)
 			goto out;
 		}
 	}
+legs:
 	for (int leg = 0; leg < MAX_LEGS; leg++) {
 		if (gss_leg(p, g, m, ruri, leg) < 0)
 			goto out;
@@ -1453,16 +1509,18 @@ struct probe_args {
 static int parse_choices(struct probe *p, const struct probe_args *a)
 {
 	if (!a->mech)
-		return ctl_usage_err("probe: --mech kerberos|ntlm|digest is required");
+		return ctl_usage_err("probe: --mech kerberos|ntlm|digest|tls-dsk is required");
 	if (strcmp(a->mech, "kerberos") == 0)
 		p->mech = PROBE_MECH_KERBEROS;
 	else if (strcmp(a->mech, "ntlm") == 0)
 		p->mech = PROBE_MECH_NTLM;
 	else if (strcmp(a->mech, "digest") == 0)
 		p->mech = PROBE_MECH_DIGEST;
+	else if (strcmp(a->mech, "tls-dsk") == 0)
+		p->mech = PROBE_MECH_TLSDSK;
 	else
-		return ctl_usage_err("unknown mechanism '%s': use kerberos, ntlm or digest",
-				     a->mech);
+		return ctl_usage_err(
+		    "unknown mechanism '%s': use kerberos, ntlm, digest or tls-dsk", a->mech);
 	if (!a->tr || strcmp(a->tr, "udp") == 0)
 		p->tr = PROBE_UDP;
 	else if (strcmp(a->tr, "tcp") == 0)
@@ -1520,6 +1578,9 @@ static int probe_setup(struct ctl *c, struct probe *p, int argc, char **argv)
 	    {"--json", NULL, &p->json},
 	    {"--no-mutual", NULL, &p->no_mutual},
 	    {"--no-channel-bindings", NULL, &p->no_cbt},
+	    {"--cert", &p->cert_file, NULL},
+	    {"--key", &p->key_file, NULL},
+	    {"--tls10", NULL, &p->tls10},
 	    {NULL, NULL, NULL},
 	};
 	int n, rc, secs;
@@ -1544,6 +1605,17 @@ static int probe_setup(struct ctl *c, struct probe *p, int argc, char **argv)
 	snprintf(p->auth_user, sizeof(p->auth_user), "%s", a.user && a.user[0] ? a.user : p->user);
 	if ((rc = pick_server(c, p, &a)) != 0)
 		return rc;
+	if ((p->cert_file || p->key_file || p->tls10) && p->mech != PROBE_MECH_TLSDSK)
+		return ctl_usage_err("--cert, --key and --tls10 are for --mech tls-dsk");
+	if (p->mech == PROBE_MECH_TLSDSK) {
+		if (!p->cert_file || !p->key_file)
+			return ctl_usage_err("--mech tls-dsk needs the user's certificate and key: "
+					     "--cert FILE --key FILE (rtcauthctl cert issue URI "
+					     "--csr FILE gives the certificate)");
+		return a.pw_stdin ? ctl_usage_err("--mech tls-dsk takes no password: the "
+						  "certificate authenticates")
+				  : 0;
+	}
 	if (p->mech == PROBE_MECH_KERBEROS)
 		return a.pw_stdin ? ctl_usage_err("--mech kerberos takes no password: it uses the "
 						  "credential cache (kinit; KRB5CCNAME)")
@@ -1604,6 +1676,7 @@ out:
 	if (p->steps)
 		json_decref(p->steps);
 	probe_gss_free(p->gss);
+	probe_tlsdsk_free(p->dsk);
 	probe_conn_close(p->conn);
 	secmem_wipe(p->password, sizeof(p->password));
 	secmem_wipe(p->ha1, sizeof(p->ha1));

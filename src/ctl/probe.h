@@ -6,6 +6,9 @@
  *    in connectionless mode for NTLM) and the MS-SIPAE signatures made and
  *    checked with it (GetMIC / VerifyMIC, hex on the wire). Never our own
  *    acceptor code: the probe checks the server with someone else's client.
+ *  - probe_tlsdsk_*: the TLS-DSK client (OpenSSL over memory BIOs with the
+ *    user's certificate) and its HMAC signatures, written apart from the
+ *    server's src/auth/tlsdsk.c.
  *  - probe_auth_parse: one WWW-Authenticate / Proxy-Authenticate /
  *    Authentication-Info / Proxy-Authentication-Info value, any scheme.
  *  - probe_conn_*: one connection to the server over UDP, TCP or TLS with a
@@ -23,7 +26,7 @@
 
 #include "core/str.h"
 
-enum probe_mech { PROBE_MECH_DIGEST = 0, PROBE_MECH_KERBEROS, PROBE_MECH_NTLM };
+enum probe_mech { PROBE_MECH_DIGEST = 0, PROBE_MECH_KERBEROS, PROBE_MECH_NTLM, PROBE_MECH_TLSDSK };
 
 /* ---- GSSAPI initiator (probe_gss.c) ---- */
 
@@ -72,6 +75,33 @@ bool probe_gss_complete(const struct probe_gss *g);
 int probe_gss_sign_hex(struct probe_gss *g, const void *buf, size_t len, char *hex, size_t cap);
 /* VerifyMIC of hex (either case) over buf. 0 valid, -1 not. */
 int probe_gss_verify_hex(struct probe_gss *g, const void *buf, size_t len, struct str hex);
+
+/* ---- TLS-DSK client (probe_tlsdsk.c) ---- */
+
+struct probe_tlsdsk;
+
+/*
+ * The user's certificate (PEM, may hold a chain) and key. ca_file (may be
+ * NULL/''): verify the server certificate against it, for name host.
+ * tls10: offer TLS 1.0 with RSA CBC-SHA suites only (as pidgin-sipe);
+ * otherwise TLS 1.2 only. 0, or -1 with a message for a person.
+ */
+int probe_tlsdsk_new(const char *cert_file, const char *key_file, const char *ca_file,
+		     const char *host, bool tls10, struct probe_tlsdsk **out, char *err,
+		     size_t errlen);
+void probe_tlsdsk_free(struct probe_tlsdsk *d);
+/* As probe_gss_step: in NULL first (yields the ClientHello); 0 complete
+ * (keys derived; *out may be empty), 1 more to come, -1 with err. */
+int probe_tlsdsk_step(struct probe_tlsdsk *d, const uint8_t *in, size_t inlen, uint8_t **out,
+		      size_t *outlen, char *err, size_t errlen);
+bool probe_tlsdsk_complete(const struct probe_tlsdsk *d);
+/* "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256, HMAC-SHA256, ..." once complete. */
+const char *probe_tlsdsk_describe(const struct probe_tlsdsk *d);
+/* HMAC under the client key, lower-case hex. Hex length or -1. */
+int probe_tlsdsk_sign_hex(struct probe_tlsdsk *d, const void *buf, size_t len, char *hex,
+			  size_t cap);
+/* HMAC under the server key compared (constant time). 0 valid, -1 not. */
+int probe_tlsdsk_verify_hex(struct probe_tlsdsk *d, const void *buf, size_t len, struct str hex);
 
 /* ---- auth header values (probe_auth.c) ---- */
 

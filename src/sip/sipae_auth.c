@@ -8,24 +8,34 @@
  *   NTLM gssapi-data=""           -> 401 NTLM opaque=.., gssapi-data=CHALLENGE
  *   NTLM opaque, AUTHENTICATE     -> SA established -> registrar -> signed 200
  *   Kerberos gssapi-data=AP-REQ   -> SA established -> registrar -> signed 200
+ *   TLS-DSK gssapi-data=ClientHello -> 401 TLS-DSK opaque=.., gssapi-data=
+ *                                      ServerHello..ServerHelloDone (pending SA)
+ *   TLS-DSK opaque, client flight -> PKI verifies the certificate -> SA
+ *                                      established -> 401 gssapi-data=Finished;
+ *                                      the client's next REGISTER is signed
  *   any request, crand/cnum/response with opaque -> verified with the SA
  *
  * The vault accepts the tokens (it alone holds NT hashes and the keytab);
  * this file decides what goes on the wire. Failures look the same to the
  * client whatever the reason (a fresh challenge); the reason goes to the log.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "auth/lockout.h"
 #include "auth/retrans.h"
 #include "auth/sa.h"
 #include "auth/sipae.h"
+#include "auth/tlsdsk.h"
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/secmem.h"
 #include "core/stats.h"
+#include "pki/certprov.h"
+#include "pki/pki.h"
 #include "sip/server_int.h"
 #include "store/wb.h"
 #include "vault/gss.h"
@@ -46,25 +56,111 @@ static void targetname_of(const struct sip_runtime *rt, enum sa_scheme s, char *
 		snprintf(out, cap, "%s", rt->cfg->fqdn);
 }
 
+/* ---- TLS-DSK: the server context ---- */
+
+/*
+ * The TLS-DSK SSL_CTX ([sip] tls_cert/tls_key, [auth] tlsdsk_allow_tls10),
+ * made at the first use and again when the files or the setting change (a
+ * reload, a renewed certificate). Handshakes hold their own reference on
+ * the SSL_CTX, so the old one may go while they finish.
+ */
+static pthread_mutex_t dsk_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct tlsdsk_server *dsk_srv;
+static char dsk_id[2 * PATH_MAX + 96]; /* what dsk_srv (or the last failure) was made of */
+
+static void dsk_ident(const struct config *cfg, char *out, size_t cap)
+{
+	struct stat a, b;
+	long long ma = stat(cfg->tls_cert, &a) == 0 ? (long long)a.st_mtime : -1;
+	long long mb = stat(cfg->tls_key, &b) == 0 ? (long long)b.st_mtime : -1;
+
+	snprintf(out, cap, "%s|%s|%lld|%lld|%d", cfg->tls_cert, cfg->tls_key, ma, mb,
+		 cfg->tlsdsk_allow_tls10);
+}
+
+/* Under dsk_mu: the current server context, or NULL (the error is logged
+ * once per change of the files). */
+static struct tlsdsk_server *dsk_current(const struct config *cfg)
+{
+	char id[sizeof(dsk_id)], err[512];
+	struct tlsdsk_server *s;
+
+	dsk_ident(cfg, id, sizeof(id));
+	if (strcmp(id, dsk_id) == 0)
+		return dsk_srv;
+	s = tlsdsk_server_new(cfg->tls_cert, cfg->tls_key, cfg->tlsdsk_allow_tls10, err,
+			      sizeof(err));
+	if (!s)
+		log_err("auth.tlsdsk_unavailable", "reason=\"%s\"", err);
+	tlsdsk_server_free(dsk_srv);
+	dsk_srv = s;
+	snprintf(dsk_id, sizeof(dsk_id), "%s", id);
+	return s;
+}
+
+/* Is TLS-DSK offered (configured, and its certificate loads)? */
+static bool dsk_offered(const struct sip_runtime *rt)
+{
+	bool ok;
+
+	if (!rt->sas || !config_offers(rt->cfg, AUTH_SCHEME_TLSDSK))
+		return false;
+	pthread_mutex_lock(&dsk_mu);
+	ok = dsk_current(rt->cfg) != NULL;
+	pthread_mutex_unlock(&dsk_mu);
+	return ok;
+}
+
+/* A new handshake context. 0 or -1. */
+static int dsk_begin(const struct sip_runtime *rt, struct tlsdsk **out)
+{
+	struct tlsdsk_server *s;
+	int rc = -1;
+
+	*out = NULL;
+	pthread_mutex_lock(&dsk_mu);
+	s = dsk_current(rt->cfg);
+	if (s)
+		rc = tlsdsk_new(s, out);
+	pthread_mutex_unlock(&dsk_mu);
+	return rc;
+}
+
+/* [MS-SIPAE] 2.2.2: where a client without a certificate gets one. */
+static void sts_uri_of(const struct config *cfg, char *out, size_t cap)
+{
+	snprintf(out, cap, "https://%s:%u" CERTPROV_SOAP_PATH, cfg->fqdn,
+		 cfg->n_http_listen ? (unsigned)cfg->http_listen[0].port : 8443u);
+}
+
 void sipae_challenge_lines(struct sbuf *b, const struct sip_tx *t, const char *hdr, int scheme)
 {
 	const struct sip_runtime *rt = t->w->rt;
-	char target[300];
+	char target[300], sts[CONFIG_HOST_MAX + 96];
+	struct str sts_uri = STR_NULL;
 	enum sa_scheme s;
 
 	if (scheme == AUTH_SCHEME_KERBEROS && rt->krb_ready)
 		s = SA_SCHEME_KERBEROS;
 	else if (scheme == AUTH_SCHEME_NTLM && rt->sas)
 		s = SA_SCHEME_NTLM;
+	else if (scheme == AUTH_SCHEME_TLSDSK && dsk_offered(rt))
+		s = SA_SCHEME_TLSDSK;
 	else
 		return;
+	if (s == SA_SCHEME_TLSDSK) {
+		sts_uri_of(rt->cfg, sts, sizeof(sts));
+		sts_uri = str_cstr(sts);
+	}
 	targetname_of(rt, s, target, sizeof(target));
 	sipae_challenge_write(b, hdr, s, str_cstr(rt->cfg->sipae_realm), str_cstr(target),
-			      rt->cfg->sipae_version, STR_NULL, STR_NULL, STR_NULL);
+			      rt->cfg->sipae_version, STR_NULL, STR_NULL, sts_uri);
 }
 
 static enum stats_auth_mech mech_stat(enum sa_scheme s)
 {
+	if (s == SA_SCHEME_TLSDSK)
+		return STATS_MECH_CERTIFICATE;
 	return s == SA_SCHEME_KERBEROS ? STATS_MECH_KERBEROS : STATS_MECH_NTLM;
 }
 
@@ -523,6 +619,189 @@ static int krb_accept(struct sip_tx *t, const struct sipae_creds *c, struct stor
 	return 1;
 }
 
+/* ---- TLS-DSK handshake legs ---- */
+
+#define DSK_B64_MAX (4 * ((TLSDSK_MAX_OUT + 2) / 3) + 4)
+
+/* The 401 (407) of a TLS-DSK leg: our records and the SA's opaque. */
+static void dsk_reply(const struct sip_tx *t, const struct sa_info *si, const char *opaque,
+		      const uint8_t *out, size_t outlen, int leg)
+{
+	static _Thread_local char b64[DSK_B64_MAX];
+	static _Thread_local char mem[SIP_REPLY_MAX];
+	char sts[CONFIG_HOST_MAX + 96];
+	struct sbuf b;
+	long bl = 0;
+
+	if (outlen) {
+		bl = b64_std_encode(out, outlen, b64, sizeof(b64));
+		if (bl < 0) {
+			tempfail(t, SA_SCHEME_TLSDSK, "tlsdsk_token_too_large");
+			return;
+		}
+	}
+	sts_uri_of(t->w->rt->cfg, sts, sizeof(sts));
+	sbuf_init(&b, mem, sizeof(mem));
+	reply_start(&b, t, is_register(t) ? 401 : 407,
+		    is_register(t) ? "Unauthorized" : "Proxy Authentication Required");
+	sbuf_puts(&b, sip_date_header(t->now));
+	sipae_challenge_write(&b, is_register(t) ? "WWW-Authenticate" : "Proxy-Authenticate",
+			      SA_SCHEME_TLSDSK, str_cstr(si->realm), str_cstr(si->targetname),
+			      si->version, str_cstr(opaque), str_make(b64, (size_t)bl),
+			      str_cstr(sts));
+	reply_finish_send(&b, t);
+	stats_inc(ST_AUTH_CHALLENGE);
+	log_info("auth.challenge", "mech=tls-dsk leg=%d opaque=%s bytes=%zu src=%s", leg, opaque,
+		 outlen, t->src_addr);
+}
+
+/* A TLS-DSK failure: the pending SA goes, the client gets a fresh challenge
+ * (or 503 when the PKI could not decide). */
+static int dsk_refuse(struct sip_tx *t, struct sa *sa, const char *opaque, const char *who, int rc,
+		      int pki_rc)
+{
+	char reason[96];
+
+	if (sa) {
+		sa_drop(t->w->rt->sas, str_cstr(opaque));
+		sa_put(sa);
+	}
+	if (rc == TLSDSK_E_UNAVAILABLE) {
+		tempfail(t, SA_SCHEME_TLSDSK, "certificate_status_unavailable");
+		return 0;
+	}
+	if (rc == TLSDSK_E_CERT)
+		snprintf(reason, sizeof(reason), "%s:%s", tlsdsk_strerror(rc),
+			 pki_verify_strerror(pki_rc));
+	else
+		snprintf(reason, sizeof(reason), "%s", tlsdsk_strerror(rc));
+	note_failure(t, SA_SCHEME_TLSDSK, who, reason);
+	sipauth_challenge(t, false);
+	return 0;
+}
+
+/* TLS-DSK leg 1: the ClientHello starts a pending SA. Always answered. */
+static int dsk_first_leg(struct sip_tx *t, const struct sipae_creds *c)
+{
+	static _Thread_local uint8_t tok[TOKEN_MAX], out[TLSDSK_MAX_OUT];
+	const struct sip_runtime *rt = t->w->rt;
+	struct sa_info si = new_info(t, SA_SCHEME_TLSDSK);
+	struct tlsdsk *ctx = NULL;
+	size_t len = 0, outlen = 0;
+	struct sa *sa;
+	int rc;
+
+	if (decode_token(t, c, tok, &len) < 0)
+		return 0;
+	if (dsk_begin(rt, &ctx) != 0) {
+		tempfail(t, SA_SCHEME_TLSDSK, "tlsdsk_unavailable");
+		return 0;
+	}
+	rc = tlsdsk_step(ctx, tok, len, out, sizeof(out), &outlen);
+	if (rc != TLSDSK_CONTINUE) {
+		tlsdsk_free(ctx);
+		return dsk_refuse(t, NULL, "", "tlsdsk:unknown",
+				  rc == TLSDSK_DONE ? TLSDSK_E_PROTOCOL : rc, 0);
+	}
+	sa = sa_begin(rt->sas, &si, &tlsdsk_sa_mech, ctx, (uint64_t)t->now);
+	if (!sa) {
+		tempfail(t, SA_SCHEME_TLSDSK, "sa_table_full");
+		return 0;
+	}
+	dsk_reply(t, &si, sa_opaque(sa), out, outlen, 1);
+	sa_put(sa);
+	return 0;
+}
+
+struct dsk_leg_args {
+	const struct sip_tx *t;
+	const uint8_t *tok;
+	size_t len;
+	uint8_t *out;
+	size_t outlen;
+	char user[STORE_URI_MAX];
+	int64_t not_after;
+	int pki_rc;
+	char desc[128];
+};
+
+/* Under the SA's lock: one leg, and the PKI once the handshake is done. */
+static int dsk_leg_fn(void *ctx, void *arg)
+{
+	struct dsk_leg_args *a = arg;
+	int rc = tlsdsk_step(ctx, a->tok, a->len, a->out, TLSDSK_MAX_OUT, &a->outlen);
+
+	if (rc != TLSDSK_DONE)
+		return rc;
+	snprintf(a->desc, sizeof(a->desc), "%s", tlsdsk_describe(ctx));
+	return tlsdsk_accept_peer(ctx, a->t->w->store, (int64_t)a->t->now, a->user, sizeof(a->user),
+				  &a->not_after, &a->pki_rc);
+}
+
+/* TLS-DSK leg 2 and later, on the pending SA the opaque names. The leg
+ * that completes the handshake establishes the SA; its 401 carries our
+ * Finished, and the client's next request is signed. Always answered. */
+static int dsk_next_leg(struct sip_tx *t, const struct sipae_creds *c)
+{
+	static _Thread_local uint8_t tok[TOKEN_MAX], out[TLSDSK_MAX_OUT];
+	static _Thread_local struct dsk_leg_args a;
+	char opaque[SA_OPAQUE_LEN + 1], inst[128], wbuf[LOG_VAL_MAX];
+	struct sa_info si;
+	struct sa *sa;
+	size_t len = 0;
+	int rc;
+
+	sa = sa_find(t->w->rt->sas, c->opaque, (uint64_t)t->now);
+	if (!sa) {
+		log_info("auth.sa_unknown", "mech=tls-dsk src=%s", t->src_addr);
+		sipauth_challenge(t, false);
+		return 0;
+	}
+	sa_get_info(sa, &si);
+	snprintf(opaque, sizeof(opaque), "%s", si.opaque);
+	if (si.state != SA_PENDING || si.scheme != SA_SCHEME_TLSDSK) {
+		sa_put(sa);
+		log_info("auth.sa_state", "mech=tls-dsk src=%s", t->src_addr);
+		sipauth_challenge(t, false);
+		return 0;
+	}
+	if (decode_token(t, c, tok, &len) < 0) {
+		sa_drop(t->w->rt->sas, str_cstr(opaque));
+		sa_put(sa);
+		return 0;
+	}
+	memset(&a, 0, sizeof(a));
+	a.t = t;
+	a.tok = tok;
+	a.len = len;
+	a.out = out;
+	rc = sa_with_mech(sa, dsk_leg_fn, &a);
+	if (rc == TLSDSK_CONTINUE) {
+		dsk_reply(t, &si, opaque, out, a.outlen, 2);
+		sa_put(sa);
+		return 0;
+	}
+	if (rc != 0)
+		return dsk_refuse(t, sa, opaque, a.user[0] ? a.user : "tlsdsk:unknown", rc,
+				  a.pki_rc);
+	instance_of(t, inst, sizeof(inst));
+	if (sa_establish(sa, a.user, inst, a.not_after > 0 ? (uint64_t)a.not_after : 0, NULL, NULL,
+			 (uint64_t)t->now) != 0) {
+		sa_put(sa);
+		sipauth_challenge(t, false);
+		return 0;
+	}
+	stats_inc(ST_AUTH_OK);
+	stats_auth(STATS_MECH_CERTIFICATE, STATS_AUTH_OK);
+	lockout_success(t->w->rt->lockout, str_cstr(a.user), str_cstr(t->src_ip),
+			clock_mono_ms() / 1000);
+	log_info("auth.ok", "user=%s mech=tls-dsk opaque=%s tls=\"%s\" src=%s",
+		 log_val(str_cstr(a.user), wbuf, sizeof(wbuf)), opaque, a.desc, t->src_addr);
+	dsk_reply(t, &si, opaque, out, a.outlen, 3);
+	sa_put(sa);
+	return 0;
+}
+
 /* A signed request with an established SA. 1 authenticated, 0 answered. */
 static int signed_request(struct sip_tx *t, const struct sipae_creds *c, struct store_user *user)
 {
@@ -613,7 +892,8 @@ int sipae_check(struct sip_tx *t, struct store_user *user)
 	if (rc <= 0)
 		return rc < 0 ? 0 : -1;
 	if ((c.scheme == SA_SCHEME_NTLM && !config_offers(rt->cfg, AUTH_SCHEME_NTLM)) ||
-	    (c.scheme == SA_SCHEME_KERBEROS && !rt->krb_ready) || c.scheme == SA_SCHEME_TLSDSK) {
+	    (c.scheme == SA_SCHEME_KERBEROS && !rt->krb_ready) ||
+	    (c.scheme == SA_SCHEME_TLSDSK && !dsk_offered(rt))) {
 		log_info("auth.scheme_not_offered", "scheme=%s src=%s", sa_scheme_name(c.scheme),
 			 t->src_addr);
 		sipauth_challenge(t, false);
@@ -626,6 +906,13 @@ int sipae_check(struct sip_tx *t, struct store_user *user)
 	if (c.has_gssapi_data) {
 		if (c.scheme == SA_SCHEME_KERBEROS)
 			return krb_accept(t, &c, user);
+		if (c.scheme == SA_SCHEME_TLSDSK) {
+			if (c.gssapi_data.len == 0) {
+				sipauth_challenge(t, false); /* a ClientHello is needed */
+				return 0;
+			}
+			return c.opaque.len ? dsk_next_leg(t, &c) : dsk_first_leg(t, &c);
+		}
 		if (c.gssapi_data.len == 0 || c.opaque.len == 0) {
 			ntlm_challenge(t);
 			return 0;

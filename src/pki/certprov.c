@@ -35,6 +35,8 @@
 #include "core/secmem.h"
 #include "http/http.h"
 #include "http/webticket.h"
+#include "oauth/oauth.h"
+#include "oauth/validate.h"
 #include "pki/pin.h"
 #include "sip/server.h"
 
@@ -491,15 +493,20 @@ void certprov_soap(struct store *s, const struct certprov_env *env, const char *
 
 	memset(r, 0, sizeof(*r));
 	r->via = "webticket";
+	request_id[0] = '\0';
+	/* nothing of the body is read before the client is authenticated */
+	if (!ticket_user) {
+		fail(r, 401, "invalid_token", "no_ticket",
+		     "a valid web ticket is required (Authorization: Bearer, from GET /webticket)");
+		r->www_authenticate = true;
+		return;
+	}
 	if (certprov_soap_parse(body, len, &csr, &csr_len, entity, request_id, &why) < 0) {
 		fail(r, 400, "invalid_request", "bad_soap", "%s", why);
 		return;
 	}
 	parsed = csr_parse(csr, csr_len);
-	if (!ticket_user) {
-		fail(r, 401, "invalid_request", "no_ticket", "a web ticket is required");
-		r->www_authenticate = true;
-	} else if (ticket_user_get(s, ticket_user, &u, r) == 0) {
+	if (ticket_user_get(s, ticket_user, &u, r) == 0) {
 		if (entity[0] && (store_uri_normalise(entity, norm, user, dom) != 0 ||
 				  strcmp(norm, u.uri) != 0)) {
 			fail(r, 403, "access_denied", "entity_mismatch",
@@ -785,6 +792,20 @@ static void json_handler(const struct http_request *req, struct http_response *r
 	certprov_result_free(&r);
 }
 
+/* The web ticket of the request: 0 with who filled, or -1 (logged). */
+static int soap_ticket(const struct http_request *req, int64_t now, char *who, size_t cap)
+{
+	const struct oauth_snapshot *snap = oauth_snapshot_get();
+	int rc = webticket_validate(snap, http_request_header(req, "Authorization"), now, who, cap);
+
+	if (snap)
+		oauth_snapshot_put(snap);
+	if (rc == VR_OK)
+		return 0;
+	log_info("certprov.ticket_refused", "result=%s", validate_result_name(rc));
+	return -1;
+}
+
 static void soap_handler(const struct http_request *req, struct http_response *resp, void *arg)
 {
 	char who[STORE_URI_MAX], reqid[CERTPROV_REQID_MAX] = "";
@@ -797,10 +818,10 @@ static void soap_handler(const struct http_request *req, struct http_response *r
 	(void)arg;
 	if (!setup(req, resp, &env, &s))
 		return;
-	/* a web ticket is the only credential of this form */
-	if (webticket_require(req, resp, who, sizeof(who)) < 0)
-		return;
-	certprov_soap(s, &env, req->body.p, req->body.len, who, &r, reqid);
+	/* a web ticket is the only credential of this form; a refusal is a
+	 * SOAP Fault too (certprov_soap with no user: 401) */
+	certprov_soap(s, &env, req->body.p, req->body.len,
+		      soap_ticket(req, env.now, who, sizeof(who)) == 0 ? who : NULL, &r, reqid);
 	xml = certprov_soap_answer(&r, reqid, &len);
 	headers(resp, &r);
 	if (xml)

@@ -255,7 +255,10 @@ check_sh "the SOAP certificate verifies against the chain's CA and names alice" 
 	 grep -c "BEGIN CERT" "$T/s1.chain.pem" | grep -q 2 &&
 	 openssl x509 -in "$T/s1.leaf.pem" -noout -ext subjectAltName | grep -q "URI:sip:alice@example.test"'
 code=$(hc "$T/s2" -H 'Content-Type: application/soap+xml' --data-binary "@$T/s1.xml" "$SVC")
-check_sh "SOAP without a web ticket: 401" '[ "$code" = 401 ]'
+check_sh "SOAP without a web ticket: 401 with a SOAP Fault" '[ "$code" = 401 ] && grep -q "<s:Fault>" "$T/s2"'
+code=$(hc "$T/s2b" -H "Authorization: Bearer ${TOK}x" -H 'Content-Type: application/soap+xml' \
+	--data-binary "@$T/s1.xml" "$SVC")
+check_sh "SOAP with a tampered web ticket: 401" '[ "$code" = 401 ] && grep -qi "^www-authenticate: Bearer" "$T/s2b.h"'
 soap "$T/alice.csr" sip:bob@example.test >"$T/s3.xml"
 code=$(hc "$T/s3" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/soap+xml' \
 	--data-binary "@$T/s3.xml" "$SVC")

@@ -370,7 +370,7 @@ static int b64_content(const char *c, const char *end, uint8_t **out, size_t *ou
 				p += 4;
 				continue;
 			}
-			if ((size_t)(close - p) >= 6 && strncasecmp(p, "&#xD;", 5) == 0) {
+			if ((size_t)(close - p) >= 5 && strncasecmp(p, "&#xD;", 5) == 0) {
 				p += 4;
 				continue;
 			}

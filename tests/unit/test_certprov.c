@@ -497,6 +497,21 @@ static void test_certprov_soap_request_is_scanned_for_the_pkcs10(void **state)
 	assert_string_equal(reqid, "{0f1e2d3c-aaaa}");
 	free(pem);
 	free(body);
+	/* line breaks written as character references, any case */
+	{
+		size_t cap = b64_std_len((size_t)f->csr_der_len) + 1;
+		char *b64 = malloc(cap), *split = malloc(cap + 16);
+
+		assert_true(b64_std_encode(f->csr_der, (size_t)f->csr_der_len, b64, cap) > 0);
+		snprintf(split, cap + 16, "%.40s&#xd;&#xD;%s", b64, b64 + 40);
+		body = soap_body(f, "", PKCS10_VT, split, "");
+		assert_int_equal(
+		    certprov_soap_parse(body, strlen(body), &pem, &len, entity, reqid, &why), 0);
+		free(pem);
+		free(body);
+		free(b64);
+		free(split);
+	}
 }
 
 static void test_certprov_soap_bad_requests_say_why(void **state)

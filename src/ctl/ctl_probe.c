@@ -1083,8 +1083,11 @@ static int gss_next_token(struct probe *p, struct gss_legs *g, const struct sip_
 	}
 	if (find_challenge(m, p->scheme, &g->ch) < 0 || !g->ch.gssapi_data[0] || mech_complete(p)) {
 		step(p, leg_step(g), false,
-		     "%s again: the server refused the %s credentials (wrong password, unknown "
-		     "user, or a ticket it cannot accept)",
+		     p->dsk ? "%s again: the server refused the %s handshake (a certificate it "
+			      "does not trust, revoked, naming no user of it, or a TLS version "
+			      "or suite it does not accept)"
+			    : "%s again: the server refused the %s credentials (wrong password, "
+			      "unknown user, or a ticket it cannot accept)",
 		     st, p->scheme);
 		return -1;
 	}

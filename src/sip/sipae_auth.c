@@ -655,6 +655,23 @@ static void dsk_reply(const struct sip_tx *t, const struct sa_info *si, const ch
 		 outlen, t->src_addr);
 }
 
+/* A PKI verdict as a log token. */
+static const char *pki_reason(int rc)
+{
+	switch (rc) {
+	case PKI_VERIFY_UNTRUSTED:
+		return "untrusted";
+	case PKI_VERIFY_EXPIRED:
+		return "expired";
+	case PKI_VERIFY_REVOKED:
+		return "revoked";
+	case PKI_VERIFY_NO_USER:
+		return "no_user";
+	default:
+		return "other";
+	}
+}
+
 /* A TLS-DSK failure: the pending SA goes, the client gets a fresh challenge
  * (or 503 when the PKI could not decide). */
 static int dsk_refuse(struct sip_tx *t, struct sa *sa, const char *opaque, const char *who, int rc,
@@ -671,8 +688,7 @@ static int dsk_refuse(struct sip_tx *t, struct sa *sa, const char *opaque, const
 		return 0;
 	}
 	if (rc == TLSDSK_E_CERT)
-		snprintf(reason, sizeof(reason), "%s:%s", tlsdsk_strerror(rc),
-			 pki_verify_strerror(pki_rc));
+		snprintf(reason, sizeof(reason), "%s:%s", tlsdsk_strerror(rc), pki_reason(pki_rc));
 	else
 		snprintf(reason, sizeof(reason), "%s", tlsdsk_strerror(rc));
 	note_failure(t, SA_SCHEME_TLSDSK, who, reason);

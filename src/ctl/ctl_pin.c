@@ -7,9 +7,11 @@
 #include "ctl/ctl.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,6 +108,55 @@ static int read_pin_stdin(char *buf, size_t cap, size_t *len)
 	return 0;
 }
 
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_changed;
+
+static void restore_tty_and_die(int sig)
+{
+	if (tty_changed)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Ask for the PIN twice on the terminal, echo off. 0 or an exit code. */
+static int read_pin_tty(char *buf, size_t cap, size_t *len)
+{
+	char again[PIN_BUF];
+	struct termios quiet;
+	size_t len2 = 0;
+	int rc;
+
+	if (tcgetattr(STDIN_FILENO, &saved_tty) < 0) {
+		ctl_err("cannot read the terminal settings: %s", strerror(errno));
+		return CTL_EXIT_ERR;
+	}
+	quiet = saved_tty;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	signal(SIGINT, restore_tty_and_die);
+	signal(SIGTERM, restore_tty_and_die);
+	signal(SIGHUP, restore_tty_and_die);
+	tty_changed = 1;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	fputs("New PIN: ", stderr);
+	rc = read_pin_stdin(buf, cap, len);
+	fputc('\n', stderr);
+	if (rc == 0) {
+		fputs("Retype new PIN: ", stderr);
+		rc = read_pin_stdin(again, sizeof(again), &len2);
+		fputc('\n', stderr);
+	}
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	tty_changed = 0;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	if (rc == 0 && (len2 != *len || !secmem_eq(buf, again, *len)))
+		rc = ctl_usage_err("the PINs do not match; nothing changed (try again)");
+	secmem_wipe(again, sizeof(again));
+	return rc;
+}
+
 static int store_write_failed(struct ctl *c, const char *what, int rc)
 {
 	ctl_err("%s failed: %s (%s)", what, store_strerror(rc), store_errmsg(c->store));
@@ -131,7 +182,7 @@ static int pin_set(struct ctl *c, int argc, char **argv)
 	if (from_stdin)
 		rc = read_pin_stdin(pin, sizeof(pin), &len);
 	else if (isatty(STDIN_FILENO))
-		rc = ctl_read_password_tty(pin, sizeof(pin), &len);
+		rc = read_pin_tty(pin, sizeof(pin), &len);
 	else
 		rc = ctl_usage_err(
 		    "no PIN given: pipe it in with --pin-stdin, or run on a terminal");

@@ -3,7 +3,7 @@
 #   make test       ASan+UBSan build into build-asan/, then every test
 #   make run        bootstrap ./var and start rtcauthd in the foreground
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
-#   make bench      every benchmark (bench-sip, bench-oauth, bench-sa)
+#   make bench      every benchmark (bench-sip, bench-oauth, bench-sa, bench-tls)
 #   make install    PREFIX=/usr/local DESTDIR=
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -36,7 +36,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all test run fuzz bench bench-sip bench-oauth bench-turn bench-sa install clean format check-format deps
+.PHONY: all test run fuzz bench bench-sip bench-oauth bench-turn bench-sa bench-tls install clean format check-format deps
 all: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(UNIT_BINS)
 
 $(BUILD)/librtcauth.a: $(LIB_OBJS)
@@ -87,7 +87,7 @@ test: deps
 run: deps all
 	scripts/run-dev $(BUILD)
 
-bench: bench-sip bench-oauth bench-turn bench-sa
+bench: bench-sip bench-oauth bench-turn bench-sa bench-tls
 bench-sip: all
 	scripts/install-deps --bench
 	bench/sip/run $(BUILD)
@@ -109,6 +109,13 @@ $(BUILD)/bench/bench_sa: bench/sa/bench_sa.c $(BUILD)/librtcauth.a
 bench-sa: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(BUILD)/bench/bench_sa
 	scripts/install-deps
 	bench/sa/run $(BUILD)
+# TLS client certificates (bench/tls/run): handshakes against openssl
+# s_server, issuance against the CA key's raw signing rate
+$(BUILD)/bench/bench_tls: bench/tls/bench_tls.c $(BUILD)/librtcauth.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/librtcauth.a $(LDLIBS)
+bench-tls: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(BUILD)/bench/bench_tls
+	bench/tls/run $(BUILD)
 
 install: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)/etc/rtcauth

@@ -747,7 +747,7 @@ static OM_uint32 client_step(struct client *c, const uint8_t *in, size_t in_len,
 }
 
 /* What to spoil on the way. */
-enum spoil { NONE, CLIENT_MIC, SERVER_MIC, MECH_TYPES };
+enum spoil { NONE, CLIENT_MIC, SERVER_MIC, MECH_TYPES, DATAGRAM, EDITED_NEGOTIATE };
 
 struct run {
 	struct verdict v;    /* of vault_ntlm_accept */
@@ -786,9 +786,19 @@ static void handshake(struct fx *f, const char *user, enum spoil spoil, struct r
 	memcpy(mt, t.mech_types_der.p, mtlen);
 	if (spoil == MECH_TYPES)
 		mt[mtlen - 1] ^= 1; /* as if a man in the middle had edited the list */
-	assert_int_equal(vault_ntlm_challenge_co(&names, now, t.mech_token.p, t.mech_token.len,
-						 &mech, &ctx, chal, sizeof(chal), &clen),
-			 0);
+	{
+		/* EDITED_NEGOTIATE: the server keeps a NEGOTIATE that differs from
+		 * the client's in its last (Version) byte; the CHALLENGE is the same */
+		uint8_t neg[NTLM_NEGOTIATE_MAX];
+
+		assert_true(t.mech_token.len <= sizeof(neg));
+		memcpy(neg, t.mech_token.p, t.mech_token.len);
+		if (spoil == EDITED_NEGOTIATE)
+			neg[t.mech_token.len - 1] ^= 0x01;
+		assert_int_equal(vault_ntlm_challenge_co(&names, now, neg, t.mech_token.len, &mech,
+							 &ctx, chal, sizeof(chal), &clen),
+				 0);
+	}
 	gss_release_buffer(&min, &out);
 	assert_int_equal(spnego_build_resp(SPNEGO_ACCEPT_INCOMPLETE, spnego_oid_ntlmssp,
 					   sizeof(spnego_oid_ntlmssp), chal, clen, NULL, 0, resp,
@@ -805,6 +815,8 @@ static void handshake(struct fx *f, const char *user, enum spoil spoil, struct r
 	r->client_sent_mic = t.has_mic;
 	if (spoil == CLIENT_MIC && t.has_mic)
 		((uint8_t *)t.mic.p)[t.mic.len - 5] ^= 0x40;
+	if (spoil == DATAGRAM) /* NegotiateFlags at offset 60: connectionless */
+		((uint8_t *)t.mech_token.p)[60] |= 0x40;
 	r->v = vault_ntlm_accept(f->s, ctx, t.mech_token.p, t.mech_token.len,
 				 STR_LIT("example.test"), now, &r->u);
 	if (r->v.kind == VERDICT_OK && t.has_mic)
@@ -892,6 +904,32 @@ static void test_spnego_ntlm_initiator_refuses_our_spoiled_mic(void **state)
 	assert_true(GSS_ERROR(r.final_maj));
 }
 
+static void test_spnego_ntlm_co_refuses_datagram_authenticate(void **state)
+{
+	struct fx *f = *state;
+	struct run r;
+
+	if (!f->have_ntlm)
+		skip();
+	handshake(f, "alice", DATAGRAM, &r);
+	assert_int_equal(r.v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(r.v.reason, "malformed");
+}
+
+static void test_spnego_ntlm_mic_covers_the_negotiate(void **state)
+{
+	struct fx *f = *state;
+	struct run r;
+
+	if (!f->have_ntlm)
+		skip();
+	/* the NTLM MIC is over NEGOTIATE || CHALLENGE || AUTHENTICATE: a
+	 * NEGOTIATE changed on the way (one Version byte) makes it fail */
+	handshake(f, "alice", EDITED_NEGOTIATE, &r);
+	assert_int_equal(r.v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(r.v.reason, "bad_mic");
+}
+
 static void test_spnego_vault_co_refuses_bad_negotiate_and_wrong_mode(void **state)
 {
 	uint8_t neg[40], chal[NTLM_CHALLENGE_MAX], sig[16];
@@ -957,6 +995,10 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_spnego_ntlm_initiator_refuses_our_spoiled_mic,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spnego_ntlm_co_refuses_datagram_authenticate,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spnego_ntlm_mic_covers_the_negotiate, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

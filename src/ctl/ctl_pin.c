@@ -321,7 +321,7 @@ static int pin_show(struct ctl *c, int argc, char **argv)
 			      "retry_after", (json_int_t)ra, "admin_locked", st.admin_locked));
 	printf("uri:              %s\n"
 	       "pin:              set %s\n"
-	       "hash:             %s\n"
+	       "hashed with:      %s\n"
 	       "local failures:   %d of %d (30-minute window)\n"
 	       "global failures:  %d of %d\n"
 	       "locked:           %s\n",

@@ -13,7 +13,9 @@
  *     400 invalid_request / invalid_csr / weak_key; 401 invalid_pin (wrong
  *     PIN, unknown number: the same answer); 403 pin_locked with Retry-After
  *     (temporary) or without (an administrator must unlock); 409
- *     ambiguous_user (give the extension); 503 temporarily_unavailable.
+ *     ambiguous_user (give the extension); 429 access_denied with Retry-After
+ *     (too many failed PINs from this address: [auth] lockout_source_*);
+ *     503 temporarily_unavailable.
  *
  *   POST /CertProv/CertProvisioningService.svc  (SOAP 1.2, Lync-style
  *     devices): GetAndPublishCert with a WS-Trust RequestSecurityToken whose

@@ -323,14 +323,14 @@ static int mech_sign_hex(struct probe *p, const void *buf, size_t len, char *hex
 {
 	if (p->dsk)
 		return probe_tlsdsk_sign_hex(p->dsk, buf, len, hex, cap);
-	return mech_sign_hex(p, buf, len, hex, cap);
+	return probe_gss_sign_hex(p->gss, buf, len, hex, cap);
 }
 
 static int mech_verify_hex(struct probe *p, const void *buf, size_t len, struct str hex)
 {
 	if (p->dsk)
 		return probe_tlsdsk_verify_hex(p->dsk, buf, len, hex);
-	return mech_verify_hex(p, buf, len, hex);
+	return probe_gss_verify_hex(p->gss, buf, len, hex);
 }
 
 /*

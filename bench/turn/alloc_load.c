@@ -7,6 +7,7 @@
  * coturn, so the figure compares the servers, not two clients.
  *
  * usage: turn_alloc_load HOST PORT SECRET REALM CONCURRENCY SECONDS
+ *        (SECRET "lt:USER:PASSWORD": long-term credentials of a directory user)
  * prints: "allocations=N seconds=T rate=R timeouts=X errors=E"
  */
 #include <arpa/inet.h>
@@ -169,9 +170,16 @@ int main(int argc, char **argv)
 	dur = atof(argv[6]);
 	if (conc < 1 || conc > MAXC || dur <= 0)
 		return 2;
-	if (turn_cred_ephemeral_make(str_cstr(argv[3]), (int64_t)time(NULL) + 86400,
-				     str_cstr("bench"), user, sizeof(user), pw, sizeof(pw)) != 0)
+	if (strncmp(argv[3], "lt:", 3) == 0 && strchr(argv[3] + 3, ':')) {
+		/* "lt:USER:PASSWORD": a directory user's long-term credentials */
+		const char *c = strchr(argv[3] + 3, ':');
+		snprintf(user, sizeof(user), "%.*s", (int)(c - argv[3] - 3), argv[3] + 3);
+		snprintf(pw, sizeof(pw), "%s", c + 1);
+	} else if (turn_cred_ephemeral_make(str_cstr(argv[3]), (int64_t)time(NULL) + 86400,
+					    str_cstr("bench"), user, sizeof(user), pw,
+					    sizeof(pw)) != 0) {
 		return 1;
+	}
 	keylen = turn_cred_key(TURN_PWALG_MD5, str_cstr(user), str_cstr(realm), str_cstr(pw), key);
 	if (keylen < 0)
 		return 1;

@@ -52,6 +52,17 @@
 #define PORT_PROBES	  512 /* relay ports tried per allocation */
 #define SOFTWARE	  "rtcauth"
 
+/* Open TCP/TLS connections of one source address, all workers together
+ * (the accept path only: a mutex is fine). */
+struct src_count {
+	struct src_count *next;
+	uint8_t ip[16];
+	unsigned n;
+};
+#define SRC_BUCKETS 256
+static pthread_mutex_t src_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct src_count *srcs[SRC_BUCKETS];
+
 /* A TCP/TLS client connection. */
 struct tconn {
 	struct tconn *next, *prev;
@@ -101,6 +112,7 @@ struct turn_server {
 	struct evconnlistener *lst[CONFIG_MAX_LISTEN];
 	struct tconn *conns;
 	uint64_t next_conn;
+	unsigned max_conns_per_source; /* [sip] max_conns_per_source */
 	struct event *tick;
 	struct turn_alloc_table *allocs;
 	struct rl_slot *rl;
@@ -1150,6 +1162,56 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- TCP/TLS connections ---- */
 
+static struct src_count **src_slot(const uint8_t ip[16])
+{
+	unsigned h = 5381;
+	struct src_count **pp;
+
+	for (int i = 0; i < 16; i++)
+		h = h * 33 + ip[i];
+	for (pp = &srcs[h % SRC_BUCKETS]; *pp && memcmp((*pp)->ip, ip, 16) != 0; pp = &(*pp)->next)
+		;
+	return pp;
+}
+
+/* One more connection from ip, unless it has max already. */
+static bool src_take(struct turn_server *ts, const uint8_t ip[16])
+{
+	struct src_count **pp;
+	bool ok = false;
+
+	pthread_mutex_lock(&src_mu);
+	pp = src_slot(ip);
+	if (!*pp) {
+		*pp = calloc(1, sizeof(**pp));
+		if (*pp)
+			memcpy((*pp)->ip, ip, 16);
+	}
+	if (*pp && (*pp)->n < ts->max_conns_per_source) {
+		(*pp)->n++;
+		ok = true;
+	} else if (*pp && (*pp)->n == 0) {
+		free(*pp); /* made for nothing (a limit of 0) */
+		*pp = NULL;
+	}
+	pthread_mutex_unlock(&src_mu);
+	return ok;
+}
+
+static void src_put(const uint8_t ip[16])
+{
+	struct src_count **pp, *e;
+
+	pthread_mutex_lock(&src_mu);
+	pp = src_slot(ip);
+	e = *pp;
+	if (e && (e->n == 0 || --e->n == 0)) {
+		*pp = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&src_mu);
+}
+
 static void conn_close(struct tconn *c, const char *why)
 {
 	struct turn_server *ts = c->ts;
@@ -1166,6 +1228,11 @@ static void conn_close(struct tconn *c, const char *why)
 	log_debug("turn.conn_close", "client=%s transport=%s reason=%s",
 		  addr_str(&c->tuple.client, a, sizeof(a)), transport_name(c->tuple.transport),
 		  why);
+	{
+		uint8_t ip[16];
+		turn_addr_v6(&c->tuple.client, ip);
+		src_put(ip);
+	}
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -1226,6 +1293,19 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
+	{
+		uint8_t ip[16];
+		char a[64];
+		turn_addr_v6(&c->tuple.client, ip);
+		if (!src_take(ts, ip)) {
+			log_info("turn.conn_refused", "client=%s reason=per_source_limit limit=%u",
+				 addr_str(&c->tuple.client, a, sizeof(a)),
+				 ts->max_conns_per_source);
+			free(c);
+			evutil_closesocket(fd);
+			return;
+		}
+	}
 	c->ts = ts;
 	c->tuple.transport = (uint8_t)ts->listen[idx].kind;
 	c->tuple.listen_idx = (uint8_t)idx;
@@ -1239,6 +1319,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		c->bev = bufferevent_socket_new(ts->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
 	if (!c->bev) {
+		uint8_t ip[16];
+		turn_addr_v6(&c->tuple.client, ip);
+		src_put(ip);
 		evutil_closesocket(fd);
 		free(c);
 		return;
@@ -1377,6 +1460,7 @@ static int copy_settings(struct turn_server *ts, const struct config *cfg, char 
 	ts->rl_rate = (uint32_t)cfg->turn_unauth_rate;
 	ts->rl_burst = (uint32_t)cfg->turn_unauth_burst;
 	ts->rfc5766_channels = cfg->turn_rfc5766_channels != 0;
+	ts->max_conns_per_source = (unsigned)cfg->max_conns_per_source;
 	memcpy(ts->allow, cfg->turn_allowed_peer, sizeof(ts->allow));
 	memcpy(ts->deny, cfg->turn_denied_peer, sizeof(ts->deny));
 	ts->policy.allow = ts->allow;

@@ -169,13 +169,17 @@ fi
 # ---- RFC 5766 channel numbers (coturn's uclient binds 0x4000-0x7FFF) ----
 write_config "[turn]" \
 	"listen = udp:127.0.0.1:$TURN_PORT" \
+	"listen = tcp:127.0.0.1:$TURN_PORT" \
 	"min_port = $RELAY_MIN" \
 	"max_port = $((RELAY_MIN + 99))" \
 	"allowed_peer = 127.0.0.1/32" \
-	"rfc5766_channels = 1"
+	"rfc5766_channels = 1" \
+	"[sip]" \
+	"max_conns_per_source = 3"
 if start_daemon; then
 	uclient "rfc5766_channels = 1: uclient with ChannelBind/ChannelData and EVEN-PORT reservations" \
 		ok -u alice -w "$TURN_PW" -p "$TURN_PORT"
+	raw "TCP connections per source bounded by [sip] max_conns_per_source" tcp_limit LIMIT=3
 	stop_daemon || not_ok "second rtcauthd stops cleanly"
 else
 	not_ok "rtcauthd starts with rfc5766_channels"

@@ -555,6 +555,38 @@ def case_transport(cfg):
     want_code(m, 437, "CreatePermission without an allocation")
 
 
+def case_tcp_limit(cfg):
+    """[sip] max_conns_per_source (LIMIT) also bounds TURN TCP connections per source."""
+    n = int(os.environ.get("LIMIT", "2"))
+    socks = [socket.create_connection((cfg["host"], cfg["port"]), timeout=2) for _ in range(n)]
+    time.sleep(0.2)
+    extra = socket.create_connection((cfg["host"], cfg["port"]), timeout=2)
+    t = os.urandom(12)
+    try:
+        extra.sendall(build(BINDING, REQUEST, [], t))
+        d = extra.recv(100)
+    except (ConnectionResetError, BrokenPipeError, socket.timeout):
+        d = b""
+    if d:
+        fail("a connection beyond the per-source limit was served")
+    for s in socks:
+        t = os.urandom(12)
+        s.sendall(build(BINDING, REQUEST, [], t))
+        d = s.recv(100)
+        if not d or Msg(d).cls != SUCCESS or Msg(d).tid != t:
+            fail("a connection within the limit got no Binding answer")
+    for s in socks + [extra]:
+        s.close()
+    # closing frees the slots
+    time.sleep(0.3)
+    s = socket.create_connection((cfg["host"], cfg["port"]), timeout=2)
+    t = os.urandom(12)
+    s.sendall(build(BINDING, REQUEST, [], t))
+    if not s.recv(100):
+        fail("no answer after the other connections closed")
+    s.close()
+
+
 def case_ephemeral(cfg):
     """A credential made from the secret with python's hmac: TURN_EXPIRY seconds from now."""
     secret = open(os.environ["TURN_SECRET_FILE"]).read().strip().encode()

@@ -268,6 +268,17 @@ sed 's/<?xml version="1.0" encoding="utf-8"?>/<?xml version="1.0"?><!DOCTYPE x [
 code=$(hc "$T/s4" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/soap+xml' \
 	--data-binary "@$T/s4.xml" "$SVC")
 check_sh "SOAP with a DTD: 400 Fault" '[ "$code" = 400 ] && grep -q "<s:Fault>" "$T/s4"'
+python3 - "$T/s1.xml" "$T/s5.xml" <<'PYX'
+import re, sys
+x = open(sys.argv[1]).read()
+x = re.sub(r'(#Base64Binary">)[^<]*(<)', r'\1\nMIIBCgKCAQEAdGhpcyBpcyBub3QgYSBDU1I=\n\2', x)
+open(sys.argv[2], "w").write(x)
+PYX
+n_soap=$(issued_count)
+code=$(hc "$T/s5" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/soap+xml' \
+	--data-binary "@$T/s5.xml" "$SVC")
+check_sh "SOAP with a malformed DER request: 400 Fault saying so, nothing issued" \
+	'[ "$code" = 400 ] && grep -q "not a DER PKCS#10" "$T/s5" && [ "$(issued_count)" = "$n_soap" ]'
 
 check "rtcauthd stops cleanly" stop_daemon
 

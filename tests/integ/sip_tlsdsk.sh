@@ -7,7 +7,8 @@
 # the challenge's targetname and sts-uri; a self-signed certificate naming
 # the same user, a revoked one and TLS 1.0 (not allowed by default) are
 # refused; raw bad legs (garbage records, an opaque reused after a failure,
-# an opaque never given). With tlsdsk_allow_tls10 = yes and an RSA SIP
+# an opaque never given); a tampered signature and a replay on a live SA
+# (through a UDP relay). With tlsdsk_allow_tls10 = yes and an RSA SIP
 # certificate, TLS 1.0 with RSA suites (as pidgin-sipe offers) signs in.
 . "$(dirname "$0")/lib.sh"
 write_config "[auth]" "schemes = tls-dsk, digest"
@@ -52,6 +53,30 @@ check_sh "/metrics counts the certificate sign-ins" \
 	'curl -sk "https://127.0.0.1:$HTTP_PORT/metrics" | grep -q "mechanism=\"certificate\",result=\"ok\"} [1-9]"'
 check_sh "no key material or record bytes in the log" \
 	'! grep -Eiq "master|exporter|client_key|server_key|gssapi-data" "$T/rtcauthd.log"'
+
+# a live SA attacked through a UDP relay: a tampered signature and a replay
+RELAY_PORT=$(free_port)
+python3 "$RTC_TOP/tests/integ/tlsdsk_relay.py" "$RELAY_PORT" "$SIP_PORT" "$T/relay.ready" \
+	"$T/relay.go" "$T/relay.out" 2>"$T/relay.err" &
+RELAY_PID=$!
+_pids+=("$RELAY_PID")
+for _ in $(seq 1 50); do [ -e "$T/relay.ready" ] && break; sleep 0.1; done
+timeout 30 "$RTCAUTHCTL" -c "$CONF" probe sip:alice@example.test --mech tls-dsk --transport udp \
+	--server "127.0.0.1:$RELAY_PORT" --ca "$CA" --cert "$T/a.chain" --key "$T/a.key" \
+	--wait-message 6 >"$T/relayed.out" 2>&1 &
+PROBE_PID=$!
+for _ in $(seq 1 100); do grep -q "step message ok" "$T/relayed.out" && break; sleep 0.1; done
+check_sh "TLS-DSK sign-in over udp through the relay" 'grep -q "step message ok" "$T/relayed.out"' ||
+	show "$T/relayed.out"
+touch "$T/relay.go"
+wait "$RELAY_PID"
+wait "$PROBE_PID"
+sed 's/^/# relay: /' "$T/relay.out"
+check_sh "a signed request with a tampered TLS-DSK signature is challenged" \
+	'grep -q "^tampered 407" "$T/relay.out" && grep -q "event=auth.bad_signature .*user=sip:alice@example.test .*reason=.*signature" "$T/rtcauthd.log"' ||
+	grep "auth.bad_signature" "$T/rtcauthd.log" | sed 's/^/# /'
+check_sh "the same signed request replayed in a new transaction is challenged" \
+	'grep -q "^replay 407" "$T/relay.out" && grep -q "event=auth.bad_signature .*reason=.*replay" "$T/rtcauthd.log"'
 
 timeout 30 python3 "$RTC_TOP/tests/integ/tlsdsk_raw.py" "$SIP_PORT" >"$T/raw.out" 2>&1
 sed 's/^/# raw: /' "$T/raw.out"

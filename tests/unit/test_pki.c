@@ -503,6 +503,29 @@ static void test_pki_issues_ec_p256_without_key_encipherment(void **state)
 	X509_free(leaf);
 }
 
+static void test_pki_long_uri_gets_an_empty_subject_and_a_critical_san(void **state)
+{
+	struct fx *f = *state;
+	const char *uri = "sip:a.very.long.user.name.for.testing.subject.limits@example.test";
+	char sans[512], got[STORE_URI_MAX];
+	X509 *leaf = NULL;
+	int crit = -1;
+	GENERAL_NAMES *gens;
+
+	assert_true(strlen(uri) > 64); /* RFC 5280 ub-common-name */
+	add_user(f, uri, true);
+	assert_int_equal(issue(f, uri, f->ec, 0, &leaf, NULL), PKI_OK);
+	assert_int_equal(X509_NAME_entry_count(X509_get_subject_name(leaf)), 0);
+	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
+	assert_int_equal(crit, 1);
+	GENERAL_NAMES_free(gens);
+	san_uris(leaf, sans, sizeof(sans));
+	assert_string_equal(sans, uri);
+	assert_int_equal(verify(f, leaf, 0, got), PKI_VERIFY_OK);
+	assert_string_equal(got, uri);
+	X509_free(leaf);
+}
+
 static void test_pki_refuses_weak_and_other_keys(void **state)
 {
 	struct fx *f = *state;
@@ -1213,6 +1236,7 @@ int main(void)
 	    T(test_pki_config_needs_ca_cert_and_key_together),
 	    T(test_pki_issues_rsa_2048_with_our_names_and_extensions),
 	    T(test_pki_issues_ec_p256_without_key_encipherment),
+	    T(test_pki_long_uri_gets_an_empty_subject_and_a_critical_san),
 	    T(test_pki_refuses_weak_and_other_keys),
 	    T(test_pki_ignores_the_names_a_csr_asks_for),
 	    T(test_pki_refuses_tampered_and_malformed_csrs),

@@ -156,6 +156,12 @@ get_crl() { # FILE: curl the CRL; the answer's content type in FILE.type
 get_crl "$T/crl0.der"
 check_sh "GET /pki/crl answers 200 application/pkix-crl" \
 	'grep -q "^200 application/pkix-crl" "$T/crl0.der.type"'
+check_sh "HEAD /pki/crl answers like GET, without a body" \
+	'[ "$(curl -sS -I --cacert "$STATE/ca/ca.crt" -o /dev/null -w "%{http_code} %{content_type}" \
+	   "https://localhost:$HTTP_PORT/pki/crl")" = "200 application/pkix-crl" ]'
+curl -sS --cacert "$STATE/ca/ca.crt" -X POST -o /dev/null -w '%{http_code}' \
+	"https://localhost:$HTTP_PORT/pki/crl" >"$T/post.code"
+check_sh "POST /pki/crl is 405" '[ "$(cat "$T/post.code")" = 405 ]'
 check_sh "the CRL is DER, signed by the issuing CA, lists nothing yet" \
 	'openssl crl -inform DER -in "$T/crl0.der" -CAfile "$CA_CERT" -noout -text \
 	   >"$T/crl0.txt" 2>"$T/crl0.err" && grep -q "verify OK" "$T/crl0.err" &&

@@ -38,6 +38,7 @@
 #include "sip/location.h"
 #include "sip/msg.h"
 #include "store/store.h"
+#include "turn/alloc.h"
 #include "turn/server.h"
 
 #define UDP_BATCH    16
@@ -692,6 +693,11 @@ static uint64_t gauge_sa_pending(void)
 	return gauge_sas(false);
 }
 
+static uint64_t gauge_turn_allocations(void)
+{
+	return turn_quota_total();
+}
+
 static uint64_t gauge_workers(void)
 {
 	return (uint64_t)nworkers;
@@ -711,6 +717,8 @@ static int http_routes_once(char *err, size_t errlen)
 	    metrics_gauge_add("rtcauth_http_connections", "Open HTTPS connections",
 			      http_connections) < 0 ||
 	    metrics_gauge_add("rtcauth_workers", "Worker threads", gauge_workers) < 0 ||
+	    metrics_gauge_add("rtcauth_turn_allocations", "TURN allocations held",
+			      gauge_turn_allocations) < 0 ||
 	    metrics_gauge_add("rtcauth_security_associations",
 			      "NTLM and Kerberos security associations of signed-in clients",
 			      gauge_sa_established) < 0 ||

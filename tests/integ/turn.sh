@@ -120,6 +120,11 @@ uclient "uclient with an ephemeral credential from another secret fails" fail \
 uclient "uclient with coturn's own REST secret option (-W)" ok \
 	-s -u erin -W "$(cat "$SECRET_FILE")" -p "$TURN_PORT"
 
+m=$(curl -sS --max-time 10 --cacert "$T/state/ca/ca.crt" "https://127.0.0.1:$HTTP_PORT/metrics" |
+	awk '$1 == "rtcauth_turn_allocations" {print $2}')
+check_sh "/metrics: rtcauth_turn_allocations counts the live allocations (got ${m:-none})" \
+	'[ -n "$m" ] && [ "$m" -gt 0 ]'
+
 # ---- raw client: the bad inputs ----
 
 n=10

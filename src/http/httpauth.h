@@ -1,7 +1,7 @@
 /*
  * User authentication on the web services (issue 4 item 7): the
- * `Authorization` schemes Negotiate (RFC 4559: SPNEGO or raw Kerberos,
- * through the vault's acceptor for HTTP/<fqdn>), NTLM (connection-oriented
+ * `Authorization` schemes Negotiate (RFC 4559: SPNEGO with Kerberos through
+ * the vault's acceptor for HTTP/<fqdn>, or with NTLM), NTLM (connection-oriented
  * MS-NLMP over HTTP, through the vault's NTLMv2 acceptor) and Digest
  * (RFC 7616, the SIP domain as realm, the same stateless nonces as SIP),
  * and the 401 challenges offering them in the [auth] schemes order.
@@ -10,9 +10,10 @@
  * -> AUTHENTICATE on the same keep-alive connection. The pending vault
  * context lives in the connection's TLS session (SSL ex_data): it is freed
  * with the connection, replaced by a new NEGOTIATE, used once, and refused
- * after HTTPAUTH_NTLM_TTL seconds. NTLM inside Negotiate (SPNEGO or a raw
- * NTLMSSP token under the Negotiate scheme) is refused: clients that want
- * NTLM use the NTLM scheme.
+ * after HTTPAUTH_NTLM_TTL seconds. NTLM inside Negotiate runs the same legs
+ * wrapped in SPNEGO (src/auth/spnego.h: NegTokenInit with NTLMSSP first, or
+ * reselected to it; the mechListMIC checked and ours sent), or bare (an
+ * NTLMSSP token under the Negotiate scheme, as Windows browsers send).
  *
  * Verdicts: a wrong password, unknown or disabled user, a bad or foreign
  * ticket -> 401 with fresh challenges and a JSON error body; a store, KDC or

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -536,6 +537,97 @@ static void test_tlsdsk_tls10_refused_unless_allowed(void **state)
 	cli_close(&c);
 }
 
+static void test_tlsdsk_sha384_suite_signs_with_hmac_sha384(void **state)
+{
+	struct fx *f = *state;
+	struct cli c;
+	struct tlsdsk *t = NULL;
+	char user[STORE_URI_MAX];
+	int pr = 0;
+
+	cli_open(&c, f->ccert, f->ckey, TLS1_2_VERSION, "ECDHE-RSA-AES256-GCM-SHA384");
+	assert_int_equal(handshake(f, f->srv, &c, &t, user, &pr), 0);
+	check_signatures(t, &c, EVP_sha384()); /* 48 bytes: within SA_MAC_MAX */
+	tlsdsk_free(t);
+	cli_close(&c);
+}
+
+static void test_tlsdsk_refuses_a_disabled_users_certificate(void **state)
+{
+	struct fx *f = *state;
+	struct cli c;
+	struct tlsdsk *t = NULL;
+	char user[STORE_URI_MAX];
+	int pr = 0;
+
+	assert_int_equal(store_user_set_enabled(f->s, "sip:alice@example.test", false), STORE_OK);
+	cli_open(&c, f->ccert, f->ckey, TLS1_2_VERSION, NULL);
+	assert_int_equal(handshake(f, f->srv, &c, &t, user, &pr), TLSDSK_E_CERT);
+	assert_int_not_equal(pr, PKI_VERIFY_OK);
+	tlsdsk_free(t);
+	cli_close(&c);
+}
+
+/* Hex of a client HMAC, as the response parameter carries it. */
+static void hex_of(const uint8_t *m, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02X", m[i]);
+}
+
+static void test_tlsdsk_as_an_sa_mechanism_pending_then_established(void **state)
+{
+	struct fx *f = *state;
+	struct sa_table *tab = sa_table_new(4);
+	struct sa_info si;
+	struct cli c;
+	struct tlsdsk *t = NULL;
+	struct sa *sa;
+	char user[STORE_URI_MAX], hex[2 * SA_MAC_MAX + 1], shex[2 * SA_MAC_MAX + 1];
+	uint8_t ck[32], sk[32], mac[EVP_MAX_MD_SIZE], want[EVP_MAX_MD_SIZE];
+	unsigned int ml = 0, wl = 0;
+	const uint8_t *b = (const uint8_t *)sigbuf;
+	size_t bl = sizeof(sigbuf) - 1;
+	int pr = 0, legs;
+	int64_t na = 0;
+
+	assert_non_null(tab);
+	memset(&si, 0, sizeof(si));
+	si.scheme = SA_SCHEME_TLSDSK;
+	snprintf(si.realm, sizeof(si.realm), "SIP Communications Service");
+	snprintf(si.targetname, sizeof(si.targetname), "fe.example.test");
+	si.version = 4;
+	cli_open(&c, f->ccert, f->ckey, TLS1_2_VERSION, NULL);
+	assert_int_equal(tlsdsk_new(f->srv, &t), 0);
+	sa = sa_begin(tab, &si, &tlsdsk_sa_mech, t, (uint64_t)time(NULL));
+	assert_non_null(sa);
+	/* a pending SA signs nothing */
+	assert_true(sa_sign(sa, b, bl, shex, sizeof(shex)) < 0);
+	assert_int_equal(drive(&c, t, &legs), TLSDSK_DONE);
+	assert_int_equal(
+	    tlsdsk_accept_peer(t, f->s, (int64_t)time(NULL), user, sizeof(user), &na, &pr), 0);
+	assert_int_equal(sa_establish(sa, user, "", (uint64_t)na, NULL, NULL, (uint64_t)time(NULL)),
+			 0);
+	sa_get_info(sa, &si);
+	/* the SA ends with the certificate, at most 8 hours */
+	assert_true(si.expires <= (uint64_t)time(NULL) + SA_MAX_LIFETIME);
+	cli_keys(&c, ck, sk);
+	assert_non_null(HMAC(EVP_sha256(), ck, 32, b, bl, want, &wl));
+	hex_of(want, wl, hex);
+	assert_int_equal(sa_verify(sa, 1, b, bl, str_cstr(hex), (uint64_t)time(NULL)), SA_OK);
+	assert_int_equal(sa_verify(sa, 1, b, bl, str_cstr(hex), (uint64_t)time(NULL)), SA_E_REPLAY);
+	hex[5] = hex[5] == 'A' ? 'B' : 'A';
+	assert_int_equal(sa_verify(sa, 2, b, bl, str_cstr(hex), (uint64_t)time(NULL)),
+			 SA_E_BAD_SIG);
+	assert_int_equal(sa_sign(sa, b, bl, shex, sizeof(shex)), 64);
+	assert_non_null(HMAC(EVP_sha256(), sk, 32, b, bl, mac, &ml));
+	hex_of(mac, ml, hex);
+	assert_int_equal(strcasecmp(hex, shex), 0);
+	sa_put(sa);
+	sa_table_free(tab);
+	cli_close(&c);
+}
+
 static void test_tlsdsk_server_new_reports_bad_files(void **state)
 {
 	struct fx *f = *state;
@@ -567,6 +659,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tlsdsk_bounds_legs_and_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlsdsk_tls10_refused_unless_allowed, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_tlsdsk_sha384_suite_signs_with_hmac_sha384, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_tlsdsk_refuses_a_disabled_users_certificate, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_tlsdsk_as_an_sa_mechanism_pending_then_established,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlsdsk_server_new_reports_bad_files, setup,
 					    teardown),
 	};

@@ -278,6 +278,9 @@ static int issue_with(struct ctl *c, const struct store_user *u, const char *csr
 		ctl_err("%s", err);
 		return CTL_EXIT_ERR;
 	}
+	if (pki_csr_names_other(csr, len, u->uri))
+		ctl_note("the request from %s names someone other than %s: those names are ignored",
+			 path, u->uri);
 	rc = pki_issue(c->store, u, csr, len, lifetime, &chain, serial, &not_after);
 	pki_shutdown();
 	if (rc == PKI_E_CSR || rc == PKI_E_WEAK_KEY || rc == PKI_E_LIFETIME) {

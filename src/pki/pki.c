@@ -328,6 +328,51 @@ static X509_REQ *parse_csr(const char *pem, size_t len)
 	return req;
 }
 
+/* Is name (a CN, SAN URI or email) another user than uri? */
+static bool names_other(const unsigned char *name, int len, const char *uri)
+{
+	char buf[STORE_URI_MAX], norm[STORE_URI_MAX], user[STORE_URI_MAX], domain[STORE_URI_MAX];
+
+	if (len <= 0 || (size_t)len >= sizeof(buf) || memchr(name, '\0', (size_t)len))
+		return len > 0;
+	memcpy(buf, name, (size_t)len);
+	buf[len] = '\0';
+	if (store_uri_normalise(buf, norm, user, domain) != STORE_OK)
+		return true;
+	return strcmp(norm, uri) != 0;
+}
+
+bool pki_csr_names_other(const char *csr_pem, size_t csr_len, const char *uri)
+{
+	X509_REQ *req =
+	    csr_pem && csr_len && csr_len <= PKI_CSR_MAX ? parse_csr(csr_pem, csr_len) : NULL;
+	X509_NAME *subj = req ? X509_REQ_get_subject_name(req) : NULL;
+	STACK_OF(X509_EXTENSION) *exts = req ? X509_REQ_get_extensions(req) : NULL;
+	GENERAL_NAMES *gens = exts ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL) : NULL;
+	bool other = false;
+	int i = -1;
+
+	while (subj && !other && (i = X509_NAME_get_index_by_NID(subj, NID_commonName, i)) >= 0) {
+		unsigned char *utf8 = NULL;
+		int n = ASN1_STRING_to_UTF8(&utf8,
+					    X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i)));
+		other = n < 0 || names_other(utf8, n, uri);
+		OPENSSL_free(utf8);
+	}
+	for (int j = 0; gens && !other && j < sk_GENERAL_NAME_num(gens); j++) {
+		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, j);
+		const ASN1_STRING *v = g->type == GEN_URI     ? g->d.uniformResourceIdentifier
+				       : g->type == GEN_EMAIL ? g->d.rfc822Name
+							      : NULL;
+		other = !v || names_other(ASN1_STRING_get0_data(v), ASN1_STRING_length(v), uri);
+	}
+	GENERAL_NAMES_free(gens);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	ERR_clear_error();
+	return other;
+}
+
 /* subjectAltName URI:<uri>, from the API (a name cannot inject fields). */
 static int add_san_uri(X509 *x, const char *uri, bool critical)
 {

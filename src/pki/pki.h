@@ -64,6 +64,11 @@ const char *pki_issue_strerror(int rc);
 int pki_issue(struct store *s, const struct store_user *u, const char *csr_pem, size_t csr_len,
 	      int lifetime_s, char **chain_pem, char serial[PKI_SERIAL_MAX], int64_t *not_after);
 
+/* Does the CSR ask for a name other than uri (a subject CN or a SAN URI or
+ * email naming someone else)? pki_issue ignores such names; callers log
+ * the fact (pki.csr_names_other). A CSR that cannot be parsed: false. */
+bool pki_csr_names_other(const char *csr_pem, size_t csr_len, const char *uri);
+
 /* Revoke by serial (hex, any case) or every certificate of a user URI.
  * Count revoked (0: none found), or a negative store error. */
 int pki_revoke_serial(struct store *s, const char *serial, const char *reason);

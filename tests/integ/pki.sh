@@ -81,6 +81,7 @@ check_sh "extensions: CA:FALSE critical, clientAuth, CRL distribution point /pki
 	 grep -q "TLS Web Client Authentication" "$T/a.txt" &&
 	 grep -q "URI:https://localhost:$HTTP_PORT/pki/crl" "$T/a.txt"'
 check_sh "the serial and expiry go to stderr" 'grep -q "issued certificate $SERIAL_A" "$T/a.err"'
+check_sh "a note says the request named someone else" 'grep -q "names someone other" "$T/a.err"'
 
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/b.key" \
 	-out "$T/b.csr" -subj "/CN=whoever" 2>/dev/null

@@ -558,6 +558,8 @@ static void test_pki_ignores_the_names_a_csr_asks_for(void **state)
 	GENERAL_NAMES *gens;
 
 	get_user(f, "sip:alice@example.test", &u);
+	/* the caller can tell (and log) that the request asked for other names */
+	assert_true(pki_csr_names_other(csr, strlen(csr), "sip:alice@example.test"));
 	assert_int_equal(pki_issue(f->s, &u, csr, strlen(csr), 0, &chain, serial, &na), PKI_OK);
 	leaf = first_cert(chain);
 	subject_cn(leaf, cn, sizeof(cn));
@@ -568,6 +570,21 @@ static void test_pki_ignores_the_names_a_csr_asks_for(void **state)
 	assert_int_equal(sk_GENERAL_NAME_num(gens), 1); /* no email, no DNS */
 	GENERAL_NAMES_free(gens);
 	assert_null(strstr(chain, "mallory"));
+	free(csr);
+	/* its own names, in any spelling, or none at all: nothing to say */
+	csr = make_csr(f->ec, "sip:alice@EXAMPLE.test", "URI:sip:alice@example.test");
+	assert_false(pki_csr_names_other(csr, strlen(csr), "sip:alice@example.test"));
+	free(csr);
+	csr = make_csr(f->ec, "alice@example.test", "email:alice@example.test");
+	assert_false(pki_csr_names_other(csr, strlen(csr), "sip:alice@example.test"));
+	free(csr);
+	csr = make_csr(f->ec, NULL, NULL);
+	assert_false(pki_csr_names_other(csr, strlen(csr), "sip:alice@example.test"));
+	assert_true(pki_csr_names_other(csr, strlen(csr), "sip:bob@example.test") == false);
+	free(csr);
+	csr = make_csr(f->ec, "Alice Liddell", NULL);
+	assert_true(pki_csr_names_other(csr, strlen(csr), "sip:alice@example.test"));
+	assert_false(pki_csr_names_other("garbage", 7, "sip:alice@example.test"));
 	X509_free(leaf);
 	free(chain);
 	free(csr);

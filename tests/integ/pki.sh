@@ -8,6 +8,7 @@
 # curl, parsed and verified by `openssl crl -inform DER` (the revoked
 # serials listed, the good one not). [pki] config errors at start.
 . "$(dirname "$0")/lib.sh"
+# shellcheck disable=SC2034 # read by write_config (lib.sh)
 WORKERS=1
 
 write_config
@@ -217,6 +218,7 @@ check_sh "the audit log has the issues and revocations" \
 	 [ "$(grep -o "cert.revoke" "$T/audit.json" | wc -l)" -eq 2 ]'
 
 # ---- a restart keeps the CA ---------------------------------------------------------
+# shellcheck disable=SC2034 # read in a check_sh condition
 FP1=$(openssl x509 -in "$CA_CERT" -noout -fingerprint -sha256)
 stop_daemon
 rc=$?

@@ -43,6 +43,11 @@ struct tlsdsk {
 	uint8_t client_key[TLSDSK_KEY_LEN];
 	uint8_t server_key[TLSDSK_KEY_LEN];
 	char desc[128];
+	/* the leg that completed the handshake and our answer to it, for a
+	 * UDP retransmission (the records are on the wire anyway) */
+	uint8_t last_in_hash[32];
+	uint8_t *final_out;
+	size_t final_len;
 };
 
 /* OpenSSL checks nothing: the PKI verifies the certificate afterwards
@@ -148,6 +153,7 @@ void tlsdsk_free(struct tlsdsk *t)
 	if (!t)
 		return;
 	SSL_free(t->ssl);
+	free(t->final_out);
 	OPENSSL_cleanse(t, sizeof(*t));
 	free(t);
 }
@@ -256,6 +262,22 @@ static int handshake_done(struct tlsdsk *t)
 	return TLSDSK_DONE;
 }
 
+/* Keep the completing leg's hash and our final records. 0 or -1. */
+static int remember_final(struct tlsdsk *t, const uint8_t *in, size_t inlen, const uint8_t *out,
+			  size_t len)
+{
+	unsigned int hl = 0;
+
+	if (!EVP_Digest(in, inlen, t->last_in_hash, &hl, EVP_sha256(), NULL))
+		return -1;
+	t->final_out = malloc(len ? len : 1);
+	if (!t->final_out)
+		return -1;
+	memcpy(t->final_out, out, len);
+	t->final_len = len;
+	return 0;
+}
+
 int tlsdsk_step(struct tlsdsk *t, const uint8_t *in, size_t inlen, uint8_t *out, size_t cap,
 		size_t *outlen)
 {
@@ -293,9 +315,27 @@ int tlsdsk_step(struct tlsdsk *t, const uint8_t *in, size_t inlen, uint8_t *out,
 	 * next leg (bounded by TLSDSK_MAX_LEGS) */
 	if (r == 1)
 		rc = handshake_done(t);
+	if (rc == TLSDSK_DONE && remember_final(t, in, inlen, out, pending) < 0)
+		rc = fail(t, TLSDSK_E_INTERNAL);
 	if (rc < 0)
 		*outlen = 0;
 	return rc;
+}
+
+int tlsdsk_final_again(struct tlsdsk *t, const uint8_t *in, size_t inlen, uint8_t *out, size_t cap,
+		       size_t *outlen)
+{
+	uint8_t h[32];
+	unsigned int hl = 0;
+
+	*outlen = 0;
+	if (!t || (t->state != DSK_DONE && t->state != DSK_READY) || !t->final_out ||
+	    t->final_len > cap || !EVP_Digest(in, inlen, h, &hl, EVP_sha256(), NULL) ||
+	    CRYPTO_memcmp(h, t->last_in_hash, sizeof(h)) != 0)
+		return -1;
+	memcpy(out, t->final_out, t->final_len);
+	*outlen = t->final_len;
+	return 0;
 }
 
 static int64_t cert_not_after(X509 *x)

@@ -112,6 +112,15 @@ int tlsdsk_step(struct tlsdsk *t, const uint8_t *in, size_t inlen, uint8_t *out,
 int tlsdsk_accept_peer(struct tlsdsk *t, struct store *s, int64_t now, char *user, size_t cap,
 		       int64_t *not_after, int *pki_rc);
 
+/*
+ * A UDP retransmission of the leg that completed the handshake (RFC 3261
+ * §17.2.1: it gets the answer its first copy got): when in is byte for
+ * byte that leg, our final records again into out. 0, or -1 (not that
+ * leg, or the handshake is not complete).
+ */
+int tlsdsk_final_again(struct tlsdsk *t, const uint8_t *in, size_t inlen, uint8_t *out, size_t cap,
+		       size_t *outlen);
+
 /* "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256 HMAC-SHA256", for the log; valid
  * after TLSDSK_DONE. */
 const char *tlsdsk_describe(const struct tlsdsk *t);

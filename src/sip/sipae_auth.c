@@ -754,6 +754,53 @@ static int dsk_leg_fn(void *ctx, void *arg)
 				  &a->not_after, &a->pki_rc);
 }
 
+/* The completing leg's transaction, for the retransmission memory (the
+ * same branch, Call-ID and CSeq: RFC 3261 §17.2.1). */
+static void dsk_retrans_key(const struct sip_tx *t, const struct sipae_creds *c,
+			    struct retrans_key *k)
+{
+	retrans_key_sipae(t, c, k);
+	k->nc = STR_LIT("tls-dsk-final");
+}
+
+struct dsk_again_args {
+	const uint8_t *tok;
+	size_t len;
+	uint8_t *out;
+	size_t outlen;
+};
+
+static int dsk_again_fn(void *ctx, void *arg)
+{
+	struct dsk_again_args *a = arg;
+	return tlsdsk_final_again(ctx, a->tok, a->len, a->out, TLSDSK_MAX_OUT, &a->outlen);
+}
+
+/* Over UDP, the leg that completed the handshake again (RFC 3261 §17.2.1):
+ * its first answer again; anything else on an established SA is
+ * challenged. Takes the reference on sa. Always answered. */
+static int dsk_final_again(struct sip_tx *t, const struct sipae_creds *c, struct sa *sa,
+			   const struct sa_info *si, const char *opaque)
+{
+	static _Thread_local uint8_t tok[TOKEN_MAX], out[TLSDSK_MAX_OUT];
+	struct dsk_again_args a = {tok, 0, out, 0};
+	struct retrans_key rk;
+
+	dsk_retrans_key(t, c, &rk);
+	if (!retrans_seen(&rk, clock_mono_ms() / 1000) ||
+	    b64_std_decode(c->gssapi_data.p, c->gssapi_data.len, tok, TOKEN_MAX, &a.len) != 0 ||
+	    sa_with_mech(sa, dsk_again_fn, &a) != 0) {
+		sa_put(sa);
+		log_info("auth.sa_state", "mech=tls-dsk src=%s", t->src_addr);
+		sipauth_challenge(t, false);
+		return 0;
+	}
+	log_debug("auth.retransmission", "mech=tls-dsk opaque=%s src=%s", opaque, t->src_addr);
+	dsk_reply(t, si, opaque, out, a.outlen, 3);
+	sa_put(sa);
+	return 0;
+}
+
 /* TLS-DSK leg 2 and later, on the pending SA the opaque names. The leg
  * that completes the handshake establishes the SA; its 401 carries our
  * Finished, and the client's next request is signed. Always answered. */
@@ -775,6 +822,9 @@ static int dsk_next_leg(struct sip_tx *t, const struct sipae_creds *c)
 	}
 	sa_get_info(sa, &si);
 	snprintf(opaque, sizeof(opaque), "%s", si.opaque);
+	if (si.state == SA_ESTABLISHED && si.scheme == SA_SCHEME_TLSDSK &&
+	    t->src->transport == TRANSPORT_UDP)
+		return dsk_final_again(t, c, sa, &si, opaque);
 	if (si.state != SA_PENDING || si.scheme != SA_SCHEME_TLSDSK) {
 		sa_put(sa);
 		log_info("auth.sa_state", "mech=tls-dsk src=%s", t->src_addr);
@@ -813,6 +863,11 @@ static int dsk_next_leg(struct sip_tx *t, const struct sipae_creds *c)
 			clock_mono_ms() / 1000);
 	log_info("auth.ok", "user=%s mech=tls-dsk opaque=%s tls=\"%s\" src=%s",
 		 log_val(str_cstr(a.user), wbuf, sizeof(wbuf)), opaque, a.desc, t->src_addr);
+	if (t->src->transport == TRANSPORT_UDP) {
+		struct retrans_key rk;
+		dsk_retrans_key(t, c, &rk);
+		retrans_remember(&rk, clock_mono_ms() / 1000);
+	}
 	dsk_reply(t, &si, opaque, out, a.outlen, 3);
 	sa_put(sa);
 	return 0;

@@ -78,7 +78,8 @@ check_sh "a signed request with a tampered TLS-DSK signature is challenged" \
 check_sh "the same signed request replayed in a new transaction is challenged" \
 	'grep -q "^replay 407" "$T/relay.out" && grep -q "event=auth.bad_signature .*reason=.*replay" "$T/rtcauthd.log"'
 
-timeout 30 python3 "$RTC_TOP/tests/integ/tlsdsk_raw.py" "$SIP_PORT" >"$T/raw.out" 2>&1
+timeout 30 python3 "$RTC_TOP/tests/integ/tlsdsk_raw.py" "$SIP_PORT" "$T/a.chain" "$T/a.key" \
+	>"$T/raw.out" 2>&1
 sed 's/^/# raw: /' "$T/raw.out"
 check_sh "the 401 offers TLS-DSK with targetname = fqdn, the provisioning sts-uri, version 4" \
 	'grep -qx "challenge 401 targetname=localhost sts-uri=https://localhost:$HTTP_PORT/CertProv/CertProvisioningService.svc version=4" "$T/raw.out"'
@@ -90,6 +91,10 @@ check_sh "the opaque again after that failure: unknown (one try per handshake)" 
 	'grep -qx "reused-opaque 401 opaque=-" "$T/raw.out"'
 check_sh "garbage as a first leg: a fresh challenge" 'grep -qx "garbage-leg1 401 opaque=-" "$T/raw.out"'
 check_sh "an opaque never given: a fresh challenge" 'grep -qx "unknown-opaque 401 opaque=-" "$T/raw.out"'
+check_sh "over UDP, the leg completing the handshake sent twice gets the same Finished again" \
+	'grep -Eq "^udp-final 401 401 same=True records=[1-9]" "$T/raw.out"'
+check_sh "... but under a new branch it is challenged (no gssapi-data)" \
+	'grep -qx "udp-final-new-branch 401 gssapi-data=no" "$T/raw.out"'
 check_sh "the failed handshakes are logged" \
 	'grep -q "event=auth.fail .*mech=TLS-DSK .*reason=tls_handshake_failed" "$T/rtcauthd.log"'
 

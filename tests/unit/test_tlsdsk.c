@@ -229,10 +229,14 @@ static void cli_close(struct cli *c)
 	ERR_clear_error();
 }
 
+/* The last leg drive() sent, and the server's answer to it. */
+static uint8_t last_in[65536], last_out[TLSDSK_MAX_OUT];
+static size_t last_in_len, last_out_len;
+
 /* Run legs until the server says anything but CONTINUE; its last result. */
 static int drive(struct cli *c, struct tlsdsk *t, int *legs)
 {
-	static uint8_t in[65536], out[TLSDSK_MAX_OUT];
+	uint8_t *in = last_in, *out = last_out;
 	int rc = TLSDSK_E_INTERNAL;
 
 	*legs = 0;
@@ -242,9 +246,11 @@ static int drive(struct cli *c, struct tlsdsk *t, int *legs)
 		n = BIO_ctrl_pending(SSL_get_wbio(c->ssl));
 		if (n == 0)
 			break;
-		assert_true(n <= sizeof(in));
+		assert_true(n <= sizeof(last_in));
 		assert_int_equal(BIO_read(SSL_get_wbio(c->ssl), in, (int)n), (int)n);
-		rc = tlsdsk_step(t, in, n, out, sizeof(out), &ol);
+		rc = tlsdsk_step(t, in, n, out, sizeof(last_out), &ol);
+		last_in_len = n;
+		last_out_len = ol;
 		(*legs)++;
 		if (ol)
 			BIO_write(SSL_get_rbio(c->ssl), out, (int)ol);
@@ -628,6 +634,41 @@ static void test_tlsdsk_as_an_sa_mechanism_pending_then_established(void **state
 	cli_close(&c);
 }
 
+static void test_tlsdsk_final_leg_again_gets_the_same_answer(void **state)
+{
+	struct fx *f = *state;
+	struct cli c;
+	struct tlsdsk *t = NULL;
+	uint8_t out[TLSDSK_MAX_OUT], first[TLSDSK_MAX_OUT];
+	size_t ol = 0, fl;
+	char user[STORE_URI_MAX];
+	int64_t na;
+	int legs, pr;
+
+	cli_open(&c, f->ccert, f->ckey, TLS1_2_VERSION, NULL);
+	assert_int_equal(tlsdsk_new(f->srv, &t), 0);
+	assert_int_equal(tlsdsk_final_again(t, last_in, 1, out, sizeof(out), &ol), -1);
+	assert_int_equal(drive(&c, t, &legs), TLSDSK_DONE);
+	fl = last_out_len;
+	assert_true(fl > 0);
+	memcpy(first, last_out, fl);
+	assert_int_equal(
+	    tlsdsk_accept_peer(t, f->s, (int64_t)time(NULL), user, sizeof(user), &na, &pr), 0);
+	/* the completing leg byte for byte: our Finished again */
+	assert_int_equal(tlsdsk_final_again(t, last_in, last_in_len, out, sizeof(out), &ol), 0);
+	assert_int_equal(ol, fl);
+	assert_memory_equal(out, first, fl);
+	/* anything else: no */
+	last_in[last_in_len - 1] ^= 1;
+	assert_int_equal(tlsdsk_final_again(t, last_in, last_in_len, out, sizeof(out), &ol), -1);
+	assert_int_equal(tlsdsk_final_again(t, last_in, last_in_len - 1, out, sizeof(out), &ol),
+			 -1);
+	last_in[last_in_len - 1] ^= 1;
+	assert_int_equal(tlsdsk_final_again(t, last_in, last_in_len, out, 4, &ol), -1);
+	tlsdsk_free(t);
+	cli_close(&c);
+}
+
 static void test_tlsdsk_server_new_reports_bad_files(void **state)
 {
 	struct fx *f = *state;
@@ -665,6 +706,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_tlsdsk_as_an_sa_mechanism_pending_then_established,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tlsdsk_final_leg_again_gets_the_same_answer, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_tlsdsk_server_new_reports_bad_files, setup,
 					    teardown),
 	};

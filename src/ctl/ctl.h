@@ -150,6 +150,8 @@ int ctl_user_import(struct ctl *c, int argc, char **argv);
 int ctl_reg_main(struct ctl *c, int argc, char **argv);
 int ctl_lockout_main(struct ctl *c, int argc, char **argv);
 int ctl_sa_main(struct ctl *c, int argc, char **argv);
+int ctl_pin_main(struct ctl *c, int argc, char **argv);
+int ctl_cert_main(struct ctl *c, int argc, char **argv);
 int ctl_status_main(struct ctl *c, int argc, char **argv);
 int ctl_audit_main(struct ctl *c, int argc, char **argv);
 int ctl_oauth_main(struct ctl *c, int argc, char **argv);

@@ -15,8 +15,6 @@
 #include "ctl/ctl.h"
 #include "pki/pki.h"
 
-int ctl_cert_main(struct ctl *c, int argc, char **argv);
-
 static const struct ctl_cmd_help h_list = {
     "cert list", "[URI] [--json]", "List certificates issued by the CA, newest first.",
     "  URI     only this user's certificates\n"

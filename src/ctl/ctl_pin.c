@@ -388,8 +388,6 @@ static void pin_usage(FILE *out)
 }
 
 /* Declared here until ctl.h lists it (src/ctl/main.c declares it too). */
-int ctl_pin_main(struct ctl *c, int argc, char **argv);
-
 int ctl_pin_main(struct ctl *c, int argc, char **argv)
 {
 	const char *sub = argc > 0 ? argv[0] : NULL;

@@ -14,9 +14,6 @@
 
 #define RTCAUTH_VERSION "0.1.0"
 
-int ctl_pin_main(struct ctl *c, int argc, char **argv);	 /* ctl_pin.c */
-int ctl_cert_main(struct ctl *c, int argc, char **argv); /* ctl_cert.c */
-
 static void usage(FILE *out)
 {
 	fprintf(

@@ -438,9 +438,11 @@ static void issuer(struct sts_issuer *iss, struct signer *sg, int max_lifetime)
 
 static char *bearer(const char *tok)
 {
-	char *h = NULL;
+	size_t n = strlen(tok) + sizeof("Bearer ");
+	char *h = malloc(n);
 
-	assert_true(asprintf(&h, "Bearer %s", tok) > 0);
+	assert_non_null(h);
+	snprintf(h, n, "Bearer %s", tok);
 	return h;
 }
 

@@ -154,6 +154,7 @@ raw "channel numbers out of range: 400; conflicts 400; ChannelData both ways" ch
 raw "Send/Data indications need a permission both ways" send_data
 raw "max_bps 64K: a 300 kB burst is capped" bandwidth MAX_BPS=65536
 raw "REQUESTED-TRANSPORT TCP: 442; none: 400; no allocation: 437" transport
+raw "3000 mutated UDP messages and a garbage TCP stream: the server keeps answering" garbage
 raw "Allocate flood from one source: 401s limited to the burst, other sources unaffected" flood SRC=127.0.0.99
 check_sh "the flood is logged once for its source" \
 	'[ "$(grep -c "event=turn.rate_limited source=127.0.0.99" "$T/rtcauthd.log")" -eq 1 ]'

@@ -555,6 +555,54 @@ def case_transport(cfg):
     want_code(m, 437, "CreatePermission without an allocation")
 
 
+def case_garbage(cfg):
+    """Mutated requests, indications and ChannelData (UDP and TCP): the server keeps answering."""
+    import random
+    rnd = random.Random(int(os.environ.get("SEED", "6")))
+    c = Client(cfg)
+    c.allocate()
+    t = os.urandom(12)
+    seeds = [
+        build(ALLOCATE, REQUEST, [attr(A_TRANSPORT, b"\x11\0\0\0")] + c.auth_attrs(), t, c.key(), fp=True),
+        build(CHANNEL_BIND, REQUEST, [attr(A_CHANNEL, b"\x40\x01\0\0"), attr(A_PEER, xor_addr("127.0.0.1", 9, t))]
+              + c.auth_attrs(), t, c.key()),
+        build(SEND, INDICATION, [attr(A_PEER, xor_addr("127.0.0.1", 9, t)), attr(A_DATA, b"x" * 40)], t),
+        build(REFRESH, REQUEST, [attr(A_LIFETIME, b"\0\0\2\x58")] + c.auth_attrs(), t, c.key(), True),
+        struct.pack("!HH", 0x4001, 8) + b"12345678",
+        build(BINDING, REQUEST, [attr(0x8022, b"soft")], t, fp=True),
+    ]
+
+    def mutate(b):
+        b = bytearray(b)
+        for _ in range(rnd.randint(1, 6)):
+            op = rnd.randint(0, 3)
+            if op == 0 and b:
+                b[rnd.randrange(len(b))] = rnd.randrange(256)
+            elif op == 1 and len(b) > 4:
+                del b[rnd.randrange(len(b)):]
+            elif op == 2:
+                b += os.urandom(rnd.randint(1, 16))
+            elif len(b) > 4:
+                i = rnd.randrange(len(b) - 2)
+                b[i:i + 2] = struct.pack("!H", rnd.choice([0, 1, 4, 0xFFFF, len(b), max(0, len(b) - 20)]))
+        return bytes(b)
+
+    for i in range(int(os.environ.get("COUNT", "3000"))):
+        c.send_raw(mutate(rnd.choice(seeds)))
+        if i % 200 == 0:
+            while c.recv(0.001) is not None:
+                pass
+    s = socket.create_connection((cfg["host"], cfg["port"]), timeout=2)
+    try:
+        for _ in range(300):
+            s.sendall(mutate(rnd.choice(seeds)))
+    except OSError:
+        pass  # closed on a stream out of sync: expected
+    s.close()
+    time.sleep(0.3)
+    alive(Client(cfg))
+
+
 def case_tcp_limit(cfg):
     """[sip] max_conns_per_source (LIMIT) also bounds TURN TCP connections per source."""
     n = int(os.environ.get("LIMIT", "2"))

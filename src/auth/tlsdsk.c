@@ -6,6 +6,7 @@
  */
 #include "auth/tlsdsk.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,9 @@ struct tlsdsk_server {
 
 enum dsk_state { DSK_HANDSHAKE, DSK_DONE, DSK_READY, DSK_FAILED };
 
+/* Handshakes holding an SSL, process-wide (see TLSDSK_MAX_HANDSHAKES). */
+static atomic_size_t live_ssl;
+
 struct tlsdsk {
 	enum dsk_state state;
 	SSL *ssl;
@@ -49,6 +53,16 @@ struct tlsdsk {
 	uint8_t *final_out;
 	size_t final_len;
 };
+
+/* The SSL goes (memory back at once; the master secret with it). */
+static void release_ssl(struct tlsdsk *t)
+{
+	if (!t->ssl)
+		return;
+	SSL_free(t->ssl);
+	t->ssl = NULL;
+	atomic_fetch_sub(&live_ssl, 1);
+}
 
 /* OpenSSL checks nothing: the PKI verifies the certificate afterwards
  * (chain, validity, revocation, the user it names). */
@@ -129,13 +143,24 @@ int tlsdsk_new(struct tlsdsk_server *s, struct tlsdsk **out)
 	BIO *rb = NULL, *wb = NULL;
 
 	*out = NULL;
+	if (atomic_fetch_add(&live_ssl, 1) >= TLSDSK_MAX_HANDSHAKES) {
+		atomic_fetch_sub(&live_ssl, 1);
+		return TLSDSK_BUSY;
+	}
 	t = calloc(1, sizeof(*t));
-	if (!t)
+	if (!t) {
+		atomic_fetch_sub(&live_ssl, 1);
 		return -1;
+	}
 	t->ssl = SSL_new(s->ctx);
+	if (!t->ssl) {
+		atomic_fetch_sub(&live_ssl, 1);
+		free(t);
+		return -1;
+	}
 	rb = BIO_new(BIO_s_mem());
 	wb = BIO_new(BIO_s_mem());
-	if (!t->ssl || !rb || !wb) {
+	if (!rb || !wb) {
 		BIO_free(rb);
 		BIO_free(wb);
 		tlsdsk_free(t);
@@ -152,7 +177,7 @@ void tlsdsk_free(struct tlsdsk *t)
 {
 	if (!t)
 		return;
-	SSL_free(t->ssl);
+	release_ssl(t);
 	free(t->final_out);
 	OPENSSL_cleanse(t, sizeof(*t));
 	free(t);
@@ -239,6 +264,7 @@ static const EVP_MD *suite_md(const SSL *ssl)
 static int fail(struct tlsdsk *t, int rc)
 {
 	t->state = DSK_FAILED;
+	release_ssl(t);
 	ERR_clear_error();
 	return rc;
 }
@@ -379,8 +405,7 @@ int tlsdsk_accept_peer(struct tlsdsk *t, struct store *s, int64_t now, char *use
 	memcpy(t->client_key, km + 64, TLSDSK_KEY_LEN);
 	memcpy(t->server_key, km + 96, TLSDSK_KEY_LEN);
 	OPENSSL_cleanse(km, sizeof(km));
-	SSL_free(t->ssl); /* the master secret goes with it */
-	t->ssl = NULL;
+	release_ssl(t);
 	t->state = DSK_READY;
 	return 0;
 }

@@ -47,7 +47,11 @@
 #define TLSDSK_MAX_TOTAL 24576 /* bytes of client records in a handshake */
 #define TLSDSK_MAX_OUT	 8192  /* bytes of server records in one leg */
 #define TLSDSK_KEY_LEN	 32
-#define TLSDSK_LABEL	 "client EAP encryption"
+/* Handshakes under way at once, process-wide: each holds an SSL (tens of
+ * kilobytes) for up to the pending SA's TTL, before anyone is
+ * authenticated; the SA table's own bound on pending entries is larger. */
+#define TLSDSK_MAX_HANDSHAKES 2000
+#define TLSDSK_LABEL	      "client EAP encryption"
 
 struct store;
 
@@ -72,7 +76,9 @@ struct tlsdsk;
 extern const struct sa_mech tlsdsk_sa_mech;
 
 /* A new handshake (the SSL takes a reference on the server's SSL_CTX, so
- * s may be freed before it). 0, or -1 (out of memory). */
+ * s may be freed before it). 0, TLSDSK_BUSY (TLSDSK_MAX_HANDSHAKES are
+ * under way: try later) or -1 (out of memory). */
+#define TLSDSK_BUSY (-2)
 int tlsdsk_new(struct tlsdsk_server *s, struct tlsdsk **out);
 void tlsdsk_free(struct tlsdsk *t);
 

@@ -111,7 +111,7 @@ static bool dsk_offered(const struct sip_runtime *rt)
 	return ok;
 }
 
-/* A new handshake context. 0 or -1. */
+/* A new handshake context. 0, TLSDSK_BUSY or -1. */
 static int dsk_begin(const struct sip_runtime *rt, struct tlsdsk **out)
 {
 	struct tlsdsk_server *s;
@@ -709,8 +709,10 @@ static int dsk_first_leg(struct sip_tx *t, const struct sipae_creds *c)
 
 	if (decode_token(t, c, tok, &len) < 0)
 		return 0;
-	if (dsk_begin(rt, &ctx) != 0) {
-		tempfail(t, SA_SCHEME_TLSDSK, "tlsdsk_unavailable");
+	rc = dsk_begin(rt, &ctx);
+	if (rc != 0) {
+		tempfail(t, SA_SCHEME_TLSDSK,
+			 rc == TLSDSK_BUSY ? "tlsdsk_handshakes_full" : "tlsdsk_unavailable");
 		return 0;
 	}
 	rc = tlsdsk_step(ctx, tok, len, out, sizeof(out), &outlen);

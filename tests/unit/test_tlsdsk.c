@@ -669,6 +669,37 @@ static void test_tlsdsk_final_leg_again_gets_the_same_answer(void **state)
 	cli_close(&c);
 }
 
+static void test_tlsdsk_bounds_handshakes_under_way(void **state)
+{
+	struct fx *f = *state;
+	struct tlsdsk **all = calloc(TLSDSK_MAX_HANDSHAKES, sizeof(*all));
+	struct tlsdsk *one = NULL;
+	uint8_t out[TLSDSK_MAX_OUT];
+	size_t ol;
+
+	assert_non_null(all);
+	for (int i = 0; i < TLSDSK_MAX_HANDSHAKES; i++)
+		assert_int_equal(tlsdsk_new(f->srv, &all[i]), 0);
+	assert_int_equal(tlsdsk_new(f->srv, &one), TLSDSK_BUSY);
+	assert_null(one);
+	/* a failed handshake gives its SSL back at once */
+	assert_int_equal(
+	    tlsdsk_step(all[0], (const uint8_t *)"junk junk", 9, out, sizeof(out), &ol),
+	    TLSDSK_E_PROTOCOL);
+	assert_int_equal(tlsdsk_new(f->srv, &one), 0);
+	{
+		struct tlsdsk *more = NULL;
+		assert_int_equal(tlsdsk_new(f->srv, &more), TLSDSK_BUSY); /* full again */
+	}
+	tlsdsk_free(one);
+	for (int i = 0; i < TLSDSK_MAX_HANDSHAKES; i++)
+		tlsdsk_free(all[i]);
+	free(all);
+	/* all given back */
+	assert_int_equal(tlsdsk_new(f->srv, &one), 0);
+	tlsdsk_free(one);
+}
+
 static void test_tlsdsk_server_new_reports_bad_files(void **state)
 {
 	struct fx *f = *state;
@@ -707,6 +738,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tlsdsk_as_an_sa_mechanism_pending_then_established,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlsdsk_final_leg_again_gets_the_same_answer, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_tlsdsk_bounds_handshakes_under_way, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_tlsdsk_server_new_reports_bad_files, setup,
 					    teardown),

@@ -803,6 +803,36 @@ static int dsk_final_again(struct sip_tx *t, const struct sipae_creds *c, struct
 	return 0;
 }
 
+/* The PKI accepted the client certificate: the SA is established and our
+ * Finished goes back in a 401. Takes the reference on sa. Always answered. */
+static int dsk_established(struct sip_tx *t, const struct sipae_creds *c, struct sa *sa,
+			   const struct sa_info *si, const struct dsk_leg_args *a)
+{
+	char inst[128], wbuf[LOG_VAL_MAX];
+
+	instance_of(t, inst, sizeof(inst));
+	if (sa_establish(sa, a->user, inst, a->not_after > 0 ? (uint64_t)a->not_after : 0, NULL,
+			 NULL, (uint64_t)t->now) != 0) {
+		sa_put(sa);
+		sipauth_challenge(t, false);
+		return 0;
+	}
+	stats_inc(ST_AUTH_OK);
+	stats_auth(STATS_MECH_CERTIFICATE, STATS_AUTH_OK);
+	lockout_success(t->w->rt->lockout, str_cstr(a->user), str_cstr(t->src_ip),
+			clock_mono_ms() / 1000);
+	log_info("auth.ok", "user=%s mech=tls-dsk opaque=%s tls=\"%s\" src=%s",
+		 log_val(str_cstr(a->user), wbuf, sizeof(wbuf)), si->opaque, a->desc, t->src_addr);
+	if (t->src->transport == TRANSPORT_UDP) {
+		struct retrans_key rk;
+		dsk_retrans_key(t, c, &rk);
+		retrans_remember(&rk, clock_mono_ms() / 1000);
+	}
+	dsk_reply(t, si, si->opaque, a->out, a->outlen, 3);
+	sa_put(sa);
+	return 0;
+}
+
 /* TLS-DSK leg 2 and later, on the pending SA the opaque names. The leg
  * that completes the handshake establishes the SA; its 401 carries our
  * Finished, and the client's next request is signed. Always answered. */
@@ -810,7 +840,7 @@ static int dsk_next_leg(struct sip_tx *t, const struct sipae_creds *c)
 {
 	static _Thread_local uint8_t tok[TOKEN_MAX], out[TLSDSK_MAX_OUT];
 	static _Thread_local struct dsk_leg_args a;
-	char opaque[SA_OPAQUE_LEN + 1], inst[128], wbuf[LOG_VAL_MAX];
+	char opaque[SA_OPAQUE_LEN + 1];
 	struct sa_info si;
 	struct sa *sa;
 	size_t len = 0;
@@ -852,27 +882,7 @@ static int dsk_next_leg(struct sip_tx *t, const struct sipae_creds *c)
 	if (rc != 0)
 		return dsk_refuse(t, sa, opaque, a.user[0] ? a.user : "tlsdsk:unknown", rc,
 				  a.pki_rc);
-	instance_of(t, inst, sizeof(inst));
-	if (sa_establish(sa, a.user, inst, a.not_after > 0 ? (uint64_t)a.not_after : 0, NULL, NULL,
-			 (uint64_t)t->now) != 0) {
-		sa_put(sa);
-		sipauth_challenge(t, false);
-		return 0;
-	}
-	stats_inc(ST_AUTH_OK);
-	stats_auth(STATS_MECH_CERTIFICATE, STATS_AUTH_OK);
-	lockout_success(t->w->rt->lockout, str_cstr(a.user), str_cstr(t->src_ip),
-			clock_mono_ms() / 1000);
-	log_info("auth.ok", "user=%s mech=tls-dsk opaque=%s tls=\"%s\" src=%s",
-		 log_val(str_cstr(a.user), wbuf, sizeof(wbuf)), opaque, a.desc, t->src_addr);
-	if (t->src->transport == TRANSPORT_UDP) {
-		struct retrans_key rk;
-		dsk_retrans_key(t, c, &rk);
-		retrans_remember(&rk, clock_mono_ms() / 1000);
-	}
-	dsk_reply(t, &si, opaque, out, a.outlen, 3);
-	sa_put(sa);
-	return 0;
+	return dsk_established(t, c, sa, &si, &a);
 }
 
 /* A signed request with an established SA. 1 authenticated, 0 answered. */

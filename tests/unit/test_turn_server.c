@@ -5,7 +5,8 @@
  * passwords refused, a store outage TEMPFAIL (500, never 401), ephemeral
  * credentials from the secret file (expired, other secret), the secret
  * file's creation and checks, answers signed with the key of the last good
- * check only, and the nonces. Expected keys and MACs are computed here with
+ * check only, the lookup cache following password changes and disabled
+ * users within a second, and the nonces. Expected keys and MACs are computed here with
  * OpenSSL directly, not with the code under test.
  */
 #include <setjmp.h>
@@ -66,6 +67,7 @@ static int setup(void **state)
 	assert_int_equal(store_open(f->db, STORE_CREATE, 50, &f->s, err, sizeof(err)), STORE_OK);
 	add_user(f->s, "sip:alice@" REALM, true, PW);
 	add_user(f->s, "sip:bob@" REALM, false, PW);
+	add_user(f->s, "sip:carol@" REALM, true, PW);
 	if (vault_turn_init(f->secret, err, sizeof(err)) < 0)
 		fail_msg("vault_turn_init: %s", err);
 	*state = f;
@@ -219,11 +221,15 @@ static void test_store_outage_is_tempfail_not_a_wrong_password(void **state)
 	assert_int_equal(
 	    sqlite3_exec(db, "ALTER TABLE users RENAME TO users_gone", NULL, NULL, NULL),
 	    SQLITE_OK);
-	v = check(f, "alice", PW, false, NULL);
+	/* names not in this thread's cache reach the store: 500, never 401 */
+	v = check(f, "carol", PW, false, NULL);
 	assert_int_equal(v.kind, VERDICT_TEMPFAIL);
 	assert_string_equal(v.reason, "store_unavailable");
-	v = check(f, "alice", "wrong", false, NULL);
+	v = check(f, "zed", "wrong", false, NULL);
 	assert_int_equal(v.kind, VERDICT_TEMPFAIL);
+	/* a short outage does not sign out a user whose key this thread holds */
+	assert_int_equal(check(f, "alice", PW, false, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
 	assert_int_equal(
 	    sqlite3_exec(db, "ALTER TABLE users_gone RENAME TO users", NULL, NULL, NULL),
 	    SQLITE_OK);
@@ -250,6 +256,34 @@ static void read_secret(struct fx *f, char out[128])
 	assert_non_null(fgets(out, 128, fp));
 	fclose(fp);
 	out[strcspn(out, "\n")] = '\0';
+}
+
+/* The lookup cache follows the store within a second (any process's change). */
+static void test_password_change_and_disable_take_effect_within_a_second(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	struct verdict v;
+
+	assert_int_equal(check(f, "alice", PW, false, NULL).kind, VERDICT_OK); /* cached */
+	vault_turn_forget();
+	assert_int_equal(check(f, "mallory", PW, false, NULL).kind, VERDICT_PERMFAIL);
+	assert_int_equal(store_user_get(f->s, "sip:alice@" REALM, &u), STORE_OK);
+	assert_int_equal(vault_set_password(f->s, &u, "new-pw", 6), STORE_OK);
+	add_user(f->s, "sip:mallory@" REALM, true, PW);
+	usleep(1100 * 1000);
+	v = check(f, "alice", PW, false, NULL);
+	assert_int_equal(v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(v.reason, "bad_integrity");
+	assert_int_equal(check(f, "alice", "new-pw", false, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
+	assert_int_equal(check(f, "mallory", PW, false, NULL).kind, VERDICT_OK); /* was unknown */
+	vault_turn_forget();
+	assert_int_equal(store_user_set_enabled(f->s, "sip:alice@" REALM, false), STORE_OK);
+	usleep(1100 * 1000);
+	v = check(f, "alice", "new-pw", false, NULL);
+	assert_int_equal(v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(v.reason, "disabled");
 }
 
 static void test_secret_file_is_created_0600_with_64_hex_digits(void **state)
@@ -357,6 +391,7 @@ int main(void)
 	    T(test_wrong_password_unknown_and_disabled_users_are_permfail),
 	    T(test_answer_is_signed_with_the_checked_key_only),
 	    T(test_store_outage_is_tempfail_not_a_wrong_password),
+	    T(test_password_change_and_disable_take_effect_within_a_second),
 	    T(test_secret_file_is_created_0600_with_64_hex_digits),
 	    T(test_ephemeral_credentials_from_the_secret),
 	    T(test_secret_file_readable_by_others_or_empty_is_refused),

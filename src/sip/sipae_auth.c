@@ -67,6 +67,8 @@ static void targetname_of(const struct sip_runtime *rt, enum sa_scheme s, char *
 static pthread_mutex_t dsk_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct tlsdsk_server *dsk_srv;
 static char dsk_id[2 * PATH_MAX + 96]; /* what dsk_srv (or the last failure) was made of */
+static const struct config *dsk_cfg;   /* the files are looked at again at most once a */
+static uint64_t dsk_checked_ms;	       /* second, or at once after a reload */
 
 static void dsk_ident(const struct config *cfg, char *out, size_t cap)
 {
@@ -84,7 +86,12 @@ static struct tlsdsk_server *dsk_current(const struct config *cfg)
 {
 	char id[sizeof(dsk_id)], err[512];
 	struct tlsdsk_server *s;
+	uint64_t now = clock_mono_ms();
 
+	if (cfg == dsk_cfg && now - dsk_checked_ms < 1000)
+		return dsk_srv;
+	dsk_cfg = cfg;
+	dsk_checked_ms = now;
 	dsk_ident(cfg, id, sizeof(id));
 	if (strcmp(id, dsk_id) == 0)
 		return dsk_srv;
@@ -976,7 +983,9 @@ int sipae_check(struct sip_tx *t, struct store_user *user)
 		return rc < 0 ? 0 : -1;
 	if ((c.scheme == SA_SCHEME_NTLM && !config_offers(rt->cfg, AUTH_SCHEME_NTLM)) ||
 	    (c.scheme == SA_SCHEME_KERBEROS && !rt->krb_ready) ||
-	    (c.scheme == SA_SCHEME_TLSDSK && !dsk_offered(rt))) {
+	    (c.scheme == SA_SCHEME_TLSDSK &&
+	     (c.has_gssapi_data ? !dsk_offered(rt)
+				: !config_offers(rt->cfg, AUTH_SCHEME_TLSDSK)))) {
 		log_info("auth.scheme_not_offered", "scheme=%s src=%s", sa_scheme_name(c.scheme),
 			 t->src_addr);
 		sipauth_challenge(t, false);

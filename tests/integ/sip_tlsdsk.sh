@@ -8,8 +8,9 @@
 # the same user, a revoked one and TLS 1.0 (not allowed by default) are
 # refused; raw bad legs (garbage records, an opaque reused after a failure,
 # an opaque never given); a tampered signature and a replay on a live SA
-# (through a UDP relay). With tlsdsk_allow_tls10 = yes and an RSA SIP
-# certificate, TLS 1.0 with RSA suites (as pidgin-sipe offers) signs in.
+# (through a UDP relay). After a reload with tlsdsk_allow_tls10 = yes and an
+# RSA SIP certificate, TLS 1.0 with RSA suites (as pidgin-sipe offers) signs
+# in, and the TLS-DSK server certificate is the new one.
 . "$(dirname "$0")/lib.sh"
 write_config "[auth]" "schemes = tls-dsk, digest"
 printf 'alice-pw-1\n' | ctl user add sip:alice@example.test --password-stdin >/dev/null
@@ -134,14 +135,21 @@ check_sh "... logged as revoked" \
 check_sh "the probe gets a usage error without --cert/--key" \
 	'"$RTCAUTHCTL" -c "$CONF" probe sip:alice@example.test --mech tls-dsk >/dev/null 2>&1; [ $? -eq 2 ]'
 
-# TLS 1.0 allowed: a fresh certificate, an RSA SIP certificate (RSA key
-# exchange needs one; the generated one is EC)
-stop_daemon
+# TLS 1.0 allowed, by a reload (SIGHUP): a fresh certificate, an RSA SIP
+# certificate (RSA key exchange needs one; the generated one is EC)
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
 	-addext "subjectAltName=DNS:localhost" -keyout "$T/srv.key" -out "$T/srv.crt" >/dev/null 2>&1
 write_config "[sip]" "tls_cert = $T/srv.crt" "tls_key = $T/srv.key" "[auth]" \
 	"schemes = tls-dsk, digest" "tlsdsk_allow_tls10 = yes"
-start_daemon || { not_ok "daemon restarts with tlsdsk_allow_tls10 = yes"; finish; exit 1; }
+from=$(wc -l <"$T/rtcauthd.log")
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 1 100); do
+	tail -n +"$((from + 1))" "$T/rtcauthd.log" | grep -q "event=reload.ok" && break
+	sleep 0.1
+done
+check_sh "SIGHUP with tlsdsk_allow_tls10 = yes and an RSA SIP certificate: reloaded" \
+	'tail -n +"$((from + 1))" "$T/rtcauthd.log" | grep -q "event=reload.ok"' ||
+	show "$T/rtcauthd.log"
 CA=$T/srv.crt
 openssl req -new -newkey rsa:2048 -nodes -subj "/CN=whoever" -keyout "$T/b.key" \
 	-out "$T/b.csr" >/dev/null 2>&1
@@ -152,7 +160,13 @@ else
 	not_ok "with tlsdsk_allow_tls10 = yes, TLS-DSK over TLS 1.0 signs in"
 	show "$T/tls10ok.out"
 fi
-check_sh "... with an RSA CBC-SHA suite and HMAC-SHA1" \
-	'grep -q "step handshake ok TLS-DSK TLSv1 AES[0-9]*-SHA, HMAC-SHA1" "$T/tls10ok.out"'
+check_sh "... with an RSA CBC-SHA suite and HMAC-SHA1, the new certificate verified" \
+	'grep -q "step handshake ok TLS-DSK TLSv1 AES[0-9]*-SHA, HMAC-SHA1, server certificate verified" "$T/tls10ok.out"'
+if probe alice tcp "$T/b.chain" "$T/b.key" >"$T/tls12new.out" 2>&1; then
+	ok "TLS 1.2 still signs in after the reload"
+else
+	not_ok "TLS 1.2 still signs in after the reload"
+	show "$T/tls12new.out"
+fi
 check "rtcauthd stops cleanly" stop_daemon
 finish

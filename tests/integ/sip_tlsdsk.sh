@@ -6,7 +6,7 @@
 # MESSAGE whose server signatures the probe verifies with its own keys);
 # the challenge's targetname and sts-uri; a self-signed certificate naming
 # the same user, a revoked one and TLS 1.0 (not allowed by default) are
-# refused; raw bad legs (garbage records, an opaque reused after a failure,
+# refused; another user's certificate cannot register alice; raw bad legs (garbage records, an opaque reused after a failure,
 # an opaque never given); a tampered signature and a replay on a live SA
 # (through a UDP relay). After a reload with tlsdsk_allow_tls10 = yes and an
 # RSA SIP certificate, TLS 1.0 with RSA suites (as pidgin-sipe offers) signs
@@ -112,6 +112,15 @@ fi
 check_sh "... at the end of the handshake, logged as untrusted" \
 	'grep -q "step handshake fail\|step register-ok fail" "$T/self.out" && grep -q "event=auth.fail .*mech=TLS-DSK .*reason=certificate_refused:untrusted" "$T/rtcauthd.log"' ||
 	{ show "$T/self.out"; grep "auth.fail" "$T/rtcauthd.log" | tail -3 | sed 's/^/# /'; }
+
+# a certificate naming bob signs in as bob, so it cannot register alice
+openssl req -new -newkey rsa:2048 -nodes -subj "/CN=sip:alice@example.test" -keyout "$T/bob.key" \
+	-out "$T/bob.csr" >/dev/null 2>&1
+ctl cert issue sip:bob@example.test --csr "$T/bob.csr" >"$T/bob.chain" 2>/dev/null
+probe alice tcp "$T/bob.chain" "$T/bob.key" >"$T/bob-as-alice.out" 2>&1
+check_sh "bob's certificate (its CSR asked for alice) cannot register alice: 403" \
+	'grep -q "step register-ok fail 403" "$T/bob-as-alice.out" && grep -q "event=register.forbidden .*user=sip:bob@example.test aor=sip:alice@example.test" "$T/rtcauthd.log"' ||
+	show "$T/bob-as-alice.out"
 
 # TLS 1.0 is not allowed by default
 if probe alice tcp "$T/a.chain" "$T/a.key" --tls10 >"$T/tls10.out" 2>&1; then

@@ -191,6 +191,18 @@ else
 	not_ok "rtcauthd starts with rfc5766_channels"
 fi
 
+# ---- a relay range of one port ----
+write_config "[turn]" \
+	"listen = udp:127.0.0.1:$TURN_PORT" \
+	"min_port = $((RELAY_MIN + 50))" \
+	"max_port = $((RELAY_MIN + 50))"
+if start_daemon; then
+	raw "one relay port: the second allocation is 508 Insufficient Capacity" no_port
+	stop_daemon || not_ok "third rtcauthd stops cleanly"
+else
+	not_ok "rtcauthd starts with a one-port relay range"
+fi
+
 # ---- config errors ----
 write_config "[turn]" "listen = udp:0.0.0.0:$TURN_PORT"
 out=$("$RTCAUTHD" -c "$CONF" --check-config 2>&1)

@@ -603,6 +603,17 @@ def case_garbage(cfg):
     alive(Client(cfg))
 
 
+def case_no_port(cfg):
+    """A relay range of one port: the second allocation gets 508, and a freed port is reused."""
+    a = Client(cfg)
+    a.allocate()
+    b = Client(cfg)
+    m = b.request(ALLOCATE, [attr(A_TRANSPORT, b"\x11\0\0\0")])
+    want_code(m, 508, "allocation with no relay port left")
+    a.request(REFRESH, [attr(A_LIFETIME, struct.pack("!I", 0))])
+    b.allocate()
+
+
 def case_tcp_limit(cfg):
     """[sip] max_conns_per_source (LIMIT) also bounds TURN TCP connections per source."""
     n = int(os.environ.get("LIMIT", "2"))

@@ -70,7 +70,8 @@ void sipauth_challenge(const struct sip_tx *t, bool stale)
 	sbuf_init(&b, mem, sizeof(mem));
 	reply_start(&b, t, reg ? 401 : 407, reg ? "Unauthorized" : "Proxy Authentication Required");
 	/* [MS-SIPAE] §3.2.5: the 401 carries a Date (clients check their skew) */
-	if (rt->krb_ready || config_offers(cfg, AUTH_SCHEME_NTLM))
+	if (rt->krb_ready || config_offers(cfg, AUTH_SCHEME_NTLM) ||
+	    config_offers(cfg, AUTH_SCHEME_TLSDSK))
 		sbuf_puts(&b, sip_date_header(t->now));
 	for (size_t k = 0; k < cfg->n_auth_schemes; k++) {
 		if (cfg->auth_schemes[k] != AUTH_SCHEME_DIGEST) {

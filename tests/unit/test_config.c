@@ -198,6 +198,12 @@ static void test_config_auth_schemes_order_and_sections(void **state)
 	assert_string_equal(fx->cfg.krb_realm, "EXAMPLE.TEST");
 	assert_string_equal(fx->cfg.oauth_realm, "other.example");
 	assert_string_equal(fx->cfg.ntlm_domain, "EXAMPLE");
+	/* TLS-DSK is never a default, but can be listed */
+	assert_false(config_offers(&fx->cfg, AUTH_SCHEME_TLSDSK));
+	assert_int_equal(load(fx, MINIMAL "[auth]\nschemes = tls-dsk, digest\n"), 0);
+	assert_int_equal(fx->cfg.n_auth_schemes, 2);
+	assert_int_equal(fx->cfg.auth_schemes[0], AUTH_SCHEME_TLSDSK);
+	assert_true(config_offers(&fx->cfg, AUTH_SCHEME_TLSDSK));
 }
 
 static void test_config_rejects_bad_schemes(void **state)

@@ -20,7 +20,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -40,6 +39,7 @@
 #include "core/secmem.h"
 #include "turn/alloc.h"
 #include "turn/policy.h"
+#include "turn/relayport.h"
 #include "turn/stun.h"
 #include "vault/vault_turn.h"
 
@@ -49,19 +49,7 @@
 #define TURN_CONN_OUT_MAX (1024 * 1024)	   /* relayed data beyond this on a stream is dropped */
 #define RL_SLOTS	  4096		   /* unauthenticated-answer buckets per worker */
 #define RELAY_READ_BATCH  32
-#define PORT_PROBES	  512 /* relay ports tried per allocation */
 #define SOFTWARE	  "rtcauth"
-
-/* Open TCP/TLS connections of one source address, all workers together
- * (the accept path only: a mutex is fine). */
-struct src_count {
-	struct src_count *next;
-	uint8_t ip[16];
-	unsigned n;
-};
-#define SRC_BUCKETS 256
-static pthread_mutex_t src_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct src_count *srcs[SRC_BUCKETS];
 
 /* A TCP/TLS client connection. */
 struct tconn {
@@ -388,146 +376,6 @@ static int authenticate(struct req *r)
 
 static void relay_read(evutil_socket_t fd, short what, void *arg);
 
-static int relay_socket(const struct stun_addr *ip)
-{
-	int one = 1;
-	int fd = socket(ip->family == STUN_AF_IPV4 ? AF_INET : AF_INET6,
-			SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0 && ip->family == STUN_AF_IPV6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	return fd;
-}
-
-static int bind_addr(int fd, const struct stun_addr *a)
-{
-	struct sockaddr_storage ss;
-
-	stun_addr_to_sockaddr(a, (struct sockaddr *)&ss, sizeof(ss));
-	return bind(fd, (struct sockaddr *)&ss,
-		    a->family == STUN_AF_IPV4 ? sizeof(struct sockaddr_in)
-					      : sizeof(struct sockaddr_in6));
-}
-
-/*
- * Bind a UDP socket on the relay address in the port range (even: an even
- * port; pair: also bind the next port into *fd2, RFC 8656 §7.2 EVEN-PORT
- * with R). fd or -1.
- */
-static int relay_open(struct turn_server *ts, bool even, int *fd2, struct stun_addr *out,
-		      struct stun_addr *out2)
-{
-	uint32_t range = (uint32_t)ts->max_port - ts->min_port + 1, start = 0;
-	int fd = relay_socket(&ts->relay_ip);
-
-	if (fd < 0)
-		return -1;
-	secmem_random(&start, sizeof(start));
-	for (uint32_t i = 0; i < range && i < PORT_PROBES; i++) {
-		struct stun_addr a = ts->relay_ip, b;
-		a.port = (uint16_t)(ts->min_port + (start + i) % range);
-		if ((even || fd2) && (a.port & 1))
-			continue;
-		if (fd2 && a.port + 1 > ts->max_port)
-			continue;
-		if (bind_addr(fd, &a) < 0) {
-			if (errno != EADDRINUSE && errno != EACCES)
-				break;
-			continue;
-		}
-		if (!fd2) {
-			*out = a;
-			return fd;
-		}
-		b = a;
-		b.port++;
-		*fd2 = relay_socket(&ts->relay_ip);
-		if (*fd2 >= 0 && bind_addr(*fd2, &b) == 0) {
-			*out = a;
-			*out2 = b;
-			return fd;
-		}
-		if (*fd2 >= 0)
-			close(*fd2);
-		*fd2 = -1;
-		close(fd); /* bound: a fresh socket for the next port */
-		fd = relay_socket(&ts->relay_ip);
-		if (fd < 0)
-			return -1;
-	}
-	close(fd);
-	return -1;
-}
-
-/* ---- port reservations (EVEN-PORT R=1, RESERVATION-TOKEN), process-wide:
- * the RTCP allocation may come from a 5-tuple another worker owns ---- */
-
-#define RESV_MAX 1024
-#define RESV_MS	 30000 /* RFC 8656 §7.2: about 30 seconds */
-
-struct resv {
-	uint64_t token;
-	int fd;
-	struct stun_addr addr;
-	uint64_t expires_ms;
-};
-static pthread_mutex_t resv_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct resv resv_tab[RESV_MAX];
-static size_t resv_n;
-
-static void resv_sweep_locked(uint64_t now_ms)
-{
-	for (size_t i = 0; i < resv_n;) {
-		if (resv_tab[i].expires_ms <= now_ms) {
-			close(resv_tab[i].fd);
-			resv_tab[i] = resv_tab[--resv_n];
-		} else {
-			i++;
-		}
-	}
-}
-
-/* Keep fd for 30 s under a fresh token. 0, or -1 (full: the caller closes fd). */
-static int resv_put(int fd, const struct stun_addr *addr, uint64_t now_ms, uint64_t *token)
-{
-	int rc = -1;
-
-	secmem_random(token, sizeof(*token));
-	pthread_mutex_lock(&resv_mu);
-	resv_sweep_locked(now_ms);
-	if (resv_n < RESV_MAX) {
-		resv_tab[resv_n++] = (struct resv){*token, fd, *addr, now_ms + RESV_MS};
-		rc = 0;
-	}
-	pthread_mutex_unlock(&resv_mu);
-	return rc;
-}
-
-/* The socket reserved under token (now the caller's), or -1. */
-static int resv_take(uint64_t token, uint64_t now_ms, struct stun_addr *addr)
-{
-	int fd = -1;
-
-	pthread_mutex_lock(&resv_mu);
-	resv_sweep_locked(now_ms);
-	for (size_t i = 0; i < resv_n; i++)
-		if (resv_tab[i].token == token) {
-			fd = resv_tab[i].fd;
-			*addr = resv_tab[i].addr;
-			resv_tab[i] = resv_tab[--resv_n];
-			break;
-		}
-	pthread_mutex_unlock(&resv_mu);
-	return fd;
-}
-
-static void resv_clear(void)
-{
-	pthread_mutex_lock(&resv_mu);
-	resv_sweep_locked(UINT64_MAX);
-	pthread_mutex_unlock(&resv_mu);
-}
-
 /* on_free of the allocation table: release what the allocation holds of ours. */
 static void alloc_release(struct turn_alloc *a, void *ctx)
 {
@@ -734,13 +582,14 @@ static int relay_setup(struct req *r, struct turn_alloc *a, const struct want *w
 
 	*token = 0;
 	if (w->has_token) {
-		a->relay_fd = resv_take(w->token, r->now_ms, &a->relay);
+		a->relay_fd = turn_resv_take(w->token, r->now_ms, &a->relay);
 		return a->relay_fd < 0 ? -1 : 0;
 	}
-	a->relay_fd = relay_open(ts, w->even, w->reserve ? &fd2 : NULL, &a->relay, &second);
+	a->relay_fd = turn_relay_open(&ts->relay_ip, ts->min_port, ts->max_port, w->even,
+				      w->reserve ? &fd2 : NULL, &a->relay, &second);
 	if (a->relay_fd < 0)
 		return -1;
-	if (w->reserve && resv_put(fd2, &second, r->now_ms, token) < 0) {
+	if (w->reserve && turn_resv_put(fd2, &second, r->now_ms, token) < 0) {
 		close(fd2);
 		return -1;
 	}
@@ -1162,56 +1011,6 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- TCP/TLS connections ---- */
 
-static struct src_count **src_slot(const uint8_t ip[16])
-{
-	unsigned h = 5381;
-	struct src_count **pp;
-
-	for (int i = 0; i < 16; i++)
-		h = h * 33 + ip[i];
-	for (pp = &srcs[h % SRC_BUCKETS]; *pp && memcmp((*pp)->ip, ip, 16) != 0; pp = &(*pp)->next)
-		;
-	return pp;
-}
-
-/* One more connection from ip, unless it has max already. */
-static bool src_take(struct turn_server *ts, const uint8_t ip[16])
-{
-	struct src_count **pp;
-	bool ok = false;
-
-	pthread_mutex_lock(&src_mu);
-	pp = src_slot(ip);
-	if (!*pp) {
-		*pp = calloc(1, sizeof(**pp));
-		if (*pp)
-			memcpy((*pp)->ip, ip, 16);
-	}
-	if (*pp && (*pp)->n < ts->max_conns_per_source) {
-		(*pp)->n++;
-		ok = true;
-	} else if (*pp && (*pp)->n == 0) {
-		free(*pp); /* made for nothing (a limit of 0) */
-		*pp = NULL;
-	}
-	pthread_mutex_unlock(&src_mu);
-	return ok;
-}
-
-static void src_put(const uint8_t ip[16])
-{
-	struct src_count **pp, *e;
-
-	pthread_mutex_lock(&src_mu);
-	pp = src_slot(ip);
-	e = *pp;
-	if (e && (e->n == 0 || --e->n == 0)) {
-		*pp = e->next;
-		free(e);
-	}
-	pthread_mutex_unlock(&src_mu);
-}
-
 static void conn_close(struct tconn *c, const char *why)
 {
 	struct turn_server *ts = c->ts;
@@ -1231,7 +1030,7 @@ static void conn_close(struct tconn *c, const char *why)
 	{
 		uint8_t ip[16];
 		turn_addr_v6(&c->tuple.client, ip);
-		src_put(ip);
+		turn_src_put(ip);
 	}
 	bufferevent_free(c->bev);
 	free(c);
@@ -1297,7 +1096,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		uint8_t ip[16];
 		char a[64];
 		turn_addr_v6(&c->tuple.client, ip);
-		if (!src_take(ts, ip)) {
+		if (!turn_src_take(ip, ts->max_conns_per_source)) {
 			log_info("turn.conn_refused", "client=%s reason=per_source_limit limit=%u",
 				 addr_str(&c->tuple.client, a, sizeof(a)),
 				 ts->max_conns_per_source);
@@ -1321,7 +1120,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (!c->bev) {
 		uint8_t ip[16];
 		turn_addr_v6(&c->tuple.client, ip);
-		src_put(ip);
+		turn_src_put(ip);
 		evutil_closesocket(fd);
 		free(c);
 		return;
@@ -1421,7 +1220,7 @@ int turn_global_init(const struct config *cfg, char *err, size_t errlen)
 
 void turn_global_shutdown(void)
 {
-	resv_clear();
+	turn_resv_clear();
 	vault_turn_shutdown();
 	turn_quota_reset();
 }

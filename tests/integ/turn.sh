@@ -17,7 +17,7 @@
 
 for t in turnutils_uclient turnutils_stunclient turnutils_peer; do
 	if ! command -v $t >/dev/null; then
-		skip "turn" "$t not installed (apt-get install coturn)"
+		not_ok "turn: $t not installed (apt-get install coturn) (scripts/install-deps installs it; never skipped)"
 		finish
 		exit 0
 	fi

@@ -249,7 +249,7 @@ static void test_ntlm_initiator_signs_in_and_signs_at_seq_100(void **state)
 	long n;
 
 	if (!have_ntlmssp())
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	ntlm_legs(&r, "alice", "EXAMPLE", NTLM_PW);
 	assert_int_equal(ntlm_accept(&r, NTLM_PW, &s), 0);
 	n = buffer_of_200("9616454F", "1", buf, sizeof(buf));
@@ -291,7 +291,7 @@ static void test_ntlm_wrong_password_is_refused_by_the_acceptor(void **state)
 	struct ntlm_session s;
 
 	if (!have_ntlmssp())
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	ntlm_legs(&r, "EXAMPLE\\alice", NULL, "not-the-password");
 	assert_int_equal(ntlm_accept(&r, NTLM_PW, &s), NTLM_E_BAD_RESPONSE);
 	free(r.auth);
@@ -306,7 +306,7 @@ static void test_ntlm_refuses_garbage_challenge(void **state)
 	size_t outlen;
 
 	if (!have_ntlmssp())
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	assert_int_equal(probe_gss_new(PROBE_MECH_NTLM, "alice", "", NTLM_PW, &g, err, sizeof(err)),
 			 0);
 	assert_int_equal(probe_gss_step(g, "fe01", NULL, 0, &out, &outlen, err, sizeof(err)), 1);

@@ -842,7 +842,7 @@ static void test_spnego_ntlm_with_mit_initiator_completes_both_mics(void **state
 	struct run r;
 
 	if (!f->have_ntlm)
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	handshake(f, "alice", NONE, &r);
 	assert_int_equal(r.v.kind, VERDICT_OK);
 	assert_string_equal(r.u.uri, "sip:alice@example.test");
@@ -862,7 +862,7 @@ static void test_spnego_ntlm_wrong_password_is_bad_response(void **state)
 	struct run r;
 
 	if (!f->have_ntlm)
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	/* NTLM_USER_FILE gives "wrong" a password; the store has no such user */
 	handshake(f, "wrong", NONE, &r);
 	assert_int_equal(r.v.kind, VERDICT_PERMFAIL);
@@ -874,7 +874,7 @@ static void test_spnego_ntlm_tampered_client_mic_is_refused(void **state)
 	struct run r;
 
 	if (!f->have_ntlm)
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	handshake(f, "alice", CLIENT_MIC, &r);
 	assert_int_equal(r.v.kind, VERDICT_OK); /* the NTLM part is intact */
 	assert_int_equal(r.client_mic_rc, -1);
@@ -886,7 +886,7 @@ static void test_spnego_ntlm_edited_mech_types_fail_the_mic(void **state)
 	struct run r;
 
 	if (!f->have_ntlm)
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	handshake(f, "alice", MECH_TYPES, &r);
 	assert_int_equal(r.v.kind, VERDICT_OK);
 	assert_int_equal(r.client_mic_rc, -1);
@@ -898,7 +898,7 @@ static void test_spnego_ntlm_initiator_refuses_our_spoiled_mic(void **state)
 	struct run r;
 
 	if (!f->have_ntlm)
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	handshake(f, "alice", SERVER_MIC, &r);
 	assert_int_equal(r.client_mic_rc, 0);
 	assert_true(GSS_ERROR(r.final_maj));
@@ -910,7 +910,7 @@ static void test_spnego_ntlm_co_refuses_datagram_authenticate(void **state)
 	struct run r;
 
 	if (!f->have_ntlm)
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	handshake(f, "alice", DATAGRAM, &r);
 	assert_int_equal(r.v.kind, VERDICT_PERMFAIL);
 	assert_string_equal(r.v.reason, "malformed");
@@ -922,7 +922,7 @@ static void test_spnego_ntlm_mic_covers_the_negotiate(void **state)
 	struct run r;
 
 	if (!f->have_ntlm)
-		skip();
+		fail_msg("gss-ntlmssp (or curl) is missing: scripts/install-deps installs it");
 	/* the NTLM MIC is over NEGOTIATE || CHALLENGE || AUTHENTICATE: a
 	 * NEGOTIATE changed on the way (one Version byte) makes it fail */
 	handshake(f, "alice", EDITED_NEGOTIATE, &r);

@@ -65,7 +65,7 @@
 #include "pki/pki.h"
 #include "store/store.h"
 
-static void die(const char *fmt, ...)
+_Noreturn static void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -393,7 +393,7 @@ static char *make_csr(EVP_PKEY *pk, int i, size_t *len)
 	X509_REQ *req = X509_REQ_new();
 	BIO *bio = BIO_new(BIO_s_mem());
 	char cn[64], *data = NULL, *out = NULL;
-	long n;
+	long n = 0;
 
 	snprintf(cn, sizeof(cn), "bench-device-%06d", i);
 	if (!req || !bio || X509_REQ_set_version(req, 0) != 1 ||

@@ -887,7 +887,9 @@ rd = subprocess.run([sys.executable, "-c", "import sqlite3,sys\n"
                     capture_output=True, text=True, timeout=30)
 check(rd.stdout.strip() != "read", "db: the lock really blocks readers (%s)" % rd.stdout.strip())
 mark = log_mark()
-c = Client(PORT, bind="127.0.0.14", timeout=20)
+# SQLite retries ~10 s per read against the held locks; a loaded host (CI)
+# can take twice that
+c = Client(PORT, bind="127.0.0.14", timeout=45)
 r, _ = register(c, "dbr", pw("dbr"))
 c.close()
 check(status_of(r) == 503 and r.first("retry-after"),

@@ -387,7 +387,6 @@ static void pin_usage(FILE *out)
 		fprintf(out, "  pin %-7s %s\n", pin_cmds[i].name, pin_cmds[i].help->usage);
 }
 
-/* Declared here until ctl.h lists it (src/ctl/main.c declares it too). */
 int ctl_pin_main(struct ctl *c, int argc, char **argv)
 {
 	const char *sub = argc > 0 ? argv[0] : NULL;

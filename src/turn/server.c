@@ -36,6 +36,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/sock.h"
 #include "core/secmem.h"
 #include "turn/alloc.h"
 #include "turn/policy.h"
@@ -1137,70 +1138,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 /* ---- setup ---- */
 
-static int make_sockaddr(const struct listen_addr *la, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	const char *host = strcmp(la->host, "*") == 0 ? "0.0.0.0" : la->host;
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		in->sin_port = htons(la->port);
-		*sl = sizeof(*in);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(la->port);
-		*sl = sizeof(*in6);
-		return 0;
-	}
-	return -1;
-}
-
 static int open_listen(const struct listen_addr *la, bool reuseport, char *err, size_t errlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int one = 1, type = la->kind == TRANSPORT_UDP ? SOCK_DGRAM : SOCK_STREAM, fd;
-
-	if (make_sockaddr(la, &ss, &sl) < 0) {
-		snprintf(err, errlen, "[turn] listen address '%s' is not an IP address", la->host);
-		return -1;
-	}
-	fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	if (type == SOCK_STREAM) {
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	if (reuseport)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
-		snprintf(err, errlen,
-			 "cannot listen on %s:%s:%u: %s; is another server (coturn?) using this "
-			 "port? (ss -lntup shows it) or change [turn] listen",
-			 transport_name(la->kind), la->host, la->port, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (type == SOCK_STREAM && listen(fd, 1024) < 0) {
-		snprintf(err, errlen, "listen: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (type == SOCK_DGRAM) {
-		int sz = 4 << 20;
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	}
-	return fd;
+	return sock_listen(la, reuseport, transport_name(la->kind), "turn", err, errlen);
 }
 
 int turn_global_init(const struct config *cfg, char *err, size_t errlen)
@@ -1244,7 +1184,7 @@ static int copy_settings(struct turn_server *ts, const struct config *cfg, char 
 	ts->n_listen = cfg->n_turn_listen;
 	memset(&la, 0, sizeof(la));
 	snprintf(la.host, sizeof(la.host), "%s", cfg->turn_relay_address);
-	if (make_sockaddr(&la, &ss, &(socklen_t){0}) < 0 ||
+	if (sock_addr(&la, &ss, &(socklen_t){0}) < 0 ||
 	    stun_addr_from_sockaddr(&ts->relay_ip, (struct sockaddr *)&ss) < 0) {
 		snprintf(err, errlen, "[turn] relay_address '%s' is not an IP address",
 			 cfg->turn_relay_address);

@@ -141,6 +141,12 @@ check_sh "bob receives it re-signed with his SA and verifies it" '[ $brc -eq 0 ]
 
 check_sh "sa drop --user removes alice's SAs" \
 	'ctl sa drop --user sip:alice@example.test >/dev/null && ! ctl sa list | grep -q "sip:alice@example.test"'
+if printf '%s\n' "$ALICE_PW" | probe alice ntlm tcp --password-stdin >"$T/again.out" 2>&1; then
+	ok "after its SA is gone (dropped, as when it expires) the client signs in again"
+else
+	not_ok "after its SA is gone (dropped, as when it expires) the client signs in again"
+	show "$T/again.out"
+fi
 check_fail "sa drop of an unknown opaque is an error" ctl sa drop 0BADBEEF
 check_fail "sa drop with a malformed opaque is a usage error" ctl sa drop xyz
 

@@ -163,6 +163,40 @@ static const char *const migrations[] = {
     " global_failures INTEGER NOT NULL DEFAULT 0,"
     " locked_until INTEGER NOT NULL DEFAULT 0,"
     " admin_locked INTEGER NOT NULL DEFAULT 0);",
+    /* 7: TURN USERHASH (RFC 8489 §14.4, issue 6 item 1): SHA-256 of
+     * "name:realm" for each TURN user name of a user (the user part and
+     * user@domain), so a request naming only the hash finds its user */
+    "CREATE TABLE turn_userhash ("
+    " hash BLOB PRIMARY KEY,"
+    " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE) WITHOUT ROWID;"
+    "CREATE INDEX turn_userhash_user ON turn_userhash(user_id);",
+    /* 8: OAuth state shared by every server of a pool (issue 3): used
+     * client-assertion jtis until they expire, revoked tokens (by hash) with
+     * a version the validators poll, users' consent for application-trust
+     * partners, and the RFC 8705 §2.1 PKI client-certificate registration */
+    "CREATE TABLE oauth_jti ("
+    " key BLOB PRIMARY KEY,"
+    " expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX oauth_jti_expires ON oauth_jti(expires);"
+    "CREATE TABLE oauth_revoked ("
+    " hash BLOB PRIMARY KEY,"
+    " expires INTEGER NOT NULL,"
+    " revoked_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX oauth_revoked_expires ON oauth_revoked(expires);"
+    "CREATE TABLE oauth_revoked_version (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " v INTEGER NOT NULL);"
+    "INSERT INTO oauth_revoked_version VALUES (1, 0);"
+    "CREATE TRIGGER oauth_revoked_ins_version AFTER INSERT ON oauth_revoked"
+    " BEGIN UPDATE oauth_revoked_version SET v = v + 1; END;"
+    "CREATE TABLE oauth_consent ("
+    " partner_id INTEGER NOT NULL REFERENCES partners(id) ON DELETE CASCADE,"
+    " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " granted_at INTEGER NOT NULL,"
+    " granted_by TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (partner_id, user_id)) WITHOUT ROWID;"
+    "CREATE INDEX oauth_consent_user ON oauth_consent(user_id);"
+    "ALTER TABLE partners ADD COLUMN tls_subject TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE partners ADD COLUMN tls_san TEXT NOT NULL DEFAULT '';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -13,6 +13,7 @@
  * database could not be read (that is STORE_UNAVAILABLE).
  */
 #include "store/store.h"
+#include "store/sqlite_int.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -307,6 +308,7 @@ struct store {
 	sqlite3 *db;
 	bool readonly;
 	sqlite3_stmt *stmt[ST_COUNT];
+	sqlite3_stmt *ext[STORE_EXT_MAX]; /* the sibling files' statements (sqlite_int.h) */
 	char errmsg[256];
 };
 
@@ -493,6 +495,68 @@ void store_rollback(struct store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		exec_id(s, ST_ROLLBACK);
+}
+
+/* ---- for the sibling files (sqlite_int.h) ---- */
+
+sqlite3_stmt *store_ext_stmt(struct store *s, int slot, const char *sql, int *err)
+{
+	int rc;
+
+	if (slot < 0 || slot >= STORE_EXT_MAX) {
+		*err = invalid(s, "statement slot");
+		return NULL;
+	}
+	if (s->ext[slot])
+		return s->ext[slot];
+	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->ext[slot], NULL);
+	if (rc != SQLITE_OK) {
+		*err = fail(s, rc);
+		s->ext[slot] = NULL;
+		return NULL;
+	}
+	return s->ext[slot];
+}
+
+void store_stmt_done(sqlite3_stmt *st)
+{
+	stmt_done(st);
+}
+
+int store_fail(struct store *s, int rc)
+{
+	return fail(s, rc);
+}
+
+int store_invalid(struct store *s, const char *what)
+{
+	return invalid(s, what);
+}
+
+int store_bind_text(struct store *s, sqlite3_stmt *st, int i, const char *v, size_t cap,
+		    const char *what)
+{
+	return bind_text(s, st, i, v, cap, what);
+}
+
+int store_bind_int(struct store *s, sqlite3_stmt *st, int i, int64_t v)
+{
+	return bind_int(s, st, i, v);
+}
+
+int store_col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+	return col_text(st, i, dst, cap);
+}
+
+int store_tx_begin(struct store *s, bool *own)
+{
+	return tx_begin(s, own);
+}
+
+int store_tx_end(struct store *s, bool own, int err)
+{
+	return tx_end(s, own, err);
 }
 
 /* ---- open, migrate, close ---- */
@@ -703,6 +767,8 @@ void store_close(struct store *s)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
+	for (int i = 0; i < STORE_EXT_MAX; i++)
+		sqlite3_finalize(s->ext[i]);
 	sqlite3_close_v2(s->db);
 	sqlite3_free(s);
 }

@@ -97,6 +97,14 @@ const char *pki_verify_strerror(int rc);
 int pki_verify_client(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64_t now,
 		      char *user_uri, size_t cap);
 
+/*
+ * The same checks without naming a user: chain to a trusted root, validity,
+ * revocation. For certificates of servers rather than users (an OAuth
+ * partner's RFC 8705 §2.1 client certificate). PKI_VERIFY_OK or an error
+ * above (never PKI_VERIFY_NO_USER).
+ */
+int pki_verify_cert(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64_t now);
+
 /* A serial as typed (hex, any case, colons allowed) in the form the store
  * keeps: upper-case hex without leading zeros. 0 or -1. */
 int pki_serial_normalise(const char *in, char out[PKI_SERIAL_MAX]);

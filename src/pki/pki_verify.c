@@ -368,13 +368,14 @@ static int check_revocation(struct store *s, STACK_OF(X509) * vchain, int64_t no
 	return rc;
 }
 
-int pki_verify_client(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64_t now,
-		      char *user_uri, size_t cap)
+/* pki_verify_client without the user mapping when user_uri is NULL. */
+static int verify(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64_t now, char *user_uri,
+		  size_t cap)
 {
 	STACK_OF(X509) *vchain = NULL;
 	int rc;
 
-	if (cap)
+	if (user_uri && cap)
 		user_uri[0] = '\0';
 	if (!leaf || !s)
 		return PKI_VERIFY_UNTRUSTED;
@@ -386,10 +387,23 @@ int pki_verify_client(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64
 	rc = verify_chain(leaf, chain, now, &vchain);
 	if (rc == PKI_VERIFY_OK)
 		rc = check_revocation(s, vchain, now);
-	if (rc == PKI_VERIFY_OK)
+	if (rc == PKI_VERIFY_OK && user_uri)
 		rc = map_user(s, leaf, user_uri, cap);
 out:
 	pthread_rwlock_unlock(&pki_lock);
 	sk_X509_pop_free(vchain, X509_free);
 	return rc;
+}
+
+int pki_verify_client(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64_t now,
+		      char *user_uri, size_t cap)
+{
+	if (!user_uri)
+		return PKI_VERIFY_UNTRUSTED;
+	return verify(s, leaf, chain, now, user_uri, cap);
+}
+
+int pki_verify_cert(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64_t now)
+{
+	return verify(s, leaf, chain, now, NULL, 0);
 }

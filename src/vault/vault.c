@@ -24,6 +24,7 @@
 #include "auth/digest.h"
 #include "auth/ntlm.h"
 #include "core/secmem.h"
+#include "vault/vault_turn.h"
 
 static uint8_t pool_secret[VAULT_SECRET_LEN];
 static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
@@ -302,6 +303,9 @@ int vault_set_password(struct store *s, const struct store_user *u, const char *
 		}
 	}
 	rc = store_cred_replace(s, u->id, creds, n); /* also sets password_changed */
+	/* the TURN USERHASH index (RFC 8489 §14.4) beside the TURN keys */
+	if (rc == STORE_OK)
+		rc = vault_turn_userhash_put(s, u);
 out:
 	secmem_wipe(creds, sizeof(creds));
 	return rc;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 #include <stdio.h>
@@ -16,12 +17,25 @@
 #include <unistd.h>
 
 #include "core/secmem.h"
+#include "store/store_turn.h"
 #include "vault/vault.h"
 
 #define SECRET_FILE_MAX 1024
 
-static char secret[SECRET_FILE_MAX + 1];
-static size_t secret_len;
+/*
+ * The shared secret: immutable once published. A reload publishes a new one
+ * with one atomic store; readers (any worker) load the pointer once per
+ * check, lock-free. Replaced secrets stay allocated (a reader may still hold
+ * one) until vault_turn_shutdown wipes and frees them: reloads are rare.
+ */
+struct secret {
+	struct secret *older; /* the list of replaced ones (reload thread only) */
+	size_t len;
+	char v[SECRET_FILE_MAX + 1];
+};
+
+static _Atomic(struct secret *) cur_secret;
+static struct secret *retired;
 static uint8_t nonce_key[32];
 static bool nonce_ready;
 
@@ -76,7 +90,7 @@ out:
 	return rc;
 }
 
-static int load_secret(const char *path, char *err, size_t errlen)
+static int load_secret(const char *path, struct secret *out, char *err, size_t errlen)
 {
 	struct stat st;
 	char buf[SECRET_FILE_MAX + 2];
@@ -105,9 +119,59 @@ static int load_secret(const char *path, char *err, size_t errlen)
 		secmem_wipe(buf, sizeof(buf));
 		return -1;
 	}
-	memcpy(secret, buf, (size_t)n);
-	secret_len = (size_t)n;
+	memcpy(out->v, buf, (size_t)n);
+	out->len = (size_t)n;
 	secmem_wipe(buf, sizeof(buf));
+	return 0;
+}
+
+static void secret_free(struct secret *x)
+{
+	if (x) {
+		secmem_wipe(x, sizeof(*x));
+		free(x);
+	}
+}
+
+/* Publish a loaded secret; the one it replaces is retired. */
+static void secret_publish(struct secret *x)
+{
+	struct secret *old = atomic_exchange(&cur_secret, x);
+
+	if (old) {
+		old->older = retired;
+		retired = old;
+	}
+}
+
+/* Load path into a fresh secret (not published). NULL with err. */
+static struct secret *secret_read(const char *path, char *err, size_t errlen)
+{
+	struct secret *x = calloc(1, sizeof(*x));
+
+	if (!x) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (load_secret(path, x, err, errlen) < 0) {
+		secret_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+int vault_turn_reload_secret(const char *path, char *err, size_t errlen)
+{
+	struct secret *x;
+
+	if (!nonce_ready) {
+		snprintf(err, errlen, "TURN is not running: [turn] changes need a restart");
+		return -1;
+	}
+	x = secret_read(path, err, errlen);
+	if (!x)
+		return -1;
+	secret_publish(x);
 	return 0;
 }
 
@@ -115,9 +179,12 @@ int vault_turn_init(const char *path, char *err, size_t errlen)
 {
 	static const char purpose_data[] = "v1";
 
+	struct secret *x;
+
 	vault_turn_shutdown();
-	if (create_secret(path, err, errlen) < 0 || load_secret(path, err, errlen) < 0)
+	if (create_secret(path, err, errlen) < 0 || !(x = secret_read(path, err, errlen)))
 		return -1;
+	secret_publish(x);
 	if (vault_mac("turn-nonce", purpose_data, sizeof(purpose_data) - 1, nonce_key) < 0) {
 		snprintf(err, errlen, "cannot derive the TURN nonce key (is the vault loaded?)");
 		vault_turn_shutdown();
@@ -129,8 +196,12 @@ int vault_turn_init(const char *path, char *err, size_t errlen)
 
 void vault_turn_shutdown(void)
 {
-	secmem_wipe(secret, sizeof(secret));
-	secret_len = 0;
+	secret_free(atomic_exchange(&cur_secret, NULL));
+	while (retired) {
+		struct secret *x = retired;
+		retired = x->older;
+		secret_free(x);
+	}
 	secmem_wipe(nonce_key, sizeof(nonce_key));
 	nonce_ready = false;
 	vault_turn_forget();
@@ -176,7 +247,8 @@ static void who_ephemeral(struct str user, char *who, size_t whocap)
 	who[n < whocap ? n : whocap - 1] = '\0';
 }
 
-static struct verdict check_ephemeral(struct str username, struct str realm, enum turn_pwalg alg,
+static struct verdict check_ephemeral(const struct secret *sec, struct str username,
+				      struct str realm, enum turn_pwalg alg,
 				      const struct stun_msg *m, int64_t now, char *who,
 				      size_t whocap)
 {
@@ -187,7 +259,7 @@ static struct verdict check_ephemeral(struct str username, struct str realm, enu
 
 	if (turn_cred_ephemeral_parse(username, &expiry, &user) < 0)
 		return verdict_permfail("malformed");
-	n = turn_cred_ephemeral_key(str_make(secret, secret_len), username, realm, alg, now, key);
+	n = turn_cred_ephemeral_key(str_make(sec->v, sec->len), username, realm, alg, now, key);
 	if (n == TURN_CRED_EXPIRED)
 		return verdict_permfail("expired");
 	if (n < 0)
@@ -400,10 +472,103 @@ static struct verdict check_directory(struct store *s, struct str username, stru
 	return rc == 0 ? verdict_ok() : verdict_permfail("bad_integrity");
 }
 
+/* ---- USERHASH (RFC 8489 §9.2.4, §14.4) ---- */
+
+/* The TURN user names of u: the user part and user@domain. 0 or -1. */
+static int userhash_names(const struct store_user *u, char at[2 * STORE_URI_MAX], struct str n[2])
+{
+	int len = snprintf(at, 2 * STORE_URI_MAX, "%s@%s", u->user, u->domain);
+
+	if (!u->user[0] || !u->domain[0] || len < 0 || len >= 2 * STORE_URI_MAX)
+		return -1;
+	n[0] = str_cstr(u->user);
+	n[1] = str_make(at, (size_t)len);
+	return 0;
+}
+
+int vault_turn_userhash_put(struct store *s, const struct store_user *u)
+{
+	uint8_t h[2][STORE_TURN_USERHASH_LEN];
+	char at[2 * STORE_URI_MAX];
+	struct str names[2];
+
+	if (!s || !u || userhash_names(u, at, names) < 0)
+		return STORE_INVALID;
+	/* realm = the user's domain: the realm of every stored key */
+	for (int i = 0; i < 2; i++)
+		if (turn_cred_userhash(names[i], str_cstr(u->domain), h[i]) < 0)
+			return STORE_UNAVAILABLE;
+	return store_turn_userhash_put(s, u->id, (const uint8_t(*)[STORE_TURN_USERHASH_LEN])h, 2);
+}
+
+int vault_turn_userhash_backfill(struct store *s, size_t *done)
+{
+	struct store_user batch[32];
+	int64_t after = 0;
+	size_t n = 0;
+	int rc;
+
+	*done = 0;
+	do {
+		rc = store_turn_userhash_missing(s, after, batch, 32, &n);
+		for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+			after = batch[i].id;
+			rc = vault_turn_userhash_put(s, &batch[i]);
+			if (rc == STORE_INVALID || rc == STORE_NOTFOUND)
+				rc = STORE_OK; /* a name that cannot be hashed, a user just deleted
+						*/
+			else if (rc == STORE_OK)
+				(*done)++;
+		}
+	} while (rc == STORE_OK && n == 32);
+	return rc;
+}
+
+struct verdict vault_turn_check_userhash(struct store *s, const uint8_t hash[STUN_USERHASH_LEN],
+					 struct str realm, enum turn_pwalg alg,
+					 const struct stun_msg *m, char *who, size_t whocap)
+{
+	size_t want = alg == TURN_PWALG_SHA256 ? TURN_KEY_SHA256_LEN : TURN_KEY_MD5_LEN;
+	char at[2 * STORE_URI_MAX];
+	struct str names[2];
+	struct store_user u;
+	uint8_t h[STORE_TURN_USERHASH_LEN];
+	int rc;
+
+	vault_turn_forget();
+	if (!m || !hash || !who || whocap == 0)
+		return verdict_tempfail("internal_error");
+	who[0] = '\0';
+	if (alg != TURN_PWALG_MD5 && alg != TURN_PWALG_SHA256)
+		return verdict_permfail("bad_algorithm");
+	if (m->mi < 0 && m->mi256 < 0)
+		return verdict_permfail("no_integrity");
+	if (!s)
+		return verdict_tempfail("store_unavailable");
+	rc = store_turn_userhash_find(s, hash, &u);
+	if (rc != STORE_OK && rc != STORE_NOTFOUND)
+		return verdict_tempfail("store_unavailable");
+	/* which of the user's names the client hashed, with this realm */
+	if (rc == STORE_OK && userhash_names(&u, at, names) == 0) {
+		for (int i = 0; i < 2; i++) {
+			if (turn_cred_userhash(names[i], realm, h) == 0 &&
+			    secmem_eq(h, hash, sizeof(h))) {
+				return check_directory(s, names[i], realm, alg, m, who, whocap);
+			}
+		}
+	}
+	/* nobody (or a hash of another realm): the same work, the same answer */
+	rc = check_mac(m, dummy_key, want);
+	return rc == STUN_E_INTERNAL ? verdict_tempfail("internal_error")
+				     : verdict_permfail("unknown_user");
+}
+
 struct verdict vault_turn_check(struct store *s, struct str username, struct str realm,
 				enum turn_pwalg alg, const struct stun_msg *m, int64_t now,
 				char *who, size_t whocap)
 {
+	const struct secret *sec;
+
 	vault_turn_forget();
 	if (!m || !who || whocap == 0)
 		return verdict_tempfail("internal_error");
@@ -412,8 +577,9 @@ struct verdict vault_turn_check(struct store *s, struct str username, struct str
 		return verdict_permfail("bad_algorithm");
 	if (m->mi < 0 && m->mi256 < 0)
 		return verdict_permfail("no_integrity");
-	if (secret_len && memchr(username.p, ':', username.len))
-		return check_ephemeral(username, realm, alg, m, now, who, whocap);
+	sec = atomic_load_explicit(&cur_secret, memory_order_acquire);
+	if (sec && memchr(username.p, ':', username.len))
+		return check_ephemeral(sec, username, realm, alg, m, now, who, whocap);
 	if (!s)
 		return verdict_tempfail("store_unavailable");
 	return check_directory(s, username, realm, alg, m, who, whocap);
@@ -434,9 +600,11 @@ int vault_turn_sign(struct stun_builder *b, bool sha256)
 int vault_turn_issue(struct str user, int64_t expiry, char *username, size_t ucap, char *password,
 		     size_t pcap)
 {
-	if (secret_len == 0)
+	const struct secret *sec = atomic_load_explicit(&cur_secret, memory_order_acquire);
+
+	if (!sec)
 		return -1; /* TURN not started: no secret */
-	return turn_cred_ephemeral_make(str_make(secret, secret_len), expiry, user, username, ucap,
+	return turn_cred_ephemeral_make(str_make(sec->v, sec->len), expiry, user, username, ucap,
 					password, pcap) == TURN_CRED_OK
 		   ? 0
 		   : -1;

@@ -66,6 +66,42 @@ struct verdict vault_turn_check(struct store *s, struct str username, struct str
 				char *who, size_t whocap);
 
 /*
+ * The same check for a request that names its user by USERHASH (RFC 8489
+ * §14.4: SHA-256(name ":" realm)) instead of USERNAME: the user is found in
+ * the store's USERHASH index (store_turn.h), then checked exactly as
+ * vault_turn_check does for the name the hash was made of (user part or
+ * user@domain), with the same verdicts. A hash that matches nobody is
+ * PERMFAIL "unknown_user" after the same HMAC as a wrong password.
+ * Shared-secret (ephemeral) credentials cannot be found by hash: they need
+ * USERNAME.
+ */
+struct verdict vault_turn_check_userhash(struct store *s, const uint8_t hash[STUN_USERHASH_LEN],
+					 struct str realm, enum turn_pwalg alg,
+					 const struct stun_msg *m, char *who, size_t whocap);
+
+/*
+ * Store the USERHASHes of directory user u (id, user, domain set): one for
+ * the user part, one for user@domain, realm = u->domain. vault_set_password
+ * calls it with the keys. STORE_OK or a store error.
+ */
+int vault_turn_userhash_put(struct store *s, const struct store_user *u);
+
+/*
+ * Give every user that has TURN keys but no USERHASH its hashes (a database
+ * made before schema 7). *done gets how many users were filled. STORE_OK or
+ * a store error (what was done stays).
+ */
+int vault_turn_userhash_backfill(struct store *s, size_t *done);
+
+/*
+ * Load the shared secret from path again ([turn] secret_file on reload; the
+ * file must exist, it is not created) and use it for every check and issue
+ * from now on. A bad file keeps the old secret: -1 with err. Also -1 when
+ * vault_turn_init has not run.
+ */
+int vault_turn_reload_secret(const char *path, char *err, size_t errlen);
+
+/*
  * Append MESSAGE-INTEGRITY (sha256 false) or MESSAGE-INTEGRITY-SHA256 to an
  * answer with the key of this thread's last successful vault_turn_check,
  * then wipe it. 0, or -1 when no key is held (or the builder failed).

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/store_turn.h"
 #include "turn/stun.h"
 #include "vault/vault.h"
 #include "vault/vault_turn.h"
@@ -362,6 +363,176 @@ static void test_secret_file_readable_by_others_or_empty_is_refused(void **state
 	}
 }
 
+/* SHA-256(name ":" realm), independently. */
+static void userhash_of(const char *name, const char *realm, uint8_t out[32])
+{
+	char buf[512];
+	unsigned n = 0;
+
+	snprintf(buf, sizeof(buf), "%s:%s", name, realm);
+	assert_int_equal(EVP_Digest(buf, strlen(buf), out, &n, EVP_sha256(), NULL), 1);
+}
+
+static struct verdict check_hash(struct fx *f, const char *name, const char *pw, bool sha256,
+				 char *who)
+{
+	uint8_t buf[1024], key[32], h[32];
+	struct stun_msg m;
+	size_t kl = key_of(name, pw, sha256, key);
+	char w[VAULT_TURN_WHO_MAX];
+
+	userhash_of(name, REALM, h);
+	request(buf, sizeof(buf), "ignored", key, kl, sha256, &m);
+	return vault_turn_check_userhash(f->s, h, str_cstr(REALM),
+					 sha256 ? TURN_PWALG_SHA256 : TURN_PWALG_MD5, &m,
+					 who ? who : w, VAULT_TURN_WHO_MAX);
+}
+
+/*
+ * These use users of their own: the per-thread lookup cache outlives a
+ * test's database (the earlier tests disable alice and add mallory).
+ */
+static void test_userhash_finds_the_user_by_either_name_with_md5_and_sha256(void **state)
+{
+	struct fx *f = *state;
+	char who[VAULT_TURN_WHO_MAX];
+	struct verdict v;
+
+	add_user(f->s, "sip:hera@" REALM, true, PW);
+	v = check_hash(f, "hera", PW, false, who);
+	assert_int_equal(v.kind, VERDICT_OK);
+	assert_string_equal(who, "sip:hera@" REALM);
+	vault_turn_forget();
+	v = check_hash(f, "hera@" REALM, PW, true, who);
+	assert_int_equal(v.kind, VERDICT_OK);
+	assert_string_equal(who, "sip:hera@" REALM);
+	vault_turn_forget();
+}
+
+static void test_userhash_wrong_password_unknown_hash_and_disabled_are_permfail(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[1024], key[32];
+	uint8_t h[32] = {0};
+	struct stun_msg m;
+	char who[VAULT_TURN_WHO_MAX];
+	struct verdict v;
+
+	add_user(f->s, "sip:iris@" REALM, true, PW);
+	add_user(f->s, "sip:ivan@" REALM, false, PW);
+	v = check_hash(f, "iris", "wrong", false, who);
+	assert_int_equal(v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(v.reason, "bad_integrity");
+	assert_string_equal(who, "");
+	v = check_hash(f, "nobody-by-hash", PW, false, NULL);
+	assert_int_equal(v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(v.reason, "unknown_user");
+	v = check_hash(f, "ivan", PW, false, NULL);
+	assert_int_equal(v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(v.reason, "disabled");
+	/* a hash made with another realm is nobody's */
+	key_of("iris", PW, false, key);
+	userhash_of("iris", "other.test", h);
+	request(buf, sizeof(buf), "x", key, 16, false, &m);
+	v = vault_turn_check_userhash(f->s, h, str_cstr(REALM), TURN_PWALG_MD5, &m, who,
+				      sizeof(who));
+	assert_int_equal(v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(v.reason, "unknown_user");
+	/* nothing held to sign with after a failure */
+	{
+		struct stun_builder b;
+		static const uint8_t tid[STUN_TID_LEN] = {3};
+		stun_build_init(&b, buf, sizeof(buf), STUN_METHOD_ALLOCATE, STUN_SUCCESS, tid);
+		assert_int_equal(vault_turn_sign(&b, false), -1);
+	}
+	/* and the right one still works */
+	assert_int_equal(check_hash(f, "iris", PW, false, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
+}
+
+static void test_userhash_store_outage_is_tempfail(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db;
+	struct verdict v;
+
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE turn_userhash RENAME TO gone", NULL, NULL, NULL),
+	    SQLITE_OK);
+	v = check_hash(f, "carol", PW, false, NULL);
+	assert_int_equal(v.kind, VERDICT_TEMPFAIL);
+	assert_string_equal(v.reason, "store_unavailable");
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE gone RENAME TO turn_userhash", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void test_userhash_backfill_fills_users_with_keys_but_no_hash(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	size_t done = 0;
+	int n = -1;
+
+	/* a database made before schema 7: keys, no hashes */
+	assert_int_equal(store_user_get(f->s, "sip:carol@" REALM, &u), STORE_OK);
+	assert_int_equal(store_turn_userhash_put(f->s, u.id, NULL, 0), STORE_OK);
+	assert_int_equal(check_hash(f, "carol", PW, false, NULL).kind, VERDICT_PERMFAIL);
+	assert_int_equal(vault_turn_userhash_backfill(f->s, &done), STORE_OK);
+	assert_int_equal(done, 1);
+	assert_int_equal(store_turn_userhash_count(f->s, u.id, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(check_hash(f, "carol", PW, false, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
+	/* nothing left to do the second time */
+	assert_int_equal(vault_turn_userhash_backfill(f->s, &done), STORE_OK);
+	assert_int_equal(done, 0);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd;
+
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void test_secret_reload_takes_the_new_secret_and_a_bad_file_keeps_the_old(void **state)
+{
+	struct fx *f = *state;
+	char pw[64], err[256], path[200], user[32], name[64], pass[64];
+
+	snprintf(path, sizeof(path), "%s/other.secret", f->dir);
+	write_file(path, "south-wind\n", 0600);
+	assert_int_equal(vault_turn_reload_secret(path, err, sizeof(err)), 0);
+	eph_password("south-wind", "2000:dan", pw);
+	assert_int_equal(check(f, "2000:dan", pw, false, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
+	/* credentials minted from now on use it */
+	assert_int_equal(
+	    vault_turn_issue(str_cstr("dan"), 2000, name, sizeof(name), pass, sizeof(pass)), 0);
+	assert_string_equal(name, "2000:dan");
+	assert_string_equal(pass, pw);
+	/* a file others can read, an empty one, a missing one: the old secret stays */
+	chmod(path, 0644);
+	assert_int_equal(vault_turn_reload_secret(path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "chmod 600"));
+	write_file(path, "\n", 0600);
+	assert_int_equal(vault_turn_reload_secret(path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "empty"));
+	snprintf(user, sizeof(user), "%s/none", f->dir);
+	assert_int_equal(vault_turn_reload_secret(user, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot open"));
+	assert_int_equal(check(f, "2000:dan", pw, false, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
+	unlink(path);
+}
+
 static void test_nonce_round_trip_and_bind(void **state)
 {
 	char n[TURN_NONCE_MAX + 1];
@@ -396,6 +567,11 @@ int main(void)
 	    T(test_ephemeral_credentials_from_the_secret),
 	    T(test_secret_file_readable_by_others_or_empty_is_refused),
 	    T(test_nonce_round_trip_and_bind),
+	    T(test_userhash_finds_the_user_by_either_name_with_md5_and_sha256),
+	    T(test_userhash_wrong_password_unknown_hash_and_disabled_are_permfail),
+	    T(test_userhash_store_outage_is_tempfail),
+	    T(test_userhash_backfill_fills_users_with_keys_but_no_hash),
+	    T(test_secret_reload_takes_the_new_secret_and_a_bad_file_keeps_the_old),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

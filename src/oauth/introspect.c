@@ -68,8 +68,10 @@ int introspect_revoke(const struct oauth_snapshot *snap, const struct oauth_part
 {
 	struct oauth_principal p;
 
-	if (!token || oauth_validate_token(snap, token, strlen(token), now, &p) != VR_OK)
+	if (!token)
 		return 0;
+	if (oauth_validate_token(snap, token, strlen(token), now, &p) != VR_OK)
+		return oauth_validate_unavailable() ? -1 : 0;
 	/* RFC 7009 §2.1: only the client the token was issued to */
 	if (strcmp(p.client_id, client->rec.issuer) != 0)
 		return 0;
@@ -126,7 +128,9 @@ static void handle(const struct http_request *req, struct http_response *resp, b
 		rc = introspect_revoke(snap, client, f.token, now);
 		if (rc < 0) {
 			/* RFC 7009 §2.2.1 */
-			snprintf(why, sizeof(why), "the revocation list is full; retry later");
+			snprintf(why, sizeof(why),
+				 "the revocation could not be recorded (list full or store "
+				 "unavailable); retry later");
 			http_response_header(resp, "Retry-After", "60");
 			http_response_error(resp, status = 503, "temporarily_unavailable", why);
 			outcome = RV_UNAVAILABLE;
@@ -138,6 +142,15 @@ static void handle(const struct http_request *req, struct http_response *resp, b
 		goto done;
 	}
 	o = introspect_answer(snap, f.token, now);
+	if (o && oauth_validate_unavailable()) {
+		/* fail closed, and say so: "inactive" would be a guess */
+		json_decref(o);
+		snprintf(why, sizeof(why), "the revocation list is unavailable; retry later");
+		http_response_header(resp, "Retry-After", "5");
+		http_response_error(resp, status = 503, "temporarily_unavailable", why);
+		outcome = RV_UNAVAILABLE;
+		goto done;
+	}
 	if (!o) {
 		http_response_error(resp, status = 500, "server_error", "out of memory");
 		goto done;

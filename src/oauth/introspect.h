@@ -38,7 +38,8 @@ json_t *introspect_answer(const struct oauth_snapshot *snap, const char *token, 
 
 /*
  * Revoke token if it is valid and client's. 1 revoked, 0 nothing to do
- * (invalid, expired, another partner's), -1 the revocation list is full.
+ * (invalid, expired, another partner's), -1 the revocation list is full or
+ * the pool's store could not answer (the endpoint answers 503).
  */
 int introspect_revoke(const struct oauth_snapshot *snap, const struct oauth_partner *client,
 		      const char *token, int64_t now);

@@ -23,10 +23,13 @@
 #include "core/secmem.h"
 #include "core/stats.h"
 #include "http/http.h"
+#include "http/webticket.h"
 #include "oauth/fetch.h"
 #include "oauth/jose.h"
+#include "oauth/validate.h"
 #include "sip/server.h"
 #include "store/store.h"
+#include "store/store_oauth.h"
 
 /* ---- counting ---- */
 
@@ -495,6 +498,55 @@ bad:
 	return -1;
 }
 
+#define SPEND_UNAVAILABLE (-100) /* res already filled */
+#define JTI_PURGE_EVERY	  64	 /* store inserts between two bounded purges */
+
+/*
+ * The pool-wide half of the replay check (store_oauth.h): the row key is
+ * the SHA-256 of a label and the namespace and the jti, each preceded by
+ * its length, so that no two (namespace, jti) pairs share an encoding.
+ * REPLAY_OK, REPLAY_SEEN, or SPEND_UNAVAILABLE with res filled: a store
+ * that cannot answer never lets an assertion through.
+ */
+static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const char *jti,
+			   int64_t expires, struct token_result *res)
+{
+	static _Thread_local unsigned adds;
+	const char *parts[3] = {"rtcauth-oauth-jti-v1", ns, jti};
+	uint8_t key[STORE_OAUTH_KEY_LEN];
+	unsigned int n = sizeof(key);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	int rc;
+
+	for (size_t i = 0; ok && i < 3; i++) {
+		uint32_t len = (uint32_t)strlen(parts[i]);
+		unsigned char be[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+				       (unsigned char)(len >> 8), (unsigned char)len};
+
+		ok = EVP_DigestUpdate(c, be, 4) && EVP_DigestUpdate(c, parts[i], len);
+	}
+	ok = ok && EVP_DigestFinal_ex(c, key, &n) && n == sizeof(key);
+	EVP_MD_CTX_free(c);
+	if (!ok) {
+		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR, "the replay key failed");
+		return SPEND_UNAVAILABLE;
+	}
+	rc = store_oauth_jti_add(ctx->store, key, expires, ctx->now);
+	if (rc == STORE_CONFLICT)
+		return REPLAY_SEEN;
+	if (rc != STORE_OK) {
+		log_warn("oauth.token", "event=jti_store_unavailable error=%s", store_strerror(rc));
+		fail(res, 503, "temporarily_unavailable", TOKEN_R_SERVER_ERROR,
+		     "the shared replay cache is unavailable; retry in a moment");
+		return SPEND_UNAVAILABLE;
+	}
+	/* bounded housekeeping: a few hundred expired rows now and then */
+	if (++adds % JTI_PURGE_EVERY == 0)
+		store_oauth_jti_purge(ctx->store, ctx->now, STORE_OAUTH_PURGE, NULL);
+	return REPLAY_OK;
+}
+
 /* Record the jti; the assertion is spent even if a later policy check
  * refuses the grant. */
 static int spend_jti(const struct token_ctx *ctx, const struct jose_jws *jws,
@@ -511,8 +563,12 @@ static int spend_jti(const struct token_ctx *ctx, const struct jose_jws *jws,
 	/* one namespace per partner and per kind of assertion */
 	snprintf(key, sizeof(key), "%s/%s", purpose == JWT_CLIENT ? "c" : "g", p->rec.name);
 	rc = replay_check_and_add(ctx->replay, key, jti, exp + ctx->snap->clock_skew, ctx->now);
+	if (rc == REPLAY_OK && ctx->store)
+		rc = spend_jti_store(ctx, key, jti, exp + ctx->snap->clock_skew, res);
 	if (rc == REPLAY_OK)
 		return 0;
+	if (rc == SPEND_UNAVAILABLE)
+		return -1;
 	if (rc == REPLAY_SEEN)
 		fail(res, purpose == JWT_CLIENT ? 401 : 400,
 		     purpose == JWT_CLIENT ? "invalid_client" : "invalid_grant", TOKEN_R_REPLAY,
@@ -831,19 +887,120 @@ static int assertion_user(const struct token_ctx *ctx, const struct jose_jws *jw
 	return -1;
 }
 
-/* May client act for users? (PROTOCOLS.md §6 trust levels) */
-static int may_act_for_users(const struct oauth_partner *client, struct token_result *res)
+/*
+ * May client act for users on the strength of its own assertion (jwt-bearer,
+ * or a token exchange whose subject token the partner signed)? Full trust
+ * yes; application trust yes, subject to the user's consent (checked once
+ * the user is known: user_consent); user trust never: it needs a token the
+ * user obtained from us (PROTOCOLS.md §6 trust levels).
+ */
+static int may_assert_users(const struct oauth_partner *client, struct token_result *res)
 {
-	if (client->rec.trust == STORE_TRUST_FULL)
+	if (client->rec.trust != STORE_TRUST_USER)
 		return 0;
-	if (client->rec.trust == STORE_TRUST_APPLICATION)
-		fail(res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT,
-		     "trust level application acts for a user only with the user's consent, which "
-		     "this server does not support yet");
+	fail(res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT,
+	     "trust level user acts for a user only with a token the user obtained here: "
+	     "token exchange (RFC 8693) with our web ticket or access token as subject_token");
+	return -1;
+}
+
+/*
+ * PROTOCOLS.md §6: an application-trust partner acts as a user only with
+ * that user's consent, recorded by the user (POST /oauth/consent) or an
+ * operator (rtcauthctl partner consent). Other trust levels need none. No
+ * way to ask (ctx->consent_ok NULL) is no consent.
+ */
+static int user_consent(const struct token_ctx *ctx, const struct oauth_partner *client,
+			const char *uri, struct token_result *res)
+{
+	int rc;
+
+	if (client->rec.trust != STORE_TRUST_APPLICATION)
+		return 0;
+	rc = ctx->consent_ok ? ctx->consent_ok(ctx->user_arg, client, uri) : 1;
+	if (rc == 0)
+		return 0;
+	if (rc > 0)
+		fail(
+		    res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT,
+		    "consent is missing: the user has not consented to this application-trust "
+		    "partner acting for them (POST /oauth/consent, or rtcauthctl partner consent)");
 	else
-		fail(res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT,
-		     "trust level user needs a token the user obtained, which this server does not "
-		     "support yet; only full trust may assert a user");
+		fail(res, 503, "temporarily_unavailable", TOKEN_R_SERVER_ERROR,
+		     "the consent records are unavailable; retry later");
+	return -1;
+}
+
+/*
+ * A token exchange whose subject_token is a token we issued to a user
+ * (RFC 8693 §2.1): our web ticket (the user signed in and got it from GET
+ * /webticket), or an access token we minted for this same client acting
+ * for a user. 1 with uri set (the user), 0 when the subject token is none
+ * of ours (a partner-signed assertion, perhaps), -1 refused (res filled).
+ */
+static int own_subject(const struct token_ctx *ctx, const struct oauth_partner *client,
+		       const char *tok, char uri[STORE_URI_MAX], struct token_result *res)
+{
+	struct oauth_principal p;
+	char *auth = NULL;
+	int wt, vr;
+
+	uri[0] = '\0';
+	if (asprintf(&auth, "Bearer %s", tok) < 0) {
+		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR, "out of memory");
+		return -1;
+	}
+	wt = webticket_validate(ctx->snap, auth, ctx->now, uri, STORE_URI_MAX);
+	secmem_wipe(auth, strlen(auth));
+	free(auth);
+	if (wt == VR_OK)
+		return 1;
+	uri[0] = '\0';
+	vr = oauth_validate_token(ctx->snap, tok, strlen(tok), ctx->now, &p);
+	if (vr == VR_OK && !p.own)
+		return 0; /* a partner's token: the assertion rules decide */
+	if (vr == VR_OK && !p.acts_for_user) {
+		fail(res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT,
+		     "the subject_token is an app-only token: it names no user");
+		return -1;
+	}
+	if (vr == VR_OK && strcmp(p.client_id, client->rec.issuer) != 0) {
+		fail(res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT,
+		     "the subject_token was issued to another client");
+		return -1;
+	}
+	if (vr == VR_OK) {
+		snprintf(uri, STORE_URI_MAX, "%s", p.sub);
+		return 1;
+	}
+	if (vr == VR_INTERNAL && oauth_validate_unavailable()) {
+		fail(res, 503, "temporarily_unavailable", TOKEN_R_SERVER_ERROR,
+		     "the revocation list is unavailable; retry later");
+		return -1;
+	}
+	if (client->rec.trust != STORE_TRUST_USER)
+		return 0;
+	/* a web ticket reads as partner_disabled to the partner validator: the
+	 * web ticket's own reason says more */
+	fail(res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT,
+	     "the subject_token is not a valid token this server issued to a user (%s)",
+	     validate_result_name(vr == VR_PARTNER_DISABLED || vr == VR_UNKNOWN_ISSUER ? wt : vr));
+	return -1;
+}
+
+/* The user of a token we issued must still be one we may issue for. */
+static int subject_user_ok(const struct token_ctx *ctx, const char *uri, struct token_result *res)
+{
+	int rc = ctx->user_ok ? ctx->user_ok(ctx->user_arg, uri) : 0;
+
+	if (rc == 0)
+		return 0;
+	if (rc > 0)
+		fail(res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT,
+		     "the subject_token's user is unknown or disabled");
+	else
+		fail(res, 503, "temporarily_unavailable", TOKEN_R_SERVER_ERROR,
+		     "the user directory is unavailable; retry later");
 	return -1;
 }
 
@@ -855,9 +1012,10 @@ static int exchange_params(const struct token_form *f, struct token_result *res)
 		     "token exchange needs subject_token and subject_token_type");
 		return -1;
 	}
-	if (strcmp(f->subject_token_type, TOKEN_TYPE_JWT) != 0) {
+	if (strcmp(f->subject_token_type, TOKEN_TYPE_JWT) != 0 &&
+	    strcmp(f->subject_token_type, TOKEN_TYPE_ACCESS_TOKEN) != 0) {
 		fail(res, 400, "invalid_request", TOKEN_R_INVALID_REQUEST,
-		     "subject_token_type must be " TOKEN_TYPE_JWT);
+		     "subject_token_type must be " TOKEN_TYPE_JWT " or " TOKEN_TYPE_ACCESS_TOKEN);
 		return -1;
 	}
 	if (f->actor_token || f->actor_token_type) {
@@ -904,7 +1062,7 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 	char user[STORE_URI_MAX] = "";
 	const char *aud = NULL;
 	char cnf[JOSE_X5T256_LEN + 1] = "";
-	bool have_ua = false;
+	bool have_ua = false, ours = false;
 	enum grant g;
 	int rc;
 
@@ -925,7 +1083,7 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 		if (verify_jwt(ctx, f->assertion, JWT_GRANT, &ua, &client, res) < 0)
 			return;
 		have_ua = true;
-		if (may_act_for_users(client, res) < 0)
+		if (may_assert_users(client, res) < 0)
 			goto out;
 	} else {
 		if (token_authenticate(ctx, f, &client, cnf, res) < 0)
@@ -935,8 +1093,15 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 			     "trust level user acts only for users, never as itself");
 			goto out;
 		}
-		if (g != G_CLIENT_CREDENTIALS) {
-			if (may_act_for_users(client, res) < 0)
+		/* RFC 8693: a token the user obtained here speaks for them */
+		if (g == G_TOKEN_EXCHANGE) {
+			rc = own_subject(ctx, client, f->subject_token, user, res);
+			if (rc < 0)
+				goto out;
+			ours = rc == 1;
+		}
+		if (g != G_CLIENT_CREDENTIALS && !ours) {
+			if (may_assert_users(client, res) < 0)
 				goto out;
 			if (verify_jwt(ctx, g == G_JWT_BEARER ? f->assertion : f->subject_token,
 				       JWT_GRANT, &ua, &signer, res) < 0)
@@ -957,10 +1122,14 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 		if (assertion_user(ctx, &ua, user, res) < 0)
 			goto out;
 	}
+	if (ours && subject_user_ok(ctx, user, res) < 0)
+		goto out;
+	if ((have_ua || ours) && user_consent(ctx, client, user, res) < 0)
+		goto out;
 	memset(&a, 0, sizeof(a));
 	a.client_id = client->rec.issuer;
-	a.subject = have_ua ? user : NULL;
-	a.actor = have_ua ? client->rec.issuer : NULL;
+	a.subject = have_ua || ours ? user : NULL;
+	a.actor = have_ua || ours ? client->rec.issuer : NULL;
 	a.audience = aud;
 	a.scope = res->scope;
 	a.lifetime = client->rec.lifetime;
@@ -999,6 +1168,27 @@ static int user_ok_store(void *arg, const char *uri)
 	if (rc == STORE_OK)
 		return u.enabled ? 0 : 1;
 	return rc == STORE_NOTFOUND ? 1 : -1;
+}
+
+/* token_ctx.consent_ok over the worker's store (store_oauth.h) */
+static int consent_ok_store(void *arg, const struct oauth_partner *p, const char *uri)
+{
+	struct sip_worker *w = arg;
+	struct store_user u;
+	bool yes = false;
+	int rc;
+
+	if (!w || !w->store)
+		return -1;
+	rc = store_user_get(w->store, uri, &u);
+	if (rc == STORE_NOTFOUND)
+		return 1;
+	if (rc != STORE_OK)
+		return -1;
+	rc = store_oauth_consent_has(w->store, p->rec.id, u.id, &yes);
+	if (rc != STORE_OK)
+		return -1;
+	return yes ? 0 : 1;
 }
 
 /* application/x-www-form-urlencoded, with parameters or not (RFC 6749 §3.2) */
@@ -1062,6 +1252,14 @@ int token_request_read(const struct http_request *req, const struct oauth_snapsh
 	ctx->auth_scheme = auth_scheme(req, scheme, cap);
 	/* unverified (http.h): authenticate_mtls compares it with the registration */
 	ctx->client_cert = http_request_peer_cert(req);
+	{
+		struct sip_worker *w = req->worker;
+
+		ctx->store = w ? w->store : NULL;
+		/* the validator (subject tokens, introspection, revocation)
+		 * shares the pool's revocations through it */
+		oauth_validate_bind_store(ctx->store);
+	}
 	return 0;
 }
 
@@ -1110,6 +1308,7 @@ static void token_handler(const struct http_request *req, struct http_response *
 	sts_issuer_from_snapshot(&iss, snap);
 	ctx.iss = &iss;
 	ctx.user_ok = user_ok_store;
+	ctx.consent_ok = consent_ok_store;
 	ctx.user_arg = req->worker;
 	token_process(&ctx, &f, &res);
 	oauth_snapshot_put(snap);

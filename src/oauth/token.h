@@ -8,8 +8,15 @@
  *    lifetime, a jti never seen before);
  *  - grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer (RFC 7523
  *    §2.1) and urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693):
- *    a partner acting for a user, only with trust level "full"; the token
- *    names the user in sub and the partner in act (RFC 8693 §4.1);
+ *    a partner acting for a user; the token names the user in sub and the
+ *    partner in act (RFC 8693 §4.1). Trust levels (PROTOCOLS.md §6): full
+ *    asserts any user of the realm; application too, but only for a user
+ *    whose consent is recorded (consent_ok; else invalid_grant "consent is
+ *    missing"); user never asserts a user: it gets a token only by token
+ *    exchange of a token the user obtained here (subject_token = our web
+ *    ticket, or an access token we issued to the same client for that
+ *    user; expired, tampered or foreign: invalid_grant), and never an
+ *    app-only token. Any partner may exchange such a token of ours;
  *  - resource (RFC 8707, one per request for now) and scope: our issuer,
  *    our principal/host@realm, or one of the partner's registered
  *    resources; a partner with no registered resources gets tokens for our
@@ -161,6 +168,12 @@ struct token_ctx {
 	int (*user_ok)(void *arg, const char *uri);
 	void *user_arg;
 	/*
+	 * Has uri consented to the application-trust partner p acting for
+	 * them (called with user_arg)? 0 yes, 1 no, -1 store unavailable.
+	 * NULL: nobody has (application-trust partners never act for users).
+	 */
+	int (*consent_ok)(void *arg, const struct oauth_partner *p, const char *uri);
+	/*
 	 * The certificate the TLS client presented (http_request_peer_cert),
 	 * or NULL. UNVERIFIED: it authenticates the client only if it is one
 	 * the client_id's partner registered (RFC 8705 §2.2). Borrowed.
@@ -172,6 +185,14 @@ struct token_ctx {
 	 * endpoint), or NULL.
 	 */
 	const char *extra_aud;
+	/*
+	 * The worker's store connection, or NULL (tests, tools). With a store
+	 * the pool shares the jtis (store_oauth.h: a jti spent at any server
+	 * of the pool is a replay here; the in-process cache stays as the
+	 * first, cheap filter), consent is read from it, and a store error
+	 * fails closed (503 temporarily_unavailable).
+	 */
+	struct store *store;
 };
 
 /*

@@ -31,6 +31,8 @@
 #include "oauth/fetch.h"
 #include "oauth/jose.h"
 #include "oauth/token.h"
+#include "sip/server.h"
+#include "store/store_oauth.h"
 
 static const char *const result_names[VR_COUNT] = {
     [VR_OK] = "ok",
@@ -112,6 +114,9 @@ static int from_jose(int rc)
 		return VR_INTERNAL;
 	}
 }
+
+static _Thread_local struct store *pool_store; /* oauth_validate_bind_store */
+static _Thread_local bool pool_failed;	       /* the last validation could not ask it */
 
 /* ---- issuers ---- */
 
@@ -363,8 +368,11 @@ static int principal_own(const struct oauth_snapshot *snap, const struct half *h
 		return VR_PARTNER_DISABLED;
 	if (act && !json_is_object(act))
 		return VR_CLAIM_TYPE;
-	/* acting for a user: only while the partner's trust allows it */
-	if (act && client->rec.trust != STORE_TRUST_FULL)
+	/* acting for a user: only while the partner's trust allows it (full;
+	 * user: the token came from a token the user obtained here;
+	 * application: with the user's consent, which only the store knows,
+	 * checked on every use by pool_consent) */
+	if (act && client->rec.trust == STORE_TRUST_APPLICATION && !pool_store)
 		return VR_DELEGATION_NOT_ALLOWED;
 	rc = grant_scopes(client, h->jws.payload, p->scope, sizeof(p->scope));
 	if (rc != VR_OK)
@@ -574,6 +582,87 @@ static void rev_purge_locked(int64_t now)
 	atomic_store(&rev_live, rev_n);
 }
 
+/* ---- the pool's revocation list (store_oauth.h) ---- */
+
+#define POOL_POLL_MS	 1000 /* revocation version reads per thread: at most one a second */
+#define POOL_PURGE_EVERY 64   /* revocations between two bounded purges */
+
+void oauth_validate_bind_store(struct store *s)
+{
+	pool_store = s;
+}
+
+bool oauth_validate_unavailable(void)
+{
+	return pool_failed;
+}
+
+/*
+ * The pool's revocation version as this thread last read it (at most
+ * POOL_POLL_MS old), or -1 when the store cannot answer: fail closed.
+ */
+static _Atomic int64_t pool_latest = -1; /* the newest version any thread has read */
+
+static int64_t pool_version(void)
+{
+	static _Thread_local int64_t seen = -1;
+	static _Thread_local uint64_t checked;
+	uint64_t now = clock_mono_ms();
+	int64_t v, g;
+
+	if (!(seen >= 0 && checked && now - checked < POOL_POLL_MS)) {
+		if (store_oauth_revoked_version(pool_store, &v) != STORE_OK) {
+			seen = -1;
+			return -1;
+		}
+		checked = now;
+		seen = v;
+		/* what one thread learnt, every thread uses at once */
+		g = atomic_load(&pool_latest);
+		while (g < v && !atomic_compare_exchange_weak(&pool_latest, &g, v))
+			;
+	}
+	g = atomic_load(&pool_latest);
+	return g > seen ? g : seen;
+}
+
+/*
+ * Is p revoked anywhere in the pool? 0 no, 1 yes, -1 the store could not
+ * say (the caller refuses the token). *v gets the version the answer holds
+ * for: a cached entry checked at that version needs no new lookup until
+ * the version moves.
+ */
+static int pool_revoked(const struct oauth_principal *p, int64_t now, int64_t *v)
+{
+	unsigned char key[32];
+	bool revoked = true;
+
+	*v = pool_version();
+	if (*v < 0)
+		return -1;
+	rev_key(p, key);
+	if (store_oauth_revoked(pool_store, key, now, &revoked) != STORE_OK)
+		return -1;
+	return revoked ? 1 : 0;
+}
+
+static int pool_revoke(const struct oauth_principal *p, int64_t skew, int64_t now)
+{
+	static _Thread_local unsigned adds;
+	unsigned char key[32];
+	int rc;
+
+	rev_key(p, key);
+	rc = store_oauth_revoke_add(pool_store, key, p->exp + (skew > 0 ? skew : 0), now);
+	if (rc != STORE_OK) {
+		log_warn("oauth.revoke", "event=store_unavailable error=%s", store_strerror(rc));
+		return -1;
+	}
+	if (++adds % POOL_PURGE_EVERY == 0)
+		store_oauth_revoked_purge(pool_store, now, STORE_OAUTH_PURGE, NULL);
+	return 0;
+}
+
 int oauth_revoke(const struct oauth_principal *p, int64_t skew, int64_t now)
 {
 	unsigned char key[32];
@@ -581,6 +670,10 @@ int oauth_revoke(const struct oauth_principal *p, int64_t skew, int64_t now)
 	size_t b;
 	int rc = 0;
 
+	/* the pool first: a revocation only this process knew would let the
+	 * token in at every other server */
+	if (pool_store && pool_revoke(p, skew, now) < 0)
+		return -1;
 	rev_key(p, key);
 	b = (((size_t)key[0] << 8) | key[1]) % REV_BUCKETS;
 	pthread_mutex_lock(&rev_mu);
@@ -649,6 +742,7 @@ static void rev_clear(void)
 struct centry {
 	struct oauth_principal p; /* p.hash is the cache key */
 	struct jose_key *key;	  /* the key that verified it (one reference) */
+	int64_t pool_v;		  /* pool revocation version it was last found unrevoked at */
 };
 
 static struct {
@@ -693,7 +787,7 @@ static void cache_pos(const unsigned char h[32], size_t *shard, size_t *slot)
 }
 
 static bool cache_get(const struct oauth_snapshot *snap, const unsigned char h[32], int64_t now,
-		      struct oauth_principal *out)
+		      struct oauth_principal *out, int64_t *pool_v)
 {
 	struct centry *e, *drop = NULL;
 	size_t sh, sl;
@@ -706,6 +800,7 @@ static bool cache_get(const struct oauth_snapshot *snap, const unsigned char h[3
 	if (e && memcmp(e->p.hash, h, 32) == 0) {
 		if (e->p.exp >= now && key_in_snapshot(snap, e->key)) {
 			*out = e->p;
+			*pool_v = e->pool_v;
 			hit = true;
 		} else {
 			drop = e; /* expired, or from an older snapshot */
@@ -717,7 +812,53 @@ static bool cache_get(const struct oauth_snapshot *snap, const unsigned char h[3
 	return hit;
 }
 
-static void cache_put(const struct oauth_principal *p, struct jose_key *key)
+/*
+ * An access token we issued to an application-trust partner acting for a
+ * user stays good only while the user's consent is recorded
+ * (PROTOCOLS.md §6): withdrawing it stops the partner at once, at every
+ * server of the pool. VR_OK, VR_DELEGATION_NOT_ALLOWED, or VR_INTERNAL
+ * (pool_failed) when the store cannot say.
+ */
+static int pool_consent(const struct oauth_snapshot *snap, const struct oauth_principal *p)
+{
+	const struct oauth_partner *client;
+	struct store_user u;
+	bool yes = false;
+	int rc;
+
+	if (!p->own || !p->acts_for_user)
+		return VR_OK;
+	client = oauth_partner_by_name(snap, p->partner);
+	if (!client)
+		return VR_PARTNER_DISABLED;
+	if (client->rec.trust != STORE_TRUST_APPLICATION)
+		return VR_OK;
+	if (!pool_store)
+		return VR_DELEGATION_NOT_ALLOWED;
+	rc = store_user_get(pool_store, p->sub, &u);
+	if (rc == STORE_OK)
+		rc = store_oauth_consent_has(pool_store, client->rec.id, u.id, &yes);
+	if (rc == STORE_OK || rc == STORE_NOTFOUND)
+		return yes && u.enabled ? VR_OK : VR_DELEGATION_NOT_ALLOWED;
+	pool_failed = true;
+	return VR_INTERNAL;
+}
+
+/* Remember that the entry of h was found unrevoked at pool version v. */
+static void cache_confirm(const unsigned char h[32], int64_t v)
+{
+	struct centry *e;
+	size_t sh, sl;
+
+	cache_pos(h, &sh, &sl);
+	pthread_mutex_lock(&cache[sh].mu);
+	e = cache[sh].slot[sl];
+	if (e && memcmp(e->p.hash, h, 32) == 0 && e->pool_v < v)
+		e->pool_v = v;
+	pthread_mutex_unlock(&cache[sh].mu);
+}
+
+static void cache_put(const struct oauth_principal *p, struct jose_key *key, int64_t pool_v)
 {
 	struct centry *e = malloc(sizeof(*e)), *old;
 	size_t sh, sl;
@@ -725,6 +866,7 @@ static void cache_put(const struct oauth_principal *p, struct jose_key *key)
 	if (!e)
 		return; /* the cache is an optimisation */
 	e->p = *p;
+	e->pool_v = pool_v;
 	e->key = jose_key_ref(key);
 	pthread_once(&cache_once, cache_init);
 	cache_pos(p->hash, &sh, &sl);
@@ -765,10 +907,25 @@ static int validate_uncached(const struct oauth_snapshot *snap, const char *tok,
 	} else {
 		rc = h.own ? principal_own(snap, &h, p) : principal_partner(snap, &h, p);
 	}
-	if (rc == VR_OK && !oauth_revoked(p, now))
-		cache_put(p, h.jws.key);
-	else if (rc == VR_OK)
+	if (rc == VR_OK && oauth_revoked(p, now))
 		rc = VR_REVOKED;
+	if (rc == VR_OK)
+		rc = pool_consent(snap, p);
+	if (rc == VR_OK) {
+		/* about to be accepted: the pool's list decides too (no store
+		 * bound: this process's list only, version -1) */
+		int64_t v = -1;
+		int pr = pool_store ? pool_revoked(p, now, &v) : 0;
+
+		if (pr < 0) {
+			pool_failed = true;
+			rc = VR_INTERNAL;
+		} else if (pr > 0) {
+			rc = VR_REVOKED;
+		} else {
+			cache_put(p, h.jws.key, v);
+		}
+	}
 	jose_jws_free(&h.jws);
 	return rc;
 }
@@ -776,6 +933,7 @@ static int validate_uncached(const struct oauth_snapshot *snap, const char *tok,
 int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, size_t len,
 			 int64_t now, struct oauth_principal *out)
 {
+	int64_t cached_v = -1;
 	size_t max;
 	int rc;
 
@@ -788,13 +946,34 @@ int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, s
 	if (len > max)
 		return VR_TOO_LARGE;
 	SHA256((const unsigned char *)token, len, out->hash);
-	if (cache_get(snap, out->hash, now, out)) {
+	pool_failed = false;
+	if (cache_get(snap, out->hash, now, out, &cached_v)) {
 		stats_family_inc(SF_OAUTH_VALIDATION_CACHE, 0);
 		if (oauth_revoked(out, now)) {
 			memset(out, 0, sizeof(*out));
 			return VR_REVOKED;
 		}
-		return VR_OK;
+		/* the pool's list moved since this entry was checked: ask again
+		 * (a revocation at another server is refused here within
+		 * POOL_POLL_MS) */
+		if (pool_store) {
+			int64_t v = pool_version();
+			int pr = 0;
+
+			if (v < 0)
+				pr = -1;
+			else if (v != cached_v && (pr = pool_revoked(out, now, &v)) == 0)
+				cache_confirm(out->hash, v);
+			if (pr != 0) {
+				pool_failed = pr < 0;
+				memset(out, 0, sizeof(*out));
+				return pr < 0 ? VR_INTERNAL : VR_REVOKED;
+			}
+		}
+		rc = pool_consent(snap, out);
+		if (rc != VR_OK)
+			memset(out, 0, sizeof(*out));
+		return rc;
 	}
 	stats_family_inc(SF_OAUTH_VALIDATION_CACHE, 1);
 	rc = validate_uncached(snap, token, len, now, out);
@@ -932,8 +1111,11 @@ bool oauth_require(const struct http_request *req, struct http_response *resp, c
 		return false;
 	}
 	{
+		struct sip_worker *w = req->worker;
 		X509 *cert = http_request_peer_cert(req);
 		char x5t[JOSE_X5T256_LEN + 1];
+
+		oauth_validate_bind_store(w ? w->store : NULL);
 		bool have = cert && token_cert_thumbprint(cert, x5t) == 0;
 		rc = oauth_validate_bearer_cert(snap, http_request_header(req, "Authorization"),
 						clock_wall_s(), scope, have ? x5t : NULL, p);
@@ -959,6 +1141,11 @@ bool oauth_require(const struct http_request *req, struct http_response *resp, c
 		http_response_header(resp, "WWW-Authenticate", h);
 		http_response_error(resp, 403, "insufficient_scope",
 				    "the token does not grant the scope this resource needs");
+	} else if (rc == VR_INTERNAL && oauth_validate_unavailable()) {
+		/* fail closed: the pool's revocation list could not be read */
+		http_response_header(resp, "Retry-After", "5");
+		http_response_error(resp, 503, "temporarily_unavailable",
+				    "the revocation list is unavailable; retry in a moment");
 	} else if (rc == VR_INTERNAL) {
 		http_response_error(resp, 500, "server_error", "the token could not be checked");
 	} else {

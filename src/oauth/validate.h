@@ -26,7 +26,8 @@
  * with the snapshot it was validated with (it holds a reference to the key
  * that verified it, and a reload builds new keys: a retired key or a
  * disabled partner invalidates it at once). Revocation is checked on every
- * use, cached or not.
+ * use, cached or not, against this process's list and the pool's (see
+ * oauth_validate_bind_store).
  *
  * Must never log a token, nor return any claim of a token that failed.
  */
@@ -165,8 +166,28 @@ const char *oauth_challenge(const struct oauth_snapshot *snap, char *buf, size_t
  * answers 503).
  */
 int oauth_revoke(const struct oauth_principal *p, int64_t skew, int64_t now);
-/* Is p revoked? */
+/* Is p revoked (this process's list only; the validator also asks the
+ * pool's, below)? */
 bool oauth_revoked(const struct oauth_principal *p, int64_t now);
+
+/*
+ * The pool (issue 3): several rtcauthd sharing one database share their
+ * revocations (store_oauth.h). A thread that binds its store connection
+ * here (handlers do it with their worker's; NULL unbinds) makes
+ * oauth_revoke write the revocation to the store first (-1 when the store
+ * cannot take it), and makes the validator consult the store: every token
+ * about to be accepted is looked up by its revocation key, and a cached
+ * one again whenever the pool's revocation version (read at most once a
+ * second per thread) moved since it was last checked. A revocation at any
+ * server is thus refused everywhere within about a second. When the store
+ * cannot answer, the token is refused with VR_INTERNAL and
+ * oauth_validate_unavailable() is true (handlers answer 503
+ * temporarily_unavailable): an outage never looks like "not revoked".
+ */
+void oauth_validate_bind_store(struct store *s);
+/* Did the last validation on this thread fail because the store could not
+ * answer? */
+bool oauth_validate_unavailable(void);
 
 #define VALIDATE_CACHE_MAX  4096  /* validated tokens remembered */
 #define VALIDATE_REVOKE_MAX 65536 /* revoked tokens remembered */

@@ -290,7 +290,7 @@ refused "duplicate form parameter (grant_type twice)" 400 invalid_request
 
 mint p2 ES256 iss=p2-client as_user=1 sub=sip:alice@example.test
 post
-refused "acting for a user with trust level application" 400 unauthorized_client
+refused "acting for a user with trust level application, without consent" 400 invalid_grant
 
 mint p1 RS256 as_user=1 sub=sip:nobody@example.test
 post

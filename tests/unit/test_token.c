@@ -964,7 +964,9 @@ static void test_token_jwt_bearer_refused_without_full_trust(void **state)
 			     "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=%s",
 			     a) > 0);
 	run(f, b, &res);
-	expect_error(&res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT);
+	/* application trust: only with the user's consent (none here) */
+	expect_error(&res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT);
+	assert_non_null(strstr(res.description, "consent is missing"));
 	free(a);
 	free(b);
 	a = user_assertion(f, "p3-client", "sip:alice@example.test", k_p2, JOSE_ALG_ES256, "p3key");
@@ -1086,7 +1088,8 @@ static void test_token_exchange_checks_parameters_and_trust(void **state)
 			     "&client_assertion=%s",
 			     ca) > 0);
 	run(f, b, &res);
-	expect_error(&res, 400, "unauthorized_client", TOKEN_R_UNAUTHORIZED_CLIENT);
+	/* application trust may exchange, but "x" is no assertion at all */
+	expect_error(&res, 400, "invalid_grant", TOKEN_R_BAD_ASSERTION);
 	free(b);
 	free(ca);
 }

@@ -24,7 +24,7 @@ struct quota_entry {
 
 static pthread_mutex_t quota_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct quota_entry *quota_tab[QUOTA_BUCKETS];
-static unsigned quota_user_max, quota_total_max;
+static _Atomic unsigned quota_user_max, quota_total_max; /* changed by turn_reload */
 static _Atomic unsigned quota_total;
 
 static unsigned quota_hash(const char *k)
@@ -37,8 +37,8 @@ static unsigned quota_hash(const char *k)
 
 void turn_quota_init(unsigned per_user, unsigned total)
 {
-	quota_user_max = per_user;
-	quota_total_max = total;
+	atomic_store(&quota_user_max, per_user);
+	atomic_store(&quota_total_max, total);
 }
 
 void turn_quota_reset(void)
@@ -66,9 +66,10 @@ int turn_quota_acquire(const char *key)
 
 	/* the total first, lock-free: a flood of allocations past the total
 	 * never reaches the mutex */
-	unsigned cur = atomic_load(&quota_total);
+	unsigned cur = atomic_load(&quota_total), total_max = atomic_load(&quota_total_max);
+	unsigned user_max = atomic_load(&quota_user_max);
 	do {
-		if (quota_total_max && cur >= quota_total_max)
+		if (total_max && cur >= total_max)
 			return TURN_ALLOC_QUOTA_TOTAL;
 	} while (!atomic_compare_exchange_weak(&quota_total, &cur, cur + 1));
 
@@ -87,7 +88,7 @@ int turn_quota_acquire(const char *key)
 	}
 	if (!e)
 		rc = TURN_ALLOC_NOMEM;
-	else if (quota_user_max && e->n >= quota_user_max)
+	else if (user_max && e->n >= user_max)
 		rc = TURN_ALLOC_QUOTA_USER;
 	else
 		e->n++;

@@ -84,7 +84,9 @@ struct turn_alloc {
 
 /* ---- quotas (process-wide, thread-safe) ---- */
 
-/* Set the limits (0 = no limit). Call once before workers start. */
+/* Set the limits (0 = no limit). Any time, from any thread (a reload): they
+ * apply to the next acquisition; allocations held beyond a lowered limit
+ * stay until they end. */
 void turn_quota_init(unsigned per_user, unsigned total);
 /* Forget every count (tests, shutdown). */
 void turn_quota_reset(void);

@@ -14,6 +14,7 @@
 #include "http/httpauth.h"
 #include "http/webticket.h"
 #include "sip/server.h"
+#include "turn/server.h"
 #include "vault/vault_turn.h"
 
 int relaycred_make(const struct config *cfg, const char *user, int ttl, int64_t now, char *username,
@@ -31,18 +32,42 @@ int relaycred_make(const struct config *cfg, const char *user, int ttl, int64_t 
 	return vault_turn_issue(str_cstr(u), now + ttl, username, ucap, password, pcap);
 }
 
+/*
+ * The relay's listen lines as it runs them (a reload does not move
+ * listeners: turn_relay_listeners), else the config's (no relay started in
+ * this process), and the host name for wildcard ones.
+ */
+static size_t relay_listeners(const struct config *cfg, struct listen_addr *out, char *fqdn,
+			      size_t fqdncap)
+{
+	size_t n = turn_relay_listeners(out, CONFIG_MAX_LISTEN, fqdn, fqdncap);
+
+	if (n)
+		return n;
+	memcpy(out, cfg->turn_listen, sizeof(cfg->turn_listen));
+	snprintf(fqdn, fqdncap, "%s", cfg->fqdn);
+	return cfg->n_turn_listen;
+}
+
+static const char *relay_host(const struct listen_addr *l, const char *fqdn)
+{
+	return strcmp(l->host, "*") == 0 || strcmp(l->host, "0.0.0.0") == 0 ||
+		       strcmp(l->host, "::") == 0
+		   ? fqdn
+		   : l->host;
+}
+
 /* "turn:HOST:PORT?transport=udp" for each [turn] listen line. */
 static json_t *uris(const struct config *cfg)
 {
 	json_t *a = json_array();
-	char buf[300];
+	struct listen_addr ls[CONFIG_MAX_LISTEN];
+	char buf[300], fqdn[CONFIG_HOST_MAX];
+	size_t nl = relay_listeners(cfg, ls, fqdn, sizeof(fqdn));
 
-	for (size_t i = 0; a && i < cfg->n_turn_listen; i++) {
-		const struct listen_addr *l = &cfg->turn_listen[i];
-		const char *host = strcmp(l->host, "*") == 0 || strcmp(l->host, "0.0.0.0") == 0 ||
-					   strcmp(l->host, "::") == 0
-				       ? cfg->fqdn
-				       : l->host;
+	for (size_t i = 0; a && i < nl; i++) {
+		const struct listen_addr *l = &ls[i];
+		const char *host = relay_host(l, fqdn);
 		bool v6 = strchr(host, ':') != NULL;
 		snprintf(buf, sizeof(buf), "%s:%s%s%s:%u?transport=%s",
 			 l->kind == TRANSPORT_TLS ? "turns" : "turn", v6 ? "[" : "", host,
@@ -192,8 +217,10 @@ int relaycred_sip_response(const struct config *cfg, const char *user, struct st
 			   struct sbuf *out)
 {
 	struct str rid, crid, dur;
-	char username[600], password[64];
+	char username[600], password[64], fqdn[CONFIG_HOST_MAX];
+	struct listen_addr ls[CONFIG_MAX_LISTEN];
 	uint64_t minutes = RELAYCRED_TTL_MAX / 60;
+	size_t nl;
 
 	if (body.len == 0 || body.len > 8192 ||
 	    !memmem(body.p, body.len, "<credentialsRequest", 19))
@@ -221,12 +248,10 @@ int relaycred_sip_response(const struct config *cfg, const char *user, struct st
 		    STR_FMT(rid), user, STR_FMT(crid), username, password,
 		    (unsigned long long)minutes);
 	secmem_wipe(password, sizeof(password));
-	for (size_t i = 0; i < cfg->n_turn_listen; i++) {
-		const struct listen_addr *l = &cfg->turn_listen[i];
-		const char *host = strcmp(l->host, "*") == 0 || strcmp(l->host, "0.0.0.0") == 0 ||
-					   strcmp(l->host, "::") == 0
-				       ? cfg->fqdn
-				       : l->host;
+	nl = relay_listeners(cfg, ls, fqdn, sizeof(fqdn));
+	for (size_t i = 0; i < nl; i++) {
+		const struct listen_addr *l = &ls[i];
+		const char *host = relay_host(l, fqdn);
 		if (l->kind == TRANSPORT_TLS)
 			continue;
 		sbuf_printf(out,

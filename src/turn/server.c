@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@
 #define RL_SLOTS	  4096		   /* unauthenticated-answer buckets per worker */
 #define RELAY_READ_BATCH  32
 #define SOFTWARE	  "rtcauth"
+/* RFC 8489 §9.2 security features offered in every nonce cookie */
+#define TURN_OFFERED_FEATURES (TURN_FEATURE_PASSWORD_ALGORITHMS | TURN_FEATURE_USERNAME_ANONYMITY)
 
 /* A TCP/TLS client connection. */
 struct tconn {
@@ -78,30 +81,56 @@ struct rl_slot {
 	bool used;
 };
 
+/*
+ * The [turn] settings a reload may change (turn_reload), immutable once
+ * published: workers load the pointer once per packet or request (one
+ * atomic load, no lock) and use that snapshot throughout. Replaced ones
+ * stay allocated until turn_global_shutdown (a worker may still hold one;
+ * reloads are rare), like src/daemon/main.c keeps old configs.
+ */
+struct settings {
+	struct settings *older; /* replaced settings (reload thread only) */
+	char realm[CONFIG_HOST_MAX];
+	char fqdn[CONFIG_HOST_MAX]; /* handed out for wildcard listeners */
+	uint32_t def_lifetime, max_lifetime, nonce_lifetime;
+	uint64_t max_bps;
+	uint32_t rl_rate, rl_burst;
+	bool rfc5766_channels;	       /* also bind 0x5000-0x7FFF (coturn's clients) */
+	unsigned max_conns_per_source; /* [sip] max_conns_per_source */
+	unsigned user_quota, total_quota;
+	struct config_cidr allow[CONFIG_MAX_CIDR], deny[CONFIG_MAX_CIDR];
+	struct turn_policy policy; /* points into allow/deny */
+	/* restart only: what the relay was started with */
+	struct listen_addr listen[CONFIG_MAX_LISTEN];
+	size_t n_listen;
+	char relay_address[64];
+	int min_port, max_port;
+};
+
+static _Atomic(const struct settings *) cur_settings;
+static struct settings *retired_settings;
+
+static const struct settings *settings_get(void)
+{
+	return atomic_load_explicit(&cur_settings, memory_order_acquire);
+}
+
 struct turn_server {
 	struct event_base *base;
 	struct store *store;
 	int worker_id;
 	SSL *(*ssl_new)(void);
-	/* settings copied from the config (it may be replaced on reload) */
-	char realm[CONFIG_HOST_MAX];
+	/* fixed at start: the sockets are bound to them */
 	struct listen_addr listen[CONFIG_MAX_LISTEN];
 	size_t n_listen;
 	struct stun_addr relay_ip;
 	uint16_t min_port, max_port;
-	uint32_t def_lifetime, max_lifetime, nonce_lifetime;
-	uint64_t max_bps;
-	uint32_t rl_rate, rl_burst;
-	bool rfc5766_channels; /* also bind 0x5000-0x7FFF (coturn's clients) */
-	struct config_cidr allow[CONFIG_MAX_CIDR], deny[CONFIG_MAX_CIDR];
-	struct turn_policy policy;
 	/* sockets */
 	int udp_fd[CONFIG_MAX_LISTEN];
 	struct event *udp_ev[CONFIG_MAX_LISTEN];
 	struct evconnlistener *lst[CONFIG_MAX_LISTEN];
 	struct tconn *conns;
 	uint64_t next_conn;
-	unsigned max_conns_per_source; /* [sip] max_conns_per_source */
 	struct event *tick;
 	struct turn_alloc_table *allocs;
 	struct rl_slot *rl;
@@ -112,6 +141,7 @@ struct turn_server {
 /* One request being answered. */
 struct req {
 	struct turn_server *ts;
+	const struct settings *st; /* loaded once for the whole request */
 	const struct stun_msg *m;
 	const struct turn_tuple *from;
 	struct tconn *conn;
@@ -121,7 +151,8 @@ struct req {
 	bool sha256; /* it was authenticated with MESSAGE-INTEGRITY-SHA256 */
 	bool authed; /* answers are signed */
 	char who[VAULT_TURN_WHO_MAX];
-	struct str username;
+	struct str username; /* USERNAME, or uhname for a USERHASH request */
+	char uhname[9 + 2 * STUN_USERHASH_LEN + 1];
 	uint16_t alg;
 };
 
@@ -206,12 +237,13 @@ static void answer_error(struct req *r, int code, const char *reason)
 
 /* ---- unauthenticated-answer rate limit (per source IP, per worker) ---- */
 
-static bool unauth_allowed(struct turn_server *ts, const struct stun_addr *src, uint64_t now_ms)
+static bool unauth_allowed(struct turn_server *ts, const struct settings *st,
+			   const struct stun_addr *src, uint64_t now_ms)
 {
 	uint8_t ip[16];
 	uint64_t h = 1469598103934665603ULL;
 	struct rl_slot *s;
-	uint64_t burst = (uint64_t)ts->rl_burst * 1000u;
+	uint64_t burst = (uint64_t)st->rl_burst * 1000u;
 
 	turn_addr_v6(src, ip);
 	for (int i = 0; i < 16; i++)
@@ -225,7 +257,7 @@ static bool unauth_allowed(struct turn_server *ts, const struct stun_addr *src, 
 		s->last_ms = now_ms;
 	}
 	if (now_ms > s->last_ms) {
-		uint64_t t = s->milli_tokens + (now_ms - s->last_ms) * ts->rl_rate;
+		uint64_t t = s->milli_tokens + (now_ms - s->last_ms) * st->rl_rate;
 		s->milli_tokens = (uint32_t)(t > burst ? burst : t);
 		s->last_ms = now_ms;
 	}
@@ -238,7 +270,7 @@ static bool unauth_allowed(struct turn_server *ts, const struct stun_addr *src, 
 		char a[64];
 		log_warn("turn.rate_limited",
 			 "source=%s limit=%u/s burst=%u dropped=%llu (once per minute per source)",
-			 addr_str(src, a, sizeof(a)), ts->rl_rate, ts->rl_burst,
+			 addr_str(src, a, sizeof(a)), st->rl_rate, st->rl_burst,
 			 (unsigned long long)s->dropped);
 		s->logged_ms = now_ms;
 		s->dropped = 0;
@@ -249,45 +281,49 @@ static bool unauth_allowed(struct turn_server *ts, const struct stun_addr *src, 
 /* An unauthenticated error answer, subject to the rate limit. */
 static void answer_error_unauth(struct req *r, int code, const char *reason)
 {
-	if (unauth_allowed(r->ts, &r->from->client, r->now_ms))
+	if (unauth_allowed(r->ts, r->st, &r->from->client, r->now_ms))
 		answer_error(r, code, reason);
 }
 
 /* ---- authentication (RFC 8489 §9.2) ---- */
 
-static size_t nonce_bind(const struct turn_server *ts, const struct stun_addr *client, uint8_t *buf,
+static size_t nonce_bind(const struct settings *st, const struct stun_addr *client, uint8_t *buf,
 			 size_t cap)
 {
-	size_t rl = strlen(ts->realm), n = client->family == STUN_AF_IPV4 ? 4 : 16;
+	size_t rl = strlen(st->realm), n = client->family == STUN_AF_IPV4 ? 4 : 16;
 
 	if (rl + 1 + n > cap)
 		return 0;
-	memcpy(buf, ts->realm, rl);
+	memcpy(buf, st->realm, rl);
 	buf[rl] = 0;
 	memcpy(buf + rl + 1, client->ip, n);
 	return rl + 1 + n;
 }
 
-/* 401 or 438 with REALM, a fresh NONCE and PASSWORD-ALGORITHMS. */
+/*
+ * 401 or 438 with REALM, a fresh NONCE and PASSWORD-ALGORITHMS. The nonce
+ * cookie offers both RFC 8489 §9.2 security features we have: password
+ * algorithms and username anonymity (USERHASH instead of USERNAME).
+ */
 static void challenge(struct req *r, int code)
 {
 	struct stun_builder b;
 	uint8_t bind[CONFIG_HOST_MAX + 17];
-	size_t bl = nonce_bind(r->ts, &r->from->client, bind, sizeof(bind));
+	size_t bl = nonce_bind(r->st, &r->from->client, bind, sizeof(bind));
 	char nonce[TURN_NONCE_MAX + 1];
 	int n;
 
-	if (!unauth_allowed(r->ts, &r->from->client, r->now_ms))
+	if (!unauth_allowed(r->ts, r->st, &r->from->client, r->now_ms))
 		return;
-	n = vault_turn_nonce_make(str_make((const char *)bind, bl),
-				  TURN_FEATURE_PASSWORD_ALGORITHMS, r->now_s, nonce, sizeof(nonce));
+	n = vault_turn_nonce_make(str_make((const char *)bind, bl), TURN_OFFERED_FEATURES, r->now_s,
+				  nonce, sizeof(nonce));
 	if (n < 0) {
 		answer_error(r, 500, NULL);
 		return;
 	}
 	start(r, &b, STUN_ERROR_RESPONSE);
 	stun_build_error(&b, code, NULL);
-	stun_build_str(&b, STUN_ATTR_REALM, str_cstr(r->ts->realm));
+	stun_build_str(&b, STUN_ATTR_REALM, str_cstr(r->st->realm));
 	stun_build_attr(&b, STUN_ATTR_NONCE, nonce, (size_t)n);
 	stun_build_password_algorithms(&b, offered_algs, 2);
 	answer(r, &b);
@@ -318,33 +354,69 @@ static int choose_alg(struct req *r, uint32_t features)
 	return 0;
 }
 
+/*
+ * The user a request names: USERNAME, or USERHASH (RFC 8489 §14.4) instead
+ * of it. *uh is set for a USERHASH, and r->username then is
+ * "userhash:<hex>" (which no USERNAME can authenticate as: a ':' makes it an
+ * ephemeral name, and this one has no expiry), so an allocation made with a
+ * hash is refreshed with the same hash (441 otherwise). 0; 1 after a 400
+ * for both attributes (ambiguous); -1 for neither, or a malformed one.
+ */
+static int request_user(struct req *r, const uint8_t **uh)
+{
+	const struct stun_attr *uha = stun_find(r->m, STUN_ATTR_USERHASH);
+	static const char hex[] = "0123456789abcdef";
+
+	*uh = NULL;
+	if (uha && stun_find(r->m, STUN_ATTR_USERNAME)) {
+		answer_error_unauth(r, 400, "USERNAME and USERHASH together");
+		return 1;
+	}
+	if (!uha)
+		return stun_get_username(r->m, &r->username) < 0 ? -1 : 0;
+	if (stun_get_userhash(r->m, uha, uh) < 0)
+		return -1;
+	memcpy(r->uhname, "userhash:", 9);
+	for (int i = 0; i < STUN_USERHASH_LEN; i++) {
+		r->uhname[9 + 2 * i] = hex[(*uh)[i] >> 4];
+		r->uhname[10 + 2 * i] = hex[(*uh)[i] & 15];
+	}
+	r->uhname[sizeof(r->uhname) - 1] = '\0';
+	r->username = str_make(r->uhname, sizeof(r->uhname) - 1);
+	return 0;
+}
+
 /* 0: authenticated (r->who, r->username, r->authed set); -1: answered or dropped. */
 static int authenticate(struct req *r)
 {
-	struct turn_server *ts = r->ts;
+	const struct settings *st = r->st;
 	struct str realm, nonce;
 	uint8_t bind[CONFIG_HOST_MAX + 17];
+	const uint8_t *uh = NULL;
 	size_t bl;
 	uint32_t features = 0;
 	enum turn_nonce_status ns;
 	struct verdict v;
 	char ubuf[LOG_VAL_MAX], cbuf[64];
+	int rc;
 
 	if (r->m->mi < 0 && r->m->mi256 < 0) {
 		challenge(r, 401);
 		return -1;
 	}
-	if (stun_get_username(r->m, &r->username) < 0 || stun_get_realm(r->m, &realm) < 0 ||
-	    stun_get_nonce(r->m, &nonce) < 0) {
-		answer_error_unauth(r, 400, "Missing USERNAME, REALM or NONCE");
+	rc = request_user(r, &uh);
+	if (rc > 0)
+		return -1; /* answered */
+	if (rc < 0 || stun_get_realm(r->m, &realm) < 0 || stun_get_nonce(r->m, &nonce) < 0) {
+		answer_error_unauth(r, 400, "Missing USERNAME or USERHASH, REALM or NONCE");
 		return -1;
 	}
-	if (!str_eq(realm, str_cstr(ts->realm))) {
+	if (!str_eq(realm, str_cstr(st->realm))) {
 		challenge(r, 401);
 		return -1;
 	}
-	bl = nonce_bind(ts, &r->from->client, bind, sizeof(bind));
-	ns = vault_turn_nonce_check(str_make((const char *)bind, bl), nonce, ts->nonce_lifetime,
+	bl = nonce_bind(st, &r->from->client, bind, sizeof(bind));
+	ns = vault_turn_nonce_check(str_make((const char *)bind, bl), nonce, st->nonce_lifetime,
 				    r->now_s, &features);
 	if (ns != TURN_NONCE_OK) {
 		log_debug("turn.nonce", "client=%s status=%s",
@@ -356,12 +428,21 @@ static int authenticate(struct req *r)
 	if (choose_alg(r, features) < 0)
 		return -1;
 	r->sha256 = r->m->mi256 >= 0;
-	v = vault_turn_check(ts->store, r->username, realm, (enum turn_pwalg)r->alg, r->m, r->now_s,
-			     r->who, sizeof(r->who));
+	if (uh && !(features & TURN_FEATURE_USERNAME_ANONYMITY))
+		/* RFC 8489 §9.2.4: a USERHASH where the nonce did not offer
+		 * username anonymity is not a valid user: 401 */
+		v = verdict_permfail("userhash_not_offered");
+	else if (uh)
+		v = vault_turn_check_userhash(r->ts->store, uh, realm, (enum turn_pwalg)r->alg,
+					      r->m, r->who, sizeof(r->who));
+	else
+		v = vault_turn_check(r->ts->store, r->username, realm, (enum turn_pwalg)r->alg,
+				     r->m, r->now_s, r->who, sizeof(r->who));
 	if (v.kind == VERDICT_OK) {
 		r->authed = true;
 		return 0;
 	}
+	/* a USERHASH is logged as the hash: the name is what it hides */
 	log_info("turn.auth_failed", "user=%s client=%s transport=%s reason=%s",
 		 log_val(r->username, ubuf, sizeof(ubuf)),
 		 addr_str(&r->from->client, cbuf, sizeof(cbuf)), transport_name(r->from->transport),
@@ -410,7 +491,7 @@ static void relay_to_peer(struct turn_server *ts, struct turn_alloc *a,
 	socklen_t sl =
 	    peer->family == STUN_AF_IPV4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 
-	if (peer->port == 0 || !turn_alloc_bucket_take(a, len, ts->max_bps, now_ms) ||
+	if (peer->port == 0 || !turn_alloc_bucket_take(a, len, settings_get()->max_bps, now_ms) ||
 	    stun_addr_to_sockaddr(peer, (struct sockaddr *)&ss, sizeof(ss)) < 0) {
 		a->pkts_dropped++;
 		return;
@@ -433,7 +514,7 @@ static void relay_from_peer(struct turn_server *ts, struct turn_alloc *a,
 
 	turn_addr_v6(peer, ip);
 	if (!turn_alloc_permitted(a, ip, now_ms) ||
-	    !turn_alloc_bucket_take(a, len, ts->max_bps, now_ms)) {
+	    !turn_alloc_bucket_take(a, len, settings_get()->max_bps, now_ms)) {
 		a->pkts_dropped++; /* RFC 8656 §10.3: no permission, silently dropped */
 		return;
 	}
@@ -627,9 +708,10 @@ static void do_allocate(struct req *r)
 	at = stun_find(r->m, STUN_ATTR_LIFETIME);
 	if (at && stun_get_u32(r->m, at, &req_life) < 0)
 		at = NULL;
-	rc = turn_alloc_add(ts->allocs, r->from, r->username, r->who,
-			    turn_lifetime(at != NULL, req_life, ts->def_lifetime, ts->max_lifetime),
-			    r->now_ms, &a);
+	rc = turn_alloc_add(
+	    ts->allocs, r->from, r->username, r->who,
+	    turn_lifetime(at != NULL, req_life, r->st->def_lifetime, r->st->max_lifetime),
+	    r->now_ms, &a);
 	if (rc == TURN_ALLOC_QUOTA_USER || rc == TURN_ALLOC_QUOTA_TOTAL) {
 		log_info("turn.quota", "user=%s scope=%s", r->who,
 			 rc == TURN_ALLOC_QUOTA_USER ? "user" : "total");
@@ -692,7 +774,8 @@ static void do_refresh(struct req *r)
 		turn_alloc_del(ts->allocs, a, alloc_release, ts); /* RFC 8656 §8: delete */
 		life = 0;
 	} else {
-		life = turn_lifetime(at != NULL, req_life, ts->def_lifetime, ts->max_lifetime);
+		life =
+		    turn_lifetime(at != NULL, req_life, r->st->def_lifetime, r->st->max_lifetime);
 		turn_alloc_refresh(a, life, r->now_ms);
 	}
 	start(r, &b, STUN_SUCCESS);
@@ -713,7 +796,7 @@ static int peer_ok(struct req *r, const struct turn_alloc *a, const struct stun_
 		return -1;
 	}
 	/* the policy first: a denied peer is 403 in any spelling or family */
-	if (!turn_policy_allows(&r->ts->policy, peer, &why)) {
+	if (!turn_policy_allows(&r->st->policy, peer, &why)) {
 		log_info("turn.peer_denied", "user=%s peer=%s reason=%s", r->who,
 			 addr_str(peer, p, sizeof(p)), why);
 		answer_error(r, 403, NULL);
@@ -786,7 +869,7 @@ static void do_channel_bind(struct req *r)
 		return;
 	}
 	rc = stun_get_channel_number(r->m, cn, &num);
-	if (rc < 0 && !(rc == STUN_E_CHANNEL && r->ts->rfc5766_channels &&
+	if (rc < 0 && !(rc == STUN_E_CHANNEL && r->st->rfc5766_channels &&
 			num >= STUN_CHANNEL_MIN && num <= STUN_CHANNEL_MAX_RFC5766)) {
 		answer_error(r, 400, "Channel number out of range");
 		return;
@@ -830,7 +913,8 @@ static void do_send(struct turn_server *ts, const struct stun_msg *m, const stru
 	    peer.family != a->relay.family)
 		return;
 	turn_addr_v6(&peer, ip);
-	if (!turn_policy_allows(&ts->policy, &peer, NULL) || !turn_alloc_permitted(a, ip, now_ms)) {
+	if (!turn_policy_allows(&settings_get()->policy, &peer, NULL) ||
+	    !turn_alloc_permitted(a, ip, now_ms)) {
 		a->pkts_dropped++;
 		return;
 	}
@@ -847,7 +931,7 @@ static void on_channel_data(struct turn_server *ts, const uint8_t *buf, size_t l
 	int rc;
 
 	rc = stun_channel_data_parse(buf, len, from->transport != TRANSPORT_UDP, &cd);
-	if (rc < 0 && !(rc == STUN_E_CHANNEL && ts->rfc5766_channels))
+	if (rc < 0 && !(rc == STUN_E_CHANNEL && settings_get()->rfc5766_channels))
 		return; /* a reserved number is only ever bound in RFC 5766 mode */
 	a = turn_alloc_find(ts->allocs, from, now_ms);
 	if (!a)
@@ -887,6 +971,7 @@ static void on_unparsable(struct turn_server *ts, const uint8_t *buf, size_t len
 	fake.mi = fake.mi256 = fake.fp = -1;
 	memset(&r, 0, sizeof(r));
 	r.ts = ts;
+	r.st = settings_get();
 	r.m = &fake;
 	r.from = from;
 	r.conn = c;
@@ -902,6 +987,7 @@ static void on_request(struct turn_server *ts, const struct stun_msg *m,
 
 	memset(&r, 0, sizeof(r));
 	r.ts = ts;
+	r.st = settings_get();
 	r.m = m;
 	r.from = from;
 	r.conn = c;
@@ -911,7 +997,7 @@ static void on_request(struct turn_server *ts, const struct stun_msg *m,
 	if (m->nunknown) {
 		/* RFC 8489 §6.3.1: 420 listing the unknown comprehension-required types */
 		struct stun_builder b;
-		if (!unauth_allowed(ts, &from->client, now_ms))
+		if (!unauth_allowed(ts, r.st, &from->client, now_ms))
 			return;
 		start(&r, &b, STUN_ERROR_RESPONSE);
 		stun_build_error(&b, 420, NULL);
@@ -1079,8 +1165,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		      void *arg)
 {
 	struct turn_server *ts = arg;
+	const struct settings *st = settings_get();
 	struct tconn *c;
-	struct timeval idle = {(time_t)ts->max_lifetime + 60, 0};
+	struct timeval idle = {(time_t)st->max_lifetime + 60, 0};
 	int idx = -1;
 
 	(void)salen;
@@ -1097,10 +1184,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		uint8_t ip[16];
 		char a[64];
 		turn_addr_v6(&c->tuple.client, ip);
-		if (!turn_src_take(ip, ts->max_conns_per_source)) {
+		if (!turn_src_take(ip, st->max_conns_per_source)) {
 			log_info("turn.conn_refused", "client=%s reason=per_source_limit limit=%u",
 				 addr_str(&c->tuple.client, a, sizeof(a)),
-				 ts->max_conns_per_source);
+				 st->max_conns_per_source);
 			free(c);
 			evutil_closesocket(fd);
 			return;
@@ -1143,8 +1230,76 @@ static int open_listen(const struct listen_addr *la, bool reuseport, char *err, 
 	return sock_listen(la, reuseport, transport_name(la->kind), "turn", err, errlen);
 }
 
+/* The settings of cfg; the restart-only ones from run when given (a reload). */
+static struct settings *settings_make(const struct config *cfg, const struct settings *run)
+{
+	struct settings *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return NULL;
+	snprintf(st->realm, sizeof(st->realm), "%s", cfg->domain);
+	snprintf(st->fqdn, sizeof(st->fqdn), "%s", cfg->fqdn);
+	st->def_lifetime = (uint32_t)cfg->turn_default_lifetime;
+	st->max_lifetime = (uint32_t)cfg->turn_max_lifetime;
+	st->nonce_lifetime = (uint32_t)cfg->turn_nonce_lifetime;
+	st->max_bps = cfg->turn_max_bps;
+	st->rl_rate = (uint32_t)cfg->turn_unauth_rate;
+	st->rl_burst = (uint32_t)cfg->turn_unauth_burst;
+	st->rfc5766_channels = cfg->turn_rfc5766_channels != 0;
+	st->max_conns_per_source = (unsigned)cfg->max_conns_per_source;
+	st->user_quota = (unsigned)cfg->turn_user_quota;
+	st->total_quota = (unsigned)cfg->turn_total_quota;
+	memcpy(st->allow, cfg->turn_allowed_peer, sizeof(st->allow));
+	memcpy(st->deny, cfg->turn_denied_peer, sizeof(st->deny));
+	st->policy.allow = st->allow;
+	st->policy.nallow = cfg->n_turn_allowed_peer;
+	st->policy.deny = st->deny;
+	st->policy.ndeny = cfg->n_turn_denied_peer;
+	if (run) {
+		memcpy(st->listen, run->listen, sizeof(st->listen));
+		st->n_listen = run->n_listen;
+		memcpy(st->relay_address, run->relay_address, sizeof(st->relay_address));
+		st->min_port = run->min_port;
+		st->max_port = run->max_port;
+	} else {
+		memcpy(st->listen, cfg->turn_listen, sizeof(st->listen));
+		st->n_listen = cfg->n_turn_listen;
+		snprintf(st->relay_address, sizeof(st->relay_address), "%s",
+			 cfg->turn_relay_address);
+		st->min_port = cfg->turn_min_port;
+		st->max_port = cfg->turn_max_port;
+	}
+	return st;
+}
+
+/* Publish st: workers see it from their next packet on. */
+static void settings_publish(struct settings *st)
+{
+	struct settings *old = (struct settings *)atomic_exchange(&cur_settings, st);
+
+	turn_quota_init(st->user_quota, st->total_quota);
+	if (old) {
+		old->older = retired_settings;
+		retired_settings = old;
+	}
+}
+
+static void settings_free_all(void)
+{
+	struct settings *st = (struct settings *)atomic_exchange(&cur_settings, NULL);
+
+	free(st);
+	while (retired_settings) {
+		st = retired_settings;
+		retired_settings = st->older;
+		free(st);
+	}
+}
+
 int turn_global_init(const struct config *cfg, char *err, size_t errlen)
 {
+	struct settings *st;
+
 	if (cfg->n_turn_listen == 0)
 		return 0;
 	for (size_t i = 0; i < cfg->n_turn_listen; i++) {
@@ -1153,9 +1308,19 @@ int turn_global_init(const struct config *cfg, char *err, size_t errlen)
 			return -1;
 		close(fd);
 	}
+	settings_free_all();
+	st = settings_make(cfg, NULL);
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	turn_quota_reset();
-	turn_quota_init((unsigned)cfg->turn_user_quota, (unsigned)cfg->turn_total_quota);
-	return vault_turn_init(cfg->turn_secret_file, err, errlen);
+	if (vault_turn_init(cfg->turn_secret_file, err, errlen) < 0) {
+		free(st);
+		return -1;
+	}
+	settings_publish(st);
+	return 0;
 }
 
 void turn_global_shutdown(void)
@@ -1163,6 +1328,84 @@ void turn_global_shutdown(void)
 	turn_resv_clear();
 	vault_turn_shutdown();
 	turn_quota_reset();
+	settings_free_all();
+}
+
+/* Append "what" to a list of restart-only changes in err. */
+static void restart_only(char *err, size_t errlen, bool *any, const char *what)
+{
+	size_t n = strlen(err);
+
+	if (n < errlen)
+		snprintf(err + n, errlen - n, "%s%s", *any ? ", " : "[turn] ", what);
+	*any = true;
+}
+
+int turn_reload(const struct config *cfg, char *err, size_t errlen)
+{
+	const struct settings *run = settings_get();
+	struct settings *st;
+	bool any = false;
+	size_t n;
+
+	if (errlen)
+		err[0] = '\0';
+	if (!run) {
+		if (cfg->n_turn_listen == 0)
+			return 0; /* off, and stays off */
+		snprintf(err, errlen,
+			 "[turn] listen changes only on restart (the relay was started without "
+			 "one); nothing applied");
+		return 1;
+	}
+	if (cfg->turn_default_lifetime > cfg->turn_max_lifetime) {
+		snprintf(err, errlen, "[turn] default_lifetime (%d) is above max_lifetime (%d)",
+			 cfg->turn_default_lifetime, cfg->turn_max_lifetime);
+		return -1;
+	}
+	st = settings_make(cfg, run);
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* the secret last of what can fail: nothing is applied when it does */
+	if (vault_turn_reload_secret(cfg->turn_secret_file, err, errlen) < 0) {
+		n = strlen(err);
+		if (n < errlen)
+			snprintf(err + n, errlen - n, "; kept the old [turn] settings and secret");
+		free(st);
+		return -1;
+	}
+	settings_publish(st);
+	if (cfg->n_turn_listen != run->n_listen ||
+	    memcmp(cfg->turn_listen, run->listen, sizeof(run->listen)) != 0)
+		restart_only(err, errlen, &any, "listen");
+	if (strcmp(cfg->turn_relay_address, run->relay_address) != 0)
+		restart_only(err, errlen, &any, "relay_address");
+	if (cfg->turn_min_port != run->min_port || cfg->turn_max_port != run->max_port)
+		restart_only(err, errlen, &any, "min_port/max_port");
+	if (!any)
+		return 0;
+	n = strlen(err);
+	if (n < errlen)
+		snprintf(err + n, errlen - n, " change only on restart; the running ones stay");
+	return 1;
+}
+
+size_t turn_relay_listeners(struct listen_addr *out, size_t cap, char *fqdn, size_t fqdncap)
+{
+	const struct settings *st = settings_get();
+	size_t n = 0;
+
+	if (fqdncap)
+		fqdn[0] = '\0';
+	if (!st)
+		return 0;
+	for (; n < st->n_listen && n < cap; n++)
+		out[n] = st->listen[n];
+	if (fqdncap)
+		snprintf(fqdn, fqdncap, "%s", st->fqdn);
+	return n;
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
@@ -1174,39 +1417,44 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	turn_alloc_expire(ts->allocs, clock_mono_ms(), alloc_release, ts);
 }
 
-static int copy_settings(struct turn_server *ts, const struct config *cfg, char *err, size_t errlen)
+/* What a worker binds: the running listeners, relay address and ports. */
+static int copy_settings(struct turn_server *ts, const struct settings *st, char *err,
+			 size_t errlen)
 {
 	struct sockaddr_storage ss;
 	struct listen_addr la;
 
-	snprintf(ts->realm, sizeof(ts->realm), "%s", cfg->domain);
-	memcpy(ts->listen, cfg->turn_listen, sizeof(ts->listen));
-	ts->n_listen = cfg->n_turn_listen;
+	memcpy(ts->listen, st->listen, sizeof(ts->listen));
+	ts->n_listen = st->n_listen;
 	memset(&la, 0, sizeof(la));
-	snprintf(la.host, sizeof(la.host), "%s", cfg->turn_relay_address);
+	snprintf(la.host, sizeof(la.host), "%s", st->relay_address);
 	if (sock_addr(&la, &ss, &(socklen_t){0}) < 0 ||
 	    stun_addr_from_sockaddr(&ts->relay_ip, (struct sockaddr *)&ss) < 0) {
 		snprintf(err, errlen, "[turn] relay_address '%s' is not an IP address",
-			 cfg->turn_relay_address);
+			 st->relay_address);
 		return -1;
 	}
-	ts->min_port = (uint16_t)cfg->turn_min_port;
-	ts->max_port = (uint16_t)cfg->turn_max_port;
-	ts->def_lifetime = (uint32_t)cfg->turn_default_lifetime;
-	ts->max_lifetime = (uint32_t)cfg->turn_max_lifetime;
-	ts->nonce_lifetime = (uint32_t)cfg->turn_nonce_lifetime;
-	ts->max_bps = cfg->turn_max_bps;
-	ts->rl_rate = (uint32_t)cfg->turn_unauth_rate;
-	ts->rl_burst = (uint32_t)cfg->turn_unauth_burst;
-	ts->rfc5766_channels = cfg->turn_rfc5766_channels != 0;
-	ts->max_conns_per_source = (unsigned)cfg->max_conns_per_source;
-	memcpy(ts->allow, cfg->turn_allowed_peer, sizeof(ts->allow));
-	memcpy(ts->deny, cfg->turn_denied_peer, sizeof(ts->deny));
-	ts->policy.allow = ts->allow;
-	ts->policy.nallow = cfg->n_turn_allowed_peer;
-	ts->policy.deny = ts->deny;
-	ts->policy.ndeny = cfg->n_turn_denied_peer;
+	ts->min_port = (uint16_t)st->min_port;
+	ts->max_port = (uint16_t)st->max_port;
 	return 0;
+}
+
+/* Once per process, on the first worker's store: USERHASHes for users whose
+ * TURN keys predate schema 7 (a lookup by hash cannot find them otherwise). */
+static void userhash_backfill(struct store *s)
+{
+	static atomic_bool done;
+	size_t n = 0;
+	int rc;
+
+	if (!s || atomic_exchange(&done, true))
+		return;
+	rc = vault_turn_userhash_backfill(s, &n);
+	if (rc != STORE_OK)
+		log_warn("turn.userhash_backfill_failed", "reason=\"%s\" filled=%zu",
+			 store_strerror(rc), n);
+	else if (n)
+		log_info("turn.userhash_backfill", "users=%zu", n);
 }
 
 struct turn_server *turn_server_new(const struct config *cfg, struct event_base *base,
@@ -1240,8 +1488,13 @@ struct turn_server *turn_server_new(const struct config *cfg, struct event_base 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (copy_settings(ts, cfg, err, errlen) < 0)
+	if (!settings_get()) {
+		snprintf(err, errlen, "turn_global_init has not run");
 		goto fail;
+	}
+	if (copy_settings(ts, settings_get(), err, errlen) < 0)
+		goto fail;
+	userhash_backfill(store);
 	for (size_t i = 0; i < ts->n_listen; i++) {
 		const struct listen_addr *la = &ts->listen[i];
 		int fd = open_listen(la, true, err, errlen);

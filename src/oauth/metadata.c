@@ -54,9 +54,10 @@ json_t *oauth_metadata_as(const struct oauth_snapshot *snap)
 	    "urn:ietf:params:oauth:grant-type:jwt-bearer",
 	    "urn:ietf:params:oauth:grant-type:token-exchange",
 	};
-	/* RFC 8705 §2.2 only: no trust anchors are configured for the PKI
-	 * variant (tls_client_auth) */
-	static const char *const auth[] = {"private_key_jwt", "self_signed_tls_client_auth"};
+	/* RFC 8705 §2.1 (PKI: [pki] trusted_root and the built-in CA) and
+	 * §2.2 (self-signed, pinned) */
+	static const char *const auth[] = {"private_key_jwt", "tls_client_auth",
+					   "self_signed_tls_client_auth"};
 	static const char *const algs[] = {"RS256", "PS256", "ES256", "EdDSA"};
 	json_t *o = json_object();
 
@@ -66,7 +67,7 @@ json_t *oauth_metadata_as(const struct oauth_snapshot *snap)
 	    json_object_set_new(o, "token_endpoint", endpoint(snap, OAUTH_PATH_TOKEN)) ||
 	    json_object_set_new(o, "jwks_uri", endpoint(snap, OAUTH_PATH_JWKS)) ||
 	    json_object_set_new(o, "grant_types_supported", str_array(grants, 3)) ||
-	    json_object_set_new(o, "token_endpoint_auth_methods_supported", str_array(auth, 2)) ||
+	    json_object_set_new(o, "token_endpoint_auth_methods_supported", str_array(auth, 3)) ||
 	    json_object_set_new(o, "token_endpoint_auth_signing_alg_values_supported",
 				str_array(algs, 4)) ||
 	    json_object_set_new(o, "introspection_endpoint",

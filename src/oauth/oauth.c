@@ -81,6 +81,7 @@ static void snap_swap(struct snap_box *nb)
 
 struct build {
 	struct oauth_snapshot *s;
+	struct store *st;
 	char *err;
 	size_t errlen;
 	int failed;
@@ -182,7 +183,13 @@ static int add_partner(void *ctx, const struct store_partner *p)
 		bd->skipped++;
 		return 0;
 	}
-	if (op->keys.n == 0)
+	/* RFC 8705 §2.1 names: a partner whose names cannot be read gets none
+	 * (PKI client authentication then fails for it: closed) */
+	rc = store_partner_tls_get(bd->st, p->id, op->tls_subject, op->tls_san);
+	if (rc != STORE_OK && rc != STORE_NOTFOUND)
+		log_warn("oauth.partner_tls_names", "partner=%s error=%s",
+			 log_val(str_cstr(p->name), name, sizeof(name)), store_strerror(rc));
+	if (op->keys.n == 0 && !op->tls_subject[0] && !op->tls_san[0])
 		log_warn("oauth.partner_no_keys", "partner=%s source=%s skipped_keys=%zu",
 			 log_val(str_cstr(p->name), name, sizeof(name)),
 			 store_partner_source_name(p->source), skipped);
@@ -214,7 +221,7 @@ static struct snap_box *build_snapshot(const struct config *cfg, struct store *s
 				       size_t errlen)
 {
 	struct snap_box *b = calloc(1, sizeof(*b));
-	struct build bd = {NULL, err, errlen, 0, 0};
+	struct build bd = {NULL, st, err, errlen, 0, 0};
 	int rc;
 
 	if (!b) {

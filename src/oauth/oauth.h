@@ -34,6 +34,7 @@
 #include "core/config.h"
 #include "oauth/jose.h"
 #include "store/store.h"
+#include "store/store_oauth.h"
 
 /* Well-known principal ids (PROTOCOLS.md §6). */
 #define OAUTH_PRINCIPAL_LYNC	 "00000004-0000-0ff1-ce00-000000000000"
@@ -44,6 +45,11 @@
 struct oauth_partner {
 	struct store_partner rec;
 	struct jose_keyset keys;
+	/* RFC 8705 §2.1 tls_client_auth: the registered subject DN (RFC 4514)
+	 * and SAN ("dns:...", ...) of its PKI client certificate, '' = none
+	 * (store_oauth.h store_partner_tls_get) */
+	char tls_subject[STORE_TLS_SUBJECT_MAX];
+	char tls_san[STORE_TLS_SAN_MAX];
 };
 
 struct oauth_snapshot {

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "core/str.h"
@@ -24,8 +25,10 @@
 #include "core/stats.h"
 #include "http/http.h"
 #include "http/webticket.h"
+#include "pki/pki.h"
 #include "oauth/fetch.h"
 #include "oauth/jose.h"
+#include "oauth/mtls.h"
 #include "oauth/validate.h"
 #include "sip/server.h"
 #include "store/store.h"
@@ -636,6 +639,52 @@ static bool cert_registered(const struct oauth_partner *p, X509 *cert, const uns
 }
 
 /*
+ * RFC 8705 §2.1 tls_client_auth: the certificate carries the subject DN or
+ * the SAN registered for p (rtcauthctl partner add --tls-subject /
+ * --tls-san) and chains to a trust anchor of the deployment ([pki]
+ * trusted_root and the built-in CA), inside its validity period, not
+ * revoked (pki_verify_cert). The names are compared first: they are cheap
+ * and say nothing of trust by themselves. cnf keeps the thumbprint.
+ */
+static int authenticate_pki(const struct token_ctx *ctx, const struct oauth_partner *p,
+			    const struct oauth_partner **client, char cnf[JOSE_X5T256_LEN + 1],
+			    struct token_result *res)
+{
+	int vr;
+
+	if (!mtls_cert_matches(ctx->client_cert, p->tls_subject, p->tls_san)) {
+		cnf[0] = '\0';
+		fail(res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION,
+		     "the TLS client certificate is neither registered for this client nor names "
+		     "its registered %s",
+		     p->tls_subject[0] && p->tls_san[0] ? "subject and SAN"
+		     : p->tls_subject[0]		? "subject DN"
+							: "SAN");
+		return -1;
+	}
+	vr = ctx->cert_verify
+		 ? ctx->cert_verify(ctx->user_arg, ctx->client_cert, ctx->client_chain, ctx->now)
+		 : pki_verify_cert(ctx->store, ctx->client_cert, ctx->client_chain, ctx->now);
+	if (vr == PKI_VERIFY_UNAVAILABLE) {
+		cnf[0] = '\0';
+		fail(res, 503, "temporarily_unavailable", TOKEN_R_SERVER_ERROR,
+		     "the certificate's revocation status is unavailable; retry later");
+		return -1;
+	}
+	if (vr != PKI_VERIFY_OK) {
+		cnf[0] = '\0';
+		fail(res, 401, "invalid_client",
+		     vr == PKI_VERIFY_EXPIRED ? TOKEN_R_EXPIRED : TOKEN_R_BAD_ASSERTION,
+		     "the TLS client certificate names this client but is refused: %s",
+		     pki_verify_strerror(vr));
+		return -1;
+	}
+	*client = p;
+	res->client_auth = "tls_client_auth";
+	return 0;
+}
+
+/*
  * RFC 8705 §2.2 self_signed_tls_client_auth: the client names itself with
  * client_id (required, §2) and is authenticated when the certificate it
  * presented in the TLS handshake (whose private key the handshake proved it
@@ -675,15 +724,17 @@ static int authenticate_mtls(const struct token_ctx *ctx, const struct token_for
 	}
 	ok = cert_registered(p, ctx->client_cert, der, (size_t)derlen, cnf);
 	OPENSSL_free(der);
-	if (!ok) {
-		cnf[0] = '\0';
-		fail(res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION,
-		     "the TLS client certificate is not one registered for this client");
-		return -1;
+	if (ok) {
+		*client = p;
+		res->client_auth = "self_signed_tls_client_auth";
+		return 0;
 	}
-	*client = p;
-	res->client_auth = "self_signed_tls_client_auth";
-	return 0;
+	if (p->tls_subject[0] || p->tls_san[0])
+		return authenticate_pki(ctx, p, client, cnf, res);
+	cnf[0] = '\0';
+	fail(res, 401, "invalid_client", TOKEN_R_BAD_ASSERTION,
+	     "the TLS client certificate is not one registered for this client");
+	return -1;
 }
 
 /*
@@ -1252,6 +1303,8 @@ int token_request_read(const struct http_request *req, const struct oauth_snapsh
 	ctx->auth_scheme = auth_scheme(req, scheme, cap);
 	/* unverified (http.h): authenticate_mtls compares it with the registration */
 	ctx->client_cert = http_request_peer_cert(req);
+	/* the intermediates it sent (RFC 8705 §2.1 chains), unverified too */
+	ctx->client_chain = ctx->client_cert && req->ssl ? SSL_get_peer_cert_chain(req->ssl) : NULL;
 	{
 		struct sip_worker *w = req->worker;
 

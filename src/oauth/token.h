@@ -34,9 +34,12 @@
  * partner (its issuer id, bare or <id>@<realm>) and the certificate the
  * client presented in the TLS handshake is byte for byte one the partner
  * registered (rtcauthctl partner add --cert, or a JWKS x5c; a JWK with
- * x5t#S256 and no x5c: the same thumbprint and public key). The PKI variant
- * (tls_client_auth, §2.1: a chain to a trust anchor and a registered
- * subject) is not implemented: there is no trust-anchor configuration yet.
+ * x5t#S256 and no x5c: the same thumbprint and public key); or RFC 8705
+ * §2.1 tls_client_auth: a certificate that names the subject DN or SAN
+ * registered for the partner (rtcauthctl partner add --tls-subject /
+ * --tls-san; oauth/mtls.h) and chains to the deployment's trust anchors
+ * ([pki] trusted_root and the built-in CA), valid and unrevoked
+ * (pki_verify_cert): untrusted, expired or revoked is invalid_client.
  * A token issued to an mTLS client carries cnf {"x5t#S256": thumbprint}
  * (§3.1). A client certificate together with a client assertion (or an
  * Authorization header) is two methods in one request: invalid_request
@@ -179,6 +182,15 @@ struct token_ctx {
 	 * the client_id's partner registered (RFC 8705 §2.2). Borrowed.
 	 */
 	X509 *client_cert;
+	/* the certificates the client sent after it (SSL_get_peer_cert_chain),
+	 * or NULL: untrusted intermediates for RFC 8705 §2.1. Borrowed. */
+	STACK_OF(X509) * client_chain;
+	/*
+	 * RFC 8705 §2.1: does the certificate chain to a trust anchor, inside
+	 * its validity, unrevoked? A PKI_VERIFY_* code (pki/pki.h). NULL:
+	 * pki_verify_cert with store (tests put their own).
+	 */
+	int (*cert_verify)(void *arg, X509 *leaf, STACK_OF(X509) * chain, int64_t now);
 	/*
 	 * Another URL of ours a client assertion may name as its aud besides
 	 * the token endpoint and the issuer (the introspection or revocation

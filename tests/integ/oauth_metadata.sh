@@ -70,7 +70,7 @@ assert d["revocation_endpoint"] == iss + "/oauth/revoke"
 assert d["grant_types_supported"] == ["client_credentials",
     "urn:ietf:params:oauth:grant-type:jwt-bearer",
     "urn:ietf:params:oauth:grant-type:token-exchange"]
-assert set(d["token_endpoint_auth_methods_supported"]) == {"private_key_jwt", "self_signed_tls_client_auth"}
+assert set(d["token_endpoint_auth_methods_supported"]) == {"private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"}
 assert d["tls_client_certificate_bound_access_tokens"] is True
 assert "RS256" in d["token_endpoint_auth_signing_alg_values_supported"]
 assert "none" not in d["token_endpoint_auth_signing_alg_values_supported"]

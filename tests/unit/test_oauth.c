@@ -653,7 +653,11 @@ static void test_oauth_metadata_as_document_follows_rfc8414(void **state)
 	    json_string_value(json_array_get(json_object_get(d, "grant_types_supported"), 2)),
 	    "urn:ietf:params:oauth:grant-type:token-exchange");
 	assert_int_equal(
-	    json_array_size(json_object_get(d, "token_endpoint_auth_methods_supported")), 2);
+	    json_array_size(json_object_get(d, "token_endpoint_auth_methods_supported")), 3);
+	/* RFC 8705 §2.1 next to §2.2 */
+	assert_string_equal(json_string_value(json_array_get(
+				json_object_get(d, "token_endpoint_auth_methods_supported"), 1)),
+			    "tls_client_auth");
 	/* no authorization endpoint: no response types (RFC 8414 §3.2: no empty arrays) */
 	assert_null(json_object_get(d, "response_types_supported"));
 	assert_null(json_object_get(d, "authorization_endpoint"));

@@ -10,7 +10,10 @@
 #   - bad input: unknown comprehension-required attribute (420), truncated
 #     and overflowing attributes, changed MESSAGE-INTEGRITY (401), stale
 #     (438) and replayed nonces, quota (486), every denied peer range (403),
-#     channel numbers out of range (400), an Allocate flood (401s limited).
+#     channel numbers out of range (400), an Allocate flood (401s limited);
+#   - USERHASH instead of USERNAME (RFC 8489 §9.2.4): MD5 and SHA-256 keys,
+#     wrong password and unknown hash alike (401), with USERNAME (400),
+#     under a nonce without the anonymity bit (refused), no name in answers.
 # 127.0.0.1 is an allowed peer for this test only ([turn] allowed_peer), so
 # the echo peer and the relays themselves can be reached.
 . "$(dirname "$0")/lib.sh"
@@ -148,6 +151,13 @@ raw "wrong password and unknown user: 401" wrong_password
 raw "SHA-256: PASSWORD-ALGORITHM SHA-256 with MESSAGE-INTEGRITY-SHA256, downgrade refused" sha256
 raw "replayed nonce from another address: 438; retransmitted Allocate: same answer; new one: 437" replayed_nonce
 raw "stale nonce (nonce_lifetime 10 s): 438 with a fresh nonce" stale_nonce NONCE_WAIT=11
+raw "USERHASH instead of USERNAME (MD5): Allocate and Refresh succeed, no answer names the user" userhash_md5
+raw "USERHASH of user@domain with SHA-256: MESSAGE-INTEGRITY-SHA256 both ways" userhash_sha256
+raw "USERHASH with a wrong password and a hash of nobody: the same 401" userhash_refused
+raw "USERHASH and USERNAME together: 400" userhash_with_username
+raw "USERHASH under a nonce without the username-anonymity bit: refused (438, fresh nonce)" userhash_no_bit
+check_sh "a failed USERHASH is logged by its hash (user=userhash:<hex>), never a name" \
+	'grep -qE "event=turn.auth_failed user=userhash:[0-9a-f]{64} .*reason=unknown_user" "$T/rtcauthd.log"'
 raw "quota exceeded: 486 (signed); Refresh LIFETIME 0 frees a unit" quota TURN_USER=quser TURN_PW=quota-pw QUOTA=40
 raw "CreatePermission/ChannelBind to every denied range: 403; Send to a denied peer dropped" denied_peers
 raw "channel numbers out of range: 400; conflicts 400; ChannelData both ways" channels

@@ -23,6 +23,7 @@ REQUEST, INDICATION, SUCCESS, ERROR = 0, 1, 2, 3
 A_USERNAME, A_MI, A_ERROR, A_UNKNOWN, A_CHANNEL, A_LIFETIME = 0x6, 0x8, 0x9, 0xA, 0xC, 0xD
 A_PEER, A_DATA, A_REALM, A_NONCE, A_RELAYED, A_TRANSPORT = 0x12, 0x13, 0x14, 0x15, 0x16, 0x19
 A_MI256, A_PWALG, A_XMAPPED, A_PWALGS, A_FP = 0x1C, 0x1D, 0x20, 0x8002, 0x8028
+A_USERHASH = 0x1E
 
 
 def env():
@@ -134,6 +135,9 @@ class Client:
         self.realm = self.nonce = None
         self.user, self.pw = cfg["user"], cfg["pw"]
         self.sha256 = False
+        self.userhash = False  # USERHASH (RFC 8489 §14.4) instead of USERNAME
+        self.both = False  # USERHASH and USERNAME
+        self.answers = []  # every answer's bytes, to look for the user name
 
     def key(self):
         return lt_key(self.user, self.realm.decode(), self.pw, self.sha256)
@@ -145,6 +149,7 @@ class Client:
         self.s.settimeout(timeout)
         try:
             d, _ = self.s.recvfrom(70000)
+            self.answers.append(d)
             return d
         except socket.timeout:
             return None
@@ -167,7 +172,13 @@ class Client:
         return self.recv_msg(tid, timeout)
 
     def auth_attrs(self):
-        a = [attr(A_USERNAME, self.user.encode()), attr(A_REALM, self.realm), attr(A_NONCE, self.nonce)]
+        a = []
+        if self.userhash:
+            uh = hashlib.sha256(f"{self.user}:{self.realm.decode()}".encode()).digest()
+            a.append(attr(A_USERHASH, uh))
+        if not self.userhash or self.both:
+            a.append(attr(A_USERNAME, self.user.encode()))
+        a += [attr(A_REALM, self.realm), attr(A_NONCE, self.nonce)]
         if self.nonce.startswith(b"obMatJos2"):
             algs = struct.pack("!HHHH", 1, 0, 2, 0)
             a += [attr(A_PWALGS, algs), attr(A_PWALG, struct.pack("!HH", 2 if self.sha256 else 1, 0))]
@@ -644,6 +655,108 @@ def case_tcp_limit(cfg):
     if not s.recv(100):
         fail("no answer after the other connections closed")
     s.close()
+
+
+# ---- USERHASH (RFC 8489 §9.2.4, §14.4) ----
+
+def nonce_features(nonce):
+    if not nonce.startswith(b"obMatJos2"):
+        return 0
+    return int.from_bytes(base64.b64decode(nonce[9:13]), "big")
+
+
+def no_name(c, names):
+    for d in c.answers:
+        for n in names:
+            if n.encode() in d:
+                fail(f"an answer names the user ({n!r})")
+        if Msg(d).get(A_USERNAME) is not None or Msg(d).get(A_USERHASH) is not None:
+            fail("an answer carries USERNAME or USERHASH")
+
+
+def userhash_client(cfg, user=None, sha256=False):
+    c = Client(cfg)
+    c.userhash, c.sha256 = True, sha256
+    if user:
+        c.user = user
+    t = os.urandom(12)
+    m = c.transact(build(ALLOCATE, REQUEST, [attr(A_TRANSPORT, b"\x11\0\0\0")], t), t)
+    want_code(m, 401, "challenge")
+    c.realm, c.nonce = m.get(A_REALM), m.get(A_NONCE)
+    if nonce_features(c.nonce) & 2 == 0:
+        fail(f"the nonce cookie does not offer username anonymity: {c.nonce!r}")
+    return c
+
+
+def userhash_allocate(c, want):
+    t = os.urandom(12)
+    m = c.transact(build(ALLOCATE, REQUEST, [attr(A_TRANSPORT, b"\x11\0\0\0")] + c.auth_attrs(),
+                         t, c.key(), c.sha256), t)
+    if want == 200:
+        if m is None or m.cls != SUCCESS:
+            fail(f"Allocate with USERHASH: {m and m.code()}, expected success")
+        if not m.check_mi(c.key()) or (m.get(A_MI256) is None) == c.sha256:
+            fail("USERHASH Allocate success without the right MESSAGE-INTEGRITY(-SHA256)")
+    else:
+        want_code(m, want, "Allocate with USERHASH")
+    return m
+
+
+def case_userhash_md5(cfg):
+    """Allocate naming the user only by USERHASH, MD5 key; Refresh too; no answer names the user."""
+    c = userhash_client(cfg)
+    userhash_allocate(c, 200)
+    m = c.request(REFRESH, [attr(A_LIFETIME, struct.pack("!I", 0))])
+    if m is None or m.cls != SUCCESS or not m.check_mi(c.key()):
+        fail(f"USERHASH Refresh (delete): {m and m.code()}")
+    no_name(c, [cfg["user"]])
+
+
+def case_userhash_sha256(cfg):
+    """USERHASH of the user@domain form with PASSWORD-ALGORITHM SHA-256."""
+    c = userhash_client(cfg, user=f"{cfg['user']}@{cfg['realm']}", sha256=True)
+    userhash_allocate(c, 200)
+    m = c.request(REFRESH, [attr(A_LIFETIME, struct.pack("!I", 0))])
+    if m is None or m.cls != SUCCESS or m.get(A_MI256) is None:
+        fail(f"USERHASH SHA-256 Refresh: {m and m.code()}")
+    no_name(c, [cfg["user"]])
+
+
+def case_userhash_refused(cfg):
+    """Wrong password and a hash of nobody: the same 401 (REALM, fresh NONCE, nothing else told)."""
+    c = userhash_client(cfg)
+    c.pw = "not-the-password"
+    a = userhash_allocate(c, 401)
+    d = userhash_client(cfg, user="nobody-at-all")
+    b = userhash_allocate(d, 401)
+    if [t for t, _, _ in a.attrs] != [t for t, _, _ in b.attrs] or len(a.raw) != len(b.raw):
+        fail("a wrong password and an unknown hash are answered differently")
+    if a.get(A_MI) is not None or a.get(A_NONCE) is None or a.get(A_REALM) is None:
+        fail("the 401 must carry REALM and NONCE and no MESSAGE-INTEGRITY")
+    no_name(c, [cfg["user"]])
+    no_name(d, ["nobody-at-all"])
+
+
+def case_userhash_with_username(cfg):
+    """USERHASH and USERNAME together: 400, nothing allocated."""
+    c = userhash_client(cfg)
+    c.both = True
+    m = userhash_allocate(c, 400)
+    if m.get(A_MI) is not None:
+        fail("400 with MESSAGE-INTEGRITY")
+    c.both = False
+    userhash_allocate(c, 200)  # the same client, done right
+
+
+def case_userhash_no_bit(cfg):
+    """A nonce whose cookie lacks the username-anonymity bit: USERHASH refused (the bits are
+    MAC-protected, so clearing the bit makes the nonce not ours: 438 with a fresh one)."""
+    c = userhash_client(cfg)
+    c.nonce = b"obMatJos2" + base64.b64encode(b"\0\0\1") + c.nonce[13:]
+    m = userhash_allocate(c, 438)
+    if not m.get(A_NONCE) or nonce_features(m.get(A_NONCE)) & 2 == 0:
+        fail("438 without a fresh nonce offering username anonymity")
+    no_name(c, [cfg["user"]])
 
 
 def case_ephemeral(cfg):

@@ -1,12 +1,12 @@
 /*
- * rtcauthctl partner add|list|show|enable|disable|del|refresh: partner
- * applications (servers that present tokens to us and to whom we issue
- * tokens), kept in the store. Every input is checked here before anything
- * is written: name, issuer, realm, https metadata URL, certificate files
- * (public keys only: RSA >= 2048 bits, P-256, Ed25519), JWKS documents
- * (a JSON object with a non-empty "keys" array of public keys), trust level,
- * resources, token lifetime. Each change writes an audit row in the same
- * transaction. Metadata URLs are fetched by the running rtcauthd, never here.
+ * rtcauthctl partner add|list|show|set|enable|disable|del|refresh|consent|
+ * consents: partner applications (servers that present tokens to us and to
+ * whom we issue tokens), kept in the store, their RFC 8705 §2.1 client
+ * certificate names, and users' consent for application-trust partners. Every input is checked here
+ * before anything is written: name, issuer, realm, https metadata URL, certificate files (public
+ * keys only: RSA >= 2048 bits, P-256, Ed25519), JWKS documents (a JSON object with a non-empty
+ * "keys" array of public keys), trust level, resources, token lifetime. Each change writes an audit
+ * row in the same transaction. Metadata URLs are fetched by the running rtcauthd, never here.
  */
 #include "ctl/ctl.h"
 
@@ -25,6 +25,8 @@
 #include <openssl/x509.h>
 
 #include "core/b64.h"
+#include "oauth/mtls.h"
+#include "store/store_oauth.h"
 
 #define LIFETIME_DEFAULT 3600
 #define LIFETIME_MIN	 60
@@ -38,7 +40,8 @@ static const struct ctl_cmd_help h_add = {
     "partner add",
     "NAME (--metadata-url URL | --issuer ID --cert FILE | --jwks FILE | --issuer ID "
     "--use-oauth-server) [--issuer ID] [--realm R] [--trust full|application|user] "
-    "[--resources r1,r2] [--lifetime SECONDS] [--use-oauth-server]",
+    "[--resources r1,r2] [--lifetime SECONDS] [--use-oauth-server] [--tls-subject DN] "
+    "[--tls-san TYPE:VALUE]",
     "Register a partner application.",
     "  --metadata-url URL  https URL of the partner's metadata; rtcauthd fetches its\n"
     "                      keys (and issuer, if --issuer is not given)\n"
@@ -54,7 +57,27 @@ static const struct ctl_cmd_help h_add = {
     "  --use-oauth-server  tokens rtcauth sends it come from [oauth] authorization_server\n"
     "                      (client_credentials), not minted here; alone (no key source)\n"
     "                      it needs --issuer ID, the partner's principal id\n"
+    "  --tls-subject DN    RFC 8705 §2.1 tls_client_auth: the subject (RFC 4514, e.g.\n"
+    "                      \"CN=mail.example.com,O=Example,C=DE\") of the partner's client\n"
+    "                      certificate, which must chain to [pki] trusted_root or the\n"
+    "                      built-in CA; needs no key source (--issuer ID, default NAME)\n"
+    "  --tls-san SAN       the same by one subject alternative name: dns:NAME,\n"
+    "                      uri:URI, email:ADDR or ip:ADDR (both given: both must match)\n"
     "NAME: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit.\n"};
+static const struct ctl_cmd_help h_set = {
+    "partner set", "NAME [--tls-subject DN] [--tls-san SAN]",
+    "Change the RFC 8705 §2.1 client certificate names of a partner.",
+    "  --tls-subject DN  the subject DN (RFC 4514); '' removes it\n"
+    "  --tls-san SAN     dns:NAME, uri:URI, email:ADDR or ip:ADDR; '' removes it\n"};
+static const struct ctl_cmd_help h_consent = {
+    "partner consent", "NAME --user URI [--revoke]",
+    "Record (or, with --revoke, withdraw) a user's consent for a partner.",
+    "An application-trust partner acts for a user (jwt-bearer, token exchange) only\n"
+    "with that user's consent; users may also give it themselves (POST /oauth/consent).\n"
+    "Withdrawing it refuses the partner's tokens for that user at once.\n"};
+static const struct ctl_cmd_help h_consents = {"partner consents", "NAME [--json]",
+					       "List the users who consented to a partner.",
+					       "  --json  a JSON array of objects\n"};
 static const struct ctl_cmd_help h_list = {"partner list", "[--json]", "List partners.",
 					   "  --json  a JSON array of objects\n"};
 static const struct ctl_cmd_help h_show = {"partner show", "NAME [--json]", "Show one partner.",
@@ -526,23 +549,43 @@ static int partner_failed(struct ctl *c, const char *what, int rc)
 
 struct add_args {
 	const char *url, *issuer, *cert, *jwks, *realm, *trust, *resources, *lifetime, *as;
+	const char *tls_subject, *tls_san;
 	bool has_url, has_issuer, has_cert, has_jwks, has_realm, has_trust, has_res, has_life,
-	    has_as;
+	    has_as, has_tls_subject, has_tls_san;
 };
+
+/* The RFC 8705 §2.1 names of --tls-subject / --tls-san, normalised ('' for
+ * an empty value: none). 0 or an exit code (said). */
+static int tls_names(const char *subject, const char *san, char dn[STORE_TLS_SUBJECT_MAX],
+		     char sn[STORE_TLS_SAN_MAX])
+{
+	char err[160];
+
+	dn[0] = sn[0] = '\0';
+	if (subject && subject[0] && mtls_dn_normalise(subject, dn, err, sizeof(err)) < 0)
+		return ctl_usage_err("--tls-subject '%s': %s (an RFC 4514 name such as "
+				     "CN=mail.example.com,O=Example,C=DE)",
+				     subject, err);
+	if (san && san[0] && mtls_san_normalise(san, sn, err, sizeof(err)) < 0)
+		return ctl_usage_err("--tls-san '%s': %s", san, err);
+	return 0;
+}
 
 /* Fill p (but certs/jwks) from the options; 0 or an exit code (said). */
 static int add_fields(struct ctl *c, const struct add_args *a, struct store_partner *p)
 {
 	int nsrc = a->has_url + a->has_cert + a->has_jwks, rc;
+	bool tls = (a->has_tls_subject && a->tls_subject[0]) || (a->has_tls_san && a->tls_san[0]);
 	char *end;
 	long life;
 
-	if (nsrc > 1 || (nsrc == 0 && !a->has_as))
+	if (nsrc > 1 || (nsrc == 0 && !a->has_as && !tls))
 		return ctl_usage_err(
 		    "give exactly one key source: --metadata-url URL, --issuer ID --cert "
-		    "FILE, or --jwks FILE, or --issuer ID --use-oauth-server (see: "
-		    "rtcauthctl partner add --help)");
-	if (nsrc == 0 && !a->has_issuer)
+		    "FILE, or --jwks FILE, or --issuer ID --use-oauth-server, or a TLS client "
+		    "certificate name (--tls-subject DN or --tls-san SAN) (see: rtcauthctl "
+		    "partner add --help)");
+	if (nsrc == 0 && !a->has_issuer && !tls)
 		return ctl_usage_err(
 		    "--use-oauth-server without a key source needs --issuer ID: the "
 		    "partner's principal id (the target of the tokens)");
@@ -561,9 +604,9 @@ static int add_fields(struct ctl *c, const struct add_args *a, struct store_part
 	if (a->has_issuer && (rc = check_issuer(a->issuer)))
 		return rc;
 	snprintf(p->issuer, sizeof(p->issuer), "%s",
-		 a->has_issuer ? a->issuer
-		 : a->has_jwks ? p->name
-			       : "");
+		 a->has_issuer		    ? a->issuer
+		 : a->has_jwks || nsrc == 0 ? p->name
+					    : "");
 	if (a->has_realm && (rc = check_realm(a->realm)))
 		return rc;
 	snprintf(p->realm, sizeof(p->realm), "%s", a->has_realm ? a->realm : c->cfg.domain);
@@ -591,15 +634,21 @@ static int add_fields(struct ctl *c, const struct add_args *a, struct store_part
 static int partner_add(struct ctl *c, int argc, char **argv)
 {
 	struct add_args a = {0};
-	const struct ctl_opt opts[] = {
-	    {"--metadata-url", &a.url, &a.has_url},    {"--issuer", &a.issuer, &a.has_issuer},
-	    {"--cert", &a.cert, &a.has_cert},	       {"--jwks", &a.jwks, &a.has_jwks},
-	    {"--realm", &a.realm, &a.has_realm},       {"--trust", &a.trust, &a.has_trust},
-	    {"--resources", &a.resources, &a.has_res}, {"--lifetime", &a.lifetime, &a.has_life},
-	    {"--use-oauth-server", NULL, &a.has_as},   {NULL, NULL, NULL}};
+	const struct ctl_opt opts[] = {{"--metadata-url", &a.url, &a.has_url},
+				       {"--issuer", &a.issuer, &a.has_issuer},
+				       {"--cert", &a.cert, &a.has_cert},
+				       {"--jwks", &a.jwks, &a.has_jwks},
+				       {"--realm", &a.realm, &a.has_realm},
+				       {"--trust", &a.trust, &a.has_trust},
+				       {"--resources", &a.resources, &a.has_res},
+				       {"--lifetime", &a.lifetime, &a.has_life},
+				       {"--use-oauth-server", NULL, &a.has_as},
+				       {"--tls-subject", &a.tls_subject, &a.has_tls_subject},
+				       {"--tls-san", &a.tls_san, &a.has_tls_san},
+				       {NULL, NULL, NULL}};
 	struct store_partner *p = calloc(1, sizeof(*p)), *old = calloc(1, sizeof(*old));
 	const char *pos[1];
-	char detail[512];
+	char detail[512], dn[STORE_TLS_SUBJECT_MAX], san[STORE_TLS_SAN_MAX];
 	int n, rc;
 
 	if (!p || !old) {
@@ -612,7 +661,8 @@ static int partner_add(struct ctl *c, int argc, char **argv)
 	if ((rc = check_name(pos[0])))
 		goto out;
 	snprintf(p->name, sizeof(p->name), "%s", pos[0]);
-	if ((rc = ctl_config(c)) || (rc = add_fields(c, &a, p)))
+	if ((rc = ctl_config(c)) || (rc = add_fields(c, &a, p)) ||
+	    (rc = tls_names(a.tls_subject, a.tls_san, dn, san)))
 		goto out;
 	if (a.has_cert && (rc = load_certs(a.cert, &p->certs)))
 		goto out;
@@ -630,13 +680,17 @@ static int partner_add(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	snprintf(detail, sizeof(detail),
-		 "source=%s issuer=\"%s\" realm=%s trust=%s resources=\"%s\" lifetime=%d%s",
+		 "source=%s issuer=\"%s\" realm=%s trust=%s resources=\"%s\" "
+		 "lifetime=%d%s%s%.160s%s%s%.96s%s",
 		 store_partner_source_name(p->source), p->issuer, p->realm,
 		 store_partner_trust_name(p->trust), p->resources, (int)p->lifetime,
-		 p->use_oauth_server ? " use_oauth_server=yes" : "");
+		 p->use_oauth_server ? " use_oauth_server=yes" : "", dn[0] ? " tls_subject=\"" : "",
+		 dn, dn[0] ? "\"" : "", san[0] ? " tls_san=\"" : "", san, san[0] ? "\"" : "");
 	rc = store_begin(c->store);
 	if (rc == STORE_OK)
 		rc = store_partner_add(c->store, p);
+	if (rc == STORE_OK && (dn[0] || san[0]))
+		rc = store_partner_tls_set(c->store, p->name, dn, san);
 	if (rc == STORE_OK)
 		rc = ctl_audit(c, "partner.add", p->name, detail);
 	if (rc == STORE_OK)
@@ -654,8 +708,9 @@ static int partner_add(struct ctl *c, int argc, char **argv)
 		}
 		goto out;
 	}
-	printf("added partner %s (%s keys, trust %s, realm %s)\n", p->name,
-	       store_partner_source_name(p->source), store_partner_trust_name(p->trust), p->realm);
+	printf("added partner %s (%s keys, trust %s, realm %s%s)\n", p->name,
+	       store_partner_source_name(p->source), store_partner_trust_name(p->trust), p->realm,
+	       dn[0] || san[0] ? ", tls_client_auth" : "");
 	if (p->source == STORE_PARTNER_METADATA)
 		ctl_note("a running rtcauthd fetches the metadata of %s now, then on schedule "
 			 "(see the result: rtcauthctl partner show %s; fetch again: rtcauthctl "
@@ -812,7 +867,7 @@ static int partner_show(struct ctl *c, int argc, char **argv)
 	const struct ctl_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
 	struct store_partner *p = calloc(1, sizeof(*p));
 	const char *pos[1];
-	char t1[32], t2[32], t3[32];
+	char t1[32], t2[32], t3[32], dn[STORE_TLS_SUBJECT_MAX], san[STORE_TLS_SAN_MAX];
 	int n, rc;
 
 	if (!p) {
@@ -823,8 +878,20 @@ static int partner_show(struct ctl *c, int argc, char **argv)
 		goto out;
 	if ((rc = load_partner(c, pos[0], p)))
 		goto out;
+	rc = store_partner_tls_get(c->store, p->id, dn, san);
+	if (rc != STORE_OK) {
+		rc = partner_failed(c, "reading the partner's TLS names", rc);
+		goto out;
+	}
 	if (json) {
-		rc = ctl_print_json(partner_json(p, true));
+		json_t *o = partner_json(p, true);
+
+		if (o) {
+			/* RFC 8705 §2.1 / RFC 7591 client metadata names */
+			json_object_set_new(o, "tls_client_auth_subject_dn", json_string(dn));
+			json_object_set_new(o, "tls_client_auth_san", json_string(san));
+		}
+		rc = ctl_print_json(o);
 		goto out;
 	}
 	printf("name:             %s\n"
@@ -837,7 +904,9 @@ static int partner_show(struct ctl *c, int argc, char **argv)
 	       "keys from:        %s\n",
 	       p->name, p->enabled ? "yes" : "no", p->issuer[0] ? p->issuer : "- (from metadata)",
 	       p->realm, store_partner_trust_name(p->trust), p->resources[0] ? p->resources : "-",
-	       (int)p->lifetime, store_partner_source_name(p->source));
+	       (int)p->lifetime,
+	       p->source == STORE_PARTNER_JWKS && !p->jwks ? "none (TLS client certificate only)"
+							   : store_partner_source_name(p->source));
 	if (p->source == STORE_PARTNER_METADATA)
 		printf("metadata URL:     %s\n"
 		       "last fetch:       %s%s%s\n",
@@ -845,6 +914,10 @@ static int partner_show(struct ctl *c, int argc, char **argv)
 		       p->last_error[0] ? ", error: " : "", p->last_error);
 	if (p->use_oauth_server)
 		printf("tokens to it:     from [oauth] authorization_server\n");
+	if (dn[0])
+		printf("tls subject:      %s\n", dn);
+	if (san[0])
+		printf("tls SAN:          %s\n", san);
 	show_keys(p);
 	printf("created:          %s\n"
 	       "updated:          %s\n",
@@ -991,12 +1064,201 @@ out:
 	return rc;
 }
 
+/* ---- partner set: RFC 8705 §2.1 names ---- */
+
+static int partner_set(struct ctl *c, int argc, char **argv)
+{
+	const char *subject = NULL, *san = NULL, *pos[1];
+	bool has_subject = false, has_san = false;
+	const struct ctl_opt opts[] = {{"--tls-subject", &subject, &has_subject},
+				       {"--tls-san", &san, &has_san},
+				       {NULL, NULL, NULL}};
+	char dn[STORE_TLS_SUBJECT_MAX], sn[STORE_TLS_SAN_MAX], detail[400];
+	int n, rc;
+
+	if (ctl_args(&h_set, argc, argv, opts, pos, 1, 1, &n, &rc))
+		return rc;
+	if (!has_subject && !has_san)
+		return ctl_usage_err("partner set: nothing to change; give --tls-subject DN and/or "
+				     "--tls-san SAN ('' removes one)");
+	if ((rc = check_name(pos[0])) || (rc = tls_names(subject, san, dn, sn)) ||
+	    (rc = ctl_store(c)))
+		return rc;
+	snprintf(detail, sizeof(detail), "%s%.200s%s%s%.96s%s", has_subject ? "tls_subject=\"" : "",
+		 has_subject ? dn : "", has_subject ? "\" " : "", has_san ? "tls_san=\"" : "",
+		 has_san ? sn : "", has_san ? "\"" : "");
+	rc = store_begin(c->store);
+	if (rc == STORE_OK)
+		rc = store_partner_tls_set(c->store, pos[0], has_subject ? dn : NULL,
+					   has_san ? sn : NULL);
+	if (rc == STORE_OK)
+		rc = ctl_audit(c, "partner.set", pos[0], detail);
+	if (rc == STORE_OK)
+		rc = store_commit(c->store);
+	if (rc != STORE_OK) {
+		store_rollback(c->store);
+		return rc == STORE_NOTFOUND ? partner_not_found(pos[0])
+					    : partner_failed(c, "changing the partner", rc);
+	}
+	printf("partner %s: tls subject %s, tls SAN %s\n", pos[0],
+	       has_subject ? (dn[0] ? dn : "removed") : "unchanged",
+	       has_san ? (sn[0] ? sn : "removed") : "unchanged");
+	ctl_admin_oauth_reload(c);
+	return CTL_EXIT_OK;
+}
+
+/* ---- consent ---- */
+
+/* The user of --user: 0 with *u, or an exit code (said). */
+static int consent_user(struct ctl *c, const char *arg, struct store_user *u)
+{
+	char uri[STORE_URI_MAX], user[STORE_URI_MAX], domain[STORE_URI_MAX];
+	int rc = ctl_uri_arg("user", arg, uri, user, domain);
+
+	if (rc)
+		return rc;
+	rc = store_user_get(c->store, uri, u);
+	if (rc == STORE_NOTFOUND) {
+		ctl_err("no such user: %s (see: rtcauthctl user list)", uri);
+		return CTL_EXIT_NOTFOUND;
+	}
+	if (rc != STORE_OK)
+		return partner_failed(c, "reading the user", rc);
+	return 0;
+}
+
+static int partner_consent(struct ctl *c, int argc, char **argv)
+{
+	const char *uri = NULL, *pos[1];
+	bool has_user = false, revoke = false;
+	const struct ctl_opt opts[] = {
+	    {"--user", &uri, &has_user}, {"--revoke", NULL, &revoke}, {NULL, NULL, NULL}};
+	struct store_partner *p = calloc(1, sizeof(*p));
+	struct store_user u;
+	char detail[STORE_URI_MAX + 16];
+	int n, rc;
+
+	if (!p) {
+		ctl_err("out of memory");
+		return CTL_EXIT_ERR;
+	}
+	if (ctl_args(&h_consent, argc, argv, opts, pos, 1, 1, &n, &rc))
+		goto out;
+	if (!has_user) {
+		rc = ctl_usage_err("partner consent: --user URI is required (the user who "
+				   "consents)");
+		goto out;
+	}
+	if ((rc = load_partner(c, pos[0], p)) || (rc = consent_user(c, uri, &u)))
+		goto out;
+	snprintf(detail, sizeof(detail), "user=%s", u.uri);
+	rc = store_begin(c->store);
+	if (rc == STORE_OK)
+		rc = revoke ? store_oauth_consent_revoke(c->store, p->id, u.id)
+			    : store_oauth_consent_grant(c->store, p->id, u.id, (int64_t)time(NULL),
+							"rtcauthctl");
+	if (rc == STORE_OK)
+		rc = ctl_audit(c, revoke ? "partner.consent_revoke" : "partner.consent", p->name,
+			       detail);
+	if (rc == STORE_OK)
+		rc = store_commit(c->store);
+	if (rc != STORE_OK) {
+		store_rollback(c->store);
+		if (rc == STORE_NOTFOUND && revoke) {
+			ctl_err("%s has given partner %s no consent (see: rtcauthctl partner "
+				"consents %s)",
+				u.uri, p->name, p->name);
+			rc = CTL_EXIT_NOTFOUND;
+		} else {
+			rc = partner_failed(c, "recording the consent", rc);
+		}
+		goto out;
+	}
+	printf("%s: consent of %s for partner %s\n", revoke ? "withdrawn" : "recorded", u.uri,
+	       p->name);
+	if (p->trust != STORE_TRUST_APPLICATION)
+		ctl_note("partner %s has trust level %s: consent matters only for trust level "
+			 "application",
+			 p->name, store_partner_trust_name(p->trust));
+	rc = CTL_EXIT_OK;
+out:
+	store_partner_clear(p);
+	free(p);
+	return rc;
+}
+
+struct consents_ctx {
+	bool json;
+	size_t count;
+};
+
+static int consents_cb(void *ctx, const struct store_oauth_consent *cs)
+{
+	struct consents_ctx *l = ctx;
+	char t[32];
+
+	if (l->json) {
+		if (ctl_json_element(json_pack("{s:s, s:I, s:s}", "user", cs->uri, "granted_at",
+					       (json_int_t)cs->granted_at, "granted_by",
+					       cs->granted_by),
+				     l->count, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0)
+			return -1;
+	} else {
+		if (l->count == 0)
+			printf("%-40s  %-20s  %s\n", "USER", "GRANTED", "BY");
+		printf("%-40s  %-20s  %s\n", cs->uri, ctl_time(cs->granted_at, t, sizeof(t)),
+		       cs->granted_by);
+	}
+	l->count++;
+	return 0;
+}
+
+static int partner_consents(struct ctl *c, int argc, char **argv)
+{
+	bool json = false;
+	const struct ctl_opt opts[] = {{"--json", NULL, &json}, {NULL, NULL, NULL}};
+	struct store_partner *p = calloc(1, sizeof(*p));
+	struct consents_ctx l = {false, 0};
+	const char *pos[1];
+	int n, rc;
+
+	if (!p) {
+		ctl_err("out of memory");
+		return CTL_EXIT_ERR;
+	}
+	if (ctl_args(&h_consents, argc, argv, opts, pos, 1, 1, &n, &rc))
+		goto out;
+	if ((rc = load_partner(c, pos[0], p)))
+		goto out;
+	l.json = json;
+	if (json)
+		fputs("[", stdout);
+	rc = store_oauth_consent_list(c->store, p->id, 0, consents_cb, &l);
+	if (json)
+		ctl_json_array_end(l.count);
+	if (rc != STORE_OK) {
+		rc = partner_failed(c, "listing consents", rc < 0 ? rc : STORE_UNAVAILABLE);
+		goto out;
+	}
+	if (!json && l.count == 0)
+		ctl_note("no user has consented to partner %s (record one: rtcauthctl partner "
+			 "consent %s --user URI)",
+			 p->name, p->name);
+	rc = CTL_EXIT_OK;
+out:
+	store_partner_clear(p);
+	free(p);
+	return rc;
+}
+
 static const struct {
 	const char *name;
 	const struct ctl_cmd_help *help;
 } partner_cmds[] = {
-    {"add", &h_add},	     {"list", &h_list}, {"show", &h_show},	 {"enable", &h_enable},
-    {"disable", &h_disable}, {"del", &h_del},	{"refresh", &h_refresh},
+    {"add", &h_add},	       {"list", &h_list},	{"show", &h_show},
+    {"enable", &h_enable},     {"disable", &h_disable}, {"del", &h_del},
+    {"refresh", &h_refresh},   {"set", &h_set},		{"consent", &h_consent},
+    {"consents", &h_consents},
 };
 
 static void partner_usage(FILE *out)
@@ -1036,6 +1298,12 @@ int ctl_partner_main(struct ctl *c, int argc, char **argv)
 		return partner_change(c, &h_del, "partner.del", argc, argv);
 	if (strcmp(sub, "refresh") == 0)
 		return partner_refresh(c, argc, argv);
+	if (strcmp(sub, "set") == 0)
+		return partner_set(c, argc, argv);
+	if (strcmp(sub, "consent") == 0)
+		return partner_consent(c, argc, argv);
+	if (strcmp(sub, "consents") == 0)
+		return partner_consents(c, argc, argv);
 	ctl_err("partner: unknown command '%s' (see: rtcauthctl partner --help)", sub);
 	partner_usage(stderr);
 	return CTL_EXIT_USAGE;

@@ -36,11 +36,32 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
+static atomic_int loop_up;
+
+static void on_loop_up(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	atomic_store(&loop_up, 1);
+}
+
+/* A loop on its own thread, running when this returns (a loopbreak before
+ * the loop starts would be forgotten). */
 static void loop_start(struct loop *l)
 {
+	struct timeval now = {0, 0};
+
+	atomic_store(&loop_up, 0);
 	l->base = event_base_new();
 	assert_non_null(l->base);
+	assert_int_equal(event_base_once(l->base, -1, EV_TIMEOUT, on_loop_up, NULL, &now), 0);
 	assert_int_equal(pthread_create(&l->thr, NULL, loop_main, l), 0);
+	for (int i = 0; i < 10000 && !atomic_load(&loop_up); i++) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_true(atomic_load(&loop_up));
 }
 
 static void loop_end(struct loop *l)

@@ -27,6 +27,7 @@
 #include "core/stats.h"
 #include "http/http.h"
 #include "oauth/api.h"
+#include "oauth/consent.h"
 #include "oauth/introspect.h"
 #include "oauth/fetch.h"
 #include "oauth/jose.h"
@@ -1169,7 +1170,7 @@ out:
 
 int oauth_validate_routes(void)
 {
-	if (api_routes() < 0 || introspect_routes() < 0)
+	if (api_routes() < 0 || introspect_routes() < 0 || consent_routes() < 0)
 		return -1;
 	return 0;
 }

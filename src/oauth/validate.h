@@ -195,7 +195,8 @@ bool oauth_validate_unavailable(void);
 /* Forget every cached validation (tests; a reload needs no call). */
 void oauth_validate_flush(void);
 /* Register GET /api/v1/users/ (api.h), POST /oauth/introspect and POST
- * /oauth/revoke (introspect.h). Before the HTTP servers run. 0 or -1. */
+ * /oauth/revoke (introspect.h), /oauth/consent (consent.h). Before the
+ * HTTP servers run. 0 or -1. */
 int oauth_validate_routes(void);
 /* Free the cache, the revocation list and the endpoints' replay cache (after
  * the servers stopped). */

@@ -65,6 +65,17 @@ struct http_response {
 	int status;
 	struct evbuffer *body;
 	char content_type[128];
+	struct http_deferred *deferred; /* http_response_defer: answered later */
+};
+
+/* A request answered after its handler returned (http_response_defer). */
+struct http_deferred {
+	struct http_response resp;
+	uint64_t t0;
+	const char *method_name;
+	char rid[HTTP_REQUEST_ID_MAX];
+	char peer[80];
+	char path[LOG_VAL_MAX];
 };
 
 struct http_server {
@@ -335,7 +346,7 @@ static void call_route(const struct http_request *req, struct http_response *res
 	r = route_find(req->path, req->method, &allowed);
 	if (r) {
 		r->fn(req, resp, r->arg);
-		if (resp->status == 0)
+		if (resp->status == 0 && !resp->deferred)
 			http_response_error(resp, 500, "server_error",
 					    "the handler gave no answer");
 		return;
@@ -425,6 +436,22 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	if (srv->prepare)
 		srv->prepare(srv->worker);
 	call_route(&req, &resp);
+	if (resp.deferred) {
+		struct http_deferred *d = resp.deferred;
+
+		/* the body buffer and ev now belong to d; the log line comes with the answer */
+		d->resp = resp;
+		d->resp.deferred = NULL;
+		d->t0 = t0;
+		d->method_name = req.method_name;
+		snprintf(d->rid, sizeof(d->rid), "%s", rid);
+		snprintf(d->peer, sizeof(d->peer), "%s", peer);
+		snprintf(d->path, sizeof(d->path), "%s",
+			 log_val(str_cstr(req.path), pbuf, sizeof(pbuf)));
+		free(target);
+		log_ctx_clear();
+		return;
+	}
 	common_headers(&resp, rid);
 	bytes = evbuffer_get_length(resp.body);
 	/* the path only: the query string may carry secrets */
@@ -436,6 +463,42 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	stats_observe_us(STH_HTTP_REQUEST, stats_now_us() - t0);
 	evbuffer_free(resp.body);
 	free(target);
+	log_ctx_clear();
+}
+
+struct http_deferred *http_response_defer(struct http_response *resp)
+{
+	if (!resp->deferred)
+		resp->deferred = calloc(1, sizeof(*resp->deferred));
+	return resp->deferred;
+}
+
+struct http_response *http_deferred_response(struct http_deferred *d)
+{
+	return &d->resp;
+}
+
+void http_deferred_send(struct http_deferred *d)
+{
+	struct http_response *resp = &d->resp;
+	size_t bytes;
+
+	log_ctx_set("req_id", str_cstr(d->rid));
+	if (resp->status == 0)
+		http_response_error(resp, 500, "server_error", "the handler gave no answer");
+	common_headers(resp, d->rid);
+	bytes = evbuffer_get_length(resp->body);
+	log_info("http.request",
+		 "method=%s path=%s status=%d bytes=%zu duration_us=%llu peer=%s deferred=yes",
+		 d->method_name, d->path, resp->status, bytes,
+		 (unsigned long long)(stats_now_us() - d->t0), d->peer);
+	/* a request whose connection closed meanwhile is detached (evcon NULL):
+	 * evhttp_send_reply then frees it instead of sending */
+	evhttp_send_reply(resp->ev, resp->status, NULL, resp->body);
+	stats_family_inc(SF_HTTP_RESPONSES, (unsigned)(resp->status / 100 - 1));
+	stats_observe_us(STH_HTTP_REQUEST, stats_now_us() - d->t0);
+	evbuffer_free(resp->body);
+	free(d);
 	log_ctx_clear();
 }
 

@@ -115,6 +115,24 @@ int http_response_header(struct http_response *resp, const char *name, const cha
 
 typedef void (*http_handler_fn)(const struct http_request *req, struct http_response *resp,
 				void *arg);
+/*
+ * Answer later (blocking work on core/workq, issue 5): a handler calls
+ * http_response_defer() and returns without an answer; later, on the SAME
+ * loop thread, the code that holds d fills http_deferred_response(d) and
+ * calls http_deferred_send(d) exactly once. The request view (req) is only
+ * valid during the handler: copy what you need before returning.
+ * If the client went away meanwhile, the answer is dropped by
+ * http_deferred_send (no use after free: evhttp keeps the request, detached
+ * from its connection, until we answer). d must be sent before the server
+ * is freed (the daemon stops workq, which runs every pending done, first).
+ * NULL when out of memory: then answer now, as usual.
+ */
+struct http_deferred;
+struct http_deferred *http_response_defer(struct http_response *resp);
+struct http_response *http_deferred_response(struct http_deferred *d);
+/* Send the answer (a 500 if none was set), write the access log line and
+ * free d. */
+void http_deferred_send(struct http_deferred *d);
 
 /*
  * Register fn for the methods (a mask of enum http_method) at path: an

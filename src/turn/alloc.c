@@ -259,6 +259,34 @@ static void compact(struct turn_alloc *a, uint64_t now_ms)
 	a->nchans = j;
 }
 
+size_t turn_alloc_apply_policy(struct turn_alloc *a, const struct turn_policy *p)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	size_t before = a->nperms + a->nchans;
+	unsigned j = 0;
+
+	for (unsigned i = 0; i < a->nperms; i++) {
+		struct stun_addr peer;
+		memset(&peer, 0, sizeof(peer));
+		if (memcmp(a->perms[i].ip, mapped, 12) == 0) {
+			peer.family = STUN_AF_IPV4;
+			memcpy(peer.ip, a->perms[i].ip + 12, 4);
+		} else {
+			peer.family = STUN_AF_IPV6;
+			memcpy(peer.ip, a->perms[i].ip, 16);
+		}
+		if (turn_policy_allows(p, &peer, NULL))
+			a->perms[j++] = a->perms[i];
+	}
+	a->nperms = j;
+	j = 0;
+	for (unsigned i = 0; i < a->nchans; i++)
+		if (turn_policy_allows(p, &a->chans[i].peer, NULL))
+			a->chans[j++] = a->chans[i];
+	a->nchans = j;
+	return before - (a->nperms + a->nchans);
+}
+
 size_t turn_alloc_expire(struct turn_alloc_table *t, uint64_t now_ms, turn_alloc_free_fn on_free,
 			 void *ctx)
 {

@@ -80,6 +80,7 @@ struct turn_alloc {
 	uint64_t tokens, bucket_ms;
 	bool bucket_ready;
 	uint64_t pkts_relayed, pkts_dropped;
+	uint64_t policy_gen; /* the caller's: which peer policy perms/chans were checked against */
 };
 
 /* ---- quotas (process-wide, thread-safe) ---- */
@@ -170,6 +171,14 @@ const struct turn_channel *turn_alloc_channel_by_peer(const struct turn_alloc *a
  * no cap. Takes the tokens when true.
  */
 bool turn_alloc_bucket_take(struct turn_alloc *a, size_t len, uint64_t max_bps, uint64_t now_ms);
+
+/*
+ * Drop the permissions and channel bindings whose peer policy p refuses
+ * (the peer lists were reloaded: a newly denied peer must lose its relay at
+ * once, not when its permission expires). Returns how many were dropped.
+ */
+struct turn_policy;
+size_t turn_alloc_apply_policy(struct turn_alloc *a, const struct turn_policy *p);
 
 /* Same transport address (family, ip, port)? */
 bool turn_addr_eq(const struct stun_addr *a, const struct stun_addr *b);

@@ -90,6 +90,7 @@ struct rl_slot {
  */
 struct settings {
 	struct settings *older; /* replaced settings (reload thread only) */
+	uint64_t gen;		/* publication number (turn_alloc.policy_gen) */
 	char realm[CONFIG_HOST_MAX];
 	char fqdn[CONFIG_HOST_MAX]; /* handed out for wildcard listeners */
 	uint32_t def_lifetime, max_lifetime, nonce_lifetime;
@@ -109,10 +110,22 @@ struct settings {
 
 static _Atomic(const struct settings *) cur_settings;
 static struct settings *retired_settings;
+static uint64_t settings_gen;
 
 static const struct settings *settings_get(void)
 {
 	return atomic_load_explicit(&cur_settings, memory_order_acquire);
+}
+
+/* After a reload, an allocation's permissions and channels are checked once
+ * against the new peer lists before it relays anything again. */
+static void policy_current(struct turn_alloc *a, const struct settings *st)
+{
+	if (a->policy_gen == st->gen)
+		return;
+	a->policy_gen = st->gen;
+	if (turn_alloc_apply_policy(a, &st->policy))
+		log_info("turn.peers_revoked", "user=%s reason=reload", a->quota_key);
 }
 
 struct turn_server {
@@ -487,11 +500,12 @@ static void relay_to_peer(struct turn_server *ts, struct turn_alloc *a,
 			  const struct stun_addr *peer, const uint8_t *data, size_t len,
 			  uint64_t now_ms)
 {
+	const struct settings *st = settings_get();
 	struct sockaddr_storage ss;
 	socklen_t sl =
 	    peer->family == STUN_AF_IPV4 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 
-	if (peer->port == 0 || !turn_alloc_bucket_take(a, len, settings_get()->max_bps, now_ms) ||
+	if (peer->port == 0 || !turn_alloc_bucket_take(a, len, st->max_bps, now_ms) ||
 	    stun_addr_to_sockaddr(peer, (struct sockaddr *)&ss, sizeof(ss)) < 0) {
 		a->pkts_dropped++;
 		return;
@@ -507,14 +521,16 @@ static void relay_from_peer(struct turn_server *ts, struct turn_alloc *a,
 			    const struct stun_addr *peer, const uint8_t *data, size_t len,
 			    uint64_t now_ms)
 {
+	const struct settings *st = settings_get();
 	struct relay *rel = a->io;
 	const struct turn_channel *ch;
 	uint8_t ip[16];
 	bool stream = a->tuple.transport != TRANSPORT_UDP;
 
+	policy_current(a, st);
 	turn_addr_v6(peer, ip);
 	if (!turn_alloc_permitted(a, ip, now_ms) ||
-	    !turn_alloc_bucket_take(a, len, settings_get()->max_bps, now_ms)) {
+	    !turn_alloc_bucket_take(a, len, st->max_bps, now_ms)) {
 		a->pkts_dropped++; /* RFC 8656 §10.3: no permission, silently dropped */
 		return;
 	}
@@ -579,6 +595,7 @@ static struct turn_alloc *my_alloc(struct req *r)
 		answer_error(r, 441, NULL);
 		return NULL;
 	}
+	policy_current(a, r->st);
 	return a;
 }
 
@@ -724,6 +741,7 @@ static void do_allocate(struct req *r)
 	}
 	memcpy(a->tid, r->m->tid, STUN_TID_LEN);
 	a->pwalg = r->alg;
+	a->policy_gen = r->st->gen;
 	rel = calloc(1, sizeof(*rel));
 	a->io = rel;
 	if (rel)
@@ -903,6 +921,7 @@ static void do_binding(struct req *r)
 static void do_send(struct turn_server *ts, const struct stun_msg *m, const struct turn_tuple *from,
 		    uint64_t now_ms)
 {
+	const struct settings *st = settings_get();
 	struct turn_alloc *a = turn_alloc_find(ts->allocs, from, now_ms);
 	const struct stun_attr *pa = stun_find(m, STUN_ATTR_XOR_PEER_ADDRESS);
 	const struct stun_attr *da = stun_find(m, STUN_ATTR_DATA);
@@ -913,8 +932,8 @@ static void do_send(struct turn_server *ts, const struct stun_msg *m, const stru
 	    peer.family != a->relay.family)
 		return;
 	turn_addr_v6(&peer, ip);
-	if (!turn_policy_allows(&settings_get()->policy, &peer, NULL) ||
-	    !turn_alloc_permitted(a, ip, now_ms)) {
+	policy_current(a, st);
+	if (!turn_policy_allows(&st->policy, &peer, NULL) || !turn_alloc_permitted(a, ip, now_ms)) {
 		a->pkts_dropped++;
 		return;
 	}
@@ -924,6 +943,7 @@ static void do_send(struct turn_server *ts, const struct stun_msg *m, const stru
 static void on_channel_data(struct turn_server *ts, const uint8_t *buf, size_t len,
 			    const struct turn_tuple *from, uint64_t now_ms)
 {
+	const struct settings *st = settings_get();
 	struct stun_channel_data cd;
 	struct turn_alloc *a;
 	const struct turn_channel *ch;
@@ -931,11 +951,12 @@ static void on_channel_data(struct turn_server *ts, const uint8_t *buf, size_t l
 	int rc;
 
 	rc = stun_channel_data_parse(buf, len, from->transport != TRANSPORT_UDP, &cd);
-	if (rc < 0 && !(rc == STUN_E_CHANNEL && settings_get()->rfc5766_channels))
+	if (rc < 0 && !(rc == STUN_E_CHANNEL && st->rfc5766_channels))
 		return; /* a reserved number is only ever bound in RFC 5766 mode */
 	a = turn_alloc_find(ts->allocs, from, now_ms);
 	if (!a)
 		return;
+	policy_current(a, st);
 	ch = turn_alloc_channel_by_num(a, cd.channel, now_ms);
 	if (!ch)
 		return; /* RFC 8656 §12.5: not bound, discard */
@@ -1275,7 +1296,10 @@ static struct settings *settings_make(const struct config *cfg, const struct set
 /* Publish st: workers see it from their next packet on. */
 static void settings_publish(struct settings *st)
 {
-	struct settings *old = (struct settings *)atomic_exchange(&cur_settings, st);
+	struct settings *old;
+
+	st->gen = ++settings_gen;
+	old = (struct settings *)atomic_exchange(&cur_settings, st);
 
 	turn_quota_init(st->user_quota, st->total_quota);
 	if (old) {

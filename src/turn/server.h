@@ -38,8 +38,9 @@ void turn_global_shutdown(void);
  * Apply a reloaded config's [turn] settings from now on, keeping every
  * allocation (call from the thread that handles SIGHUP, after
  * turn_global_init; workers keep running):
- *   peers allowed_peer / denied_peer (checked at each CreatePermission,
- *   ChannelBind and Send), user_quota / total_quota (new allocations),
+ *   peers allowed_peer / denied_peer (at once: each allocation drops its
+ *   permissions and channels to a newly denied peer before it relays its
+ *   next packet), user_quota / total_quota (new allocations),
  *   max_bps, default_lifetime / max_lifetime (next Allocate or Refresh),
  *   nonce_lifetime, unauth_rate / unauth_burst, rfc5766_channels, the
  *   secret_file (read again; it must exist: it is not created on reload),

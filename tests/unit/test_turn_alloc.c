@@ -242,6 +242,32 @@ static void test_alloc_channel_capacity(void **state)
 	assert_int_equal(a->nchans, TURN_MAX_CHANNELS);
 }
 
+static void test_alloc_apply_policy_drops_newly_denied_peers_only(void **state)
+{
+	struct turn_alloc_table *t = *state;
+	struct turn_alloc *a = add(t, "192.0.2.1", 1, "alice", 0, TURN_ALLOC_OK);
+	struct stun_addr p = addr4("198.51.100.7", 5000), q = addr4("203.0.113.9", 6000);
+	struct config_cidr deny;
+	struct turn_policy pol = {0};
+	uint8_t ip[16], ipq[16];
+
+	turn_addr_v6(&p, ip);
+	turn_addr_v6(&q, ipq);
+	assert_int_equal(turn_alloc_perm_add(a, ip, 1000), 0);
+	assert_int_equal(turn_alloc_channel_bind(a, 0x4001, &q, 1000), 0); /* permits q too */
+	/* the default policy allows both: nothing dropped */
+	assert_int_equal(turn_alloc_apply_policy(a, &pol), 0);
+	assert_int_equal(a->nperms, 2);
+	assert_int_equal(config_parse_cidr("203.0.113.0/24", &deny), 0);
+	pol.deny = &deny;
+	pol.ndeny = 1;
+	assert_int_equal(turn_alloc_apply_policy(a, &pol), 2); /* q's permission and channel */
+	assert_true(turn_alloc_permitted(a, ip, 2000));
+	assert_false(turn_alloc_permitted(a, ipq, 2000));
+	assert_null(turn_alloc_channel_by_num(a, 0x4001, 2000));
+	assert_null(turn_alloc_channel_by_peer(a, &q, 2000));
+}
+
 static void test_alloc_bandwidth_bucket_caps_and_refills(void **state)
 {
 	struct turn_alloc_table *t = *state;
@@ -282,6 +308,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alloc_channel_binding_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alloc_channel_capacity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_alloc_apply_policy_drops_newly_denied_peers_only,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alloc_bandwidth_bucket_caps_and_refills, setup,
 					    teardown),
 	};

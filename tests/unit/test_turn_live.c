@@ -7,8 +7,9 @@
  *     USERHASH with USERNAME is 400, USERHASH under a nonce that did not
  *     offer it is 401, no answer names the user, and the allocation is
  *     refreshed only with the same hash (441);
- *   - turn_reload: a peer denied after a reload is refused at the next
- *     CreatePermission while the allocation lives on; a lowered quota
+ *   - turn_reload: a peer denied after a reload loses its permission at
+ *     once and is refused at the next CreatePermission while the
+ *     allocation lives on; a lowered quota
  *     applies to new allocations only; a lowered max_lifetime to the next
  *     Refresh; a bad secret file changes nothing; a changed listen line is
  *     reported as restart-only and the old socket keeps answering.
@@ -447,10 +448,46 @@ static void reload(struct fx *f, struct config *c, int want)
 		fail_msg("turn_reload: %d (want %d): %s", rc, want, err);
 }
 
+/* The XOR-RELAYED-ADDRESS of c's Allocate success. */
+static void relay_of(const struct cli *c, struct sockaddr_in *out)
+{
+	const struct stun_attr *at = stun_find(&c->r, STUN_ATTR_XOR_RELAYED_ADDRESS);
+	struct stun_addr ra;
+
+	assert_non_null(at);
+	assert_int_equal(stun_get_xor_addr(&c->r, at, &ra), 0);
+	assert_int_equal(ra.family, STUN_AF_IPV4);
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	memcpy(&out->sin_addr, ra.ip, 4);
+	out->sin_port = htons(ra.port);
+}
+
+/* A datagram from a peer on 127.0.0.1 to the relay: does c get it (within 300 ms)? */
+static bool peer_reaches_client(struct fx *f, struct cli *c, const struct sockaddr_in *relay)
+{
+	int p = socket(AF_INET, SOCK_DGRAM, 0);
+	uint64_t end = clock_mono_ms() + 300;
+	bool got = false;
+
+	assert_true(p >= 0);
+	assert_int_equal(sendto(p, "media", 5, 0, (const struct sockaddr *)relay, sizeof(*relay)),
+			 5);
+	while (!got && clock_mono_ms() < end) {
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		got = recv(c->fd, c->rbuf, sizeof(c->rbuf), MSG_DONTWAIT) > 0 &&
+		      memmem(c->rbuf, 64, "media", 5) != NULL;
+		usleep(1000);
+	}
+	close(p);
+	return got;
+}
+
 static void test_reload_denied_peer_applies_to_the_next_permission_allocation_kept(void **state)
 {
 	struct fx *f = *state;
 	struct config *c = calloc(1, sizeof(*c));
+	struct sockaddr_in relay;
 	struct cli a;
 
 	assert_non_null(c);
@@ -458,12 +495,16 @@ static void test_reload_denied_peer_applies_to_the_next_permission_allocation_ke
 	a.hash = false;
 	request(f, &a, STUN_METHOD_ALLOCATE, NULL);
 	assert_int_equal(code_of(&a.r), 200);
+	relay_of(&a, &relay);
 	request(f, &a, STUN_METHOD_CREATE_PERMISSION, &(struct extra){.peer = "127.0.0.1"});
 	assert_int_equal(code_of(&a.r), 200);
+	assert_true(peer_reaches_client(f, &a, &relay)); /* relayed as a Data indication */
 	base_config(f, c);
 	assert_int_equal(config_parse_cidr("127.0.0.1/32", &c->turn_denied_peer[0]), 0);
 	c->n_turn_denied_peer = 1;
 	reload(f, c, 0);
+	/* the permission the peer had is gone at once, not when it expires */
+	assert_false(peer_reaches_client(f, &a, &relay));
 	request(f, &a, STUN_METHOD_CREATE_PERMISSION, &(struct extra){.peer = "127.0.0.1"});
 	assert_int_equal(code_of(&a.r), 403);
 	/* the allocation itself lives on */

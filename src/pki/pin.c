@@ -6,11 +6,14 @@
 #include "pki/pin.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/log.h"
+#include "core/secmem.h"
 #include "vault/vault_pin.h"
 
 /* ---- policy ---- */
@@ -251,6 +254,9 @@ struct cand {
 	struct store_user user;
 	enum vault_pin_result vr;
 	bool tried;
+	bool dummy;  /* no PIN row or disabled: the work of a check, nothing compared */
+	bool locked; /* not tried */
+	struct vault_pin_check chk; /* loaded: compared by pin_auth_work */
 };
 
 struct cands {
@@ -407,42 +413,6 @@ static void clear_on_success(struct store *s, const struct store_pin_state *st)
 		log_warn("pin.reset_failed", "user_id=%lld", (long long)st->user_id);
 }
 
-/* Try the PIN on each candidate. 0 or a pin_auth_result; *locked and
- * *retry are for candidates that were locked (not tried). */
-static int try_all(struct store *s, struct cands *cs, const char *pin, size_t len, int64_t now,
-		   struct store_pin_state *states, size_t *nlocked, int64_t *retry)
-{
-	int64_t ra;
-
-	*nlocked = 0;
-	*retry = -1;
-	for (size_t i = 0; i < cs->n; i++) {
-		struct cand *c = &cs->c[i];
-		int rc = store_pin_get_state(s, c->user.id, &states[i]);
-
-		if (rc == STORE_NOTFOUND || (rc == STORE_OK && !c->user.enabled)) {
-			vault_pin_dummy(pin, len); /* the same work as a real check */
-			continue;
-		}
-		if (rc != STORE_OK)
-			return PIN_AUTH_UNAVAILABLE;
-		if (pin_lock_check(&states[i], now, &ra) != PIN_UNLOCKED) {
-			(*nlocked)++;
-			/* the shortest wait; an administrator's lock only when all are */
-			if (ra > 0 && (*retry <= 0 || ra < *retry))
-				*retry = ra;
-			else if (ra == 0 && *retry < 0)
-				*retry = 0;
-			continue;
-		}
-		c->vr = vault_pin_verify(s, c->user.id, pin, len);
-		if (c->vr == VAULT_PIN_UNAVAILABLE)
-			return PIN_AUTH_UNAVAILABLE;
-		c->tried = c->vr != VAULT_PIN_NONE;
-	}
-	return 0;
-}
-
 static int decide(struct store *s, struct cands *cs, struct store_pin_state *states, size_t nlocked,
 		  int64_t retry, int64_t now, struct pin_auth_out *out)
 {
@@ -481,20 +451,125 @@ static int decide(struct store *s, struct cands *cs, struct store_pin_state *sta
 	return PIN_AUTH_WRONG;
 }
 
-int pin_authenticate(struct store *s, const char *who, const char *extension, const char *pin,
-		     size_t pin_len, int64_t now, struct pin_auth_out *out)
+/* ---- users with an attempt under way (pin.h: lockout races) ---- */
+
+#define INFLIGHT_MAX 4096
+
+static struct {
+	pthread_mutex_t mu;
+	int64_t id[INFLIGHT_MAX];
+	size_t n;
+} inflight = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Hold every candidate, or none. 0, or -1 when one is held already. */
+static int hold_all(const struct cands *cs)
 {
-	static struct store_pin_state zero;
-	struct store_pin_state states[PIN_MAX_CANDIDATES];
+	size_t i, j;
+	int rc = 0;
+
+	pthread_mutex_lock(&inflight.mu);
+	if (inflight.n + cs->n > INFLIGHT_MAX)
+		rc = -1;
+	for (i = 0; rc == 0 && i < cs->n; i++)
+		for (j = 0; j < inflight.n; j++)
+			if (inflight.id[j] == cs->c[i].user.id)
+				rc = -1;
+	for (i = 0; rc == 0 && i < cs->n; i++)
+		inflight.id[inflight.n++] = cs->c[i].user.id;
+	pthread_mutex_unlock(&inflight.mu);
+	return rc;
+}
+
+static void release_all(const struct cands *cs)
+{
+	pthread_mutex_lock(&inflight.mu);
+	for (size_t i = 0; i < cs->n; i++)
+		for (size_t j = 0; j < inflight.n; j++)
+			if (inflight.id[j] == cs->c[i].user.id) {
+				inflight.id[j] = inflight.id[--inflight.n];
+				break;
+			}
+	pthread_mutex_unlock(&inflight.mu);
+}
+
+size_t pin_auth_in_flight(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&inflight.mu);
+	n = inflight.n;
+	pthread_mutex_unlock(&inflight.mu);
+	return n;
+}
+
+/* ---- the three steps ---- */
+
+struct pin_attempt {
 	struct cands cs;
+	struct store_pin_state states[PIN_MAX_CANDIDATES];
 	size_t nlocked;
 	int64_t retry;
+	int work_rc; /* 0 or PIN_AUTH_UNAVAILABLE (a row we cannot use, KDF failure) */
+	char pin[PIN_MAX_LENGTH];
+	size_t pin_len;
+	bool held;
+};
+
+static void attempt_free(struct pin_attempt *a)
+{
+	if (!a)
+		return;
+	if (a->held)
+		release_all(&a->cs);
+	for (size_t i = 0; i < a->cs.n; i++)
+		vault_pin_check_wipe(&a->cs.c[i].chk);
+	secmem_wipe(a->pin, sizeof(a->pin));
+	free(a);
+}
+
+/* Read each candidate's counters, lock and hash (on the store's thread).
+ * 0 or PIN_AUTH_UNAVAILABLE. */
+static int load_all(struct store *s, struct pin_attempt *a, int64_t now)
+{
+	int64_t ra;
+
+	a->nlocked = 0;
+	a->retry = -1;
+	for (size_t i = 0; i < a->cs.n; i++) {
+		struct cand *c = &a->cs.c[i];
+		int rc = store_pin_get_state(s, c->user.id, &a->states[i]);
+
+		c->chk.state = VAULT_PIN_UNAVAILABLE;
+		if (rc == STORE_NOTFOUND || (rc == STORE_OK && !c->user.enabled)) {
+			c->dummy = true;
+			continue;
+		}
+		if (rc != STORE_OK)
+			return PIN_AUTH_UNAVAILABLE;
+		if (pin_lock_check(&a->states[i], now, &ra) != PIN_UNLOCKED) {
+			c->locked = true;
+			a->nlocked++;
+			/* the shortest wait; an administrator's lock only when all are */
+			if (ra > 0 && (a->retry <= 0 || ra < a->retry))
+				a->retry = ra;
+			else if (ra == 0 && a->retry < 0)
+				a->retry = 0;
+			continue;
+		}
+		if (vault_pin_load(s, c->user.id, &c->chk) == VAULT_PIN_UNAVAILABLE)
+			return PIN_AUTH_UNAVAILABLE;
+	}
+	return 0;
+}
+
+int pin_auth_begin(struct store *s, const char *who, const char *extension, const char *pin,
+		   size_t pin_len, int64_t now, struct pin_attempt **ap, struct pin_auth_out *out)
+{
+	struct pin_attempt *a;
 	int rc;
 
+	*ap = NULL;
 	memset(out, 0, sizeof(*out));
-	memset(&cs, 0, sizeof(cs));
-	for (size_t i = 0; i < PIN_MAX_CANDIDATES; i++)
-		states[i] = zero;
 	out->reason = "bad_input";
 	if (!pin || pin_len == 0 || pin_len > PIN_MAX_LENGTH || !all_digits(pin, pin_len)) {
 		out->why = "\"pin\" must be 1 to 24 digits (0-9)";
@@ -504,23 +579,92 @@ int pin_authenticate(struct store *s, const char *who, const char *extension, co
 		out->why = bad_who;
 		return PIN_AUTH_BAD_INPUT;
 	}
-	rc = find_candidates(s, who, extension, &cs, out);
-	if (rc == 0 && cs.overflow) {
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		out->reason = "store_unavailable";
+		return PIN_AUTH_UNAVAILABLE;
+	}
+	memcpy(a->pin, pin, pin_len);
+	a->pin_len = pin_len;
+	rc = find_candidates(s, who, extension, &a->cs, out);
+	if (rc == 0 && a->cs.overflow) {
 		out->why = "too many users share this phone number: give the extension too "
 			   "(+14255550100;ext=1234, or \"extension\")";
 		rc = PIN_AUTH_AMBIGUOUS;
 	}
-	if (rc == 0 && cs.n == 0)
-		vault_pin_dummy(pin, pin_len); /* unknown: the work of a known one */
+	if (rc == 0 && hold_all(&a->cs) < 0) {
+		out->why = "another sign-in with this PIN is under way; retry in a second";
+		out->reason = "busy";
+		rc = PIN_AUTH_BUSY;
+	}
+	if (rc == 0) {
+		a->held = true;
+		rc = load_all(s, a, now);
+	}
+	if (rc != 0) {
+		if (rc == PIN_AUTH_UNAVAILABLE)
+			out->reason = "store_unavailable";
+		else if (rc == PIN_AUTH_AMBIGUOUS)
+			out->reason = "ambiguous";
+		attempt_free(a);
+		return rc;
+	}
+	*ap = a;
+	return 0;
+}
+
+void pin_auth_work(struct pin_attempt *a)
+{
+	if (a->cs.n == 0)
+		vault_pin_dummy(a->pin, a->pin_len); /* unknown: the work of a known one */
+	for (size_t i = 0; i < a->cs.n; i++) {
+		struct cand *c = &a->cs.c[i];
+
+		if (c->locked)
+			continue;
+		if (c->dummy || a->work_rc) {
+			vault_pin_dummy(a->pin, a->pin_len); /* the same work as a real check */
+			vault_pin_check_wipe(&c->chk);
+			continue;
+		}
+		c->vr = vault_pin_compare(&c->chk, a->pin, a->pin_len);
+		if (c->vr == VAULT_PIN_UNAVAILABLE)
+			a->work_rc = PIN_AUTH_UNAVAILABLE;
+		c->tried = c->vr == VAULT_PIN_MATCH || c->vr == VAULT_PIN_MISMATCH;
+	}
+	secmem_wipe(a->pin, sizeof(a->pin));
+}
+
+int pin_auth_end(struct store *s, struct pin_attempt *a, int64_t now, struct pin_auth_out *out)
+{
+	int rc = a->work_rc;
+
+	memset(out, 0, sizeof(*out));
 	if (rc == 0)
-		rc = try_all(s, &cs, pin, pin_len, now, states, &nlocked, &retry);
-	if (rc == 0)
-		rc = decide(s, &cs, states, nlocked, retry, now, out);
+		rc = decide(s, &a->cs, a->states, a->nlocked, a->retry, now, out);
 	if (rc == PIN_AUTH_UNAVAILABLE)
 		out->reason = "store_unavailable";
 	else if (rc == PIN_AUTH_AMBIGUOUS)
 		out->reason = "ambiguous";
+	attempt_free(a);
 	return rc;
+}
+
+void pin_auth_cancel(struct pin_attempt *a)
+{
+	attempt_free(a);
+}
+
+int pin_authenticate(struct store *s, const char *who, const char *extension, const char *pin,
+		     size_t pin_len, int64_t now, struct pin_auth_out *out)
+{
+	struct pin_attempt *a;
+	int rc = pin_auth_begin(s, who, extension, pin, pin_len, now, &a, out);
+
+	if (rc != 0)
+		return rc;
+	pin_auth_work(a);
+	return pin_auth_end(s, a, now, out);
 }
 
 const char *pin_auth_result_name(int rc)
@@ -538,6 +682,8 @@ const char *pin_auth_result_name(int rc)
 		return "unavailable";
 	case PIN_AUTH_BAD_INPUT:
 		return "bad_input";
+	case PIN_AUTH_BUSY:
+		return "busy";
 	default:
 		return "?";
 	}

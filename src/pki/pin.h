@@ -102,6 +102,7 @@ enum pin_auth_result {
 	PIN_AUTH_AMBIGUOUS = -3,   /* several users have this number and this PIN */
 	PIN_AUTH_UNAVAILABLE = -4, /* store outage: "try later", never "wrong PIN" */
 	PIN_AUTH_BAD_INPUT = -5,   /* not a number, extension or SIP URI; PIN not digits */
+	PIN_AUTH_BUSY = -6,	   /* another attempt for this user is under way: retry shortly */
 };
 
 struct pin_auth_out {
@@ -121,7 +122,42 @@ struct pin_auth_out {
  */
 int pin_authenticate(struct store *s, const char *who, const char *extension, const char *pin,
 		     size_t pin_len, int64_t now, struct pin_auth_out *out);
-/* "ok", "wrong", "locked", "ambiguous", "unavailable", "bad_input". */
+
+/*
+ * pin_authenticate in three steps, so that the scrypt work (~0.1 s per
+ * candidate) runs on a pool thread (core/workq) rather than on the event
+ * loop, while the store (one connection per thread) is used only on the
+ * calling thread:
+ *
+ *   rc = pin_auth_begin(s, who, extension, pin, len, now, &a, out);
+ *       on the store's thread: checks the input, finds the candidates,
+ *       reads their counters and locks and their hashes (the vault's).
+ *       0: *a is an attempt; else the final result (out filled, *a NULL).
+ *   pin_auth_work(a);            any thread, pure CPU: the KDF work.
+ *   rc = pin_auth_end(s, a, now, out);
+ *       on a thread with a store: decides, counts the failures or clears
+ *       the counters (exactly as pin_authenticate), frees a.
+ *   pin_auth_cancel(a);          instead of end: frees a, counts nothing.
+ *
+ * Lockout races: an attempt holds each of its candidate users from begin
+ * to end (or cancel), in this process. A second attempt for a user held
+ * gets PIN_AUTH_BUSY at once, without looking at the PIN and without being
+ * counted (answer 503 with Retry-After: 1). So attempts for one user are
+ * serialised: each one's failure is in the store before the next one reads
+ * the counters, and N attempts sent at once cannot all pass the lock check
+ * (which a pending count would also prevent, but serialising keeps the
+ * counters' meaning exactly that of PROTOCOLS.md §3).
+ */
+struct pin_attempt;
+int pin_auth_begin(struct store *s, const char *who, const char *extension, const char *pin,
+		   size_t pin_len, int64_t now, struct pin_attempt **a, struct pin_auth_out *out);
+void pin_auth_work(struct pin_attempt *a);
+int pin_auth_end(struct store *s, struct pin_attempt *a, int64_t now, struct pin_auth_out *out);
+void pin_auth_cancel(struct pin_attempt *a);
+/* Attempts holding users now (tests). */
+size_t pin_auth_in_flight(void);
+
+/* "ok", "wrong", "locked", "ambiguous", "unavailable", "bad_input", "busy". */
 const char *pin_auth_result_name(int rc);
 
 /* Clear a user's counters and locks (`rtcauthctl pin unlock`).

@@ -159,35 +159,68 @@ void vault_pin_dummy(const char *pin, size_t len)
 	secmem_wipe(out, sizeof(out));
 }
 
-enum vault_pin_result vault_pin_verify(struct store *s, int64_t user_id, const char *pin,
-				       size_t len)
+void vault_pin_check_wipe(struct vault_pin_check *c)
 {
-	uint8_t hash[STORE_PIN_BLOB_MAX], salt[STORE_PIN_BLOB_MAX], got[STORE_PIN_BLOB_MAX];
-	size_t hlen = sizeof(hash), slen = sizeof(salt);
-	char params[STORE_PIN_PARAMS_MAX];
-	struct vault_pin_params p;
-	enum vault_pin_result res;
+	secmem_wipe(c, sizeof(*c));
+	c->state = VAULT_PIN_UNAVAILABLE;
+}
+
+enum vault_pin_result vault_pin_load(struct store *s, int64_t user_id, struct vault_pin_check *c)
+{
 	int rc;
 
-	rc = store_pin_get_hash(s, user_id, hash, &hlen, salt, &slen, params);
-	if (rc == STORE_NOTFOUND) {
-		vault_pin_dummy(pin, len);
-		return VAULT_PIN_NONE;
+	memset(c, 0, sizeof(*c));
+	c->hlen = sizeof(c->hash);
+	c->slen = sizeof(c->salt);
+	rc = store_pin_get_hash(s, user_id, c->hash, &c->hlen, c->salt, &c->slen, c->params);
+	if (rc == STORE_OK)
+		c->state = VAULT_PIN_MATCH;
+	else if (rc == STORE_NOTFOUND)
+		c->state = VAULT_PIN_NONE;
+	else
+		c->state = VAULT_PIN_UNAVAILABLE;
+	if (c->state != VAULT_PIN_MATCH) {
+		int st = c->state;
+		vault_pin_check_wipe(c);
+		c->state = st;
 	}
-	if (rc != STORE_OK) {
+	return (enum vault_pin_result)c->state;
+}
+
+enum vault_pin_result vault_pin_compare(struct vault_pin_check *c, const char *pin, size_t len)
+{
+	uint8_t got[STORE_PIN_BLOB_MAX];
+	struct vault_pin_params p;
+	enum vault_pin_result res;
+
+	if (c->state == VAULT_PIN_NONE) {
+		vault_pin_dummy(pin, len); /* the same work as a real check */
+		res = VAULT_PIN_NONE;
+		goto out;
+	}
+	if (c->state != VAULT_PIN_MATCH) {
 		res = VAULT_PIN_UNAVAILABLE;
 		goto out;
 	}
 	/* a row we cannot use (bad params, a hash length that disagrees) is
 	 * our fault, never the user's: unavailable, not "wrong PIN" */
-	if (vault_pin_params_parse(params, &p) < 0 || p.dklen != hlen ||
-	    vault_pin_kdf(pin, len, salt, slen, &p, got) < 0) {
+	if (vault_pin_params_parse(c->params, &p) < 0 || p.dklen != c->hlen ||
+	    vault_pin_kdf(pin, len, c->salt, c->slen, &p, got) < 0) {
 		res = VAULT_PIN_UNAVAILABLE;
 		goto out;
 	}
-	res = secmem_eq(got, hash, hlen) ? VAULT_PIN_MATCH : VAULT_PIN_MISMATCH;
+	res = secmem_eq(got, c->hash, c->hlen) ? VAULT_PIN_MATCH : VAULT_PIN_MISMATCH;
 out:
-	secmem_wipe(hash, sizeof(hash));
 	secmem_wipe(got, sizeof(got));
+	vault_pin_check_wipe(c);
 	return res;
+}
+
+enum vault_pin_result vault_pin_verify(struct store *s, int64_t user_id, const char *pin,
+				       size_t len)
+{
+	struct vault_pin_check c;
+
+	vault_pin_load(s, user_id, &c);
+	return vault_pin_compare(&c, pin, len);
 }

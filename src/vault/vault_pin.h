@@ -72,6 +72,29 @@ enum vault_pin_result {
 enum vault_pin_result vault_pin_verify(struct store *s, int64_t user_id, const char *pin,
 				       size_t len);
 
+/*
+ * vault_pin_verify in two steps, so that the slow part can leave the event
+ * loop (core/workq, issue 5): vault_pin_load reads the stored hash with the
+ * store of the calling thread (store connections are per thread);
+ * vault_pin_compare is pure CPU (no store, no I/O), on any thread, and
+ * wipes what load read. Exactly one compare (or wipe) per load.
+ */
+struct vault_pin_check {
+	int state; /* VAULT_PIN_MATCH: loaded; VAULT_PIN_NONE; VAULT_PIN_UNAVAILABLE */
+	uint8_t hash[STORE_PIN_BLOB_MAX], salt[STORE_PIN_BLOB_MAX];
+	size_t hlen, slen;
+	char params[STORE_PIN_PARAMS_MAX];
+};
+/* Read user_id's hash into c. VAULT_PIN_MATCH (loaded: compare next),
+ * VAULT_PIN_NONE (no PIN: compare does the dummy work) or
+ * VAULT_PIN_UNAVAILABLE. */
+enum vault_pin_result vault_pin_load(struct store *s, int64_t user_id, struct vault_pin_check *c);
+/* Compare pin with what c holds (the KDF's work even for NONE), then wipe
+ * c. MATCH, MISMATCH, NONE or UNAVAILABLE, as vault_pin_verify. */
+enum vault_pin_result vault_pin_compare(struct vault_pin_check *c, const char *pin, size_t len);
+/* Wipe c without comparing (a cancelled attempt). */
+void vault_pin_check_wipe(struct vault_pin_check *c);
+
 /* The work of one verification at the current cost, with nothing to compare
  * (for an unknown phone number). */
 void vault_pin_dummy(const char *pin, size_t len);

@@ -669,6 +669,89 @@ static void test_pin_auth_lockout_4_digits_then_unlock(void **state)
 	assert_int_equal(pin_unlock(f->s, f->bob.id), STORE_NOTFOUND); /* no PIN */
 }
 
+/* The three steps (begin on the store's thread, work anywhere, end) give
+ * what pin_authenticate gives and count the same. */
+static void test_pin_auth_in_steps_counts_like_one_call(void **state)
+{
+	struct fx *f = *state;
+	struct pin_attempt *a;
+	struct pin_auth_out o;
+
+	set_pin(f, &f->carol, "480913");
+	assert_int_equal(pin_auth_begin(f->s, "2001", NULL, "111111", 6, NOW, &a, &o), 0);
+	assert_non_null(a);
+	assert_int_equal(pin_auth_in_flight(), 1);
+	pin_auth_work(a);
+	assert_int_equal(pin_auth_end(f->s, a, NOW, &o), PIN_AUTH_WRONG);
+	assert_string_equal(o.reason, "wrong_pin");
+	assert_int_equal(state_for(f, &f->carol).local_failures, 1);
+	assert_int_equal(pin_auth_in_flight(), 0);
+	assert_int_equal(pin_auth_begin(f->s, "2001", NULL, "480913", 6, NOW + 1, &a, &o), 0);
+	pin_auth_work(a);
+	assert_int_equal(pin_auth_end(f->s, a, NOW + 1, &o), PIN_AUTH_OK);
+	assert_string_equal(o.user.uri, "sip:carol@example.test");
+	assert_int_equal(state_for(f, &f->carol).local_failures, 0);
+	/* a final answer from begin holds nothing */
+	assert_int_equal(pin_auth_begin(f->s, "2001", NULL, "12a", 3, NOW, &a, &o),
+			 PIN_AUTH_BAD_INPUT);
+	assert_null(a);
+	assert_int_equal(pin_auth_in_flight(), 0);
+}
+
+/* PROTOCOLS.md §3 under concurrency: while one attempt for a user is under
+ * way, another for the same user is refused (busy) without being counted
+ * or looking at the PIN, so parallel guesses cannot all pass the lock check. */
+static void test_pin_auth_parallel_attempts_for_one_user_cannot_race_the_lockout(void **state)
+{
+	struct fx *f = *state;
+	struct pin_attempt *a[12], *b;
+	struct pin_auth_out o;
+	int wrong = 0, busy = 0, i;
+
+	set_pin(f, &f->carol, "4809"); /* 4 digits: 10 local failures lock */
+	for (i = 0; i < 12; i++) {
+		int rc = pin_auth_begin(f->s, "2001", NULL, "1111", 4, NOW, &a[i], &o);
+		if (rc == PIN_AUTH_BUSY) {
+			assert_null(a[i]);
+			assert_string_equal(o.reason, "busy");
+			busy++;
+		} else {
+			assert_int_equal(rc, 0);
+		}
+	}
+	assert_int_equal(busy, 11); /* only the first one runs */
+	/* another user on another number is not held up */
+	set_pin(f, &f->alice, "975310");
+	assert_int_equal(
+	    pin_auth_begin(f->s, "sip:alice@example.test", NULL, "975310", 6, NOW, &b, &o), 0);
+	pin_auth_work(b);
+	assert_int_equal(pin_auth_end(f->s, b, NOW, &o), PIN_AUTH_OK);
+	/* bob (shared number + extension) is held while his attempt runs */
+	assert_int_equal(pin_auth_begin(f->s, "+14255550100", "1002", "111111", 6, NOW, &b, &o), 0);
+	assert_int_equal(pin_auth_begin(f->s, "+14255550100", "1002", "111111", 6, NOW, &a[1], &o),
+			 PIN_AUTH_BUSY);
+	pin_auth_cancel(b); /* cancelled: nothing counted, the user free again */
+	assert_int_equal(pin_auth_in_flight(), 1);
+	pin_auth_work(a[0]);
+	assert_int_equal(pin_auth_end(f->s, a[0], NOW, &o), PIN_AUTH_WRONG);
+	assert_int_equal(state_for(f, &f->carol).local_failures, 1);
+	/* one at a time: the 11th is refused as locked, never a 12th guess */
+	for (i = 1; i < 12; i++) {
+		int rc = pin_auth_begin(f->s, "2001", NULL, "1111", 4, NOW + i, &a[0], &o);
+		if (rc == 0) {
+			pin_auth_work(a[0]);
+			rc = pin_auth_end(f->s, a[0], NOW + i, &o);
+		}
+		if (rc == PIN_AUTH_WRONG)
+			wrong++;
+		else
+			assert_int_equal(rc, PIN_AUTH_LOCKED);
+	}
+	assert_int_equal(wrong, 9);
+	assert_int_equal(state_for(f, &f->carol).global_failures, 10);
+	assert_int_equal(pin_auth_in_flight(), 0);
+}
+
 static void test_pin_auth_global_lock_stays_until_unlock(void **state)
 {
 	struct fx *f = *state;
@@ -790,6 +873,8 @@ int main(void)
 	    T(test_pin_auth_ambiguous_number_and_pin_needs_the_extension),
 	    T(test_pin_auth_lockout_4_digits_then_unlock),
 	    T(test_pin_auth_global_lock_stays_until_unlock),
+	    T(test_pin_auth_in_steps_counts_like_one_call),
+	    T(test_pin_auth_parallel_attempts_for_one_user_cannot_race_the_lockout),
 	    T(test_pin_auth_store_outage_is_unavailable_not_wrong),
 	    T(test_pin_auth_bad_input_is_400_material),
 	    T(test_pin_phone_and_extension_stored_and_found),

@@ -192,7 +192,15 @@ write_config "[turn]" \
 	"rfc5766_channels = 1" \
 	"[sip]" \
 	"max_conns_per_source = 3"
+# a database made before schema 7: TURN keys but no USERHASH index; the
+# relay fills it once when it starts
+sqlite3 "$T/state/rtcauth.db" "DELETE FROM turn_userhash" 2>/dev/null
+nh=$(sqlite3 "$T/state/rtcauth.db" "SELECT count(*) FROM turn_userhash" 2>/dev/null)
 if start_daemon; then
+	check_sh "USERHASH index emptied before the restart (got ${nh:-error})" '[ "$nh" = 0 ]'
+	check_sh "the relay fills the USERHASHes of users with TURN keys at start (turn.userhash_backfill)" \
+		'grep -qE "event=turn.userhash_backfill users=[1-9]" "$T/rtcauthd.log"'
+	raw "after the backfill a USERHASH Allocate succeeds" userhash_md5
 	uclient "rfc5766_channels = 1: uclient with ChannelBind/ChannelData and EVEN-PORT reservations" \
 		ok -u alice -w "$TURN_PW" -p "$TURN_PORT"
 	raw "TCP connections per source bounded by [sip] max_conns_per_source" tcp_limit LIMIT=3

@@ -4,13 +4,19 @@
  * Requests: Binding (no authentication), Allocate, Refresh,
  * CreatePermission, ChannelBind with the long-term credential mechanism
  * (RFC 8489 §9.2: 401 with REALM and a stateless NONCE, 438 when the nonce
- * is stale or not ours, MESSAGE-INTEGRITY or -SHA256 checked by the vault).
+ * is stale or not ours, MESSAGE-INTEGRITY or -SHA256 checked by the vault;
+ * the nonce offers password algorithms and username anonymity, so the user
+ * may be named by USERHASH instead of USERNAME).
  * Indications: Send. ChannelData over UDP and, padded, over TCP/TLS.
  * Relayed addresses: one UDP socket per allocation on [turn] relay_address
  * in min_port..max_port. Peers are checked against turn/policy.h.
  * Unauthenticated answers (401, 438, 400 and 420 before authentication)
  * are limited per source IP (a token bucket; beyond it, silence), so the
  * relay cannot be used to reflect traffic at a victim.
+ *
+ * Settings a reload may change live in an immutable snapshot behind an
+ * atomic pointer (struct settings, turn_reload); listeners, relay address
+ * and ports are the worker's own, fixed at start.
  *
  * Must never: log a key, a password or a MESSAGE-INTEGRITY; answer "wrong
  * password" for a store outage (that is 500); relay to a peer the policy

@@ -72,6 +72,7 @@ static const struct key keys[] = {
     {"server", "domain", K_HOST, F(domain), 0, 0},
     {"server", "fqdn", K_HOST, F(fqdn), 0, 0},
     {"server", "workers", K_INT, F(workers), 0, 256},
+    {"server", "blocking_threads", K_INT, F(blocking_threads), 0, 64},
     {"server", "state_dir", K_PATH, F(state_dir), 0, 0},
     {"sip", "listen", K_LISTEN, F(listen), 0, 0},
     {"sip", "tls_cert", K_PATH, F(tls_cert), 0, 0},
@@ -1022,6 +1023,7 @@ void config_defaults(struct config *cfg)
 		strcpy(cfg->fqdn, "localhost");
 	lower(cfg->fqdn);
 	cfg->workers = 0;
+	cfg->blocking_threads = 0;
 	strcpy(cfg->state_dir, DEFAULT_STATE_DIR);
 
 	cfg->listen[0] = (struct listen_addr){TRANSPORT_UDP, "0.0.0.0", 5060};

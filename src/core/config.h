@@ -65,7 +65,8 @@ struct config {
 	char domain[CONFIG_HOST_MAX]; /* SIP domain, also the Digest realm (lower case) */
 	char fqdn[CONFIG_HOST_MAX];   /* this server's name; default: gethostname() */
 	int workers;		      /* 0 = one per online CPU */
-	char state_dir[PATH_MAX];     /* default /var/lib/rtcauth */
+	int blocking_threads;	  /* core/workq pool (PIN scrypt, OCSP); 0 = max(2, CPUs); <= 64 */
+	char state_dir[PATH_MAX]; /* default /var/lib/rtcauth */
 
 	/* [sip] */
 	struct listen_addr listen[CONFIG_MAX_LISTEN];

@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "core/stats.h"
+#include "core/workq.h"
 #include "http/http.h"
 #include "http/metrics.h"
 #include "pki/pki.h"
@@ -762,6 +763,16 @@ static int worker_init(struct sip_io *io, int id, const struct config *cfg, char
 	return http_init(io, cfg, err, errlen);
 }
 
+/* [server] blocking_threads; 0: one per online CPU, at least 2. */
+static int blocking_threads(const struct config *cfg)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cfg->blocking_threads > 0)
+		return cfg->blocking_threads;
+	return n < 2 ? 2 : n > WORKQ_THREADS_MAX ? WORKQ_THREADS_MAX : (int)n;
+}
+
 int workers_create(const struct config *cfg, int n, char *err, size_t errlen)
 {
 	static int threads_ready;
@@ -771,6 +782,12 @@ int workers_create(const struct config *cfg, int n, char *err, size_t errlen)
 		threads_ready = 1;
 	}
 	wcfg = cfg;
+	/* slow work (PIN scrypt, OCSP) leaves the loops for this pool; it
+	 * answers on the worker's own loop (core/workq.h) */
+	if (!workq_running() && workq_start(blocking_threads(cfg), WORKQ_QUEUE_DEFAULT) < 0) {
+		snprintf(err, errlen, "cannot start the pool of [server] blocking_threads");
+		return -1;
+	}
 	/* a port held by another process, even one that also uses
 	 * SO_REUSEPORT, must be an error, not a silent share */
 	for (size_t i = 0; i < cfg->n_listen; i++) {
@@ -844,10 +861,15 @@ void workers_stop(void)
 	for (int i = 0; i < nworkers; i++)
 		if (workers[i].thr)
 			pthread_join(workers[i].thr, NULL);
+	/* the loops have ended: every job still out is cancelled here (its
+	 * done runs on this thread) before workers_destroy frees the HTTP
+	 * servers and bases that deferred answers and job events live on */
+	workq_stop();
 }
 
 void workers_destroy(void)
 {
+	workq_stop(); /* when workers_stop was not called (start failed) */
 	for (int w = 0; w < nworkers; w++) {
 		struct sip_io *io = &workers[w];
 		for (int b = 0; b < CONN_BUCKETS; b++)

@@ -473,6 +473,14 @@ struct http_deferred *http_response_defer(struct http_response *resp)
 	return resp->deferred;
 }
 
+struct event_base *http_request_base(const struct http_request *req)
+{
+	struct evhttp_request *ev = (struct evhttp_request *)req->internal;
+	struct evhttp_connection *evcon = ev ? evhttp_request_get_connection(ev) : NULL;
+
+	return evcon ? evhttp_connection_get_base(evcon) : NULL;
+}
+
 struct http_response *http_deferred_response(struct http_deferred *d)
 {
 	return &d->resp;

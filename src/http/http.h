@@ -129,6 +129,9 @@ typedef void (*http_handler_fn)(const struct http_request *req, struct http_resp
  */
 struct http_deferred;
 struct http_deferred *http_response_defer(struct http_response *resp);
+/* The event base whose loop runs this request's handler (the reply base
+ * to give core/workq). */
+struct event_base *http_request_base(const struct http_request *req);
 struct http_response *http_deferred_response(struct http_deferred *d);
 /* Send the answer (a 500 if none was set), write the access log line and
  * free d. */

@@ -33,6 +33,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/secmem.h"
+#include "core/workq.h"
 #include "http/http.h"
 #include "http/webticket.h"
 #include "oauth/oauth.h"
@@ -202,6 +203,12 @@ static void pin_failed(int rc, const struct pin_auth_out *o, struct certprov_res
 	case PIN_AUTH_UNAVAILABLE:
 		unavailable(r, o->reason);
 		break;
+	case PIN_AUTH_BUSY:
+		/* another attempt for this user is under way (pin.h: lockout races) */
+		fail(r, 503, "temporarily_unavailable", o->reason,
+		     "another sign-in for this user is under way; retry in a second");
+		r->retry_after = 1;
+		break;
 	default:
 		/* wrong PIN and unknown number: one answer */
 		fail(r, 401, "invalid_pin", o->reason, "wrong phone number, extension or PIN");
@@ -222,68 +229,152 @@ static const char *jstr(json_t *o, const char *k, bool *bad)
 	return json_string_value(v);
 }
 
-void certprov_json(struct store *s, const struct certprov_env *env, const char *body, size_t len,
-		   const char *ticket_user, struct certprov_result *r)
+/* The JSON body's fields (borrowed from *req; json_decref it). 0, or -1
+ * with r filled. */
+static int json_read(const char *body, size_t len, struct certprov_result *r, json_t **req,
+		     const char **who, const char **ext, const char **pin, const char **csr,
+		     X509_REQ **parsed)
 {
-	const char *who, *ext, *pin, *csr;
-	struct pin_auth_out o;
-	struct store_user u;
-	X509_REQ *parsed = NULL;
 	json_error_t jerr;
 	bool bad = false;
-	json_t *req;
-	int rc;
 
-	memset(r, 0, sizeof(*r));
-	r->via = ticket_user ? "webticket" : "pin";
-	req = body && len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-	if (!json_is_object(req)) {
+	*parsed = NULL;
+	*req = body && len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+	if (!json_is_object(*req)) {
 		fail(r, 400, "invalid_request", "bad_json",
 		     "the body must be a JSON object: {\"user\": phone number, extension or SIP "
 		     "URI, \"pin\": digits, \"csr\": PEM PKCS#10}");
-		goto out;
+		return -1;
 	}
-	who = jstr(req, "user", &bad);
-	ext = jstr(req, "extension", &bad);
-	pin = jstr(req, "pin", &bad);
-	csr = jstr(req, "csr", &bad);
+	*who = jstr(*req, "user", &bad);
+	*ext = jstr(*req, "extension", &bad);
+	*pin = jstr(*req, "pin", &bad);
+	*csr = jstr(*req, "csr", &bad);
 	if (bad) {
 		fail(r, 400, "invalid_request", "bad_json",
 		     "\"user\", \"extension\", \"pin\" and \"csr\" must be JSON strings (a PIN "
 		     "keeps its leading zeros only as a string)");
-		goto out;
+		return -1;
 	}
-	if (!csr) {
+	if (!*csr) {
 		fail(r, 400, "invalid_request", "no_csr",
 		     "\"csr\" is required: a PEM PKCS#10 certificate request");
-		goto out;
+		return -1;
 	}
-	parsed = csr_parse(csr, strlen(csr));
-	if (!parsed) {
+	*parsed = csr_parse(*csr, strlen(*csr));
+	if (!*parsed) {
 		fail(r, 400, "invalid_csr", "bad_csr",
 		     "\"csr\" must be a PEM PKCS#10 certificate request (-----BEGIN CERTIFICATE "
 		     "REQUEST-----) of at most %d bytes",
 		     PKI_CSR_MAX);
-		goto out;
+		return -1;
 	}
-	if (ticket_user) {
-		if (ticket_user_get(s, ticket_user, &u, r) == 0)
-			issue_for(s, env, &u, csr, strlen(csr), parsed, r);
+	return 0;
+}
+
+/* A PIN request between certprov_json_begin and certprov_json_end. */
+struct certprov_pending {
+	struct pin_attempt *attempt;
+	struct certprov_env env;
+	char *csr;
+	X509_REQ *parsed;
+};
+
+void certprov_pending_cancel(struct certprov_pending *p)
+{
+	if (!p)
+		return;
+	pin_auth_cancel(p->attempt);
+	X509_REQ_free(p->parsed);
+	free(p->csr);
+	free(p);
+}
+
+struct certprov_pending *certprov_json_begin(struct store *s, const struct certprov_env *env,
+					     const char *body, size_t len,
+					     struct certprov_result *r)
+{
+	const char *who, *ext, *pin, *csr;
+	struct certprov_pending *p = NULL;
+	struct pin_auth_out o;
+	X509_REQ *parsed = NULL;
+	json_t *req = NULL;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->via = "pin";
+	if (json_read(body, len, r, &req, &who, &ext, &pin, &csr, &parsed) < 0)
 		goto out;
-	}
 	if (!who || !pin) {
 		fail(r, 400, "invalid_request", "no_credentials",
 		     "\"user\" and \"pin\" are required (or send a web ticket: Authorization: "
 		     "Bearer, from GET /webticket)");
 		goto out;
 	}
-	rc = pin_authenticate(s, who, ext, pin, strlen(pin), env->now, &o);
-	if (rc != PIN_AUTH_OK) {
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->csr = strdup(csr))) {
+		unavailable(r, "oom");
+		goto out;
+	}
+	rc = pin_auth_begin(s, who, ext, pin, strlen(pin), env->now, &p->attempt, &o);
+	if (rc != 0) {
 		pin_failed(rc, &o, r);
 		goto out;
 	}
-	issue_for(s, env, &o.user, csr, strlen(csr), parsed, r);
+	p->env = *env;
+	p->parsed = parsed;
+	parsed = NULL;
+	json_decref(req);
+	return p;
 out:
+	certprov_pending_cancel(p);
+	X509_REQ_free(parsed);
+	json_decref(req);
+	return NULL;
+}
+
+void certprov_pending_work(struct certprov_pending *p)
+{
+	pin_auth_work(p->attempt);
+}
+
+void certprov_json_end(struct store *s, struct certprov_pending *p, struct certprov_result *r)
+{
+	struct pin_auth_out o;
+	int rc = pin_auth_end(s, p->attempt, p->env.now, &o);
+
+	p->attempt = NULL;
+	memset(r, 0, sizeof(*r));
+	r->via = "pin";
+	if (rc != PIN_AUTH_OK)
+		pin_failed(rc, &o, r);
+	else
+		issue_for(s, &p->env, &o.user, p->csr, strlen(p->csr), p->parsed, r);
+	certprov_pending_cancel(p);
+}
+
+void certprov_json(struct store *s, const struct certprov_env *env, const char *body, size_t len,
+		   const char *ticket_user, struct certprov_result *r)
+{
+	const char *who, *ext, *pin, *csr;
+	struct certprov_pending *p;
+	struct store_user u;
+	X509_REQ *parsed = NULL;
+	json_t *req = NULL;
+
+	if (!ticket_user) {
+		p = certprov_json_begin(s, env, body, len, r);
+		if (p) {
+			certprov_pending_work(p);
+			certprov_json_end(s, p, r);
+		}
+		return;
+	}
+	memset(r, 0, sizeof(*r));
+	r->via = "webticket";
+	if (json_read(body, len, r, &req, &who, &ext, &pin, &csr, &parsed) == 0 &&
+	    ticket_user_get(s, ticket_user, &u, r) == 0)
+		issue_for(s, env, &u, csr, strlen(csr), parsed, r);
 	X509_REQ_free(parsed);
 	json_decref(req);
 }
@@ -752,6 +843,115 @@ static bool source_throttled(const struct http_request *req, struct http_respons
 	return true;
 }
 
+/* r as the JSON form's answer. */
+static void json_answer(struct http_response *resp, const struct certprov_result *r)
+{
+	json_t *o;
+
+	headers(resp, r);
+	if (r->status == 200) {
+		o = json_pack("{s:s, s:I, s:s, s:s}", "certificate", r->chain_pem, "expires",
+			      (json_int_t)r->not_after, "serial", r->serial, "user", r->user);
+		if (o)
+			http_response_json(resp, 200, o);
+		else
+			http_response_error(resp, 500, "server_error", "out of memory");
+		json_decref(o);
+	} else {
+		http_response_error(resp, r->status, r->error, r->description);
+	}
+}
+
+static void busy(struct certprov_result *r, const char *reason)
+{
+	memset(r, 0, sizeof(*r));
+	r->via = "pin";
+	fail(r, 503, "temporarily_unavailable", reason,
+	     "too many sign-ins are under way; retry in a second");
+	r->retry_after = 1;
+}
+
+/*
+ * A PIN request whose scrypt work runs on the pool (core/workq): the
+ * handler defers its answer; pin_job_done, back on the worker's loop,
+ * counts the verdict with the worker's store, issues, and answers. A client
+ * that closed the connection meanwhile is handled by http_deferred_send.
+ */
+struct pin_job {
+	struct certprov_pending *p;
+	struct http_deferred *d; /* NULL: the handler answered already */
+	const struct sip_worker *w;
+	char ip[64], key[96];
+};
+
+static void pin_job_work(void *arg)
+{
+	struct pin_job *j = arg;
+
+	certprov_pending_work(j->p);
+}
+
+static void pin_job_done(void *arg, int cancelled)
+{
+	struct pin_job *j = arg;
+	struct certprov_result r;
+
+	if (cancelled) { /* shutting down: nothing decided, nothing counted */
+		certprov_pending_cancel(j->p);
+		busy(&r, "shutdown");
+	} else {
+		certprov_json_end(j->w->store, j->p, &r);
+		if (r.status == 401 && j->w->rt && j->w->rt->lockout)
+			lockout_fail(j->w->rt->lockout, str_cstr(j->key), str_cstr(j->ip),
+				     clock_mono_ms() / 1000);
+	}
+	if (j->d) {
+		json_answer(http_deferred_response(j->d), &r);
+		http_deferred_send(j->d);
+	}
+	log_result(&r, "json");
+	certprov_result_free(&r);
+	free(j);
+}
+
+/* The PIN form off the loop. */
+static void json_pin_async(const struct http_request *req, struct http_response *resp,
+			   const struct certprov_env *env, struct store *s, const char *ip,
+			   const char *key)
+{
+	struct certprov_result r;
+	struct certprov_pending *p;
+	struct pin_job *j;
+
+	p = certprov_json_begin(s, env, req->body.p, req->body.len, &r);
+	if (!p)
+		goto answer;
+	j = calloc(1, sizeof(*j));
+	if (j) {
+		j->p = p;
+		j->w = req->worker;
+		snprintf(j->ip, sizeof(j->ip), "%s", ip);
+		snprintf(j->key, sizeof(j->key), "%s", key);
+	}
+	if (!j || workq_submit(http_request_base(req), pin_job_work, pin_job_done, j) < 0) {
+		/* the pool is full: "busy", never a queue without bound */
+		certprov_pending_cancel(p);
+		free(j);
+		busy(&r, "busy");
+		log_warn("certprov.busy", "src=%s reason=\"the pool for slow work is full\"", ip);
+		goto answer;
+	}
+	/* done runs on this loop, so not before this handler has returned */
+	j->d = http_response_defer(resp);
+	if (!j->d) /* out of memory: answer now; done still counts the attempt */
+		http_response_error(resp, 503, "temporarily_unavailable", "out of memory");
+	return;
+answer:
+	json_answer(resp, &r);
+	log_result(&r, "json");
+	certprov_result_free(&r);
+}
+
 static void json_handler(const struct http_request *req, struct http_response *resp, void *arg)
 {
 	char who[STORE_URI_MAX], ip[64], key[96];
@@ -759,7 +959,6 @@ static void json_handler(const struct http_request *req, struct http_response *r
 	struct certprov_result r;
 	struct certprov_env env;
 	struct store *s;
-	json_t *o;
 
 	(void)arg;
 	if (!setup(req, resp, &env, &s))
@@ -771,23 +970,17 @@ static void json_handler(const struct http_request *req, struct http_response *r
 	} else {
 		if (source_throttled(req, resp, ip, sizeof(ip), key, sizeof(key)))
 			return;
+		if (workq_running() && http_request_base(req)) {
+			json_pin_async(req, resp, &env, s, ip, key);
+			return;
+		}
+		/* no pool (tests, tools): on this thread */
 		certprov_json(s, &env, req->body.p, req->body.len, NULL, &r);
 		if (r.status == 401 && w->rt->lockout)
 			lockout_fail(w->rt->lockout, str_cstr(key), str_cstr(ip),
 				     clock_mono_ms() / 1000);
 	}
-	headers(resp, &r);
-	if (r.status == 200) {
-		o = json_pack("{s:s, s:I, s:s, s:s}", "certificate", r.chain_pem, "expires",
-			      (json_int_t)r.not_after, "serial", r.serial, "user", r.user);
-		if (o)
-			http_response_json(resp, 200, o);
-		else
-			http_response_error(resp, 500, "server_error", "out of memory");
-		json_decref(o);
-	} else {
-		http_response_error(resp, r.status, r.error, r.description);
-	}
+	json_answer(resp, &r);
 	log_result(&r, "json");
 	certprov_result_free(&r);
 }

@@ -15,7 +15,8 @@
  *     (temporary) or without (an administrator must unlock); 409
  *     ambiguous_user (give the extension); 429 access_denied with Retry-After
  *     (too many failed PINs from this address: [auth] lockout_source_*);
- *     503 temporarily_unavailable.
+ *     503 temporarily_unavailable (Retry-After: 1 when the pool for slow
+ *     work is full or another attempt for the user is under way).
  *
  *   POST /CertProv/CertProvisioningService.svc  (SOAP 1.2, Lync-style
  *     devices): GetAndPublishCert with a WS-Trust RequestSecurityToken whose
@@ -80,6 +81,25 @@ void certprov_result_free(struct certprov_result *r);
  */
 void certprov_json(struct store *s, const struct certprov_env *env, const char *body, size_t len,
 		   const char *ticket_user, struct certprov_result *r);
+
+/*
+ * The JSON form with a PIN, in steps, so that the PIN's scrypt work runs on
+ * a pool thread (core/workq) and not on the event loop:
+ *   p = certprov_json_begin(s, env, body, len, r): on the store's thread;
+ *       NULL: r is the answer. Else the PIN's work is pending:
+ *   certprov_pending_work(p): any thread, no store, no I/O;
+ *   certprov_json_end(s, p, r): on a thread with a store: the PIN verdict
+ *       (counted as in pin.h), then the certificate; fills r, frees p.
+ *   certprov_pending_cancel(p): instead of end (nothing counted, no answer).
+ * certprov_json without a ticket is these three in a row.
+ */
+struct certprov_pending;
+struct certprov_pending *certprov_json_begin(struct store *s, const struct certprov_env *env,
+					     const char *body, size_t len,
+					     struct certprov_result *r);
+void certprov_pending_work(struct certprov_pending *p);
+void certprov_json_end(struct store *s, struct certprov_pending *p, struct certprov_result *r);
+void certprov_pending_cancel(struct certprov_pending *p);
 
 /*
  * The SOAP form's request: the PKCS#10 from the BinarySecurityToken (DER,

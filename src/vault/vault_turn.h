@@ -4,7 +4,8 @@
  *   (a) directory users: the key is the Digest HA1 the vault stored when the
  *       password was set ("digest-md5" = MD5(user:realm:password), the
  *       RFC 8489 §18.5.1.1 key; "digest-sha256" the §18.5.1.2 one), looked
- *       up by the user part or user@domain with realm = the SIP domain;
+ *       up by the user part or user@domain with realm = the SIP domain, or
+ *       by USERHASH (RFC 8489 §14.4) through the store's index;
  *   (b) shared-secret ephemeral credentials ("<expiry>:<user>", coturn's
  *       use-auth-secret), with the secret from [turn] secret_file;
  * and the stateless TURN nonces keyed from the pool secret. Keys and the
@@ -12,7 +13,8 @@
  * per-thread slot that only vault_turn_sign() uses, and the next check,
  * vault_turn_sign() or vault_turn_forget() wipes it.
  *
- * Thread safety: vault_turn_init once at start (after vault_init); every
+ * Thread safety: vault_turn_init once at start (after vault_init), and
+ * vault_turn_reload_secret from one thread at a time (a reload); every
  * other function from any thread, each with its own store handle.
  */
 #ifndef RTC_VAULT_VAULT_TURN_H

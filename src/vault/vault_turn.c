@@ -503,24 +503,38 @@ int vault_turn_userhash_put(struct store *s, const struct store_user *u)
 
 int vault_turn_userhash_backfill(struct store *s, size_t *done)
 {
-	struct store_user batch[32];
+	enum { BATCH = 64 };
+	struct store_user *batch = calloc(BATCH, sizeof(*batch));
 	int64_t after = 0;
-	size_t n = 0;
+	size_t n = 0, filled;
 	int rc;
 
 	*done = 0;
+	if (!batch)
+		return STORE_UNAVAILABLE;
 	do {
-		rc = store_turn_userhash_missing(s, after, batch, 32, &n);
+		rc = store_turn_userhash_missing(s, after, batch, BATCH, &n);
+		/* one transaction per batch: a commit each would cost a sync each */
+		if (rc != STORE_OK || n == 0 || (rc = store_begin(s)) != STORE_OK)
+			break;
+		filled = 0;
 		for (size_t i = 0; rc == STORE_OK && i < n; i++) {
 			after = batch[i].id;
 			rc = vault_turn_userhash_put(s, &batch[i]);
+			/* a name that cannot be hashed, a user deleted meanwhile */
 			if (rc == STORE_INVALID || rc == STORE_NOTFOUND)
-				rc = STORE_OK; /* a name that cannot be hashed, a user just deleted
-						*/
+				rc = STORE_OK;
 			else if (rc == STORE_OK)
-				(*done)++;
+				filled++;
 		}
-	} while (rc == STORE_OK && n == 32);
+		if (rc == STORE_OK)
+			rc = store_commit(s);
+		else
+			store_rollback(s);
+		if (rc == STORE_OK)
+			*done += filled;
+	} while (rc == STORE_OK && n == BATCH);
+	free(batch);
 	return rc;
 }
 

@@ -491,6 +491,29 @@ static void test_userhash_backfill_fills_users_with_keys_but_no_hash(void **stat
 	assert_int_equal(done, 0);
 }
 
+static void test_userhash_backfill_of_many_users_goes_batch_by_batch(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db;
+	size_t done = 0;
+	char uri[64];
+
+	for (int i = 0; i < 150; i++) {
+		snprintf(uri, sizeof(uri), "sip:u%03d@" REALM, i);
+		add_user(f->s, uri, true, PW);
+	}
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM turn_userhash", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(vault_turn_userhash_backfill(f->s, &done), STORE_OK);
+	assert_int_equal(done, 153); /* alice, bob (disabled, but with keys), carol, u000..u149 */
+	assert_int_equal(check_hash(f, "u149", PW, false, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
+	assert_int_equal(vault_turn_userhash_backfill(f->s, &done), STORE_OK);
+	assert_int_equal(done, 0);
+}
+
 static void write_file(const char *path, const char *text, mode_t mode)
 {
 	int fd;
@@ -571,6 +594,7 @@ int main(void)
 	    T(test_userhash_wrong_password_unknown_hash_and_disabled_are_permfail),
 	    T(test_userhash_store_outage_is_tempfail),
 	    T(test_userhash_backfill_fills_users_with_keys_but_no_hash),
+	    T(test_userhash_backfill_of_many_users_goes_batch_by_batch),
 	    T(test_secret_reload_takes_the_new_secret_and_a_bad_file_keeps_the_old),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

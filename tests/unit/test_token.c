@@ -6,7 +6,8 @@
  * none, HS256 with the public key, expired, early, too long-lived, wrong
  * aud, unknown issuer, oversized, bad base64url, duplicate claims) gets its
  * RFC 6749 §5.2 error and no token; resources and scopes come only from the
- * registration; acting for a user needs trust level full.
+ * registration; acting for a user needs trust level full, or application
+ * with the user's consent (test_oauth_trust.c has consent and user trust).
  */
 #include <pthread.h>
 #include <setjmp.h>

@@ -787,6 +787,56 @@ static void test_pool_user_trust_token_is_valid(void **state)
 	free(t);
 }
 
+/* The token endpoint's jtis through the store: another server's in-process
+ * cache knows nothing, the store does; a store that cannot record is 503. */
+static void test_pool_jti_spent_at_one_server_is_a_replay_at_another(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	struct replay_cache *other = replay_new(64);
+	char *ca = partner_jwt(f, "full", k_full, NULL);
+	char *b = form("grant_type=client_credentials&" CAT "&client_assertion=%s", ca);
+	sqlite3 *db;
+
+	f->ctx.store = f->a;
+	run(f, b, &res);
+	expect_token(&res, "full-client -");
+	/* server B: its own empty cache, the shared store */
+	f->ctx.replay = other;
+	f->ctx.store = f->b;
+	run(f, b, &res);
+	assert_non_null(strstr(res.description, "used before"));
+	expect_error(&res, 401, "invalid_client", TOKEN_R_REPLAY);
+	/* a user assertion likewise, with invalid_grant */
+	free(ca);
+	ca = partner_jwt(f, "full", k_full, ALICE);
+	free(b);
+	b = form(JB "&assertion=%s", ca);
+	f->ctx.replay = f->replay;
+	f->ctx.store = f->a;
+	run(f, b, &res);
+	expect_token(&res, ALICE " full-client");
+	f->ctx.replay = other;
+	f->ctx.store = f->b;
+	run(f, b, &res);
+	expect_error(&res, 400, "invalid_grant", TOKEN_R_REPLAY);
+	/* the table is gone: nothing can be recorded, nothing is issued */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE oauth_jti;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	free(ca);
+	free(b);
+	ca = partner_jwt(f, "full", k_full, NULL);
+	b = form("grant_type=client_credentials&" CAT "&client_assertion=%s", ca);
+	run(f, b, &res);
+	expect_error(&res, 503, "temporarily_unavailable", -1);
+	f->ctx.store = NULL;
+	f->ctx.replay = f->replay;
+	replay_free(other);
+	free(ca);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +855,7 @@ int main(void)
 	    T(test_pool_store_failure_fails_closed),
 	    T(test_pool_consent_withdrawn_refuses_application_user_token),
 	    T(test_pool_user_trust_token_is_valid),
+	    T(test_pool_jti_spent_at_one_server_is_a_replay_at_another),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

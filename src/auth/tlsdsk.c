@@ -391,7 +391,12 @@ int tlsdsk_accept_peer(struct tlsdsk *t, struct store *s, int64_t now, char *use
 	rc = pki_verify_client(s, leaf, SSL_get_peer_cert_chain(t->ssl), now, user, cap);
 	if (rc != PKI_VERIFY_OK) {
 		*pki_rc = rc;
-		return fail(t, rc == PKI_VERIFY_UNAVAILABLE ? TLSDSK_E_UNAVAILABLE : TLSDSK_E_CERT);
+		/* an OCSP query under way on the pool (never on the loop): a
+		 * temporary failure like an unknown status; the client's retry
+		 * finds the answer in the cache */
+		return fail(t, rc == PKI_VERIFY_UNAVAILABLE || rc == PKI_VERIFY_PENDING
+				   ? TLSDSK_E_UNAVAILABLE
+				   : TLSDSK_E_CERT);
 	}
 	*not_after = cert_not_after(leaf);
 	/* [MS-SIPAE] 3.2.5.1: PRF(master_secret, "client EAP encryption",

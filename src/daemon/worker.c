@@ -56,8 +56,11 @@ struct conn {
 	char ip[64];
 	const char *closing; /* set: close once the answers already queued are out */
 	/* TLS client certificate: 0 not looked at yet, 1 verified (cert_user
-	 * is the user it names), -1 none or refused */
+	 * is the user it names), -1 none or refused, 2 waiting for its OCSP
+	 * status (reading stopped; cert_wait polls the check again) */
 	int8_t cert_state;
+	struct event *cert_wait;
+	int64_t cert_wait_until; /* monotonic ms: then give up (unavailable) */
 	char cert_user[STORE_URI_MAX];
 	char cert_serial[PKI_SERIAL_MAX];
 };
@@ -204,6 +207,51 @@ static void handle_timed(struct sip_worker *sw, const char *buf, size_t len,
  * certificate that does not verify leaves the connection to the other
  * schemes.
  */
+static void conn_read(struct bufferevent *bev, void *arg);
+static void conn_check_cert(struct conn *c);
+
+#define CERT_WAIT_POLL_MS 50
+#define CERT_WAIT_MAX_MS  10000 /* the OCSP budget (3 s) plus a queue on the pool */
+
+/* The OCSP answer of a waiting connection's certificate may be there:
+ * check again; once decided, read what the client sent meanwhile. */
+static void cert_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	conn_check_cert(c);
+	if (c->cert_state == 2)
+		return; /* polled again */
+	bufferevent_enable(c->bev, EV_READ);
+	conn_read(c->bev, c); /* may close c: nothing after this */
+}
+
+/* Wait for the OCSP status without blocking the loop: stop reading (the
+ * bytes already in stay buffered) and poll the PKI's cache. A timer of
+ * the connection's own, freed with it, so a connection closed meanwhile
+ * leaves nothing behind. False when it cannot wait (out of memory). */
+static bool cert_wait(struct conn *c)
+{
+	struct timeval poll = {0, CERT_WAIT_POLL_MS * 1000};
+	int64_t now = (int64_t)clock_mono_ms();
+
+	if (c->cert_state != 2) { /* first wait */
+		c->cert_wait_until = now + CERT_WAIT_MAX_MS;
+		if (!c->cert_wait)
+			c->cert_wait = evtimer_new(c->io->base, cert_wait_cb, c);
+		if (!c->cert_wait)
+			return false;
+	} else if (now >= c->cert_wait_until) {
+		return false;
+	}
+	c->cert_state = 2;
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_add(c->cert_wait, &poll);
+	return true;
+}
+
 static void conn_check_cert(struct conn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -212,11 +260,18 @@ static void conn_check_cert(struct conn *c)
 	BIGNUM *bn;
 	int rc;
 
-	c->cert_state = -1;
-	if (!leaf)
+	if (!leaf) {
+		c->cert_state = -1;
 		return;
+	}
 	rc = pki_verify_client(c->io->sw.store, leaf, SSL_get_peer_cert_chain(ssl), clock_wall_s(),
 			       c->cert_user, sizeof(c->cert_user));
+	if (rc == PKI_VERIFY_PENDING) {
+		if (cert_wait(c))
+			return;
+		rc = PKI_VERIFY_UNAVAILABLE; /* waited long enough */
+	}
+	c->cert_state = -1;
 	if (rc != PKI_VERIFY_OK) {
 		stats_auth(STATS_MECH_CERTIFICATE, rc == PKI_VERIFY_UNAVAILABLE
 						       ? STATS_AUTH_UNAVAILABLE
@@ -260,6 +315,8 @@ static void conn_close(struct conn *c, const char *why)
 	log_info("conn.close", "conn=%llx peer=%s transport=%s reason=%s",
 		 (unsigned long long)c->id, sip_flow_addr(&c->flow, addr, sizeof(addr)),
 		 sip_transport_name(c->flow.transport), why);
+	if (c->cert_wait)
+		event_free(c->cert_wait);
 	bufferevent_free(c->bev);
 	src_release(c->ip);
 	atomic_fetch_sub(&g_conns, 1);
@@ -334,6 +391,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		}
 		if (c->flow.transport == TRANSPORT_TLS && c->cert_state == 0)
 			conn_check_cert(c);
+		if (c->cert_state == 2)
+			return; /* waiting for the certificate's OCSP status */
 		handle_timed(&c->io->sw, p, (size_t)n, &c->flow,
 			     c->cert_state == 1 ? c->cert_user : NULL);
 		evbuffer_drain(in, (size_t)n);
@@ -699,7 +758,10 @@ static void cert_check(evutil_socket_t fd, short what, void *arg)
 						      SSL_get_peer_cert_chain(ssl), now, uri,
 						      sizeof(uri))
 				  : PKI_VERIFY_UNTRUSTED;
-			if (rc == PKI_VERIFY_OK || rc == PKI_VERIFY_UNAVAILABLE)
+			/* pending: the OCSP query runs on the pool; the next
+			 * sweep sees its answer in the cache */
+			if (rc == PKI_VERIFY_OK || rc == PKI_VERIFY_UNAVAILABLE ||
+			    rc == PKI_VERIFY_PENDING)
 				continue;
 			log_warn("tls.client_cert_closed",
 				 "conn=%llx user=%s serial=%s reason=\"%s\"",

@@ -1142,6 +1142,20 @@ bool httpauth_require(const struct http_request *req, struct http_response *resp
 			return true;
 		}
 		memset(&out->user, 0, sizeof(out->user));
+		/*
+		 * The OCSP status is being asked for on the pool (never on this
+		 * loop): 503 with Retry-After: 1 rather than a deferred answer,
+		 * because this check runs inside every handler's synchronous
+		 * flow (httpauth_require), which cannot be resumed later. The
+		 * query goes on; the retry finds its answer in the cache.
+		 */
+		if (vr == PKI_VERIFY_PENDING) {
+			http_response_header(resp, "Retry-After", "1");
+			http_response_error(resp, 503, "temporarily_unavailable",
+					    "the certificate's revocation status is being checked; "
+					    "retry in a second");
+			return false;
+		}
 		if (vr == PKI_VERIFY_UNAVAILABLE) {
 			http_response_header(resp, "Retry-After", "5");
 			http_response_error(

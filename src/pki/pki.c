@@ -99,6 +99,8 @@ const char *pki_verify_strerror(int rc)
 		return "names no enabled user";
 	case PKI_VERIFY_UNAVAILABLE:
 		return "revocation status unavailable";
+	case PKI_VERIFY_PENDING:
+		return "revocation status being checked (OCSP)";
 	default:
 		return "unknown";
 	}

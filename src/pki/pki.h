@@ -84,6 +84,12 @@ enum pki_verify_result {
 	PKI_VERIFY_REVOKED = -3,
 	PKI_VERIFY_NO_USER = -4,     /* names no user of ours */
 	PKI_VERIFY_UNAVAILABLE = -5, /* revocation status unknown (store, OCSP down) */
+	/* the OCSP status is being asked for on the pool (core/workq), never on
+	 * the caller's thread: ask again shortly (the answer lands in the OCSP
+	 * cache; a responder that does not answer gives UNAVAILABLE within its
+	 * 3 s budget). Only pki_verify_client answers this, and only while the
+	 * pool runs (the daemon); without a pool the query is made inline. */
+	PKI_VERIFY_PENDING = -6,
 };
 const char *pki_verify_strerror(int rc);
 
@@ -101,7 +107,8 @@ int pki_verify_client(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64
  * The same checks without naming a user: chain to a trusted root, validity,
  * revocation. For certificates of servers rather than users (an OAuth
  * partner's RFC 8705 §2.1 client certificate). PKI_VERIFY_OK or an error
- * above (never PKI_VERIFY_NO_USER).
+ * above (never PKI_VERIFY_NO_USER, never PKI_VERIFY_PENDING: an OCSP query
+ * under way on the pool is PKI_VERIFY_UNAVAILABLE, "retry later").
  */
 int pki_verify_cert(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64_t now);
 

@@ -50,7 +50,11 @@ int pki_crlfiles_check(X509 *cert, X509 *issuer, int64_t now, bool *found);
  * Ask cert's AIA OCSP responder (http only; cached until the answer's
  * nextUpdate, at most an hour). PKI_VERIFY_OK (good), PKI_VERIFY_REVOKED,
  * PKI_VERIFY_UNAVAILABLE (responder down, bad or unknown answer), or 1
- * when cert names no OCSP responder.
+ * when cert names no OCSP responder. While the pool (core/workq) runs the
+ * query is made there, never on the caller's thread: an answer not cached
+ * yet gives PKI_VERIFY_PENDING (one query per certificate at a time; a
+ * failure is remembered for a few seconds so that waiters see it). Called
+ * with pki_lock held for reading.
  */
 int pki_ocsp_check(X509 *cert, X509 *issuer, int64_t now);
 void pki_ocsp_flush(void);

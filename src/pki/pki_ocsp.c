@@ -4,10 +4,15 @@
  * nonce over libcurl (3 s budget, 64 KB answer at most, no proxy), the
  * answer's signature checked against the trust store (the CA itself or a
  * delegated responder with id-kp-OCSPSigning). Good and revoked answers are
- * cached until their nextUpdate, at most an hour; failures are not cached.
+ * cached until their nextUpdate, at most an hour.
  *
- * This is blocking network I/O: callers on an event loop pay up to the
- * budget once per certificate and hour (the cache answers the rest).
+ * This is blocking network I/O, so while the pool of core/workq runs (the
+ * daemon) the query is made on a pool thread and never on the caller's (an
+ * event loop): the caller gets PKI_VERIFY_PENDING and asks again; the cache
+ * holds a "pending" mark meanwhile (one query per certificate at a time)
+ * and then the answer, or a failure for OCSP_FAIL_TTL seconds so that the
+ * callers waiting for it see "unavailable" rather than start another query
+ * at once. Without a pool (rtcauthctl, tests) the query is made inline.
  * Must never: answer good for a responder that is down, an unknown status,
  * an unsigned or wrongly signed answer, or a stale one.
  */
@@ -23,19 +28,22 @@
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
+#include "core/workq.h"
 #include "pki/pki_int.h"
 
-#define OCSP_TIMEOUT_MS 3000
-#define OCSP_RESP_MAX	65536
-#define OCSP_CACHE_MAX	1024
-#define OCSP_CACHE_TTL	3600
-#define OCSP_SKEW	300 /* seconds of clock skew tolerated on thisUpdate/nextUpdate */
-#define OCSP_ID_MAX	128 /* DER of a CertID with SHA-1 hashes and a 20-byte serial */
+#define OCSP_TIMEOUT_MS	 3000
+#define OCSP_RESP_MAX	 65536
+#define OCSP_CACHE_MAX	 1024
+#define OCSP_CACHE_TTL	 3600
+#define OCSP_SKEW	 300 /* seconds of clock skew tolerated on thisUpdate/nextUpdate */
+#define OCSP_ID_MAX	 128 /* DER of a CertID with SHA-1 hashes and a 20-byte serial */
+#define OCSP_FAIL_TTL	 5   /* seconds a failed query is remembered (pool mode) */
+#define OCSP_PENDING_TTL 60  /* seconds a "pending" mark may outlive its query */
 
 struct ocsp_entry {
 	unsigned char id[OCSP_ID_MAX];
 	size_t id_len;
-	int status; /* PKI_VERIFY_OK or PKI_VERIFY_REVOKED */
+	int status; /* PKI_VERIFY_OK, _REVOKED; pool mode: _PENDING, _UNAVAILABLE */
 	int64_t until;
 };
 
@@ -71,12 +79,12 @@ static int cache_get(const unsigned char *id, size_t len, int64_t now)
 	return rc;
 }
 
-static void cache_put(const unsigned char *id, size_t len, int status, int64_t until)
+/* Under cache.mu. */
+static void put_locked(const unsigned char *id, size_t len, int status, int64_t until)
 {
 	struct ocsp_entry *e = NULL;
 	size_t oldest = 0;
 
-	pthread_mutex_lock(&cache.mu);
 	for (size_t i = 0; i < cache.n && !e; i++)
 		if (cache.e[i].id_len == len && memcmp(cache.e[i].id, id, len) == 0)
 			e = &cache.e[i];
@@ -92,6 +100,51 @@ static void cache_put(const unsigned char *id, size_t len, int status, int64_t u
 	e->id_len = len;
 	e->status = status;
 	e->until = until;
+}
+
+static void cache_put(const unsigned char *id, size_t len, int status, int64_t until)
+{
+	pthread_mutex_lock(&cache.mu);
+	put_locked(id, len, status, until);
+	pthread_mutex_unlock(&cache.mu);
+}
+
+/* Under cache.mu: the entry of id, or NULL. */
+static struct ocsp_entry *cache_find(const unsigned char *id, size_t len)
+{
+	for (size_t i = 0; i < cache.n; i++)
+		if (cache.e[i].id_len == len && memcmp(cache.e[i].id, id, len) == 0)
+			return &cache.e[i];
+	return NULL;
+}
+
+/* The cached status of id, or 1 after marking it pending (the caller
+ * starts the query): the look-up and the mark in one step, so that two
+ * threads never both start a query for one certificate. */
+static int cache_claim(const unsigned char *id, size_t len, int64_t now)
+{
+	int rc = cache_get(id, len, now);
+
+	if (rc != 1)
+		return rc;
+	pthread_mutex_lock(&cache.mu);
+	if (cache_find(id, len)) /* claimed by another thread meanwhile */
+		rc = PKI_VERIFY_PENDING;
+	else
+		put_locked(id, len, PKI_VERIFY_PENDING, now + OCSP_PENDING_TTL);
+	pthread_mutex_unlock(&cache.mu);
+	return rc;
+}
+
+/* Forget a pending mark whose query will not run. */
+static void cache_drop_pending(const unsigned char *id, size_t len)
+{
+	struct ocsp_entry *e;
+
+	pthread_mutex_lock(&cache.mu);
+	e = cache_find(id, len);
+	if (e && e->status == PKI_VERIFY_PENDING)
+		*e = cache.e[--cache.n];
 	pthread_mutex_unlock(&cache.mu);
 }
 
@@ -194,30 +247,20 @@ out:
 	return rc;
 }
 
-int pki_ocsp_check(X509 *cert, X509 *issuer, int64_t now)
+/* One query to url for cert: PKI_VERIFY_OK / REVOKED with *until, or
+ * UNAVAILABLE. Blocking (up to OCSP_TIMEOUT_MS); pki_lock held for reading
+ * (the trust store checks the answer's signature). */
+static int query(X509 *cert, X509 *issuer, const char *url, int64_t now, int64_t *until)
 {
-	char *url = ocsp_url(cert);
 	OCSP_CERTID *id = NULL;
-	OCSP_REQUEST *req = NULL;
-	unsigned char idder[OCSP_ID_MAX], *q = idder, *der = NULL;
-	struct body *b = NULL;
-	int64_t until = 0;
-	int idlen, len, rc = PKI_VERIFY_UNAVAILABLE;
+	OCSP_REQUEST *req = OCSP_REQUEST_new();
+	struct body *b = calloc(1, sizeof(*b));
+	unsigned char *der = NULL;
+	int len, rc = PKI_VERIFY_UNAVAILABLE;
 	char ubuf[LOG_VAL_MAX];
 
-	if (!url)
-		return 1;
 	id = OCSP_cert_to_id(NULL, cert, issuer);
-	if (!id || (idlen = i2d_OCSP_CERTID(id, NULL)) <= 0 || idlen > OCSP_ID_MAX ||
-	    i2d_OCSP_CERTID(id, &q) != idlen)
-		goto out;
-	rc = cache_get(idder, (size_t)idlen, now);
-	if (rc != 1)
-		goto out;
-	rc = PKI_VERIFY_UNAVAILABLE;
-	req = OCSP_REQUEST_new();
-	b = calloc(1, sizeof(*b));
-	if (!req || !b || !OCSP_request_add0_id(req, id))
+	if (!req || !b || !id || !OCSP_request_add0_id(req, id))
 		goto out;
 	id = NULL; /* the request owns it now; find the answer by a copy */
 	id = OCSP_cert_to_id(NULL, cert, issuer);
@@ -229,18 +272,114 @@ int pki_ocsp_check(X509 *cert, X509 *issuer, int64_t now)
 			 log_val(str_cstr(url), ubuf, sizeof(ubuf)));
 		goto out;
 	}
-	rc = read_answer(b, req, id, issuer, now, &until);
+	rc = read_answer(b, req, id, issuer, now, until);
 	if (rc == PKI_VERIFY_UNAVAILABLE)
 		log_warn("pki.ocsp", "url=%s reason=\"no valid signed answer for the certificate\"",
 			 log_val(str_cstr(url), ubuf, sizeof(ubuf)));
-	else
-		cache_put(idder, (size_t)idlen, rc, until);
 out:
 	ERR_clear_error();
 	OPENSSL_free(der);
 	OCSP_REQUEST_free(req);
 	OCSP_CERTID_free(id);
-	OPENSSL_free(url);
 	free(b);
+	return rc;
+}
+
+/* A query on the pool. */
+struct ocsp_job {
+	X509 *cert, *issuer;
+	char *url;
+	unsigned char id[OCSP_ID_MAX];
+	size_t id_len;
+	int64_t now;
+};
+
+static void job_work(void *arg)
+{
+	struct ocsp_job *j = arg;
+	int64_t until = 0;
+	int rc;
+
+	pthread_rwlock_rdlock(&pki_lock);
+	rc = query(j->cert, j->issuer, j->url, j->now, &until);
+	pthread_rwlock_unlock(&pki_lock);
+	if (rc == PKI_VERIFY_UNAVAILABLE) /* seen by the waiters, then asked again */
+		until = j->now + OCSP_TIMEOUT_MS / 1000 + OCSP_FAIL_TTL;
+	cache_put(j->id, j->id_len, rc, until);
+}
+
+static void job_done(void *arg, int cancelled)
+{
+	struct ocsp_job *j = arg;
+
+	if (cancelled)
+		cache_drop_pending(j->id, j->id_len);
+	X509_free(j->cert);
+	X509_free(j->issuer);
+	OPENSSL_free(j->url);
+	free(j);
+}
+
+/* Start the query on the pool (the pending mark is set). PENDING, or
+ * UNAVAILABLE when the pool refuses it (full). Takes url. */
+static int start_query(X509 *cert, X509 *issuer, char *url, const unsigned char *id, size_t id_len,
+		       int64_t now)
+{
+	struct ocsp_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		OPENSSL_free(url);
+		cache_drop_pending(id, id_len);
+		return PKI_VERIFY_UNAVAILABLE;
+	}
+	X509_up_ref(cert);
+	X509_up_ref(issuer);
+	j->cert = cert;
+	j->issuer = issuer;
+	j->url = url;
+	memcpy(j->id, id, id_len);
+	j->id_len = id_len;
+	j->now = now;
+	if (workq_submit(NULL, job_work, job_done, j) < 0) {
+		job_done(j, 1);
+		log_warn("pki.ocsp_busy", "reason=\"the pool for slow work is full\"");
+		return PKI_VERIFY_UNAVAILABLE;
+	}
+	return PKI_VERIFY_PENDING;
+}
+
+int pki_ocsp_check(X509 *cert, X509 *issuer, int64_t now)
+{
+	char *url = ocsp_url(cert);
+	OCSP_CERTID *id = NULL;
+	unsigned char idder[OCSP_ID_MAX], *q = idder;
+	int64_t until = 0;
+	int idlen, rc = PKI_VERIFY_UNAVAILABLE;
+
+	if (!url)
+		return 1;
+	id = OCSP_cert_to_id(NULL, cert, issuer);
+	if (!id || (idlen = i2d_OCSP_CERTID(id, NULL)) <= 0 || idlen > OCSP_ID_MAX ||
+	    i2d_OCSP_CERTID(id, &q) != idlen)
+		goto out;
+	if (workq_running()) {
+		/* never on this thread: it may be an event loop */
+		rc = cache_claim(idder, (size_t)idlen, now);
+		if (rc == 1) {
+			rc = start_query(cert, issuer, url, idder, (size_t)idlen, now);
+			url = NULL;
+		}
+		goto out;
+	}
+	rc = cache_get(idder, (size_t)idlen, now);
+	if (rc != 1)
+		goto out;
+	rc = query(cert, issuer, url, now, &until);
+	if (rc != PKI_VERIFY_UNAVAILABLE)
+		cache_put(idder, (size_t)idlen, rc, until);
+out:
+	ERR_clear_error();
+	OCSP_CERTID_free(id);
+	OPENSSL_free(url);
 	return rc;
 }

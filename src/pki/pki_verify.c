@@ -405,5 +405,8 @@ int pki_verify_client(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64
 
 int pki_verify_cert(struct store *s, X509 *leaf, STACK_OF(X509) * chain, int64_t now)
 {
-	return verify(s, leaf, chain, now, NULL, 0);
+	int rc = verify(s, leaf, chain, now, NULL, 0);
+
+	/* its callers retry later on UNAVAILABLE; the query goes on meanwhile */
+	return rc == PKI_VERIFY_PENDING ? PKI_VERIFY_UNAVAILABLE : rc;
 }

@@ -43,9 +43,11 @@
 #include "pki/certprov.h"
 #include "pki/pki.h"
 #include "sip/location.h"
+#include "sip/server.h"
 #include "store/store.h"
 #include "store/wb.h"
 #include "turn/relaycred.h"
+#include "turn/server.h"
 #include "vault/gss.h"
 #include "vault/vault.h"
 
@@ -344,6 +346,7 @@ static int restore_one(void *vctx, const struct store_reg *r)
 	bp->cseq = r->cseq;
 	COPY(bp->user_agent, r->user_agent);
 	bp->expires = r->expires;
+	bp->stored_expires = r->expires; /* what the row says */
 	bp->updated = r->updated;
 	memset(&bp->flow, 0, sizeof(bp->flow));
 	bp->flow.transport = r->transport;
@@ -498,6 +501,16 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	vault_cache_flush();
 	if (oauth_reload(ncfg, main_store, err, sizeof(err)) < 0)
 		log_err("reload.oauth_failed", "reason=%s action=kept_old_keys", reason(err, rbuf));
+	switch (turn_reload(ncfg, err, sizeof(err))) {
+	case 0:
+		break;
+	case 1: /* the rest applied; listeners and the relay ports stay */
+		log_warn("reload.partial", "reason=%s", reason(err, rbuf));
+		break;
+	default:
+		log_err("reload.turn_failed", "reason=%s action=kept_old_turn_settings",
+			reason(err, rbuf));
+	}
 	log_info("reload.ok", "config=%s registrations=%zu", reason(config_path, rbuf),
 		 location_count());
 	sd_notify(0, "READY=1");
@@ -758,6 +771,7 @@ int main(int argc, char **argv)
 	oauth_fetch_stop();
 	workers_stop();
 	admin_stop();
+	log_info("stopping", "refreshed_bindings_written=%zu", registrar_flush_refreshes());
 	wb_stop();
 	workers_destroy();
 	event_free(sig_term);

@@ -20,6 +20,8 @@ struct loc_packed {
 	int32_t reg_id;
 	struct location_flow flow;
 	uint16_t len[S_COUNT];
+	/* expires - stored_expires, or STORED_UNKNOWN */
+	uint32_t stored_lag;
 	/* the key and the Contact are usually the URI itself and "<URI>":
 	 * then they are not stored again (100,000 bindings, ~100 bytes each) */
 	uint8_t derived; /* DERIVED_KEY | DERIVED_CONTACT */
@@ -27,6 +29,8 @@ struct loc_packed {
 };
 
 enum { DERIVED_KEY = 1, DERIVED_CONTACT = 2 };
+
+#define STORED_UNKNOWN UINT32_MAX
 
 struct location_aor {
 	struct location_aor *next;
@@ -184,6 +188,7 @@ static void unpack(const struct location_aor *a, const struct loc_packed *p,
 	}
 	b->expires = p->expires;
 	b->updated = p->updated;
+	b->stored_expires = p->stored_lag == STORED_UNKNOWN ? 0 : p->expires - p->stored_lag;
 	b->cseq = p->cseq;
 	b->reg_id = p->reg_id;
 	b->flow = p->flow;
@@ -222,6 +227,10 @@ static struct loc_packed *pack(const struct location_binding *b)
 	p->derived = derived;
 	p->expires = b->expires;
 	p->updated = b->updated;
+	p->stored_lag = b->stored_expires <= 0 || b->stored_expires > b->expires ||
+				b->expires - b->stored_expires >= STORED_UNKNOWN
+			    ? STORED_UNKNOWN
+			    : (uint32_t)(b->expires - b->stored_expires);
 	p->cseq = b->cseq;
 	p->reg_id = b->reg_id;
 	p->flow = b->flow;

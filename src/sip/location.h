@@ -53,6 +53,10 @@ struct location_binding {
 	char user_agent[LOC_SMALL_MAX];
 	int64_t expires; /* absolute unix seconds */
 	int64_t updated; /* unix seconds; orders bindings (newest first) */
+	/* the expiry the store holds for this binding (0: none known). A
+	 * refresh that changes nothing but the expiry may leave the row alone
+	 * while this is far enough ahead (registrar.c, refresh_only) */
+	int64_t stored_expires;
 	struct location_flow flow;
 	/* the security association the binding registered with ([MS-SIPAE]):
 	 * requests routed to it are signed with it; empty for Digest */

@@ -153,6 +153,34 @@ static void fill_binding(const struct reg_req *q, const struct reg_contact *rc,
 		copy_cstr(b->sa_opaque, sizeof(b->sa_opaque), sa_opaque(t->sa));
 }
 
+/*
+ * A refresh that changes nothing but the expiry (and the Call-ID/CSeq the
+ * store keeps for information) need not rewrite the binding's row while
+ * the expiry already stored covers at least half of the new lifetime from
+ * now: a client refreshing that often (NAT keep-alive style re-REGISTERs,
+ * every few seconds at worst) is then written about once per half
+ * lifetime instead of on every refresh. After a crash such a binding comes
+ * back with the stored expiry, which is never later than the one granted
+ * and is later than the client's next refresh: skipping needs a refresh
+ * period of at most half the lifetime (the stored expiry is at most one
+ * period old). A clean stop writes the true expiries
+ * (registrar_flush_refreshes). Anything else changed, an expiry that went
+ * down, or a binding the store does not hold: written at once.
+ */
+static bool refresh_only(const struct location_binding *old, const struct location_binding *b,
+			 int64_t now)
+{
+	if (old->stored_expires <= 0 || old->stored_expires > b->expires ||
+	    old->stored_expires - now < (b->expires - now + 1) / 2)
+		return false;
+	return old->reg_id == b->reg_id && old->flow.transport == b->flow.transport &&
+	       old->flow.addrlen == b->flow.addrlen && b->flow.addrlen <= sizeof(b->flow.addr) &&
+	       memcmp(&old->flow.addr, &b->flow.addr, b->flow.addrlen) == 0 &&
+	       strcmp(old->contact, b->contact) == 0 && strcmp(old->instance, b->instance) == 0 &&
+	       strcmp(old->path, b->path) == 0 && strcmp(old->user_agent, b->user_agent) == 0 &&
+	       strcmp(old->sa_opaque, b->sa_opaque) == 0;
+}
+
 static int update_fn(void *vctx, struct location_aor *rec)
 {
 	static _Thread_local struct location_binding scratch;
@@ -209,6 +237,12 @@ static int update_fn(void *vctx, struct location_aor *rec)
 			continue;
 		}
 		fill_binding(q, &q->cs[i], b);
+		b->stored_expires = b->expires; /* written below, unless ... */
+		if (idx >= 0) {
+			location_aor_get(rec, (size_t)idx, cur);
+			if (refresh_only(cur, b, q->t->now))
+				b->stored_expires = cur->stored_expires; /* ... the row may stay */
+		}
 		if (location_aor_put(rec, b) < 0) {
 			q->status = 500;
 			q->reason = "Server Internal Error (out of memory)";
@@ -397,7 +431,7 @@ void registrar_handle(const struct sip_tx *t, const struct store_user *user)
 	for (size_t i = 0; i < q.n_changed; i++) {
 		if (q.removed[i]) {
 			wb_reg_del(changed[i].aor, changed[i].key);
-		} else {
+		} else if (changed[i].stored_expires == changed[i].expires) {
 			struct store_reg r;
 			to_store_reg(&changed[i], &r);
 			wb_reg_put(&r);
@@ -418,4 +452,23 @@ void registrar_handle(const struct sip_tx *t, const struct store_user *user)
 	log_info("register.ok", "aor=%s contacts=%zu changed=%zu src=%s", aor, q.n, q.n_changed,
 		 t->src_addr);
 	reply_simple(t, 200, "OK", sbuf_cstr(&cb));
+}
+
+static void flush_one(void *ctx, const struct location_binding *b)
+{
+	size_t *n = ctx;
+	struct store_reg r;
+
+	if (b->stored_expires == b->expires)
+		return;
+	to_store_reg(b, &r);
+	wb_reg_put(&r);
+	(*n)++;
+}
+
+size_t registrar_flush_refreshes(void)
+{
+	size_t n = 0;
+	location_foreach(flush_one, &n);
+	return n;
 }

@@ -78,4 +78,12 @@ const char *sip_flow_ip(const struct location_flow *f, char *buf, size_t cap);
 /* "udp", "tcp", "tls". */
 const char *sip_transport_name(int kind);
 
+/*
+ * At a clean stop, after the workers stopped and before the write-behind is
+ * flushed: queue every binding whose stored row lags its true expiry (a
+ * refresh that only moved the expiry is not always written at once; see
+ * registrar.c). Returns how many were queued.
+ */
+size_t registrar_flush_refreshes(void);
+
 #endif

@@ -186,6 +186,25 @@ static void test_location_put_then_lookup_copies_every_field(void **state)
 	assert_memory_equal(&out[0].flow.addr.in, &b.flow.addr.in, sizeof(struct sockaddr_in));
 }
 
+/* The stored expiry is kept as a lag behind the expiry: every value the
+ * registrar may give comes back, and what cannot be kept reads as unknown (0),
+ * which makes the next refresh write the row. */
+static void test_location_stored_expires_round_trips_or_reads_unknown(void **state)
+{
+	const int64_t stored[] = {NOW + 3600, NOW + 1800, NOW + 1, 0, NOW + 7200, NOW - 5};
+	const int64_t want[] = {NOW + 3600, NOW + 1800, NOW + 1, 0, 0, NOW - 5};
+	struct location_binding b, out;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(stored) / sizeof(stored[0]); i++) {
+		make_binding(&b, "sip:alice@example.com", "sip:alice@192.0.2.4", NOW + 3600, NOW);
+		b.stored_expires = stored[i];
+		assert_int_equal(put1(&b, NOW), 0);
+		assert_int_equal(lookup("sip:alice@example.com", NOW, &out, 1), 1);
+		assert_int_equal(out.stored_expires, want[i]);
+	}
+}
+
 static void test_location_lookup_of_unknown_aor_finds_nothing(void **state)
 {
 	struct location_binding out[1];
@@ -793,6 +812,7 @@ int main(void)
 	    T(test_location_put_then_lookup_copies_every_field),
 	    T(test_location_key_and_contact_round_trip_whether_or_not_derived),
 	    T(test_location_lookup_of_unknown_aor_finds_nothing),
+	    T(test_location_stored_expires_round_trips_or_reads_unknown),
 	    T(test_location_put_with_same_key_replaces),
 	    T(test_location_remove_by_key_drops_only_that_binding),
 	    T(test_location_lookup_returns_newest_first),

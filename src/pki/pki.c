@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <strings.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -163,6 +164,58 @@ out:
 
 /* ---- start and stop ----------------------------------------------------- */
 
+/* The CA files configured at the last pki_init / pki_reload that loaded
+ * them ('' for the built-in CA), with their size and time then. */
+static struct {
+	char cert[PATH_MAX], key[PATH_MAX];
+	struct stat cst, kst;
+} ca_files;
+
+static void crl_cache_clear(void)
+{
+	pthread_mutex_lock(&crl_cache.mu);
+	free(crl_cache.der);
+	crl_cache.der = NULL;
+	crl_cache.len = 0;
+	crl_cache.this_update = 0;
+	pthread_mutex_unlock(&crl_cache.mu);
+}
+
+static void ca_files_note(const struct config *cfg)
+{
+	snprintf(ca_files.cert, sizeof(ca_files.cert), "%s", cfg->pki_ca_cert);
+	snprintf(ca_files.key, sizeof(ca_files.key), "%s", cfg->pki_ca_key);
+	memset(&ca_files.cst, 0, sizeof(ca_files.cst));
+	memset(&ca_files.kst, 0, sizeof(ca_files.kst));
+	if (cfg->pki_ca_cert[0])
+		(void)stat(cfg->pki_ca_cert, &ca_files.cst);
+	if (cfg->pki_ca_key[0])
+		(void)stat(cfg->pki_ca_key, &ca_files.kst);
+}
+
+static bool same_file(const char *path, const struct stat *then)
+{
+	struct stat st;
+
+	if (!path[0])
+		return true;
+	if (stat(path, &st) < 0)
+		return false; /* gone: "changed", and vault_pki_init says why */
+	return st.st_size == then->st_size && st.st_ino == then->st_ino &&
+	       st.st_mtim.tv_sec == then->st_mtim.tv_sec &&
+	       st.st_mtim.tv_nsec == then->st_mtim.tv_nsec;
+}
+
+/* Do cfg's CA settings name other files than those loaded, or have the
+ * files changed since? */
+static bool ca_files_changed(const struct config *cfg)
+{
+	return strcmp(cfg->pki_ca_cert, ca_files.cert) != 0 ||
+	       strcmp(cfg->pki_ca_key, ca_files.key) != 0 ||
+	       !same_file(cfg->pki_ca_cert, &ca_files.cst) ||
+	       !same_file(cfg->pki_ca_key, &ca_files.kst);
+}
+
 static void state_free(void)
 {
 	X509_free(pki_g.ca);
@@ -172,12 +225,7 @@ static void state_free(void)
 	memset(&pki_g, 0, sizeof(pki_g));
 	pki_crlfiles_free();
 	pki_ocsp_flush();
-	pthread_mutex_lock(&crl_cache.mu);
-	free(crl_cache.der);
-	crl_cache.der = NULL;
-	crl_cache.len = 0;
-	crl_cache.this_update = 0;
-	pthread_mutex_unlock(&crl_cache.mu);
+	crl_cache_clear();
 }
 
 /* The CA then its issuers, PEM (malloc'd). */
@@ -225,27 +273,51 @@ static int add_roots(X509_STORE *st, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-static int make_trust(const struct config *cfg, char *err, size_t errlen)
+/* A trust store of ca (NULL: added later) and cfg's trusted roots, or NULL
+ * with err. */
+static X509_STORE *trust_new(X509 *ca, const struct config *cfg, char *err, size_t errlen)
 {
 	X509_STORE *st = X509_STORE_new();
 
-	if (!st || X509_STORE_add_cert(st, pki_g.ca) != 1) {
+	if (!st || (ca && X509_STORE_add_cert(st, ca) != 1)) {
 		X509_STORE_free(st);
 		snprintf(err, errlen, "out of memory making the trust store");
-		return -1;
+		return NULL;
 	}
 	/* our issuing CA may be an enterprise intermediate: an anchor as it is */
 	X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
-	pki_g.trust = st;
 	for (size_t i = 0; i < cfg->n_pki_trusted_root; i++)
-		if (add_roots(st, cfg->pki_trusted_root[i], err, errlen) < 0)
-			return -1;
-	return 0;
+		if (add_roots(st, cfg->pki_trusted_root[i], err, errlen) < 0) {
+			X509_STORE_free(st);
+			return NULL;
+		}
+	return st;
+}
+
+static int make_trust(const struct config *cfg, char *err, size_t errlen)
+{
+	pki_g.trust = trust_new(pki_g.ca, cfg, err, errlen);
+	return pki_g.trust ? 0 : -1;
+}
+
+/* The settings of cfg that need no file. */
+static void settings_set(const struct config *cfg)
+{
+	uint16_t port = cfg->n_http_listen ? cfg->http_listen[0].port : 443;
+
+	pki_g.lifetime = cfg->pki_cert_lifetime ? cfg->pki_cert_lifetime : PKI_LIFETIME_DEFAULT;
+	memcpy(pki_g.map, cfg->pki_map, sizeof(pki_g.map));
+	pki_g.n_map = cfg->n_pki_map;
+	pki_g.ocsp = cfg->pki_ocsp;
+	if (port == 443)
+		snprintf(pki_g.cdp, sizeof(pki_g.cdp), "https://%s%s", cfg->fqdn, PKI_PATH_CRL);
+	else
+		snprintf(pki_g.cdp, sizeof(pki_g.cdp), "https://%s:%u%s", cfg->fqdn, port,
+			 PKI_PATH_CRL);
 }
 
 int pki_init(const struct config *cfg, char *err, size_t errlen)
 {
-	uint16_t port = cfg->n_http_listen ? cfg->http_listen[0].port : 443;
 	X509 *ca = NULL;
 	STACK_OF(X509) *extra = NULL;
 	int rc = -1;
@@ -265,15 +337,8 @@ int pki_init(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (make_trust(cfg, err, errlen) < 0 || pki_crlfiles_load(cfg, err, errlen) < 0)
 		goto out;
-	pki_g.lifetime = cfg->pki_cert_lifetime ? cfg->pki_cert_lifetime : PKI_LIFETIME_DEFAULT;
-	memcpy(pki_g.map, cfg->pki_map, sizeof(pki_g.map));
-	pki_g.n_map = cfg->n_pki_map;
-	pki_g.ocsp = cfg->pki_ocsp;
-	if (port == 443)
-		snprintf(pki_g.cdp, sizeof(pki_g.cdp), "https://%s%s", cfg->fqdn, PKI_PATH_CRL);
-	else
-		snprintf(pki_g.cdp, sizeof(pki_g.cdp), "https://%s:%u%s", cfg->fqdn, port,
-			 PKI_PATH_CRL);
+	settings_set(cfg);
+	ca_files_note(cfg);
 	rc = 0;
 out:
 	if (rc < 0) {
@@ -281,6 +346,86 @@ out:
 		vault_pki_shutdown();
 	}
 	pthread_rwlock_unlock(&pki_lock);
+	return rc;
+}
+
+/* Swap in the CA of cfg (the vault's key with it). Under the write lock,
+ * after everything else was read. 0, or -1 with err (old CA kept). */
+static int ca_swap(const struct config *cfg, char *err, size_t errlen)
+{
+	STACK_OF(X509) *extra = NULL;
+	X509 *ca = NULL;
+	char *pem;
+
+	if (vault_pki_init(cfg->state_dir, cfg->domain, cfg->pki_ca_cert, cfg->pki_ca_key, &ca,
+			   &extra, err, errlen) < 0)
+		return -1;
+	pem = chain_pem(ca, extra);
+	if (!pem) {
+		/* the vault holds the new key now: put the old one back */
+		char e2[256];
+		X509 *old = NULL;
+		STACK_OF(X509) *oextra = NULL;
+
+		if (vault_pki_init(cfg->state_dir, cfg->domain, ca_files.cert, ca_files.key, &old,
+				   &oextra, e2, sizeof(e2)) == 0) {
+			X509_free(old);
+			sk_X509_pop_free(oextra, X509_free);
+		}
+		X509_free(ca);
+		sk_X509_pop_free(extra, X509_free);
+		snprintf(err, errlen, "cannot encode the issuing CA's chain");
+		return -1;
+	}
+	X509_free(pki_g.ca);
+	sk_X509_pop_free(pki_g.extra, X509_free);
+	free(pki_g.chain_pem);
+	pki_g.ca = ca;
+	pki_g.extra = extra;
+	pki_g.chain_pem = pem;
+	pki_g.builtin = cfg->pki_ca_cert[0] == '\0';
+	crl_cache_clear(); /* signed by the old CA */
+	ca_files_note(cfg);
+	return 0;
+}
+
+int pki_reload(const struct config *cfg, char *err, size_t errlen)
+{
+	struct pki_crlset *crls = NULL;
+	X509_STORE *trust;
+	int rc = -1;
+
+	/* every file read first, outside the lock: a bad one changes nothing;
+	 * our CA joins the trust store once it is known */
+	trust = trust_new(NULL, cfg, err, errlen);
+	if (!trust || !(crls = pki_crlfiles_prepare(cfg, err, errlen))) {
+		X509_STORE_free(trust);
+		return -1;
+	}
+	pthread_rwlock_wrlock(&pki_lock);
+	if (!pki_g.ca) {
+		snprintf(err, errlen, "the PKI was not initialised");
+		goto out;
+	}
+	if (ca_files_changed(cfg) && ca_swap(cfg, err, errlen) < 0)
+		goto out;
+	if (X509_STORE_add_cert(trust, pki_g.ca) != 1) {
+		snprintf(err, errlen, "out of memory making the trust store");
+		goto out;
+	}
+	X509_STORE_free(pki_g.trust);
+	pki_g.trust = trust;
+	trust = NULL;
+	pki_crlfiles_commit(crls);
+	crls = NULL;
+	settings_set(cfg);
+	rc = 0;
+out:
+	pthread_rwlock_unlock(&pki_lock);
+	X509_STORE_free(trust);
+	pki_crlfiles_discard(crls);
+	if (rc == 0)
+		pki_ocsp_flush(); /* answers were checked against the old trust */
 	return rc;
 }
 

@@ -39,6 +39,21 @@
 int pki_init(const struct config *cfg, char *err, size_t errlen);
 void pki_shutdown(void);
 
+/*
+ * Re-read what [pki] says, on a reload (SIGHUP), while every other call may
+ * run: trusted roots, CRL files, OCSP on/off, the identity mapping order,
+ * the certificate lifetime and the CRL distribution point. The issuing CA
+ * is kept unless its configured files changed (other paths, or the files'
+ * size or time): an imported CA may be swapped for another (its key goes
+ * to the vault); the built-in CA always stays. All or nothing: everything
+ * is read first; any bad file or setting keeps the whole old state and
+ * gives -1 with err naming the setting and the file. The OCSP cache is
+ * flushed (answers were checked against the old trust). [pin] needs
+ * nothing here (min_length is read where PINs are set; the lockout limits
+ * are fixed by PROTOCOLS.md §3). pki_init must have succeeded before.
+ */
+int pki_reload(const struct config *cfg, char *err, size_t errlen);
+
 /* The issuing CA certificate (owned by the module; valid until
  * pki_shutdown), and the chain PEM we hand out with issued certificates. */
 X509 *pki_ca_cert(void);

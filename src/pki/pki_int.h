@@ -40,6 +40,13 @@ int pki_serial_of(const ASN1_INTEGER *ai, char out[PKI_SERIAL_MAX]);
 /* ---- CRL files of external CAs (pki_verify.c) ---- */
 int pki_crlfiles_load(const struct config *cfg, char *err, size_t errlen);
 void pki_crlfiles_free(void);
+/* A reload in two steps: prepare reads every CRL file of cfg (NULL with
+ * err naming the file that cannot be read: nothing changed); commit
+ * replaces the set (and frees set), discard drops it. */
+struct pki_crlset;
+struct pki_crlset *pki_crlfiles_prepare(const struct config *cfg, char *err, size_t errlen);
+void pki_crlfiles_commit(struct pki_crlset *set);
+void pki_crlfiles_discard(struct pki_crlset *set);
 /* Is cert (issued by issuer) listed in a CRL file of that issuer? 1 revoked,
  * 0 not listed or no CRL of that issuer, -1 that issuer's CRL is out of
  * date (status unknown). *found set when a CRL of issuer was consulted. */

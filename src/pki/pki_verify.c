@@ -111,6 +111,51 @@ int pki_crlfiles_load(const struct config *cfg, char *err, size_t errlen)
 	return rc;
 }
 
+struct pki_crlset {
+	struct crl_file f[CONFIG_MAX_PKI_FILES];
+	size_t n;
+};
+
+void pki_crlfiles_discard(struct pki_crlset *set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		sk_X509_CRL_pop_free(set->f[i].crls, X509_CRL_free);
+	free(set);
+}
+
+struct pki_crlset *pki_crlfiles_prepare(const struct config *cfg, char *err, size_t errlen)
+{
+	struct pki_crlset *set = calloc(1, sizeof(*set));
+
+	if (!set) {
+		snprintf(err, errlen, "out of memory reading [pki] crl_file");
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_pki_crl_file && i < CONFIG_MAX_PKI_FILES; i++) {
+		struct crl_file *f = &set->f[set->n++];
+
+		snprintf(f->path, sizeof(f->path), "%s", cfg->pki_crl_file[i]);
+		if (crlfile_read(f, err, errlen) < 0) {
+			pki_crlfiles_discard(set);
+			return NULL;
+		}
+	}
+	return set;
+}
+
+void pki_crlfiles_commit(struct pki_crlset *set)
+{
+	pthread_mutex_lock(&crlf.mu);
+	for (size_t i = 0; i < crlf.n; i++)
+		sk_X509_CRL_pop_free(crlf.f[i].crls, X509_CRL_free);
+	memcpy(crlf.f, set->f, set->n * sizeof(set->f[0]));
+	crlf.n = set->n;
+	pthread_mutex_unlock(&crlf.mu);
+	free(set); /* its CRLs belong to crlf now */
+}
+
 void pki_crlfiles_free(void)
 {
 	pthread_mutex_lock(&crlf.mu);

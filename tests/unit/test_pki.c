@@ -990,6 +990,163 @@ static void test_pki_verify_checks_external_crl_files(void **state)
 	X509_free(c);
 }
 
+/* ---- pki_reload ---------------------------------------------------------- */
+
+static int reload(struct fx *f, char *err, size_t cap)
+{
+	err[0] = '\0';
+	return pki_reload(f->cfg, err, cap);
+}
+
+static void test_pki_reload_trusts_a_root_added_and_forgets_one_removed(void **state)
+{
+	struct fx *f = *state;
+	X509 *a = ext_leaf(f, f->ec, NULL, "URI:sip:alice@example.test", -DAY, DAY);
+	X509 *ca_before = pki_ca_cert(), *mine = NULL;
+	char path[128], err[512];
+
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_UNTRUSTED);
+	snprintf(path, sizeof(path), "%s/ext-root.pem", f->dir);
+	write_pem_cert(path, f->ext_ca);
+	snprintf(f->cfg->pki_trusted_root[0], PATH_MAX, "%s", path);
+	f->cfg->n_pki_trusted_root = 1;
+	assert_int_equal(reload(f, err, sizeof(err)), 0);
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_OK);
+	/* the built-in CA stays: the same certificate, still issuing and trusted */
+	assert_ptr_equal(pki_ca_cert(), ca_before);
+	assert_int_equal(issue(f, "sip:carol@example.test", f->ec, 0, &mine, NULL), PKI_OK);
+	assert_int_equal(verify(f, mine, 0, NULL), PKI_VERIFY_OK);
+	f->cfg->n_pki_trusted_root = 0;
+	assert_int_equal(reload(f, err, sizeof(err)), 0);
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_UNTRUSTED);
+	assert_int_equal(verify(f, mine, 0, NULL), PKI_VERIFY_OK);
+	X509_free(mine);
+	X509_free(a);
+}
+
+static void test_pki_reload_with_a_bad_file_keeps_the_old_state(void **state)
+{
+	struct fx *f = *state;
+	X509 *a = ext_leaf(f, f->ec, NULL, "URI:sip:alice@example.test", -DAY, DAY);
+	X509 *leaf = NULL;
+	char path[128], err[512];
+	time_t now = time(NULL);
+
+	init_ext(f); /* the external root trusted */
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_OK);
+	/* a root file that is gone, with a new lifetime and no CN mapping */
+	f->cfg->pki_cert_lifetime = 2 * DAY;
+	snprintf(f->cfg->pki_trusted_root[0], PATH_MAX, "%s/missing.pem", f->dir);
+	assert_int_equal(reload(f, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "[pki] trusted_root"));
+	assert_non_null(strstr(err, "missing.pem"));
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_OK);
+	/* nothing of that reload was applied: the lifetime is the old default */
+	assert_int_equal(issue(f, "sip:carol@example.test", f->ec, 0, &leaf, NULL), PKI_OK);
+	assert_true(X509_cmp_time(X509_get0_notAfter(leaf), &(time_t){now + 100 * DAY}) > 0);
+	X509_free(leaf);
+	/* a root file without a certificate */
+	snprintf(path, sizeof(path), "%s/garbage.pem", f->dir);
+	write_file(path, "garbage", 7, 0644);
+	snprintf(f->cfg->pki_trusted_root[0], PATH_MAX, "%s", path);
+	assert_int_equal(reload(f, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "holds no PEM certificate"));
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_OK);
+	/* a good root file but a bad CRL file: all or nothing */
+	snprintf(f->cfg->pki_trusted_root[0], PATH_MAX, "%s/ext-root.pem", f->dir);
+	f->cfg->n_pki_trusted_root = 0; /* would make a untrusted */
+	snprintf(f->cfg->pki_crl_file[0], PATH_MAX, "%s", path);
+	f->cfg->n_pki_crl_file = 1;
+	assert_int_equal(reload(f, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "crl_file"));
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_OK);
+	/* and a good reload then applies all of it */
+	f->cfg->n_pki_crl_file = 0;
+	assert_int_equal(reload(f, err, sizeof(err)), 0);
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_UNTRUSTED);
+	assert_int_equal(issue(f, "sip:carol@example.test", f->ec, 0, &leaf, NULL), PKI_OK);
+	assert_true(X509_cmp_time(X509_get0_notAfter(leaf), &(time_t){now + 2 * DAY + 10}) < 0);
+	X509_free(leaf);
+	X509_free(a);
+}
+
+static void test_pki_reload_loads_a_crl_file_added(void **state)
+{
+	struct fx *f = *state;
+	X509 *a = ext_leaf(f, f->ec, NULL, "URI:sip:alice@example.test", -DAY, DAY);
+	char path[128], err[512];
+
+	init_ext(f);
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_OK);
+	snprintf(path, sizeof(path), "%s/corp.crl", f->dir);
+	write_ext_crl(f, path, &a, 1, DAY);
+	snprintf(f->cfg->pki_crl_file[0], PATH_MAX, "%s", path);
+	f->cfg->n_pki_crl_file = 1;
+	assert_int_equal(reload(f, err, sizeof(err)), 0);
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_REVOKED);
+	f->cfg->n_pki_crl_file = 0;
+	assert_int_equal(reload(f, err, sizeof(err)), 0);
+	assert_int_equal(verify(f, a, 0, NULL), PKI_VERIFY_OK);
+	X509_free(a);
+}
+
+static void write_key(const char *path, EVP_PKEY *k)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(PEM_write_PrivateKey(fp, k, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(fp);
+	assert_int_equal(chmod(path, 0600), 0);
+}
+
+static void test_pki_reload_swaps_an_imported_ca_only_when_its_files_change(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *k2 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *ca2, *kept, *leaf = NULL;
+	char crt[128], key[128], err[512];
+	struct timespec ts[2] = {{0, UTIME_NOW}, {0, 0}};
+
+	snprintf(crt, sizeof(crt), "%s/corp-ca.pem", f->dir);
+	snprintf(key, sizeof(key), "%s/corp-ca.key", f->dir);
+	write_pem_cert(crt, f->ext_ca);
+	write_key(key, f->ext_key);
+	snprintf(f->cfg->pki_ca_cert, PATH_MAX, "%s", crt);
+	snprintf(f->cfg->pki_ca_key, PATH_MAX, "%s", key);
+	init_pki(f);
+	kept = pki_ca_cert();
+	/* unchanged files: the same CA, not even read again */
+	assert_int_equal(reload(f, err, sizeof(err)), 0);
+	assert_ptr_equal(pki_ca_cert(), kept);
+	/* the files replaced by another CA: swapped, and it issues */
+	ca2 = make_cert(k2, "Example Corp Issuing 2", NULL, NULL, -DAY, 3650L * DAY, true);
+	sign_cert(ca2, k2);
+	write_pem_cert(crt, ca2);
+	write_key(key, k2);
+	ts[1].tv_sec = time(NULL) + 5; /* a distinct mtime even within one tick */
+	assert_int_equal(utimensat(AT_FDCWD, crt, ts, 0), 0);
+	assert_int_equal(reload(f, err, sizeof(err)), 0);
+	assert_int_equal(X509_cmp(pki_ca_cert(), ca2), 0);
+	assert_int_equal(issue(f, "sip:alice@example.test", f->ec, 0, &leaf, NULL), PKI_OK);
+	assert_int_equal(X509_check_issued(ca2, leaf), X509_V_OK);
+	assert_int_equal(verify(f, leaf, 0, NULL), PKI_VERIFY_OK);
+	X509_free(leaf);
+	leaf = NULL;
+	/* a key that is not the certificate's: refused, the CA of before stays */
+	write_key(key, f->ext_key);
+	ts[1].tv_sec = time(NULL) + 10;
+	assert_int_equal(utimensat(AT_FDCWD, key, ts, 0), 0);
+	assert_int_equal(reload(f, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "does not belong"));
+	assert_int_equal(X509_cmp(pki_ca_cert(), ca2), 0);
+	assert_int_equal(issue(f, "sip:alice@example.test", f->ec, 0, &leaf, NULL), PKI_OK);
+	assert_int_equal(X509_check_issued(ca2, leaf), X509_V_OK);
+	X509_free(leaf);
+	X509_free(ca2);
+	EVP_PKEY_free(k2);
+}
+
 static void test_pki_verify_refuses_a_certificate_without_client_auth(void **state)
 {
 	struct fx *f = *state;
@@ -1270,6 +1427,10 @@ int main(void)
 	    T(test_pki_verify_refuses_a_certificate_without_client_auth),
 	    T(test_pki_store_outage_is_unavailable),
 	    T(test_pki_issue_and_verify_from_several_threads),
+	    T(test_pki_reload_trusts_a_root_added_and_forgets_one_removed),
+	    T(test_pki_reload_with_a_bad_file_keeps_the_old_state),
+	    T(test_pki_reload_loads_a_crl_file_added),
+	    T(test_pki_reload_swaps_an_imported_ca_only_when_its_files_change),
 	    cmocka_unit_test(test_pki_serial_normalise),
 #undef T
 	};

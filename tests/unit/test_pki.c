@@ -38,6 +38,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/config.h"
+#include "core/workq.h"
 #include "core/x509.h"
 #include "pki/pki.h"
 #include "store/store.h"
@@ -271,6 +272,7 @@ static int teardown(void **state)
 		kill(f->ocsp_pid, SIGTERM);
 		waitpid(f->ocsp_pid, NULL, 0);
 	}
+	workq_stop(); /* a test that started the pool and failed midway */
 	pki_shutdown();
 	store_close(f->s);
 	EVP_PKEY_free(f->rsa);
@@ -1384,6 +1386,104 @@ static void test_pki_verify_asks_the_ocsp_responder(void **state)
 	X509_free(no_aia);
 }
 
+/* verify until the answer is not PKI_VERIFY_PENDING (at most 15 s). */
+static int verify_settled(struct fx *f, X509 *x, double *waited)
+{
+	struct timespec a, b;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < 1500; i++) {
+		rc = verify(f, x, 0, NULL);
+		if (rc != PKI_VERIFY_PENDING)
+			break;
+		usleep(10000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	*waited = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	return rc;
+}
+
+static double secs_since(const struct timespec *a)
+{
+	struct timespec b;
+
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* With the pool running (the daemon), pki_verify_client never waits for a
+ * responder: PKI_VERIFY_PENDING at once, one query per certificate on the
+ * pool, then the answer from the cache; a responder that never answers
+ * gives UNAVAILABLE within the budget, never good nor revoked. */
+static void test_pki_ocsp_runs_on_the_pool_and_never_blocks_the_caller(void **state)
+{
+	struct fx *f = *state;
+	int port = free_port(), silent_port, lfd, n_conns = 0, c;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	char aia[96], aia_silent[96], uri[STORE_URI_MAX];
+	X509 *good, *revoked, *slow;
+	struct timespec t0;
+	double waited;
+
+	/* a responder that accepts (the kernel's backlog) and never answers */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	silent_port = ntohs(sa.sin_port);
+	snprintf(aia, sizeof(aia), "OCSP;URI:http://127.0.0.1:%d/", port);
+	snprintf(aia_silent, sizeof(aia_silent), "OCSP;URI:http://127.0.0.1:%d/", silent_port);
+	init_ext(f);
+	good = make_cert(f->ec, NULL, f->ext_ca, f->ext_key, -DAY, DAY, false);
+	revoked = make_cert(f->ec, NULL, f->ext_ca, f->ext_key, -DAY, DAY, false);
+	slow = make_cert(f->ec, NULL, f->ext_ca, f->ext_key, -DAY, DAY, false);
+	for (X509 **x = (X509 *[]){good, revoked, slow, NULL}; *x; x++) {
+		assert_int_equal(
+		    x509_add_ext(*x, f->ext_ca, NID_subject_alt_name, "URI:sip:alice@example.test"),
+		    0);
+		assert_int_equal(
+		    x509_add_ext(*x, f->ext_ca, NID_info_access, *x == slow ? aia_silent : aia), 0);
+		sign_cert(*x, f->ext_key);
+	}
+	assert_int_equal(workq_start(2, 16), 0);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(verify(f, slow, 0, NULL), PKI_VERIFY_PENDING);
+	assert_int_equal(verify(f, slow, 0, NULL), PKI_VERIFY_PENDING); /* no second query */
+	assert_int_equal(pki_verify_client(f->s, slow, NULL, time(NULL), uri, sizeof(uri)),
+			 PKI_VERIFY_PENDING);
+	assert_true(secs_since(&t0) < 1.0); /* the caller did not wait for the 3 s budget */
+	/* servers' certificates (OAuth partners) never see PENDING */
+	assert_int_equal(pki_verify_cert(f->s, slow, NULL, time(NULL)), PKI_VERIFY_UNAVAILABLE);
+	assert_int_equal(verify_settled(f, slow, &waited), PKI_VERIFY_UNAVAILABLE);
+	assert_true(secs_since(&t0) > 2.0 && secs_since(&t0) < 10.0);
+	/* remembered for a moment: the waiters see it, no new query at once */
+	assert_int_equal(verify(f, slow, 0, NULL), PKI_VERIFY_UNAVAILABLE);
+	fcntl(lfd, F_SETFL, O_NONBLOCK);
+	while ((c = accept(lfd, NULL, NULL)) >= 0) {
+		n_conns++;
+		close(c);
+	}
+	assert_int_equal(n_conns, 1);
+	close(lfd);
+
+	start_responder(f, port, good, revoked);
+	assert_int_equal(verify(f, good, 0, NULL), PKI_VERIFY_PENDING);
+	assert_int_equal(verify_settled(f, good, &waited), PKI_VERIFY_OK);
+	assert_int_equal(verify(f, good, 0, uri), PKI_VERIFY_OK);
+	assert_string_equal(uri, "sip:alice@example.test");
+	assert_int_equal(verify_settled(f, revoked, &waited), PKI_VERIFY_REVOKED);
+	workq_stop();
+	/* without the pool (rtcauthctl): inline again, and the cache still answers */
+	assert_int_equal(verify(f, revoked, 0, NULL), PKI_VERIFY_REVOKED);
+	X509_free(good);
+	X509_free(revoked);
+	X509_free(slow);
+}
+
 static void test_pki_serial_normalise(void **state)
 {
 	char out[PKI_SERIAL_MAX];
@@ -1424,6 +1524,7 @@ int main(void)
 	    T(test_pki_verify_refuses_disabled_and_unknown_users),
 	    T(test_pki_verify_checks_external_crl_files),
 	    T(test_pki_verify_asks_the_ocsp_responder),
+	    T(test_pki_ocsp_runs_on_the_pool_and_never_blocks_the_caller),
 	    T(test_pki_verify_refuses_a_certificate_without_client_auth),
 	    T(test_pki_store_outage_is_unavailable),
 	    T(test_pki_issue_and_verify_from_several_threads),

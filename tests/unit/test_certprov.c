@@ -622,6 +622,67 @@ static void test_certprov_soap_entity_of_another_user_is_refused(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* The PIN form in steps (the scrypt work between begin and end runs on the
+ * pool in the daemon): the same answers; a second request for a user whose
+ * PIN is being checked is 503 with Retry-After: 1, issues nothing and is
+ * not counted; a cancelled request issues nothing. */
+static char *pin_body(const char *who, const char *pin, const char *csr)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s}", "user", who, "pin", pin, "csr", csr);
+	char *body = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	return body;
+}
+
+static void test_certprov_pin_in_steps_and_a_second_request_meanwhile_is_busy(void **state)
+{
+	struct fx *f = *state;
+	struct certprov_result r, r2;
+	struct certprov_pending *p, *p2;
+	char *good = pin_body("+14255550177", "4809", f->csr_carol);
+	char *bad = pin_body("2001", "1111", f->csr_carol);
+
+	p = certprov_json_begin(f->s, &f->env, good, strlen(good), &r);
+	assert_non_null(p);
+	assert_int_equal(issued, 0); /* nothing decided yet */
+	p2 = certprov_json_begin(f->s, &f->env, bad, strlen(bad), &r2);
+	assert_null(p2);
+	assert_int_equal(r2.status, 503);
+	assert_string_equal(r2.error, "temporarily_unavailable");
+	assert_int_equal(r2.retry_after, 1);
+	certprov_result_free(&r2);
+	certprov_pending_work(p);
+	certprov_json_end(f->s, p, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.user, "sip:carol@example.test");
+	assert_int_equal(issued, 1);
+	certprov_result_free(&r);
+	/* a wrong PIN in steps: 401 like the one-call form */
+	p = certprov_json_begin(f->s, &f->env, bad, strlen(bad), &r);
+	assert_non_null(p);
+	certprov_pending_work(p);
+	certprov_json_end(f->s, p, &r);
+	assert_int_equal(r.status, 401);
+	assert_string_equal(r.error, "invalid_pin");
+	certprov_result_free(&r);
+	/* cancelled (the daemon stopping): nothing issued, the user free again */
+	p = certprov_json_begin(f->s, &f->env, good, strlen(good), &r);
+	assert_non_null(p);
+	certprov_pending_cancel(p);
+	assert_int_equal(issued, 1);
+	post(f, "+14255550177", "4809", f->csr_carol, NULL, &r);
+	assert_int_equal(r.status, 200);
+	certprov_result_free(&r);
+	/* bad input is answered by begin at once */
+	p = certprov_json_begin(f->s, &f->env, "{", 1, &r);
+	assert_null(p);
+	assert_int_equal(r.status, 400);
+	certprov_result_free(&r);
+	free(good);
+	free(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -638,6 +699,7 @@ int main(void)
 	    T(test_certprov_soap_bad_requests_say_why),
 	    T(test_certprov_soap_issues_for_the_ticket_user_with_the_chain),
 	    T(test_certprov_soap_entity_of_another_user_is_refused),
+	    T(test_certprov_pin_in_steps_and_a_second_request_meanwhile_is_busy),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -65,4 +65,21 @@ stop_daemon
 rc=$?
 check_sh "rtcauthd stops cleanly (exit 0, no sanitizer report)" \
 	'[ $rc -eq 0 ] && ! grep -q "Sanitizer" "$T/rtcauthd.log"' || show "$T/rtcauthd.log"
+
+# ---- stopping while PINs are queued on the pool ----
+start_daemon || not_ok "rtcauthd starts again"
+python3 "$PY" "$HTTP_PORT" "$T/d.csr" healthz 8 >"$T/h3.json" 2>&1 &
+CLIENTS=$!
+sleep 0.6 # the requests are in, most still queued behind one pool thread
+stop_daemon
+rc=$?
+wait "$CLIENTS"
+check_sh "SIGTERM with PIN checks queued: exit 0, no sanitizer report (every job cancelled once)" \
+	'[ $rc -eq 0 ] && ! grep -q "Sanitizer" "$T/rtcauthd.log"' || show "$T/rtcauthd.log"
+# the loops have ended when the pool is stopped: a cancelled request's
+# connection is closed (its answer cannot be written any more), never left
+# open until the client's timeout
+check_sh "... no request was left hanging: each was answered or its connection closed" \
+	'jq_py "$T/h3.json" "assert all(v in (401, 503) or \"timed out\" not in str(v) for v in d[\"status\"].values()), d"' ||
+	show "$T/h3.json"
 finish

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -22,6 +23,10 @@ struct loc_packed {
 	uint16_t len[S_COUNT];
 	/* expires - stored_expires, or STORED_UNKNOWN */
 	uint32_t stored_lag;
+	/* order of the puts: among bindings updated in the same second, the
+	 * one put last is the newest (wraps after 2^32 puts; only ever
+	 * compared between equal `updated`) */
+	uint32_t seq;
 	/* the key and the Contact are usually the URI itself and "<URI>":
 	 * then they are not stored again (100,000 bindings, ~100 bytes each) */
 	uint8_t derived; /* DERIVED_KEY | DERIVED_CONTACT */
@@ -55,6 +60,7 @@ struct shard {
 static struct shard *shards;
 static size_t nshards;
 static _Atomic size_t total;
+static _Atomic uint32_t put_seq; /* loc_packed.seq */
 
 static uint64_t hash_str(struct str s)
 {
@@ -227,6 +233,7 @@ static struct loc_packed *pack(const struct location_binding *b)
 	p->derived = derived;
 	p->expires = b->expires;
 	p->updated = b->updated;
+	p->seq = atomic_fetch_add(&put_seq, 1);
 	p->stored_lag = b->stored_expires <= 0 || b->stored_expires > b->expires ||
 				b->expires - b->stored_expires >= STORED_UNKNOWN
 			    ? STORED_UNKNOWN
@@ -349,6 +356,14 @@ void location_aor_remove(struct location_aor *rec, size_t i)
 	atomic_fetch_sub(&total, 1);
 }
 
+/* Is a newer than b: updated later, or in the same second and put later. */
+static bool newer(const struct loc_packed *a, const struct loc_packed *b)
+{
+	if (a->updated != b->updated)
+		return a->updated > b->updated;
+	return (int32_t)(a->seq - b->seq) > 0;
+}
+
 size_t location_lookup(struct str aor, int64_t now, struct location_binding *out, size_t max)
 {
 	uint64_t h = hash_str(aor);
@@ -370,10 +385,10 @@ size_t location_lookup(struct str aor, int64_t now, struct location_binding *out
 		size_t pos;
 		if (p->expires <= now)
 			continue;
-		if (n == max && best[n - 1]->updated >= p->updated)
+		if (n == max && !newer(p, best[n - 1]))
 			continue;
 		pos = n < max ? n++ : n - 1;
-		while (pos > 0 && best[pos - 1]->updated < p->updated) {
+		while (pos > 0 && newer(p, best[pos - 1])) {
 			best[pos] = best[pos - 1];
 			pos--;
 		}

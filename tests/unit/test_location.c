@@ -289,6 +289,28 @@ static void test_location_lookup_returns_newest_first(void **state)
 	assert_string_equal(out[0].key, "k4");
 }
 
+/* Two devices registering within one second: the one that registered (or
+ * refreshed) last is the newest, whatever the storage order. */
+static void test_location_lookup_same_second_newest_is_the_last_put(void **state)
+{
+	struct location_binding out[4];
+
+	(void)state;
+	assert_int_equal(put("sip:alice@example.com", "k-a", NOW + 600, NOW), 0);
+	assert_int_equal(put("sip:alice@example.com", "k-b", NOW + 600, NOW), 0);
+	assert_int_equal(lookup("sip:alice@example.com", NOW, out, 4), 2);
+	assert_string_equal(out[0].key, "k-b");
+	assert_int_equal(lookup("sip:alice@example.com", NOW, out, 1), 1);
+	assert_string_equal(out[0].key, "k-b");
+	/* k-a refreshes in the same second: now it is the newest */
+	assert_int_equal(put("sip:alice@example.com", "k-a", NOW + 600, NOW), 0);
+	assert_int_equal(lookup("sip:alice@example.com", NOW, out, 4), 2);
+	assert_string_equal(out[0].key, "k-a");
+	assert_string_equal(out[1].key, "k-b");
+	assert_int_equal(lookup("sip:alice@example.com", NOW, out, 1), 1);
+	assert_string_equal(out[0].key, "k-a");
+}
+
 static void test_location_lookup_newest_first_after_removals_reorder_storage(void **state)
 {
 	struct location_binding out[8];
@@ -816,6 +838,7 @@ int main(void)
 	    T(test_location_put_with_same_key_replaces),
 	    T(test_location_remove_by_key_drops_only_that_binding),
 	    T(test_location_lookup_returns_newest_first),
+	    T(test_location_lookup_same_second_newest_is_the_last_put),
 	    T(test_location_lookup_newest_first_after_removals_reorder_storage),
 	    T(test_location_lookup_skips_expired_bindings),
 	    T(test_location_update_sees_only_live_bindings_and_drops_expired),

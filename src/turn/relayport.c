@@ -218,3 +218,90 @@ void turn_src_put(const uint8_t ip[16])
 	}
 	pthread_mutex_unlock(&src_mu);
 }
+
+/* ---- send queue ---- */
+
+int turn_sendq_init(struct turn_sendq *q, size_t slot)
+{
+	memset(q, 0, sizeof(*q));
+	q->slot = slot;
+	q->buf = malloc(slot * TURN_SENDQ_MAX);
+	return q->buf ? 0 : -1;
+}
+
+void turn_sendq_free(struct turn_sendq *q)
+{
+	free(q->buf);
+	q->buf = NULL;
+	q->n = 0;
+}
+
+uint8_t *turn_sendq_slot(struct turn_sendq *q)
+{
+	if (q->n == TURN_SENDQ_MAX)
+		turn_sendq_flush(q);
+	return q->buf + (size_t)q->n * q->slot;
+}
+
+void turn_sendq_push(struct turn_sendq *q, int fd, const struct sockaddr *to, socklen_t tolen,
+		     const void *data, size_t len, uint64_t *ok, uint64_t *fail)
+{
+	unsigned i;
+
+	if (q->n == TURN_SENDQ_MAX)
+		turn_sendq_flush(q);
+	i = q->n++;
+	q->fd[i] = fd;
+	q->ok[i] = ok;
+	q->fail[i] = fail;
+	if (tolen > sizeof(q->to[i]))
+		tolen = sizeof(q->to[i]);
+	memcpy(&q->to[i], to, tolen);
+	q->iov[i].iov_base = (void *)data;
+	q->iov[i].iov_len = len;
+	memset(&q->mm[i], 0, sizeof(q->mm[i]));
+	q->mm[i].msg_hdr.msg_name = &q->to[i];
+	q->mm[i].msg_hdr.msg_namelen = tolen;
+	q->mm[i].msg_hdr.msg_iov = &q->iov[i];
+	q->mm[i].msg_hdr.msg_iovlen = 1;
+}
+
+static void sendq_count(uint64_t *c)
+{
+	if (c)
+		(*c)++;
+}
+
+/* One run of entries [i, end) on the same socket: sendmmsg until all are
+ * sent; a datagram the kernel refuses is counted and skipped. */
+static void sendq_run(struct turn_sendq *q, unsigned i, unsigned end)
+{
+	while (i < end) {
+		int k = sendmmsg(q->fd[i], &q->mm[i], end - i, MSG_DONTWAIT);
+		q->syscalls++;
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) { /* the first one failed */
+			sendq_count(q->fail[i]);
+			i++;
+			continue;
+		}
+		for (int j = 0; j < k; j++)
+			sendq_count(q->ok[i + (unsigned)j]);
+		i += (unsigned)k;
+	}
+}
+
+void turn_sendq_flush(struct turn_sendq *q)
+{
+	unsigned i = 0;
+
+	while (i < q->n) {
+		unsigned end = i + 1;
+		while (end < q->n && q->fd[end] == q->fd[i])
+			end++;
+		sendq_run(q, i, end);
+		i = end;
+	}
+	q->n = 0;
+}

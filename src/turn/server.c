@@ -56,7 +56,9 @@
 #define TURN_STREAM_MAX	  (65535 + 4 + 20) /* largest framed message */
 #define TURN_CONN_OUT_MAX (1024 * 1024)	   /* relayed data beyond this on a stream is dropped */
 #define RL_SLOTS	  4096		   /* unauthenticated-answer buckets per worker */
-#define RELAY_READ_BATCH  32
+#define RELAY_READ_BATCH  32		   /* datagrams read per socket per wakeup */
+#define RECV_BATCH	  16		   /* of those, per recvmmsg(2) */
+#define TID_POOL	  64 /* Data indication transaction ids drawn per RAND_bytes */
 #define SOFTWARE	  "rtcauth"
 /* RFC 8489 §9.2 security features offered in every nonce cookie */
 #define TURN_OFFERED_FEATURES (TURN_FEATURE_PASSWORD_ALGORITHMS | TURN_FEATURE_USERNAME_ANONYMITY)
@@ -153,8 +155,15 @@ struct turn_server {
 	struct event *tick;
 	struct turn_alloc_table *allocs;
 	struct rl_slot *rl;
-	uint8_t *in;  /* TURN_UDP_BUF */
+	uint8_t *in;  /* RECV_BATCH x TURN_UDP_BUF */
 	uint8_t *out; /* TURN_OUT_BUF */
+	/* UDP fast path: a recvmmsg batch, relayed data queued for sendmmsg */
+	struct mmsghdr rmm[RECV_BATCH];
+	struct iovec riov[RECV_BATCH];
+	struct sockaddr_storage rfrom[RECV_BATCH];
+	struct turn_sendq sq;
+	uint8_t tids[TID_POOL * STUN_TID_LEN];
+	unsigned tids_left;
 };
 
 /* One request being answered. */
@@ -217,6 +226,35 @@ static void send_client(struct turn_server *ts, const struct turn_tuple *to, str
 	if (data && evbuffer_get_length(bufferevent_get_output(c->bev)) > TURN_CONN_OUT_MAX)
 		return;
 	bufferevent_write(c->bev, buf, len);
+}
+
+/* Relayed data for a UDP client, built in the send queue's slot out: queued. */
+static void queue_client(struct turn_server *ts, const struct turn_tuple *to, const uint8_t *out,
+			 size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = to->client.family == STUN_AF_IPV4 ? sizeof(struct sockaddr_in)
+							 : sizeof(struct sockaddr_in6);
+
+	if (to->listen_idx >= ts->n_listen || ts->udp_fd[to->listen_idx] < 0 ||
+	    stun_addr_to_sockaddr(&to->client, (struct sockaddr *)&ss, sizeof(ss)) < 0)
+		return;
+	turn_sendq_push(&ts->sq, ts->udp_fd[to->listen_idx], (struct sockaddr *)&ss, sl, out, len,
+			NULL, NULL);
+}
+
+/*
+ * A transaction id for a Data indication (RFC 8489 §5: random): drawn from
+ * a pool filled TID_POOL at a time, one RAND_bytes call instead of one per
+ * relayed packet (it was the most expensive user-space step of the relay).
+ */
+static const uint8_t *indication_tid(struct turn_server *ts)
+{
+	if (ts->tids_left == 0) {
+		secmem_random(ts->tids, sizeof(ts->tids));
+		ts->tids_left = TID_POOL;
+	}
+	return ts->tids + (size_t)--ts->tids_left * STUN_TID_LEN;
 }
 
 /* Finish an answer (sign when authenticated, FINGERPRINT when asked) and send it. */
@@ -516,10 +554,9 @@ static void relay_to_peer(struct turn_server *ts, struct turn_alloc *a,
 		a->pkts_dropped++;
 		return;
 	}
-	if (sendto(a->relay_fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl) < 0)
-		a->pkts_dropped++;
-	else
-		a->pkts_relayed++;
+	/* data stays valid until the flush at the end of the read batch */
+	turn_sendq_push(&ts->sq, a->relay_fd, (struct sockaddr *)&ss, sl, data, len,
+			&a->pkts_relayed, &a->pkts_dropped);
 }
 
 /* A datagram from a peer: ChannelData when a channel is bound, else a Data indication. */
@@ -530,8 +567,9 @@ static void relay_from_peer(struct turn_server *ts, struct turn_alloc *a,
 	const struct settings *st = settings_get();
 	struct relay *rel = a->io;
 	const struct turn_channel *ch;
-	uint8_t ip[16];
+	uint8_t ip[16], *out;
 	bool stream = a->tuple.transport != TRANSPORT_UDP;
+	long n;
 
 	policy_current(a, st);
 	turn_addr_v6(peer, ip);
@@ -541,49 +579,95 @@ static void relay_from_peer(struct turn_server *ts, struct turn_alloc *a,
 		return;
 	}
 	ch = turn_alloc_channel_by_peer(a, peer, now_ms);
+	/* UDP clients: built in the send queue's next slot, sent at the flush */
+	out = stream ? ts->out : turn_sendq_slot(&ts->sq);
 	if (ch && len <= 0xFFFF) {
-		size_t n = stun_channel_data_size(len, stream);
-		if (stun_channel_data_header(ts->out, ch->num, (uint16_t)len) < 0)
+		n = (long)stun_channel_data_size(len, stream);
+		if (stun_channel_data_header(out, ch->num, (uint16_t)len) < 0)
 			return;
-		memcpy(ts->out + 4, data, len);
-		memset(ts->out + 4 + len, 0, n - 4 - len);
-		send_client(ts, &a->tuple, rel->conn, ts->out, n, true);
+		memcpy(out + 4, data, len);
+		memset(out + 4 + len, 0, (size_t)n - 4 - len);
 	} else {
 		struct stun_builder b;
-		uint8_t tid[STUN_TID_LEN];
-		long n;
-		secmem_random(tid, sizeof(tid));
-		stun_build_init(&b, ts->out, TURN_OUT_BUF, STUN_METHOD_DATA, STUN_INDICATION, tid);
+		stun_build_init(&b, out, TURN_OUT_BUF, STUN_METHOD_DATA, STUN_INDICATION,
+				indication_tid(ts));
 		stun_build_xor_addr(&b, STUN_ATTR_XOR_PEER_ADDRESS, peer);
 		stun_build_attr(&b, STUN_ATTR_DATA, data, len);
 		n = stun_build_finish(&b);
 		if (n < 0)
 			return;
-		send_client(ts, &a->tuple, rel->conn, ts->out, (size_t)n, true);
 	}
+	if (stream)
+		send_client(ts, &a->tuple, rel->conn, out, (size_t)n, true);
+	else
+		queue_client(ts, &a->tuple, out, (size_t)n);
 	a->pkts_relayed++;
+}
+
+/*
+ * Up to RELAY_READ_BATCH datagrams from fd, RECV_BATCH per recvmmsg(2),
+ * each passed to fn with the sender's address. Returns how many were read.
+ */
+static int read_batch(struct turn_server *ts, int fd,
+		      void (*fn)(struct turn_server *ts, void *arg, const struct stun_addr *from,
+				 const uint8_t *data, size_t len),
+		      void *arg)
+{
+	int total = 0;
+
+	while (total < RELAY_READ_BATCH) {
+		int want =
+		    RELAY_READ_BATCH - total < RECV_BATCH ? RELAY_READ_BATCH - total : RECV_BATCH;
+		int got;
+		for (int i = 0; i < want; i++) {
+			ts->riov[i].iov_base = ts->in + (size_t)i * TURN_UDP_BUF;
+			ts->riov[i].iov_len = TURN_UDP_BUF;
+			memset(&ts->rmm[i].msg_hdr, 0, sizeof(ts->rmm[i].msg_hdr));
+			ts->rmm[i].msg_hdr.msg_name = &ts->rfrom[i];
+			ts->rmm[i].msg_hdr.msg_namelen = sizeof(ts->rfrom[i]);
+			ts->rmm[i].msg_hdr.msg_iov = &ts->riov[i];
+			ts->rmm[i].msg_hdr.msg_iovlen = 1;
+		}
+		got = recvmmsg(fd, ts->rmm, (unsigned)want, MSG_DONTWAIT, NULL);
+		if (got <= 0)
+			break;
+		for (int i = 0; i < got; i++) {
+			struct stun_addr from;
+			if (stun_addr_from_sockaddr(&from, (struct sockaddr *)&ts->rfrom[i]) < 0)
+				continue;
+			fn(ts, arg, &from, ts->riov[i].iov_base, ts->rmm[i].msg_len);
+		}
+		total += got;
+		if (got < want)
+			break;
+		/* the data pushed by reference lives in ts->in: send it before reusing it */
+		turn_sendq_flush(&ts->sq);
+	}
+	turn_sendq_flush(&ts->sq);
+	return total;
+}
+
+struct relay_batch {
+	struct turn_alloc *a;
+	uint64_t now_ms;
+};
+
+static void relay_one(struct turn_server *ts, void *arg, const struct stun_addr *peer,
+		      const uint8_t *data, size_t len)
+{
+	struct relay_batch *rb = arg;
+
+	relay_from_peer(ts, rb->a, peer, data, len, rb->now_ms);
 }
 
 static void relay_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct turn_alloc *a = arg;
 	struct relay *rel = a->io;
-	struct turn_server *ts = rel->ts;
-	uint64_t now_ms = clock_mono_ms();
+	struct relay_batch rb = {a, clock_mono_ms()};
 
 	(void)what;
-	for (int i = 0; i < RELAY_READ_BATCH; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		struct stun_addr peer;
-		ssize_t n =
-		    recvfrom(fd, ts->in, TURN_UDP_BUF, MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
-		if (n < 0)
-			return;
-		if (stun_addr_from_sockaddr(&peer, (struct sockaddr *)&ss) < 0)
-			continue;
-		relay_from_peer(ts, a, &peer, ts->in, (size_t)n, now_ms);
-	}
+	read_batch(rel->ts, fd, relay_one, &rb);
 }
 
 /* ---- requests ---- */
@@ -985,6 +1069,7 @@ static void on_unparsable(struct turn_server *ts, const uint8_t *buf, size_t len
 
 	if (len < STUN_HEADER_LEN || (buf[0] & 0xC0) != 0)
 		return;
+	turn_sendq_flush(&ts->sq); /* relayed data first, and before any allocation changes */
 	memcpy(&cookie, buf + 4, 4);
 	if (ntohl(cookie) != STUN_MAGIC_COOKIE ||
 	    (size_t)((buf[2] << 8) | buf[3]) + STUN_HEADER_LEN != len)
@@ -1012,6 +1097,9 @@ static void on_request(struct turn_server *ts, const struct stun_msg *m,
 {
 	struct req r;
 
+	/* what was relayed before this request goes first; the request may free
+	 * an allocation whose counters the queue points to */
+	turn_sendq_flush(&ts->sq);
 	memset(&r, 0, sizeof(r));
 	r.ts = ts;
 	r.st = settings_get();
@@ -1064,10 +1152,9 @@ static void on_request(struct turn_server *ts, const struct stun_msg *m,
 
 /* One datagram, or one framed stream message, from a client. */
 static void handle(struct turn_server *ts, const uint8_t *buf, size_t len,
-		   const struct turn_tuple *from, struct tconn *c)
+		   const struct turn_tuple *from, struct tconn *c, uint64_t now_ms)
 {
 	struct stun_msg m;
-	uint64_t now_ms = clock_mono_ms();
 	int rc;
 
 	switch (stun_classify(buf, len)) {
@@ -1095,32 +1182,38 @@ static void handle(struct turn_server *ts, const uint8_t *buf, size_t len,
 
 /* ---- UDP listeners ---- */
 
+struct udp_batch {
+	int idx;
+	uint64_t now_ms;
+};
+
+static void udp_one(struct turn_server *ts, void *arg, const struct stun_addr *client,
+		    const uint8_t *data, size_t len)
+{
+	struct udp_batch *ub = arg;
+	struct turn_tuple from;
+
+	memset(&from, 0, sizeof(from));
+	from.transport = TRANSPORT_UDP;
+	from.listen_idx = (uint8_t)ub->idx;
+	from.client = *client;
+	handle(ts, data, len, &from, NULL, ub->now_ms);
+}
+
 static void udp_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct turn_server *ts = arg;
-	int idx = -1;
+	struct udp_batch ub = {-1, 0};
 
 	(void)what;
 	for (size_t i = 0; i < ts->n_listen; i++)
 		if (ts->udp_fd[i] == fd)
-			idx = (int)i;
-	if (idx < 0)
+			ub.idx = (int)i;
+	if (ub.idx < 0)
 		return;
-	for (int i = 0; i < RELAY_READ_BATCH; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		struct turn_tuple from;
-		ssize_t n =
-		    recvfrom(fd, ts->in, TURN_UDP_BUF, MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
-		if (n < 0)
-			return;
-		memset(&from, 0, sizeof(from));
-		from.transport = TRANSPORT_UDP;
-		from.listen_idx = (uint8_t)idx;
-		if (stun_addr_from_sockaddr(&from.client, (struct sockaddr *)&ss) < 0)
-			continue;
-		handle(ts, ts->in, (size_t)n, &from, NULL);
-	}
+	/* one clock read per batch: a batch is read within microseconds */
+	ub.now_ms = clock_mono_ms();
+	read_batch(ts, fd, udp_one, &ub);
 }
 
 /* ---- TCP/TLS connections ---- */
@@ -1171,7 +1264,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		if (len < need)
 			return;
 		p = evbuffer_pullup(in, (ssize_t)need);
-		handle(c->ts, p, need, &c->tuple, c);
+		handle(c->ts, p, need, &c->tuple, c, clock_mono_ms());
+		turn_sendq_flush(&c->ts->sq); /* before p is drained */
 		evbuffer_drain(in, need);
 	}
 }
@@ -1511,10 +1605,11 @@ struct turn_server *turn_server_new(const struct config *cfg, struct event_base 
 	ts->ssl_new = ssl_new;
 	ts->allocs = turn_alloc_table_new();
 	ts->rl = calloc(RL_SLOTS, sizeof(*ts->rl));
-	ts->in = malloc(TURN_UDP_BUF);
+	ts->in = malloc((size_t)RECV_BATCH * TURN_UDP_BUF);
 	ts->out = malloc(TURN_OUT_BUF);
 	ts->tick = event_new(base, -1, EV_PERSIST, tick, ts);
-	if (!ts->allocs || !ts->rl || !ts->in || !ts->out || !ts->tick) {
+	if (!ts->allocs || !ts->rl || !ts->in || !ts->out || !ts->tick ||
+	    turn_sendq_init(&ts->sq, TURN_OUT_BUF) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1588,6 +1683,7 @@ void turn_server_free(struct turn_server *ts)
 	free(ts->rl);
 	free(ts->in);
 	free(ts->out);
+	turn_sendq_free(&ts->sq);
 	free(ts);
 }
 

@@ -12,7 +12,10 @@
  * holds a "pending" mark meanwhile (one query per certificate at a time)
  * and then the answer, or a failure for OCSP_FAIL_TTL seconds so that the
  * callers waiting for it see "unavailable" rather than start another query
- * at once. Without a pool (rtcauthctl, tests) the query is made inline.
+ * at once. A good answer is asked again OCSP_REFRESH seconds before it
+ * expires, in the background, and answers meanwhile (a failed refresh
+ * keeps it until it expires). Without a pool (rtcauthctl, tests) the
+ * query is made inline.
  * Must never: answer good for a responder that is down, an unknown status,
  * an unsigned or wrongly signed answer, or a stale one.
  */
@@ -39,11 +42,14 @@
 #define OCSP_ID_MAX	 128 /* DER of a CertID with SHA-1 hashes and a 20-byte serial */
 #define OCSP_FAIL_TTL	 5   /* seconds a failed query is remembered (pool mode) */
 #define OCSP_PENDING_TTL 60  /* seconds a "pending" mark may outlive its query */
+#define OCSP_REFRESH	 60  /* seconds before a good answer expires: asked again ahead */
 
 struct ocsp_entry {
 	unsigned char id[OCSP_ID_MAX];
 	size_t id_len;
-	int status; /* PKI_VERIFY_OK, _REVOKED; pool mode: _PENDING, _UNAVAILABLE */
+	int status;	       /* PKI_VERIFY_OK, _REVOKED; pool mode: _PENDING, _UNAVAILABLE */
+	bool refreshing;       /* a good answer about to expire is being asked again */
+	int64_t refresh_after; /* a failed refresh: not again before then */
 	int64_t until;
 };
 
@@ -51,7 +57,7 @@ static struct {
 	pthread_mutex_t mu;
 	struct ocsp_entry e[OCSP_CACHE_MAX];
 	size_t n;
-} cache = {PTHREAD_MUTEX_INITIALIZER, {{{0}, 0, 0, 0}}, 0};
+} cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 void pki_ocsp_flush(void)
 {
@@ -100,6 +106,8 @@ static void put_locked(const unsigned char *id, size_t len, int status, int64_t 
 	e->id_len = len;
 	e->status = status;
 	e->until = until;
+	e->refreshing = false;
+	e->refresh_after = 0;
 }
 
 static void cache_put(const unsigned char *id, size_t len, int status, int64_t until)
@@ -120,20 +128,47 @@ static struct ocsp_entry *cache_find(const unsigned char *id, size_t len)
 
 /* The cached status of id, or 1 after marking it pending (the caller
  * starts the query): the look-up and the mark in one step, so that two
- * threads never both start a query for one certificate. */
-static int cache_claim(const unsigned char *id, size_t len, int64_t now)
+ * threads never both start a query for one certificate. A good answer that
+ * expires within OCSP_REFRESH is still answered, and *refresh set (once)
+ * for the caller to ask again ahead of time. */
+static int cache_claim(const unsigned char *id, size_t len, int64_t now, bool *refresh)
 {
-	int rc = cache_get(id, len, now);
+	struct ocsp_entry *e;
+	int rc = 1;
 
-	if (rc != 1)
-		return rc;
+	*refresh = false;
 	pthread_mutex_lock(&cache.mu);
-	if (cache_find(id, len)) /* claimed by another thread meanwhile */
-		rc = PKI_VERIFY_PENDING;
-	else
+	e = cache_find(id, len);
+	if (e && e->until <= now) { /* expired */
+		*e = cache.e[--cache.n];
+		e = NULL;
+	}
+	if (e) {
+		rc = e->status;
+		if (rc == PKI_VERIFY_OK && e->until - now <= OCSP_REFRESH && !e->refreshing &&
+		    now >= e->refresh_after)
+			*refresh = e->refreshing = true;
+	} else {
 		put_locked(id, len, PKI_VERIFY_PENDING, now + OCSP_PENDING_TTL);
+	}
 	pthread_mutex_unlock(&cache.mu);
 	return rc;
+}
+
+/* A refresh ahead that brought no answer: the old one stays until it
+ * expires, and is asked again OCSP_FAIL_TTL seconds later (a responder
+ * that is down is not asked at every check). */
+static void cache_refresh_failed(const unsigned char *id, size_t len, int64_t now)
+{
+	struct ocsp_entry *e;
+
+	pthread_mutex_lock(&cache.mu);
+	e = cache_find(id, len);
+	if (e) {
+		e->refreshing = false;
+		e->refresh_after = now + OCSP_FAIL_TTL;
+	}
+	pthread_mutex_unlock(&cache.mu);
 }
 
 /* Forget a pending mark whose query will not run. */
@@ -292,6 +327,7 @@ struct ocsp_job {
 	unsigned char id[OCSP_ID_MAX];
 	size_t id_len;
 	int64_t now;
+	bool refresh; /* ahead of a good answer's expiry: keep it on failure */
 };
 
 static void job_work(void *arg)
@@ -303,6 +339,10 @@ static void job_work(void *arg)
 	pthread_rwlock_rdlock(&pki_lock);
 	rc = query(j->cert, j->issuer, j->url, j->now, &until);
 	pthread_rwlock_unlock(&pki_lock);
+	if (rc == PKI_VERIFY_UNAVAILABLE && j->refresh) {
+		cache_refresh_failed(j->id, j->id_len, j->now);
+		return;
+	}
 	if (rc == PKI_VERIFY_UNAVAILABLE) /* seen by the waiters, then asked again */
 		until = j->now + OCSP_TIMEOUT_MS / 1000 + OCSP_FAIL_TTL;
 	cache_put(j->id, j->id_len, rc, until);
@@ -312,7 +352,9 @@ static void job_done(void *arg, int cancelled)
 {
 	struct ocsp_job *j = arg;
 
-	if (cancelled)
+	if (cancelled && j->refresh)
+		cache_refresh_failed(j->id, j->id_len, j->now);
+	else if (cancelled)
 		cache_drop_pending(j->id, j->id_len);
 	X509_free(j->cert);
 	X509_free(j->issuer);
@@ -320,16 +362,20 @@ static void job_done(void *arg, int cancelled)
 	free(j);
 }
 
-/* Start the query on the pool (the pending mark is set). PENDING, or
- * UNAVAILABLE when the pool refuses it (full). Takes url. */
+/* Start the query on the pool (the pending mark, or for a refresh the
+ * refreshing flag, is set). PENDING, or UNAVAILABLE when the pool refuses
+ * it (full). Takes url. */
 static int start_query(X509 *cert, X509 *issuer, char *url, const unsigned char *id, size_t id_len,
-		       int64_t now)
+		       int64_t now, bool refresh)
 {
 	struct ocsp_job *j = calloc(1, sizeof(*j));
 
 	if (!j) {
 		OPENSSL_free(url);
-		cache_drop_pending(id, id_len);
+		if (refresh)
+			cache_refresh_failed(id, id_len, now);
+		else
+			cache_drop_pending(id, id_len);
 		return PKI_VERIFY_UNAVAILABLE;
 	}
 	X509_up_ref(cert);
@@ -340,6 +386,7 @@ static int start_query(X509 *cert, X509 *issuer, char *url, const unsigned char 
 	memcpy(j->id, id, id_len);
 	j->id_len = id_len;
 	j->now = now;
+	j->refresh = refresh;
 	if (workq_submit(NULL, job_work, job_done, j) < 0) {
 		job_done(j, 1);
 		log_warn("pki.ocsp_busy", "reason=\"the pool for slow work is full\"");
@@ -364,9 +411,14 @@ int pki_ocsp_check(X509 *cert, X509 *issuer, int64_t now)
 		goto out;
 	if (workq_running()) {
 		/* never on this thread: it may be an event loop */
-		rc = cache_claim(idder, (size_t)idlen, now);
+		bool refresh;
+
+		rc = cache_claim(idder, (size_t)idlen, now, &refresh);
 		if (rc == 1) {
-			rc = start_query(cert, issuer, url, idder, (size_t)idlen, now);
+			rc = start_query(cert, issuer, url, idder, (size_t)idlen, now, false);
+			url = NULL;
+		} else if (refresh) { /* the cached answer stands meanwhile */
+			(void)start_query(cert, issuer, url, idder, (size_t)idlen, now, true);
 			url = NULL;
 		}
 		goto out;

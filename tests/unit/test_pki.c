@@ -1484,6 +1484,58 @@ static void test_pki_ocsp_runs_on_the_pool_and_never_blocks_the_caller(void **st
 	X509_free(slow);
 }
 
+/* A good answer about to expire (within a minute) is asked again in the
+ * background while it still answers: a refresh that fails keeps it (and
+ * is not tried again for 5 s), one that succeeds replaces it (here:
+ * revoked since). */
+static void test_pki_ocsp_refreshes_a_good_answer_ahead_of_its_expiry(void **state)
+{
+	struct fx *f = *state;
+	int port = free_port();
+	int64_t now = (int64_t)time(NULL), later = now + 250; /* nextUpdate: now + 5 min */
+	char aia[96];
+	X509 *good, *other;
+	double waited;
+	int rc = PKI_VERIFY_OK;
+
+	snprintf(aia, sizeof(aia), "OCSP;URI:http://127.0.0.1:%d/", port);
+	init_ext(f);
+	good = make_cert(f->ec, NULL, f->ext_ca, f->ext_key, -DAY, DAY, false);
+	other = make_cert(f->ec, NULL, f->ext_ca, f->ext_key, -DAY, DAY, false);
+	for (X509 **x = (X509 *[]){good, other, NULL}; *x; x++) {
+		assert_int_equal(
+		    x509_add_ext(*x, f->ext_ca, NID_subject_alt_name, "URI:sip:alice@example.test"),
+		    0);
+		assert_int_equal(x509_add_ext(*x, f->ext_ca, NID_info_access, aia), 0);
+		sign_cert(*x, f->ext_key);
+	}
+	assert_int_equal(workq_start(1, 16), 0);
+	start_responder(f, port, good, other);
+	assert_int_equal(verify_settled(f, good, &waited), PKI_VERIFY_OK);
+	assert_int_equal(verify(f, good, later - 200, NULL), PKI_VERIFY_OK); /* not due yet */
+	stop_responder(f);
+	/* due, the responder down: the refresh fails, the answer stands */
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(verify(f, good, later, NULL), PKI_VERIFY_OK);
+		usleep(10000);
+	}
+	/* revoked since: a failed refresh waits 5 s before the next one, which
+	 * brings the news */
+	start_responder(f, port, other, good);
+	assert_int_equal(verify(f, good, later + 1, NULL), PKI_VERIFY_OK); /* not retried yet */
+	usleep(300000);
+	assert_int_equal(verify(f, good, later + 1, NULL), PKI_VERIFY_OK);
+	assert_int_equal(verify(f, good, later + 10, NULL), PKI_VERIFY_OK); /* meanwhile */
+	for (int i = 0; i < 1000 && rc == PKI_VERIFY_OK; i++) {
+		usleep(10000);
+		rc = verify(f, good, later + 10, NULL);
+	}
+	assert_int_equal(rc, PKI_VERIFY_REVOKED);
+	workq_stop();
+	X509_free(good);
+	X509_free(other);
+}
+
 static void test_pki_serial_normalise(void **state)
 {
 	char out[PKI_SERIAL_MAX];
@@ -1525,6 +1577,7 @@ int main(void)
 	    T(test_pki_verify_checks_external_crl_files),
 	    T(test_pki_verify_asks_the_ocsp_responder),
 	    T(test_pki_ocsp_runs_on_the_pool_and_never_blocks_the_caller),
+	    T(test_pki_ocsp_refreshes_a_good_answer_ahead_of_its_expiry),
 	    T(test_pki_verify_refuses_a_certificate_without_client_auth),
 	    T(test_pki_store_outage_is_unavailable),
 	    T(test_pki_issue_and_verify_from_several_threads),

@@ -200,13 +200,6 @@ static void handle_timed(struct sip_worker *sw, const char *buf, size_t len,
 	stats_observe_us(STH_SIP_REQUEST, stats_now_us() - t0);
 }
 
-/*
- * The client certificate of a TLS connection, looked at once (issue 5 item
- * 4): verified by the PKI (trusted root, validity, revocation, an enabled
- * user); the identity then applies to every message on the connection. A
- * certificate that does not verify leaves the connection to the other
- * schemes.
- */
 static void conn_read(struct bufferevent *bev, void *arg);
 static void conn_check_cert(struct conn *c);
 
@@ -252,6 +245,15 @@ static bool cert_wait(struct conn *c)
 	return true;
 }
 
+/*
+ * The client certificate of a TLS connection, looked at once (issue 5 item
+ * 4): verified by the PKI (trusted root, validity, revocation, an enabled
+ * user); the identity then applies to every message on the connection. A
+ * certificate that does not verify leaves the connection to the other
+ * schemes. While its OCSP status is asked on the pool (PKI_VERIFY_PENDING)
+ * the connection waits (cert_wait), reading nothing, for at most
+ * CERT_WAIT_MAX_MS; then the status counts as unavailable.
+ */
 static void conn_check_cert(struct conn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);

@@ -10,6 +10,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <openssl/sha.h>
 #include <string.h>
 #include <strings.h>
 
@@ -163,11 +165,69 @@ static int check_claims(const struct oauth_snapshot *snap, const struct jose_jws
 	return VR_OK;
 }
 
-int webticket_validate(const struct oauth_snapshot *snap, const char *authorization, int64_t now,
-		       char *user_uri, size_t cap)
+/* What the revocation list needs of a verified ticket (validate.h). */
+static void fill_principal(const struct jose_jws *jws, const char *tok, size_t len,
+			   struct oauth_principal *p)
+{
+	const char *iss = "", *jti = "";
+	int64_t t;
+
+	jose_claim_str(jws->payload, "iss", &iss);
+	if (jose_claim_str(jws->payload, "jti", &jti) != 0 || strlen(jti) > REPLAY_JTI_MAX)
+		jti = ""; /* then revoked by the hash of its text */
+	p->own = true;
+	snprintf(p->token_type, sizeof(p->token_type), "webticket");
+	snprintf(p->iss, sizeof(p->iss), "%s", iss);
+	snprintf(p->client_id, sizeof(p->client_id), "%s", iss);
+	snprintf(p->jti, sizeof(p->jti), "%s", jti);
+	snprintf(p->scope, sizeof(p->scope), WEBTICKET_SCOPE);
+	if (jose_claim_time(jws->payload, "exp", &t) == 0)
+		p->exp = t;
+	if (json_object_get(jws->payload, "iat") && jose_claim_time(jws->payload, "iat", &t) == 0)
+		p->iat = t;
+	if (json_object_get(jws->payload, "nbf") && jose_claim_time(jws->payload, "nbf", &t) == 0)
+		p->nbf = t;
+	SHA256((const unsigned char *)tok, len, p->hash);
+}
+
+int webticket_check(const struct oauth_snapshot *snap, const char *tok, size_t len, int64_t now,
+		    struct oauth_principal *p)
 {
 	struct jose_limits lim = {0, 0, false};
 	struct jose_jws jws;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if (!snap)
+		return VR_INTERNAL;
+	if (!tok || len == 0)
+		return VR_MISSING;
+	lim.max_token = snap->max_token_size ? snap->max_token_size : JOSE_DEFAULT_MAX_TOKEN;
+	if (len > lim.max_token)
+		return VR_TOO_LARGE;
+	memset(&jws, 0, sizeof(jws));
+	rc = jose_verify_keyset(tok, len, &lim, &snap->own, &jws);
+	if (rc != JOSE_OK) {
+		jose_jws_free(&jws);
+		return vr_of_jose(rc);
+	}
+	rc = check_claims(snap, &jws, now, p->sub, sizeof(p->sub));
+	if (rc == VR_OK) {
+		fill_principal(&jws, tok, len, p);
+		/* revoked by its holder (POST /oauth/revoke), here or at any
+		 * server of the pool; a store outage fails closed */
+		rc = oauth_validate_revocation(p, now);
+	}
+	jose_jws_free(&jws);
+	if (rc != VR_OK)
+		memset(p, 0, sizeof(*p));
+	return rc;
+}
+
+int webticket_validate(const struct oauth_snapshot *snap, const char *authorization, int64_t now,
+		       char *user_uri, size_t cap)
+{
+	struct oauth_principal p;
 	const char *tok = NULL;
 	size_t len = 0;
 	int rc;
@@ -179,19 +239,11 @@ int webticket_validate(const struct oauth_snapshot *snap, const char *authorizat
 	rc = bearer_token(authorization, &tok, &len);
 	if (rc != VR_OK)
 		return rc;
-	lim.max_token = snap->max_token_size ? snap->max_token_size : JOSE_DEFAULT_MAX_TOKEN;
-	if (len > lim.max_token)
-		return VR_TOO_LARGE;
-	memset(&jws, 0, sizeof(jws));
-	rc = jose_verify_keyset(tok, len, &lim, &snap->own, &jws);
-	if (rc != JOSE_OK) {
-		jose_jws_free(&jws);
-		return vr_of_jose(rc);
-	}
-	rc = check_claims(snap, &jws, now, user_uri, cap);
-	jose_jws_free(&jws);
-	if (rc != VR_OK)
-		user_uri[0] = '\0';
+	rc = webticket_check(snap, tok, len, now, &p);
+	if (rc == VR_OK && strlen(p.sub) >= cap)
+		rc = VR_CLAIM_TYPE;
+	if (rc == VR_OK)
+		snprintf(user_uri, cap, "%s", p.sub);
 	return rc;
 }
 
@@ -212,6 +264,13 @@ int webticket_require(const struct http_request *req, struct http_response *resp
 	if (rc == VR_MISSING) {
 		http_response_error(resp, 401, "invalid_request", "a web ticket is required");
 		http_response_header(resp, "WWW-Authenticate", "Bearer");
+		return -1;
+	}
+	if (rc == VR_INTERNAL && oauth_validate_unavailable()) {
+		/* fail closed: the pool's revocation list could not be read */
+		http_response_header(resp, "Retry-After", "5");
+		http_response_error(resp, 503, "temporarily_unavailable",
+				    "the revocation list is unavailable; retry in a moment");
 		return -1;
 	}
 	snprintf(desc, sizeof(desc), "web ticket refused: %s", validate_result_name(rc));

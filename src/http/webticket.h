@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 struct oauth_snapshot;
+struct oauth_principal;
 struct sts_issuer;
 struct http_request;
 struct http_response;
@@ -44,12 +45,23 @@ int webticket_mint(const struct sts_issuer *iss, const char *user_uri, int64_t n
  * keys with its pinned algorithm, typ at+jwt, iss and client_id our issuer,
  * aud naming us (oauth_audience_is_us), exp not past and nbf/iat not in
  * the future (beyond the snapshot's skew), lifetime at most max_lifetime,
- * scope holding "webticket", sub a sip: URI. VR_OK (enum validate_result,
- * oauth/validate.h) with user_uri filled (cap bytes), or another VR_* with
+ * scope holding "webticket", sub a sip: URI, not revoked (webticket_check). VR_OK (enum
+ * validate_result, oauth/validate.h) with user_uri filled (cap bytes), or another VR_* with
  * user_uri empty. Never logs the token.
  */
 int webticket_validate(const struct oauth_snapshot *snap, const char *authorization, int64_t now,
 		       char *user_uri, size_t cap);
+
+/*
+ * The same check of a bare ticket (tok, len bytes), and also that it is
+ * not revoked (oauth_validate_revocation: this process's list and the
+ * pool's when a store is bound; VR_REVOKED, or VR_INTERNAL with
+ * oauth_validate_unavailable() when the store cannot answer).
+ * webticket_validate does the same. VR_OK with *p filled (own, sub = the
+ * user, iss, jti, exp, hash: what oauth_revoke needs), else *p zeroed.
+ */
+int webticket_check(const struct oauth_snapshot *snap, const char *tok, size_t len, int64_t now,
+		    struct oauth_principal *p);
 
 /*
  * For a handler of a user service: webticket_validate with the current

@@ -16,6 +16,7 @@
 #include "core/secmem.h"
 #include "core/stats.h"
 #include "http/http.h"
+#include "http/webticket.h"
 #include "oauth/jose.h"
 #include "oauth/token.h"
 #include "oauth/validate.h"
@@ -63,6 +64,22 @@ json_t *introspect_answer(const struct oauth_snapshot *snap, const char *token, 
 	return o;
 }
 
+int introspect_revoke_webticket(const struct oauth_snapshot *snap, const char *token, int64_t now)
+{
+	struct oauth_principal p;
+	int rc;
+
+	if (!token)
+		return 0;
+	rc = webticket_check(snap, token, strlen(token), now, &p);
+	if (rc == VR_INTERNAL && oauth_validate_unavailable())
+		return -1;
+	if (rc != VR_OK)
+		return 0;
+	/* a bearer token: whoever holds it may use it, so may stop it */
+	return oauth_revoke(&p, snap->clock_skew, now) < 0 ? -1 : 1;
+}
+
 int introspect_revoke(const struct oauth_snapshot *snap, const struct oauth_partner *client,
 		      const char *token, int64_t now)
 {
@@ -70,8 +87,11 @@ int introspect_revoke(const struct oauth_snapshot *snap, const struct oauth_part
 
 	if (!token)
 		return 0;
-	if (oauth_validate_token(snap, token, strlen(token), now, &p) != VR_OK)
-		return oauth_validate_unavailable() ? -1 : 0;
+	if (oauth_validate_token(snap, token, strlen(token), now, &p) != VR_OK) {
+		if (oauth_validate_unavailable())
+			return -1;
+		return introspect_revoke_webticket(snap, token, now);
+	}
 	/* RFC 7009 §2.1: only the client the token was issued to */
 	if (strcmp(p.client_id, client->rec.issuer) != 0)
 		return 0;
@@ -92,7 +112,7 @@ static void handle(const struct http_request *req, struct http_response *resp, b
 	char why[200] = "", pv[LOG_VAL_MAX], wv[LOG_VAL_MAX], scheme[24];
 	char aud[CONFIG_URL_MAX + 32], cnf[JOSE_X5T256_LEN + 1];
 	int64_t now;
-	int status = 400, outcome = revoke ? RV_REFUSED : IS_REFUSED, rc;
+	int status = 400, outcome = revoke ? RV_REFUSED : IS_REFUSED, rc, wt = 0;
 	json_t *o;
 
 	/* the same request rules and client authentication as the token
@@ -117,7 +137,12 @@ static void handle(const struct http_request *req, struct http_response *resp, b
 		snprintf(res.description, sizeof(res.description), "not ready yet");
 		goto refused;
 	}
-	if (token_authenticate(&ctx, &f, &client, cnf, &res) < 0)
+	/* a user (or anyone holding it) revokes a web ticket by presenting
+	 * it, without client credentials: RFC 7009 §2.1 for a public client */
+	if (revoke && f.token && !f.client_id && !f.client_assertion && !ctx.auth_scheme &&
+	    !ctx.client_cert)
+		wt = introspect_revoke_webticket(snap, f.token, now);
+	if (wt == 0 && token_authenticate(&ctx, &f, &client, cnf, &res) < 0)
 		goto refused;
 	if (!f.token) {
 		snprintf(why, sizeof(why), "token is missing");
@@ -125,7 +150,7 @@ static void handle(const struct http_request *req, struct http_response *resp, b
 		goto done;
 	}
 	if (revoke) {
-		rc = introspect_revoke(snap, client, f.token, now);
+		rc = wt ? wt : introspect_revoke(snap, client, f.token, now);
 		if (rc < 0) {
 			/* RFC 7009 §2.2.1 */
 			snprintf(why, sizeof(why),

@@ -14,7 +14,10 @@
  * scope, client_id, sub, exp, iat, nbf, aud, iss, jti, token_type.
  * Revocation answers 200 to every well-formed authenticated request (RFC
  * 7009 §2.2) and revokes only a valid token that was issued to (or signed
- * by) the requesting partner.
+ * by) the requesting partner, or a web ticket (GET /webticket) whoever
+ * presents it: its holder, a partner it was given to or the user without
+ * client credentials (the web ticket is then refused everywhere, token
+ * exchange included).
  *
  * Must never log a form value or a token.
  */
@@ -43,6 +46,13 @@ json_t *introspect_answer(const struct oauth_snapshot *snap, const char *token, 
  */
 int introspect_revoke(const struct oauth_snapshot *snap, const struct oauth_partner *client,
 		      const char *token, int64_t now);
+
+/*
+ * Revoke token if it is a valid web ticket of ours (http/webticket.h): its
+ * holder may, with or without client authentication (a bearer token stops
+ * being usable by anyone). 1, 0 (not a valid web ticket), -1 as above.
+ */
+int introspect_revoke_webticket(const struct oauth_snapshot *snap, const char *token, int64_t now);
 
 /* Register both endpoints (they use the token endpoint's replay cache). 0 or -1. */
 int introspect_routes(void);

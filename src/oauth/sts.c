@@ -90,6 +90,7 @@ int sts_access_token(const struct sts_issuer *iss, const struct sts_access *req,
 	    (req->audience && !ok_str(req->audience, STS_CLAIM_MAX)) ||
 	    (req->actor && !ok_str(req->actor, STS_CLAIM_MAX)) ||
 	    (req->cnf_x5t_s256 && !ok_str(req->cnf_x5t_s256, STS_CLAIM_MAX)) ||
+	    (req->grant_basis && !ok_str(req->grant_basis, STS_CLAIM_MAX)) ||
 	    (req->scope && strlen(req->scope) >= STS_SCOPE_MAX))
 		return STS_EINVAL;
 	rc = sts_new_jti(jti);
@@ -115,6 +116,10 @@ int sts_access_token(const struct sts_issuer *iss, const struct sts_access *req,
 	if (payload && req->cnf_x5t_s256 &&
 	    json_object_set_new(payload, "cnf", json_pack("{s:s}", "x5t#S256", req->cnf_x5t_s256)) <
 		0)
+		goto nomem;
+	/* how the client came to act for the user: re-checked at every use */
+	if (payload && req->grant_basis &&
+	    json_object_set_new(payload, STS_GRANT_CLAIM, json_string(req->grant_basis)) < 0)
 		goto nomem;
 	rc = sign(iss, header, payload, out, outlen);
 	if (rc == STS_OK)

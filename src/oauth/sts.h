@@ -91,12 +91,23 @@ struct sts_access {
 	/* RFC 8705 §3.1: the x5t#S256 of the client's TLS certificate the
 	 * token is bound to (cnf claim), or NULL for an unbound token */
 	const char *cnf_x5t_s256;
+	/* Why the client may act for subject (STS_GRANT_CLAIM), or NULL for
+	 * none: one of the STS_BASIS_* values. The validator re-checks it
+	 * against the partner's trust level at every use (validate.h). */
+	const char *grant_basis;
 };
+
+/* The private claim that says how a token acting for a user was obtained. */
+#define STS_GRANT_CLAIM	     "rtc_grant"
+#define STS_BASIS_FULL	     "full"	  /* the partner had full trust */
+#define STS_BASIS_CONSENT    "consent"	  /* application trust with the user's consent */
+#define STS_BASIS_USER_TOKEN "user-token" /* exchanged for a token the user obtained here */
 
 /*
  * Mint an RFC 9068 access token: header typ "at+jwt"; claims iss, sub,
  * aud, client_id, iat, nbf, exp, jti, scope (when not empty), act {"sub":
- * actor} (when actor), cnf {"x5t#S256": cnf_x5t_s256} (when given). *out
+ * actor} (when actor), cnf {"x5t#S256": cnf_x5t_s256} (when given),
+ * rtc_grant (STS_GRANT_CLAIM, when grant_basis is given). *out
  * malloc'd; *expires_in the lifetime granted.
  */
 int sts_access_token(const struct sts_issuer *iss, const struct sts_access *req, int64_t now,

@@ -1001,11 +1001,22 @@ static int own_subject(const struct token_ctx *ctx, const struct oauth_partner *
 		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR, "out of memory");
 		return -1;
 	}
+	/* a web ticket's revocation (POST /oauth/revoke) is checked too */
 	wt = webticket_validate(ctx->snap, auth, ctx->now, uri, STORE_URI_MAX);
 	secmem_wipe(auth, strlen(auth));
 	free(auth);
 	if (wt == VR_OK)
 		return 1;
+	if (wt == VR_INTERNAL && oauth_validate_unavailable()) {
+		fail(res, 503, "temporarily_unavailable", TOKEN_R_SERVER_ERROR,
+		     "the revocation list is unavailable; retry later");
+		return -1;
+	}
+	if (wt == VR_REVOKED) {
+		fail(res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT,
+		     "the subject_token is a web ticket that has been revoked");
+		return -1;
+	}
 	uri[0] = '\0';
 	vr = oauth_validate_token(ctx->snap, tok, strlen(tok), ctx->now, &p);
 	if (vr == VR_OK && !p.own)
@@ -1186,6 +1197,13 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 	a.lifetime = client->rec.lifetime;
 	/* RFC 8705 §3: a token issued to an mTLS client is bound to its certificate */
 	a.cnf_x5t_s256 = cnf[0] ? cnf : NULL;
+	/* how the client came to act for the user: the validator re-checks it
+	 * against the partner's trust level at every use (a downgrade stops
+	 * tokens issued before it) */
+	if (have_ua || ours)
+		a.grant_basis = ours					? STS_BASIS_USER_TOKEN
+				: client->rec.trust == STORE_TRUST_FULL ? STS_BASIS_FULL
+									: STS_BASIS_CONSENT;
 	rc = sts_access_token(ctx->iss, &a, ctx->now, &res->access_token, NULL, &res->expires_in);
 	if (rc != STS_OK) {
 		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR,

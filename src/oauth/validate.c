@@ -118,6 +118,19 @@ static int from_jose(int rc)
 
 static _Thread_local struct store *pool_store; /* oauth_validate_bind_store */
 static _Thread_local bool pool_failed;	       /* the last validation could not ask it */
+static _Thread_local const char *vr_detail;    /* oauth_validate_detail */
+
+/* A refusal with words for the client (static strings only). */
+static int refuse(int rc, const char *why)
+{
+	vr_detail = why;
+	return rc;
+}
+
+const char *oauth_validate_detail(void)
+{
+	return vr_detail ? vr_detail : "";
+}
 
 /* ---- issuers ---- */
 
@@ -346,6 +359,27 @@ static void fill_common(struct oauth_principal *p, const struct half *h)
 	fill_cnf(p, h->jws.payload);
 }
 
+/* rtc_grant (sts.h): absent (a token minted before it existed), or one of
+ * the bases we write; anything else is refused (fail closed). */
+static int grant_basis(const json_t *payload, char *out, size_t cap)
+{
+	static const char *const known[] = {STS_BASIS_FULL, STS_BASIS_CONSENT,
+					    STS_BASIS_USER_TOKEN};
+	const json_t *v = json_object_get(payload, STS_GRANT_CLAIM);
+
+	out[0] = '\0';
+	if (!v)
+		return VR_OK;
+	if (!json_is_string(v))
+		return VR_CLAIM_TYPE;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(json_string_value(v), known[i]) == 0) {
+			copy_str(out, cap, known[i]);
+			return VR_OK;
+		}
+	return VR_CLAIM_TYPE;
+}
+
 /* One of our RFC 9068 access tokens, issued to a partner (still enabled). */
 static int principal_own(const struct oauth_snapshot *snap, const struct half *h,
 			 struct oauth_principal *p)
@@ -369,12 +403,11 @@ static int principal_own(const struct oauth_snapshot *snap, const struct half *h
 		return VR_PARTNER_DISABLED;
 	if (act && !json_is_object(act))
 		return VR_CLAIM_TYPE;
-	/* acting for a user: only while the partner's trust allows it (full;
-	 * user: the token came from a token the user obtained here;
-	 * application: with the user's consent, which only the store knows,
-	 * checked on every use by pool_consent) */
-	if (act && client->rec.trust == STORE_TRUST_APPLICATION && !pool_store)
-		return VR_DELEGATION_NOT_ALLOWED;
+	rc = grant_basis(h->jws.payload, p->grant_basis, sizeof(p->grant_basis));
+	if (rc != VR_OK)
+		return rc;
+	/* acting for a user: only while the partner's trust allows it, checked
+	 * on every use by delegation_check */
 	rc = grant_scopes(client, h->jws.payload, p->scope, sizeof(p->scope));
 	if (rc != VR_OK)
 		return rc;
@@ -497,9 +530,18 @@ static int validate_outer(const struct oauth_snapshot *snap, const char *tok, si
 		rc = VR_ACTOR_MISMATCH;
 		goto fail_actor;
 	}
-	if (!claim_true(actor->jws.payload, "trustedfordelegation") ||
-	    actor->partner->rec.trust != STORE_TRUST_FULL) {
-		rc = VR_DELEGATION_NOT_ALLOWED;
+	if (!claim_true(actor->jws.payload, "trustedfordelegation")) {
+		rc = refuse(VR_DELEGATION_NOT_ALLOWED,
+			    "the actor token does not say trustedfordelegation");
+		goto fail_actor;
+	}
+	/* PROTOCOLS.md §6: full trust acts for any user; application trust
+	 * only with the user's consent (delegation_check, on every use); user
+	 * trust only with a token the user obtained here, never its own */
+	if (actor->partner->rec.trust == STORE_TRUST_USER) {
+		rc = refuse(VR_DELEGATION_NOT_ALLOWED,
+			    "a partner with trust level user acts for a user only with a token the "
+			    "user obtained here (token exchange), never with its own actor token");
 		goto fail_actor;
 	}
 	/* the outer's own aud and time window count too */
@@ -719,6 +761,22 @@ bool oauth_revoked(const struct oauth_principal *p, int64_t now)
 	return found;
 }
 
+int oauth_validate_revocation(const struct oauth_principal *p, int64_t now)
+{
+	int64_t v;
+	int pr;
+
+	pool_failed = false;
+	if (oauth_revoked(p, now))
+		return VR_REVOKED;
+	if (!pool_store)
+		return VR_OK;
+	pr = pool_revoked(p, now, &v);
+	if (pr < 0)
+		pool_failed = true;
+	return pr < 0 ? VR_INTERNAL : pr > 0 ? VR_REVOKED : VR_OK;
+}
+
 static void rev_clear(void)
 {
 	pthread_mutex_lock(&rev_mu);
@@ -813,36 +871,67 @@ static bool cache_get(const struct oauth_snapshot *snap, const unsigned char h[3
 	return hit;
 }
 
-/*
- * An access token we issued to an application-trust partner acting for a
- * user stays good only while the user's consent is recorded
- * (PROTOCOLS.md §6): withdrawing it stops the partner at once, at every
- * server of the pool. VR_OK, VR_DELEGATION_NOT_ALLOWED, or VR_INTERNAL
- * (pool_failed) when the store cannot say.
- */
-static int pool_consent(const struct oauth_snapshot *snap, const struct oauth_principal *p)
+/* Has the user p acts for consented to client? VR_OK, or a refusal;
+ * VR_INTERNAL (pool_failed) when the store cannot say. */
+static int pool_consent(const struct oauth_partner *client, const struct oauth_principal *p)
 {
-	const struct oauth_partner *client;
+	static const char no_consent[] =
+	    "the user has not consented to this application-trust partner acting for them "
+	    "(POST /oauth/consent, or rtcauthctl partner consent)";
 	struct store_user u;
 	bool yes = false;
 	int rc;
 
-	if (!p->own || !p->acts_for_user)
-		return VR_OK;
-	client = oauth_partner_by_name(snap, p->partner);
-	if (!client)
-		return VR_PARTNER_DISABLED;
-	if (client->rec.trust != STORE_TRUST_APPLICATION)
-		return VR_OK;
 	if (!pool_store)
-		return VR_DELEGATION_NOT_ALLOWED;
+		return refuse(VR_DELEGATION_NOT_ALLOWED, no_consent);
 	rc = store_user_get(pool_store, p->sub, &u);
 	if (rc == STORE_OK)
 		rc = store_oauth_consent_has(pool_store, client->rec.id, u.id, &yes);
 	if (rc == STORE_OK || rc == STORE_NOTFOUND)
-		return yes && u.enabled ? VR_OK : VR_DELEGATION_NOT_ALLOWED;
+		return yes && u.enabled ? VR_OK : refuse(VR_DELEGATION_NOT_ALLOWED, no_consent);
 	pool_failed = true;
 	return VR_INTERNAL;
+}
+
+/*
+ * May the client of p act for p's user now? Judged on every use, cached or
+ * not, with the partner's current trust level (PROTOCOLS.md §6), so a
+ * downgrade or a withdrawn consent stops the partner at once, at every
+ * server of the pool:
+ *  - full: yes;
+ *  - application: while the user's consent is recorded (the store);
+ *  - user: only our access tokens exchanged for a token the user obtained
+ *    here (rtc_grant "user-token"), or minted before rtc_grant existed;
+ *    never a partner's own outer token (validate_outer refuses those).
+ * A token issued under full trust or with consent is thus refused once the
+ * partner is downgraded to user trust, and without consent once it is
+ * downgraded to application trust.
+ */
+static int delegation_check(const struct oauth_snapshot *snap, const struct oauth_principal *p)
+{
+	const struct oauth_partner *client;
+
+	if (!p->acts_for_user)
+		return VR_OK;
+	client = oauth_partner_by_name(snap, p->partner);
+	if (!client)
+		return VR_PARTNER_DISABLED;
+	switch (client->rec.trust) {
+	case STORE_TRUST_FULL:
+		return VR_OK;
+	case STORE_TRUST_APPLICATION:
+		return pool_consent(client, p);
+	case STORE_TRUST_USER:
+		if (p->own &&
+		    (!p->grant_basis[0] || strcmp(p->grant_basis, STS_BASIS_USER_TOKEN) == 0))
+			return VR_OK;
+		return refuse(
+		    VR_DELEGATION_NOT_ALLOWED,
+		    "the partner now has trust level user: it acts for a user only with a "
+		    "token the user obtained here (token exchange)");
+	default:
+		return VR_DELEGATION_NOT_ALLOWED;
+	}
 }
 
 /* Remember that the entry of h was found unrevoked at pool version v. */
@@ -911,7 +1000,7 @@ static int validate_uncached(const struct oauth_snapshot *snap, const char *tok,
 	if (rc == VR_OK && oauth_revoked(p, now))
 		rc = VR_REVOKED;
 	if (rc == VR_OK)
-		rc = pool_consent(snap, p);
+		rc = delegation_check(snap, p);
 	if (rc == VR_OK) {
 		/* about to be accepted: the pool's list decides too (no store
 		 * bound: this process's list only, version -1) */
@@ -948,6 +1037,7 @@ int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, s
 		return VR_TOO_LARGE;
 	SHA256((const unsigned char *)token, len, out->hash);
 	pool_failed = false;
+	vr_detail = NULL;
 	if (cache_get(snap, out->hash, now, out, &cached_v)) {
 		stats_family_inc(SF_OAUTH_VALIDATION_CACHE, 0);
 		if (oauth_revoked(out, now)) {
@@ -971,7 +1061,7 @@ int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, s
 				return pr < 0 ? VR_INTERNAL : VR_REVOKED;
 			}
 		}
-		rc = pool_consent(snap, out);
+		rc = delegation_check(snap, out);
 		if (rc != VR_OK)
 			memset(out, 0, sizeof(*out));
 		return rc;
@@ -1018,6 +1108,7 @@ int oauth_validate_bearer_cert(const struct oauth_snapshot *snap, const char *au
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	vr_detail = NULL;
 	if (!authorization || strncasecmp(authorization, "Bearer", 6) != 0 ||
 	    (authorization[6] && authorization[6] != ' ' && authorization[6] != '\t')) {
 		rc = VR_MISSING;
@@ -1143,18 +1234,26 @@ bool oauth_require(const struct http_request *req, struct http_response *resp, c
 		http_response_error(resp, 403, "insufficient_scope",
 				    "the token does not grant the scope this resource needs");
 	} else if (rc == VR_INTERNAL && oauth_validate_unavailable()) {
-		/* fail closed: the pool's revocation list could not be read */
+		/* fail closed: the pool's revocations or consents could not be read */
 		http_response_header(resp, "Retry-After", "5");
 		http_response_error(resp, 503, "temporarily_unavailable",
-				    "the revocation list is unavailable; retry in a moment");
+				    "the revocation list or the consent records are unavailable; "
+				    "retry in a moment");
 	} else if (rc == VR_INTERNAL) {
 		http_response_error(resp, 500, "server_error", "the token could not be checked");
 	} else {
+		/* the body: the result's name, and what to do about it when known */
+		char desc[400];
+		const char *why = oauth_validate_detail();
+
+		snprintf(desc, sizeof(desc), "%s%s%s", validate_result_name(rc), why[0] ? ": " : "",
+			 why);
+		/* the challenge keeps the bare name (clients match on it) */
 		snprintf(h, CHALLENGE_MAX,
 			 "Bearer realm=\"%s\", error=\"invalid_token\", error_description=\"%s\"",
 			 snap->realm, validate_result_name(rc));
 		http_response_header(resp, "WWW-Authenticate", h);
-		http_response_error(resp, 401, "invalid_token", validate_result_name(rc));
+		http_response_error(resp, 401, "invalid_token", desc);
 	}
 out:
 	log_emit(rc == VR_OK ? LOG_DEBUG : LOG_INFO, "oauth.validate", "result=%s partner=%s",

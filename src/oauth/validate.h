@@ -11,7 +11,10 @@
  *  - it is the Microsoft act-as-user form: an unsigned outer token (alg
  *    none) whose actortoken claim verifies as a partner's signed actor token,
  *    outer iss = the actor's nameid, the actor says trustedfordelegation
- *    "true" and the partner's trust level is full. A bare unsigned token is
+ *    "true" and the partner's trust level is full, or application with the
+ *    consent of the user the outer token names (looked up in the store on
+ *    every use, like our own tokens'; never for trust level user, which
+ *    acts only with a token the user obtained). A bare unsigned token is
  *    never accepted (CVE-2023-29357);
  * and, for the token (and for both halves of the outer form): the algorithm
  * is the key's pinned one (jose.h); aud names us (our issuer URL, or
@@ -28,6 +31,15 @@
  * disabled partner invalidates it at once). Revocation is checked on every
  * use, cached or not, against this process's list and the pool's (see
  * oauth_validate_bind_store).
+ *
+ * A token acting for a user is judged against the partner's trust level
+ * NOW, cached or not (PROTOCOLS.md §6; rtcauthctl partner set --trust takes
+ * effect at the reload it triggers): full trust accepts it; application
+ * trust only while the user's consent is recorded; user trust only our
+ * access tokens whose rtc_grant claim (sts.h STS_GRANT_CLAIM) says they
+ * were exchanged for a token the user obtained here ("user-token"). Our
+ * tokens without the claim (minted before it existed) are judged as
+ * before: full and user trust accept them, application trust with consent.
  *
  * Must never log a token, nor return any claim of a token that failed.
  */
@@ -107,6 +119,8 @@ struct oauth_principal {
 	 * unbound; "!" when the cnf claim is malformed (never matches) */
 	char cnf_x5t_s256[JOSE_X5T256_LEN + 1];
 	unsigned char hash[32]; /* SHA-256 of the token text */
+	/* our token's rtc_grant (STS_BASIS_*), '' when it has none */
+	char grant_basis[VALIDATE_TYPE_MAX];
 };
 
 /*
@@ -188,6 +202,19 @@ void oauth_validate_bind_store(struct store *s);
 /* Did the last validation on this thread fail because the store could not
  * answer? */
 bool oauth_validate_unavailable(void);
+
+/*
+ * For tokens this module does not validate itself (web tickets,
+ * http/webticket.h): is p (iss, jti, exp and hash filled) revoked, in this
+ * process's list or the pool's? VR_OK, VR_REVOKED, or VR_INTERNAL with
+ * oauth_validate_unavailable() true when the store cannot answer.
+ */
+int oauth_validate_revocation(const struct oauth_principal *p, int64_t now);
+
+/* Why the last validation on this thread refused a token, in words for
+ * the client (a static string, '' when there is nothing to add to the
+ * result's name). */
+const char *oauth_validate_detail(void);
 
 #define VALIDATE_CACHE_MAX  4096  /* validated tokens remembered */
 #define VALIDATE_REVOKE_MAX 65536 /* revoked tokens remembered */

@@ -293,7 +293,8 @@ static void flip_signature(char *jws)
 /* Our access token for client, acting for user (NULL: app-only). */
 static char *access_token(struct fx *f, const char *client, const char *user)
 {
-	struct sts_access a = {client, user, NULL, "users.read", 600, user ? client : NULL, NULL};
+	struct sts_access a = {client, user, NULL, "users.read", 600, user ? client : NULL,
+			       NULL,   NULL};
 	char *t = NULL;
 	int exp;
 

@@ -65,8 +65,12 @@ static const struct ctl_cmd_help h_add = {
     "                      uri:URI, email:ADDR or ip:ADDR (both given: both must match)\n"
     "NAME: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit.\n"};
 static const struct ctl_cmd_help h_set = {
-    "partner set", "NAME [--tls-subject DN] [--tls-san SAN]",
-    "Change the RFC 8705 §2.1 client certificate names of a partner.",
+    "partner set", "NAME [--trust full|application|user] [--tls-subject DN] [--tls-san SAN]",
+    "Change the trust level or the RFC 8705 §2.1 client certificate names of a partner.",
+    "  --trust LEVEL     full, application or user; takes effect at once for tokens\n"
+    "                    already issued: a token acting for a user that the new level\n"
+    "                    does not allow (application: without the user's consent;\n"
+    "                    user: not obtained with a token of the user) is refused\n"
     "  --tls-subject DN  the subject DN (RFC 4514); '' removes it\n"
     "  --tls-san SAN     dns:NAME, uri:URI, email:ADDR or ip:ADDR; '' removes it\n"};
 static const struct ctl_cmd_help h_consent = {
@@ -1068,27 +1072,36 @@ out:
 
 static int partner_set(struct ctl *c, int argc, char **argv)
 {
-	const char *subject = NULL, *san = NULL, *pos[1];
-	bool has_subject = false, has_san = false;
+	const char *subject = NULL, *san = NULL, *trust = NULL, *pos[1];
+	bool has_subject = false, has_san = false, has_trust = false, tls;
 	const struct ctl_opt opts[] = {{"--tls-subject", &subject, &has_subject},
 				       {"--tls-san", &san, &has_san},
+				       {"--trust", &trust, &has_trust},
 				       {NULL, NULL, NULL}};
-	char dn[STORE_TLS_SUBJECT_MAX], sn[STORE_TLS_SAN_MAX], detail[400];
-	int n, rc;
+	char dn[STORE_TLS_SUBJECT_MAX] = "", sn[STORE_TLS_SAN_MAX] = "", detail[440];
+	int n, rc, level = -1;
 
 	if (ctl_args(&h_set, argc, argv, opts, pos, 1, 1, &n, &rc))
 		return rc;
-	if (!has_subject && !has_san)
-		return ctl_usage_err("partner set: nothing to change; give --tls-subject DN and/or "
-				     "--tls-san SAN ('' removes one)");
-	if ((rc = check_name(pos[0])) || (rc = tls_names(subject, san, dn, sn)) ||
+	tls = has_subject || has_san;
+	if (!tls && !has_trust)
+		return ctl_usage_err("partner set: nothing to change; give --trust LEVEL, "
+				     "--tls-subject DN and/or --tls-san SAN ('' removes one)");
+	if (has_trust && store_partner_trust_parse(trust, &level) != STORE_OK)
+		return ctl_usage_err("unknown trust level '%s' (use full, application or user)",
+				     trust);
+	if ((rc = check_name(pos[0])) || (tls && (rc = tls_names(subject, san, dn, sn))) ||
 	    (rc = ctl_store(c)))
 		return rc;
-	snprintf(detail, sizeof(detail), "%s%.200s%s%s%.96s%s", has_subject ? "tls_subject=\"" : "",
-		 has_subject ? dn : "", has_subject ? "\" " : "", has_san ? "tls_san=\"" : "",
-		 has_san ? sn : "", has_san ? "\"" : "");
+	snprintf(detail, sizeof(detail), "%s%s%s%s%.200s%s%s%.96s%s", has_trust ? "trust=" : "",
+		 has_trust ? store_partner_trust_name(level) : "", has_trust && tls ? " " : "",
+		 has_subject ? "tls_subject=\"" : "", has_subject ? dn : "",
+		 has_subject ? "\" " : "", has_san ? "tls_san=\"" : "", has_san ? sn : "",
+		 has_san ? "\"" : "");
 	rc = store_begin(c->store);
-	if (rc == STORE_OK)
+	if (rc == STORE_OK && has_trust)
+		rc = store_partner_trust_set(c->store, pos[0], level);
+	if (rc == STORE_OK && tls)
 		rc = store_partner_tls_set(c->store, pos[0], has_subject ? dn : NULL,
 					   has_san ? sn : NULL);
 	if (rc == STORE_OK)
@@ -1100,9 +1113,14 @@ static int partner_set(struct ctl *c, int argc, char **argv)
 		return rc == STORE_NOTFOUND ? partner_not_found(pos[0])
 					    : partner_failed(c, "changing the partner", rc);
 	}
-	printf("partner %s: tls subject %s, tls SAN %s\n", pos[0],
-	       has_subject ? (dn[0] ? dn : "removed") : "unchanged",
-	       has_san ? (sn[0] ? sn : "removed") : "unchanged");
+	if (has_trust)
+		printf("partner %s: trust %s\n", pos[0], store_partner_trust_name(level));
+	if (tls)
+		printf("partner %s: tls subject %s, tls SAN %s\n", pos[0],
+		       has_subject ? (dn[0] ? dn : "removed") : "unchanged",
+		       has_san ? (sn[0] ? sn : "removed") : "unchanged");
+	/* the running daemon judges issued tokens by the new level once it
+	 * has reloaded: at once, through the admin socket */
 	ctl_admin_oauth_reload(c);
 	return CTL_EXIT_OK;
 }

@@ -31,6 +31,7 @@ enum {
 	SL_TLS_SET,
 	SL_PARTNER_EXISTS,
 	SL_USER_EXISTS,
+	SL_TRUST_SET,
 	SL_LAST
 };
 _Static_assert(SL_LAST <= STORE_EXT_OAUTH_FIRST + 24, "sqlite_oauth.c owns 24 slots");
@@ -377,6 +378,31 @@ int store_partner_tls_set(struct store *s, const char *name, const char *subject
 	     (err = store_bind_text(s, st, 2, subject, STORE_TLS_SUBJECT_MAX, "TLS subject"))) ||
 	    (san && (err = store_bind_text(s, st, 3, san, STORE_TLS_SAN_MAX, "TLS SAN"))) ||
 	    (err = store_bind_int(s, st, 4, (int64_t)time(NULL)))) {
+		store_stmt_done(st);
+		return err;
+	}
+	err = step_done(s, st);
+	if (err == STORE_OK && sqlite3_changes(sqlite3_db_handle(st)) == 0)
+		err = STORE_NOTFOUND;
+	return err;
+}
+
+int store_partner_trust_set(struct store *s, const char *name, int trust)
+{
+	static const char sql[] = "UPDATE partners SET trust = ?2, updated = ?3 WHERE name = ?1";
+	sqlite3_stmt *st;
+	const char *t = store_partner_trust_name(trust);
+	int err = STORE_OK;
+
+	if (!name || !name[0])
+		return store_invalid(s, "partner name");
+	if (trust < STORE_TRUST_FULL || trust > STORE_TRUST_USER)
+		return store_invalid(s, "partner trust level");
+	if (!(st = store_ext_stmt(s, SL_TRUST_SET, sql, &err)))
+		return err;
+	if ((err = store_bind_text(s, st, 1, name, STORE_PARTNER_NAME_MAX, "partner name")) ||
+	    (err = store_bind_text(s, st, 2, t, 16, "trust")) ||
+	    (err = store_bind_int(s, st, 3, (int64_t)time(NULL)))) {
 		store_stmt_done(st);
 		return err;
 	}

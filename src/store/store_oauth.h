@@ -99,4 +99,11 @@ int store_partner_tls_get(struct store *s, int64_t partner_id, char subject[STOR
  * name. */
 int store_partner_tls_set(struct store *s, const char *name, const char *subject, const char *san);
 
+/* ---- a partner's trust level ---- */
+
+/* Set the trust level (enum store_partner_trust) of partner name.
+ * STORE_NOTFOUND for an unknown name, STORE_INVALID for another level.
+ * Running validators see it at their next snapshot (oauth.reload). */
+int store_partner_trust_set(struct store *s, const char *name, int trust);
+
 #endif

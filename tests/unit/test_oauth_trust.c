@@ -568,6 +568,104 @@ static void test_user_trust_subject_user_must_still_be_enabled(void **state)
 	free(wt);
 }
 
+/* ---- how a token was obtained (rtc_grant) ---- */
+
+/* The string claim name of the issued token (NULL when absent); frees res. */
+static char *issued_claim(struct token_result *res, const char *name)
+{
+	const char *dot1, *dot2, *v;
+	char payload[4096], *out;
+	size_t n = 0;
+	json_t *c;
+
+	if (res->status != 200)
+		fail_msg("got %d %s: %s", res->status, res->error, res->description);
+	dot1 = strchr(res->access_token, '.');
+	dot2 = strchr(dot1 + 1, '.');
+	assert_int_equal(b64_url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), (uint8_t *)payload,
+					sizeof(payload), &n),
+			 0);
+	c = json_loadb(payload, n, 0, NULL);
+	assert_non_null(c);
+	v = json_string_value(json_object_get(c, name));
+	out = v ? strdup(v) : NULL;
+	json_decref(c);
+	token_result_free(res);
+	return out;
+}
+
+static void expect_grant(struct token_result *res, const char *want)
+{
+	char *got = issued_claim(res, STS_GRANT_CLAIM);
+
+	if (want)
+		assert_string_equal(got ? got : "(none)", want);
+	else
+		assert_null(got);
+	free(got);
+}
+
+static void test_issued_user_token_records_how_it_was_obtained(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	char *wt = web_ticket(f, ALICE, NOW), *ca, *b;
+
+	jwt_bearer(f, "full", k_full, ALICE, &res);
+	expect_grant(&res, STS_BASIS_FULL);
+	f->consent_answer = 0;
+	expect_string(consent_answer, uri, ALICE);
+	jwt_bearer(f, "app", k_app, ALICE, &res);
+	expect_grant(&res, STS_BASIS_CONSENT);
+	exchange(f, "ut", k_ut, wt, AT_T, &res);
+	expect_grant(&res, STS_BASIS_USER_TOKEN);
+	/* a full-trust partner exchanging the user's own ticket: user-token */
+	exchange(f, "full", k_full, wt, AT_T, &res);
+	expect_grant(&res, STS_BASIS_USER_TOKEN);
+	/* app-only: nobody is acted for, nothing to record */
+	ca = partner_jwt(f, "full", k_full, NULL);
+	b = form("grant_type=client_credentials&" CAT "&client_assertion=%s", ca);
+	run(f, b, &res);
+	expect_grant(&res, NULL);
+	free(ca);
+	free(b);
+	free(wt);
+}
+
+static void test_revoked_web_ticket_is_no_subject_token(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	struct oauth_principal p;
+	char *wt = web_ticket(f, ALICE, NOW);
+	sqlite3 *db;
+
+	assert_int_equal(webticket_check(f->snap, wt, strlen(wt), NOW, &p), VR_OK);
+	/* revoked at another server of the pool */
+	oauth_validate_bind_store(f->b);
+	assert_int_equal(oauth_revoke(&p, 300, NOW), 0);
+	oauth_validate_shutdown();
+	oauth_validate_bind_store(f->a);
+	exchange(f, "ut", k_ut, wt, AT_T, &res);
+	assert_non_null(strstr(res.description, "revoked"));
+	expect_error(&res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT);
+	/* a full-trust partner cannot use it either */
+	exchange(f, "full", k_full, wt, AT_T, &res);
+	expect_error(&res, 400, "invalid_grant", -1);
+	/* the list cannot be read: 503, never "not revoked" */
+	free(wt);
+	wt = web_ticket(f, ALICE, NOW);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE oauth_revoked_version; DROP TABLE oauth_revoked;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	exchange(f, "ut", k_ut, wt, AT_T, &res);
+	expect_error(&res, 503, "temporarily_unavailable", TOKEN_R_SERVER_ERROR);
+	free(wt);
+}
+
 /* ---- RFC 8705 §2.1 ---- */
 
 static X509 *client_cert(const char *cn)
@@ -858,6 +956,8 @@ int main(void)
 	    T(test_user_trust_exchanges_our_web_ticket_and_access_token),
 	    T(test_user_trust_refuses_every_bad_subject_token),
 	    T(test_user_trust_subject_user_must_still_be_enabled),
+	    T(test_issued_user_token_records_how_it_was_obtained),
+	    T(test_revoked_web_ticket_is_no_subject_token),
 	    T(test_tls_client_auth_needs_the_subject_and_a_trusted_chain),
 	    T(test_pool_revocation_elsewhere_is_refused_here),
 	    T(test_pool_revoke_here_writes_the_store_first),

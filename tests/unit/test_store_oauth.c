@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store/store_oauth.h"
 
 struct fx {
 	char dir[64];
@@ -550,6 +551,34 @@ static void test_store_partner_trust_names_roundtrip(void **state)
 	assert_string_equal(store_partner_source_name(STORE_PARTNER_JWKS), "jwks");
 }
 
+static void test_store_partner_trust_set_changes_only_the_trust_level(void **state)
+{
+	struct fx *f = *state;
+	struct store_partner p, g;
+
+	mk_partner(&p, "mail", "iss-1");
+	p.trust = STORE_TRUST_FULL;
+	assert_int_equal(store_partner_add(f->s, &p), STORE_OK);
+	assert_int_equal(store_partner_trust_set(f->s, "mail", STORE_TRUST_USER), STORE_OK);
+	assert_int_equal(store_partner_get(f->s, "mail", &g), STORE_OK);
+	assert_int_equal(g.trust, STORE_TRUST_USER);
+	assert_string_equal(g.issuer, "iss-1");
+	assert_true(g.enabled);
+	store_partner_clear(&g);
+	assert_int_equal(store_partner_trust_set(f->s, "mail", STORE_TRUST_APPLICATION), STORE_OK);
+	assert_int_equal(store_partner_get(f->s, "mail", &g), STORE_OK);
+	assert_int_equal(g.trust, STORE_TRUST_APPLICATION);
+	store_partner_clear(&g);
+	assert_int_equal(store_partner_trust_set(f->s, "nobody", STORE_TRUST_FULL), STORE_NOTFOUND);
+	assert_int_equal(store_partner_trust_set(f->s, "mail", 3), STORE_INVALID);
+	assert_int_equal(store_partner_trust_set(f->s, "mail", -1), STORE_INVALID);
+	assert_int_equal(store_partner_trust_set(f->s, "", STORE_TRUST_FULL), STORE_INVALID);
+	/* refused changes left it alone */
+	assert_int_equal(store_partner_get(f->s, "mail", &g), STORE_OK);
+	assert_int_equal(g.trust, STORE_TRUST_APPLICATION);
+	store_partner_clear(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +601,7 @@ int main(void)
 	    T(test_store_partner_list_enable_disable_del),
 	    T(test_store_partner_set_fetch_keeps_last_good_keys),
 	    T(test_store_partner_trust_names_roundtrip),
+	    T(test_store_partner_trust_set_changes_only_the_trust_level),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -293,7 +293,7 @@ refused "actor token without trustedfordelegation acting for a user" delegation_
 bearer "$T/p2.key" "$T/p2.crt" ES256 outer \
 	"{\"aud\":\"$MS_AUD\",\"iss\":\"p2-client@$REALM\",\"nbf\":\"@s0\",\"exp\":\"@s600\",\"nameid\":\"p2-client@$REALM\",\"trustedfordelegation\":\"true\"}" \
 	"$(outer "p2-client@$REALM")"
-refused "acting for a user with trust application" delegation_not_allowed
+refused "acting for a user with trust application, without the user's consent" delegation_not_allowed
 get "Bearer $(head -c 9000 /dev/zero | tr '\0' 'A')"
 refused "oversized token" too_large
 bearer $P1 badb64 "$(actor)"

@@ -664,13 +664,14 @@ static void test_validate_outer_rules(void **state)
 	free(unsig);
 }
 
-static void test_validate_outer_needs_full_trust(void **state)
+static void test_validate_outer_below_full_trust_needs_consent(void **state)
 {
 	struct fx *f = *state;
 	json_t *ac = actor_claims(true);
 	char *actor;
 
-	/* p2 has trust "application": acting for a user is not allowed */
+	/* p2 has trust "application": acting for a user needs the user's consent, which only a
+	 * bound store knows (test_validate_trust.c) */
 	json_object_set_new(ac, "iss", json_string("p2-client@" REALM));
 	json_object_set_new(ac, "nameid", json_string("p2-client@" REALM));
 	actor = sign(ac, "JWT", k_p2, JOSE_ALG_ES256, "p2key");
@@ -1137,7 +1138,7 @@ int main(void)
 	    T(test_validate_partner_cannot_speak_as_another),
 	    T(test_validate_accepts_outer_token_around_verified_actor),
 	    T(test_validate_outer_rules),
-	    T(test_validate_outer_needs_full_trust),
+	    T(test_validate_outer_below_full_trust_needs_consent),
 	    T(test_validate_revoked_token_refused_even_from_cache),
 	    T(test_validate_bearer_header_parsing_and_scope),
 	    T(test_validate_certificate_bound_token_needs_its_certificate),

@@ -19,6 +19,7 @@
  * Must never: answer good for a responder that is down, an unknown status,
  * an unsigned or wrongly signed answer, or a stale one.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,19 @@ static void job_done(void *arg, int cancelled)
 	free(j);
 }
 
+/* A full pool, logged at most every 10 s (a sweep of many connections
+ * would otherwise write one line per certificate). */
+static void busy_log(int64_t now)
+{
+	static _Atomic int64_t last;
+	int64_t prev = atomic_load(&last);
+
+	if (now - prev < 10 || !atomic_compare_exchange_strong(&last, &prev, now))
+		return;
+	log_warn("pki.ocsp_busy", "reason=\"the pool for slow work is full\" "
+				  "action=\"status unavailable, asked again later\"");
+}
+
 /* Start the query on the pool (the pending mark, or for a refresh the
  * refreshing flag, is set). PENDING, or UNAVAILABLE when the pool refuses
  * it (full). Takes url. */
@@ -389,7 +403,7 @@ static int start_query(X509 *cert, X509 *issuer, char *url, const unsigned char 
 	j->refresh = refresh;
 	if (workq_submit(NULL, job_work, job_done, j) < 0) {
 		job_done(j, 1);
-		log_warn("pki.ocsp_busy", "reason=\"the pool for slow work is full\"");
+		busy_log(now);
 		return PKI_VERIFY_UNAVAILABLE;
 	}
 	return PKI_VERIFY_PENDING;

@@ -701,6 +701,11 @@ static uint64_t gauge_workers(void)
 	return (uint64_t)nworkers;
 }
 
+static uint64_t gauge_blocking_jobs(void)
+{
+	return (uint64_t)workq_pending();
+}
+
 /* Gauges and the built-in endpoints, once per process. */
 static int http_routes_once(char *err, size_t errlen)
 {
@@ -715,6 +720,10 @@ static int http_routes_once(char *err, size_t errlen)
 	    metrics_gauge_add("rtcauth_http_connections", "Open HTTPS connections",
 			      http_connections) < 0 ||
 	    metrics_gauge_add("rtcauth_workers", "Worker threads", gauge_workers) < 0 ||
+	    metrics_gauge_add(
+		"rtcauth_blocking_jobs",
+		"Slow jobs (PIN checks, OCSP queries) queued or running off the loops",
+		gauge_blocking_jobs) < 0 ||
 	    metrics_gauge_add("rtcauth_turn_allocations", "TURN allocations held",
 			      gauge_turn_allocations) < 0 ||
 	    metrics_gauge_add("rtcauth_security_associations",

@@ -40,6 +40,10 @@ check_sh "GET /healthz comes back before most PIN answers (the loop did not wait
 check_sh "the PIN answers were sent later, from the worker's loop (deferred)" \
 	'grep -q "path=/certprov status=401 .*deferred=yes" "$T/rtcauthd.log"'
 
+curl -sk "https://127.0.0.1:$HTTP_PORT/metrics" >"$T/metrics.txt"
+check_sh "/metrics has the gauge of slow jobs (0 when idle)" \
+	'grep -q "^rtcauth_blocking_jobs 0$" "$T/metrics.txt"' || show "$T/metrics.txt"
+
 # ---- parallel guesses and the lockout ----
 python3 "$PY" "$HTTP_PORT" "$T/d.csr" burst 3001 1111 8 >"$T/b.json" 2>"$T/b.err"
 check_sh "parallel wrong PINs for one user: 401, or 503 with Retry-After: 1 when one is under way" \

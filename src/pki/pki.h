@@ -55,7 +55,8 @@ void pki_shutdown(void);
 int pki_reload(const struct config *cfg, char *err, size_t errlen);
 
 /* The issuing CA certificate (owned by the module; valid until
- * pki_shutdown), and the chain PEM we hand out with issued certificates. */
+ * pki_shutdown, or a pki_reload that swaps the CA), and the chain PEM we
+ * hand out with issued certificates. */
 X509 *pki_ca_cert(void);
 
 enum pki_issue_result {

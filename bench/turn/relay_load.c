@@ -10,8 +10,8 @@
  * replaced. The same program drives rtcauthd and coturn.
  *
  * usage: turn_relay_load HOST PORT SECRET REALM SESSIONS WINDOW SECONDS send|channel [LEN]
- * prints "ready" when every session is set up (the measured window
- * starts), then at the end
+ * prints "ready" when every session is set up, starts when a line arrives
+ * on stdin (the measured window starts), then at the end
  * "relayed=N seconds=T rate=R lost=L setup_errors=E" where N counts both
  * directions (client -> peer and peer -> client), each a relayed packet.
  */
@@ -238,6 +238,12 @@ int main(int argc, char **argv)
 	}
 	printf("ready\n");
 	fflush(stdout);
+	{
+		/* several generators start their floods together, after all are set up */
+		char go[16];
+		if (!fgets(go, sizeof(go), stdin))
+			return 1;
+	}
 	t0 = now_s();
 	end = t0 + dur;
 	for (int i = 0; i < nsess; i++) {

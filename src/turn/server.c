@@ -58,7 +58,7 @@
 #define RL_SLOTS	  4096		   /* unauthenticated-answer buckets per worker */
 #define RELAY_READ_BATCH  32		   /* datagrams read per socket per wakeup */
 #define RECV_BATCH	  16		   /* of those, per recvmmsg(2) */
-#define TID_POOL	  64 /* Data indication transaction ids drawn per RAND_bytes */
+#define TID_POOL	  256 /* Data indication transaction ids drawn per RAND_bytes */
 #define SOFTWARE	  "rtcauth"
 /* RFC 8489 §9.2 security features offered in every nonce cookie */
 #define TURN_OFFERED_FEATURES (TURN_FEATURE_PASSWORD_ALGORITHMS | TURN_FEATURE_USERNAME_ANONYMITY)

@@ -256,6 +256,29 @@ static void test_san_matches_only_its_own_type(void **state)
 	X509_free(x);
 }
 
+/* fuzz/fuzz_dn findings: what the store keeps normalises to itself and
+ * matches the name it was written for */
+static void test_dn_normalised_text_is_stable_and_faithful(void **state)
+{
+	char out[MTLS_DN_MAX], again[MTLS_DN_MAX], err[200];
+
+	(void)state;
+	/* attributes joined by '+' keep their written order */
+	assert_int_equal(mtls_dn_normalise("CN=a+OU=b+O=c,DC=x", out, err, sizeof(err)), 0);
+	assert_string_equal(out, "CN=a+OU=b+O=c,DC=x");
+	assert_int_equal(mtls_dn_normalise(out, again, err, sizeof(err)), 0);
+	assert_string_equal(again, out);
+	/* OpenSSL prints a value that is only '#' unescaped (a hex value to a
+	 * reader): refused rather than stored as something else */
+	assert_int_equal(mtls_dn_normalise("CN=\\# ", out, err, sizeof(err)), -1);
+	assert_string_equal(out, "");
+	assert_non_null(strstr(err, "written back"));
+	/* '#' inside a value is fine */
+	assert_int_equal(mtls_dn_normalise("CN=a\\#b", out, err, sizeof(err)), 0);
+	assert_int_equal(mtls_dn_normalise(out, again, err, sizeof(err)), 0);
+	assert_string_equal(again, out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +288,7 @@ int main(void)
 	    cmocka_unit_test(test_subject_matches_case_and_spacing_insensitively),
 	    cmocka_unit_test(test_subject_differs_when_order_or_any_attribute_differs),
 	    cmocka_unit_test(test_subject_multivalued_rdn_and_escaped_comma),
+	    cmocka_unit_test(test_dn_normalised_text_is_stable_and_faithful),
 	    cmocka_unit_test(test_san_normalises_each_type),
 	    cmocka_unit_test(test_san_refuses_bad_input),
 	    cmocka_unit_test(test_san_matches_only_its_own_type),

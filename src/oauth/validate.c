@@ -884,10 +884,12 @@ static int pool_consent(const struct oauth_partner *client, const struct oauth_p
 
 	if (!pool_store)
 		return refuse(VR_DELEGATION_NOT_ALLOWED, no_consent);
+	/* a name that is no SIP URI (an outer token's nameid) is no user of
+	 * ours: refused, not a store outage */
 	rc = store_user_get(pool_store, p->sub, &u);
 	if (rc == STORE_OK)
 		rc = store_oauth_consent_has(pool_store, client->rec.id, u.id, &yes);
-	if (rc == STORE_OK || rc == STORE_NOTFOUND)
+	if (rc == STORE_OK || rc == STORE_NOTFOUND || rc == STORE_INVALID)
 		return yes && u.enabled ? VR_OK : refuse(VR_DELEGATION_NOT_ALLOWED, no_consent);
 	pool_failed = true;
 	return VR_INTERNAL;

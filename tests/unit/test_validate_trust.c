@@ -251,9 +251,13 @@ static char *outer_token(const char *name, const char *user)
 	snprintf(iss, sizeof(iss), "%s-client@" REALM, name);
 	snprintf(nbf, sizeof(nbf), "%d", NOW);
 	snprintf(exp, sizeof(exp), "%d", NOW + 600);
-	c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "aud", MS_AUD, "iss", iss, "nbf",
-		      nbf, "exp", exp, "nameid", user, "nii", "urn:office:idp:activedirectory",
-		      "sip", user, "actortoken", actor);
+	c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "aud", MS_AUD, "iss", iss, "nbf", nbf,
+		      "exp", exp, "nameid", user, "nii", "urn:office:idp:activedirectory",
+		      "actortoken", actor);
+	/* a user written as an address gets the sip claim too; an opaque
+	 * nameid (an AD object id) comes alone */
+	if (strchr(user, '@'))
+		json_object_set_new(c, "sip", json_string(user));
 	assert_int_equal(jose_unsigned_compact(NULL, c, &out, NULL), 0);
 	json_decref(c);
 	free(actor);
@@ -382,6 +386,19 @@ static void test_outer_from_application_partner_for_unknown_or_disabled_user_ref
 	assert_int_equal(store_user_set_enabled(f->a, BOB, false), STORE_OK);
 	expect(f, t, VR_DELEGATION_NOT_ALLOWED);
 	free(t);
+}
+
+static void test_outer_naming_no_sip_user_is_refused_not_unavailable(void **state)
+{
+	struct fx *f = *state;
+	char *t = outer_token("app", "S-1-5-21-1004"), *full = outer_token("full", "S-1-5-21-1004");
+
+	expect(f, t, VR_DELEGATION_NOT_ALLOWED);
+	assert_false(oauth_validate_unavailable());
+	/* full trust takes the partner's word for who the user is */
+	expect(f, full, VR_OK);
+	free(t);
+	free(full);
 }
 
 static void test_outer_without_a_store_is_refused_for_application_partner(void **state)
@@ -630,6 +647,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	    T(test_outer_from_application_partner_needs_the_users_consent),
 	    T(test_outer_from_application_partner_for_unknown_or_disabled_user_refused),
+	    T(test_outer_naming_no_sip_user_is_refused_not_unavailable),
 	    T(test_outer_without_a_store_is_refused_for_application_partner),
 	    T(test_outer_consent_store_failure_fails_closed),
 	    T(test_outer_from_user_trust_partner_refused_even_with_consent),

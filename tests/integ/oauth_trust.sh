@@ -15,6 +15,8 @@
 # - A web ticket revoked at /oauth/revoke (by alice without client
 #   credentials, or by a partner holding it) is no longer a token-exchange
 #   subject_token (400 invalid_grant, "revoked") nor a key to /oauth/consent.
+# - The consent table unreadable: the outer token of an application partner
+#   gets 503 with Retry-After, a full-trust partner's still 200.
 . "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3
@@ -213,6 +215,22 @@ check_sh "a fresh ticket of alice still works (got $code)" '[ "$code" = 200 ]'
 post "token=not-a-token" /oauth/revoke
 check_sh "revoking garbage without client credentials: 401 invalid_client (got $code)" \
 	'[ "$code" = 401 ]'
+
+# ==== the consent records cannot be read: 503, never a guess ====
+ctl partner consent app --user sip:alice@example.test >/dev/null 2>&1
+OUTER=$(mint app outer "$MS_AUD" "alice@$REALM")
+api "$OUTER"
+check_sh "app's outer token with consent: 200 (got $code)" '[ "$code" = 200 ]'
+DB=$T/state/rtcauth.db
+sqlite3 "$DB" 'ALTER TABLE oauth_consent RENAME TO oauth_consent_away;'
+api "$OUTER"
+check_sh "the consent table gone: 503 temporarily_unavailable with Retry-After (got $code)" \
+	'[ "$code" = 503 ] && grep -qi "^Retry-After:" "$T/api.h" && grep -q temporarily_unavailable "$T/api" && ! grep -q "Alice Example" "$T/api"'
+api "$(mint full outer "$MS_AUD" "alice@$REALM")"
+check_sh "... a full-trust partner's needs no consent: 200 (got $code)" '[ "$code" = 200 ]'
+sqlite3 "$DB" 'ALTER TABLE oauth_consent_away RENAME TO oauth_consent;'
+api "$OUTER"
+check_sh "the table back: 200 (got $code)" '[ "$code" = 200 ]'
 
 check_sh "no token in the log" '! grep -qF "$WT" "$T/rtcauthd.log" && ! grep -q "eyJ" "$T/rtcauthd.log"'
 stop_daemon

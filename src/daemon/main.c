@@ -501,6 +501,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	vault_cache_flush();
 	if (oauth_reload(ncfg, main_store, err, sizeof(err)) < 0)
 		log_err("reload.oauth_failed", "reason=%s action=kept_old_keys", reason(err, rbuf));
+	if (pki_reload(ncfg, err, sizeof(err)) < 0)
+		log_err("reload.pki_failed", "reason=%s action=kept_old_pki", reason(err, rbuf));
 	switch (turn_reload(ncfg, err, sizeof(err))) {
 	case 0:
 		break;

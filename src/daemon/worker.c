@@ -82,7 +82,15 @@ struct sip_io {
 	struct evconnlistener *lst[CONFIG_MAX_LISTEN];
 	struct http_server *http; /* the HTTPS web services on this loop */
 	struct turn_server *turn; /* the TURN/STUN relay on this loop, or NULL */
+	/*
+	 * The live stream connections, by id. The owning thread reads it
+	 * without a lock (it is the only writer); it links and unlinks under
+	 * live_mu, which other workers take to ask whether a connection is
+	 * still open (conn_is_live) before queueing to it. Opens and closes
+	 * are rare next to messages, so the lock is almost never contended.
+	 */
 	struct conn *conns[CONN_BUCKETS];
+	pthread_mutex_t live_mu;
 	uint64_t next_seq;
 	pthread_mutex_t qmu;
 	struct xmsg *qhead, *qtail;
@@ -307,13 +315,29 @@ static struct conn **conn_slot(struct sip_io *io, uint64_t id)
 	return pp;
 }
 
+/* Another worker's question: is the connection id still open on io?
+ * Walks io's bucket under live_mu, so a conn is never read after its
+ * owner unlinked (and freed) it. */
+static bool conn_is_live(struct sip_io *io, uint64_t id)
+{
+	bool live;
+
+	pthread_mutex_lock(&io->live_mu);
+	live = *conn_slot(io, id) != NULL;
+	pthread_mutex_unlock(&io->live_mu);
+	return live;
+}
+
 static void conn_close(struct conn *c, const char *why)
 {
-	struct conn **pp = conn_slot(c->io, c->id);
+	struct conn **pp;
 	char addr[80];
 
+	pthread_mutex_lock(&c->io->live_mu);
+	pp = conn_slot(c->io, c->id);
 	if (*pp == c)
 		*pp = c->next;
+	pthread_mutex_unlock(&c->io->live_mu);
 	log_info("conn.close", "conn=%llx peer=%s transport=%s reason=%s",
 		 (unsigned long long)c->id, sip_flow_addr(&c->flow, addr, sizeof(addr)),
 		 sip_transport_name(c->flow.transport), why);
@@ -480,7 +504,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	atomic_fetch_add(&g_conns, 1);
 	stats_inc(ST_TCP_ACCEPTED);
+	pthread_mutex_lock(&io->live_mu);
 	*conn_slot(io, c->id) = c;
+	pthread_mutex_unlock(&io->live_mu);
 	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
 	bufferevent_set_timeouts(c->bev, &idle, NULL);
 	/* bound what one peer can make us buffer */
@@ -529,6 +555,13 @@ int sip_io_send(struct sip_io *io, const struct location_flow *to, const void *b
 				return -1;
 			return bufferevent_write(c->bev, buf, len);
 		}
+		/* Closed already: say so, so the router answers 480 at once
+		 * instead of the owner dropping the message unseen (the caller
+		 * would wait for Timer F). A connection that closes after this
+		 * check and before the owner drains its queue is still dropped
+		 * there (drain_queue logs conn.gone): that race stays. */
+		if (!conn_is_live(w, to->conn_id))
+			return -1;
 		x = malloc(sizeof(*x) + len);
 		if (!x)
 			return -1;
@@ -814,6 +847,7 @@ static int worker_init(struct sip_io *io, int id, const struct config *cfg, char
 	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
 		io->udp_fd[i] = -1;
 	pthread_mutex_init(&io->qmu, NULL);
+	pthread_mutex_init(&io->live_mu, NULL);
 	io->base = new_base();
 	io->bufs = malloc((size_t)UDP_BATCH * UDP_BUF);
 	if (!io->base || !io->bufs) {
@@ -992,6 +1026,7 @@ void workers_destroy(void)
 		store_close(io->sw.store);
 		free(io->bufs);
 		pthread_mutex_destroy(&io->qmu);
+		pthread_mutex_destroy(&io->live_mu);
 	}
 	free(workers);
 	workers = NULL;

@@ -222,15 +222,25 @@ int httpauth_challenges(const struct config *cfg, bool krb_ready, struct str non
 			void *arg)
 {
 	char v[HTTPAUTH_CHALLENGE_MAX];
+	bool negotiate = false;
 	int rc = 0;
 
+	/* Negotiate once, where the first mechanism SPNEGO can carry here
+	 * stands: Kerberos (with a keytab) or NTLM, which do_negotiate_any
+	 * accepts inside SPNEGO even without Kerberos (RFC 4559 §4) */
 	for (size_t k = 0; k < cfg->n_auth_schemes; k++) {
 		switch (cfg->auth_schemes[k]) {
 		case AUTH_SCHEME_KERBEROS:
-			if (krb_ready)
+			if (krb_ready && !negotiate) {
 				emit(arg, "Negotiate");
+				negotiate = true;
+			}
 			break;
 		case AUTH_SCHEME_NTLM:
+			if (!negotiate) {
+				emit(arg, "Negotiate");
+				negotiate = true;
+			}
 			emit(arg, "NTLM");
 			break;
 		case AUTH_SCHEME_DIGEST:

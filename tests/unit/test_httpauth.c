@@ -319,27 +319,97 @@ static void test_challenges_follow_config_order(void **state)
 	assert_null(strstr(s.v[2], "\r"));
 	assert_non_null(strstr(s.v[3], "algorithm=MD5"));
 
-	/* digest first, kerberos last, and no keytab: Negotiate left out */
+	/* digest first, kerberos last, and no keytab: Negotiate still offered
+	 * (for NTLM inside SPNEGO), just before NTLM */
 	cfg->auth_schemes[0] = AUTH_SCHEME_DIGEST;
 	cfg->auth_schemes[1] = AUTH_SCHEME_NTLM;
 	cfg->auth_schemes[2] = AUTH_SCHEME_KERBEROS;
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(
 	    httpauth_challenges(cfg, false, str_cstr("N2"), str_cstr("op"), true, collect, &s), 0);
-	assert_int_equal(s.n, 3);
+	assert_int_equal(s.n, 4);
 	assert_true(strncmp(s.v[0], "Digest ", 7) == 0);
 	assert_non_null(strstr(s.v[0], "stale=true"));
 	assert_true(strncmp(s.v[1], "Digest ", 7) == 0);
-	assert_string_equal(s.v[2], "NTLM");
+	assert_string_equal(s.v[2], "Negotiate");
+	assert_string_equal(s.v[3], "NTLM");
+	free(cfg);
+}
 
-	/* only NTLM offered */
+/* SPNEGO carrying NTLM is accepted without Kerberos, so NTLM alone must
+ * be offered as Negotiate too (before NTLM), once, whatever the keytab */
+static void test_challenges_offer_negotiate_when_only_ntlm_is_configured(void **state)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	struct seen s;
+
+	(void)state;
+	assert_non_null(cfg);
+	cfg_init(cfg);
 	cfg->auth_schemes[0] = AUTH_SCHEME_NTLM;
+	cfg->auth_schemes[1] = AUTH_SCHEME_DIGEST;
+	cfg->n_auth_schemes = 2;
+	for (int krb = 0; krb < 2; krb++) {
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(httpauth_challenges(cfg, krb, str_cstr("N3"), str_cstr("op"),
+						     false, collect, &s),
+				 0);
+		assert_int_equal(s.n, 4);
+		assert_string_equal(s.v[0], "Negotiate");
+		assert_string_equal(s.v[1], "NTLM");
+		assert_true(strncmp(s.v[2], "Digest ", 7) == 0);
+		assert_true(strncmp(s.v[3], "Digest ", 7) == 0);
+	}
+
+	/* only NTLM */
 	cfg->n_auth_schemes = 1;
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(
-	    httpauth_challenges(cfg, true, str_cstr("N3"), str_cstr("op"), false, collect, &s), 0);
-	assert_int_equal(s.n, 1);
-	assert_string_equal(s.v[0], "NTLM");
+	    httpauth_challenges(cfg, false, str_cstr("N4"), str_cstr("op"), false, collect, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.v[0], "Negotiate");
+	assert_string_equal(s.v[1], "NTLM");
+
+	/* NTLM first, Kerberos after it with a keytab: still one Negotiate */
+	cfg->auth_schemes[1] = AUTH_SCHEME_KERBEROS;
+	cfg->n_auth_schemes = 2;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(
+	    httpauth_challenges(cfg, true, str_cstr("N5"), str_cstr("op"), false, collect, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.v[0], "Negotiate");
+	assert_string_equal(s.v[1], "NTLM");
+	free(cfg);
+}
+
+/* Negotiate needs a mechanism behind it: Kerberos without a keytab, or
+ * Digest alone, offers no Negotiate */
+static void test_challenges_omit_negotiate_without_kerberos_keytab_or_ntlm(void **state)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	struct seen s;
+
+	(void)state;
+	assert_non_null(cfg);
+	cfg_init(cfg);
+	cfg->auth_schemes[0] = AUTH_SCHEME_KERBEROS;
+	cfg->auth_schemes[1] = AUTH_SCHEME_DIGEST;
+	cfg->n_auth_schemes = 2;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(
+	    httpauth_challenges(cfg, false, str_cstr("N6"), str_cstr("op"), false, collect, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_true(strncmp(s.v[0], "Digest ", 7) == 0);
+	assert_true(strncmp(s.v[1], "Digest ", 7) == 0);
+
+	cfg->auth_schemes[0] = AUTH_SCHEME_DIGEST;
+	cfg->n_auth_schemes = 1;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(
+	    httpauth_challenges(cfg, true, str_cstr("N7"), str_cstr("op"), false, collect, &s), 0);
+	assert_int_equal(s.n, 2);
+	for (size_t i = 0; i < s.n; i++)
+		assert_null(strstr(s.v[i], "Negotiate"));
 	free(cfg);
 }
 
@@ -604,6 +674,8 @@ int main(void)
 	    T(test_ntlm_fix_flags_only_for_curl_shaped_messages),
 	    T(test_identity_forms),
 	    T(test_challenges_follow_config_order),
+	    T(test_challenges_offer_negotiate_when_only_ntlm_is_configured),
+	    T(test_challenges_omit_negotiate_without_kerberos_keytab_or_ntlm),
 	    T(test_webticket_minted_passes_webticket_validate),
 	    T(test_webticket_lifetime_bounded_by_max),
 	    T(test_webticket_refuses_what_is_not_a_ticket),

@@ -895,30 +895,11 @@ static int pool_consent(const struct oauth_partner *client, const struct oauth_p
 	return VR_INTERNAL;
 }
 
-/*
- * May the client of p act for p's user now? Judged on every use, cached or
- * not, with the partner's current trust level (PROTOCOLS.md §6), so a
- * downgrade or a withdrawn consent stops the partner at once, at every
- * server of the pool:
- *  - full: yes;
- *  - application: while the user's consent is recorded (the store);
- *  - user: only our access tokens exchanged for a token the user obtained
- *    here (rtc_grant "user-token"), or minted before rtc_grant existed;
- *    never a partner's own outer token (validate_outer refuses those).
- * A token issued under full trust or with consent is thus refused once the
- * partner is downgraded to user trust, and without consent once it is
- * downgraded to application trust.
- */
-static int delegation_check(const struct oauth_snapshot *snap, const struct oauth_principal *p)
+/* May a partner of trust level trust act for p's user? */
+static int judge_trust(int trust, const struct oauth_partner *client,
+		       const struct oauth_principal *p)
 {
-	const struct oauth_partner *client;
-
-	if (!p->acts_for_user)
-		return VR_OK;
-	client = oauth_partner_by_name(snap, p->partner);
-	if (!client)
-		return VR_PARTNER_DISABLED;
-	switch (client->rec.trust) {
+	switch (trust) {
 	case STORE_TRUST_FULL:
 		return VR_OK;
 	case STORE_TRUST_APPLICATION:
@@ -934,6 +915,114 @@ static int delegation_check(const struct oauth_snapshot *snap, const struct oaut
 	default:
 		return VR_DELEGATION_NOT_ALLOWED;
 	}
+}
+
+/*
+ * The partners' trust levels as the store has them, read by each thread at
+ * most once every TRUST_POLL_MS and at once when its snapshot changed: a
+ * trust change or a disabling made at another server of the pool (which
+ * reloads only that server) is seen here within that time. Partners beyond
+ * TRUST_ROWS_MAX are judged by the snapshot alone.
+ */
+#define TRUST_POLL_MS  1000
+#define TRUST_ROWS_MAX 512
+
+struct trust_row {
+	int64_t id;
+	int trust;
+	bool enabled;
+};
+
+static _Thread_local struct {
+	const struct oauth_snapshot *snap; /* the snapshot it was read under */
+	const struct store *store;
+	uint64_t at; /* clock_mono_ms of the read; 0: never */
+	size_t n;
+	struct trust_row rows[TRUST_ROWS_MAX];
+} trust_view;
+
+static int trust_row_add(void *ctx, int64_t id, int trust, bool enabled)
+{
+	(void)ctx;
+	if (trust_view.n >= TRUST_ROWS_MAX)
+		return 1; /* the rest: the snapshot's word */
+	trust_view.rows[trust_view.n++] = (struct trust_row){id, trust, enabled};
+	return 0;
+}
+
+/* The store's row of partner id (NULL: none, or beyond the rows kept); -1
+ * when the store cannot answer. */
+static int store_trust(const struct oauth_snapshot *snap, int64_t id, const struct trust_row **out)
+{
+	uint64_t now = clock_mono_ms();
+	int rc;
+
+	*out = NULL;
+	if (trust_view.snap != snap || trust_view.store != pool_store || !trust_view.at ||
+	    now - trust_view.at >= TRUST_POLL_MS) {
+		trust_view.n = 0;
+		trust_view.at = 0;
+		rc = store_partner_trust_list(pool_store, trust_row_add, NULL);
+		if (rc < 0)
+			return -1;
+		trust_view.snap = snap;
+		trust_view.store = pool_store;
+		trust_view.at = now ? now : 1;
+	}
+	/* rows are ordered by id */
+	for (size_t lo = 0, hi = trust_view.n; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (trust_view.rows[mid].id == id) {
+			*out = &trust_view.rows[mid];
+			return 0;
+		}
+		if (trust_view.rows[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/*
+ * May the client of p act for p's user now? Judged on every use, cached or
+ * not, with the partner's current trust level (PROTOCOLS.md §6), so a
+ * downgrade or a withdrawn consent stops the partner at once:
+ *  - full: yes;
+ *  - application: while the user's consent is recorded (the store);
+ *  - user: only our access tokens exchanged for a token the user obtained
+ *    here (rtc_grant "user-token"), or minted before rtc_grant existed;
+ *    never a partner's own outer token (validate_outer refuses those).
+ * A token issued under full trust or with consent is thus refused once the
+ * partner is downgraded to user trust, and without consent once it is
+ * downgraded to application trust. With a store bound, the level the
+ * store has now must allow it too (store_trust): the pool's other servers
+ * see a change within TRUST_POLL_MS, before they reload.
+ */
+static int delegation_check(const struct oauth_snapshot *snap, const struct oauth_principal *p)
+{
+	const struct oauth_partner *client;
+	const struct trust_row *row;
+	int rc;
+
+	if (!p->acts_for_user)
+		return VR_OK;
+	client = oauth_partner_by_name(snap, p->partner);
+	if (!client)
+		return VR_PARTNER_DISABLED;
+	rc = judge_trust(client->rec.trust, client, p);
+	if (rc != VR_OK || !pool_store || client->rec.id <= 0)
+		return rc;
+	if (store_trust(snap, client->rec.id, &row) < 0) {
+		pool_failed = true;
+		return VR_INTERNAL;
+	}
+	if (!row)
+		return trust_view.n >= TRUST_ROWS_MAX ? VR_OK : VR_PARTNER_DISABLED; /* deleted */
+	if (!row->enabled)
+		return VR_PARTNER_DISABLED;
+	return row->trust == client->rec.trust ? VR_OK : judge_trust(row->trust, client, p);
 }
 
 /* Remember that the entry of h was found unrevoked at pool version v. */

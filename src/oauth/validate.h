@@ -40,6 +40,10 @@
  * were exchanged for a token the user obtained here ("user-token"). Our
  * tokens without the claim (minted before it existed) are judged as
  * before: full and user trust accept them, application trust with consent.
+ * With a store bound, the level (and enabled flag) the store has now must
+ * allow it too: each thread reads them at most once a second and at once
+ * after a reload, so a change made at another server of the pool is seen
+ * within about a second; a store that cannot answer is VR_INTERNAL.
  *
  * Must never log a token, nor return any claim of a token that failed.
  */

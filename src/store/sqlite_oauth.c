@@ -32,6 +32,7 @@ enum {
 	SL_PARTNER_EXISTS,
 	SL_USER_EXISTS,
 	SL_TRUST_SET,
+	SL_TRUST_LIST,
 	SL_LAST
 };
 _Static_assert(SL_LAST <= STORE_EXT_OAUTH_FIRST + 24, "sqlite_oauth.c owns 24 slots");
@@ -410,4 +411,32 @@ int store_partner_trust_set(struct store *s, const char *name, int trust)
 	if (err == STORE_OK && sqlite3_changes(sqlite3_db_handle(st)) == 0)
 		err = STORE_NOTFOUND;
 	return err;
+}
+
+int store_partner_trust_list(struct store *s,
+			     int (*fn)(void *ctx, int64_t id, int trust, bool enabled), void *ctx)
+{
+	static const char sql[] = "SELECT id, trust, enabled FROM partners ORDER BY id";
+	sqlite3_stmt *st;
+	int err = STORE_OK, rc, stop = 0, trust;
+
+	if (!fn)
+		return store_invalid(s, "partner trust list callback");
+	if (!(st = store_ext_stmt(s, SL_TRUST_LIST, sql, &err)))
+		return err;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 1);
+
+		if (!t || store_partner_trust_parse(t, &trust) != STORE_OK) {
+			err = store_invalid(s, "stored partner trust level");
+			break;
+		}
+		if ((stop = fn(ctx, sqlite3_column_int64(st, 0), trust,
+			       sqlite3_column_int(st, 2) != 0)) != 0)
+			break;
+	}
+	if (!err && !stop && rc != SQLITE_DONE)
+		err = store_fail(s, rc);
+	store_stmt_done(st);
+	return err ? err : stop;
 }

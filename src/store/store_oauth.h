@@ -105,5 +105,10 @@ int store_partner_tls_set(struct store *s, const char *name, const char *subject
  * STORE_NOTFOUND for an unknown name, STORE_INVALID for another level.
  * Running validators see it at their next snapshot (oauth.reload). */
 int store_partner_trust_set(struct store *s, const char *name, int trust);
+/* Every partner's id, trust level and enabled flag (ordered by id), for
+ * validators of a pool to see a change made at another server. fn may stop
+ * the walk by returning non-zero (returned). */
+int store_partner_trust_list(struct store *s,
+			     int (*fn)(void *ctx, int64_t id, int trust, bool enabled), void *ctx);
 
 #endif

@@ -146,7 +146,7 @@ static int verify_answer(void *arg, X509 *leaf, STACK_OF(X509) * chain, int64_t 
 	return f->verify_answer;
 }
 
-static int64_t store_partner(struct store *s, const char *name)
+static int64_t store_partner(struct store *s, const char *name, int trust)
 {
 	struct store_partner p;
 
@@ -155,7 +155,7 @@ static int64_t store_partner(struct store *s, const char *name)
 	snprintf(p.issuer, sizeof(p.issuer), "%s-client", name);
 	snprintf(p.realm, sizeof(p.realm), "example.test");
 	p.enabled = true;
-	p.trust = STORE_TRUST_APPLICATION;
+	p.trust = trust;
 	p.lifetime = 600;
 	p.source = STORE_PARTNER_CERT;
 	p.certs = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
@@ -213,7 +213,8 @@ static int setup(void **state)
 	assert_int_equal(store_open(f->path, STORE_CREATE, 1000, &f->a, err, sizeof(err)), 0);
 	assert_int_equal(store_open(f->path, 0, 1000, &f->b, err, sizeof(err)), 0);
 	for (int i = 0; i < N_P; i++)
-		s->partners[i].rec.id = store_partner(f->a, s->partners[i].rec.name);
+		s->partners[i].rec.id =
+		    store_partner(f->a, s->partners[i].rec.name, s->partners[i].rec.trust);
 	memset(&u, 0, sizeof(u));
 	assert_int_equal(store_uri_normalise(ALICE, u.uri, u.user, u.domain), 0);
 	u.enabled = true;

@@ -579,6 +579,50 @@ static void test_store_partner_trust_set_changes_only_the_trust_level(void **sta
 	store_partner_clear(&g);
 }
 
+struct trust_seen {
+	int n;
+	int64_t id[4];
+	int trust[4];
+	bool enabled[4];
+};
+
+static int trust_seen_add(void *ctx, int64_t id, int trust, bool enabled)
+{
+	struct trust_seen *t = ctx;
+
+	if (t->n >= 4)
+		return 7;
+	t->id[t->n] = id;
+	t->trust[t->n] = trust;
+	t->enabled[t->n++] = enabled;
+	return 0;
+}
+
+static void test_store_partner_trust_list_gives_every_partner_by_id(void **state)
+{
+	struct fx *f = *state;
+	struct store_partner a, b;
+	struct trust_seen t;
+
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(store_partner_trust_list(f->s, trust_seen_add, &t), STORE_OK);
+	assert_int_equal(t.n, 0);
+	mk_partner(&a, "mail", "iss-1");
+	a.trust = STORE_TRUST_FULL;
+	assert_int_equal(store_partner_add(f->s, &a), STORE_OK);
+	mk_partner(&b, "docs", "iss-2");
+	assert_int_equal(store_partner_add(f->s, &b), STORE_OK);
+	assert_int_equal(store_partner_set_enabled(f->s, "docs", false), STORE_OK);
+	assert_int_equal(store_partner_trust_list(f->s, trust_seen_add, &t), STORE_OK);
+	assert_int_equal(t.n, 2);
+	assert_true(t.id[0] == a.id && t.trust[0] == STORE_TRUST_FULL && t.enabled[0]);
+	assert_true(t.id[1] == b.id && t.trust[1] == STORE_TRUST_APPLICATION && !t.enabled[1]);
+	/* the callback stops the walk */
+	t.n = 4;
+	assert_int_equal(store_partner_trust_list(f->s, trust_seen_add, &t), 7);
+	assert_int_equal(store_partner_trust_list(f->s, NULL, NULL), STORE_INVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +646,7 @@ int main(void)
 	    T(test_store_partner_set_fetch_keeps_last_good_keys),
 	    T(test_store_partner_trust_names_roundtrip),
 	    T(test_store_partner_trust_set_changes_only_the_trust_level),
+	    T(test_store_partner_trust_list_gives_every_partner_by_id),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -554,6 +555,74 @@ static void test_token_with_unknown_grant_basis_refused(void **state)
 	free(t);
 }
 
+/* Another server of the pool downgrades or disables the partner: only the
+ * store knows until this server reloads; the validator sees it within the
+ * poll (a second), and at once when its snapshot changes. */
+static void test_trust_change_at_another_server_seen_within_a_second(void **state)
+{
+	struct fx *f = *state;
+	struct oauth_principal p;
+	struct timespec ts = {1, 100 * 1000 * 1000};
+	char *t = own_user_token(f, "full", STS_BASIS_FULL);
+
+	assert_int_equal(check(f, t, &p), VR_OK);
+	assert_int_equal(store_partner_trust_set(f->b, "full", STORE_TRUST_USER), STORE_OK);
+	nanosleep(&ts, NULL);
+	assert_int_equal(check(f, t, &p), VR_DELEGATION_NOT_ALLOWED);
+	assert_non_null(strstr(oauth_validate_detail(), "trust level user"));
+	/* application: with consent it is good again */
+	assert_int_equal(store_partner_trust_set(f->b, "full", STORE_TRUST_APPLICATION), STORE_OK);
+	assert_int_equal(store_oauth_consent_grant(f->b, f->snap->partners[P_FULL].rec.id, f->alice,
+						   NOW, "user:test"),
+			 STORE_OK);
+	nanosleep(&ts, NULL);
+	assert_int_equal(check(f, t, &p), VR_OK);
+	/* disabled there */
+	assert_int_equal(store_partner_set_enabled(f->b, "full", false), STORE_OK);
+	nanosleep(&ts, NULL);
+	assert_int_equal(check(f, t, &p), VR_PARTNER_DISABLED);
+	free(t);
+}
+
+static void test_trust_view_refreshed_when_the_snapshot_changes(void **state)
+{
+	struct fx *f = *state;
+	struct oauth_snapshot *other = calloc(1, sizeof(*other));
+	char *t = own_user_token(f, "full", STS_BASIS_FULL);
+
+	assert_non_null(other);
+	expect(f, t, VR_OK);
+	assert_int_equal(store_partner_trust_set(f->b, "full", STORE_TRUST_USER), STORE_OK);
+	/* a reload: a new snapshot (here: the same contents at a new address),
+	 * no waiting */
+	*other = *f->snap;
+	{
+		struct oauth_snapshot *old = f->snap;
+
+		f->snap = other;
+		expect(f, t, VR_DELEGATION_NOT_ALLOWED);
+		f->snap = old;
+	}
+	free(other);
+	free(t);
+}
+
+static void test_trust_view_store_failure_fails_closed(void **state)
+{
+	struct fx *f = *state;
+	struct oauth_principal p;
+	struct oauth_snapshot *other = calloc(1, sizeof(*other));
+	char *t = own_user_token(f, "full", STS_BASIS_FULL);
+
+	assert_non_null(other);
+	*other = *f->snap;
+	drop_table(f, "DROP TABLE oauth_consent; DROP TABLE partners;");
+	assert_int_equal(oauth_validate_token(other, t, strlen(t), NOW, &p), VR_INTERNAL);
+	assert_true(oauth_validate_unavailable());
+	free(other);
+	free(t);
+}
+
 /* ---- web tickets and the revocation list ---- */
 
 static char *web_ticket(struct fx *f, const char *uri)
@@ -657,6 +726,9 @@ int main(void)
 	    T(test_token_exchanged_for_a_user_token_stays_good_under_user_trust),
 	    T(test_token_without_grant_claim_judged_as_before),
 	    T(test_token_with_unknown_grant_basis_refused),
+	    T(test_trust_change_at_another_server_seen_within_a_second),
+	    T(test_trust_view_refreshed_when_the_snapshot_changes),
+	    T(test_trust_view_store_failure_fails_closed),
 	    T(test_web_ticket_revoked_here_is_refused),
 	    T(test_web_ticket_revoked_at_another_server_is_refused),
 	    T(test_web_ticket_revocation_store_failure_fails_closed),

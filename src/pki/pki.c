@@ -27,6 +27,7 @@
 
 #include "core/x509.h"
 #include "pki/pki_int.h"
+#include "store/store_pki.h"
 #include "vault/vault_pki.h"
 
 #define PKI_BACKDATE	    300 /* seconds: clients whose clocks run a little behind */
@@ -759,20 +760,15 @@ bool pki_reason_valid(const char *reason)
 
 int pki_serial_revoked(struct store *s, const char *serial)
 {
-	struct store_cert *c = malloc(sizeof(*c));
 	char norm[PKI_SERIAL_MAX];
+	int64_t revoked_at;
 	bool revoked;
 	int rc;
 
-	if (!c)
-		return -1;
-	if (pki_serial_normalise(serial, norm) < 0) {
-		free(c);
+	if (pki_serial_normalise(serial, norm) < 0)
 		return 1; /* not a serial we could have issued */
-	}
-	rc = store_cert_get(s, norm, c);
-	revoked = rc == STORE_OK && c->revoked_at != 0;
-	free(c);
+	rc = store_cert_revoked_at(s, norm, &revoked_at);
+	revoked = rc == STORE_OK && revoked_at != 0;
 	if (rc == STORE_NOTFOUND)
 		return 1; /* PROTOCOLS.md §3: a deleted record is a revoked certificate */
 	if (rc != STORE_OK)

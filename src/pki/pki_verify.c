@@ -22,6 +22,7 @@
 
 #include "core/log.h"
 #include "pki/pki_int.h"
+#include "store/store_pki.h"
 
 #define CRL_FILE_MAX (16 * 1024 * 1024) /* bytes: bigger CRL files are refused */
 
@@ -378,23 +379,17 @@ static int check_external(X509 *cert, X509 *issuer, int64_t now, bool leaf)
 static int check_ours(struct store *s, X509 *leaf)
 {
 	char serial[PKI_SERIAL_MAX];
-	struct store_cert *c;
+	int64_t revoked_at;
 	int rc;
 
 	if (pki_serial_of(X509_get0_serialNumber(leaf), serial) < 0)
 		return PKI_VERIFY_REVOKED;
-	c = malloc(sizeof(*c));
-	if (!c)
-		return PKI_VERIFY_UNAVAILABLE;
-	rc = store_cert_get(s, serial, c);
+	rc = store_cert_revoked_at(s, serial, &revoked_at);
 	if (rc == STORE_OK)
-		rc = c->revoked_at ? PKI_VERIFY_REVOKED : PKI_VERIFY_OK;
-	else if (rc == STORE_NOTFOUND)
-		rc = pki_g.builtin ? PKI_VERIFY_REVOKED : 1;
-	else
-		rc = PKI_VERIFY_UNAVAILABLE;
-	free(c);
-	return rc;
+		return revoked_at ? PKI_VERIFY_REVOKED : PKI_VERIFY_OK;
+	if (rc == STORE_NOTFOUND)
+		return pki_g.builtin ? PKI_VERIFY_REVOKED : 1;
+	return PKI_VERIFY_UNAVAILABLE;
 }
 
 static int check_revocation(struct store *s, STACK_OF(X509) * vchain, int64_t now)

@@ -1,6 +1,6 @@
 /*
  * Inside the SQLite store: what sqlite.c shares with the store files beside
- * it (sqlite_turn.c, sqlite_oauth.c), so that each feature's queries live in
+ * it (sqlite_turn.c, sqlite_oauth.c, sqlite_pki.c), so that each feature's queries live in
  * a file of their own. Nothing outside src/store includes this.
  *
  * Each sibling file owns a range of extension statement slots: prepared once
@@ -19,7 +19,8 @@
 enum store_ext_slot {
 	STORE_EXT_TURN_FIRST = 0,  /* sqlite_turn.c: 0..7 */
 	STORE_EXT_OAUTH_FIRST = 8, /* sqlite_oauth.c: 8..31 */
-	STORE_EXT_MAX = 32
+	STORE_EXT_PKI_FIRST = 32,  /* sqlite_pki.c: 32..35 */
+	STORE_EXT_MAX = 36
 };
 
 /* The statement for slot, prepared from sql at its first use; NULL with *err

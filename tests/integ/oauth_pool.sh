@@ -7,6 +7,8 @@
 # is refused by A's protected resource within 2 s (A had it cached: it was
 # used just before) and introspection at A says active:false; a token
 # revoked at A is refused at B too; an unrevoked token stays good at both.
+# A partner downgraded to user trust with rtcauthctl at B (which reloads B
+# only) has its full-trust token for alice refused at A within 2 s.
 . "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3
@@ -100,6 +102,7 @@ UA=$($PY "$T/mint.py" user "$ISS/oauth/token" sip:alice@example.test "$T")
 JB="grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=$UA"
 post "$B" /oauth/token "$JB"
 check_sh "a jwt-bearer user assertion at B: 200 (got $code)" '[ "$code" = 200 ]'
+TUSER=$($PY -c "import json; print(json.load(open('$T/resp'))['access_token'])" 2>/dev/null)
 post "$A" /oauth/token "$JB"
 check_sh "the same user assertion at A: 400 invalid_grant (got $code $(err))" \
 	'[ "$code" = 400 ] && [ "$(err)" = invalid_grant ] && grep -q "used before" "$T/resp"'
@@ -153,6 +156,23 @@ for _ in $(seq 1 40); do
 	sleep 0.1
 done
 check_sh "a token of B revoked at A is refused at B within 2 s (last $code)" '[ -n "$refused" ]'
+
+# ---- a trust downgrade made at B reaches A without a reload of A ----
+get "$A" "$TUSER"
+check_sh "p1's token for alice (full trust) at A: 200 (got $code)" '[ "$code" = 200 ]'
+CONF=$CONF_B ctl partner set p1 --trust user >/dev/null 2>&1
+get "$B" "$TUSER"
+check_sh "partner set p1 --trust user at B: B refuses it at once (got $code)" '[ "$code" = 401 ]'
+start=$(date +%s%N)
+refused=""
+for _ in $(seq 1 25); do
+	get "$A" "$TUSER"
+	[ "$code" = 401 ] && { refused=1; break; }
+	sleep 0.1
+done
+ms=$((($(date +%s%N) - start) / 1000000))
+check_sh "A, not reloaded, refuses it within 2 s (after ${ms} ms, last $code)" \
+	'[ -n "$refused" ] && [ "$ms" -le 2000 ] && ! grep -q "Alice Example" "$T/resp"'
 
 check_sh "the servers log the refusals as revoked" \
 	'grep -q "event=oauth.validate.*result=revoked" "$T/rtcauthd.log"'

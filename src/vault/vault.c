@@ -524,15 +524,14 @@ static bool cache_current(struct store *s, uint64_t now)
 }
 
 /* store_digest_lookup through the cache; same contract. */
-static int cached_lookup(struct store *s, const struct digest_creds *c, unsigned mech,
+static int cached_lookup(struct store *s, struct str name, struct str realm, unsigned mech,
 			 struct store_user *u, struct store_cred *key)
 {
 	uint64_t h = 0, now = now_ms();
 	bool use = cache_current(s, now);
 	uint32_t gen = atomic_load(&cache_gen);
 	bool hit = false;
-	struct cache_entry *e =
-	    use ? cache_slot(c->username, c->realm, mech, &h, gen, now, &hit) : NULL;
+	struct cache_entry *e = use ? cache_slot(name, realm, mech, &h, gen, now, &hit) : NULL;
 	int rc;
 
 	if (hit) {
@@ -544,7 +543,7 @@ static int cached_lookup(struct store *s, const struct digest_creds *c, unsigned
 		key->key_len = e->key_len;
 		return e->rc;
 	}
-	rc = store_digest_lookup(s, c->username, c->realm, digest_mech[mech], u, key);
+	rc = store_digest_lookup(s, name, realm, digest_mech[mech], u, key);
 	if (!e || (rc != STORE_OK && rc != STORE_NOTFOUND && rc != STORE_INVALID))
 		return rc; /* outages are never remembered */
 	if (strnlen(u->uri, sizeof(u->uri)) >= sizeof(e->uri) || key->key_len > sizeof(e->key))
@@ -555,10 +554,10 @@ static int cached_lookup(struct store *s, const struct digest_creds *c, unsigned
 	e->until_ms = now + VAULT_CACHE_TTL_MS;
 	e->rc = rc;
 	e->mech = (uint8_t)mech;
-	e->name_len = (uint8_t)c->username.len;
-	memcpy(e->name, c->username.p, c->username.len);
-	e->realm_len = (uint8_t)c->realm.len;
-	memcpy(e->realm, c->realm.p, c->realm.len);
+	e->name_len = (uint8_t)name.len;
+	memcpy(e->name, name.p, name.len);
+	e->realm_len = (uint8_t)realm.len;
+	memcpy(e->realm, realm.p, realm.len);
 	e->user_id = u->id;
 	e->enabled = u->enabled;
 	e->has_password = u->has_password;
@@ -566,6 +565,14 @@ static int cached_lookup(struct store *s, const struct digest_creds *c, unsigned
 	e->key_len = (uint8_t)key->key_len;
 	memcpy(e->key, key->key, e->key_len);
 	return rc;
+}
+
+int vault_digest_key(struct store *s, struct str name, struct str realm, enum digest_alg alg,
+		     struct store_user *u, struct store_cred *key)
+{
+	if (!s || !u || !key || (unsigned)alg >= DIGEST_ALG_COUNT)
+		return STORE_INVALID;
+	return cached_lookup(s, name, realm, (unsigned)alg, u, key);
 }
 
 struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c, struct str method,
@@ -589,7 +596,7 @@ struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c
 	if ((unsigned)c->alg >= DIGEST_ALG_COUNT)
 		return verdict_permfail("bad_algorithm");
 
-	rc = cached_lookup(s, c, (unsigned)c->alg, &u, &key);
+	rc = cached_lookup(s, c->username, c->realm, (unsigned)c->alg, &u, &key);
 	switch (rc) {
 	case STORE_OK:
 		ha1 = key.key;

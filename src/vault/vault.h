@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/digest_alg.h"
 #include "auth/verdict.h"
 #include "core/str.h"
 #include "store/store.h"
@@ -69,6 +70,20 @@ void vault_netbios_domain(const char *name);
  */
 struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c, struct str method,
 				   struct str body, struct str realm, struct store_user *user);
+
+/*
+ * For the vault's own modules only (vault_turn.c: the TURN long-term key is
+ * the Digest HA1): the stored Digest key of alg for (name, realm) with its
+ * user, through the same per-thread cache as vault_digest_verify, so both
+ * follow one set of rules (vault_cache_flush, the version poll, the grace
+ * during a store outage). The contract of store_digest_lookup: STORE_OK
+ * (*key filled; the caller checks u->enabled and wipes *key),
+ * STORE_NOTFOUND (u->id > 0: the user exists without such a key),
+ * STORE_INVALID for a name the store cannot hold, other codes an outage
+ * (never cached). The key must not leave the vault.
+ */
+int vault_digest_key(struct store *s, struct str name, struct str realm, enum digest_alg alg,
+		     struct store_user *u, struct store_cred *key);
 
 /*
  * Forget every cached key lookup (all threads, lazily: each thread notices

@@ -7,10 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -278,155 +276,10 @@ static struct verdict check_ephemeral(const struct secret *sec, struct str usern
 	return rc == 0 ? verdict_ok() : verdict_permfail("bad_integrity");
 }
 
-/*
- * Per-thread cache of directory key lookups: without it every TURN request
- * (Allocate, each Refresh, CreatePermission, ChannelBind) is a SQLite read.
- * The same rules as the Digest cache in vault.c: negative answers are cached
- * too (known and unknown names cost the same), store errors never are, and
- * each thread re-reads the store's credentials version at most once a second
- * and empties its cache when it moved (a password change, a disabled user,
- * by any process), so a change takes effect within a second; when the
- * version cannot be read the cache is not used. Keys are wiped on
- * replacement and when the thread ends.
- */
-#define TC_SETS	    1024
-#define TC_WAYS	    4
-#define TC_NAME	    64
-#define TC_URI	    128
-#define TC_CHECK_MS 1000
-#define TC_TTL_MS   300000
-
-struct tc_entry {
-	uint64_t hash, until_ms;
-	uint32_t gen;
-	int rc;
-	uint8_t alg, name_len, realm_len, key_len;
-	char name[TC_NAME], realm[TC_NAME];
-	int64_t user_id;
-	bool enabled;
-	char uri[TC_URI];
-	uint8_t key[STORE_KEY_MAX];
-};
-
-static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
-static pthread_key_t tc_key;
-
-static void tc_free(void *p)
-{
-	if (p) {
-		secmem_wipe(p, sizeof(struct tc_entry) * TC_SETS * TC_WAYS);
-		free(p);
-	}
-}
-
-static void tc_setup(void)
-{
-	pthread_key_create(&tc_key, tc_free);
-}
-
-static uint64_t tc_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* This thread's generation, bumped when the store's version moves; 0: do not cache. */
-static uint32_t tc_generation(struct store *s, uint64_t now)
-{
-	static _Thread_local int64_t seen = -1;
-	static _Thread_local uint64_t checked;
-	static _Thread_local uint32_t gen = 1;
-	static _Thread_local bool usable;
-	int64_t v;
-
-	if (checked && now - checked < TC_CHECK_MS)
-		return usable ? gen : 0;
-	checked = now;
-	usable = store_cred_version(s, &v) == STORE_OK;
-	if (usable && v != seen) {
-		seen = v;
-		gen++;
-	}
-	return usable ? gen : 0;
-}
-
-/* store_digest_lookup through the cache; same contract. */
-static int tc_lookup(struct store *s, struct str name, struct str realm, const char *mech,
-		     uint8_t alg, struct store_user *u, struct store_cred *key)
-{
-	uint64_t now = tc_now_ms(), h = 1469598103934665603ULL ^ alg;
-	uint32_t gen = tc_generation(s, now);
-	struct tc_entry *tab = NULL, *set, *e, *free_way = NULL, *oldest = NULL;
-	int rc;
-
-	if (gen && name.len < TC_NAME && realm.len < TC_NAME) {
-		pthread_once(&tc_once, tc_setup);
-		tab = pthread_getspecific(tc_key);
-		if (!tab) {
-			tab = calloc((size_t)TC_SETS * TC_WAYS, sizeof(*tab));
-			if (tab && pthread_setspecific(tc_key, tab) != 0) {
-				free(tab);
-				tab = NULL;
-			}
-		}
-	}
-	if (!tab)
-		return store_digest_lookup(s, name, realm, mech, u, key);
-	for (size_t i = 0; i < name.len; i++)
-		h = (h ^ (unsigned char)name.p[i]) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (size_t i = 0; i < realm.len; i++)
-		h = (h ^ (unsigned char)realm.p[i]) * 1099511628211ULL;
-	set = &tab[(h % TC_SETS) * TC_WAYS];
-	for (int w = 0; w < TC_WAYS; w++) {
-		struct tc_entry *c = &set[w];
-		if (c->hash == h && c->gen == gen && c->until_ms > now && c->alg == alg &&
-		    c->name_len == name.len && memcmp(c->name, name.p, name.len) == 0 &&
-		    c->realm_len == realm.len && memcmp(c->realm, realm.p, realm.len) == 0) {
-			u->id = c->user_id;
-			u->enabled = c->enabled;
-			memcpy(u->uri, c->uri, sizeof(c->uri));
-			memcpy(key->key, c->key, sizeof(key->key));
-			key->key_len = c->key_len;
-			return c->rc;
-		}
-		if (c->gen != gen || c->until_ms <= now) {
-			if (!free_way)
-				free_way = c;
-		} else if (!oldest || c->until_ms < oldest->until_ms) {
-			oldest = c;
-		}
-	}
-	e = free_way ? free_way : oldest; /* the way to fill */
-	rc = store_digest_lookup(s, name, realm, mech, u, key);
-	if (rc != STORE_OK && rc != STORE_NOTFOUND && rc != STORE_INVALID)
-		return rc; /* outages are never remembered */
-	if (strnlen(u->uri, sizeof(u->uri)) >= TC_URI || key->key_len > sizeof(e->key))
-		return rc;
-	secmem_wipe(e, sizeof(*e));
-	e->hash = h;
-	e->gen = gen;
-	e->until_ms = now + TC_TTL_MS;
-	e->rc = rc;
-	e->alg = alg;
-	e->name_len = (uint8_t)name.len;
-	memcpy(e->name, name.p, name.len);
-	e->realm_len = (uint8_t)realm.len;
-	memcpy(e->realm, realm.p, realm.len);
-	e->user_id = u->id;
-	e->enabled = u->enabled;
-	memcpy(e->uri, u->uri, strnlen(u->uri, TC_URI - 1) + 1);
-	e->key_len = (uint8_t)key->key_len;
-	memcpy(e->key, key->key, key->key_len);
-	return rc;
-}
-
 static struct verdict check_directory(struct store *s, struct str username, struct str realm,
 				      enum turn_pwalg alg, const struct stun_msg *m, char *who,
 				      size_t whocap)
 {
-	const char *mech = alg == TURN_PWALG_SHA256 ? "digest-sha256" : "digest-md5";
 	size_t want = alg == TURN_PWALG_SHA256 ? TURN_KEY_SHA256_LEN : TURN_KEY_MD5_LEN;
 	struct store_user u;
 	struct store_cred key;
@@ -436,7 +289,12 @@ static struct verdict check_directory(struct store *s, struct str username, stru
 
 	memset(&u, 0, sizeof(u));
 	memset(&key, 0, sizeof(key));
-	rc = tc_lookup(s, username, realm, mech, (uint8_t)alg, &u, &key);
+	/* the same rows as Digest, through vault.c's per-thread cache: without
+	 * it every TURN request (Allocate, each Refresh, CreatePermission,
+	 * ChannelBind) is a store read; a password change or a disabled user
+	 * is seen within a second, at once after vault_cache_flush */
+	rc = vault_digest_key(s, username, realm,
+			      alg == TURN_PWALG_SHA256 ? DIGEST_SHA256 : DIGEST_MD5, &u, &key);
 	switch (rc) {
 	case STORE_OK:
 		if (key.key_len != want) {

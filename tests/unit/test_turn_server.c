@@ -287,6 +287,38 @@ static void test_password_change_and_disable_take_effect_within_a_second(void **
 	assert_string_equal(v.reason, "disabled");
 }
 
+/*
+ * The TURN keys come through the vault's one lookup cache (the Digest
+ * one): a flush (rtcauthctl's cache.flush, SIGHUP) reaches them at once,
+ * without waiting for the version poll; between polls the cache answers.
+ */
+static void test_cache_flush_reaches_turn_keys_at_once(void **state)
+{
+	struct fx *f = *state;
+	struct verdict v;
+
+	add_user(f->s, "sip:dora@" REALM, true, PW);
+	vault_cache_check_interval(3600 * 1000); /* only flushes count here */
+	vault_cache_flush();
+	assert_int_equal(check(f, "dora", PW, false, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
+	assert_int_equal(check(f, "dora", PW, true, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
+	assert_int_equal(store_user_set_enabled(f->s, "sip:dora@" REALM, false), STORE_OK);
+	/* between two version polls the cached keys answer... */
+	assert_int_equal(check(f, "dora", PW, false, NULL).kind, VERDICT_OK);
+	vault_turn_forget();
+	/* ...until the flush, for both key algorithms */
+	vault_cache_flush();
+	v = check(f, "dora", PW, false, NULL);
+	assert_int_equal(v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(v.reason, "disabled");
+	v = check(f, "dora", PW, true, NULL);
+	assert_int_equal(v.kind, VERDICT_PERMFAIL);
+	assert_string_equal(v.reason, "disabled");
+	vault_cache_check_interval(1000);
+}
+
 static void test_secret_file_is_created_0600_with_64_hex_digits(void **state)
 {
 	struct fx *f = *state;
@@ -586,6 +618,7 @@ int main(void)
 	    T(test_answer_is_signed_with_the_checked_key_only),
 	    T(test_store_outage_is_tempfail_not_a_wrong_password),
 	    T(test_password_change_and_disable_take_effect_within_a_second),
+	    T(test_cache_flush_reaches_turn_keys_at_once),
 	    T(test_secret_file_is_created_0600_with_64_hex_digits),
 	    T(test_ephemeral_credentials_from_the_secret),
 	    T(test_secret_file_readable_by_others_or_empty_is_refused),

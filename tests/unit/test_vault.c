@@ -573,6 +573,75 @@ static void test_vault_set_password_stores_six_keys_of_right_sizes(void **state)
 	assert_int_equal(rows, 6);
 }
 
+/* vault_digest_key (the TURN long-term keys): the stored HA1 of the asked
+ * algorithm for either user-name form, the same from the cache as from the
+ * store; unknown names NOTFOUND without a user, a user without a password
+ * NOTFOUND with one; bad arguments INVALID. */
+static void test_vault_digest_key_is_the_stored_ha1_for_both_username_forms(void **state)
+{
+	static const struct {
+		enum digest_alg alg;
+		const char *name;
+		size_t len;
+	} cases[] = {
+	    {DIGEST_MD5, "alice", 16},
+	    {DIGEST_SHA256, "alice", 32},
+	    {DIGEST_MD5, "alice@example.test", 16},
+	    {DIGEST_SHA512_256, "alice@example.test", 32},
+	};
+	struct fx *f = *state;
+	struct store_user u, bob;
+	struct store_cred key;
+	char want[2 * 32 + 1], got[2 * 32 + 1], in[256], user[STORE_URI_MAX], domain[STORE_URI_MAX];
+
+	vault_cache_flush();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(in, sizeof(in), "%s:example.test:%s", cases[i].name, PASSWORD);
+		h_hex(cases[i].alg, in, want);
+		for (int round = 0; round < 2; round++) { /* the store, then the cache */
+			memset(&u, 0, sizeof(u));
+			memset(&key, 0, sizeof(key));
+			assert_int_equal(vault_digest_key(f->s, str_cstr(cases[i].name),
+							  STR_LIT("example.test"), cases[i].alg, &u,
+							  &key),
+					 STORE_OK);
+			assert_int_equal(key.key_len, cases[i].len);
+			for (size_t k = 0; k < key.key_len; k++)
+				sprintf(got + 2 * k, "%02x", key.key[k]);
+			assert_string_equal(got, want);
+			assert_string_equal(u.uri, f->alice.uri);
+			assert_true(u.enabled);
+		}
+	}
+	/* the other realm's key is not alice's */
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(
+	    vault_digest_key(f->s, STR_LIT("alice"), STR_LIT("other.test"), DIGEST_MD5, &u, &key),
+	    STORE_NOTFOUND);
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(vault_digest_key(f->s, STR_LIT("nobody"), STR_LIT("example.test"),
+					  DIGEST_MD5, &u, &key),
+			 STORE_NOTFOUND);
+	assert_int_equal(u.id, 0);
+	memset(&bob, 0, sizeof(bob));
+	assert_int_equal(store_uri_normalise("sip:bob@example.test", bob.uri, user, domain), 0);
+	bob.enabled = true;
+	assert_int_equal(store_user_add(f->s, &bob), STORE_OK);
+	vault_cache_flush();
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(
+	    vault_digest_key(f->s, STR_LIT("bob"), STR_LIT("example.test"), DIGEST_MD5, &u, &key),
+	    STORE_NOTFOUND);
+	assert_true(u.id > 0);
+	assert_int_equal(vault_digest_key(f->s, STR_LIT("alice"), STR_LIT("example.test"),
+					  DIGEST_ALG_COUNT, &u, &key),
+			 STORE_INVALID);
+	assert_int_equal(
+	    vault_digest_key(NULL, STR_LIT("alice"), STR_LIT("example.test"), DIGEST_MD5, &u, &key),
+	    STORE_INVALID);
+	memset(&key, 0, sizeof(key));
+}
+
 static void test_vault_set_password_on_missing_user_fails(void **state)
 {
 	struct fx *f = *state;
@@ -651,6 +720,7 @@ int main(void)
 	    T(test_vault_cache_sees_changes_from_elsewhere_at_the_next_poll),
 	    T(test_vault_cache_is_bypassed_when_the_version_stays_unreadable),
 	    T(test_vault_cache_holds_ten_thousand_users),
+	    T(test_vault_digest_key_is_the_stored_ha1_for_both_username_forms),
 	    T(test_vault_set_password_on_missing_user_fails),
 	    T(test_vault_store_outage_is_tempfail_not_unknown_user),
 	    T(test_vault_set_password_on_locked_store_is_unavailable),

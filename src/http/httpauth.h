@@ -110,8 +110,8 @@ int httpauth_identity(struct str name, const char *domain, char *out, size_t cap
 
 /*
  * Call emit once per WWW-Authenticate value to send on a 401, in the
- * [auth] schemes order of cfg: "Negotiate" once, at Kerberos's place when
- * krb_ready, else just before "NTLM" (SPNEGO carries NTLM too), "NTLM",
+ * [auth] schemes order of cfg: "Negotiate" once, at the first of Kerberos
+ * (when krb_ready) and NTLM (SPNEGO carries either), "NTLM",
  * then one "Digest realm=..., nonce=..." per configured algorithm (the
  * first is what most clients take), realm = the SIP domain. 0, or -1 when a
  * value did not fit HTTPAUTH_CHALLENGE_MAX.

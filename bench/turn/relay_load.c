@@ -46,6 +46,7 @@ static char user[128], pw[64], realm[128];
 static uint8_t key[TURN_KEY_MAX];
 static int keylen;
 static struct stun_addr peer_addr;
+static int setup_step, setup_code; /* where the last setup failed, and how */
 
 static double now_s(void)
 {
@@ -101,6 +102,22 @@ static int transact(int fd, uint16_t method, const char *nonce, size_t nonce_len
 	return -1;
 }
 
+/* Record how setup step n ended (for the diagnostic); 0 when it succeeded. */
+static int step(int n, int rc, const struct stun_msg *m, bool success)
+{
+	const struct stun_attr *ea;
+	struct str reason;
+
+	setup_step = n;
+	setup_code = rc < 0 ? -1 : 0;
+	if (rc == 0 && m->cls == STUN_ERROR_RESPONSE &&
+	    (ea = stun_find(m, STUN_ATTR_ERROR_CODE)) != NULL)
+		stun_get_error(m, ea, &setup_code, &reason);
+	if (rc < 0 || (success && m->cls != STUN_SUCCESS))
+		return -1;
+	return 0;
+}
+
 /* Allocate (401, then authenticated), CreatePermission or ChannelBind. */
 static int setup(struct sess *s, int idx, bool channel, size_t len)
 {
@@ -118,22 +135,25 @@ static int setup(struct sess *s, int idx, bool channel, size_t len)
 	s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&srv, sizeof(srv)) < 0)
 		return -1;
-	if (transact(s->fd, STUN_METHOD_ALLOCATE, NULL, 0, NULL, 0, ans, sizeof(ans), &m) < 0 ||
+	if (step(1, transact(s->fd, STUN_METHOD_ALLOCATE, NULL, 0, NULL, 0, ans, sizeof(ans), &m),
+		 &m, false) < 0 ||
 	    stun_get_nonce(&m, &nv) < 0 || nv.len > sizeof(nonce))
 		return -1;
 	memcpy(nonce, nv.p, nv.len);
 	nonce_len = nv.len;
-	if (transact(s->fd, STUN_METHOD_ALLOCATE, (char *)nonce, nonce_len, NULL, 0, ans,
-		     sizeof(ans), &m) < 0 ||
-	    m.cls != STUN_SUCCESS)
+	if (step(2,
+		 transact(s->fd, STUN_METHOD_ALLOCATE, (char *)nonce, nonce_len, NULL, 0, ans,
+			  sizeof(ans), &m),
+		 &m, true) < 0)
 		return -1;
 	ra = stun_find(&m, STUN_ATTR_XOR_RELAYED_ADDRESS);
 	if (!ra || stun_get_xor_addr(&m, ra, &s->relay) < 0)
 		return -1;
-	if (transact(s->fd, channel ? STUN_METHOD_CHANNEL_BIND : STUN_METHOD_CREATE_PERMISSION,
-		     (char *)nonce, nonce_len, &peer_addr, channel ? chan : 0, ans, sizeof(ans),
-		     &m) < 0 ||
-	    m.cls != STUN_SUCCESS)
+	if (step(3,
+		 transact(s->fd, channel ? STUN_METHOD_CHANNEL_BIND : STUN_METHOD_CREATE_PERMISSION,
+			  (char *)nonce, nonce_len, &peer_addr, channel ? chan : 0, ans,
+			  sizeof(ans), &m),
+		 &m, true) < 0)
 		return -1;
 	memset(data, 0x5A, len);
 	if (channel) {
@@ -231,13 +251,25 @@ int main(int argc, char **argv)
 	    stun_addr_from_sockaddr(&peer_addr, (struct sockaddr *)&pa) < 0)
 		return 1;
 	setsockopt(peer_fd, SOL_SOCKET, SO_RCVBUF, &(int){1 << 22}, sizeof(int));
-	for (int i = 0; i < nsess; i++)
-		if (setup(&ss[i], i, channel, len) < 0) {
+	for (int i = 0; i < nsess; i++) {
+		int rc = setup(&ss[i], i, channel, len);
+		/* 437: an earlier run's allocation still holds this 5-tuple (a
+		 * reused ephemeral port): try again from another port */
+		for (int t = 0; rc < 0 && setup_code == 437 && t < 8; t++) {
+			int held = ss[i].fd; /* kept open meanwhile: the next port differs */
+			rc = setup(&ss[i], i, channel, len);
+			close(held);
+		}
+		if (rc < 0) {
+			fprintf(stderr,
+				"session %d: setup failed at step %d (error %d, -1: no answer)\n",
+				i, setup_step, setup_code);
 			errors++;
 			if (ss[i].fd >= 0)
 				close(ss[i].fd);
 			ss[i].fd = -1;
 		}
+	}
 	if (errors == nsess) {
 		printf("relayed=0 seconds=0 rate=0 lost=0 setup_errors=%d\n", errors);
 		return 1;

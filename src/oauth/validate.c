@@ -996,22 +996,30 @@ static int store_trust(const struct oauth_snapshot *snap, int64_t id, const stru
  *    never a partner's own outer token (validate_outer refuses those).
  * A token issued under full trust or with consent is thus refused once the
  * partner is downgraded to user trust, and without consent once it is
- * downgraded to application trust. With a store bound, the level the
- * store has now must allow it too (store_trust): the pool's other servers
- * see a change within TRUST_POLL_MS, before they reload.
+ * downgraded to application trust; an app-only token once the partner has
+ * user trust (it never acts as itself). With a store bound, the level the
+ * store has now must allow it too (store_trust), and the partner must be
+ * enabled there: the pool's other servers see a change within
+ * TRUST_POLL_MS, before they reload.
  */
 static int delegation_check(const struct oauth_snapshot *snap, const struct oauth_principal *p)
 {
+	static const char not_itself[] =
+	    "the partner now has trust level user: it never acts as itself";
 	const struct oauth_partner *client;
 	const struct trust_row *row;
 	int rc;
 
-	if (!p->acts_for_user)
-		return VR_OK;
 	client = oauth_partner_by_name(snap, p->partner);
 	if (!client)
 		return VR_PARTNER_DISABLED;
-	rc = judge_trust(client->rec.trust, client, p);
+	/* as itself: any level but user (PROTOCOLS.md §6) */
+	if (!p->acts_for_user)
+		rc = client->rec.trust == STORE_TRUST_USER
+			 ? refuse(VR_DELEGATION_NOT_ALLOWED, not_itself)
+			 : VR_OK;
+	else
+		rc = judge_trust(client->rec.trust, client, p);
 	if (rc != VR_OK || !pool_store || client->rec.id <= 0)
 		return rc;
 	if (store_trust(snap, client->rec.id, &row) < 0) {
@@ -1022,7 +1030,13 @@ static int delegation_check(const struct oauth_snapshot *snap, const struct oaut
 		return trust_view.n >= TRUST_ROWS_MAX ? VR_OK : VR_PARTNER_DISABLED; /* deleted */
 	if (!row->enabled)
 		return VR_PARTNER_DISABLED;
-	return row->trust == client->rec.trust ? VR_OK : judge_trust(row->trust, client, p);
+	if (row->trust == client->rec.trust)
+		return VR_OK;
+	if (!p->acts_for_user)
+		return row->trust == STORE_TRUST_USER
+			   ? refuse(VR_DELEGATION_NOT_ALLOWED, not_itself)
+			   : VR_OK;
+	return judge_trust(row->trust, client, p);
 }
 
 /* Remember that the entry of h was found unrevoked at pool version v. */

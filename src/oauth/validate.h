@@ -37,7 +37,9 @@
  * effect at the reload it triggers): full trust accepts it; application
  * trust only while the user's consent is recorded; user trust only our
  * access tokens whose rtc_grant claim (sts.h STS_GRANT_CLAIM) says they
- * were exchanged for a token the user obtained here ("user-token"). Our
+ * were exchanged for a token the user obtained here ("user-token"); an
+ * app-only token of a partner that now has user trust is refused (it never
+ * acts as itself). Our
  * tokens without the claim (minted before it existed) are judged as
  * before: full and user trust accept them, application trust with consent.
  * With a store bound, the level (and enabled flag) the store has now must

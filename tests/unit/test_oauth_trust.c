@@ -537,10 +537,17 @@ static void test_user_trust_refuses_every_bad_subject_token(void **state)
 	exchange(f, "ut", k_ut, t, JWT_T, &res);
 	expect_error(&res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT);
 	free(t);
-	/* ours, app-only */
-	t = access_token(f, "ut-client", NULL);
+	/* ours, app-only (another partner's: names no user) */
+	t = access_token(f, "full-client", NULL);
 	exchange(f, "ut", k_ut, t, AT_T, &res);
 	assert_non_null(strstr(res.description, "names no user"));
+	expect_error(&res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT);
+	free(t);
+	/* ours, app-only, issued to ut before it had user trust: no longer a
+	 * valid token at all (user trust never acts as itself) */
+	t = access_token(f, "ut-client", NULL);
+	exchange(f, "ut", k_ut, t, AT_T, &res);
+	assert_non_null(strstr(res.description, "delegation_not_allowed"));
 	expect_error(&res, 400, "invalid_grant", TOKEN_R_INVALID_GRANT);
 	free(t);
 	/* ours, for alice, but issued to another client */

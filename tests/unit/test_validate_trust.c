@@ -555,6 +555,38 @@ static void test_token_with_unknown_grant_basis_refused(void **state)
 	free(t);
 }
 
+/* Our app-only token (client_credentials) of a partner later given user
+ * trust: user trust never acts as itself, so it stops being accepted, here
+ * (the snapshot) or from another server (the store). */
+static void test_app_only_token_refused_once_partner_has_user_trust(void **state)
+{
+	struct fx *f = *state;
+	struct sts_access a;
+	struct timespec ts = {1, 100 * 1000 * 1000};
+	char *t = NULL;
+	int exp;
+
+	memset(&a, 0, sizeof(a));
+	a.client_id = "app-client";
+	a.scope = "users.read";
+	a.lifetime = 600;
+	assert_int_equal(sts_access_token(&f->iss, &a, NOW, &t, NULL, &exp), STS_OK);
+	expect(f, t, VR_OK);
+	set_trust(f, P_APP, STORE_TRUST_USER);
+	expect(f, t, VR_DELEGATION_NOT_ALLOWED);
+	assert_non_null(strstr(oauth_validate_detail(), "never acts as itself"));
+	set_trust(f, P_APP, STORE_TRUST_APPLICATION);
+	expect(f, t, VR_OK);
+	assert_int_equal(store_partner_trust_set(f->b, "app", STORE_TRUST_USER), STORE_OK);
+	nanosleep(&ts, NULL);
+	expect(f, t, VR_DELEGATION_NOT_ALLOWED);
+	/* full trust in the store is no objection */
+	assert_int_equal(store_partner_trust_set(f->b, "app", STORE_TRUST_FULL), STORE_OK);
+	nanosleep(&ts, NULL);
+	expect(f, t, VR_OK);
+	free(t);
+}
+
 /* Another server of the pool downgrades or disables the partner: only the
  * store knows until this server reloads; the validator sees it within the
  * poll (a second), and at once when its snapshot changes. */
@@ -726,6 +758,7 @@ int main(void)
 	    T(test_token_exchanged_for_a_user_token_stays_good_under_user_trust),
 	    T(test_token_without_grant_claim_judged_as_before),
 	    T(test_token_with_unknown_grant_basis_refused),
+	    T(test_app_only_token_refused_once_partner_has_user_trust),
 	    T(test_trust_change_at_another_server_seen_within_a_second),
 	    T(test_trust_view_refreshed_when_the_snapshot_changes),
 	    T(test_trust_view_store_failure_fails_closed),

@@ -12,7 +12,11 @@
  *     allocation lives on; a lowered quota
  *     applies to new allocations only; a lowered max_lifetime to the next
  *     Refresh; a bad secret file changes nothing; a changed listen line is
- *     reported as restart-only and the old socket keeps answering.
+ *     reported as restart-only and the old socket keeps answering;
+ *   - the relay's batched reads and writes: bursts of datagrams from a peer
+ *     and of Send indications from the client, longer than a read batch,
+ *     arrive whole and in order, each Data indication with its own
+ *     transaction id.
  * Keys are computed here with OpenSSL directly.
  */
 #include <setjmp.h>
@@ -636,6 +640,108 @@ static void test_reload_listen_change_is_restart_only_and_reported(void **state)
 	free(c);
 }
 
+/* ---- relay batching (recvmmsg / sendmmsg) ---- */
+
+#define BURST 100 /* more than one read batch (32) and one recvmmsg (16) */
+
+/* The payload of burst datagram i: its own length and bytes. */
+static size_t burst_payload(char tag, int i, char *out)
+{
+	size_t n = 20 + (size_t)(i * 7) % 180;
+
+	memset(out, 'a' + i % 26, n);
+	snprintf(out, n, "%c%03d", tag, i);
+	return n;
+}
+
+static void test_relay_bursts_arrive_whole_in_order_with_distinct_indication_ids(void **state)
+{
+	struct fx *f = *state;
+	struct sockaddr_in relay,
+	    pa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t pl = sizeof(pa);
+	struct stun_addr peer = {.family = STUN_AF_IPV4};
+	static uint8_t tids[BURST][STUN_TID_LEN];
+	char want[256], buf[2048];
+	uint64_t end;
+	int p, got = 0;
+	struct cli a;
+
+	cli_open(f, &a, f->port);
+	a.hash = false;
+	request(f, &a, STUN_METHOD_ALLOCATE, NULL);
+	assert_int_equal(code_of(&a.r), 200);
+	relay_of(&a, &relay);
+	request(f, &a, STUN_METHOD_CREATE_PERMISSION, &(struct extra){.peer = "127.0.0.1"});
+	assert_int_equal(code_of(&a.r), 200);
+	p = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(p >= 0);
+	assert_int_equal(bind(p, (struct sockaddr *)&pa, sizeof(pa)), 0);
+	assert_int_equal(getsockname(p, (struct sockaddr *)&pa, &pl), 0);
+	memcpy(peer.ip, &pa.sin_addr, 4);
+	peer.port = ntohs(pa.sin_port);
+
+	/* peer -> relay, all queued before the server reads any: Data indications */
+	for (int i = 0; i < BURST; i++) {
+		size_t n = burst_payload('p', i, want);
+		assert_int_equal(sendto(p, want, n, 0, (struct sockaddr *)&relay, sizeof(relay)),
+				 (ssize_t)n);
+	}
+	end = clock_mono_ms() + 3000;
+	while (got < BURST && clock_mono_ms() < end) {
+		ssize_t n;
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		while (got < BURST && (n = recv(a.fd, a.rbuf, sizeof(a.rbuf), MSG_DONTWAIT)) > 0) {
+			const struct stun_attr *d;
+			size_t wl = burst_payload('p', got, want);
+			assert_int_equal(stun_parse(a.rbuf, (size_t)n, &a.r), 0);
+			assert_int_equal(a.r.method, STUN_METHOD_DATA);
+			assert_int_equal(a.r.cls, STUN_INDICATION);
+			d = stun_find(&a.r, STUN_ATTR_DATA);
+			assert_non_null(d);
+			assert_int_equal(d->len, wl);
+			assert_memory_equal(stun_attr_value(&a.r, d), want, wl);
+			memcpy(tids[got], a.r.tid, STUN_TID_LEN);
+			for (int k = 0; k < got; k++)
+				assert_memory_not_equal(tids[k], tids[got], STUN_TID_LEN);
+			got++;
+		}
+		usleep(1000);
+	}
+	assert_int_equal(got, BURST);
+
+	/* client -> peer: Send indications, all queued before the server reads any */
+	for (int i = 0; i < BURST; i++) {
+		uint8_t ind[512], tid[STUN_TID_LEN];
+		struct stun_builder b;
+		size_t n = burst_payload('c', i, want);
+		long m;
+		secmem_random(tid, sizeof(tid));
+		stun_build_init(&b, ind, sizeof(ind), STUN_METHOD_SEND, STUN_INDICATION, tid);
+		stun_build_xor_addr(&b, STUN_ATTR_XOR_PEER_ADDRESS, &peer);
+		stun_build_attr(&b, STUN_ATTR_DATA, want, n);
+		m = stun_build_finish(&b);
+		assert_true(m > 0);
+		assert_int_equal(send(a.fd, ind, (size_t)m, 0), m);
+	}
+	got = 0;
+	end = clock_mono_ms() + 3000;
+	while (got < BURST && clock_mono_ms() < end) {
+		ssize_t n;
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		while (got < BURST && (n = recv(p, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+			size_t wl = burst_payload('c', got, want);
+			assert_int_equal(n, (ssize_t)wl);
+			assert_memory_equal(buf, want, wl);
+			got++;
+		}
+		usleep(1000);
+	}
+	assert_int_equal(got, BURST);
+	close(p);
+	close(a.fd);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void)
@@ -651,6 +757,7 @@ int main(void)
 	    T(test_reload_lower_max_lifetime_applies_to_the_next_refresh),
 	    T(test_reload_bad_secret_file_keeps_every_old_setting),
 	    T(test_reload_listen_change_is_restart_only_and_reported),
+	    T(test_relay_bursts_arrive_whole_in_order_with_distinct_indication_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

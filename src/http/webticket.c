@@ -24,6 +24,7 @@
 #include "oauth/oauth.h"
 #include "oauth/sts.h"
 #include "oauth/validate.h"
+#include "sip/server.h"
 
 static int vr_of_jose(int rc)
 {
@@ -251,9 +252,12 @@ int webticket_require(const struct http_request *req, struct http_response *resp
 		      size_t cap)
 {
 	const struct oauth_snapshot *snap = oauth_snapshot_get();
+	const struct sip_worker *w = req->worker;
 	char desc[96];
 	int rc;
 
+	/* the pool's revocations through this worker's store connection */
+	oauth_validate_bind_store(w ? w->store : NULL);
 	rc = webticket_validate(snap, http_request_header(req, "Authorization"), clock_wall_s(),
 				user_uri, cap);
 	if (snap)

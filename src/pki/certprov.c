@@ -989,8 +989,13 @@ static void json_handler(const struct http_request *req, struct http_response *r
 static int soap_ticket(const struct http_request *req, int64_t now, char *who, size_t cap)
 {
 	const struct oauth_snapshot *snap = oauth_snapshot_get();
-	int rc = webticket_validate(snap, http_request_header(req, "Authorization"), now, who, cap);
+	const struct sip_worker *w = req->worker;
+	int rc;
 
+	/* the pool's revocations through this worker's store connection, as
+	 * webticket_require does for the other user services */
+	oauth_validate_bind_store(w ? w->store : NULL);
+	rc = webticket_validate(snap, http_request_header(req, "Authorization"), now, who, cap);
 	if (snap)
 		oauth_snapshot_put(snap);
 	if (rc == VR_OK)

@@ -279,6 +279,13 @@ code=$(hc "$T/s5" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/
 	--data-binary "@$T/s5.xml" "$SVC")
 check_sh "SOAP with a malformed DER request: 400 Fault saying so, nothing issued" \
 	'[ "$code" = 400 ] && grep -q "not a DER PKCS#10" "$T/s5" && [ "$(issued_count)" = "$n_soap" ]'
+# a web ticket its holder revoked (RFC 7009 at /oauth/revoke) provisions nothing
+code=$(hc "$T/rv" --data-urlencode "token=$TOK" "$BASE/oauth/revoke")
+check_sh "alice revokes her web ticket at /oauth/revoke: 200 (got $code)" '[ "$code" = 200 ]'
+code=$(hc "$T/s6" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/soap+xml' \
+	--data-binary "@$T/s1.xml" "$SVC")
+check_sh "SOAP with the revoked web ticket: 401 Fault, nothing issued (got $code)" \
+	'[ "$code" = 401 ] && grep -q "<s:Fault>" "$T/s6" && [ "$(issued_count)" = "$n_soap" ]'
 
 check "rtcauthd stops cleanly" stop_daemon
 

@@ -95,10 +95,24 @@ void sipauth_challenge(const struct sip_tx *t, bool stale)
 static void identity_key(const struct digest_creds *c, struct str realm, char *out, size_t cap)
 {
 	long at = str_chr(c->username, '@');
-	if (at >= 0)
-		snprintf(out, cap, "sip:%.*s", STR_FMT(c->username));
-	else
-		snprintf(out, cap, "sip:%.*s@%.*s", STR_FMT(c->username), STR_FMT(realm));
+	size_t o = 0;
+
+	/* by hand, not snprintf: once per authenticated request */
+	if (cap < 5) {
+		if (cap)
+			out[0] = '\0';
+		return;
+	}
+	memcpy(out, "sip:", 4);
+	o = 4;
+	for (size_t i = 0; i < c->username.len && o + 1 < cap; i++)
+		out[o++] = c->username.p[i];
+	if (at < 0 && o + 1 < cap) {
+		out[o++] = '@';
+		for (size_t i = 0; i < realm.len && o + 1 < cap; i++)
+			out[o++] = realm.p[i];
+	}
+	out[o] = '\0';
 	for (char *p = strchr(out, '@'); p && *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p + 32);

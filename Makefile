@@ -99,7 +99,10 @@ bench-oauth: all
 $(BUILD)/bench/turn_alloc_load: bench/turn/alloc_load.c $(BUILD)/librtcauth.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/librtcauth.a $(LDLIBS)
-bench-turn: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(BUILD)/bench/turn_alloc_load
+$(BUILD)/bench/turn_relay_load: bench/turn/relay_load.c $(BUILD)/librtcauth.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/librtcauth.a $(LDLIBS)
+bench-turn: $(BUILD)/rtcauthd $(BUILD)/rtcauthctl $(BUILD)/bench/turn_alloc_load $(BUILD)/bench/turn_relay_load
 	scripts/install-deps --bench
 	bench/turn/run $(BUILD)
 # [MS-SIPAE] SAs in process (bench/sa/bench_sa.c), optimized like the daemon

@@ -205,6 +205,46 @@ static void test_location_stored_expires_round_trips_or_reads_unknown(void **sta
 	}
 }
 
+/* Bindings keep their flow packed: an IPv6 source with its scope and a
+ * flow without an address come back as they were put. */
+static void test_location_ipv6_and_addressless_flows_round_trip(void **state)
+{
+	struct location_binding b, out;
+	static const uint8_t v6[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7};
+
+	(void)state;
+	make_binding(&b, "sip:alice@example.com", "sip:alice@[fe80::7]", NOW + 600, NOW);
+	memset(&b.flow, 0, sizeof(b.flow));
+	b.flow.transport = TRANSPORT_TLS;
+	b.flow.addr.in6.sin6_family = AF_INET6;
+	b.flow.addr.in6.sin6_port = htons(5061);
+	b.flow.addr.in6.sin6_scope_id = 3;
+	memcpy(&b.flow.addr.in6.sin6_addr, v6, 16);
+	b.flow.addrlen = sizeof(struct sockaddr_in6);
+	b.flow.conn_id = (2ull << 48) | 99;
+	b.flow.listen_idx = 5;
+	assert_int_equal(put1(&b, NOW), 0);
+	assert_int_equal(lookup("sip:alice@example.com", NOW, &out, 1), 1);
+	assert_int_equal(out.flow.transport, TRANSPORT_TLS);
+	assert_int_equal(out.flow.addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(out.flow.addr.in6.sin6_family, AF_INET6);
+	assert_int_equal(out.flow.addr.in6.sin6_port, htons(5061));
+	assert_int_equal(out.flow.addr.in6.sin6_scope_id, 3);
+	assert_memory_equal(&out.flow.addr.in6.sin6_addr, v6, 16);
+	assert_true(out.flow.conn_id == ((2ull << 48) | 99));
+	assert_int_equal(out.flow.listen_idx, 5);
+
+	memset(&b.flow, 0, sizeof(b.flow));
+	b.flow.transport = TRANSPORT_TCP;
+	b.flow.listen_idx = -1;
+	assert_int_equal(put1(&b, NOW), 0);
+	assert_int_equal(lookup("sip:alice@example.com", NOW, &out, 1), 1);
+	assert_int_equal(out.flow.transport, TRANSPORT_TCP);
+	assert_int_equal(out.flow.addrlen, 0);
+	assert_int_equal(out.flow.listen_idx, -1);
+	assert_int_equal(out.flow.addr.sa.sa_family, 0);
+}
+
 static void test_location_lookup_of_unknown_aor_finds_nothing(void **state)
 {
 	struct location_binding out[1];
@@ -834,6 +874,7 @@ int main(void)
 	    T(test_location_put_then_lookup_copies_every_field),
 	    T(test_location_key_and_contact_round_trip_whether_or_not_derived),
 	    T(test_location_lookup_of_unknown_aor_finds_nothing),
+	    T(test_location_ipv6_and_addressless_flows_round_trip),
 	    T(test_location_stored_expires_round_trips_or_reads_unknown),
 	    T(test_location_put_with_same_key_replaces),
 	    T(test_location_remove_by_key_drops_only_that_binding),

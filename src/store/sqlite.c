@@ -523,6 +523,22 @@ void store_stmt_done(sqlite3_stmt *st)
 	stmt_done(st);
 }
 
+int store_stmt_exec(struct store *s, sqlite3_stmt *st)
+{
+	return stmt_exec(s, st);
+}
+
+int store_bind_blob(struct store *s, sqlite3_stmt *st, int i, const void *p, size_t len,
+		    const char *what)
+{
+	int rc;
+
+	if (!p)
+		return invalid(s, what);
+	rc = sqlite3_bind_blob(st, i, p, (int)len, SQLITE_STATIC);
+	return rc == SQLITE_OK ? STORE_OK : fail(s, rc);
+}
+
 int store_fail(struct store *s, int rc)
 {
 	return fail(s, rc);

@@ -32,6 +32,14 @@ sqlite3_stmt *store_ext_stmt(struct store *s, int slot, const char *sql, int *er
  * at keys). */
 void store_stmt_done(sqlite3_stmt *st);
 
+/* Step a statement that returns no row of interest and reset it: STORE_OK
+ * or the store error. */
+int store_stmt_exec(struct store *s, sqlite3_stmt *st);
+
+/* Bind len bytes (a key, a hash; NULL is STORE_INVALID naming what). */
+int store_bind_blob(struct store *s, sqlite3_stmt *st, int i, const void *p, size_t len,
+		    const char *what);
+
 /* Record the backend's message and map a SQLite result code to a STORE_*
  * error (STORE_UNAVAILABLE for anything that is not the caller's fault). */
 int store_fail(struct store *s, int rc);

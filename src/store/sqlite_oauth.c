@@ -37,24 +37,9 @@ enum {
 };
 _Static_assert(SL_LAST <= STORE_EXT_OAUTH_FIRST + 24, "sqlite_oauth.c owns 24 slots");
 
-/* SQLITE_DONE expected; the store error otherwise. */
-static int step_done(struct store *s, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	int err = rc == SQLITE_DONE ? STORE_OK : store_fail(s, rc);
-
-	store_stmt_done(st);
-	return err;
-}
-
 static int bind_key(struct store *s, sqlite3_stmt *st, int i, const uint8_t *key)
 {
-	int rc;
-
-	if (!key)
-		return store_invalid(s, "key");
-	rc = sqlite3_bind_blob(st, i, key, STORE_OAUTH_KEY_LEN, SQLITE_STATIC);
-	return rc == SQLITE_OK ? STORE_OK : store_fail(s, rc);
+	return store_bind_blob(s, st, i, key, STORE_OAUTH_KEY_LEN, "key");
 }
 
 /* ---- jtis ---- */
@@ -77,7 +62,7 @@ int store_oauth_jti_add(struct store *s, const uint8_t key[STORE_OAUTH_KEY_LEN],
 		store_stmt_done(st);
 		return err;
 	}
-	err = step_done(s, st);
+	err = store_stmt_exec(s, st);
 	if (err == STORE_OK && sqlite3_changes(sqlite3_db_handle(st)) == 0)
 		err = STORE_CONFLICT;
 	return err;
@@ -98,7 +83,7 @@ static int purge(struct store *s, int slot, const char *sql, int64_t now, int li
 		store_stmt_done(st);
 		return err;
 	}
-	err = step_done(s, st);
+	err = store_stmt_exec(s, st);
 	if (err == STORE_OK && n)
 		*n = sqlite3_changes(sqlite3_db_handle(st));
 	return err;
@@ -133,7 +118,7 @@ int store_oauth_revoke_add(struct store *s, const uint8_t key[STORE_OAUTH_KEY_LE
 		store_stmt_done(st);
 		return err;
 	}
-	return step_done(s, st);
+	return store_stmt_exec(s, st);
 }
 
 int store_oauth_revoked(struct store *s, const uint8_t key[STORE_OAUTH_KEY_LEN], int64_t now,
@@ -237,7 +222,7 @@ int store_oauth_consent_grant(struct store *s, int64_t partner_id, int64_t user_
 			 store_bind_text(s, st, 4, granted_by, STORE_CONSENT_BY_MAX, "granted_by")))
 			store_stmt_done(st);
 		else
-			err = step_done(s, st);
+			err = store_stmt_exec(s, st);
 	}
 	return store_tx_end(s, own, err);
 }
@@ -256,7 +241,7 @@ int store_oauth_consent_revoke(struct store *s, int64_t partner_id, int64_t user
 		store_stmt_done(st);
 		return err;
 	}
-	err = step_done(s, st);
+	err = store_stmt_exec(s, st);
 	if (err == STORE_OK && sqlite3_changes(sqlite3_db_handle(st)) == 0)
 		err = STORE_NOTFOUND;
 	return err;
@@ -382,7 +367,7 @@ int store_partner_tls_set(struct store *s, const char *name, const char *subject
 		store_stmt_done(st);
 		return err;
 	}
-	err = step_done(s, st);
+	err = store_stmt_exec(s, st);
 	if (err == STORE_OK && sqlite3_changes(sqlite3_db_handle(st)) == 0)
 		err = STORE_NOTFOUND;
 	return err;
@@ -407,7 +392,7 @@ int store_partner_trust_set(struct store *s, const char *name, int trust)
 		store_stmt_done(st);
 		return err;
 	}
-	err = step_done(s, st);
+	err = store_stmt_exec(s, st);
 	if (err == STORE_OK && sqlite3_changes(sqlite3_db_handle(st)) == 0)
 		err = STORE_NOTFOUND;
 	return err;

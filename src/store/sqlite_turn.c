@@ -44,21 +44,9 @@ static sqlite3_stmt *stmt(struct store *s, int slot, int *err)
 	return store_ext_stmt(s, slot, sql_of[slot - STORE_EXT_TURN_FIRST], err);
 }
 
-/* Step a statement that returns no row; STORE_OK or an error. Done with st. */
-static int exec(struct store *s, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	int err = rc == SQLITE_DONE ? STORE_OK : store_fail(s, rc);
-
-	store_stmt_done(st);
-	return err;
-}
-
 static int bind_hash(struct store *s, sqlite3_stmt *st, int i, const uint8_t *hash)
 {
-	int rc = sqlite3_bind_blob(st, i, hash, STORE_TURN_USERHASH_LEN, SQLITE_STATIC);
-
-	return rc == SQLITE_OK ? STORE_OK : store_fail(s, rc);
+	return store_bind_blob(s, st, i, hash, STORE_TURN_USERHASH_LEN, "hash");
 }
 
 static int user_exists(struct store *s, int64_t user_id)
@@ -95,7 +83,7 @@ int store_turn_userhash_put(struct store *s, int64_t user_id,
 	if (err == STORE_OK) {
 		st = stmt(s, ST_UH_DEL, &err);
 		if (st && !(err = store_bind_int(s, st, 1, user_id)))
-			err = exec(s, st);
+			err = store_stmt_exec(s, st);
 		else if (st)
 			store_stmt_done(st);
 	}
@@ -108,7 +96,7 @@ int store_turn_userhash_put(struct store *s, int64_t user_id,
 			store_stmt_done(st);
 			break;
 		}
-		err = exec(s, st);
+		err = store_stmt_exec(s, st);
 	}
 	return store_tx_end(s, own, err);
 }

@@ -64,6 +64,18 @@ check_sh "... the web ticket names alice" \
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$T/s.crt" --key "$T/s.key" "$URL")
 check_sh "GET /webticket with the self-signed certificate: 401" '[ "$code" = 401 ]'
 
+# renewal: the web ticket the certificate earned provisions a new one (curl
+# --cert, then POST /certprov with the ticket instead of a PIN)
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=renew" \
+	-keyout "$T/r.key" -out "$T/r.csr" >/dev/null 2>&1
+WT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$T/wt.json" 2>/dev/null)
+python3 -c 'import json,sys; print(json.dumps({"csr": open(sys.argv[1]).read()}))' "$T/r.csr" >"$T/r.json"
+code=$(curl -s -o "$T/r.out" -w '%{http_code}' --cacert "$CA" -H "Authorization: Bearer $WT" \
+	-H 'Content-Type: application/json' --data-binary "@$T/r.json" \
+	"https://127.0.0.1:$HTTP_PORT/certprov")
+check_sh "POST /certprov with the web ticket from the certificate: 200, a new certificate (got $code)" \
+	'[ "$code" = 200 ] && python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"certificate\"])" "$T/r.out" >"$T/r.chain" && openssl x509 -in "$T/r.chain" -noout -ext subjectAltName 2>/dev/null | grep -q "sip:alice@example.test"'
+
 # revocation: an open connection is closed within a minute
 $PY "$TLS_PORT" "$T/a.chain" "$T/a.key" hold 70 >"$T/hold.out" 2>&1 &
 HOLD=$!

@@ -36,6 +36,7 @@
 #include "core/workq.h"
 #include "http/http.h"
 #include "http/metrics.h"
+#include "oauth/token.h"
 #include "pki/pki.h"
 #include "sip/location.h"
 #include "sip/msg.h"
@@ -953,6 +954,7 @@ static void *worker_main(void *arg)
 	struct sip_io *io = arg;
 	refresh_rt(io);
 	event_base_dispatch(io->base);
+	token_batch_thread_end();
 	return NULL;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -511,10 +512,21 @@ bad:
  * REPLAY_OK, REPLAY_SEEN, or SPEND_UNAVAILABLE with res filled: a store
  * that cannot answer never lets an assertion through.
  */
-static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const char *jti,
-			   int64_t expires, struct token_result *res)
+static _Thread_local unsigned jti_adds; /* store inserts since the last purge */
+
+/* bounded housekeeping: a few hundred expired rows now and then */
+static void jti_housekeeping(struct store *s, unsigned added, int64_t now)
 {
-	static _Thread_local unsigned adds;
+	unsigned before = jti_adds;
+
+	jti_adds += added;
+	if (jti_adds / JTI_PURGE_EVERY != before / JTI_PURGE_EVERY)
+		store_oauth_jti_purge(s, now, STORE_OAUTH_PURGE, NULL);
+}
+
+static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const char *jti,
+			   int64_t expires, bool grant, struct token_result *res)
+{
 	const char *parts[3] = {"rtcauth-oauth-jti-v1", ns, jti};
 	uint8_t key[STORE_OAUTH_KEY_LEN];
 	unsigned int n = sizeof(key);
@@ -535,6 +547,14 @@ static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const ch
 		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR, "the replay key failed");
 		return SPEND_UNAVAILABLE;
 	}
+	if (ctx->defer_spend && res->n_spend < TOKEN_SPEND_MAX) {
+		struct token_spend *sp = &res->spend[res->n_spend++];
+
+		memcpy(sp->row.key, key, sizeof(key));
+		sp->row.expires = expires;
+		sp->grant = grant;
+		return REPLAY_OK; /* for now: token_spend_commit has the last word */
+	}
 	rc = store_oauth_jti_add(ctx->store, key, expires, ctx->now);
 	if (rc == STORE_CONFLICT)
 		return REPLAY_SEEN;
@@ -544,10 +564,64 @@ static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const ch
 		     "the shared replay cache is unavailable; retry in a moment");
 		return SPEND_UNAVAILABLE;
 	}
-	/* bounded housekeeping: a few hundred expired rows now and then */
-	if (++adds % JTI_PURGE_EVERY == 0)
-		store_oauth_jti_purge(ctx->store, ctx->now, STORE_OAUTH_PURGE, NULL);
+	jti_housekeeping(ctx->store, 1, ctx->now);
 	return REPLAY_OK;
+}
+
+static void replay_error(struct token_result *res, bool grant)
+{
+	fail(res, grant ? 400 : 401, grant ? "invalid_grant" : "invalid_client", TOKEN_R_REPLAY,
+	     "the %s's jti was used before", grant ? "assertion" : "client assertion");
+}
+
+int token_spend_commit(struct store *s, struct token_result *const *r, size_t n, int64_t now)
+{
+	struct store_oauth_jti rows[TOKEN_SPEND_MAX * 16];
+	int results[TOKEN_SPEND_MAX * 16];
+	size_t done = 0;
+	int batch_err = STORE_OK;
+
+	/* in slices of what the arrays hold: each slice is one transaction */
+	while (done < n) {
+		size_t end = done, m = 0;
+		int err;
+
+		while (end < n && m + (size_t)r[end]->n_spend <= sizeof(rows) / sizeof(rows[0])) {
+			for (int i = 0; i < r[end]->n_spend; i++)
+				rows[m++] = r[end]->spend[i].row;
+			end++;
+		}
+		err = m ? store_oauth_jti_add_many(s, rows, m, now, results) : STORE_OK;
+		if (err != STORE_OK) {
+			log_warn("oauth.token", "event=jti_store_unavailable error=%s",
+				 store_strerror(err));
+			batch_err = err;
+		}
+		m = 0;
+		for (size_t j = done; j < end; j++) {
+			struct token_result *res = r[j];
+
+			for (int i = 0; i < res->n_spend; i++, m++) {
+				if (err == STORE_OK && results[m] == STORE_OK)
+					continue;
+				token_result_free(res);
+				if (err != STORE_OK)
+					fail(res, 503, "temporarily_unavailable",
+					     TOKEN_R_SERVER_ERROR,
+					     "the shared replay cache is unavailable; retry in a "
+					     "moment");
+				else
+					replay_error(res, res->spend[i].grant);
+				m += (size_t)(res->n_spend - i);
+				break;
+			}
+			res->n_spend = 0;
+		}
+		if (err == STORE_OK)
+			jti_housekeeping(s, (unsigned)m, now);
+		done = end;
+	}
+	return batch_err;
 }
 
 /* Record the jti; the assertion is spent even if a later policy check
@@ -567,16 +641,14 @@ static int spend_jti(const struct token_ctx *ctx, const struct jose_jws *jws,
 	snprintf(key, sizeof(key), "%s/%s", purpose == JWT_CLIENT ? "c" : "g", p->rec.name);
 	rc = replay_check_and_add(ctx->replay, key, jti, exp + ctx->snap->clock_skew, ctx->now);
 	if (rc == REPLAY_OK && ctx->store)
-		rc = spend_jti_store(ctx, key, jti, exp + ctx->snap->clock_skew, res);
+		rc = spend_jti_store(ctx, key, jti, exp + ctx->snap->clock_skew,
+				     purpose == JWT_GRANT, res);
 	if (rc == REPLAY_OK)
 		return 0;
 	if (rc == SPEND_UNAVAILABLE)
 		return -1;
 	if (rc == REPLAY_SEEN)
-		fail(res, purpose == JWT_CLIENT ? 401 : 400,
-		     purpose == JWT_CLIENT ? "invalid_client" : "invalid_grant", TOKEN_R_REPLAY,
-		     "the %s's jti was used before",
-		     purpose == JWT_CLIENT ? "client assertion" : "assertion");
+		replay_error(res, purpose == JWT_GRANT);
 	else if (rc == REPLAY_FULL)
 		fail(res, 503, "temporarily_unavailable", TOKEN_R_REPLAY_FULL,
 		     "too many assertions are live; retry in a moment");
@@ -1360,6 +1432,113 @@ static void respond(struct http_response *resp, const struct token_result *r)
 	json_decref(o);
 }
 
+/* Answer, count and log one token request. */
+static void finish(struct http_response *resp, struct token_result *res)
+{
+	char pv[LOG_VAL_MAX], dv[LOG_VAL_MAX];
+
+	respond(resp, res);
+	token_count(res->reason);
+	log_emit(res->status == 200 ? LOG_INFO : LOG_WARN, "oauth.token",
+		 "result=%s status=%d grant=%s partner=%s client_auth=%s%s%s",
+		 token_reason_name(res->reason), res->status, res->grant ? res->grant : "-",
+		 log_val(str_cstr(res->partner), pv, sizeof(pv)),
+		 res->client_auth ? res->client_auth : "-", res->description[0] ? " why=" : "",
+		 res->description[0] ? log_val(str_cstr(res->description), dv, sizeof(dv)) : "");
+	token_result_free(res);
+}
+
+/*
+ * Group commit, per worker thread: requests whose jtis must reach the
+ * store wait (deferred answers) until the loop has run the other requests
+ * that were ready with them; then one transaction records every jti and
+ * they are answered. The batch event is made active by the first waiting
+ * request, so it runs at the end of the loop iteration that read them: no
+ * timer, no added latency beyond the requests read with it.
+ */
+#define TOKEN_BATCH_MAX 64
+
+struct token_job {
+	struct http_deferred *d;
+	struct token_result res;
+};
+
+struct token_batch {
+	struct event *ev;
+	struct store *store;
+	struct token_job *jobs[TOKEN_BATCH_MAX];
+	size_t n;
+};
+
+static _Thread_local struct token_batch batch;
+
+static void batch_flush(void)
+{
+	struct token_result *r[TOKEN_BATCH_MAX];
+	size_t n = batch.n;
+
+	if (!n)
+		return;
+	batch.n = 0;
+	for (size_t i = 0; i < n; i++)
+		r[i] = &batch.jobs[i]->res;
+	token_spend_commit(batch.store, r, n, clock_wall_s());
+	for (size_t i = 0; i < n; i++) {
+		struct token_job *j = batch.jobs[i];
+
+		finish(http_deferred_response(j->d), &j->res);
+		http_deferred_send(j->d);
+		free(j);
+	}
+}
+
+static void batch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	batch_flush();
+}
+
+void token_batch_thread_end(void)
+{
+	batch_flush();
+	if (batch.ev)
+		event_free(batch.ev);
+	batch.ev = NULL;
+}
+
+/* Queue res (moved) to be committed and answered with the batch; false:
+ * it could not be queued (answer it now). */
+static bool batch_add(const struct http_request *req, struct http_response *resp, struct store *st,
+		      struct token_result *res)
+{
+	struct event_base *base = http_request_base(req);
+	struct token_job *j;
+
+	if (batch.n && batch.store != st)
+		batch_flush(); /* one store connection per batch */
+	if (batch.n == TOKEN_BATCH_MAX)
+		batch_flush();
+	if (!batch.ev && base)
+		batch.ev = event_new(base, -1, 0, batch_cb, NULL);
+	if (!batch.ev || event_get_base(batch.ev) != base)
+		return false;
+	if (!(j = calloc(1, sizeof(*j))))
+		return false;
+	if (!(j->d = http_response_defer(resp))) {
+		free(j);
+		return false;
+	}
+	j->res = *res;
+	res->access_token = NULL; /* moved */
+	batch.store = st;
+	batch.jobs[batch.n++] = j;
+	if (batch.n == 1)
+		event_active(batch.ev, 0, 0);
+	return true;
+}
+
 static void token_handler(const struct http_request *req, struct http_response *resp, void *arg)
 {
 	const struct oauth_snapshot *snap;
@@ -1367,7 +1546,7 @@ static void token_handler(const struct http_request *req, struct http_response *
 	struct token_form f;
 	struct sts_issuer iss;
 	struct token_ctx ctx;
-	char scheme[24], pv[LOG_VAL_MAX], dv[LOG_VAL_MAX];
+	char scheme[24];
 
 	(void)arg;
 	memset(&res, 0, sizeof(res));
@@ -1381,19 +1560,19 @@ static void token_handler(const struct http_request *req, struct http_response *
 	ctx.user_ok = user_ok_store;
 	ctx.consent_ok = consent_ok_store;
 	ctx.user_arg = req->worker;
+	ctx.defer_spend = ctx.store != NULL;
 	token_process(&ctx, &f, &res);
 	oauth_snapshot_put(snap);
 	token_form_free(&f);
+	if (res.n_spend) {
+		struct token_result *one = &res;
+
+		if (batch_add(req, resp, ctx.store, &res))
+			return;
+		token_spend_commit(ctx.store, &one, 1, ctx.now);
+	}
 done:
-	respond(resp, &res);
-	token_count(res.reason);
-	log_emit(res.status == 200 ? LOG_INFO : LOG_WARN, "oauth.token",
-		 "result=%s status=%d grant=%s partner=%s client_auth=%s%s%s",
-		 token_reason_name(res.reason), res.status, res.grant ? res.grant : "-",
-		 log_val(str_cstr(res.partner), pv, sizeof(pv)),
-		 res.client_auth ? res.client_auth : "-", res.description[0] ? " why=" : "",
-		 res.description[0] ? log_val(str_cstr(res.description), dv, sizeof(dv)) : "");
-	token_result_free(&res);
+	finish(resp, &res);
 }
 
 struct replay_cache *token_replay_cache(void)

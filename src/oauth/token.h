@@ -62,9 +62,11 @@
 #include "oauth/oauth.h"
 #include "oauth/replay.h"
 #include "oauth/sts.h"
+#include "store/store_oauth.h"
 
 #define TOKEN_PATH		       "/oauth/token"
 #define TOKEN_FORM_MAX_PARAMS	       32   /* name=value pairs, unknown ones included */
+#define TOKEN_SPEND_MAX		       2    /* assertions one request spends: client and user */
 #define TOKEN_FORM_SHORT_MAX	       2048 /* bytes of a decoded non-token parameter */
 #define TOKEN_CLIENT_ASSERTION_TYPE    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define TOKEN_GRANT_CLIENT_CREDENTIALS "client_credentials"
@@ -142,8 +144,28 @@ struct token_result {
 	int expires_in;
 	char scope[STS_SCOPE_MAX];
 	const char *issued_token_type; /* token exchange only */
+	/*
+	 * Assertion jtis spent but not yet recorded in the store
+	 * (ctx->defer_spend): the caller records them with
+	 * token_spend_commit before it answers, a batch of requests at a time.
+	 */
+	struct token_spend {
+		struct store_oauth_jti row;
+		bool grant; /* a user assertion (else the client assertion) */
+	} spend[TOKEN_SPEND_MAX];
+	int n_spend;
 };
 void token_result_free(struct token_result *r);
+
+/*
+ * Group commit of the pool-wide replay check: record the pending spends of
+ * results r[0..n) in one store transaction, then settle each result: a jti
+ * some server of the pool had already spent turns it into the replay error
+ * (the token it carried is wiped), a store that cannot answer into 503
+ * temporarily_unavailable; either way no token leaves. Results without
+ * spends are untouched. Returns the store's batch error (STORE_OK).
+ */
+int token_spend_commit(struct store *s, struct token_result *const *r, size_t n, int64_t now);
 
 /*
  * Parse an application/x-www-form-urlencoded body strictly: '&'-separated
@@ -205,6 +227,13 @@ struct token_ctx {
 	 * fails closed (503 temporarily_unavailable).
 	 */
 	struct store *store;
+	/*
+	 * With a store: leave the pool-wide half of the replay check to the
+	 * caller (res->spend, token_spend_commit) instead of one store write
+	 * per request. The in-process replay cache is checked at once either
+	 * way. The token endpoint sets it; the other endpoints do not.
+	 */
+	bool defer_spend;
 };
 
 /*
@@ -251,5 +280,8 @@ void token_process(const struct token_ctx *ctx, const struct token_form *f,
 int oauth_token_routes(void);
 /* Free the replay cache at exit (after the servers stopped). */
 void oauth_token_shutdown(void);
+/* A worker thread whose loop has ended: answer the token requests still
+ * waiting for their group commit, free the thread's batch event. */
+void token_batch_thread_end(void);
 
 #endif

@@ -68,6 +68,24 @@ int store_oauth_jti_add(struct store *s, const uint8_t key[STORE_OAUTH_KEY_LEN],
 	return err;
 }
 
+int store_oauth_jti_add_many(struct store *s, const struct store_oauth_jti *rows, size_t n,
+			     int64_t now, int *results)
+{
+	bool own = false;
+	int err;
+
+	if (!rows || !results)
+		return store_invalid(s, "jti rows");
+	if ((err = store_tx_begin(s, &own)))
+		return err;
+	for (size_t i = 0; i < n && err == STORE_OK; i++) {
+		results[i] = store_oauth_jti_add(s, rows[i].key, rows[i].expires, now);
+		if (results[i] != STORE_OK && results[i] != STORE_CONFLICT)
+			err = results[i];
+	}
+	return store_tx_end(s, own, err);
+}
+
 static int purge(struct store *s, int slot, const char *sql, int64_t now, int limit, int *n)
 {
 	sqlite3_stmt *st;

@@ -36,6 +36,18 @@
  */
 int store_oauth_jti_add(struct store *s, const uint8_t key[STORE_OAUTH_KEY_LEN], int64_t expires,
 			int64_t now);
+/*
+ * Group commit: store_oauth_jti_add for each of rows[0..n) in one
+ * transaction (one WAL write for a batch of assertions). results[i] gets
+ * STORE_OK or STORE_CONFLICT. Returns STORE_OK, or the error that rolled
+ * the whole batch back (then no row was recorded and results are void).
+ */
+struct store_oauth_jti {
+	uint8_t key[STORE_OAUTH_KEY_LEN];
+	int64_t expires;
+};
+int store_oauth_jti_add_many(struct store *s, const struct store_oauth_jti *rows, size_t n,
+			     int64_t now, int *results);
 /* Delete at most limit (1..STORE_OAUTH_PURGE) rows that expired before
  * now; *n (may be NULL) gets the count. */
 int store_oauth_jti_purge(struct store *s, int64_t now, int limit, int *n);

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
+#include "oauth/token.h"
 #include "store/store.h"
 #include "store/store_oauth.h"
 
@@ -119,6 +121,130 @@ static void test_jti_used_at_one_server_is_a_replay_at_another(void **state)
 	/* another key is another assertion */
 	key_of(k, 2);
 	assert_int_equal(store_oauth_jti_add(f->b, k, 2000, 1000), STORE_OK);
+}
+
+static void test_jti_batch_records_all_and_finds_replays(void **state)
+{
+	struct fx *f = *state;
+	struct store_oauth_jti rows[3];
+	int res[3];
+	uint8_t k[STORE_OAUTH_KEY_LEN];
+
+	memset(rows, 0, sizeof(rows));
+	key_of(rows[0].key, 10);
+	key_of(rows[1].key, 11);
+	key_of(rows[2].key, 12);
+	for (int i = 0; i < 3; i++)
+		rows[i].expires = 2000;
+	/* 11 was spent at the other server of the pool */
+	assert_int_equal(store_oauth_jti_add(f->b, rows[1].key, 2000, 1000), STORE_OK);
+	assert_int_equal(store_oauth_jti_add_many(f->a, rows, 3, 1000, res), STORE_OK);
+	assert_int_equal(res[0], STORE_OK);
+	assert_int_equal(res[1], STORE_CONFLICT);
+	assert_int_equal(res[2], STORE_OK);
+	/* the batch was committed: the others are replays at b now */
+	key_of(k, 10);
+	assert_int_equal(store_oauth_jti_add(f->b, k, 2000, 1001), STORE_CONFLICT);
+	key_of(k, 12);
+	assert_int_equal(store_oauth_jti_add(f->b, k, 2000, 1001), STORE_CONFLICT);
+	/* a key twice in one batch: the second is the replay */
+	rows[1] = rows[0];
+	key_of(rows[0].key, 13);
+	rows[1] = rows[0];
+	assert_int_equal(store_oauth_jti_add_many(f->a, rows, 2, 1000, res), STORE_OK);
+	assert_int_equal(res[0], STORE_OK);
+	assert_int_equal(res[1], STORE_CONFLICT);
+	assert_int_equal(store_oauth_jti_add_many(f->a, NULL, 1, 1000, res), STORE_INVALID);
+}
+
+/* A result of the token endpoint waiting for its group commit. */
+static void pending(struct token_result *r, int first_key, int n, bool grant)
+{
+	memset(r, 0, sizeof(*r));
+	r->status = 200;
+	r->reason = TOKEN_ISSUED;
+	r->access_token = strdup("eyJ.token.sig");
+	assert_non_null(r->access_token);
+	for (int i = 0; i < n; i++) {
+		key_of(r->spend[i].row.key, first_key + i);
+		r->spend[i].row.expires = 5000;
+		r->spend[i].grant = grant && i == 1;
+	}
+	r->n_spend = n;
+}
+
+static void test_token_group_commit_refuses_what_the_pool_spent(void **state)
+{
+	struct fx *f = *state;
+	struct token_result r[4];
+	struct token_result *rp[4] = {&r[0], &r[1], &r[2], &r[3]};
+	uint8_t k[STORE_OAUTH_KEY_LEN];
+
+	pending(&r[0], 20, 1, false); /* fresh client assertion */
+	pending(&r[1], 21, 1, false); /* client assertion spent at b */
+	pending(&r[2], 22, 2, true);  /* fresh client, user assertion spent at b */
+	pending(&r[3], 0, 0, false);  /* nothing to record */
+	key_of(k, 21);
+	assert_int_equal(store_oauth_jti_add(f->b, k, 5000, 1000), STORE_OK);
+	key_of(k, 23);
+	assert_int_equal(store_oauth_jti_add(f->b, k, 5000, 1000), STORE_OK);
+
+	assert_int_equal(token_spend_commit(f->a, rp, 4, 1000), STORE_OK);
+	assert_int_equal(r[0].status, 200);
+	assert_non_null(r[0].access_token);
+	assert_int_equal(r[1].status, 401);
+	assert_string_equal(r[1].error, "invalid_client");
+	assert_int_equal(r[1].reason, TOKEN_R_REPLAY);
+	assert_null(r[1].access_token); /* the signed token never leaves */
+	assert_int_equal(r[2].status, 400);
+	assert_string_equal(r[2].error, "invalid_grant");
+	assert_null(r[2].access_token);
+	assert_int_equal(r[3].status, 200);
+	assert_non_null(r[3].access_token);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(r[i].n_spend, 0);
+	/* the fresh ones are spent pool-wide now, the refused one's client
+	 * assertion too (an assertion is spent even when the grant fails) */
+	key_of(k, 20);
+	assert_int_equal(store_oauth_jti_add(f->b, k, 5000, 1001), STORE_CONFLICT);
+	key_of(k, 22);
+	assert_int_equal(store_oauth_jti_add(f->b, k, 5000, 1001), STORE_CONFLICT);
+	for (int i = 0; i < 4; i++)
+		token_result_free(&r[i]);
+}
+
+static void test_token_group_commit_fails_closed_when_the_store_cannot_write(void **state)
+{
+	struct fx *f = *state;
+	struct token_result r[2];
+	struct token_result *rp[2] = {&r[0], &r[1]};
+	struct store *c;
+	sqlite3 *db;
+	char err[256];
+
+	/* a connection that waits 10 ms for a lock another process holds */
+	assert_int_equal(store_open(f->path, 0, 10, &c, err, sizeof(err)), STORE_OK);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	pending(&r[0], 30, 1, false);
+	pending(&r[1], 0, 0, false);
+	assert_int_not_equal(token_spend_commit(c, rp, 2, 1000), STORE_OK);
+	assert_int_equal(r[0].status, 503);
+	assert_string_equal(r[0].error, "temporarily_unavailable");
+	assert_null(r[0].access_token);
+	assert_int_equal(r[1].status, 200); /* it had nothing to record */
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	/* nothing of the failed batch was recorded */
+	{
+		uint8_t k[STORE_OAUTH_KEY_LEN];
+
+		key_of(k, 30);
+		assert_int_equal(store_oauth_jti_add(f->b, k, 5000, 1001), STORE_OK);
+	}
+	store_close(c);
+	for (int i = 0; i < 2; i++)
+		token_result_free(&r[i]);
 }
 
 static void test_jti_expired_row_is_taken_over_not_a_replay(void **state)
@@ -353,6 +479,9 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	    T(test_jti_used_at_one_server_is_a_replay_at_another),
 	    T(test_jti_expired_row_is_taken_over_not_a_replay),
+	    T(test_jti_batch_records_all_and_finds_replays),
+	    T(test_token_group_commit_refuses_what_the_pool_spent),
+	    T(test_token_group_commit_fails_closed_when_the_store_cannot_write),
 	    T(test_jti_purge_is_bounded_and_keeps_live_rows),
 	    T(test_jti_null_key_is_invalid),
 	    T(test_revocation_at_one_server_is_seen_at_another_with_a_new_version),

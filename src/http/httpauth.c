@@ -435,7 +435,7 @@ static bool succeeded(const struct attempt *a, enum stats_auth_mech m, const cha
 static int load_user(const struct attempt *a, const char *aor, struct store_user *u,
 		     const char **reason)
 {
-	int rc = a->w->store ? store_user_get(a->w->store, aor, u) : STORE_UNAVAILABLE;
+	int rc = a->w->store ? vault_user_get(a->w->store, aor, u) : STORE_UNAVAILABLE;
 
 	if (rc == STORE_NOTFOUND || rc == STORE_INVALID) {
 		*reason = "unknown_user";

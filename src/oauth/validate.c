@@ -34,6 +34,7 @@
 #include "oauth/token.h"
 #include "sip/server.h"
 #include "store/store_oauth.h"
+#include "vault/vault.h"
 
 static const char *const result_names[VR_COUNT] = {
     [VR_OK] = "ok",
@@ -886,7 +887,7 @@ static int pool_consent(const struct oauth_partner *client, const struct oauth_p
 		return refuse(VR_DELEGATION_NOT_ALLOWED, no_consent);
 	/* a name that is no SIP URI (an outer token's nameid) is no user of
 	 * ours: refused, not a store outage */
-	rc = store_user_get(pool_store, p->sub, &u);
+	rc = vault_user_get(pool_store, p->sub, &u);
 	if (rc == STORE_OK)
 		rc = store_oauth_consent_has(pool_store, client->rec.id, u.id, &yes);
 	if (rc == STORE_OK || rc == STORE_NOTFOUND || rc == STORE_INVALID)

@@ -17,6 +17,7 @@
 #include "auth/sipae.h"
 #include "sip/server_int.h"
 #include "store/store.h"
+#include "vault/vault.h"
 
 #define BRANCH_MAGIC "z9hG4bKrtc"
 #define FWD_MAX	     (70 * 1024)
@@ -140,7 +141,7 @@ static int resolve(const struct sip_tx *t, bool strip_route, struct target *tg)
 		if (sip_aor_from_uri(&ru, aor, sizeof(aor)) < 0)
 			goto unroutable;
 		if (location_lookup(str_cstr(aor), t->now, &b, 1) == 0) {
-			rc = store_user_get(t->w->store, aor, &u);
+			rc = vault_user_get(t->w->store, aor, &u);
 			if (quiet)
 				return -2;
 			stats_inc(ST_ROUTE_FAIL);

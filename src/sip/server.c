@@ -18,6 +18,7 @@
 #include "auth/sa.h"
 #include "sip/server_int.h"
 #include "turn/relaycred.h"
+#include "vault/vault.h"
 
 const char *sip_transport_name(int kind)
 {
@@ -503,7 +504,7 @@ static int cert_identity(const struct sip_tx *t, struct store_user *user)
 	    sip_aor_from_uri(&from.uri, aor, sizeof(aor)) != 0 ||
 	    strcasecmp(aor, t->w->peer_user) != 0)
 		return 0;
-	if (store_user_get(t->w->store, t->w->peer_user, user) != STORE_OK || !user->enabled) {
+	if (vault_user_get(t->w->store, t->w->peer_user, user) != STORE_OK || !user->enabled) {
 		log_warn("auth.cert_user_gone", "user=%s src=%s", t->w->peer_user, t->src_addr);
 		return 0;
 	}

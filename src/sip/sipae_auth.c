@@ -40,6 +40,7 @@
 #include "store/wb.h"
 #include "vault/gss.h"
 #include "vault/vault_ntlm.h"
+#include "vault/vault.h"
 
 #define TOKEN_MAX ((SIPAE_MAX_GSSAPI / 4) * 3 + 3)
 
@@ -286,7 +287,7 @@ static void instance_of(const struct sip_tx *t, char *out, size_t cap)
 static int load_user(const struct sip_tx *t, const char *aor, struct store_user *user,
 		     const char **reason)
 {
-	int rc = store_user_get(t->w->store, aor, user);
+	int rc = vault_user_get(t->w->store, aor, user);
 	if (rc == STORE_NOTFOUND) {
 		*reason = "unknown_user";
 		return 0;

@@ -380,6 +380,7 @@ static _Atomic unsigned cache_check_ms = VAULT_CACHE_CHECK_MS;
 static _Atomic uint32_t cache_poll_epoch; /* bumped: every thread polls at its next lookup */
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static pthread_key_t cache_key;
+static pthread_key_t user_cache_key; /* vault_user_get's table, below */
 
 static void cache_free(void *p)
 {
@@ -392,6 +393,7 @@ static void cache_free(void *p)
 static void cache_setup(void)
 {
 	pthread_key_create(&cache_key, cache_free);
+	pthread_key_create(&user_cache_key, free);
 }
 
 void vault_cache_flush(void)
@@ -573,6 +575,110 @@ int vault_digest_key(struct store *s, struct str name, struct str realm, enum di
 	if (!s || !u || !key || (unsigned)alg >= DIGEST_ALG_COUNT)
 		return STORE_INVALID;
 	return cached_lookup(s, name, realm, (unsigned)alg, u, key);
+}
+
+/*
+ * Per-thread cache of user records (vault_user_get), beside the key cache
+ * and under its rules: the same generation (vault_cache_flush, and the
+ * version poll of cache_current, which covers every change of users and
+ * credentials), the same grace, TTL backstop and outage rule. It holds no
+ * secret. Keyed by the caller's exact string (not normalised: the store
+ * does that), so "sips:a@X" and "sip:a@x" are two entries of one user.
+ * Small and 2-way: the hot paths ask about few users at a time (a partner's
+ * API calls, the callee of an INVITE), and each entry is a whole struct
+ * store_user (about 1 KB); calloc'd, so a thread only touches the pages of
+ * the sets it uses.
+ */
+#define VAULT_USER_SETS 128
+#define VAULT_USER_WAYS 2
+#define VAULT_USER_IN	128 /* longer inputs go to the store */
+
+struct user_entry {
+	uint64_t hash;
+	uint64_t until_ms;
+	uint32_t gen;
+	int rc;
+	uint8_t in_len;
+	char in[VAULT_USER_IN];
+	struct store_user u; /* STORE_OK only */
+};
+
+/* The way that holds in (*hit set), else the way to fill (a dead one, else
+ * the one that expires first); NULL when there is no table. */
+static struct user_entry *user_slot(const char *in, size_t len, uint64_t h, uint32_t gen,
+				    uint64_t now, bool *hit)
+{
+	struct user_entry *tab, *set, *victim = NULL;
+
+	*hit = false;
+	pthread_once(&cache_once, cache_setup);
+	tab = pthread_getspecific(user_cache_key);
+	if (!tab) {
+		tab = calloc(VAULT_USER_SETS * VAULT_USER_WAYS, sizeof(*tab));
+		if (!tab || pthread_setspecific(user_cache_key, tab) != 0) {
+			free(tab);
+			return NULL;
+		}
+	}
+	set = &tab[(h % VAULT_USER_SETS) * VAULT_USER_WAYS];
+	for (int w = 0; w < VAULT_USER_WAYS; w++) {
+		struct user_entry *e = &set[w];
+
+		if (e->gen == gen && e->until_ms > now && e->hash == h && e->in_len == len &&
+		    memcmp(e->in, in, len) == 0) {
+			*hit = true;
+			return e;
+		}
+	}
+	for (int w = 0; w < VAULT_USER_WAYS; w++) {
+		struct user_entry *e = &set[w];
+
+		if (e->gen != gen || e->until_ms <= now)
+			return e;
+		if (!victim || e->until_ms < victim->until_ms)
+			victim = e;
+	}
+	return victim;
+}
+
+int vault_user_get(struct store *s, const char *uri, struct store_user *u)
+{
+	uint64_t h = 0, now;
+	uint32_t gen = 0;
+	size_t len;
+	bool hit = false;
+	struct user_entry *e = NULL;
+	int rc;
+
+	if (!s || !uri || !u)
+		return STORE_INVALID;
+	len = strnlen(uri, VAULT_USER_IN);
+	if (len >= VAULT_USER_IN)
+		return store_user_get(s, uri, u); /* unusual: never cached */
+	now = now_ms();
+	if (cache_current(s, now)) {
+		gen = atomic_load(&cache_gen);
+		h = cache_hash(str_make(uri, len), STR_NULL, 0xff);
+		e = user_slot(uri, len, h, gen, now, &hit);
+	}
+	if (hit) {
+		if (e->rc == STORE_OK)
+			memcpy(u, &e->u, sizeof(*u));
+		return e->rc; /* NOTFOUND, INVALID: *u untouched, as the store */
+	}
+	rc = store_user_get(s, uri, u);
+	if (!e || (rc != STORE_OK && rc != STORE_NOTFOUND && rc != STORE_INVALID))
+		return rc; /* outages are never remembered */
+	memset(e, 0, sizeof(*e));
+	e->hash = h;
+	e->gen = gen;
+	e->until_ms = now + VAULT_CACHE_TTL_MS;
+	e->rc = rc;
+	e->in_len = (uint8_t)len;
+	memcpy(e->in, uri, len);
+	if (rc == STORE_OK)
+		memcpy(&e->u, u, sizeof(e->u));
+	return rc;
 }
 
 struct verdict vault_digest_verify(struct store *s, const struct digest_creds *c, struct str method,

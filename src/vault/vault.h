@@ -86,10 +86,24 @@ int vault_digest_key(struct store *s, struct str name, struct str realm, enum di
 		     struct store_user *u, struct store_cred *key);
 
 /*
- * Forget every cached key lookup (all threads, lazily: each thread notices
- * at its next lookup). Call after a user, password or key changes; the
- * daemon does on `cache.flush` from rtcauthctl and on SIGHUP. Without it a
- * change still takes effect within a second (the version poll below).
+ * store_user_get through a per-thread cache with the rules of the key
+ * cache above (vault_cache_flush, the version poll, the grace, a TTL
+ * backstop): same contract, uri as given (the store normalises it; the
+ * cache is keyed by the exact string, and one longer than 127 bytes always
+ * goes to the store). STORE_OK fills *u; STORE_NOTFOUND and STORE_INVALID
+ * are cached too and leave *u untouched; any other code is an outage and
+ * is never cached. For the hot paths (API, consent, SIP routing and
+ * authentication); admin tools that must read the latest record call
+ * store_user_get. NULL s, uri or u: STORE_INVALID.
+ */
+int vault_user_get(struct store *s, const char *uri, struct store_user *u);
+
+/*
+ * Forget every cached key and user lookup (all threads, lazily: each
+ * thread notices at its next lookup). Call after a user, password or key
+ * changes; the daemon does on `cache.flush` from rtcauthctl and on SIGHUP.
+ * Without it a change still takes effect within a second (the version poll
+ * below).
  */
 void vault_cache_flush(void);
 /*

@@ -697,6 +697,278 @@ static void test_vault_set_password_on_locked_store_is_unavailable(void **state)
 	sqlite3_close(db);
 }
 
+/* ---- vault_user_get: the user-record cache ---- */
+
+/* bob, enabled, added through s */
+static struct store_user add_bob(struct store *s)
+{
+	struct store_user bob;
+
+	memset(&bob, 0, sizeof(bob));
+	assert_int_equal(store_uri_normalise("sip:bob@example.test", bob.uri, bob.user, bob.domain),
+			 STORE_OK);
+	bob.enabled = true;
+	snprintf(bob.display_name, sizeof(bob.display_name), "Bob");
+	assert_int_equal(store_user_add(s, &bob), STORE_OK);
+	return bob;
+}
+
+static void test_vault_user_get_hit_is_the_stores_record(void **state)
+{
+	struct fx *f = *state;
+	struct store_user want, got, again;
+
+	vault_cache_check_interval(3600 * 1000);
+	vault_cache_flush();
+	assert_int_equal(store_user_set_display_name(f->s, f->alice.uri, "Alice A."), STORE_OK);
+	assert_int_equal(store_user_get(f->s, "sip:alice@EXAMPLE.test", &want), STORE_OK);
+	memset(&got, 0xa5, sizeof(got));
+	assert_int_equal(vault_user_get(f->s, "sip:alice@EXAMPLE.test", &got), STORE_OK); /* miss */
+	assert_memory_equal(&got, &want, sizeof(want));
+	memset(&again, 0x5a, sizeof(again));
+	assert_int_equal(vault_user_get(f->s, "sip:alice@EXAMPLE.test", &again),
+			 STORE_OK); /* hit */
+	assert_memory_equal(&again, &want, sizeof(want));
+	assert_string_equal(again.uri, "sip:alice@example.test");
+	assert_string_equal(again.display_name, "Alice A.");
+	assert_true(again.enabled && again.has_password);
+	/* another spelling of the same user is its own entry, same record */
+	assert_int_equal(vault_user_get(f->s, "alice@example.test", &got), STORE_OK);
+	assert_memory_equal(&got, &want, sizeof(want));
+	vault_cache_check_interval(1000);
+}
+
+/* The hit above is really from the cache: with the users table gone, a
+ * cached user still answers, an uncached one is an outage. */
+static void test_vault_user_get_answers_without_the_store_when_cached(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	sqlite3 *db;
+
+	vault_cache_check_interval(3600 * 1000);
+	vault_cache_flush();
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_int_equal(vault_user_get(f->s, "sip:nobody@example.test", &u), STORE_NOTFOUND);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE users RENAME TO users_gone", NULL, NULL, NULL),
+	    SQLITE_OK);
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_string_equal(u.uri, f->alice.uri);
+	assert_int_equal(vault_user_get(f->s, "sip:nobody@example.test", &u), STORE_NOTFOUND);
+	assert_int_equal(vault_user_get(f->s, "sip:carol@example.test", &u), STORE_UNAVAILABLE);
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE users_gone RENAME TO users", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	vault_cache_check_interval(1000);
+}
+
+static void test_vault_user_get_sees_disable_rename_delete_after_flush(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	sqlite3 *db;
+
+	vault_cache_check_interval(3600 * 1000); /* only flushes count here */
+	vault_cache_flush();
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_true(u.enabled);
+	/* disabled */
+	assert_int_equal(store_user_set_enabled(f->s, f->alice.uri, false), STORE_OK);
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_true(u.enabled); /* between polls: the cached record */
+	vault_cache_flush();
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_false(u.enabled);
+	/* renamed */
+	assert_int_equal(store_user_set_display_name(f->s, f->alice.uri, "Alice Renamed"),
+			 STORE_OK);
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_string_equal(u.display_name, "");
+	vault_cache_flush();
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_string_equal(u.display_name, "Alice Renamed");
+	/* the URI itself renamed (no API for it: by SQL): the old one is gone */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "UPDATE users SET uri = 'sip:alice2@example.test', "
+				      "user = 'alice2' WHERE uri = 'sip:alice@example.test'",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	vault_cache_flush();
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_NOTFOUND);
+	assert_int_equal(vault_user_get(f->s, "sip:alice2@example.test", &u), STORE_OK);
+	/* deleted */
+	assert_int_equal(store_user_del(f->s, "sip:alice2@example.test"), STORE_OK);
+	assert_int_equal(vault_user_get(f->s, "sip:alice2@example.test", &u), STORE_OK);
+	vault_cache_flush();
+	assert_int_equal(vault_user_get(f->s, "sip:alice2@example.test", &u), STORE_NOTFOUND);
+	vault_cache_check_interval(1000);
+}
+
+/* Changes through another connection, no flush: seen at the next poll. */
+static void test_vault_user_get_sees_changes_from_elsewhere_at_the_next_poll(void **state)
+{
+	struct fx *f = *state;
+	struct store *other;
+	struct store_user u;
+	char err[256];
+
+	vault_cache_check_interval(3600 * 1000);
+	vault_cache_flush();
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_int_equal(store_open(f->path, 0, 50, &other, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_user_set_enabled(other, f->alice.uri, false), STORE_OK);
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_true(u.enabled);	       /* no poll due yet */
+	vault_cache_check_interval(0); /* a poll on every lookup */
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_false(u.enabled);
+	assert_int_equal(store_user_set_display_name(other, f->alice.uri, "Elsewhere"), STORE_OK);
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_string_equal(u.display_name, "Elsewhere");
+	assert_int_equal(store_user_del(other, f->alice.uri), STORE_OK);
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_NOTFOUND);
+	/* a real interval: the next due poll sees the next change */
+	vault_cache_check_interval(500);
+	(void)add_bob(other);
+	assert_int_equal(vault_user_get(f->s, "sip:bob@example.test", &u), STORE_OK);
+	assert_int_equal(store_user_set_enabled(other, "sip:bob@example.test", false), STORE_OK);
+	assert_int_equal(vault_user_get(f->s, "sip:bob@example.test", &u), STORE_OK);
+	assert_true(u.enabled); /* within the interval */
+	usleep(600 * 1000);
+	assert_int_equal(vault_user_get(f->s, "sip:bob@example.test", &u), STORE_OK);
+	assert_false(u.enabled);
+	store_close(other);
+	vault_cache_check_interval(1000);
+}
+
+static void test_vault_user_get_caches_unknown_users_until_flush_or_poll(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+
+	vault_cache_check_interval(3600 * 1000);
+	vault_cache_flush();
+	u.id = -7;
+	assert_int_equal(vault_user_get(f->s, "sip:bob@example.test", &u), STORE_NOTFOUND);
+	(void)add_bob(f->s);
+	assert_int_equal(vault_user_get(f->s, "sip:bob@example.test", &u), STORE_NOTFOUND);
+	assert_int_equal(u.id, -7); /* NOTFOUND leaves *u alone, hit or miss */
+	vault_cache_flush();
+	assert_int_equal(vault_user_get(f->s, "sip:bob@example.test", &u), STORE_OK);
+	assert_string_equal(u.display_name, "Bob");
+	/* the same through the poll */
+	assert_int_equal(vault_user_get(f->s, "sip:carol@example.test", &u), STORE_NOTFOUND);
+	assert_int_equal(store_user_del(f->s, "sip:bob@example.test"), STORE_OK);
+	{
+		struct store_user carol;
+		memset(&carol, 0, sizeof(carol));
+		assert_int_equal(store_uri_normalise("sip:carol@example.test", carol.uri,
+						     carol.user, carol.domain),
+				 STORE_OK);
+		carol.enabled = true;
+		assert_int_equal(store_user_add(f->s, &carol), STORE_OK);
+	}
+	assert_int_equal(vault_user_get(f->s, "sip:carol@example.test", &u), STORE_NOTFOUND);
+	vault_cache_check_interval(0);
+	assert_int_equal(vault_user_get(f->s, "sip:carol@example.test", &u), STORE_OK);
+	assert_int_equal(vault_user_get(f->s, "sip:bob@example.test", &u), STORE_NOTFOUND);
+	/* a name the store cannot hold is cached as INVALID, answered alike */
+	vault_cache_check_interval(3600 * 1000);
+	assert_int_equal(vault_user_get(f->s, "sip:", &u), STORE_INVALID);
+	assert_int_equal(vault_user_get(f->s, "sip:", &u), STORE_INVALID);
+	vault_cache_check_interval(1000);
+}
+
+/* An outage is never remembered: the first call after the store is back
+ * is answered by the store, for a user and for an unknown name. */
+static void test_vault_user_get_never_caches_an_outage(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	sqlite3 *db;
+
+	vault_cache_check_interval(3600 * 1000);
+	vault_cache_flush();
+	assert_int_equal(store_user_get(f->s, f->alice.uri, &u), STORE_OK); /* statement ready */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE users RENAME TO users_gone", NULL, NULL, NULL),
+	    SQLITE_OK);
+	u.id = -7;
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_UNAVAILABLE);
+	assert_int_equal(u.id, -7);
+	assert_int_equal(vault_user_get(f->s, "sip:bob@example.test", &u), STORE_UNAVAILABLE);
+	assert_int_equal(
+	    sqlite3_exec(db, "ALTER TABLE users_gone RENAME TO users", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_string_equal(u.uri, f->alice.uri);
+	(void)add_bob(f->s); /* no flush, no poll: bob was never cached as unknown */
+	assert_int_equal(vault_user_get(f->s, "sip:bob@example.test", &u), STORE_OK);
+	vault_cache_check_interval(1000);
+}
+
+/* A store whose version cannot be read (closed file, broken table): past
+ * the grace, nothing is answered from the cache and nothing new is kept. */
+static void test_vault_user_get_bypasses_the_cache_when_the_version_is_unreadable(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	sqlite3 *db;
+
+	vault_cache_check_interval(50); /* grace: 500 ms */
+	vault_cache_flush();
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_true(u.enabled);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "UPDATE users SET enabled = 0;"
+				      "ALTER TABLE cred_version RENAME TO cred_version_gone",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	usleep(80 * 1000); /* a failed poll, within the grace */
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_true(u.enabled);
+	usleep(600 * 1000); /* past it: the store answers */
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_false(u.enabled);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE cred_version_gone RENAME TO cred_version;"
+				      "UPDATE users SET enabled = 1",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, &u), STORE_OK);
+	assert_true(u.enabled);
+	vault_cache_check_interval(1000);
+}
+
+static void test_vault_user_get_long_input_and_null_args(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	char longuri[300];
+
+	vault_cache_check_interval(3600 * 1000);
+	vault_cache_flush();
+	memset(longuri, 'a', sizeof(longuri));
+	memcpy(longuri, "sip:", 4);
+	memcpy(longuri + 200, "@example.test", 14);
+	assert_int_equal(vault_user_get(f->s, longuri, &u), STORE_NOTFOUND);
+	assert_int_equal(vault_user_get(NULL, f->alice.uri, &u), STORE_INVALID);
+	assert_int_equal(vault_user_get(f->s, NULL, &u), STORE_INVALID);
+	assert_int_equal(vault_user_get(f->s, f->alice.uri, NULL), STORE_INVALID);
+	vault_cache_check_interval(1000);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -724,6 +996,14 @@ int main(void)
 	    T(test_vault_set_password_on_missing_user_fails),
 	    T(test_vault_store_outage_is_tempfail_not_unknown_user),
 	    T(test_vault_set_password_on_locked_store_is_unavailable),
+	    T(test_vault_user_get_hit_is_the_stores_record),
+	    T(test_vault_user_get_answers_without_the_store_when_cached),
+	    T(test_vault_user_get_sees_disable_rename_delete_after_flush),
+	    T(test_vault_user_get_sees_changes_from_elsewhere_at_the_next_poll),
+	    T(test_vault_user_get_caches_unknown_users_until_flush_or_poll),
+	    T(test_vault_user_get_never_caches_an_outage),
+	    T(test_vault_user_get_bypasses_the_cache_when_the_version_is_unreadable),
+	    T(test_vault_user_get_long_input_and_null_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h> /* ev_write: see send_reply */
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -409,6 +410,28 @@ X509 *http_request_peer_cert(const struct http_request *req)
 	return req && req->ssl ? SSL_get0_peer_certificate(req->ssl) : NULL;
 }
 
+/*
+ * evhttp_send_reply, with the write started in this loop iteration. libevent
+ * 2.1's bufferevents (the OpenSSL one included) write only when their write
+ * event fires, so a reply used to wait for the next epoll_wait: an EPOLLOUT
+ * added and removed again (two epoll_ctl) and one more wakeup per response.
+ * Made active here, the write event runs at the end of this iteration; once
+ * it has emptied the buffer it deletes itself before the loop's change list
+ * reaches the kernel. Only when the bufferevent wants to write anyway (its
+ * write event is pending); a detached request (no connection) is left to
+ * evhttp.
+ */
+static void send_reply(struct evhttp_request *ev, int status, struct evbuffer *body)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	evhttp_send_reply(ev, status, NULL, body);
+	if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
+	    event_pending(&bev->ev_write, EV_WRITE, NULL))
+		event_active(&bev->ev_write, EV_WRITE, 1);
+}
+
 /* evhttp's callback for every complete request. */
 static void on_request(struct evhttp_request *ev, void *arg)
 {
@@ -458,7 +481,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
 	log_info("http.request", "method=%s path=%s status=%d bytes=%zu duration_us=%llu peer=%s",
 		 req.method_name, log_val(str_cstr(req.path), pbuf, sizeof(pbuf)), resp.status,
 		 bytes, (unsigned long long)(stats_now_us() - t0), peer);
-	evhttp_send_reply(ev, resp.status, NULL, resp.body);
+	send_reply(ev, resp.status, resp.body);
 	stats_family_inc(SF_HTTP_RESPONSES, (unsigned)(resp.status / 100 - 1));
 	stats_observe_us(STH_HTTP_REQUEST, stats_now_us() - t0);
 	evbuffer_free(resp.body);
@@ -502,7 +525,7 @@ void http_deferred_send(struct http_deferred *d)
 		 (unsigned long long)(stats_now_us() - d->t0), d->peer);
 	/* a request whose connection closed meanwhile is detached (evcon NULL):
 	 * evhttp_send_reply then frees it instead of sending */
-	evhttp_send_reply(resp->ev, resp->status, NULL, resp->body);
+	send_reply(resp->ev, resp->status, resp->body);
 	stats_family_inc(SF_HTTP_RESPONSES, (unsigned)(resp->status / 100 - 1));
 	stats_observe_us(STH_HTTP_REQUEST, stats_now_us() - d->t0);
 	evbuffer_free(resp->body);

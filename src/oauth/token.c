@@ -505,13 +505,6 @@ bad:
 #define SPEND_UNAVAILABLE (-100) /* res already filled */
 #define JTI_PURGE_EVERY	  64	 /* store inserts between two bounded purges */
 
-/*
- * The pool-wide half of the replay check (store_oauth.h): the row key is
- * the SHA-256 of a label and the namespace and the jti, each preceded by
- * its length, so that no two (namespace, jti) pairs share an encoding.
- * REPLAY_OK, REPLAY_SEEN, or SPEND_UNAVAILABLE with res filled: a store
- * that cannot answer never lets an assertion through.
- */
 static _Thread_local unsigned jti_adds; /* store inserts since the last purge */
 
 /* bounded housekeeping: a few hundred expired rows now and then */
@@ -524,29 +517,50 @@ static void jti_housekeeping(struct store *s, unsigned added, int64_t now)
 		store_oauth_jti_purge(s, now, STORE_OAUTH_PURGE, NULL);
 }
 
+/*
+ * The pool-wide half of the replay check (store_oauth.h). The row key is
+ * the assertion's exp (8 bytes, big-endian) followed by the first 24 bytes
+ * of the SHA-256 of a label, the namespace, the jti and exp, each preceded
+ * by its length, so that no two (namespace, jti, exp) share an encoding.
+ * Leading with exp sorts the rows by time: the jtis of a batch of new
+ * assertions land on the last pages of the table (a WAL frame or two per
+ * commit) instead of on one random page each. A captured assertion
+ * replayed anywhere carries the same exp, so it finds its row; only a
+ * client that reuses its own jti in a new assertion with another exp is
+ * not caught by the pool (the in-process cache, keyed by jti alone, still
+ * catches it at one server). REPLAY_OK, REPLAY_SEEN, or SPEND_UNAVAILABLE
+ * with res filled: a store that cannot answer never lets an assertion
+ * through.
+ */
 static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const char *jti,
-			   int64_t expires, bool grant, struct token_result *res)
+			   int64_t exp, bool grant, struct token_result *res)
 {
-	const char *parts[3] = {"rtcauth-oauth-jti-v1", ns, jti};
-	uint8_t key[STORE_OAUTH_KEY_LEN];
-	unsigned int n = sizeof(key);
+	char exp_text[24];
+	const char *parts[4] = {"rtcauth-oauth-jti-v2", ns, jti, exp_text};
+	uint8_t key[STORE_OAUTH_KEY_LEN], md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	int64_t expires = exp + ctx->snap->clock_skew;
 	int rc;
 
-	for (size_t i = 0; ok && i < 3; i++) {
+	snprintf(exp_text, sizeof(exp_text), "%lld", (long long)exp);
+	for (size_t i = 0; ok && i < 4; i++) {
 		uint32_t len = (uint32_t)strlen(parts[i]);
 		unsigned char be[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
 				       (unsigned char)(len >> 8), (unsigned char)len};
 
 		ok = EVP_DigestUpdate(c, be, 4) && EVP_DigestUpdate(c, parts[i], len);
 	}
-	ok = ok && EVP_DigestFinal_ex(c, key, &n) && n == sizeof(key);
+	ok = ok && EVP_DigestFinal_ex(c, md, &n) && n == 32;
 	EVP_MD_CTX_free(c);
 	if (!ok) {
 		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR, "the replay key failed");
 		return SPEND_UNAVAILABLE;
 	}
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)((uint64_t)exp >> (56 - 8 * i));
+	memcpy(key + 8, md, STORE_OAUTH_KEY_LEN - 8);
 	if (ctx->defer_spend && res->n_spend < TOKEN_SPEND_MAX) {
 		struct token_spend *sp = &res->spend[res->n_spend++];
 
@@ -605,6 +619,8 @@ int token_spend_commit(struct store *s, struct token_result *const *r, size_t n,
 				if (err == STORE_OK && results[m] == STORE_OK)
 					continue;
 				token_result_free(res);
+				res->expires_in = 0;
+				res->issued_token_type = NULL;
 				if (err != STORE_OK)
 					fail(res, 503, "temporarily_unavailable",
 					     TOKEN_R_SERVER_ERROR,
@@ -641,8 +657,7 @@ static int spend_jti(const struct token_ctx *ctx, const struct jose_jws *jws,
 	snprintf(key, sizeof(key), "%s/%s", purpose == JWT_CLIENT ? "c" : "g", p->rec.name);
 	rc = replay_check_and_add(ctx->replay, key, jti, exp + ctx->snap->clock_skew, ctx->now);
 	if (rc == REPLAY_OK && ctx->store)
-		rc = spend_jti_store(ctx, key, jti, exp + ctx->snap->clock_skew,
-				     purpose == JWT_GRANT, res);
+		rc = spend_jti_store(ctx, key, jti, exp, purpose == JWT_GRANT, res);
 	if (rc == REPLAY_OK)
 		return 0;
 	if (rc == SPEND_UNAVAILABLE)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/ec.h>
@@ -31,6 +32,7 @@
 #include "oauth/replay.h"
 #include "oauth/sts.h"
 #include "oauth/token.h"
+#include "store/store.h"
 
 #define NOW	 1800000000
 #define ISSUER	 "https://sts.example.test"
@@ -507,6 +509,100 @@ static void test_token_rejects_replayed_jti(void **state)
 	token_result_free(&res);
 	run_cc(f, a, NULL, &res);
 	expect_error(&res, 401, "invalid_client", TOKEN_R_REPLAY);
+}
+
+/* A fresh in-process replay cache: what another server of the pool has. */
+static void other_server(struct fx *f)
+{
+	replay_free(f->replay);
+	f->replay = replay_new(0);
+	assert_non_null(f->replay);
+	f->ctx.replay = f->replay;
+}
+
+/* Through the group commit (defer_spend) as the token endpoint does it. */
+static void run_cc_pool(struct fx *f, const char *assertion, struct token_result *res)
+{
+	struct token_result *one = res;
+
+	run_cc(f, strdup(assertion), NULL, res);
+	if (res->n_spend)
+		assert_int_equal(token_spend_commit(f->ctx.store, &one, 1, NOW), STORE_OK);
+}
+
+static void test_token_pool_refuses_an_assertion_spent_at_another_server(void **state)
+{
+	struct fx *f = *state;
+	struct token_result res;
+	struct store *st;
+	char dir[] = "/tmp/rtc-tokpool-XXXXXX", path[96], err[256];
+	json_t *c = claims(f, "p1-client");
+	char *a, *same_jti_later;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	assert_int_equal(store_open(path, STORE_CREATE, 1000, &st, err, sizeof(err)), STORE_OK);
+	f->ctx.store = st;
+	f->ctx.defer_spend = true;
+
+	json_object_set_new(c, "jti", json_string("pool-jti"));
+	a = sign_claims(json_deep_copy(c), k_p1, JOSE_ALG_RS256, "p1key");
+	json_object_set_new(c, "exp", json_integer(NOW + 200));
+	same_jti_later = sign_claims(c, k_p1, JOSE_ALG_RS256, "p1key");
+
+	/* the endpoint leaves the store write to the group commit; the row key
+	 * leads with the assertion's exp, big-endian */
+	run_cc(f, strdup(a), NULL, &res);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.n_spend, 1);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(res.spend[0].row.key[i],
+				 (uint8_t)((uint64_t)(NOW + 300) >> (56 - 8 * i)));
+	assert_int_equal(res.spend[0].row.expires, NOW + 300 + f->snap->clock_skew);
+	{
+		struct token_result *one = &res;
+
+		assert_int_equal(token_spend_commit(st, &one, 1, NOW), STORE_OK);
+	}
+	assert_int_equal(res.status, 200);
+	assert_non_null(res.access_token);
+	token_result_free(&res);
+
+	/* the same assertion at another server: refused, its token wiped */
+	other_server(f);
+	run_cc_pool(f, a, &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_REPLAY);
+	/* and without the group commit too */
+	other_server(f);
+	f->ctx.defer_spend = false;
+	run_cc(f, strdup(a), NULL, &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_REPLAY);
+	assert_int_equal(res.n_spend, 0);
+
+	/* the client's own new assertion reusing the jti with another exp:
+	 * the server that saw the first one refuses it, another does not */
+	run_cc(f, strdup(same_jti_later), NULL, &res);
+	expect_error(&res, 401, "invalid_client", TOKEN_R_REPLAY);
+	other_server(f);
+	f->ctx.defer_spend = true;
+	run_cc_pool(f, same_jti_later, &res);
+	assert_int_equal(res.status, 200);
+	token_result_free(&res);
+
+	free(a);
+	free(same_jti_later);
+	f->ctx.store = NULL;
+	store_close(st);
+	{
+		static const char *const sfx[] = {"", "-wal", "-shm"};
+		char p[128];
+
+		for (size_t i = 0; i < 3; i++) {
+			snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
+			unlink(p);
+		}
+	}
+	rmdir(dir);
 }
 
 static void test_token_replay_is_per_partner(void **state)
@@ -1506,6 +1602,7 @@ int main(void)
 	    T(test_token_accepts_es256_assertion_and_client_id),
 	    T(test_token_rejects_replayed_jti),
 	    T(test_token_replay_is_per_partner),
+	    T(test_token_pool_refuses_an_assertion_spent_at_another_server),
 	    T(test_token_refuses_when_replay_cache_full),
 	    T(test_token_rejects_assertion_signed_by_another_key),
 	    T(test_token_rejects_alg_none),

@@ -49,15 +49,19 @@ int api_user_uri(const char *rest, char uri[STORE_URI_MAX])
 
 json_t *api_user_json(const struct store_user *u, int64_t now)
 {
-	/* not zeroed (API_MAX_BINDINGS large records, every request):
-	 * location_lookup fills the first n, nothing below reads past them */
-	struct location_binding *b = malloc(API_MAX_BINDINGS * sizeof(*b));
+	/* a few bindings on the stack; the heap only for a user with more
+	 * (a large block freed per request makes malloc consolidate). Not
+	 * zeroed: location_lookup fills the first n, nothing reads past them */
+	struct location_binding few[API_FEW_BINDINGS], *b = few;
 	json_t *o = NULL, *regs;
 	size_t n;
 
-	if (!b)
-		return NULL;
-	n = location_lookup(str_cstr(u->uri), now, b, API_MAX_BINDINGS);
+	n = location_lookup(str_cstr(u->uri), now, few, API_FEW_BINDINGS);
+	if (n == API_FEW_BINDINGS) {
+		if (!(b = malloc(API_MAX_BINDINGS * sizeof(*b))))
+			return NULL;
+		n = location_lookup(str_cstr(u->uri), now, b, API_MAX_BINDINGS);
+	}
 	regs = json_array();
 	for (size_t i = 0; regs && i < n; i++) {
 		json_t *r = json_pack("{s:s, s:I, s:s}", "contact", b[i].contact_uri, "expires_in",
@@ -74,7 +78,8 @@ json_t *api_user_json(const struct store_user *u, int64_t now)
 	if (regs)
 		o = json_pack("{s:s, s:s, s:b, s:o}", "uri", u->uri, "display_name",
 			      u->display_name, "enabled", u->enabled, "registrations", regs);
-	free(b);
+	if (b != few)
+		free(b);
 	return o;
 }
 

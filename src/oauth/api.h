@@ -20,6 +20,7 @@
 #define API_USERS_PATH	 "/api/v1/users/"
 #define API_USERS_SCOPE	 "users.read"
 #define API_MAX_BINDINGS 32
+#define API_FEW_BINDINGS 4 /* looked up on the stack first */
 
 /*
  * The user URI of a request path after API_USERS_PATH: percent-decoded

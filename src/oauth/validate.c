@@ -1126,6 +1126,26 @@ static int validate_uncached(const struct oauth_snapshot *snap, const char *tok,
 	return rc;
 }
 
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* The cache key: SHA-256 of the token, with the algorithm fetched once
+ * (SHA256() looks it up in the provider store at every call). */
+static int token_hash(const char *token, size_t len, unsigned char out[32])
+{
+	unsigned int n = 0;
+
+	pthread_once(&sha256_once, sha256_fetch);
+	if (!sha256_md || EVP_Digest(token, len, out, &n, sha256_md, NULL) != 1 || n != 32)
+		return -1;
+	return 0;
+}
+
 int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, size_t len,
 			 int64_t now, struct oauth_principal *out)
 {
@@ -1141,7 +1161,8 @@ int oauth_validate_token(const struct oauth_snapshot *snap, const char *token, s
 	max = snap->max_token_size ? snap->max_token_size : JOSE_DEFAULT_MAX_TOKEN;
 	if (len > max)
 		return VR_TOO_LARGE;
-	SHA256((const unsigned char *)token, len, out->hash);
+	if (token_hash(token, len, out->hash) < 0)
+		return VR_INTERNAL;
 	pool_failed = false;
 	vr_detail = NULL;
 	if (cache_get(snap, out->hash, now, out, &cached_v)) {

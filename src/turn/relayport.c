@@ -14,7 +14,8 @@
 
 #include "core/secmem.h"
 
-#define PORT_PROBES 512 /* relay ports tried per allocation */
+#define PORT_PROBES    512	 /* relay ports tried per allocation */
+#define RELAY_SOCK_BUF (1 << 20) /* SO_RCVBUF / SO_SNDBUF of a relay socket */
 
 static int relay_socket(const struct stun_addr *ip)
 {
@@ -24,6 +25,16 @@ static int relay_socket(const struct stun_addr *ip)
 
 	if (fd >= 0 && ip->family == STUN_AF_IPV6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (fd >= 0) {
+		/* room for a burst from the peer while the worker is busy
+		 * (the kernel's default holds ~270 small datagrams); a cap,
+		 * not memory: only queued datagrams are charged, and
+		 * net.core.rmem_max / wmem_max bound it */
+		int sz = RELAY_SOCK_BUF;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
 	return fd;
 }
 

@@ -19,6 +19,7 @@
 #include "auth/lockout.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,9 @@ struct lk_entry {
 
 struct lk_shard {
 	pthread_mutex_t mu;
-	size_t count;
+	/* changed under mu; atomic so that a check can skip an empty shard
+	 * (the usual case: nobody failing) without taking mu */
+	_Atomic size_t count;
 	struct lk_entry *lru_head, *lru_tail; /* most / least recently used */
 	struct lk_entry *buckets[LK_SHARD_BUCKETS];
 };
@@ -414,7 +417,7 @@ static bool source_locked(struct lockout *l, struct str source, uint64_t now, ui
 	struct lk_entry *e;
 	bool locked;
 
-	if (!source.len)
+	if (!source.len || atomic_load_explicit(&s->count, memory_order_acquire) == 0)
 		return false;
 	pthread_mutex_lock(&s->mu);
 	e = entry_find(s, h, source);
@@ -434,6 +437,8 @@ static bool user_locked(struct lockout *l, struct str user, struct str source, u
 	struct lk_entry *e;
 	bool locked;
 
+	if (atomic_load_explicit(&s->count, memory_order_acquire) == 0)
+		return false;
 	pthread_mutex_lock(&s->mu);
 	e = entry_find(s, h, user);
 	locked = is_locked(e, now) && !known_has(e, source, now);

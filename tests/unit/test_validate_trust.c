@@ -35,6 +35,7 @@
 #include "oauth/validate.h"
 #include "store/store.h"
 #include "store/store_oauth.h"
+#include "vault/vault.h"
 
 #define NOW    1800000000
 #define ISSUER "https://sts.example.test"
@@ -385,6 +386,10 @@ static void test_outer_from_application_partner_for_unknown_or_disabled_user_ref
 	t = outer_token("app", "bob@" REALM);
 	expect(f, t, VR_OK);
 	assert_int_equal(store_user_set_enabled(f->a, BOB, false), STORE_OK);
+	/* user records come through the vault's cache: a change is seen once
+	 * the cache is flushed (rtcauthctl asks the daemon to, after every
+	 * user change) or at the next credentials-version poll (1 s) */
+	vault_cache_flush();
 	expect(f, t, VR_DELEGATION_NOT_ALLOWED);
 	free(t);
 }

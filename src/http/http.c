@@ -213,16 +213,52 @@ int http_response_set(struct http_response *resp, int status, const char *conten
 	return 0;
 }
 
+/* json_dump_callback's output gathered on the stack, then into an evbuffer
+ * (json_dumps would build a heap string, copy it and measure it again). */
+struct json_out {
+	struct evbuffer *to;
+	size_t n;
+	char buf[1024];
+};
+
+static int json_out_flush(struct json_out *o)
+{
+	int rc = o->n ? evbuffer_add(o->to, o->buf, o->n) : 0;
+
+	o->n = 0;
+	return rc;
+}
+
+static int json_out_add(const char *p, size_t len, void *arg)
+{
+	struct json_out *o = arg;
+
+	if (o->n + len > sizeof(o->buf) && json_out_flush(o) < 0)
+		return -1;
+	if (len > sizeof(o->buf))
+		return evbuffer_add(o->to, p, len);
+	memcpy(o->buf + o->n, p, len);
+	o->n += len;
+	return 0;
+}
+
 int http_response_json(struct http_response *resp, int status, const json_t *body)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
-	int rc;
+	struct json_out o;
 
-	if (!text)
+	if (status < 100 || status > 599 || !body)
 		return -1;
-	rc = http_response_set(resp, status, "application/json", text, strlen(text));
-	free(text);
-	return rc;
+	o.to = resp->body;
+	o.n = 0;
+	evbuffer_drain(resp->body, evbuffer_get_length(resp->body));
+	if (json_dump_callback(body, json_out_add, &o, JSON_COMPACT) < 0 ||
+	    json_out_flush(&o) < 0) {
+		evbuffer_drain(resp->body, evbuffer_get_length(resp->body));
+		return -1;
+	}
+	resp->status = status;
+	snprintf(resp->content_type, sizeof(resp->content_type), "%s", "application/json");
+	return 0;
 }
 
 int http_response_error(struct http_response *resp, int status, const char *error,

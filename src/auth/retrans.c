@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "core/md.h"
 #include "core/secmem.h"
 
 #define SHARDS 64
@@ -51,7 +52,6 @@ void retrans_shutdown(void)
  * profiles); freed when the thread ends. */
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 static pthread_key_t ctx_key;
-static EVP_MD *sha256; /* fetched once: EVP_sha256() in every init fetched again */
 
 static void ctx_free(void *p)
 {
@@ -61,7 +61,6 @@ static void ctx_free(void *p)
 static void ctx_setup(void)
 {
 	pthread_key_create(&ctx_key, ctx_free);
-	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 static EVP_MD_CTX *thread_ctx(void)
@@ -92,7 +91,7 @@ static int fingerprint(const struct retrans_key *k, uint8_t out[12])
 	size_t o = 0;
 	bool fits = true;
 
-	if (!ctx || !sha256 || EVP_DigestInit_ex2(ctx, sha256, NULL) != 1)
+	if (!ctx || !md_sha256() || EVP_DigestInit_ex2(ctx, md_sha256(), NULL) != 1)
 		return -1;
 	for (int i = 0; i < 6 && fits; i++) {
 		uint32_t n = (uint32_t)parts[i].len;

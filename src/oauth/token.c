@@ -22,6 +22,7 @@
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/md.h"
 #include "core/secmem.h"
 #include "core/stats.h"
 #include "http/http.h"
@@ -540,7 +541,7 @@ static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const ch
 	uint8_t key[STORE_OAUTH_KEY_LEN], md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	bool ok = c && md_sha256() && EVP_DigestInit_ex(c, md_sha256(), NULL);
 	int64_t expires = exp + ctx->snap->clock_skew;
 	int rc;
 

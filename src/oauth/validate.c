@@ -23,6 +23,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/md.h"
 #include "core/secmem.h"
 #include "core/stats.h"
 #include "http/http.h"
@@ -599,8 +600,8 @@ static void rev_key(const struct oauth_principal *p, unsigned char key[32])
 		return;
 	}
 	c = EVP_MD_CTX_new();
-	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, "jti", 4) ||
-	    !EVP_DigestUpdate(c, p->iss, strlen(p->iss) + 1) ||
+	if (!c || !md_sha256() || !EVP_DigestInit_ex(c, md_sha256(), NULL) ||
+	    !EVP_DigestUpdate(c, "jti", 4) || !EVP_DigestUpdate(c, p->iss, strlen(p->iss) + 1) ||
 	    !EVP_DigestUpdate(c, p->jti, strlen(p->jti)) || !EVP_DigestFinal_ex(c, key, &n))
 		memcpy(key, p->hash, 32); /* still a key for this very token */
 	EVP_MD_CTX_free(c);
@@ -1126,22 +1127,12 @@ static int validate_uncached(const struct oauth_snapshot *snap, const char *tok,
 	return rc;
 }
 
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-/* The cache key: SHA-256 of the token, with the algorithm fetched once
- * (SHA256() looks it up in the provider store at every call). */
+/* The cache key: SHA-256 of the token (core/md.h: fetched once). */
 static int token_hash(const char *token, size_t len, unsigned char out[32])
 {
 	unsigned int n = 0;
 
-	pthread_once(&sha256_once, sha256_fetch);
-	if (!sha256_md || EVP_Digest(token, len, out, &n, sha256_md, NULL) != 1 || n != 32)
+	if (!md_sha256() || EVP_Digest(token, len, out, &n, md_sha256(), NULL) != 1 || n != 32)
 		return -1;
 	return 0;
 }

@@ -22,16 +22,8 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include "core/md.h"
 #include "core/secmem.h"
-
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-static EVP_MD *md_sha1, *md_sha256;
-
-static void md_fetch(void)
-{
-	md_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
-	md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
 
 static uint16_t rd16(const uint8_t *p)
 {
@@ -396,14 +388,12 @@ static int check_mac(const struct stun_msg *m, int idx, const EVP_MD *md, const 
 
 int stun_check_integrity(const struct stun_msg *m, const uint8_t *key, size_t keylen)
 {
-	pthread_once(&md_once, md_fetch);
-	return check_mac(m, m->mi, md_sha1, key, keylen);
+	return check_mac(m, m->mi, md_sha1(), key, keylen);
 }
 
 int stun_check_integrity_sha256(const struct stun_msg *m, const uint8_t *key, size_t keylen)
 {
-	pthread_once(&md_once, md_fetch);
-	return check_mac(m, m->mi256, md_sha256, key, keylen);
+	return check_mac(m, m->mi256, md_sha256(), key, keylen);
 }
 
 static uint32_t fingerprint(const uint8_t *buf, size_t start)
@@ -932,14 +922,12 @@ static int build_mac(struct stun_builder *b, uint16_t type, const EVP_MD *md, si
 
 int stun_build_integrity(struct stun_builder *b, const uint8_t *key, size_t keylen)
 {
-	pthread_once(&md_once, md_fetch);
-	return build_mac(b, STUN_ATTR_MESSAGE_INTEGRITY, md_sha1, STUN_MI_LEN, 1, key, keylen);
+	return build_mac(b, STUN_ATTR_MESSAGE_INTEGRITY, md_sha1(), STUN_MI_LEN, 1, key, keylen);
 }
 
 int stun_build_integrity_sha256(struct stun_builder *b, const uint8_t *key, size_t keylen)
 {
-	pthread_once(&md_once, md_fetch);
-	return build_mac(b, STUN_ATTR_MESSAGE_INTEGRITY_SHA256, md_sha256, STUN_MI256_LEN, 2, key,
+	return build_mac(b, STUN_ATTR_MESSAGE_INTEGRITY_SHA256, md_sha256(), STUN_MI256_LEN, 2, key,
 			 keylen);
 }
 
@@ -980,14 +968,12 @@ static int hmac_one(const EVP_MD *md, size_t outlen, const void *key, size_t key
 
 int stun_hmac_sha1(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[20])
 {
-	pthread_once(&md_once, md_fetch);
-	return hmac_one(md_sha1, 20, key, keylen, data, len, out);
+	return hmac_one(md_sha1(), 20, key, keylen, data, len, out);
 }
 
 int stun_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[32])
 {
-	pthread_once(&md_once, md_fetch);
-	return hmac_one(md_sha256, 32, key, keylen, data, len, out);
+	return hmac_one(md_sha256(), 32, key, keylen, data, len, out);
 }
 
 const char *stun_error_reason(int code)

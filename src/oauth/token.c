@@ -509,13 +509,14 @@ bad:
 static _Thread_local unsigned jti_adds; /* store inserts since the last purge */
 
 /* bounded housekeeping: a few hundred expired rows now and then */
-static void jti_housekeeping(struct store *s, unsigned added, int64_t now)
+static void jti_housekeeping(struct store *s, unsigned added, int64_t now, int64_t skew)
 {
 	unsigned before = jti_adds;
 
 	jti_adds += added;
+	/* keys lead with exp and rows live until exp plus the skew */
 	if (jti_adds / JTI_PURGE_EVERY != before / JTI_PURGE_EVERY)
-		store_oauth_jti_purge(s, now, STORE_OAUTH_PURGE, NULL);
+		store_oauth_jti_purge(s, now, now - skew, STORE_OAUTH_PURGE, NULL);
 }
 
 /*
@@ -579,7 +580,7 @@ static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const ch
 		     "the shared replay cache is unavailable; retry in a moment");
 		return SPEND_UNAVAILABLE;
 	}
-	jti_housekeeping(ctx->store, 1, ctx->now);
+	jti_housekeeping(ctx->store, 1, ctx->now, ctx->snap->clock_skew);
 	return REPLAY_OK;
 }
 
@@ -587,6 +588,15 @@ static void replay_error(struct token_result *res, bool grant)
 {
 	fail(res, grant ? 400 : 401, grant ? "invalid_grant" : "invalid_client", TOKEN_R_REPLAY,
 	     "the %s's jti was used before", grant ? "assertion" : "client assertion");
+}
+
+static int64_t key_exp(const uint8_t key[STORE_OAUTH_KEY_LEN])
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | key[i];
+	return (int64_t)v;
 }
 
 int token_spend_commit(struct store *s, struct token_result *const *r, size_t n, int64_t now)
@@ -634,8 +644,11 @@ int token_spend_commit(struct store *s, struct token_result *const *r, size_t n,
 			}
 			res->n_spend = 0;
 		}
-		if (err == STORE_OK)
-			jti_housekeeping(s, (unsigned)m, now);
+		/* the skew these rows were written with: expires minus the exp
+		 * their key leads with */
+		if (err == STORE_OK && m)
+			jti_housekeeping(s, (unsigned)m, now,
+					 rows[0].expires - key_exp(rows[0].key));
 		done = end;
 	}
 	return batch_err;

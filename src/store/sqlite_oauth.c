@@ -107,13 +107,36 @@ static int purge(struct store *s, int slot, const char *sql, int64_t now, int li
 	return err;
 }
 
-int store_oauth_jti_purge(struct store *s, int64_t now, int limit, int *n)
+int store_oauth_jti_purge(struct store *s, int64_t now, int64_t key_before, int limit, int *n)
 {
-	/* bounded work: the index on expires finds the oldest rows */
-	return purge(s, SL_JTI_PURGE,
-		     "DELETE FROM oauth_jti WHERE key IN (SELECT key FROM oauth_jti"
-		     " WHERE expires < ?1 ORDER BY expires LIMIT ?2)",
-		     now, limit, n);
+	/* bounded work: keys lead with a big-endian time (store_oauth.h), so
+	 * the oldest rows come first in the primary key and no second index
+	 * is kept up to date by every insert */
+	static const char sql[] = "DELETE FROM oauth_jti WHERE key IN (SELECT key FROM oauth_jti"
+				  " WHERE key < ?1 AND expires < ?2 ORDER BY key LIMIT ?3)";
+	uint8_t bound[8];
+	sqlite3_stmt *st;
+	int err = STORE_OK;
+
+	if (n)
+		*n = 0;
+	if (limit < 1 || limit > STORE_OAUTH_PURGE)
+		return store_invalid(s, "purge limit");
+	if (key_before < 0)
+		key_before = 0;
+	for (int i = 0; i < 8; i++)
+		bound[i] = (uint8_t)((uint64_t)key_before >> (56 - 8 * i));
+	if (!(st = store_ext_stmt(s, SL_JTI_PURGE, sql, &err)))
+		return err;
+	if ((err = store_bind_blob(s, st, 1, bound, sizeof(bound), "key bound")) ||
+	    (err = store_bind_int(s, st, 2, now)) || (err = store_bind_int(s, st, 3, limit))) {
+		store_stmt_done(st);
+		return err;
+	}
+	err = store_stmt_exec(s, st);
+	if (err == STORE_OK && n)
+		*n = sqlite3_changes(sqlite3_db_handle(st));
+	return err;
 }
 
 /* ---- revocations ---- */

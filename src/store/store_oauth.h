@@ -29,7 +29,8 @@
 /* ---- used assertion jtis ---- */
 
 /*
- * Record key (a digest of partner and jti) as used until expires (unix
+ * Record key (a time, then a digest of partner and jti: see
+ * store_oauth_jti_purge) as used until expires (unix
  * seconds). STORE_OK the first time; STORE_CONFLICT while an earlier use
  * has not expired (expires >= now): a replay. A row that expired before
  * now is taken over (the assertion could no longer be accepted anyway).
@@ -48,9 +49,15 @@ struct store_oauth_jti {
 };
 int store_oauth_jti_add_many(struct store *s, const struct store_oauth_jti *rows, size_t n,
 			     int64_t now, int *results);
-/* Delete at most limit (1..STORE_OAUTH_PURGE) rows that expired before
- * now; *n (may be NULL) gets the count. */
-int store_oauth_jti_purge(struct store *s, int64_t now, int limit, int *n);
+/*
+ * Delete at most limit (1..STORE_OAUTH_PURGE) rows that expired before now,
+ * oldest first; *n (may be NULL) gets the count. Keys must lead with a
+ * time in unix seconds, 8 bytes big-endian, never later than the row's
+ * expires (token.c: the assertion's exp): the purge walks the primary key
+ * up to key_before (the caller's now minus its clock skew), so the table
+ * needs no index on expires.
+ */
+int store_oauth_jti_purge(struct store *s, int64_t now, int64_t key_before, int limit, int *n);
 
 /* ---- revoked tokens ---- */
 

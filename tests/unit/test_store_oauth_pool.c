@@ -259,28 +259,131 @@ static void test_jti_expired_row_is_taken_over_not_a_replay(void **state)
 	assert_int_equal(store_oauth_jti_add(f->a, k, 3000, 2999), STORE_CONFLICT);
 }
 
+/* a key as token.c builds it: exp big-endian, then digest bytes */
+static void timed_key(uint8_t k[STORE_OAUTH_KEY_LEN], int64_t exp, int n)
+{
+	memset(k, 0xa5, STORE_OAUTH_KEY_LEN);
+	for (int i = 0; i < 8; i++)
+		k[i] = (uint8_t)((uint64_t)exp >> (56 - 8 * i));
+	k[8] = (uint8_t)n;
+	k[9] = (uint8_t)(n >> 8);
+}
+
 static void test_jti_purge_is_bounded_and_keeps_live_rows(void **state)
 {
 	struct fx *f = *state;
 	uint8_t k[STORE_OAUTH_KEY_LEN];
 	int n = -1;
 
+	/* 150 expired (exp 100), 150 live (exp 10100); expires = exp + 60 */
 	for (int i = 0; i < 300; i++) {
-		key_of(k, 10 + i);
-		assert_int_equal(store_oauth_jti_add(f->a, k, 100 + i % 2 * 10000, 50), STORE_OK);
+		int64_t exp = 100 + i % 2 * 10000;
+
+		timed_key(k, exp, i);
+		assert_int_equal(store_oauth_jti_add(f->a, k, exp + 60, 50), STORE_OK);
 	}
-	/* 150 expired (expires 100), 150 live (10100) */
-	assert_int_equal(store_oauth_jti_purge(f->a, 5000, 100, &n), STORE_OK);
+	assert_int_equal(store_oauth_jti_purge(f->a, 5000, 5000 - 60, 100, &n), STORE_OK);
 	assert_int_equal(n, 100);
-	assert_int_equal(store_oauth_jti_purge(f->b, 5000, 100, &n), STORE_OK);
+	assert_int_equal(store_oauth_jti_purge(f->b, 5000, 5000 - 60, 100, &n), STORE_OK);
 	assert_int_equal(n, 50);
-	assert_int_equal(store_oauth_jti_purge(f->b, 5000, 100, &n), STORE_OK);
+	assert_int_equal(store_oauth_jti_purge(f->b, 5000, 5000 - 60, 100, &n), STORE_OK);
 	assert_int_equal(n, 0);
-	key_of(k, 11); /* a live one: still a replay */
-	assert_int_equal(store_oauth_jti_add(f->b, k, 10101, 5000), STORE_CONFLICT);
-	assert_int_equal(store_oauth_jti_purge(f->a, 5000, 0, &n), STORE_INVALID);
-	assert_int_equal(store_oauth_jti_purge(f->a, 5000, STORE_OAUTH_PURGE + 1, &n),
+	timed_key(k, 10100, 1); /* a live one: still a replay */
+	assert_int_equal(store_oauth_jti_add(f->b, k, 10160, 5000), STORE_CONFLICT);
+	assert_int_equal(store_oauth_jti_purge(f->a, 5000, 4940, 0, &n), STORE_INVALID);
+	assert_int_equal(store_oauth_jti_purge(f->a, 5000, 4940, STORE_OAUTH_PURGE + 1, &n),
 			 STORE_INVALID);
+}
+
+static void test_jti_purge_keeps_rows_within_the_clock_skew(void **state)
+{
+	struct fx *f = *state;
+	uint8_t k[STORE_OAUTH_KEY_LEN];
+	int n = -1;
+
+	/* exp passed 30 s ago, but with 60 s of skew the assertion is still
+	 * acceptable: its row must stay, whatever bound the caller passes */
+	timed_key(k, 970, 1);
+	assert_int_equal(store_oauth_jti_add(f->a, k, 1030, 900), STORE_OK);
+	assert_int_equal(store_oauth_jti_purge(f->a, 1000, 1000, 256, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_oauth_jti_add(f->b, k, 1030, 1000), STORE_CONFLICT);
+	/* past exp + skew it goes */
+	assert_int_equal(store_oauth_jti_purge(f->a, 1031, 1031 - 60, 256, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_oauth_jti_add(f->b, k, 1030, 1000), STORE_OK);
+}
+
+static void test_jti_table_has_no_second_index(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	/* every insert would also update it: the purge walks the key */
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+			       "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+			       " AND tbl_name = 'oauth_jti' AND sql IS NOT NULL",
+			       -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static int64_t count_of(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void test_jti_migration_drops_old_layout_rows_and_the_index(void **state)
+{
+	struct fx *f = *state;
+	uint8_t k[STORE_OAUTH_KEY_LEN];
+	struct store *s;
+	sqlite3 *db;
+	char err[256], sql[256];
+
+	/* a database as schema 8 left it: index on expires, rows keyed by a
+	 * bare hash next to rows of the current layout */
+	timed_key(k, 4000, 7);
+	assert_int_equal(store_oauth_jti_add(f->a, k, 4060, 1000), STORE_OK);
+	store_close(f->a);
+	store_close(f->b);
+	f->a = f->b = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO oauth_jti VALUES (x'9f%062d', 4060);"
+		 "CREATE INDEX oauth_jti_expires ON oauth_jti(expires);"
+		 "PRAGMA user_version = 8;",
+		 0);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(count_of(db, "SELECT count(*) FROM oauth_jti"), 2);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(f->path, 0, 1000, &s, err, sizeof(err)), STORE_OK);
+	/* the current-layout row still catches its replay */
+	assert_int_equal(store_oauth_jti_add(s, k, 4060, 1000), STORE_CONFLICT);
+	store_close(s);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(count_of(db, "SELECT count(*) FROM oauth_jti"), 1);
+	assert_int_equal(count_of(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+				      " AND name = 'oauth_jti_expires'"),
+			 0);
+	assert_true(count_of(db, "PRAGMA user_version") >= 9);
+	sqlite3_close(db);
+	assert_int_equal(store_open(f->path, 0, 1000, &f->a, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_open(f->path, 0, 1000, &f->b, err, sizeof(err)), STORE_OK);
 }
 
 static void test_jti_null_key_is_invalid(void **state)
@@ -483,6 +586,9 @@ int main(void)
 	    T(test_token_group_commit_refuses_what_the_pool_spent),
 	    T(test_token_group_commit_fails_closed_when_the_store_cannot_write),
 	    T(test_jti_purge_is_bounded_and_keeps_live_rows),
+	    T(test_jti_purge_keeps_rows_within_the_clock_skew),
+	    T(test_jti_table_has_no_second_index),
+	    T(test_jti_migration_drops_old_layout_rows_and_the_index),
 	    T(test_jti_null_key_is_invalid),
 	    T(test_revocation_at_one_server_is_seen_at_another_with_a_new_version),
 	    T(test_revoked_purge_drops_only_expired_rows),

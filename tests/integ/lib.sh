@@ -70,6 +70,44 @@ while True:
 PY
 }
 
+# relay_ports: set RELAY_MIN to the first port of a block of 100 UDP ports
+# for a [turn] relay range (min_port = $RELAY_MIN, max_port <= RELAY_MIN+99)
+# that no other test uses: the blocks lie below the kernel's ephemeral range,
+# so free_port and clients never get them, and each is taken with a lock
+# (flock on /tmp/rtcauth-relay-ports/BLOCK) held until this test exits.
+relay_ports() {
+	local lo dir b i nb first fd
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+	nb=$(((lo - 20000) / 100))
+	dir=/tmp/rtcauth-relay-ports
+	if [ "$nb" -ge 1 ] && command -v flock >/dev/null && mkdir -p "$dir" 2>/dev/null; then
+		first=$((RANDOM % nb))
+		for ((i = 0; i < nb; i++)); do
+			b=$((20000 + ((first + i) % nb) * 100))
+			exec {fd}>>"$dir/$b" || continue
+			if flock -n "$fd"; then
+				RELAY_MIN=$b
+				return 0
+			fi
+			exec {fd}>&-
+		done
+	fi
+	RELAY_MIN=$((20000 + (RANDOM % 400) * 100))
+	diag "relay_ports: no block of our own, using $RELAY_MIN..$((RELAY_MIN + 99))"
+}
+
+# wait_port udp|tcp PORT [SECONDS]: until something listens on 127.0.0.1:PORT
+# (UDP bound / TCP listening), at most SECONDS (default 5); 1 if it never does
+wait_port() {
+	local i n=$((${3:-5} * 20)) f=-Hltn
+	[ "$1" = udp ] && f=-Hlun
+	for ((i = 0; i < n; i++)); do
+		[ -n "$(ss $f "sport = :$2" 2>/dev/null)" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # write_config [extra ini lines...]: $T/rtcauth.conf with SIP on $SIP_PORT
 # (udp, tcp) and $SIP_PORT+1 (tls), HTTPS on $HTTP_PORT, state in $T/state.
 write_config() {

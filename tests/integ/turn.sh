@@ -30,7 +30,7 @@ TURN_PORT=$(free_port)
 TURN_TLS_PORT=$(free_port)
 PEER_PORT=$(free_port)
 # a relay port range of our own (tests may run side by side)
-RELAY_MIN=$((20000 + (RANDOM % 400) * 100))
+relay_ports
 TURN_PW=al1ce-Pw.7
 export TURN_PORT PEER_PORT TURN_PW
 write_config "[turn]" \
@@ -62,7 +62,7 @@ echo disabled-pw | ctl user add sip:dave@example.test --password-stdin --disable
 
 turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >"$T/peer.log" 2>&1 &
 _pids+=($!)
-sleep 0.3
+wait_port udp "$PEER_PORT" || diag "turnutils_peer is not bound to $PEER_PORT after 5 s"
 
 # ---- coturn's tools ----
 

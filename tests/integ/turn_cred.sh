@@ -9,7 +9,7 @@
 
 TURN_PORT=$(free_port)
 PEER_PORT=$(free_port)
-RELAY_MIN=$((20000 + (RANDOM % 400) * 100))
+relay_ports
 # curl 7.88 gets Digest SHA-512-256 wrong: offer what it does right
 write_config "[turn]" "listen = udp:127.0.0.1:$TURN_PORT" "min_port = $RELAY_MIN" \
 	"max_port = $((RELAY_MIN + 49))" "allowed_peer = 127.0.0.1/32" \
@@ -18,7 +18,7 @@ echo 'al1ce-Pw.7' | ctl user add sip:alice@example.test --password-stdin >/dev/n
 start_daemon || { not_ok "daemon starts"; finish; exit 1; }
 turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >"$T/peer.log" 2>&1 &
 _pids+=($!)
-sleep 0.3
+wait_port udp "$PEER_PORT" || diag "turnutils_peer is not bound to $PEER_PORT after 5 s"
 CA=$T/state/ca/ca.crt
 URL=https://127.0.0.1:$HTTP_PORT/turn/credentials
 hc() { curl -s --cacert "$CA" -o "$1" -w '%{http_code}' "${@:2}"; }

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 TURN_PORT=$(free_port)
-RELAY_MIN=$((20000 + (RANDOM % 400) * 100))
+relay_ports
 TURN_PW=r3load-Pw.9
 export TURN_PORT TURN_PW
 turn_conf() {

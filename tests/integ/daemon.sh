@@ -137,7 +137,7 @@ time.sleep(120)
 PY
 	HOLD_PID=$!
 	_pids+=("$HOLD_PID")
-	sleep 0.5
+	wait_port "$1" "$SIP_PORT" || diag "the $1 holder is not bound to $SIP_PORT after 5 s"
 }
 port_free() { # KIND PORT: nothing is bound there any more
 	python3 - "$@" <<'PY'

@@ -355,7 +355,7 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(5); time.sleep(60)
 PY
 HOLD_PID=$!
 _pids+=("$HOLD_PID")
-sleep 0.5
+wait_port tcp "$HTTP_PORT" || diag "the holder is not listening on $HTTP_PORT after 5 s"
 timeout 30 "$RTCAUTHD" -c "$CONF" >"$T/inuse.out" 2>&1
 rc=$?
 kill "$HOLD_PID" 2>/dev/null

@@ -164,7 +164,7 @@ timeout 60 sipp -sf "$SIPP_DIR/uas_message.xml" -t u1 -i 127.0.0.1 -p "$BOB_PORT
 	-timeout 30s -timeout_error -trace_err -error_file "$T/bob.err" >"$T/bob.out" 2>&1 </dev/null &
 bob=$!
 _pids+=("$bob")
-sleep 0.5
+wait_port udp "$BOB_PORT" || diag "bob's sipp is not bound to $BOB_PORT after 5 s"
 AUTH_URI=bob@example.test run_sipp u1 "$SIP_PORT" "$SIPP_DIR/uac_message.xml" "$T/alice.inf" 1 alice -p 0
 arc=$?
 wait "$bob"

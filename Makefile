@@ -80,8 +80,10 @@ fuzz: deps fuzz-build
 	  echo "== $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 build-fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; done
 
+# both builds on every core unless make was given -j; run-tests runs
+# RTC_TEST_JOBS programs at once (default: every core)
 test: deps
-	$(MAKE) SAN=asan all fuzz-build
+	$(MAKE) $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc)) SAN=asan all fuzz-build
 	scripts/run-tests build-asan
 
 run: deps all

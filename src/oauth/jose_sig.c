@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
+#include "core/md.h"
 #include "oauth/jose.h"
 
 /* One DER INTEGER from a 32-byte big-endian unsigned value. */
@@ -54,7 +55,7 @@ static int setup_pss(EVP_PKEY_CTX *pctx)
 int jose_verify_raw(const struct jose_key *k, const uint8_t *input, size_t len, const uint8_t *sig,
 		    size_t siglen)
 {
-	const EVP_MD *md = EVP_sha256();
+	const EVP_MD *md = md_sha256(); /* fetched once, not at every call */
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_MD_CTX *ctx;
 	uint8_t der[80];
@@ -80,6 +81,8 @@ int jose_verify_raw(const struct jose_key *k, const uint8_t *input, size_t len, 
 	default:
 		return JOSE_EALG;
 	}
+	if (!md && k->alg != JOSE_ALG_EDDSA)
+		return JOSE_EINTERNAL;
 	ctx = EVP_MD_CTX_new();
 	if (!ctx)
 		return JOSE_ENOMEM;
@@ -133,7 +136,7 @@ int jose_sign_with_pkey(EVP_PKEY *pkey, enum jose_alg alg, const uint8_t *input,
 			uint8_t *sig, size_t *siglen)
 {
 	size_t cap = *siglen;
-	const EVP_MD *md = alg == JOSE_ALG_EDDSA ? NULL : EVP_sha256();
+	const EVP_MD *md = alg == JOSE_ALG_EDDSA ? NULL : md_sha256();
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_MD_CTX *ctx;
 	uint8_t der[80];
@@ -143,6 +146,8 @@ int jose_sign_with_pkey(EVP_PKEY *pkey, enum jose_alg alg, const uint8_t *input,
 	*siglen = 0;
 	if (!pkey || !pkey_fits(pkey, alg))
 		return JOSE_EALG;
+	if (!md && alg != JOSE_ALG_EDDSA)
+		return JOSE_EINTERNAL;
 	ctx = EVP_MD_CTX_new();
 	if (!ctx)
 		return JOSE_ENOMEM;

@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/md.h"
 #include "core/secmem.h"
 
 #define REPLAY_SHARDS	   16
@@ -94,7 +95,8 @@ static int replay_key(const struct replay_cache *rc, const char *partner, const 
 	n += plen;
 	memcpy(buf + n, jti, jlen);
 	n += jlen;
-	if (EVP_Digest(buf, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < REPLAY_KEY_LEN) {
+	if (!md_sha256() || EVP_Digest(buf, n, md, &mdlen, md_sha256(), NULL) != 1 ||
+	    mdlen < REPLAY_KEY_LEN) {
 		secmem_wipe(buf, 32);
 		return -1;
 	}

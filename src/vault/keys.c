@@ -37,6 +37,7 @@
 
 #include "core/file.h"
 #include "core/x509.h"
+#include "core/md.h"
 #include "core/secmem.h"
 
 #define KEY_FILE_MAX (64 * 1024) /* a PEM private key is a few KiB at most */
@@ -522,7 +523,9 @@ static int sign_with(EVP_PKEY *pk, const char *alg, const void *in, size_t len, 
 	size_t need = 0, cap = ec ? sizeof(der) : *siglen;
 	int rc = KEYS_FAIL;
 
-	if (!ctx || EVP_DigestSignInit(ctx, &pctx, ed ? NULL : EVP_sha256(), NULL, pk) != 1)
+	/* SHA-256 fetched once (core/md.h); never NULL for RSA or ECDSA */
+	if (!ctx || (!ed && !md_sha256()) ||
+	    EVP_DigestSignInit(ctx, &pctx, ed ? NULL : md_sha256(), NULL, pk) != 1)
 		goto out;
 	if (strcmp(alg, "PS256") == 0 &&
 	    (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||

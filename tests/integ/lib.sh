@@ -72,20 +72,21 @@ PY
 
 # relay_ports: set RELAY_MIN to the first port of a block of 100 UDP ports
 # for a [turn] relay range (min_port = $RELAY_MIN, max_port <= RELAY_MIN+99)
-# that no other test uses: the blocks lie in 20000-29999, below the kernel's
-# ephemeral range (free_port and clients never get them) and below the
-# ranges test_turn_live picks (30000+), and each is taken with a lock (flock
-# on /tmp/rtcauth-relay-ports/BLOCK) held until this test exits.
+# that no other test uses: the blocks lie in 25000-29999, below the kernel's
+# ephemeral range (free_port and clients never get them), above bench/turn's
+# relay range (20000-24999) and below the ranges test_turn_live picks
+# (30000+), and each is taken with a lock (flock on
+# /tmp/rtcauth-relay-ports/BLOCK) held until this test exits.
 relay_ports() {
 	local lo dir b i nb first fd
 	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
 	[ "$lo" -le 30000 ] || lo=30000
-	nb=$(((lo - 20000) / 100))
+	nb=$(((lo - 25000) / 100))
 	dir=/tmp/rtcauth-relay-ports
 	if [ "$nb" -ge 1 ] && command -v flock >/dev/null && mkdir -p "$dir" 2>/dev/null; then
 		first=$((RANDOM % nb))
 		for ((i = 0; i < nb; i++)); do
-			b=$((20000 + ((first + i) % nb) * 100))
+			b=$((25000 + ((first + i) % nb) * 100))
 			exec {fd}>>"$dir/$b" || continue
 			if flock -n "$fd"; then
 				RELAY_MIN=$b

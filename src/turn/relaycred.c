@@ -13,6 +13,10 @@
 #include "http/http.h"
 #include "http/httpauth.h"
 #include "http/webticket.h"
+#include "oauth/oauth.h"
+#include "oauth/validate.h"
+#include "store/store.h"
+#include "vault/vault.h"
 #include "sip/server.h"
 #include "turn/server.h"
 #include "vault/vault_turn.h"
@@ -98,6 +102,63 @@ static int requested_ttl(const struct http_request *req)
 	return v < 0 || v > RELAYCRED_TTL_MAX ? RELAYCRED_TTL_MAX : (int)v;
 }
 
+/*
+ * The user of a Bearer token: a web ticket, else an OAuth access token that
+ * acts for a user (jwt-bearer or token exchange, validate.h) and grants
+ * RELAYCRED_SCOPE; that user must be in the directory and enabled. A
+ * client's own token (client_credentials) names no user and gets nothing.
+ * 0, or -1 with the answer written.
+ */
+static int bearer_user(const struct http_request *req, struct http_response *resp, char *user,
+		       size_t cap)
+{
+	const struct oauth_snapshot *snap = oauth_snapshot_get();
+	const struct sip_worker *w = req->worker;
+	char dom[STORE_URI_MAX], part[STORE_URI_MAX];
+	struct oauth_principal p;
+	struct store_user u;
+	int rc;
+
+	oauth_validate_bind_store(w ? w->store : NULL);
+	rc = webticket_validate(snap, http_request_header(req, "Authorization"), clock_wall_s(),
+				user, cap);
+	if (snap)
+		oauth_snapshot_put(snap);
+	if (rc == VR_OK)
+		return 0;
+	/* not a web ticket: the OAuth answers (401, 403 insufficient_scope,
+	 * 503 when the revocation list cannot be read) come from here */
+	if (!oauth_require(req, resp, RELAYCRED_SCOPE, &p))
+		return -1;
+	if (!p.acts_for_user) {
+		log_info("turn.credentials_refused", "reason=no_user client=%s", p.client_id);
+		http_response_error(resp, 403, "insufficient_scope",
+				    "relay credentials are for users: the token must act for a "
+				    "user (jwt-bearer or token exchange)");
+		return -1;
+	}
+	if (store_uri_normalise(p.sub, user, part, dom) != 0 || strlen(user) >= cap) {
+		http_response_error(resp, 403, "insufficient_scope",
+				    "the token's subject is not a SIP user");
+		return -1;
+	}
+	rc = w && w->store ? vault_user_get(w->store, user, &u) : STORE_UNAVAILABLE;
+	if (rc == STORE_OK && u.enabled)
+		return 0;
+	if (rc == STORE_OK || rc == STORE_NOTFOUND) {
+		log_info("turn.credentials_refused", "reason=%s client=%s",
+			 rc == STORE_OK ? "user_disabled" : "unknown_user", p.client_id);
+		http_response_error(resp, 403, "insufficient_scope",
+				    "the token's user is not an enabled user of this directory");
+		return -1;
+	}
+	/* a store outage is not a refusal */
+	http_response_header(resp, "Retry-After", "5");
+	http_response_error(resp, 503, "temporarily_unavailable",
+			    "the directory is unavailable; retry in a moment");
+	return -1;
+}
+
 static void handler(const struct http_request *req, struct http_response *resp, void *arg)
 {
 	const struct sip_worker *w = req->worker;
@@ -113,10 +174,10 @@ static void handler(const struct http_request *req, struct http_response *resp, 
 		http_response_error(resp, 503, "temporarily_unavailable", "not ready; retry later");
 		return;
 	}
-	/* a web ticket (our own OAuth token for the user), or any scheme of
-	 * the web services */
+	/* a web ticket (our own OAuth token for the user), an OAuth access
+	 * token acting for a user, or any scheme of the web services */
 	if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
-		if (webticket_require(req, resp, user, sizeof(user)) < 0)
+		if (bearer_user(req, resp, user, sizeof(user)) < 0)
 			return;
 	} else {
 		struct httpauth_result r;

@@ -4,8 +4,10 @@
  * (username "<expiry>:<user>", password base64(HMAC-SHA1(secret, username)),
  * minted by the vault), handed out
  *   - on HTTPS: POST (or GET) /turn/credentials, authenticated by a web
- *     ticket (Bearer) or any scheme of the web services (Negotiate, NTLM,
- *     Digest, a client certificate), answering the JSON WebRTC applications
+ *     ticket (Bearer), an OAuth access token acting for a user and granting
+ *     RELAYCRED_SCOPE (a partner registered with that resource, through
+ *     jwt-bearer or token exchange), or any scheme of the web services
+ *     (Negotiate, NTLM, Digest, a client certificate), answering the JSON WebRTC applications
  *     use: {"username", "password", "ttl", "uris": ["turn:...", ...]};
  *   - on SIP: SERVICE with application/msrtc-media-relay-auth+xml from an
  *     authenticated user, answered 200 with the credentials and the relay
@@ -22,8 +24,9 @@
 #include "core/str.h"
 
 #define RELAYCRED_PATH	      "/turn/credentials"
-#define RELAYCRED_TTL_DEFAULT 3600	 /* seconds, HTTPS */
-#define RELAYCRED_TTL_MAX     (8 * 3600) /* seconds: 480 minutes */
+#define RELAYCRED_SCOPE	      "turn.credentials" /* the OAuth resource that grants them */
+#define RELAYCRED_TTL_DEFAULT 3600		 /* seconds, HTTPS */
+#define RELAYCRED_TTL_MAX     (8 * 3600)	 /* seconds: 480 minutes */
 #define RELAYCRED_CTYPE	      "application/msrtc-media-relay-auth+xml"
 
 /* Register the HTTPS route. 0 or -1. */

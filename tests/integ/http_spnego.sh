@@ -43,8 +43,12 @@ if ! krb5_realm_start "$R" EXAMPLE.TEST 2>"$T/krb.err"; then
 fi
 trap 'krb5_realm_stop "$R"; cleanup' EXIT
 
+# a media relay too: /turn/credentials takes the same schemes
+relay_ports
 write_config "[kerberos]" "keytab = $KRB5_REALM_KEYTAB" "realm = EXAMPLE.TEST" \
-	"[auth]" "schemes = kerberos, ntlm, digest" "lockout_source_failures = 1000"
+	"[auth]" "schemes = kerberos, ntlm, digest" "lockout_source_failures = 1000" \
+	"[turn]" "listen = udp:127.0.0.1:$(free_port)" "min_port = $RELAY_MIN" \
+	"max_port = $((RELAY_MIN + 9))"
 sed -i "s/^fqdn = localhost$/fqdn = $FQDN/" "$CONF"
 start_daemon || {
 	not_ok "rtcauthd starts"
@@ -175,6 +179,15 @@ code=$(curl -sS --max-time 15 --cacert "$CA" --resolve "$FQDN:$HTTP_PORT:127.0.0
 c=$(claims "$T/k1" 2>/dev/null)
 check_sh "curl --negotiate with a Kerberos ticket: 200, alice's ticket, not via NTLM ($code)" \
 	'[ "$code" = 200 ] && [ "${c%% *}" = sip:alice@example.test ] && [ "$(grep -c "event=http.auth.spnego" "$T/rtcauthd.log")" = "$n_sp" ]'
+code=$(curl -sS --max-time 15 --cacert "$CA" --resolve "$FQDN:$HTTP_PORT:127.0.0.1" -X POST \
+	--negotiate -u : -o "$T/k2" -w '%{http_code}' "https://$FQDN:$HTTP_PORT/turn/credentials" 2>"$T/k2.err")
+tu=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["username"])' "$T/k2" 2>/dev/null)
+check_sh "POST /turn/credentials with Negotiate (Kerberos): 200, relay credentials for alice ($code $tu)" \
+	'[ "$code" = 200 ] && [[ "$tu" =~ ^[0-9]+:alice@example.test$ ]]'
+code=$(curl -sS --max-time 15 --cacert "$CA" --resolve "$FQDN:$HTTP_PORT:127.0.0.1" -X POST \
+	-o "$T/k3" -w '%{http_code}' "https://$FQDN:$HTTP_PORT/turn/credentials" 2>/dev/null)
+check_sh "... and without credentials: 401 offering Negotiate, no credentials ($code)" \
+	'[ "$code" = 401 ] && ! grep -q password "$T/k3"'
 kdestroy >/dev/null 2>&1
 
 # ---- NTLM only: Negotiate is still offered (SPNEGO carries NTLM) and taken ----

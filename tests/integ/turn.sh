@@ -221,6 +221,23 @@ else
 	not_ok "rtcauthd starts with a one-port relay range"
 fi
 
+# ---- a total quota below the user quota ----
+write_config "[turn]" \
+	"listen = udp:127.0.0.1:$TURN_PORT" \
+	"min_port = $((RELAY_MIN + 60))" \
+	"max_port = $((RELAY_MIN + 79))" \
+	"user_quota = 10" \
+	"total_quota = 2"
+if start_daemon; then
+	raw "total_quota 2 with user_quota 10: the third allocation is 486 (signed); a freed unit is reusable" \
+		quota TURN_USER=quser TURN_PW=quota-pw QUOTA=2
+	check_sh "... logged as the total quota (turn.quota scope=total)" \
+		'grep -q "event=turn.quota user=sip:quser@example.test scope=total" "$T/rtcauthd.log"'
+	stop_daemon || not_ok "fourth rtcauthd stops cleanly"
+else
+	not_ok "rtcauthd starts with a total quota"
+fi
+
 # ---- config errors ----
 write_config "[turn]" "listen = udp:0.0.0.0:$TURN_PORT"
 out=$("$RTCAUTHD" -c "$CONF" --check-config 2>&1)

@@ -203,8 +203,8 @@ static const char *const migrations[] = {
      * purge walks the primary key: the index on expires only doubled the
      * B-tree work of every insert. Rows of the earlier key layout can no
      * longer match any assertion (their key was a bare hash), so they go. */
-    "DELETE FROM oauth_jti WHERE substr(key, 1, 4) <> x'00000000';"
-    "DROP INDEX oauth_jti_expires;",
+    ("DELETE FROM oauth_jti WHERE substr(key, 1, 4) <> x'00000000';"
+     "DROP INDEX oauth_jti_expires;"),
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -114,7 +114,7 @@ static int bearer_user(const struct http_request *req, struct http_response *res
 {
 	const struct oauth_snapshot *snap = oauth_snapshot_get();
 	const struct sip_worker *w = req->worker;
-	char dom[STORE_URI_MAX], part[STORE_URI_MAX];
+	char norm[STORE_URI_MAX], dom[STORE_URI_MAX], part[STORE_URI_MAX];
 	struct oauth_principal p;
 	struct store_user u;
 	int rc;
@@ -137,11 +137,12 @@ static int bearer_user(const struct http_request *req, struct http_response *res
 				    "user (jwt-bearer or token exchange)");
 		return -1;
 	}
-	if (store_uri_normalise(p.sub, user, part, dom) != 0 || strlen(user) >= cap) {
+	if (store_uri_normalise(p.sub, norm, part, dom) != 0 || strlen(norm) >= cap) {
 		http_response_error(resp, 403, "insufficient_scope",
 				    "the token's subject is not a SIP user");
 		return -1;
 	}
+	memcpy(user, norm, strlen(norm) + 1);
 	rc = w && w->store ? vault_user_get(w->store, user, &u) : STORE_UNAVAILABLE;
 	if (rc == STORE_OK && u.enabled)
 		return 0;

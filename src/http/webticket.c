@@ -248,12 +248,10 @@ int webticket_validate(const struct oauth_snapshot *snap, const char *authorizat
 	return rc;
 }
 
-int webticket_require(const struct http_request *req, struct http_response *resp, char *user_uri,
-		      size_t cap)
+int webticket_of_request(const struct http_request *req, char *user_uri, size_t cap)
 {
 	const struct oauth_snapshot *snap = oauth_snapshot_get();
 	const struct sip_worker *w = req->worker;
-	char desc[96];
 	int rc;
 
 	/* the pool's revocations through this worker's store connection */
@@ -262,6 +260,15 @@ int webticket_require(const struct http_request *req, struct http_response *resp
 				user_uri, cap);
 	if (snap)
 		oauth_snapshot_put(snap);
+	return rc;
+}
+
+int webticket_require(const struct http_request *req, struct http_response *resp, char *user_uri,
+		      size_t cap)
+{
+	char desc[96];
+	int rc = webticket_of_request(req, user_uri, cap);
+
 	if (rc == VR_OK)
 		return 0;
 	log_info("webticket.refused", "result=%s", validate_result_name(rc));

@@ -64,12 +64,17 @@ int webticket_check(const struct oauth_snapshot *snap, const char *tok, size_t l
 		    struct oauth_principal *p);
 
 /*
- * For a handler of a user service: webticket_validate with the current
- * snapshot and the request's Authorization header, the worker's store bound
- * for the pool's revocations (oauth_validate_bind_store). 0 with user_uri
- * filled, or -1 with resp filled (401 WWW-Authenticate: Bearer
- * error="invalid_token"; 503 with Retry-After when the revocation list
- * cannot be read).
+ * webticket_validate with the current snapshot and the request's
+ * Authorization header, the worker's store bound for the pool's
+ * revocations (oauth_validate_bind_store). A VR_* result; writes no answer.
+ */
+int webticket_of_request(const struct http_request *req, char *user_uri, size_t cap);
+
+/*
+ * For a handler of a user service: webticket_of_request, answering a
+ * failure itself. 0 with user_uri filled, or -1 with resp filled (401
+ * WWW-Authenticate: Bearer error="invalid_token"; 503 with Retry-After
+ * when the revocation list cannot be read).
  */
 int webticket_require(const struct http_request *req, struct http_response *resp, char *user_uri,
 		      size_t cap);

@@ -13,7 +13,6 @@
 #include "http/http.h"
 #include "http/httpauth.h"
 #include "http/webticket.h"
-#include "oauth/oauth.h"
 #include "oauth/validate.h"
 #include "store/store.h"
 #include "vault/vault.h"
@@ -112,19 +111,13 @@ static int requested_ttl(const struct http_request *req)
 static int bearer_user(const struct http_request *req, struct http_response *resp, char *user,
 		       size_t cap)
 {
-	const struct oauth_snapshot *snap = oauth_snapshot_get();
 	const struct sip_worker *w = req->worker;
 	char norm[STORE_URI_MAX], dom[STORE_URI_MAX], part[STORE_URI_MAX];
 	struct oauth_principal p;
 	struct store_user u;
 	int rc;
 
-	oauth_validate_bind_store(w ? w->store : NULL);
-	rc = webticket_validate(snap, http_request_header(req, "Authorization"), clock_wall_s(),
-				user, cap);
-	if (snap)
-		oauth_snapshot_put(snap);
-	if (rc == VR_OK)
+	if (webticket_of_request(req, user, cap) == VR_OK)
 		return 0;
 	/* not a web ticket: the OAuth answers (401, 403 insufficient_scope,
 	 * 503 when the revocation list cannot be read) come from here */

@@ -86,7 +86,9 @@ int store_oauth_jti_add_many(struct store *s, const struct store_oauth_jti *rows
 	return store_tx_end(s, own, err);
 }
 
-static int purge(struct store *s, int slot, const char *sql, int64_t now, int limit, int *n)
+/* sql binds ?1 now, ?2 limit and, when bound is not NULL, ?3 an 8-byte key bound */
+static int purge(struct store *s, int slot, const char *sql, int64_t now, int limit,
+		 const uint8_t *bound, int *n)
 {
 	sqlite3_stmt *st;
 	int err = STORE_OK;
@@ -97,7 +99,8 @@ static int purge(struct store *s, int slot, const char *sql, int64_t now, int li
 		return store_invalid(s, "purge limit");
 	if (!(st = store_ext_stmt(s, slot, sql, &err)))
 		return err;
-	if ((err = store_bind_int(s, st, 1, now)) || (err = store_bind_int(s, st, 2, limit))) {
+	if ((err = store_bind_int(s, st, 1, now)) || (err = store_bind_int(s, st, 2, limit)) ||
+	    (bound && (err = store_bind_blob(s, st, 3, bound, 8, "key bound")))) {
 		store_stmt_done(st);
 		return err;
 	}
@@ -109,34 +112,19 @@ static int purge(struct store *s, int slot, const char *sql, int64_t now, int li
 
 int store_oauth_jti_purge(struct store *s, int64_t now, int64_t key_before, int limit, int *n)
 {
+	uint8_t bound[8];
+
 	/* bounded work: keys lead with a big-endian time (store_oauth.h), so
 	 * the oldest rows come first in the primary key and no second index
 	 * is kept up to date by every insert */
-	static const char sql[] = "DELETE FROM oauth_jti WHERE key IN (SELECT key FROM oauth_jti"
-				  " WHERE key < ?1 AND expires < ?2 ORDER BY key LIMIT ?3)";
-	uint8_t bound[8];
-	sqlite3_stmt *st;
-	int err = STORE_OK;
-
-	if (n)
-		*n = 0;
-	if (limit < 1 || limit > STORE_OAUTH_PURGE)
-		return store_invalid(s, "purge limit");
 	if (key_before < 0)
 		key_before = 0;
 	for (int i = 0; i < 8; i++)
 		bound[i] = (uint8_t)((uint64_t)key_before >> (56 - 8 * i));
-	if (!(st = store_ext_stmt(s, SL_JTI_PURGE, sql, &err)))
-		return err;
-	if ((err = store_bind_blob(s, st, 1, bound, sizeof(bound), "key bound")) ||
-	    (err = store_bind_int(s, st, 2, now)) || (err = store_bind_int(s, st, 3, limit))) {
-		store_stmt_done(st);
-		return err;
-	}
-	err = store_stmt_exec(s, st);
-	if (err == STORE_OK && n)
-		*n = sqlite3_changes(sqlite3_db_handle(st));
-	return err;
+	return purge(s, SL_JTI_PURGE,
+		     "DELETE FROM oauth_jti WHERE key IN (SELECT key FROM oauth_jti"
+		     " WHERE key < ?3 AND expires < ?1 ORDER BY key LIMIT ?2)",
+		     now, limit, bound, n);
 }
 
 /* ---- revocations ---- */
@@ -211,7 +199,7 @@ int store_oauth_revoked_purge(struct store *s, int64_t now, int limit, int *n)
 	return purge(s, SL_REV_PURGE,
 		     "DELETE FROM oauth_revoked WHERE hash IN (SELECT hash FROM oauth_revoked"
 		     " WHERE expires < ?1 ORDER BY expires LIMIT ?2)",
-		     now, limit, n);
+		     now, limit, NULL, n);
 }
 
 /* ---- consent ---- */

@@ -244,20 +244,19 @@ static int json_out_add(const char *p, size_t len, void *arg)
 
 int http_response_json(struct http_response *resp, int status, const json_t *body)
 {
-	struct json_out o;
+	struct json_out o; /* o.buf is not zeroed: only its first o.n bytes are read */
 
-	if (status < 100 || status > 599 || !body)
+	/* status and type set, body emptied; then the JSON written into it */
+	if (!body || http_response_set(resp, status, "application/json", NULL, 0) < 0)
 		return -1;
 	o.to = resp->body;
 	o.n = 0;
-	evbuffer_drain(resp->body, evbuffer_get_length(resp->body));
 	if (json_dump_callback(body, json_out_add, &o, JSON_COMPACT) < 0 ||
 	    json_out_flush(&o) < 0) {
 		evbuffer_drain(resp->body, evbuffer_get_length(resp->body));
+		resp->status = 0; /* no answer: the caller gives one */
 		return -1;
 	}
-	resp->status = status;
-	snprintf(resp->content_type, sizeof(resp->content_type), "%s", "application/json");
 	return 0;
 }
 

@@ -275,6 +275,17 @@ static const char *scan_quoted(const char *p, const char *end)
 	return p < end ? p : NULL;
 }
 
+struct str auth_scheme_token(struct str value)
+{
+	const char *p, *end;
+
+	if (!value.p)
+		return STR_NULL;
+	end = value.p + value.len;
+	p = skip_lws(value.p, end);
+	return str_make(p, (size_t)(skip_token(p, end) - p));
+}
+
 /*
  * RFC 7235 §2.1 / RFC 3261 §25.1: scheme 1*SP auth-param *(LWS "," LWS
  * auth-param); empty list elements are tolerated (RFC 7230 §7). *scheme is

@@ -77,6 +77,10 @@ int auth_params_parse(struct str value, struct str *scheme,
 		      int (*fn)(void *ctx, struct str name, struct str val, bool quoted),
 		      void *ctx);
 
+/* The scheme token auth_params_parse would report (empty when there is
+ * none), without walking the parameters: a cheap test of whose header it is. */
+struct str auth_scheme_token(struct str value);
+
 /* H(data) lower-case hex into out (cap >= 2*len+1). Returns hex length or -1. */
 int digest_hash_hex(enum digest_alg alg, const void *data, size_t len, char *out, size_t cap);
 

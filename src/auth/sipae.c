@@ -225,7 +225,9 @@ int sipae_parse_credentials(struct str value, struct sipae_creds *out)
 	if (!out)
 		return SIPAE_E_SYNTAX;
 	memset(out, 0, sizeof(*out));
-	if (!value.p)
+	/* another scheme's header (Digest on every ordinary request) is not
+	 * walked: an unknown scheme wins over its parameters anyway */
+	if (!value.p || sa_scheme_parse(auth_scheme_token(value)) == SA_SCHEME_NONE)
 		return SIPAE_E_SCHEME;
 	rc = auth_params_parse(value, &scheme, creds_param, &st);
 	/* an unknown scheme wins over anything its parameters did wrong */

@@ -696,6 +696,26 @@ static void test_auth_params_returns_callback_stop_value(void **state)
 	assert_int_equal(auth_params_parse(STR_LIT("X a=1"), &scheme, NULL, NULL), DIGEST_E_SYNTAX);
 }
 
+/* the scheme without the parameters: the same token auth_params_parse reports */
+static void test_auth_scheme_token_is_the_leading_token(void **state)
+{
+	struct collected col = {.stop_at = -1};
+	struct str scheme;
+
+	(void)state;
+	assert_true(str_eq(auth_scheme_token(STR_LIT("  NTLM qop=\"auth\"")), STR_LIT("NTLM")));
+	assert_true(str_eq(auth_scheme_token(STR_LIT("Digest")), STR_LIT("Digest")));
+	/* unparseable parameters do not matter */
+	assert_true(str_eq(auth_scheme_token(STR_LIT("Digest a=\"unterminated")),
+			   STR_LIT("Digest")));
+	assert_true(str_eq(auth_scheme_token(STR_LIT("TLS-DSK,x")), STR_LIT("TLS-DSK")));
+	assert_int_equal(auth_scheme_token(STR_LIT("   ")).len, 0);
+	assert_int_equal(auth_scheme_token(STR_LIT("=x")).len, 0);
+	assert_int_equal(auth_scheme_token(STR_NULL).len, 0);
+	assert_int_equal(auth_params_parse(STR_LIT(" Kerberos a=1"), &scheme, collect, &col), 0);
+	assert_true(str_eq(auth_scheme_token(STR_LIT(" Kerberos a=1")), scheme));
+}
+
 /* ---- algorithms and challenges ---------------------------------------- */
 
 static void test_digest_alg_tokens_round_trip(void **state)
@@ -808,6 +828,7 @@ int main(void)
 	    cmocka_unit_test(test_digest_strerror_covers_every_code),
 	    cmocka_unit_test(test_auth_params_walks_any_scheme),
 	    cmocka_unit_test(test_auth_params_returns_callback_stop_value),
+	    cmocka_unit_test(test_auth_scheme_token_is_the_leading_token),
 	    cmocka_unit_test(test_digest_alg_tokens_round_trip),
 	    cmocka_unit_test(test_digest_challenge_exact_format),
 	    cmocka_unit_test(test_digest_challenge_parses_back_as_auth_params),

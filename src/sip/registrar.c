@@ -254,8 +254,11 @@ static int update_fn(void *vctx, struct location_aor *rec)
 	for (size_t i = 0; i < location_aor_count(rec); i++) {
 		location_aor_get(rec, i, cur);
 		int64_t left = cur->expires - q->t->now;
-		sbuf_printf(q->out, "Contact: %s;expires=%lld\r\n", cur->contact,
-			    (long long)(left > 0 ? left : 0));
+		sbuf_puts(q->out, "Contact: ");
+		sbuf_puts(q->out, cur->contact);
+		sbuf_puts(q->out, ";expires=");
+		sbuf_putu(q->out, left > 0 ? (unsigned long)left : 0);
+		sbuf_puts(q->out, "\r\n");
 	}
 	q->status = 200;
 	q->reason = "OK";

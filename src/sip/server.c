@@ -287,7 +287,9 @@ void reply_finish_send_body(struct sbuf *b, const struct sip_tx *t, const char *
 	}
 	if (t->sa)
 		sipae_sign_reply(b, t);
-	sbuf_printf(b, "Content-Length: %zu\r\n\r\n", body.len);
+	sbuf_puts(b, "Content-Length: ");
+	sbuf_putu(b, body.len);
+	sbuf_puts(b, "\r\n\r\n");
 	sbuf_putstr(b, body);
 	if (!sbuf_ok(b)) {
 		log_err("sip.reply_too_large", "status_line_dropped=1");

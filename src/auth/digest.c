@@ -22,8 +22,9 @@
 
 #include <openssl/evp.h>
 
-#include "core/str.h"
+#include "core/md.h"
 #include "core/secmem.h"
+#include "core/str.h"
 
 /* ---- hashing ---------------------------------------------------------- */
 
@@ -217,11 +218,10 @@ int digest_response(const struct digest_creds *c, const uint8_t *ha1, struct str
 		return -1;
 	if ((!method.p && method.len) || (!body.p && body.len))
 		return -1;
-	ctx = EVP_MD_CTX_new();
+	ctx = md_thread_ctx(); /* once per authenticated request */
 	if (!ctx)
 		return -1;
 	rc = response_with(ctx, c, ha1, method, body, ha1hex, out);
-	EVP_MD_CTX_free(ctx);
 	secmem_wipe(ha1hex, sizeof(ha1hex));
 	return rc;
 }
@@ -231,9 +231,10 @@ int digest_response(const struct digest_creds *c, const uint8_t *ha1, struct str
 /* RFC 7230 §3.2.6 tchar (RFC 3261 token is the same set plus nothing we need). */
 static bool is_tchar(unsigned char ch)
 {
-	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-		return true;
-	return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+	/* bit ch of the 128-bit set: letters, digits and !#$%&'*+-.^_`|~ */
+	static const uint64_t set[2] = {0x03ff6cfa00000000ull, 0x57ffffffc7fffffeull};
+
+	return ch < 128 && (set[ch >> 6] >> (ch & 63) & 1);
 }
 
 static bool is_lws(char ch)

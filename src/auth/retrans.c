@@ -48,40 +48,12 @@ void retrans_shutdown(void)
 	slots = NULL;
 }
 
-/* One digest context per thread, reused (new/free per request showed in
- * profiles); freed when the thread ends. */
-static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
-static pthread_key_t ctx_key;
-
-static void ctx_free(void *p)
-{
-	EVP_MD_CTX_free(p);
-}
-
-static void ctx_setup(void)
-{
-	pthread_key_create(&ctx_key, ctx_free);
-}
-
-static EVP_MD_CTX *thread_ctx(void)
-{
-	EVP_MD_CTX *ctx;
-
-	pthread_once(&ctx_once, ctx_setup);
-	ctx = pthread_getspecific(ctx_key);
-	if (!ctx && (ctx = EVP_MD_CTX_new()) && pthread_setspecific(ctx_key, ctx) != 0) {
-		EVP_MD_CTX_free(ctx);
-		ctx = NULL;
-	}
-	return ctx;
-}
-
 static int fingerprint(const struct retrans_key *k, uint8_t out[12])
 {
 	const struct str parts[6] = {k->nonce, k->nc, k->branch, k->call_id, k->cseq, k->method};
 	uint8_t md[32];
 	unsigned int len = 0;
-	EVP_MD_CTX *ctx = thread_ctx();
+	EVP_MD_CTX *ctx = md_thread_ctx();
 	int rc = -1;
 
 	/* fields length-prefixed, so they cannot slide into each other; copied

@@ -23,3 +23,29 @@ const EVP_MD *md_sha256(void)
 	pthread_once(&once, fetch);
 	return sha256;
 }
+
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ctx_key;
+
+static void ctx_free(void *p)
+{
+	EVP_MD_CTX_free(p);
+}
+
+static void ctx_setup(void)
+{
+	pthread_key_create(&ctx_key, ctx_free);
+}
+
+EVP_MD_CTX *md_thread_ctx(void)
+{
+	EVP_MD_CTX *ctx;
+
+	pthread_once(&ctx_once, ctx_setup);
+	ctx = pthread_getspecific(ctx_key);
+	if (!ctx && (ctx = EVP_MD_CTX_new()) && pthread_setspecific(ctx_key, ctx) != 0) {
+		EVP_MD_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}

@@ -12,4 +12,14 @@
 const EVP_MD *md_sha1(void);
 const EVP_MD *md_sha256(void);
 
+/*
+ * A digest context of the calling thread, for one hash at a time
+ * (EVP_DigestInit_ex2 ... EVP_DigestFinal_ex with nothing in between that
+ * takes it too); freed when the thread ends. A new context per hash showed
+ * in profiles (allocation, provider context, cleansing). Hashes of secrets
+ * leave only their output in it, as with any finished digest. NULL when
+ * out of memory.
+ */
+EVP_MD_CTX *md_thread_ctx(void);
+
 #endif

@@ -706,14 +706,27 @@ static void test_auth_scheme_token_is_the_leading_token(void **state)
 	assert_true(str_eq(auth_scheme_token(STR_LIT("  NTLM qop=\"auth\"")), STR_LIT("NTLM")));
 	assert_true(str_eq(auth_scheme_token(STR_LIT("Digest")), STR_LIT("Digest")));
 	/* unparseable parameters do not matter */
-	assert_true(str_eq(auth_scheme_token(STR_LIT("Digest a=\"unterminated")),
-			   STR_LIT("Digest")));
+	assert_true(
+	    str_eq(auth_scheme_token(STR_LIT("Digest a=\"unterminated")), STR_LIT("Digest")));
 	assert_true(str_eq(auth_scheme_token(STR_LIT("TLS-DSK,x")), STR_LIT("TLS-DSK")));
 	assert_int_equal(auth_scheme_token(STR_LIT("   ")).len, 0);
 	assert_int_equal(auth_scheme_token(STR_LIT("=x")).len, 0);
 	assert_int_equal(auth_scheme_token(STR_NULL).len, 0);
 	assert_int_equal(auth_params_parse(STR_LIT(" Kerberos a=1"), &scheme, collect, &col), 0);
 	assert_true(str_eq(auth_scheme_token(STR_LIT(" Kerberos a=1")), scheme));
+}
+
+/* RFC 7230 §3.2.6 tchar, byte by byte: a token goes on over exactly these */
+static void test_auth_scheme_token_stops_at_every_non_tchar(void **state)
+{
+	(void)state;
+	for (int ch = 1; ch < 256; ch++) {
+		char v[3] = {'a', (char)ch, 'b'};
+		bool tchar = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			     (ch >= '0' && ch <= '9') || strchr("!#$%&'*+-.^_`|~", ch);
+
+		assert_int_equal(auth_scheme_token(str_make(v, 3)).len, tchar ? 3 : 1);
+	}
 }
 
 /* ---- algorithms and challenges ---------------------------------------- */
@@ -829,6 +842,7 @@ int main(void)
 	    cmocka_unit_test(test_auth_params_walks_any_scheme),
 	    cmocka_unit_test(test_auth_params_returns_callback_stop_value),
 	    cmocka_unit_test(test_auth_scheme_token_is_the_leading_token),
+	    cmocka_unit_test(test_auth_scheme_token_stops_at_every_non_tchar),
 	    cmocka_unit_test(test_digest_alg_tokens_round_trip),
 	    cmocka_unit_test(test_digest_challenge_exact_format),
 	    cmocka_unit_test(test_digest_challenge_parses_back_as_auth_params),

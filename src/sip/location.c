@@ -369,6 +369,20 @@ void location_aor_get(const struct location_aor *rec, size_t i, struct location_
 	unpack(rec, rec->b[i], out);
 }
 
+int64_t location_aor_contact(const struct location_aor *rec, size_t i, struct sbuf *b)
+{
+	const struct loc_packed *p = rec->b[i];
+
+	if (p->derived & DERIVED_CONTACT) {
+		sbuf_putc(b, '<');
+		sbuf_put(b, pk_str(p, S_URI), p->len[S_URI]);
+		sbuf_putc(b, '>');
+	} else {
+		sbuf_put(b, pk_str(p, S_CONTACT), p->len[S_CONTACT]);
+	}
+	return p->expires;
+}
+
 int location_aor_find(const struct location_aor *rec, const char *key)
 {
 	for (size_t i = 0; i < rec->n; i++)

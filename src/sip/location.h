@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/sbuf.h"
 #include "core/str.h"
 
 #define LOC_AOR_MAX	256
@@ -80,6 +81,10 @@ int location_update(struct str aor, int64_t now, int (*fn)(void *ctx, struct loc
 size_t location_aor_count(const struct location_aor *rec);
 /* Copy binding i out. */
 void location_aor_get(const struct location_aor *rec, size_t i, struct location_binding *out);
+/* Append binding i's Contact value (what location_aor_get puts in
+ * .contact) to b and return its expires: the 200 that lists every binding
+ * needs nothing else of them. */
+int64_t location_aor_contact(const struct location_aor *rec, size_t i, struct sbuf *b);
 /* Find by key; index or -1. */
 int location_aor_find(const struct location_aor *rec, const char *key);
 /* Insert or replace by key. 0 or -1 (out of memory). */

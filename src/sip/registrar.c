@@ -252,10 +252,10 @@ static int update_fn(void *vctx, struct location_aor *rec)
 	}
 	/* RFC 3261 §10.3 step 8: the 200 lists every current binding */
 	for (size_t i = 0; i < location_aor_count(rec); i++) {
-		location_aor_get(rec, i, cur);
-		int64_t left = cur->expires - q->t->now;
+		int64_t left;
+
 		sbuf_puts(q->out, "Contact: ");
-		sbuf_puts(q->out, cur->contact);
+		left = location_aor_contact(rec, i, q->out) - q->t->now;
 		sbuf_puts(q->out, ";expires=");
 		sbuf_putu(q->out, left > 0 ? (unsigned long)left : 0);
 		sbuf_puts(q->out, "\r\n");

@@ -97,6 +97,12 @@ static int put(const char *aor, const char *key, int64_t expires, int64_t update
 	return put1(&b, NOW);
 }
 
+/* location_aor_contact of binding 0 into ctx (a struct sbuf) */
+static int contact_fn(void *vctx, struct location_aor *rec)
+{
+	return location_aor_count(rec) ? (int)location_aor_contact(rec, 0, vctx) : -1;
+}
+
 static int remove_fn(void *vctx, struct location_aor *rec)
 {
 	int i = location_aor_find(rec, vctx);
@@ -141,6 +147,16 @@ static void test_location_key_and_contact_round_trip_whether_or_not_derived(void
 		assert_string_equal(got.key, cases[i].key);
 		assert_string_equal(got.contact, cases[i].contact);
 		assert_string_equal(got.contact_uri, cases[i].uri);
+		/* the Contact alone, as the 200 lists it: the same text */
+		{
+			char mem[300];
+			struct sbuf sb;
+
+			sbuf_init(&sb, mem, sizeof(mem));
+			assert_int_equal(location_update(str_cstr(aor), NOW, contact_fn, &sb),
+					 NOW + 600);
+			assert_string_equal(sbuf_cstr(&sb), cases[i].contact);
+		}
 		/* found by its key whether stored or derived */
 		assert_int_equal(
 		    location_update(str_cstr(aor), NOW, remove_fn, (void *)cases[i].key), 0);

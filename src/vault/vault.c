@@ -358,7 +358,6 @@ static bool lower_hex(struct str in, char *out, size_t cap)
 #define VAULT_CACHE_URI		128  /* likewise for longer AORs */
 
 struct cache_entry {
-	uint64_t hash;
 	uint64_t until_ms;
 	uint32_t gen;
 	int rc;
@@ -375,10 +374,9 @@ struct cache_entry {
 	uint8_t key[STORE_KEY_MAX];
 };
 
-/* Each way's hash is also kept in tag[], probed before the way itself: the
- * eight candidate ways of a key are two cache lines of tags instead of
- * eight entries (~370 bytes each) touched in turn. A tag is only a hint
- * (entry_matches decides); it is written whenever a way's hash is. */
+/* Each way's hash is kept apart from the way, in tag[]: the eight
+ * candidate ways of a key are probed in two cache lines of tags instead of
+ * eight entries (~370 bytes each) touched in turn. */
 struct cache_table {
 	uint64_t tag[VAULT_CACHE_SLOTS];
 	struct cache_entry e[VAULT_CACHE_SLOTS];
@@ -427,19 +425,14 @@ static uint64_t cache_hash(struct str name, struct str realm, unsigned mech)
 	return h;
 }
 
-static bool entry_matches(const struct cache_entry *e, uint64_t h, uint32_t gen, uint64_t now,
-			  unsigned mech, struct str name, struct str realm)
+static bool entry_matches(const struct cache_entry *e, uint32_t gen, uint64_t now, unsigned mech,
+			  struct str name, struct str realm)
 {
-	return e->hash == h && e->gen == gen && e->until_ms > now && e->mech == mech &&
-	       e->name_len == name.len && memcmp(e->name, name.p, name.len) == 0 &&
-	       e->realm_len == realm.len && memcmp(e->realm, realm.p, realm.len) == 0;
+	return e->gen == gen && e->until_ms > now && e->mech == mech && e->name_len == name.len &&
+	       memcmp(e->name, name.p, name.len) == 0 && e->realm_len == realm.len &&
+	       memcmp(e->realm, realm.p, realm.len) == 0;
 }
 
-/*
- * The entry for (name, realm, mech): the matching one of its set if any
- * (*hit set), else the way to fill (the expired or older one). NULL when
- * the cache cannot hold this name.
- */
 static struct cache_table *cache_table(void)
 {
 	struct cache_table *tab;
@@ -457,6 +450,11 @@ static struct cache_table *cache_table(void)
 	return tab;
 }
 
+/*
+ * The entry for (name, realm, mech): the matching one of its set if any
+ * (*hit set), else the way to fill (the expired or older one). NULL when
+ * the cache cannot hold this name.
+ */
 static struct cache_entry *cache_slot(struct str name, struct str realm, unsigned mech,
 				      uint64_t *hash, uint32_t gen, uint64_t now, bool *hit)
 {
@@ -480,7 +478,7 @@ static struct cache_entry *cache_slot(struct str name, struct str realm, unsigne
 		cand[c] = &tab->e[first[c]];
 		for (int w = 0; w < VAULT_CACHE_WAYS; w++)
 			if (tab->tag[first[c] + w] == *hash &&
-			    entry_matches(&cand[c][w], *hash, gen, now, mech, name, realm)) {
+			    entry_matches(&cand[c][w], gen, now, mech, name, realm)) {
 				*hit = true;
 				return &cand[c][w];
 			}
@@ -575,7 +573,6 @@ static int cached_lookup(struct store *s, struct str name, struct str realm, uns
 	if (strnlen(u->uri, sizeof(u->uri)) >= sizeof(e->uri) || key->key_len > sizeof(e->key))
 		return rc; /* too long to keep: always from the store */
 	secmem_wipe(e, sizeof(*e));
-	e->hash = h;
 	tab = cache_table(); /* the table e is a way of */
 	tab->tag[e - tab->e] = h;
 	e->gen = gen;

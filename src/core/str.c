@@ -90,6 +90,14 @@ int str_copy(struct str s, char *dst, size_t cap)
 	return 0;
 }
 
+void str_copy_cstr(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 int str_hexval(char c)
 {
 	if (c >= '0' && c <= '9')

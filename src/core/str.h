@@ -65,5 +65,8 @@ int str_to_u64(struct str s, uint64_t max, uint64_t *out);
 long str_chr(struct str s, char c);
 /* Copy into a NUL-terminated buffer; -1 if it does not fit. */
 int str_copy(struct str s, char *dst, size_t cap);
+/* Copy the C string src into dst (cap > 0 bytes), truncated to cap - 1
+ * bytes: a bounded copy without snprintf's formatting machinery. */
+void str_copy_cstr(char *dst, size_t cap, const char *src);
 
 #endif

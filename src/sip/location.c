@@ -230,10 +230,7 @@ static void unpack(const struct location_aor *a, const struct loc_packed *p,
 			       sizeof(b->user_agent), sizeof(b->sa_opaque)};
 	const char *s = p->data;
 
-	size_t aor_len = strnlen(a->aor, sizeof(b->aor) - 1);
-
-	memcpy(b->aor, a->aor, aor_len);
-	b->aor[aor_len] = '\0';
+	str_copy_cstr(b->aor, sizeof(b->aor), a->aor);
 	for (int i = 0; i < S_COUNT; i++) {
 		size_t n = p->len[i] < cap[i] ? p->len[i] : cap[i] - 1;
 		memcpy(dst[i], s, n);

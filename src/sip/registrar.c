@@ -46,15 +46,6 @@ struct reg_req {
 	size_t n_changed;
 };
 
-/* Bounded copy of a C string (truncating), without snprintf's formatting
- * machinery: a registration copies about twenty fields. */
-static void copy_cstr(char *dst, size_t cap, const char *src)
-{
-	size_t n = strnlen(src, cap - 1);
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
 static int copy_str(struct str s, char *dst, size_t cap)
 {
 	return str_copy(s, dst, cap);
@@ -116,18 +107,18 @@ static void to_store_reg(const struct location_binding *b, struct store_reg *r)
 {
 	char addr[80];
 	memset(r, 0, sizeof(*r));
-	copy_cstr(r->aor, sizeof(r->aor), b->aor);
-	copy_cstr(r->binding_key, sizeof(r->binding_key), b->key);
-	copy_cstr(r->contact, sizeof(r->contact), b->contact);
-	copy_cstr(r->instance, sizeof(r->instance), b->instance);
+	str_copy_cstr(r->aor, sizeof(r->aor), b->aor);
+	str_copy_cstr(r->binding_key, sizeof(r->binding_key), b->key);
+	str_copy_cstr(r->contact, sizeof(r->contact), b->contact);
+	str_copy_cstr(r->instance, sizeof(r->instance), b->instance);
 	r->reg_id = b->reg_id;
-	copy_cstr(r->path, sizeof(r->path), b->path);
+	str_copy_cstr(r->path, sizeof(r->path), b->path);
 	r->expires = b->expires;
-	copy_cstr(r->source, sizeof(r->source), sip_flow_addr(&b->flow, addr, sizeof(addr)));
+	str_copy_cstr(r->source, sizeof(r->source), sip_flow_addr(&b->flow, addr, sizeof(addr)));
 	r->transport = b->flow.transport;
-	copy_cstr(r->call_id, sizeof(r->call_id), b->call_id);
+	str_copy_cstr(r->call_id, sizeof(r->call_id), b->call_id);
 	r->cseq = b->cseq;
-	copy_cstr(r->user_agent, sizeof(r->user_agent), b->user_agent);
+	str_copy_cstr(r->user_agent, sizeof(r->user_agent), b->user_agent);
 	r->updated = b->updated;
 }
 
@@ -136,21 +127,21 @@ static void fill_binding(const struct reg_req *q, const struct reg_contact *rc,
 {
 	const struct sip_tx *t = q->t;
 	memset(b, 0, sizeof(*b));
-	copy_cstr(b->aor, sizeof(b->aor), q->aor);
-	copy_cstr(b->key, sizeof(b->key), rc->key);
-	copy_cstr(b->contact, sizeof(b->contact), rc->contact);
-	copy_cstr(b->contact_uri, sizeof(b->contact_uri), rc->uri);
+	str_copy_cstr(b->aor, sizeof(b->aor), q->aor);
+	str_copy_cstr(b->key, sizeof(b->key), rc->key);
+	str_copy_cstr(b->contact, sizeof(b->contact), rc->contact);
+	str_copy_cstr(b->contact_uri, sizeof(b->contact_uri), rc->uri);
 	copy_str(rc->c.instance, b->instance, sizeof(b->instance));
 	b->reg_id = rc->c.has_reg_id ? (int32_t)rc->c.reg_id : -1;
-	copy_cstr(b->path, sizeof(b->path), q->path);
+	str_copy_cstr(b->path, sizeof(b->path), q->path);
 	copy_str(q->call_id, b->call_id, sizeof(b->call_id));
 	b->cseq = q->cseq;
-	copy_cstr(b->user_agent, sizeof(b->user_agent), q->ua);
+	str_copy_cstr(b->user_agent, sizeof(b->user_agent), q->ua);
 	b->expires = t->now + rc->expires;
 	b->updated = t->now;
 	b->flow = *t->src;
 	if (t->sa)
-		copy_cstr(b->sa_opaque, sizeof(b->sa_opaque), sa_opaque(t->sa));
+		str_copy_cstr(b->sa_opaque, sizeof(b->sa_opaque), sa_opaque(t->sa));
 }
 
 /*
@@ -317,7 +308,7 @@ static int collect_contacts(struct reg_req *q, struct reg_contact *cs)
 		else if (c->c.instance.len)
 			snprintf(c->key, sizeof(c->key), "%.*s", STR_FMT(c->c.instance));
 		else
-			copy_cstr(c->key, sizeof(c->key), c->uri);
+			str_copy_cstr(c->key, sizeof(c->key), c->uri);
 		q->n++;
 	}
 	if (rc < 0) {

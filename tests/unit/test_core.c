@@ -171,6 +171,21 @@ static void test_str_copy_needs_room_for_the_nul(void **state)
 	assert_int_equal(str_copy(STR_LIT(""), buf, 0), -1);
 }
 
+static void test_str_copy_cstr_truncates_and_terminates(void **state)
+{
+	char buf[4] = "zzz", big[8];
+
+	(void)state;
+	str_copy_cstr(buf, sizeof(buf), "abcdef");
+	assert_string_equal(buf, "abc");
+	str_copy_cstr(buf, sizeof(buf), "");
+	assert_string_equal(buf, "");
+	str_copy_cstr(big, sizeof(big), "abc");
+	assert_string_equal(big, "abc");
+	str_copy_cstr(buf, 1, "x");
+	assert_string_equal(buf, "");
+}
+
 /* ---- sbuf ---- */
 
 static void test_sbuf_overflow_is_sticky_and_keeps_what_fit(void **state)
@@ -785,6 +800,7 @@ int main(void)
 	    cmocka_unit_test(test_str_to_u64_accepts_digits_up_to_max_and_rejects_the_rest),
 	    cmocka_unit_test(test_str_chr_returns_offset_or_minus_one),
 	    cmocka_unit_test(test_str_copy_needs_room_for_the_nul),
+	    cmocka_unit_test(test_str_copy_cstr_truncates_and_terminates),
 	    cmocka_unit_test(test_sbuf_overflow_is_sticky_and_keeps_what_fit),
 	    cmocka_unit_test(test_sbuf_fills_exactly_to_capacity),
 	    cmocka_unit_test(test_sbuf_putu_writes_decimal_and_overflows_like_the_rest),

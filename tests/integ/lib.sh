@@ -46,25 +46,86 @@ check_fail() { local name=$1; shift; if "$@"; then not_ok "$name"; else ok "$nam
 # show a file's tail as TAP diagnostics
 show() { sed 's/^/# /' "$1" | tail -n "${2:-30}"; }
 
-# A free TCP+UDP port on 127.0.0.1 (bound and released by python; racy but
-# every test uses its own ports and retries are cheap).
+# Ports: each test holds a block of 100 loopback ports of its own, in
+# 10000-19999, with a lock (flock on /tmp/rtcauth-test-ports/BLOCK) kept until
+# it exits. The blocks lie below the kernel's ephemeral range, so no client
+# connection of any test is ever given one of them, and below relay_ports's
+# blocks (25000-29999). free_port hands the block out two ports at a time (a
+# port and the next, which write_config gives to SIP TLS), so no two calls of
+# one test return overlapping pairs, and it skips a pair that something else
+# holds. Ports picked by the kernel (bind to port 0 and release) were racy:
+# another test's client could take the port before the daemon bound it.
+_port_block() {
+	local dir b i nb first fd
+	dir=/tmp/rtcauth-test-ports
+	nb=100
+	command -v flock >/dev/null && mkdir -p "$dir" 2>/dev/null || return 1
+	first=$((RANDOM % nb))
+	for ((i = 0; i < nb; i++)); do
+		b=$((10000 + ((first + i) % nb) * 100))
+		exec {fd}>>"$dir/$b" || continue
+		if flock -n "$fd"; then
+			_port_base=$b
+			echo 0 >"$T/.port_next"
+			return 0
+		fi
+		exec {fd}>&-
+	done
+	return 1
+}
+_port_base=
+_port_block || echo "# free_port: no port block of our own; ports come from the kernel (racy)" >&2
+
+# _port_pair_free P: TCP and UDP on 127.0.0.1 ports P and P+1 can be bound now
+_port_pair_free() {
+	python3 - "$1" <<'PY'
+import socket, sys
+p = int(sys.argv[1])
+held = []
+try:
+    for port in (p, p + 1):
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            s = socket.socket(socket.AF_INET, kind)
+            held.append(s)
+            s.bind(("127.0.0.1", port))
+except OSError:
+    sys.exit(1)
+PY
+}
+
+# free_port: a port P of this test's block, P and P+1 free for TCP and UDP,
+# never returned before in this test
 free_port() {
+	local off p
+	if [ -n "$_port_base" ]; then
+		off=$(cat "$T/.port_next")
+		while [ "$off" -lt 100 ]; do
+			p=$((_port_base + off))
+			off=$((off + 2))
+			echo "$off" >"$T/.port_next"
+			if _port_pair_free "$p"; then
+				echo "$p"
+				return 0
+			fi
+		done
+		echo "# free_port: the block $_port_base..$((_port_base + 99)) is used up" >&2
+	fi
 	python3 - <<'PY'
 import socket
 while True:
     t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t.bind(("127.0.0.1", 0))
     p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held = [t]
     try:
-        u.bind(("127.0.0.1", p))
+        for port, kind in ((p, socket.SOCK_DGRAM), (p + 1, socket.SOCK_STREAM), (p + 1, socket.SOCK_DGRAM)):
+            s = socket.socket(socket.AF_INET, kind)
+            held.append(s)
+            s.bind(("127.0.0.1", port))
     except OSError:
-        t.close(); continue
-    t2 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t2.bind(("127.0.0.1", p + 1)); u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u2.bind(("127.0.0.1", p + 1))
-    except OSError:
-        t.close(); u.close(); continue
+        for s in held:
+            s.close()
+        continue
     print(p)
     break
 PY

@@ -76,6 +76,10 @@ struct lockout {
 	pthread_rwlock_t pol_mu;
 	struct lockout_policy pol;
 	uint64_t seed;
+	/* no entry's lock_until is later than this (it only grows): at or
+	 * after it nothing is locked, and a check takes no shard lock even
+	 * when the user table holds the known-good sources of every user */
+	_Atomic uint64_t lock_horizon;
 	struct lk_table users;
 	struct lk_table sources;
 };
@@ -312,6 +316,18 @@ static struct lk_entry *entry_get(struct lk_shard *s, uint64_t h, struct str k, 
 	return e;
 }
 
+/* Entry e (in a locked shard) is locked until until. */
+static void lock_set(struct lockout *l, struct lk_entry *e, uint64_t until)
+{
+	uint64_t h = atomic_load_explicit(&l->lock_horizon, memory_order_relaxed);
+
+	e->lock_until = until;
+	while (h < until &&
+	       !atomic_compare_exchange_weak_explicit(&l->lock_horizon, &h, until,
+						      memory_order_release, memory_order_relaxed))
+		;
+}
+
 static void policy_get(struct lockout *l, struct lockout_policy *p)
 {
 	pthread_rwlock_rdlock(&l->pol_mu);
@@ -458,10 +474,13 @@ enum lockout_state lockout_check(struct lockout *l, struct str user, struct str 
 		return LOCKOUT_NONE;
 	user = key_clip(user);
 	source = key_clip(source);
-	if (source_locked(l, source, now, &left))
-		st = LOCKOUT_SOURCE;
-	else if (user_locked(l, user, source, now, &left))
-		st = LOCKOUT_USER;
+	/* past the horizon nothing is locked: no lookup */
+	if (now < atomic_load_explicit(&l->lock_horizon, memory_order_acquire)) {
+		if (source_locked(l, source, now, &left))
+			st = LOCKOUT_SOURCE;
+		else if (user_locked(l, user, source, now, &left))
+			st = LOCKOUT_USER;
+	}
 	if (retry_after)
 		*retry_after = st == LOCKOUT_NONE ? 0 : left;
 	return st;
@@ -486,7 +505,7 @@ static bool source_fail(struct lockout *l, const struct lockout_policy *p, struc
 		if (is_locked(e, now)) {
 			was_locked = true;
 		} else if (window_add(e, now, width) >= p->source_failures && p->source_failures) {
-			e->lock_until = now + p->source_duration;
+			lock_set(l, e, now + p->source_duration);
 			memset(e->cnt, 0, sizeof(e->cnt));
 		}
 	}
@@ -513,7 +532,7 @@ static void user_fail(struct lockout *l, const struct lockout_policy *p, struct 
 				dur = (uint64_t)e->last_dur * 2;
 			if (dur > cap)
 				dur = cap;
-			e->lock_until = now + dur;
+			lock_set(l, e, now + dur);
 			e->last_lock_end = e->lock_until;
 			e->last_dur = (uint32_t)dur;
 			memset(e->cnt, 0, sizeof(e->cnt));

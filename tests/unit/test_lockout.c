@@ -57,6 +57,47 @@ static void test_lockout_ten_failures_lock_user_for_300s(void **state)
 	lockout_free(l);
 }
 
+/* A check skips the tables once every lock has ended (the lock horizon): a
+ * lock that ends sooner, set after a longer one, must not end the longer
+ * one early, and a lock set after the horizon passed must still count. */
+static void test_lockout_short_lock_after_long_one_keeps_it(void **state)
+{
+	static const struct lockout_policy pol = {
+	    .user_failures = 3,
+	    .user_window = 300,
+	    .user_duration = 60,
+	    .user_max = 3600,
+	    .source_failures = 3,
+	    .source_window = 60,
+	    .source_duration = 3000,
+	};
+	struct lockout *l = lockout_new(&pol);
+	uint32_t retry = 0;
+
+	(void)state;
+	/* EVIL is throttled until T0 + 3000 */
+	fail_n(l, ALICE, EVIL, 3, T0);
+	assert_int_equal(lockout_check(l, BOB, EVIL, T0 + 1, NULL), LOCKOUT_SOURCE);
+	/* then BOB is locked from three other addresses until T0 + 160 */
+	lockout_fail(l, BOB, HOME, T0 + 100);
+	lockout_fail(l, BOB, EVIL2, T0 + 100);
+	lockout_fail(l, BOB, STR_LIT("203.0.113.7"), T0 + 100);
+	assert_int_equal(lockout_check(l, BOB, HOME, T0 + 101, &retry), LOCKOUT_USER);
+	assert_int_equal(retry, 59);
+	/* BOB's lock ended, EVIL's goes on */
+	assert_int_equal(lockout_check(l, BOB, HOME, T0 + 160, NULL), LOCKOUT_NONE);
+	assert_int_equal(lockout_check(l, BOB, EVIL, T0 + 2999, &retry), LOCKOUT_SOURCE);
+	assert_int_equal(retry, 1);
+	/* every lock over; a new one after that counts at once */
+	assert_int_equal(lockout_check(l, ALICE, EVIL, T0 + 3000, NULL), LOCKOUT_NONE);
+	lockout_fail(l, ALICE, HOME, T0 + 5000);
+	lockout_fail(l, ALICE, EVIL2, T0 + 5000);
+	lockout_fail(l, ALICE, EVIL, T0 + 5000);
+	assert_int_equal(lockout_check(l, ALICE, HOME, T0 + 5000, &retry), LOCKOUT_USER);
+	assert_int_equal(retry, 60);
+	lockout_free(l);
+}
+
 static void test_lockout_failures_outside_window_do_not_add_up(void **state)
 {
 	struct lockout *l = lockout_new(&policy);
@@ -436,6 +477,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lockout_ten_failures_lock_user_for_300s),
+	    cmocka_unit_test(test_lockout_short_lock_after_long_one_keeps_it),
 	    cmocka_unit_test(test_lockout_failures_outside_window_do_not_add_up),
 	    cmocka_unit_test(test_lockout_lock_expires),
 	    cmocka_unit_test(test_lockout_relock_doubles_up_to_max),

@@ -7,9 +7,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,13 +75,15 @@ struct xmsg {
 	char data[];
 };
 
+struct udp_rx;
+
 struct sip_io {
 	int id;
 	pthread_t thr;
-	struct event_base *base;
+	struct event_base *base; /* NULL in a UDP receiver */
 	struct sip_worker sw;
 	int udp_fd[CONFIG_MAX_LISTEN];
-	struct event *udp_ev[CONFIG_MAX_LISTEN];
+	struct udp_rx *rx[CONFIG_MAX_LISTEN]; /* a receiver per UDP socket */
 	struct evconnlistener *lst[CONFIG_MAX_LISTEN];
 	struct http_server *http; /* the HTTPS web services on this loop */
 	struct turn_server *turn; /* the TURN/STUN relay on this loop, or NULL */
@@ -101,6 +105,21 @@ struct sip_io {
 	struct iovec iov[UDP_BATCH];
 	struct sockaddr_in6 from[UDP_BATCH];
 	char *bufs;
+};
+
+/*
+ * A UDP receiver: a thread blocking in recvmmsg on one of a worker's UDP
+ * sockets, handling each datagram where it was read (docs/design.md,
+ * "Threads and state"). Its sip_io is its own (store connection, buffers,
+ * the worker's UDP sockets to send from) and belongs to no worker, so what
+ * it sends on a stream connection goes through the owner's queue.
+ */
+struct udp_rx {
+	struct sip_io io;
+	int idx; /* the listener */
+	_Atomic bool stop;
+	bool started;
+	uint64_t failures; /* receive errors, for the log */
 };
 
 static struct sip_io *workers;
@@ -593,17 +612,9 @@ int sip_io_send(struct sip_io *io, const struct location_flow *to, const void *b
 
 /* ---- UDP ---- */
 
-static void udp_read(evutil_socket_t fd, short what, void *arg)
+static void udp_prepare(struct sip_io *io, int from, int to)
 {
-	struct sip_io *io = arg;
-	int idx = -1, n;
-
-	(void)what;
-	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
-		if (io->udp_fd[i] == fd)
-			idx = i;
-	refresh_rt(io);
-	for (int i = 0; i < UDP_BATCH; i++) {
+	for (int i = from; i < to; i++) {
 		io->iov[i].iov_base = io->bufs + (size_t)i * UDP_BUF;
 		io->iov[i].iov_len = UDP_BUF;
 		memset(&io->msgs[i].msg_hdr, 0, sizeof(io->msgs[i].msg_hdr));
@@ -612,7 +623,11 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 		io->msgs[i].msg_hdr.msg_name = &io->from[i];
 		io->msgs[i].msg_hdr.msg_namelen = sizeof(io->from[i]);
 	}
-	n = recvmmsg(fd, io->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+}
+
+/* The n datagrams recvmmsg put in io's buffers, from the listener idx. */
+static void udp_handle(struct sip_io *io, int idx, int n)
+{
 	for (int i = 0; i < n; i++) {
 		struct location_flow f;
 		size_t len = io->msgs[i].msg_len;
@@ -628,11 +643,99 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 				 wcfg->max_message_size);
 			continue;
 		}
-		/* CRLF keep-alives on UDP carry nothing to answer */
+		/* CRLF keep-alives on UDP carry nothing to answer (and a
+		 * socket shut down for the stop reads as empty datagrams) */
 		if (len <= 4 && strspn(io->iov[i].iov_base, "\r\n") >= len)
 			continue;
 		handle_timed(&io->sw, io->iov[i].iov_base, len, &f, NULL);
 	}
+}
+
+/*
+ * A receiver's loop: one recvmmsg per wake-up (it sleeps in the kernel
+ * until a datagram comes, then takes what else is queued, up to
+ * UDP_BATCH), where an event loop would make an epoll_wait and a
+ * non-blocking recvmmsg of it. workers_stop ends it: stop, then the
+ * socket shut down for reading, which wakes the call.
+ */
+static void *udp_rx_main(void *arg)
+{
+	struct udp_rx *rx = arg;
+	struct sip_io *io = &rx->io;
+	int fd = io->udp_fd[rx->idx];
+	sigset_t all;
+
+	/* signals go to the main thread's loop, not to a blocked receive */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	udp_prepare(io, 0, UDP_BATCH);
+	while (!atomic_load_explicit(&rx->stop, memory_order_acquire)) {
+		int n = recvmmsg(fd, io->msgs, UDP_BATCH, MSG_WAITFORONE, NULL);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == ENOMEM ||
+			    errno == ENOBUFS || errno == ECONNREFUSED)
+				continue;
+			/* unexpected: say so (not on every turn) and go on
+			 * reading, since the kernel keeps giving this socket
+			 * its share of the flows */
+			if (rx->failures++ % 1000 == 0)
+				log_err("udp.receive_failed", "worker=%d errno=%d failures=%llu",
+					io->id, errno, (unsigned long long)rx->failures);
+			usleep(10000);
+			continue;
+		}
+		if (atomic_load_explicit(&rx->stop, memory_order_acquire))
+			break;
+		refresh_rt(io);
+		udp_handle(io, rx->idx, n);
+		/* recvmmsg wrote each name length and flags: reset those used */
+		udp_prepare(io, 0, n);
+	}
+	token_batch_thread_end();
+	return NULL;
+}
+
+/* The receiver of the worker io's UDP listener idx (its socket open). */
+static int udp_rx_new(struct sip_io *io, int idx, const struct config *cfg, char *err,
+		      size_t errlen)
+{
+	struct udp_rx *rx = calloc(1, sizeof(*rx));
+	int fd = io->udp_fd[idx], fl;
+
+	if (!rx) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	io->rx[idx] = rx;
+	rx->idx = idx;
+	rx->io.id = io->id;
+	rx->io.sw.id = io->id;
+	rx->io.sw.io = &rx->io;
+	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+		rx->io.udp_fd[i] = -1;
+	rx->io.bufs = malloc((size_t)UDP_BATCH * UDP_BUF);
+	if (!rx->io.bufs) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* the receiver blocks; sends from this socket pass MSG_DONTWAIT */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "cannot make a UDP socket blocking: %s", strerror(errno));
+		return -1;
+	}
+	return store_open(cfg->sqlite_path, 0, 2000, &rx->io.sw.store, err, errlen) == STORE_OK
+		   ? 0
+		   : -1;
+}
+
+static void udp_rx_free(struct udp_rx *rx)
+{
+	if (!rx)
+		return;
+	store_close(rx->io.sw.store);
+	free(rx->io.bufs);
+	free(rx);
 }
 
 /* ---- setup ---- */
@@ -850,8 +953,7 @@ static int worker_init(struct sip_io *io, int id, const struct config *cfg, char
 	pthread_mutex_init(&io->qmu, NULL);
 	pthread_mutex_init(&io->live_mu, NULL);
 	io->base = new_base();
-	io->bufs = malloc((size_t)UDP_BATCH * UDP_BUF);
-	if (!io->base || !io->bufs) {
+	if (!io->base) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -872,8 +974,6 @@ static int worker_init(struct sip_io *io, int id, const struct config *cfg, char
 			return -1;
 		if (la->kind == TRANSPORT_UDP) {
 			io->udp_fd[i] = fd;
-			io->udp_ev[i] = event_new(io->base, fd, EV_READ | EV_PERSIST, udp_read, io);
-			event_add(io->udp_ev[i], NULL);
 		} else {
 			io->lst[i] = evconnlistener_new(io->base, on_accept, io,
 							LEV_OPT_CLOSE_ON_FREE, -1, fd);
@@ -883,6 +983,13 @@ static int worker_init(struct sip_io *io, int id, const struct config *cfg, char
 				return -1;
 			}
 		}
+	}
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		if (io->udp_fd[i] < 0)
+			continue;
+		if (udp_rx_new(io, (int)i, cfg, err, errlen) < 0)
+			return -1;
+		memcpy(io->rx[i]->io.udp_fd, io->udp_fd, sizeof(io->udp_fd));
 	}
 	if (cfg->n_turn_listen) {
 		io->turn =
@@ -960,9 +1067,18 @@ static void *worker_main(void *arg)
 
 int workers_start(void)
 {
-	for (int i = 0; i < nworkers; i++)
+	for (int i = 0; i < nworkers; i++) {
 		if (pthread_create(&workers[i].thr, NULL, worker_main, &workers[i]) != 0)
 			return -1;
+		for (int l = 0; l < CONFIG_MAX_LISTEN; l++) {
+			struct udp_rx *rx = workers[i].rx[l];
+			if (!rx)
+				continue;
+			if (pthread_create(&rx->io.thr, NULL, udp_rx_main, rx) != 0)
+				return -1;
+			rx->started = true;
+		}
+	}
 	return 0;
 }
 
@@ -972,21 +1088,43 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval grace = {0, 200000};
 	(void)fd;
 	(void)what;
-	/* stop taking new work; give queued writes a moment to go out */
-	for (int i = 0; i < CONFIG_MAX_LISTEN; i++) {
-		if (io->udp_ev[i])
-			event_del(io->udp_ev[i]);
+	/* stop taking new work (the UDP receivers have ended); give queued
+	 * writes a moment to go out */
+	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
 		if (io->lst[i])
 			evconnlistener_disable(io->lst[i]);
-	}
 	http_server_stop(io->http);
 	turn_server_stop(io->turn);
 	drain_queue(-1, 0, io);
 	event_base_loopexit(io->base, &grace);
 }
 
+/* End the UDP receivers: each finishes the batch in hand. */
+static void udp_rx_stop_all(void)
+{
+	for (int i = 0; i < nworkers; i++)
+		for (int l = 0; l < CONFIG_MAX_LISTEN; l++) {
+			struct udp_rx *rx = workers[i].rx[l];
+			if (!rx || !rx->started)
+				continue;
+			atomic_store_explicit(&rx->stop, true, memory_order_release);
+			/* a UDP socket is not connected (ENOTCONN), but the call
+			 * marks it shut for reading and wakes its reader */
+			shutdown(workers[i].udp_fd[l], SHUT_RD);
+		}
+	for (int i = 0; i < nworkers; i++)
+		for (int l = 0; l < CONFIG_MAX_LISTEN; l++) {
+			struct udp_rx *rx = workers[i].rx[l];
+			if (rx && rx->started) {
+				pthread_join(rx->io.thr, NULL);
+				rx->started = false;
+			}
+		}
+}
+
 void workers_stop(void)
 {
+	udp_rx_stop_all();
 	for (int i = 0; i < nworkers; i++)
 		event_base_once(workers[i].base, -1, EV_TIMEOUT, stop_cb, &workers[i], NULL);
 	for (int i = 0; i < nworkers; i++)
@@ -1000,15 +1138,17 @@ void workers_stop(void)
 
 void workers_destroy(void)
 {
-	workq_stop(); /* when workers_stop was not called (start failed) */
+	/* when workers_stop was not called (start failed) */
+	udp_rx_stop_all();
+	workq_stop();
 	for (int w = 0; w < nworkers; w++) {
 		struct sip_io *io = &workers[w];
 		for (int b = 0; b < CONN_BUCKETS; b++)
 			while (io->conns[b])
 				conn_close(io->conns[b], "shutdown");
 		for (int i = 0; i < CONFIG_MAX_LISTEN; i++) {
-			if (io->udp_ev[i])
-				event_free(io->udp_ev[i]);
+			udp_rx_free(io->rx[i]);
+			io->rx[i] = NULL;
 			if (io->udp_fd[i] >= 0)
 				close(io->udp_fd[i]);
 			if (io->lst[i])

@@ -2,7 +2,9 @@
  * Worker threads: one libevent loop each, with its own SO_REUSEPORT UDP
  * sockets and TCP/TLS listeners (DESIGN.md "Threads, state, scale"). A stream
  * connection lives on the worker that accepted it; other workers reach it
- * through that worker's queue. This is the only code that touches sockets.
+ * through that worker's queue. Each UDP socket of a worker is read by a
+ * receiver thread of its own (docs/design.md "Threads and state"). This is
+ * the only code that touches sockets.
  */
 #ifndef RTC_DAEMON_WORKER_H
 #define RTC_DAEMON_WORKER_H

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "core/tbuf.h"
 #include "auth/sa.h"
 #include "auth/sipae.h"
 #include "sip/server_int.h"
@@ -307,7 +308,7 @@ static void build_forward(struct sbuf *b, const struct sip_tx *t, const struct t
 
 void proxy_request(const struct sip_tx *t, const struct store_user *user)
 {
-	static _Thread_local char mem[FWD_MAX];
+	char *mem = tbuf(TBUF_PROXY_REQ, FWD_MAX);
 	const struct sip_msg *m = t->m;
 	struct sa *callee = NULL;
 	struct target tg;
@@ -315,6 +316,12 @@ void proxy_request(const struct sip_tx *t, const struct store_user *user)
 	bool strip;
 	int rc;
 
+	if (!mem) {
+		log_err("route.no_memory", "src=%s", t->src_addr);
+		if (m->method_id != SIP_M_ACK)
+			reply_simple(t, 500, "Server Internal Error", NULL);
+		return;
+	}
 	if (user) {
 		struct sip_nameaddr from;
 		char aor[LOC_AOR_MAX];
@@ -353,7 +360,7 @@ void proxy_request(const struct sip_tx *t, const struct store_user *user)
 			return;
 		}
 	}
-	sbuf_init(&b, mem, sizeof(mem));
+	sbuf_init(&b, mem, FWD_MAX);
 	build_forward(&b, t, &tg, strip, callee);
 	if (callee)
 		sa_put(callee);
@@ -440,7 +447,7 @@ static int response_verify(struct sip_worker *w, const struct sip_msg *m, struct
 
 void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct location_flow *src)
 {
-	static _Thread_local char mem[FWD_MAX];
+	char *mem = tbuf(TBUF_PROXY_RESP, FWD_MAX);
 	const struct sip_runtime *rt = w->rt;
 	struct sip_hdr_iter it;
 	struct str v, ours = STR_NULL;
@@ -452,6 +459,10 @@ void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct 
 	struct sa *caller = NULL;
 	int n = 0;
 
+	if (!mem) {
+		log_err("route.response_dropped", "reason=no_memory status=%d", m->status);
+		return;
+	}
 	sip_hdr_iter_init(&it, m, SIP_H_VIA);
 	while (n < 2 && sip_hdr_iter_next(&it, &v) > 0) {
 		if (n == 0) {
@@ -500,7 +511,7 @@ void proxy_response(struct sip_worker *w, const struct sip_msg *m, const struct 
 	}
 	/* copy the response without our via-parm (and, with SAs, without the
 	 * recipient's signature, replaced by ours for the caller) */
-	sbuf_init(&b, mem, sizeof(mem));
+	sbuf_init(&b, mem, FWD_MAX);
 	vh = sip_msg_header(m, SIP_H_VIA);
 	{
 		struct str line = header_line(m, vh);

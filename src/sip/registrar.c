@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/stats.h"
+#include "core/tbuf.h"
 #include "auth/sa.h"
 #include "sip/server_int.h"
 #include "store/wb.h"
@@ -383,8 +384,9 @@ static void collect_path(struct reg_req *q)
 
 void registrar_handle(const struct sip_tx *t, const struct store_user *user)
 {
-	static _Thread_local struct reg_contact cs[REG_MAX_CONTACTS];
-	static _Thread_local struct location_binding changed[REG_MAX_CONTACTS * 2];
+	struct reg_contact *cs = tbuf(TBUF_REG_CONTACTS, sizeof(*cs) * REG_MAX_CONTACTS);
+	struct location_binding *changed =
+	    tbuf(TBUF_REG_CHANGED, sizeof(*changed) * REG_MAX_CONTACTS * 2);
 	bool removed[REG_MAX_CONTACTS * 2];
 	char aor[LOC_AOR_MAX];
 	char contacts[SIP_REPLY_MAX / 2];
@@ -392,6 +394,11 @@ void registrar_handle(const struct sip_tx *t, const struct store_user *user)
 	struct reg_req q;
 	const struct sip_header *ua;
 
+	if (!cs || !changed) {
+		log_err("register.no_memory", "src=%s", t->src_addr);
+		reply_simple(t, 500, "Server Internal Error", NULL);
+		return;
+	}
 	if (check_target(t, user, aor, sizeof(aor)) < 0)
 		return;
 	memset(&q, 0, sizeof(q));

@@ -23,6 +23,7 @@
 #include "core/secmem.h"
 #include "core/stats.h"
 #include "core/str.h"
+#include "core/tbuf.h"
 
 /* ---- str ---- */
 
@@ -788,6 +789,77 @@ static void test_clock_wall_is_unix_seconds(void **state)
 	assert_true(w - (int64_t)t <= 1 && (int64_t)t - w <= 1);
 }
 
+/* ---- tbuf ---- */
+
+struct tbuf_seen {
+	void *reg, *again, *proxy;
+};
+
+static void *tbuf_thread(void *arg)
+{
+	struct tbuf_seen *s = arg;
+
+	s->reg = tbuf(TBUF_REG_CHANGED, 200000);
+	if (s->reg)
+		memset(s->reg, 0x5a, 200000); /* all of it is ours to write */
+	s->again = tbuf(TBUF_REG_CHANGED, 200000);
+	s->proxy = tbuf(TBUF_PROXY_REQ, 4096);
+	return NULL;
+}
+
+/* One buffer per id and thread, the same on every call; another thread
+ * gets its own; an id out of range gets NULL. The buffers of a thread
+ * that ended are freed (LeakSanitizer fails this program otherwise). */
+static void test_tbuf_is_per_thread_and_stable(void **state)
+{
+	struct tbuf_seen a = {0}, b = {0};
+	pthread_t ta, tb;
+	void *mine;
+
+	(void)state;
+	assert_int_equal(pthread_create(&ta, NULL, tbuf_thread, &a), 0);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(pthread_create(&tb, NULL, tbuf_thread, &b), 0);
+	/* a's buffers may be reused by b after a ended: only b's own
+	 * answers are compared while b runs */
+	assert_int_equal(pthread_join(tb, NULL), 0);
+	assert_non_null(a.reg);
+	assert_ptr_equal(a.reg, a.again);
+	assert_non_null(a.proxy);
+	assert_ptr_not_equal(a.reg, a.proxy);
+	assert_non_null(b.reg);
+	assert_ptr_equal(b.reg, b.again);
+	mine = tbuf(TBUF_PROXY_RESP, 64);
+	assert_non_null(mine);
+	assert_ptr_equal(tbuf(TBUF_PROXY_RESP, 64), mine);
+	assert_null(tbuf(TBUF_COUNT, 64));
+	assert_null(tbuf((enum tbuf_id) - 1, 64));
+}
+
+static void *tbuf_hold(void *arg)
+{
+	void **out = arg;
+
+	*out = tbuf(TBUF_REG_CONTACTS, 1024);
+	return NULL;
+}
+
+/* Two threads alive at once never share a buffer. */
+static void test_tbuf_threads_alive_together_do_not_share(void **state)
+{
+	void *theirs = NULL, *mine = tbuf(TBUF_REG_CONTACTS, 1024);
+	pthread_t t;
+
+	(void)state;
+	assert_non_null(mine);
+	assert_int_equal(pthread_create(&t, NULL, tbuf_hold, &theirs), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	/* joined: its buffer is freed, but it was handed out while this
+	 * thread's was live, so the two addresses differ */
+	assert_non_null(theirs);
+	assert_ptr_not_equal(theirs, mine);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -828,6 +900,8 @@ int main(void)
 	    cmocka_unit_test(test_stats_lose_no_increment_under_concurrency),
 	    cmocka_unit_test(test_clock_mono_never_goes_back_and_advances),
 	    cmocka_unit_test(test_clock_wall_is_unix_seconds),
+	    cmocka_unit_test(test_tbuf_is_per_thread_and_stable),
+	    cmocka_unit_test(test_tbuf_threads_alive_together_do_not_share),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -672,12 +672,11 @@ static void *udp_rx_main(void *arg)
 	while (!atomic_load_explicit(&rx->stop, memory_order_acquire)) {
 		int n = recvmmsg(fd, io->msgs, UDP_BATCH, MSG_WAITFORONE, NULL);
 		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN || errno == ENOMEM ||
-			    errno == ENOBUFS || errno == ECONNREFUSED)
+			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			/* unexpected: say so (not on every turn) and go on
-			 * reading, since the kernel keeps giving this socket
-			 * its share of the flows */
+			/* say so (not on every turn), wait a little and go
+			 * on reading: the kernel keeps giving this socket its
+			 * share of the flows */
 			if (rx->failures++ % 1000 == 0)
 				log_err("udp.receive_failed", "worker=%d errno=%d failures=%llu",
 					io->id, errno, (unsigned long long)rx->failures);
@@ -691,7 +690,6 @@ static void *udp_rx_main(void *arg)
 		/* recvmmsg wrote each name length and flags: reset those used */
 		udp_prepare(io, 0, n);
 	}
-	token_batch_thread_end();
 	return NULL;
 }
 

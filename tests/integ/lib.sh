@@ -46,35 +46,42 @@ check_fail() { local name=$1; shift; if "$@"; then not_ok "$name"; else ok "$nam
 # show a file's tail as TAP diagnostics
 show() { sed 's/^/# /' "$1" | tail -n "${2:-30}"; }
 
-# Ports: each test holds a block of 100 loopback ports of its own, in
-# 10000-19999, with a lock (flock on /tmp/rtcauth-test-ports/BLOCK) kept until
-# it exits. The blocks lie below the kernel's ephemeral range, so no client
-# connection of any test is ever given one of them, and below relay_ports's
-# blocks (25000-29999). free_port hands the block out two ports at a time (a
-# port and the next, which write_config gives to SIP TLS), so no two calls of
-# one test return overlapping pairs, and it skips a pair that something else
-# holds. Ports picked by the kernel (bind to port 0 and release) were racy:
-# another test's client could take the port before the daemon bound it.
-_port_block() {
-	local dir b i nb first fd
-	dir=/tmp/rtcauth-test-ports
-	nb=100
-	command -v flock >/dev/null && mkdir -p "$dir" 2>/dev/null || return 1
+# _lock_block DIR BASE N: take one of the N blocks of 100 ports that start
+# at BASE, BASE+100, ... (tried from a random one on), with a lock (flock on
+# DIR/FIRST_PORT) held until this test exits; its first port in _block.
+# 1 if every block is taken or flock is missing.
+_lock_block() {
+	local dir=$1 base=$2 nb=$3 b i first fd
+	[ "$nb" -ge 1 ] && command -v flock >/dev/null && mkdir -p "$dir" 2>/dev/null || return 1
 	first=$((RANDOM % nb))
 	for ((i = 0; i < nb; i++)); do
-		b=$((10000 + ((first + i) % nb) * 100))
+		b=$((base + ((first + i) % nb) * 100))
 		exec {fd}>>"$dir/$b" || continue
 		if flock -n "$fd"; then
-			_port_base=$b
-			echo 0 >"$T/.port_next"
+			_block=$b
 			return 0
 		fi
 		exec {fd}>&-
 	done
 	return 1
 }
+
+# Ports: each test holds a block of 100 loopback ports of its own, in
+# 10000-19999 (/tmp/rtcauth-test-ports). The blocks lie below the kernel's
+# ephemeral range, so no client connection of any test is ever given one of
+# them, and below relay_ports's blocks (25000-29999). free_port hands the
+# block out two ports at a time (a port and the next, which write_config
+# gives to SIP TLS), so no two calls of one test return overlapping pairs,
+# and it skips a pair that something else holds. Ports picked by the kernel
+# (bind to port 0 and release) were racy: another test's client could take
+# the port before the daemon bound it.
 _port_base=
-_port_block || echo "# free_port: no port block of our own; ports come from the kernel (racy)" >&2
+if _lock_block /tmp/rtcauth-test-ports 10000 100; then
+	_port_base=$_block
+	echo 0 >"$T/.port_next"
+else
+	echo "# free_port: no port block of our own; ports come from the kernel (racy)" >&2
+fi
 
 # _port_pair_free P: TCP and UDP on 127.0.0.1 ports P and P+1 can be bound now
 _port_pair_free() {
@@ -94,7 +101,7 @@ PY
 }
 
 # free_port: a port P of this test's block, P and P+1 free for TCP and UDP,
-# never returned before in this test
+# never returned before in this test (without a block: one the kernel picks)
 free_port() {
 	local off p
 	if [ -n "$_port_base" ]; then
@@ -110,25 +117,13 @@ free_port() {
 		done
 		echo "# free_port: the block $_port_base..$((_port_base + 99)) is used up" >&2
 	fi
-	python3 - <<'PY'
-import socket
-while True:
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    t.bind(("127.0.0.1", 0))
-    p = t.getsockname()[1]
-    held = [t]
-    try:
-        for port, kind in ((p, socket.SOCK_DGRAM), (p + 1, socket.SOCK_STREAM), (p + 1, socket.SOCK_DGRAM)):
-            s = socket.socket(socket.AF_INET, kind)
-            held.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        for s in held:
-            s.close()
-        continue
-    print(p)
-    break
-PY
+	while :; do
+		p=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		if _port_pair_free "$p"; then
+			echo "$p"
+			return 0
+		fi
+	done
 }
 
 # relay_ports: set RELAY_MIN to the first port of a block of 100 UDP ports
@@ -136,25 +131,14 @@ PY
 # that no other test uses: the blocks lie in 25000-29999, below the kernel's
 # ephemeral range (free_port and clients never get them), above bench/turn's
 # relay range (20000-24999) and below the ranges test_turn_live picks
-# (30000+), and each is taken with a lock (flock on
-# /tmp/rtcauth-relay-ports/BLOCK) held until this test exits.
+# (30000+), each locked (/tmp/rtcauth-relay-ports) until this test exits.
 relay_ports() {
-	local lo dir b i nb first fd
+	local lo
 	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
 	[ "$lo" -le 30000 ] || lo=30000
-	nb=$(((lo - 25000) / 100))
-	dir=/tmp/rtcauth-relay-ports
-	if [ "$nb" -ge 1 ] && command -v flock >/dev/null && mkdir -p "$dir" 2>/dev/null; then
-		first=$((RANDOM % nb))
-		for ((i = 0; i < nb; i++)); do
-			b=$((25000 + ((first + i) % nb) * 100))
-			exec {fd}>>"$dir/$b" || continue
-			if flock -n "$fd"; then
-				RELAY_MIN=$b
-				return 0
-			fi
-			exec {fd}>&-
-		done
+	if _lock_block /tmp/rtcauth-relay-ports 25000 $(((lo - 25000) / 100)); then
+		RELAY_MIN=$_block
+		return 0
 	fi
 	RELAY_MIN=$((20000 + (RANDOM % 400) * 100))
 	diag "relay_ports: no block of our own, using $RELAY_MIN..$((RELAY_MIN + 99))"

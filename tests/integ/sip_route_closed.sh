@@ -12,17 +12,10 @@ start_daemon || { not_ok "daemon starts"; finish; exit 1; }
 
 python3 - "$SIP_PORT" "$T/rtcauthd.log" <<'PY'
 import re, sys, time
-from sipclient import Client, register, digest_header
+from sipclient import Client, Tap, register, digest_header
 
 port, logf = int(sys.argv[1]), sys.argv[2]
-n = 0
-def tap(ok, name, diag=""):
-    global n
-    n += 1
-    print("%s %d - %s" % ("ok" if ok else "not ok", n, name))
-    if not ok and diag:
-        print("# " + diag)
-    sys.stdout.flush()
+tap = Tap()
 
 def worker_of(lport, wait=3.0):
     """The worker that owned the TCP connection from lport, read from its
@@ -88,7 +81,7 @@ tap(cross >= 3, "MESSAGEs were sent from the other worker than bob's (%d of %d a
 tap(same >= 1, "and from bob's own worker (%d of %d attempts)" % (same, attempts))
 tap(not bad, "every MESSAGE to bob's closed connection got 480 (flow closed) within 2 s",
     "; ".join(bad[:5]))
-print("1..%d" % n)
+print("1..%d" % tap.n)
 PY
 rc=$?
 [ $rc -eq 0 ] || not_ok "route-to-closed-connection checks ran to the end (python exit $rc)"

@@ -22,17 +22,10 @@ start_daemon || { not_ok "daemon starts"; finish; exit 1; }
 
 python3 - "$SIP_PORT" "$TLS_PORT" "$T/state/ca/ca.crt" <<'PY'
 import socket, ssl, sys, time
-from sipclient import Client, register, digest_header, Response
+from sipclient import Client, Tap, register, digest_header, Response
 
 port, tls_port, cafile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-n = 0
-def tap(ok, name, diag=""):
-    global n
-    n += 1
-    print("%s %d - %s" % ("ok" if ok else "not ok", n, name))
-    if not ok and diag:
-        print("# " + diag)
-    sys.stdout.flush()
+tap = Tap()
 
 def options(c):
     raw, _ = c.request("OPTIONS", "sip:127.0.0.1:%d" % port, "sip:probe@example.test",
@@ -110,8 +103,7 @@ try:
         refused = True
     tap(refused, "a TLS 1.1 handshake is refused (TLS 1.2 minimum)")
 except (ValueError, ssl.SSLError) as e:
-    print("ok %d - a TLS 1.1 handshake is refused # SKIP this Python's OpenSSL cannot offer TLS 1.1: %s" % (n + 1, e))
-    n += 1
+    tap.skip("a TLS 1.1 handshake is refused", "this Python's OpenSSL cannot offer TLS 1.1: %s" % e)
 g = socket.create_connection(("127.0.0.1", tls_port), timeout=2)
 g.sendall(b"GET / HTTP/1.0\r\n\r\n" * 4)
 tap(closed_soon(g), "a TLS port fed plain text closes the connection")
@@ -154,7 +146,7 @@ if ok:
             "bob's 200 comes back to alice over her TCP connection (got %r)" % (fin,))
 else:
     tap(False, "alice is challenged with 407", repr(ch))
-print("1..%d" % n)
+print("1..%d" % tap.n)
 PY
 rc=$?
 [ $rc -eq 0 ] || not_ok "transport checks ran to the end (python exit $rc)"

@@ -26,16 +26,10 @@ check_sh "4 workers are up" "grep -q 'event=ready .*workers=4' '$T/rtcauthd.log'
 
 python3 - "$SIP_PORT" "${V6_PORT:-0}" "$_tap_n" "$T/tap_n" <<'PY'
 import socket, sys, time
-from sipclient import Client, register, rand
+from sipclient import Client, Tap, register, rand
 
-port, v6, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-def tap(ok, name, diag=""):
-    global n
-    n += 1
-    print("%s %d - %s" % ("ok" if ok else "not ok", n, name))
-    if not ok and diag:
-        print("# " + diag)
-    sys.stdout.flush()
+port, v6 = int(sys.argv[1]), int(sys.argv[2])
+tap = Tap(int(sys.argv[3]))
 
 def options(fam, host, p, lport, cseq=1, branch=None):
     via_host = "[%s]" % host if fam == socket.AF_INET6 else host
@@ -72,8 +66,7 @@ if v6:
     got = fan_out(socket.AF_INET6, "::1", v6, 48)
     tap(got == 48, "48 UDP sources on [::1] (its own 4 receivers) are all answered (%d)" % got)
 else:
-    print("ok %d - 48 UDP sources on [::1] # SKIP this host has no IPv6 loopback" % (n + 1))
-    n += 1
+    tap.skip("48 UDP sources on [::1]", "this host has no IPv6 loopback")
 
 # a burst from one source: the receiver reads it in batches
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -116,7 +109,7 @@ tap(d.startswith(b"SIP/2.0 200 ") and b"CSeq: 999 " in d, "the same source is an
 bob = Client(port)
 r, _ = register(bob, "bob", "pw-b")
 tap(r is not None and r.status == 200, "bob registers over UDP (challenge, then 200)", repr(r))
-open(sys.argv[4], "w").write("%d\n" % n)
+open(sys.argv[4], "w").write("%d\n" % tap.n)
 PY
 rc=$?
 [ -s "$T/tap_n" ] && _tap_n=$(cat "$T/tap_n")

@@ -11,6 +11,7 @@ import re
 import socket
 import ssl
 import string
+import sys
 
 
 def rand(n=10):
@@ -23,6 +24,27 @@ HASHES = {
     "SHA-512-256": lambda b: hashlib.new("sha512_256", b).hexdigest(),
 }
 
+
+
+class Tap:
+    """TAP result lines, numbered on from start (the shell's count when a
+    test mixes shell and Python checks)."""
+
+    def __init__(self, start=0):
+        self.n = start
+
+    def __call__(self, ok, name, diag=""):
+        self.n += 1
+        print("%s %d - %s" % ("ok" if ok else "not ok", self.n, name))
+        if not ok and diag:
+            print("# " + diag)
+        sys.stdout.flush()
+        return ok
+
+    def skip(self, name, why):
+        self.n += 1
+        print("ok %d - %s # SKIP %s" % (self.n, name, why))
+        sys.stdout.flush()
 
 class Response:
     def __init__(self, raw):

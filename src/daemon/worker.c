@@ -101,10 +101,6 @@ struct sip_io {
 	struct xmsg *qhead, *qtail;
 	struct event *wake;
 	struct event *cert_check; /* closes connections of revoked certificates */
-	struct mmsghdr msgs[UDP_BATCH];
-	struct iovec iov[UDP_BATCH];
-	struct sockaddr_in6 from[UDP_BATCH];
-	char *bufs;
 };
 
 /*
@@ -120,6 +116,10 @@ struct udp_rx {
 	_Atomic bool stop;
 	bool started;
 	uint64_t failures; /* receive errors, for the log */
+	struct mmsghdr msgs[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	struct sockaddr_in6 from[UDP_BATCH];
+	char *bufs;
 };
 
 static struct sip_io *workers;
@@ -612,30 +612,31 @@ int sip_io_send(struct sip_io *io, const struct location_flow *to, const void *b
 
 /* ---- UDP ---- */
 
-static void udp_prepare(struct sip_io *io, int from, int to)
+/* The first n message headers of rx, ready for recvmmsg. */
+static void udp_prepare(struct udp_rx *rx, int n)
 {
-	for (int i = from; i < to; i++) {
-		io->iov[i].iov_base = io->bufs + (size_t)i * UDP_BUF;
-		io->iov[i].iov_len = UDP_BUF;
-		memset(&io->msgs[i].msg_hdr, 0, sizeof(io->msgs[i].msg_hdr));
-		io->msgs[i].msg_hdr.msg_iov = &io->iov[i];
-		io->msgs[i].msg_hdr.msg_iovlen = 1;
-		io->msgs[i].msg_hdr.msg_name = &io->from[i];
-		io->msgs[i].msg_hdr.msg_namelen = sizeof(io->from[i]);
+	for (int i = 0; i < n; i++) {
+		rx->iov[i].iov_base = rx->bufs + (size_t)i * UDP_BUF;
+		rx->iov[i].iov_len = UDP_BUF;
+		memset(&rx->msgs[i].msg_hdr, 0, sizeof(rx->msgs[i].msg_hdr));
+		rx->msgs[i].msg_hdr.msg_iov = &rx->iov[i];
+		rx->msgs[i].msg_hdr.msg_iovlen = 1;
+		rx->msgs[i].msg_hdr.msg_name = &rx->from[i];
+		rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->from[i]);
 	}
 }
 
-/* The n datagrams recvmmsg put in io's buffers, from the listener idx. */
-static void udp_handle(struct sip_io *io, int idx, int n)
+/* The n datagrams recvmmsg put in rx's buffers. */
+static void udp_handle(struct udp_rx *rx, int n)
 {
 	for (int i = 0; i < n; i++) {
 		struct location_flow f;
-		size_t len = io->msgs[i].msg_len;
+		size_t len = rx->msgs[i].msg_len;
 		memset(&f, 0, sizeof(f));
 		f.transport = TRANSPORT_UDP;
-		f.listen_idx = idx;
-		f.addrlen = io->msgs[i].msg_hdr.msg_namelen;
-		memcpy(&f.addr, &io->from[i],
+		f.listen_idx = rx->idx;
+		f.addrlen = rx->msgs[i].msg_hdr.msg_namelen;
+		memcpy(&f.addr, &rx->from[i],
 		       f.addrlen <= sizeof(f.addr) ? f.addrlen : sizeof(f.addr));
 		if (len > wcfg->max_message_size) {
 			stats_inc(ST_SIP_BAD);
@@ -645,9 +646,9 @@ static void udp_handle(struct sip_io *io, int idx, int n)
 		}
 		/* CRLF keep-alives on UDP carry nothing to answer (and a
 		 * socket shut down for the stop reads as empty datagrams) */
-		if (len <= 4 && strspn(io->iov[i].iov_base, "\r\n") >= len)
+		if (len <= 4 && strspn(rx->iov[i].iov_base, "\r\n") >= len)
 			continue;
-		handle_timed(&io->sw, io->iov[i].iov_base, len, &f, NULL);
+		handle_timed(&rx->io.sw, rx->iov[i].iov_base, len, &f, NULL);
 	}
 }
 
@@ -668,9 +669,9 @@ static void *udp_rx_main(void *arg)
 	/* signals go to the main thread's loop, not to a blocked receive */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	udp_prepare(io, 0, UDP_BATCH);
+	udp_prepare(rx, UDP_BATCH);
 	while (!atomic_load_explicit(&rx->stop, memory_order_acquire)) {
-		int n = recvmmsg(fd, io->msgs, UDP_BATCH, MSG_WAITFORONE, NULL);
+		int n = recvmmsg(fd, rx->msgs, UDP_BATCH, MSG_WAITFORONE, NULL);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -686,9 +687,9 @@ static void *udp_rx_main(void *arg)
 		if (atomic_load_explicit(&rx->stop, memory_order_acquire))
 			break;
 		refresh_rt(io);
-		udp_handle(io, rx->idx, n);
+		udp_handle(rx, n);
 		/* recvmmsg wrote each name length and flags: reset those used */
-		udp_prepare(io, 0, n);
+		udp_prepare(rx, n);
 	}
 	return NULL;
 }
@@ -711,8 +712,8 @@ static int udp_rx_new(struct sip_io *io, int idx, const struct config *cfg, char
 	rx->io.sw.io = &rx->io;
 	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
 		rx->io.udp_fd[i] = -1;
-	rx->io.bufs = malloc((size_t)UDP_BATCH * UDP_BUF);
-	if (!rx->io.bufs) {
+	rx->bufs = malloc((size_t)UDP_BATCH * UDP_BUF);
+	if (!rx->bufs) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -732,7 +733,7 @@ static void udp_rx_free(struct udp_rx *rx)
 	if (!rx)
 		return;
 	store_close(rx->io.sw.store);
-	free(rx->io.bufs);
+	free(rx->bufs);
 	free(rx);
 }
 
@@ -1164,7 +1165,6 @@ void workers_destroy(void)
 		if (io->base)
 			event_base_free(io->base);
 		store_close(io->sw.store);
-		free(io->bufs);
 		pthread_mutex_destroy(&io->qmu);
 		pthread_mutex_destroy(&io->live_mu);
 	}

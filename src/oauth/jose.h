@@ -94,9 +94,10 @@ struct jose_limits {
 
 /*
  * A public verification key with its pinned algorithm. Read-only after
- * construction. kid is never NULL (defaults to the RFC 7638 thumbprint);
- * x5t / x5t_s256 are empty strings when the key came without a certificate
- * (or a JWK without x5t / x5t#S256 members).
+ * construction, but for the atomic fields jose updates itself. kid is never
+ * NULL (defaults to the RFC 7638 thumbprint); x5t / x5t_s256 are empty
+ * strings when the key came without a certificate (or a JWK without x5t /
+ * x5t#S256 members).
  */
 struct jose_key {
 	EVP_PKEY *pkey;
@@ -107,7 +108,16 @@ struct jose_key {
 	unsigned char *cert_der; /* the x5c[0] / PEM certificate, or NULL */
 	size_t cert_der_len;
 	int refs; /* atomically updated; do not touch */
+	/* ES256: the verification table (jose_p256.c), built once the key has
+	 * verified JOSE_P256_AFTER signatures or by jose_key_precompute();
+	 * atomically updated; do not touch */
+	struct jose_p256 *p256;
+	unsigned p256_uses;
 };
+
+/* ES256 verifications with a key before it gets its table (~150 KB, tens of
+ * milliseconds once): keys used now and then stay without one. */
+#define JOSE_P256_AFTER 32
 
 /*
  * Constructors. alg JOSE_ALG_UNKNOWN picks the default for the key type:
@@ -225,6 +235,14 @@ int jose_verify_keyset(const char *token, size_t len, const struct jose_limits *
  */
 int jose_verify_raw(const struct jose_key *k, const uint8_t *input, size_t len, const uint8_t *sig,
 		    size_t siglen);
+
+/*
+ * Give an ES256 key its verification table now rather than after
+ * JOSE_P256_AFTER verifications. 0 when the key has it (or is not ES256:
+ * nothing to do), -1 when it could not be built (verification then goes on
+ * without it: slower, never different).
+ */
+int jose_key_precompute(const struct jose_key *k);
 
 /*
  * **UNSIGNED TOKENS. READ THIS BEFORE CALLING.**

@@ -32,6 +32,7 @@ void jose_key_free(struct jose_key *k)
 	if (!k || __atomic_sub_fetch(&k->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	EVP_PKEY_free(k->pkey);
+	jose_p256_free(k->p256);
 	free(k->kid);
 	free(k->cert_der);
 	free(k);

@@ -13,6 +13,7 @@
 
 #include "core/md.h"
 #include "oauth/jose.h"
+#include "oauth/jose_int.h"
 
 /* One DER INTEGER from a 32-byte big-endian unsigned value. */
 static size_t der_uint(const uint8_t *v, uint8_t *out)
@@ -52,11 +53,59 @@ static int setup_pss(EVP_PKEY_CTX *pctx)
 	return 0;
 }
 
+int jose_key_precompute(const struct jose_key *k)
+{
+	struct jose_key *m = (struct jose_key *)k; /* its atomic fields only */
+	struct jose_p256 *t = NULL, *none = NULL;
+
+	if (k->alg != JOSE_ALG_ES256 || __atomic_load_n(&m->p256, __ATOMIC_ACQUIRE))
+		return 0;
+	if (jose_p256_new(k->pkey, &t) != 0)
+		return -1;
+	if (!__atomic_compare_exchange_n(&m->p256, &none, t, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		jose_p256_free(t); /* another thread was first */
+	return 0;
+}
+
+/* k's table, built at its JOSE_P256_AFTER-th verification; NULL before. */
+static const struct jose_p256 *p256_table(const struct jose_key *k)
+{
+	struct jose_key *m = (struct jose_key *)k; /* its atomic fields only */
+	const struct jose_p256 *t = __atomic_load_n(&m->p256, __ATOMIC_ACQUIRE);
+
+	if (t || __atomic_add_fetch(&m->p256_uses, 1, __ATOMIC_RELAXED) != JOSE_P256_AFTER)
+		return t;
+	jose_key_precompute(k); /* on failure: never tried again */
+	return __atomic_load_n(&m->p256, __ATOMIC_ACQUIRE);
+}
+
+static int verify_p256(const struct jose_p256 *t, const uint8_t *input, size_t len,
+		       const uint8_t *sig)
+{
+	EVP_MD_CTX *ctx = md_thread_ctx();
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	int rc;
+
+	if (!ctx || !md_sha256())
+		return JOSE_ENOMEM;
+	if (EVP_DigestInit_ex2(ctx, md_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, input, len) != 1 || EVP_DigestFinal_ex(ctx, md, &n) != 1 ||
+	    n != 32) {
+		ERR_clear_error();
+		return JOSE_EINTERNAL;
+	}
+	rc = jose_p256_verify(t, md, sig);
+	return rc > 0 ? 0 : rc == 0 ? JOSE_EBADSIG : JOSE_EINTERNAL;
+}
+
 int jose_verify_raw(const struct jose_key *k, const uint8_t *input, size_t len, const uint8_t *sig,
 		    size_t siglen)
 {
 	const EVP_MD *md = md_sha256(); /* fetched once, not at every call */
 	EVP_PKEY_CTX *pctx = NULL;
+	const struct jose_p256 *t;
 	EVP_MD_CTX *ctx;
 	uint8_t der[80];
 	int rc = JOSE_EBADSIG;
@@ -65,6 +114,8 @@ int jose_verify_raw(const struct jose_key *k, const uint8_t *input, size_t len, 
 	case JOSE_ALG_ES256:
 		if (siglen != 64)
 			return JOSE_EBADSIG;
+		if ((t = p256_table(k)))
+			return verify_p256(t, input, len, sig);
 		siglen = p1363_to_der(sig, der);
 		sig = der;
 		break;

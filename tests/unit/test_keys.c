@@ -339,6 +339,30 @@ static void test_keys_sign_refuses_a_too_small_buffer(void **state)
 	assert_int_equal(keys_sign(f->k, r.kid, "ES256", "m", 1, sig, &siglen), KEYS_FAIL);
 }
 
+/* The thread's ES256 signing context follows the key asked for: two keys
+ * signing in turn on one thread each produce signatures of their own key
+ * only (the context is kept per thread for one key at a time). */
+static void test_keys_es256_keys_signing_in_turn_use_their_own_key(void **state)
+{
+	struct fx *f = *state;
+	struct store_oauth_key a, b;
+	uint8_t sig[KEYS_SIG_MAX];
+	size_t siglen;
+
+	gen(f, "ES256", &a);
+	gen(f, "ES256", &b);
+	for (int i = 0; i < 3; i++) {
+		const struct store_oauth_key *me = i % 2 ? &b : &a, *other = i % 2 ? &a : &b;
+
+		siglen = sizeof(sig);
+		assert_int_equal(keys_sign(f->k, me->kid, "ES256", "turn", 4, sig, &siglen),
+				 KEYS_OK);
+		assert_int_equal(siglen, 64);
+		assert_true(verify(me, "turn", 4, sig, siglen));
+		assert_false(verify(other, "turn", 4, sig, siglen));
+	}
+}
+
 static void test_keys_generate_rejects_bad_arguments(void **state)
 {
 	struct fx *f = *state;
@@ -488,6 +512,7 @@ int main(void)
 	    T(test_keys_refuses_a_key_file_readable_by_others),
 	    T(test_keys_refuses_a_symlinked_or_garbage_key_file),
 	    T(test_keys_sign_refuses_a_too_small_buffer),
+	    T(test_keys_es256_keys_signing_in_turn_use_their_own_key),
 	    T(test_keys_generate_rejects_bad_arguments),
 	    T(test_keys_discard_removes_the_private_key),
 	    T(test_keys_ensure_current_creates_the_first_key_current),

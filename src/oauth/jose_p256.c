@@ -13,13 +13,14 @@
  * 186-5 §6.4.2). Everything in it is public (the key, the signature, the
  * digest), so nothing here needs to run in constant time.
  *
- * EC_GROUP_precompute_mult is deprecated in OpenSSL 3.0 and may leave in a
- * later major version; jose_p256_new() then fails and jose_sig.c goes on
- * with EVP_DigestVerify. Tested against OpenSSL's verification with the
+ * EC_GROUP_precompute_mult and EC_POINT_get_Jprojective_coordinates_GFp are
+ * deprecated in OpenSSL 3.0 and may leave in a later major version (this
+ * file would then not build; jose_sig.c's EVP_DigestVerify path stays). Tested against OpenSSL's verification with the
  * Wycheproof P-256 vectors and generated edge cases (tests/unit/test_jose.c,
  * test_vec_jose.c).
  */
-#define OPENSSL_SUPPRESS_DEPRECATED /* EC_GROUP_precompute_mult: see above */
+/* EC_GROUP_precompute_mult, EC_POINT_get_Jprojective_coordinates_GFp */
+#define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -259,9 +260,9 @@ int jose_p256_inverse(const uint8_t a[32], uint8_t out[32])
 
 int jose_p256_verify(const struct jose_p256 *t, const uint8_t digest[32], const uint8_t sig[64])
 {
-	const BIGNUM *n = EC_GROUP_get0_order(t->g);
+	const BIGNUM *n = EC_GROUP_get0_order(t->g), *p = EC_GROUP_get0_field(t->g);
 	BN_CTX *ctx = bn_thread_ctx();
-	BIGNUM *r, *s, *e, *w, *u1, *u2, *x;
+	BIGNUM *r, *s, *e, *w, *u1, *u2, *x, *z, *v;
 	EC_POINT *a = NULL, *b = NULL;
 	uint8_t winv[32];
 	int rc = -1;
@@ -276,7 +277,9 @@ int jose_p256_verify(const struct jose_p256 *t, const uint8_t digest[32], const 
 	u1 = BN_CTX_get(ctx);
 	u2 = BN_CTX_get(ctx);
 	x = BN_CTX_get(ctx);
-	if (!x || !BN_bin2bn(sig, 32, r) || !BN_bin2bn(sig + 32, 32, s) ||
+	z = BN_CTX_get(ctx);
+	v = BN_CTX_get(ctx);
+	if (!v || !BN_bin2bn(sig, 32, r) || !BN_bin2bn(sig + 32, 32, s) ||
 	    !BN_bin2bn(digest, 32, e) || !(a = EC_POINT_new(t->g)) || !(b = EC_POINT_new(t->q)))
 		goto out;
 	/* 1 <= r, s < n */
@@ -296,12 +299,30 @@ int jose_p256_verify(const struct jose_p256 *t, const uint8_t digest[32], const 
 	rc = 0;
 	if (EC_POINT_is_at_infinity(t->g, a))
 		goto out;
-	if (EC_POINT_get_affine_coordinates(t->g, a, x, NULL, ctx) != 1 ||
-	    !BN_nnmod(x, x, n, ctx)) {
+	/*
+	 * x(R) mod n = r, without the field inversion of affine coordinates:
+	 * R is (X, Y, Z) in Jacobian coordinates, x(R) = X/Z^2 < p, and as
+	 * p < 2n, x(R) mod n = r exactly when x(R) = r or x(R) = r + n < p,
+	 * that is X = r·Z^2 or X = (r + n)·Z^2 (mod p).
+	 */
+	rc = -1;
+	if (EC_POINT_get_Jprojective_coordinates_GFp(t->g, a, x, NULL, z, ctx) != 1 ||
+	    !BN_nnmod(x, x, p, ctx) || !BN_mod_sqr(z, z, p, ctx) || !BN_mod_mul(v, r, z, p, ctx))
+		goto out;
+	if (BN_cmp(v, x) == 0) {
+		rc = 1;
+		goto out;
+	}
+	if (!BN_add(v, r, n))
+		goto out;
+	rc = 0;
+	if (BN_cmp(v, p) >= 0)
+		goto out;
+	if (!BN_mod_mul(v, v, z, p, ctx)) {
 		rc = -1;
 		goto out;
 	}
-	rc = BN_cmp(x, r) == 0 ? 1 : 0;
+	rc = BN_cmp(v, x) == 0 ? 1 : 0;
 out:
 	EC_POINT_free(a);
 	EC_POINT_free(b);

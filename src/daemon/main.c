@@ -730,6 +730,9 @@ int main(int argc, char **argv)
 	if (open_and_restore(cfg, err, sizeof(err)) < 0 ||
 	    wb_start(cfg->sqlite_path, 100, err, sizeof(err)) < 0)
 		goto fail;
+	/* WAL checkpoints (and their fsyncs) off the workers' threads */
+	if (store_checkpointer_start(cfg->sqlite_path, err, sizeof(err)) != STORE_OK)
+		goto fail_wb;
 	if (oauth_up(cfg, err, sizeof(err)) < 0)
 		goto fail_wb;
 	if (has_tls(cfg)) {
@@ -781,6 +784,7 @@ int main(int argc, char **argv)
 	admin_stop();
 	log_info("stopping", "refreshed_bindings_written=%zu", registrar_flush_refreshes());
 	wb_stop();
+	store_checkpointer_stop();
 	workers_destroy();
 	event_free(sig_term);
 	event_free(sig_int);
@@ -795,6 +799,7 @@ fail_workers:
 	workers_destroy();
 fail_wb:
 	wb_stop();
+	store_checkpointer_stop();
 fail:
 	log_err("start.failed", "reason=%s", reason(err, rbuf));
 	fprintf(stderr, "rtcauthd: %s\n", err);

@@ -698,8 +698,11 @@ static int configure(struct store *s, const char *path, int busy_ms, char *err, 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON; PRAGMA cache_size = -1024",
 				  NULL, NULL, NULL);
-	if (rc == SQLITE_OK && !s->readonly)
+	if (rc == SQLITE_OK && !s->readonly) {
 		rc = sqlite3_exec(s->db, rw_pragmas, NULL, NULL, NULL);
+		/* checkpoints by the checkpointer thread when it runs (checkpoint.c) */
+		sqlite3_wal_hook(s->db, store_wal_hook, NULL);
+	}
 	if (rc != SQLITE_OK) {
 		int e = map_rc(rc);
 		if (e == STORE_CORRUPT)

@@ -16,6 +16,13 @@
 
 #include <sqlite3.h>
 
+/* checkpoint.c: the WAL hook of every read-write connection, and the WAL
+ * size (pages) at which it asks for a checkpoint (SQLite's default). */
+#define STORE_WAL_CHECKPOINT_PAGES 1000
+/* the WAL size (pages) at which the checkpointer restarts it (checkpoint.c) */
+#define STORE_WAL_RESTART_PAGES 2000
+int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
+
 enum store_ext_slot {
 	STORE_EXT_TURN_FIRST = 0,  /* sqlite_turn.c: 0..7 */
 	STORE_EXT_OAUTH_FIRST = 8, /* sqlite_oauth.c: 8..31 */

@@ -52,6 +52,23 @@ struct store;
 int store_open(const char *path, int flags, int busy_ms, struct store **out, char *err,
 	       size_t errlen);
 void store_close(struct store *s);
+
+/*
+ * Background WAL checkpoints, for the daemon: from start to stop, a thread
+ * with a connection of its own to path copies the WAL back into the
+ * database (PASSIVE checkpoints) when a commit of any connection of this
+ * process takes it to 1000 pages, instead of that connection doing it,
+ * fsyncs included, before its commit returns (SQLite's default, and what
+ * happens without a checkpointer). When writers never pause, the WAL would
+ * not start over: at 2000 pages a RESTART checkpoint holds new writers
+ * back while it finishes (milliseconds), and the WAL starts over. One per
+ * process. stats: checkpoints run, RESTART ones among them, and failed
+ * ones (neither BUSY nor OK) since the process started.
+ */
+int store_checkpointer_start(const char *path, char *err, size_t errlen);
+void store_checkpointer_stop(void);
+void store_checkpointer_stats(unsigned long *runs, unsigned long *restarts,
+			      unsigned long *failures);
 /* The last backend error message (for logs; never contains secrets). */
 const char *store_errmsg(struct store *s);
 

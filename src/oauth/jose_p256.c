@@ -7,17 +7,18 @@
  * afresh at every verification: two thirds of the cost of one. Here a key
  * gets a table of its own, once: a copy of the P-256 group whose generator
  * is Q, precomputed with EC_GROUP_precompute_mult (tens of milliseconds and
- * ~150 KB per key). u2·Q then costs what u1·G does, and a verification half
- * of what it did. The arithmetic stays OpenSSL's (BIGNUM, EC_POINT); this
- * file only writes out the verification equation (SEC 1 v2 §4.1.4, FIPS
- * 186-5 §6.4.2). Everything in it is public (the key, the signature, the
- * digest), so nothing here needs to run in constant time.
+ * ~150 KB per key). u2·Q then costs what u1·G does. The point arithmetic
+ * stays OpenSSL's (BIGNUM, EC_POINT); this file writes out the verification
+ * equation (SEC 1 v2 §4.1.4, FIPS 186-5 §6.4.2), the inverse of s mod n
+ * (BN_mod_inverse cost a third of the rest) and the final comparison on
+ * Jacobian coordinates (no field inversion). Everything here is public (the
+ * key, the signature, the digest): nothing needs to run in constant time.
  *
  * EC_GROUP_precompute_mult and EC_POINT_get_Jprojective_coordinates_GFp are
  * deprecated in OpenSSL 3.0 and may leave in a later major version (this
- * file would then not build; jose_sig.c's EVP_DigestVerify path stays). Tested against OpenSSL's verification with the
- * Wycheproof P-256 vectors and generated edge cases (tests/unit/test_jose.c,
- * test_vec_jose.c).
+ * file would then not build; jose_sig.c's EVP_DigestVerify path stays).
+ * Checked against OpenSSL's verification with every Wycheproof P-256 vector
+ * (test_vec_jose.c) and generated edge cases (test_jose_p256.c).
  */
 /* EC_GROUP_precompute_mult, EC_POINT_get_Jprojective_coordinates_GFp */
 #define OPENSSL_SUPPRESS_DEPRECATED

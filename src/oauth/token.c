@@ -541,8 +541,8 @@ static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const ch
 	const char *parts[4] = {"rtcauth-oauth-jti-v2", ns, jti, exp_text};
 	uint8_t key[STORE_OAUTH_KEY_LEN], md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	bool ok = c && md_sha256() && EVP_DigestInit_ex(c, md_sha256(), NULL);
+	EVP_MD_CTX *c = md_thread_ctx(); /* the thread's: nothing else hashes meanwhile */
+	bool ok = c && md_sha256() && EVP_DigestInit_ex2(c, md_sha256(), NULL);
 	int64_t expires = exp + ctx->snap->clock_skew;
 	int rc;
 
@@ -555,7 +555,6 @@ static int spend_jti_store(const struct token_ctx *ctx, const char *ns, const ch
 		ok = EVP_DigestUpdate(c, be, 4) && EVP_DigestUpdate(c, parts[i], len);
 	}
 	ok = ok && EVP_DigestFinal_ex(c, md, &n) && n == 32;
-	EVP_MD_CTX_free(c);
 	if (!ok) {
 		fail(res, 500, "server_error", TOKEN_R_SERVER_ERROR, "the replay key failed");
 		return SPEND_UNAVAILABLE;

@@ -237,6 +237,31 @@ static void test_sts_access_tokens_get_distinct_jtis(void **state)
 	free(t2);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Ids come from a per-thread pool refilled from the DRBG: across several
+ * refills every one is 22 base64url characters and none repeats. */
+static void test_sts_new_jti_never_repeats_across_pool_refills(void **state)
+{
+	enum { N = 1000 };
+	static char ids[N][32];
+
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(sts_new_jti(ids[i]), STS_OK);
+		assert_int_equal(strlen(ids[i]), 22);
+		assert_int_equal(strspn(ids[i],
+					"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					"0123456789-_"),
+				 22);
+	}
+	qsort(ids, N, sizeof(ids[0]), cmp_str);
+	for (int i = 1; i < N; i++)
+		assert_string_not_equal(ids[i - 1], ids[i]);
+}
+
 static void test_sts_access_token_rejects_missing_client_and_reports_sign_failure(void **state)
 {
 	struct fx *f = *state;
@@ -423,6 +448,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_sts_access_token_for_user_carries_act, setup,
 					    teardown),
+	    cmocka_unit_test(test_sts_new_jti_never_repeats_across_pool_refills),
 	    cmocka_unit_test_setup_teardown(test_sts_access_tokens_get_distinct_jtis, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(

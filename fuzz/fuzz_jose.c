@@ -7,18 +7,26 @@
  * key's pinned alg is the header's); an unsigned token parses only as
  * "header.payload."; a decoded base64 string re-encodes to exactly the input
  * (one encoding per byte string); nothing leaks or reads out of bounds (the
- * input sits in an exact-size buffer).
+ * input sits in an exact-size buffer). And, for the ES256 verification with
+ * a table (jose_p256.c): the input's first 96 bytes as digest and r||s get
+ * the same verdict from it as from OpenSSL's EVP_PKEY_verify.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+
 #include "core/b64.h"
 #include "oauth/jose.h"
+#include "oauth/jose_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct jose_keyset ks;
+static struct jose_p256 *table; /* of ks.keys[0], the ES256 key */
 static int ready;
 
 static const char *const jwks =
@@ -38,7 +46,8 @@ static void setup(void)
 {
 	if (ready)
 		return;
-	if (jose_keyset_from_jwks(jwks, strlen(jwks), 0, &ks, NULL) != 0 || ks.n != 3)
+	if (jose_keyset_from_jwks(jwks, strlen(jwks), 0, &ks, NULL) != 0 || ks.n != 3 ||
+	    ks.keys[0]->alg != JOSE_ALG_ES256 || jose_p256_new(ks.keys[0]->pkey, &table) != 0)
 		abort();
 	ready = 1;
 }
@@ -96,6 +105,29 @@ static void try_jws(const char *tok, size_t len)
 	jose_jws_free(&j);
 }
 
+/* data[0..32) a digest, data[32..96) r||s: the table's verdict is OpenSSL's. */
+static void try_p256(const uint8_t *data)
+{
+	ECDSA_SIG *es = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(data + 32, 32, NULL), *s = BN_bin2bn(data + 64, 32, NULL);
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, ks.keys[0]->pkey, NULL);
+	unsigned char *der = NULL;
+	int len, theirs, ours;
+
+	if (!es || !r || !s || !c || ECDSA_SIG_set0(es, r, s) != 1)
+		abort();
+	len = i2d_ECDSA_SIG(es, &der);
+	if (len <= 0 || EVP_PKEY_verify_init(c) != 1)
+		abort();
+	theirs = EVP_PKEY_verify(c, der, (size_t)len, data, 32) == 1;
+	ours = jose_p256_verify(table, data, data + 32);
+	if (ours != theirs)
+		abort();
+	OPENSSL_free(der);
+	ECDSA_SIG_free(es);
+	EVP_PKEY_CTX_free(c);
+}
+
 /* A decoded string must re-encode to the very input. */
 static void try_b64(const char *s, size_t len)
 {
@@ -138,6 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size <= 4096)
 		try_b64(buf, size);
+	if (size >= 96)
+		try_p256(data);
 	free(buf);
 	return 0;
 }

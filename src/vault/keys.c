@@ -513,106 +513,130 @@ static int der_to_p1363(const uint8_t *der, size_t len, uint8_t *out)
 }
 
 /*
- * The ES256 signing context of the calling thread, for one key at a time:
- * EVP_PKEY_sign_init once, then EVP_PKEY_sign over a SHA-256 digest per
- * signature (as `openssl speed` does). EVP_DigestSign set a context up and
- * copied it at every call: ~7 us of a ~28 us signature. The thread holds a
- * reference to the key while it is cached (so the pointer cannot be reused
- * by another key); a different key replaces it; both go at thread end.
+ * The signing context of the calling thread, for one key and algorithm at
+ * a time: EVP_PKEY_sign_init (and the padding of RS256 / PS256) once, then
+ * EVP_PKEY_sign over a SHA-256 digest per signature, as `openssl speed`
+ * does. EVP_DigestSign set a context up and copied it at every call: ~7 us
+ * of a ~28 us ES256 signature. The thread holds a reference to the key
+ * while it is cached (so the pointer cannot be reused by another key); a
+ * different key or algorithm replaces it; both go at thread end. EdDSA
+ * signs the message itself (no digest first) and keeps EVP_DigestSign.
  */
-struct ec_signer {
+enum sig_kind { SIG_ES256 = 1, SIG_RS256, SIG_PS256 };
+
+struct signer {
 	EVP_PKEY *pk;
+	enum sig_kind kind;
 	EVP_PKEY_CTX *pctx;
 };
 
-static pthread_once_t ec_once = PTHREAD_ONCE_INIT;
-static pthread_key_t ec_key;
+static pthread_once_t signer_once = PTHREAD_ONCE_INIT;
+static pthread_key_t signer_key;
 
-static void ec_signer_free(void *p)
+static void signer_free(void *p)
 {
-	struct ec_signer *e = p;
+	struct signer *e = p;
 
 	EVP_PKEY_CTX_free(e->pctx);
 	EVP_PKEY_free(e->pk);
 	free(e);
 }
 
-static void ec_setup(void)
+static void signer_setup(void)
 {
-	pthread_key_create(&ec_key, ec_signer_free);
+	pthread_key_create(&signer_key, signer_free);
 }
 
-static EVP_PKEY_CTX *ec_sign_ctx(EVP_PKEY *pk)
+static bool signer_init(EVP_PKEY_CTX *c, enum sig_kind kind)
 {
-	struct ec_signer *e;
+	if (EVP_PKEY_sign_init(c) != 1)
+		return false;
+	switch (kind) {
+	case SIG_RS256:
+		return EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1 &&
+		       EVP_PKEY_CTX_set_signature_md(c, md_sha256()) == 1;
+	case SIG_PS256: /* RFC 7518 §3.5: MGF1 with SHA-256, salt as long as the hash */
+		return EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PSS_PADDING) == 1 &&
+		       EVP_PKEY_CTX_set_signature_md(c, md_sha256()) == 1 &&
+		       EVP_PKEY_CTX_set_rsa_mgf1_md(c, md_sha256()) == 1 &&
+		       EVP_PKEY_CTX_set_rsa_pss_saltlen(c, 32) == 1;
+	default:
+		return true;
+	}
+}
+
+static EVP_PKEY_CTX *sign_ctx(EVP_PKEY *pk, enum sig_kind kind)
+{
+	struct signer *e;
 	EVP_PKEY_CTX *c;
 
-	pthread_once(&ec_once, ec_setup);
-	e = pthread_getspecific(ec_key);
+	pthread_once(&signer_once, signer_setup);
+	e = pthread_getspecific(signer_key);
 	if (!e) {
 		if (!(e = calloc(1, sizeof(*e))))
 			return NULL;
-		if (pthread_setspecific(ec_key, e) != 0) {
+		if (pthread_setspecific(signer_key, e) != 0) {
 			free(e);
 			return NULL;
 		}
 	}
-	if (e->pk == pk && e->pctx)
+	if (e->pk == pk && e->kind == kind && e->pctx)
 		return e->pctx;
 	EVP_PKEY_CTX_free(e->pctx);
 	EVP_PKEY_free(e->pk);
 	e->pctx = NULL;
 	e->pk = NULL;
 	c = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
-	if (!c || EVP_PKEY_sign_init(c) != 1 || EVP_PKEY_up_ref(pk) != 1) {
+	if (!c || !md_sha256() || !signer_init(c, kind) || EVP_PKEY_up_ref(pk) != 1) {
 		EVP_PKEY_CTX_free(c);
 		return NULL;
 	}
 	e->pk = pk;
+	e->kind = kind;
 	e->pctx = c;
 	return c;
 }
 
-/* ES256: SHA-256 of in, signed with the thread's context, as r || s. */
-static int sign_es256(EVP_PKEY *pk, const void *in, size_t len, uint8_t *sig, size_t *siglen)
+/* SHA-256 of in, signed with the thread's context; ES256 as r || s. */
+static int sign_prehashed(EVP_PKEY *pk, enum sig_kind kind, const void *in, size_t len,
+			  uint8_t *sig, size_t *siglen)
 {
 	EVP_MD_CTX *h = md_thread_ctx();
-	EVP_PKEY_CTX *pctx = ec_sign_ctx(pk);
+	EVP_PKEY_CTX *pctx = sign_ctx(pk, kind);
 	uint8_t md[EVP_MAX_MD_SIZE], der[80];
 	unsigned int mdlen = 0;
-	size_t n = sizeof(der);
+	bool ec = kind == SIG_ES256;
+	size_t n = ec ? sizeof(der) : *siglen;
 
-	if (!h || !pctx || !md_sha256() || *siglen < 64 ||
-	    EVP_DigestInit_ex2(h, md_sha256(), NULL) != 1 || EVP_DigestUpdate(h, in, len) != 1 ||
-	    EVP_DigestFinal_ex(h, md, &mdlen) != 1 || mdlen != 32 ||
-	    EVP_PKEY_sign(pctx, der, &n, md, mdlen) != 1 || der_to_p1363(der, n, sig) < 0) {
+	if (!h || !pctx || (ec && *siglen < 64) || EVP_DigestInit_ex2(h, md_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(h, in, len) != 1 || EVP_DigestFinal_ex(h, md, &mdlen) != 1 ||
+	    mdlen != 32 || EVP_PKEY_sign(pctx, ec ? der : sig, &n, md, mdlen) != 1 ||
+	    (ec && der_to_p1363(der, n, sig) < 0)) {
 		ERR_clear_error();
 		return KEYS_FAIL;
 	}
-	*siglen = 64;
+	*siglen = ec ? 64 : n;
 	return KEYS_OK;
 }
 
 static int sign_with(EVP_PKEY *pk, const char *alg, const void *in, size_t len, uint8_t *sig,
 		     size_t *siglen)
 {
-	bool ed = strcmp(alg, "EdDSA") == 0;
 	EVP_MD_CTX *ctx;
-	EVP_PKEY_CTX *pctx = NULL;
 	size_t need = 0;
 	int rc = KEYS_FAIL;
 
 	if (strcmp(alg, "ES256") == 0)
-		return sign_es256(pk, in, len, sig, siglen);
-	ctx = EVP_MD_CTX_new(); /* one per call: the key is shared */
-	/* SHA-256 fetched once (core/md.h); never NULL for RSA */
-	if (!ctx || (!ed && !md_sha256()) ||
-	    EVP_DigestSignInit(ctx, &pctx, ed ? NULL : md_sha256(), NULL, pk) != 1)
-		goto out;
-	if (strcmp(alg, "PS256") == 0 &&
-	    (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-	     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1 ||
-	     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) != 1))
+		return sign_prehashed(pk, SIG_ES256, in, len, sig, siglen);
+	if (strcmp(alg, "RS256") == 0)
+		return sign_prehashed(pk, SIG_RS256, in, len, sig, siglen);
+	if (strcmp(alg, "PS256") == 0)
+		return sign_prehashed(pk, SIG_PS256, in, len, sig, siglen);
+	if (strcmp(alg, "EdDSA") != 0) /* get_key checked it: never here */
+		return KEYS_BADALG;
+	/* EdDSA: the message itself, one context per call (the key is shared) */
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestSignInit(ctx, NULL, NULL, NULL, pk) != 1)
 		goto out;
 	if (EVP_DigestSign(ctx, NULL, &need, in, len) != 1 || need > *siglen)
 		goto out;

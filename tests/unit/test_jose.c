@@ -852,6 +852,81 @@ static void test_jose_sign_writes_the_actor_token_header_as_given(void **state)
 	json_decref(p);
 }
 
+/* part (0 header, 1 payload) of tok, base64url-decoded, as a string */
+static char *token_part(const char *tok, int part)
+{
+	const char *a = tok, *b;
+	size_t n, cap;
+	char *out;
+
+	if (part)
+		a = strchr(tok, '.') + 1;
+	b = strchr(a, '.');
+	cap = (size_t)(b - a) + 1;
+	out = malloc(cap);
+	assert_non_null(out);
+	assert_int_equal(b64_url_decode(a, (size_t)(b - a), (uint8_t *)out, cap, &n), 0);
+	out[n] = '\0';
+	return out;
+}
+
+/*
+ * The signing input's JSON is json_dumps' JSON_COMPACT text byte for byte,
+ * whether jose writes a flat object itself or leaves it to json_dumps:
+ * plain strings, integers at both ends, true/false/null, strings that need
+ * escapes (quote, backslash, control, non-ASCII), nested values, a real,
+ * an empty object, a key that needs an escape, and a payload too long for
+ * the fast path's buffer.
+ */
+static void test_jose_signing_input_is_json_dumps_compact_text(void **state)
+{
+	struct jose_pkey_signer s = {ec, JOSE_ALG_ES256};
+	char *big = malloc(5000);
+	json_t *payloads[12];
+	size_t np = 0;
+
+	assert_non_null(big);
+	memset(big, 'x', 4999);
+	big[4999] = '\0';
+	payloads[np++] = json_pack("{s:s,s:s,s:I,s:I,s:s}", "iss", "https://a.example/x?y=1", "sub",
+				   "p1-client", "iat", (json_int_t)1800000000, "n", (json_int_t)-7,
+				   "scope", "users.read presence.read");
+	payloads[np++] =
+	    json_pack("{s:I,s:I}", "max", (json_int_t)INT64_MAX, "min", (json_int_t)INT64_MIN);
+	payloads[np++] = json_pack("{s:b,s:b,s:n,s:s}", "t", 1, "f", 0, "z", "e", "");
+	payloads[np++] = json_pack("{s:s}", "q", "a\"b");
+	payloads[np++] = json_pack("{s:s}", "b", "back\\slash/");
+	payloads[np++] = json_pack("{s:s}", "c", "line\nbreak\t");
+	payloads[np++] = json_pack("{s:s}", "u", "caf\xc3\xa9");
+	payloads[np++] = json_pack("{s:{s:s},s:[s,i]}", "act", "sub", "x", "arr", "a", 1);
+	payloads[np++] = json_pack("{s:f}", "r", 1.5);
+	payloads[np++] = json_object();
+	payloads[np++] = json_pack("{s:s}", "k\"ey", "v");
+	payloads[np++] = json_pack("{s:s}", "big", big);
+	for (size_t i = 0; i < np; i++) {
+		json_t *h = json_pack("{s:s,s:s}", "alg", "ES256", "kid", "k-ec");
+		char *tok, *got, *want;
+
+		assert_non_null(payloads[i]);
+		assert_int_equal(
+		    jose_sign_compact(h, payloads[i], jose_pkey_signer, &s, &tok, NULL), 0);
+		got = token_part(tok, 1);
+		want = json_dumps(payloads[i], JSON_COMPACT);
+		assert_string_equal(got, want);
+		free(got);
+		free(want);
+		got = token_part(tok, 0);
+		want = json_dumps(h, JSON_COMPACT);
+		assert_string_equal(got, want);
+		free(got);
+		free(want);
+		free(tok);
+		json_decref(h);
+		json_decref(payloads[i]);
+	}
+	free(big);
+}
+
 static void test_jose_strerror_names_are_stable_and_total(void **state)
 {
 	assert_string_equal(jose_strerror(0), "ok");
@@ -900,6 +975,7 @@ int main(void)
 	    cmocka_unit_test(test_jose_claims_strings_and_numeric_dates),
 	    cmocka_unit_test(test_jose_sign_with_pkey_checks_key_type_and_room),
 	    cmocka_unit_test(test_jose_sign_writes_the_actor_token_header_as_given),
+	    cmocka_unit_test(test_jose_signing_input_is_json_dumps_compact_text),
 	    cmocka_unit_test(test_jose_strerror_names_are_stable_and_total),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

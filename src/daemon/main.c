@@ -785,6 +785,13 @@ int main(int argc, char **argv)
 	log_info("stopping", "refreshed_bindings_written=%zu", registrar_flush_refreshes());
 	wb_stop();
 	store_checkpointer_stop();
+	{
+		unsigned long runs = 0, failed = 0, by_writers = 0;
+
+		store_checkpointer_stats(&runs, &failed, &by_writers);
+		log_info("store.checkpoints", "thread=%lu failed=%lu by_writers=%lu", runs, failed,
+			 by_writers);
+	}
 	workers_destroy();
 	event_free(sig_term);
 	event_free(sig_int);

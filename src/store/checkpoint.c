@@ -8,9 +8,18 @@
  * the disk. Every read-write connection has store_wal_hook instead: while a
  * checkpointer runs, the hook only wakes it, and its thread, with a
  * connection of its own, runs PASSIVE checkpoints (they never wait for a
- * writer nor make one wait), and a RESTART one when the WAL has grown past
- * STORE_WAL_RESTART_PAGES all the same. Without a checkpointer (rtcauthctl, tests) the
- * hook does what SQLite's default does. Nothing here logs (store rule);
+ * writer nor make one wait).
+ *
+ * The WAL starts over from its first page only when a write transaction
+ * begins after a checkpoint that copied every frame. Writers that never
+ * pause keep adding frames while the thread copies and syncs, so its
+ * checkpoints may never be complete; at STORE_WAL_WRITER_PAGES the writing
+ * connection therefore checkpoints itself, as by default, between two of
+ * its own transactions (so that one is complete), and the WAL stays
+ * bounded whatever the thread does. A RESTART checkpoint from the thread
+ * is no answer: it holds the checkpoint lock while it waits for a moment
+ * without a writer, and such writers leave none. Without a checkpointer
+ * (rtcauthctl, tests) the hook does what SQLite's default does. Nothing here logs (store rule);
  * failures are counted.
  */
 #include "store/sqlite_int.h"
@@ -25,7 +34,7 @@ static struct {
 	pthread_t thr;
 	sqlite3 *db;
 	bool running, wanted, stop;
-	unsigned long runs, restarts, failures;
+	unsigned long runs, failures, by_writers;
 } C = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static bool active; /* atomically read by the hook of every connection */
@@ -33,16 +42,28 @@ static bool active; /* atomically read by the hook of every connection */
 int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	(void)arg;
+	bool on = __atomic_load_n(&active, __ATOMIC_ACQUIRE);
+
 	if (pages < STORE_WAL_CHECKPOINT_PAGES)
 		return SQLITE_OK;
-	if (__atomic_load_n(&active, __ATOMIC_ACQUIRE)) {
+	if (on) {
 		pthread_mutex_lock(&C.mu);
-		C.wanted = true;
-		pthread_cond_signal(&C.cv);
+		if (pages < STORE_WAL_WRITER_PAGES) {
+			C.wanted = true;
+			pthread_cond_signal(&C.cv);
+		} else {
+			/* not woken this time: its next checkpoint would hold
+			 * the checkpoint lock and make this one BUSY */
+			C.by_writers++;
+		}
 		pthread_mutex_unlock(&C.mu);
-		return SQLITE_OK;
+		if (pages < STORE_WAL_WRITER_PAGES)
+			return SQLITE_OK;
 	}
-	sqlite3_wal_checkpoint(db, name); /* SQLite's own default, as before */
+	/* SQLite's own default; with a checkpointer, only when it has fallen
+	 * this far behind (writers that never pause, a slow disk): the WAL
+	 * stays bounded whatever happens to that thread */
+	sqlite3_wal_checkpoint(db, name);
 	return SQLITE_OK;
 }
 
@@ -55,8 +76,7 @@ static void *checkpointer_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's */
 	pthread_mutex_lock(&C.mu);
 	for (;;) {
-		int rc, log = 0;
-		unsigned long restarts = 0;
+		int rc;
 
 		while (!C.wanted && !C.stop)
 			pthread_cond_wait(&C.cv, &C.mu);
@@ -64,20 +84,9 @@ static void *checkpointer_main(void *arg)
 			break;
 		C.wanted = false;
 		pthread_mutex_unlock(&C.mu);
-		rc = sqlite3_wal_checkpoint_v2(C.db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
-		/* the WAL restarts from its first page only when a writer begins
-		 * after a checkpoint that copied every frame; writers that never
-		 * pause would let it grow: past the mark, RESTART waits for the
-		 * writer of the moment, holds new ones back while it copies the
-		 * rest and syncs, and the next writer starts the WAL over */
-		if (rc == SQLITE_OK && log >= STORE_WAL_RESTART_PAGES) {
-			rc = sqlite3_wal_checkpoint_v2(C.db, "main", SQLITE_CHECKPOINT_RESTART,
-						       NULL, NULL);
-			restarts = 1;
-		}
+		rc = sqlite3_wal_checkpoint_v2(C.db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		pthread_mutex_lock(&C.mu);
 		C.runs++;
-		C.restarts += restarts;
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			C.failures++;
 	}
@@ -142,13 +151,14 @@ void store_checkpointer_stop(void)
 	pthread_mutex_unlock(&C.mu);
 }
 
-void store_checkpointer_stats(unsigned long *runs, unsigned long *restarts, unsigned long *failures)
+void store_checkpointer_stats(unsigned long *runs, unsigned long *failures,
+			      unsigned long *by_writers)
 {
 	pthread_mutex_lock(&C.mu);
+	if (by_writers)
+		*by_writers = C.by_writers;
 	if (runs)
 		*runs = C.runs;
-	if (restarts)
-		*restarts = C.restarts;
 	if (failures)
 		*failures = C.failures;
 	pthread_mutex_unlock(&C.mu);

@@ -19,8 +19,9 @@
 /* checkpoint.c: the WAL hook of every read-write connection, and the WAL
  * size (pages) at which it asks for a checkpoint (SQLite's default). */
 #define STORE_WAL_CHECKPOINT_PAGES 1000
-/* the WAL size (pages) at which the checkpointer restarts it (checkpoint.c) */
-#define STORE_WAL_RESTART_PAGES 2000
+/* the WAL size (pages) at which a writer checkpoints itself all the same,
+ * the checkpointer thread having fallen behind (checkpoint.c) */
+#define STORE_WAL_WRITER_PAGES 3000
 int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 
 enum store_ext_slot {

@@ -59,16 +59,19 @@ void store_close(struct store *s);
  * database (PASSIVE checkpoints) when a commit of any connection of this
  * process takes it to 1000 pages, instead of that connection doing it,
  * fsyncs included, before its commit returns (SQLite's default, and what
- * happens without a checkpointer). When writers never pause, the WAL would
- * not start over: at 2000 pages a RESTART checkpoint holds new writers
- * back while it finishes (milliseconds), and the WAL starts over. One per
- * process. stats: checkpoints run, RESTART ones among them, and failed
- * ones (neither BUSY nor OK) since the process started.
+ * happens without a checkpointer). Should the WAL reach 3000 pages all the
+ * same (writers that never pause leave the thread no complete checkpoint,
+ * and the WAL starts over only after one), the writing connection
+ * checkpoints itself as by default, as soon as the thread's checkpoint in
+ * progress is done: the WAL does not grow with the number of commits. One per
+ * process. stats: checkpoints run by the thread, failed ones (neither BUSY
+ * nor OK), and commits whose connection checkpointed itself while the
+ * thread ran, since the process started.
  */
 int store_checkpointer_start(const char *path, char *err, size_t errlen);
 void store_checkpointer_stop(void);
-void store_checkpointer_stats(unsigned long *runs, unsigned long *restarts,
-			      unsigned long *failures);
+void store_checkpointer_stats(unsigned long *runs, unsigned long *failures,
+			      unsigned long *by_writers);
 /* The last backend error message (for logs; never contains secrets). */
 const char *store_errmsg(struct store *s);
 

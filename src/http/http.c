@@ -40,6 +40,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include "core/jsonw.h"
 #include "core/log.h"
 #include "core/stats.h"
 
@@ -247,8 +248,19 @@ int http_response_json(struct http_response *resp, int status, const json_t *bod
 	struct json_out o; /* o.buf is not zeroed: only its first o.n bytes are read */
 
 	/* status and type set, body emptied; then the JSON written into it */
+	char fast[4096];
+	long n;
+
 	if (!body || http_response_set(resp, status, "application/json", NULL, 0) < 0)
 		return -1;
+	/* plain values: jsonw writes the same text, without jansson's checks */
+	if ((n = jsonw_compact(body, fast, sizeof(fast))) >= 0) {
+		if (evbuffer_add(resp->body, fast, (size_t)n) == 0)
+			return 0;
+		evbuffer_drain(resp->body, evbuffer_get_length(resp->body));
+		resp->status = 0;
+		return -1;
+	}
 	o.to = resp->body;
 	o.n = 0;
 	if (json_dump_callback(body, json_out_add, &o, JSON_COMPACT) < 0 ||

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/b64.h"
+#include "core/jsonw.h"
 #include "oauth/jose.h"
 #include "oauth/jose_int.h"
 
@@ -345,91 +346,14 @@ static int put_b64(char *buf, size_t cap, size_t *off, const uint8_t *p, size_t 
 	return 0;
 }
 
-/* n bytes of printable ASCII without '"' and '\\': JSON text as they stand */
-static bool json_plain(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"' ||
-		    s[i] == '\\')
-			return false;
-	return true;
-}
-
-/*
- * The JSON_COMPACT text of a flat object (members in insertion order, as
- * json_dumps writes them) into buf: values that are strings needing no
- * escape, integers, true, false or null. The length, or -1 for anything
- * else or when it does not fit (json_dumps then). json_dumps cost ~2 us per
- * token part: its own allocation and a UTF-8 check per character.
- */
-static long dump_flat(const json_t *o, char *buf, size_t cap)
-{
-	const char *k;
-	json_t *v;
-	size_t n = 0;
-
-#define PUT(s, l)                                                                                  \
-	do {                                                                                       \
-		size_t l_ = (l);                                                                   \
-		if (n + l_ >= cap)                                                                 \
-			return -1;                                                                 \
-		memcpy(buf + n, (s), l_);                                                          \
-		n += l_;                                                                           \
-	} while (0)
-	PUT("{", 1);
-	json_object_foreach((json_t *)o, k, v)
-	{
-		size_t kl = strlen(k);
-		char num[24];
-		int m;
-
-		if (!json_plain(k, kl))
-			return -1;
-		if (n > 1)
-			PUT(",", 1);
-		PUT("\"", 1);
-		PUT(k, kl);
-		PUT("\":", 2);
-		switch (json_typeof(v)) {
-		case JSON_STRING:
-			if (!json_plain(json_string_value(v), json_string_length(v)))
-				return -1;
-			PUT("\"", 1);
-			PUT(json_string_value(v), json_string_length(v));
-			PUT("\"", 1);
-			break;
-		case JSON_INTEGER:
-			m = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-				     json_integer_value(v));
-			if (m < 0 || (size_t)m >= sizeof(num))
-				return -1;
-			PUT(num, (size_t)m);
-			break;
-		case JSON_TRUE:
-			PUT("true", 4);
-			break;
-		case JSON_FALSE:
-			PUT("false", 5);
-			break;
-		case JSON_NULL:
-			PUT("null", 4);
-			break;
-		default:
-			return -1;
-		}
-	}
-	PUT("}", 1);
-#undef PUT
-	buf[n] = '\0';
-	return (long)n;
-}
-
-/* The compact JSON of o: in fast (cap bytes) when dump_flat can, else from
- * json_dumps in *heap (to be freed). NULL when out of memory. */
+/* The compact JSON of o: in fast (cap bytes) when jsonw can write it (the
+ * same text as json_dumps, without its allocation and per-character
+ * checks), else from json_dumps in *heap (to be freed). NULL when out of
+ * memory. */
 static const char *dump_compact(const json_t *o, char *fast, size_t cap, char **heap)
 {
 	*heap = NULL;
-	if (dump_flat(o, fast, cap) >= 0)
+	if (jsonw_compact(o, fast, cap) >= 0)
 		return fast;
 	*heap = json_dumps(o, JSON_COMPACT);
 	return *heap;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/jsonw.h"
 #include "core/log.h"
 #include "core/sbuf.h"
 #include "core/secmem.h"
@@ -860,9 +861,130 @@ static void test_tbuf_threads_alive_together_do_not_share(void **state)
 	assert_ptr_not_equal(theirs, mine);
 }
 
+/* jsonw_compact(v) is json_dumps(v, JSON_COMPACT), byte for byte. */
+static void same_as_jansson(const json_t *v)
+{
+	char buf[8192];
+	char *want = json_dumps(v, JSON_COMPACT);
+	long n = jsonw_compact(v, buf, sizeof(buf));
+
+	assert_non_null(want);
+	assert_int_equal(n, (long)strlen(want));
+	assert_string_equal(buf, want);
+	/* exactly its length and NUL fit; one byte less does not */
+	assert_int_equal(jsonw_compact(v, buf, strlen(want) + 1), n);
+	assert_int_equal(jsonw_compact(v, buf, strlen(want)), -1);
+	free(want);
+}
+
+static json_t *random_value(unsigned *seed, int depth)
+{
+	static const char *const words[] = {"",
+					    "a",
+					    "users.read",
+					    "sip:alice@example.test",
+					    "https://x.example/p?q=1&r=2",
+					    "with space",
+					    "~!#$%"};
+	int kind = rand_r(seed) % (depth < 6 ? 7 : 5);
+	json_t *v;
+
+	switch (kind) {
+	case 0:
+		return json_string(words[rand_r(seed) % 7]);
+	case 1:
+		return json_integer((json_int_t)rand_r(seed) * (rand_r(seed) % 2 ? 1 : -977));
+	case 2:
+		return json_true();
+	case 3:
+		return json_false();
+	case 4:
+		return json_null();
+	case 5:
+		v = json_object();
+		for (int i = rand_r(seed) % 5; i > 0; i--) {
+			char k[16];
+
+			snprintf(k, sizeof(k), "k%d", rand_r(seed) % 50);
+			json_object_set_new(v, k, random_value(seed, depth + 1));
+		}
+		return v;
+	default:
+		v = json_array();
+		for (int i = rand_r(seed) % 5; i > 0; i--)
+			json_array_append_new(v, random_value(seed, depth + 1));
+		return v;
+	}
+}
+
+static void test_jsonw_writes_what_json_dumps_writes(void **state)
+{
+	unsigned seed = 12345;
+	json_t *v =
+	    json_pack("{s:s,s:I,s:I,s:b,s:b,s:n,s:{},s:[],s:{s:[i,s,{s:s}]}}", "s", "plain text",
+		      "max", (json_int_t)INT64_MAX, "min", (json_int_t)INT64_MIN, "t", 1, "f", 0,
+		      "z", "eo", "ea", "n", "a", 1, "b", "c", "d");
+
+	assert_non_null(v);
+	same_as_jansson(v);
+	json_decref(v);
+	v = json_pack("[]");
+	same_as_jansson(v);
+	json_decref(v);
+	for (int i = 0; i < 2000; i++) {
+		json_t *r = random_value(&seed, 0);
+
+		if (json_is_object(r) || json_is_array(r))
+			same_as_jansson(r);
+		json_decref(r);
+	}
+}
+
+/* What jsonw leaves to jansson: -1, and jansson writes it as before. */
+static void test_jsonw_leaves_escapes_reals_depth_and_scalars_to_jansson(void **state)
+{
+	static const char *const escaped[] = {"a\"b",	 "back\\slash", "tab\t", "nl\n",
+					      "del\x7f", "caf\xc3\xa9", "\x01"};
+	char buf[512];
+	json_t *v, *deep;
+
+	for (size_t i = 0; i < sizeof(escaped) / sizeof(escaped[0]); i++) {
+		v = json_pack("{s:s}", "k", escaped[i]);
+		assert_int_equal(jsonw_compact(v, buf, sizeof(buf)), -1);
+		json_decref(v);
+		v = json_object();
+		json_object_set_new(v, escaped[i], json_true());
+		assert_int_equal(jsonw_compact(v, buf, sizeof(buf)), -1);
+		json_decref(v);
+	}
+	v = json_pack("{s:f}", "r", 0.5);
+	assert_int_equal(jsonw_compact(v, buf, sizeof(buf)), -1);
+	json_decref(v);
+	/* JSONW_DEPTH levels are written, one more is not */
+	deep = json_array();
+	for (int i = 1; i < JSONW_DEPTH; i++) {
+		json_t *outer = json_array();
+
+		json_array_append_new(outer, deep);
+		deep = outer;
+	}
+	same_as_jansson(deep);
+	v = json_array();
+	json_array_append_new(v, deep);
+	assert_int_equal(jsonw_compact(v, buf, sizeof(buf)), -1);
+	json_decref(v);
+	/* a bare scalar is not a JSON text json_dumps writes */
+	v = json_string("x");
+	assert_int_equal(jsonw_compact(v, buf, sizeof(buf)), -1);
+	json_decref(v);
+	assert_int_equal(jsonw_compact(NULL, buf, sizeof(buf)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_jsonw_writes_what_json_dumps_writes),
+	    cmocka_unit_test(test_jsonw_leaves_escapes_reals_depth_and_scalars_to_jansson),
 	    cmocka_unit_test(test_str_eq_compares_length_and_bytes),
 	    cmocka_unit_test(test_str_caseeq_ignores_ascii_case_only),
 	    cmocka_unit_test(test_str_hexval_takes_both_cases_and_nothing_else),

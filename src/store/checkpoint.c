@@ -19,8 +19,8 @@
  * bounded whatever the thread does. A RESTART checkpoint from the thread
  * is no answer: it holds the checkpoint lock while it waits for a moment
  * without a writer, and such writers leave none. Without a checkpointer
- * (rtcauthctl, tests) the hook does what SQLite's default does. Nothing here logs (store rule);
- * failures are counted.
+ * (rtcauthctl, tests) the hook does what SQLite's default does. Nothing
+ * here logs (store rule); failures are counted.
  */
 #include "store/sqlite_int.h"
 
@@ -41,9 +41,9 @@ static bool active; /* atomically read by the hook of every connection */
 
 int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
-	(void)arg;
 	bool on = __atomic_load_n(&active, __ATOMIC_ACQUIRE);
 
+	(void)arg;
 	if (pages < STORE_WAL_CHECKPOINT_PAGES)
 		return SQLITE_OK;
 	if (on) {

@@ -22,6 +22,7 @@
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/jsonw.h"
 #include "core/md.h"
 #include "core/secmem.h"
 #include "core/stats.h"
@@ -1434,13 +1435,10 @@ int token_request_read(const struct http_request *req, const struct oauth_snapsh
 	return 0;
 }
 
-/* Printable ASCII without '"' and '\\': a JSON string as it stands. */
+/* a NUL-terminated string that JSON takes as it stands */
 static bool json_plain(const char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e || *s == '"' || *s == '\\')
-			return false;
-	return true;
+	return jsonw_plain(s, strlen(s));
 }
 
 /*

@@ -246,11 +246,10 @@ static int json_out_add(const char *p, size_t len, void *arg)
 int http_response_json(struct http_response *resp, int status, const json_t *body)
 {
 	struct json_out o; /* o.buf is not zeroed: only its first o.n bytes are read */
-
-	/* status and type set, body emptied; then the JSON written into it */
 	char fast[4096];
 	long n;
 
+	/* status and type set, body emptied; then the JSON written into it */
 	if (!body || http_response_set(resp, status, "application/json", NULL, 0) < 0)
 		return -1;
 	/* plain values: jsonw writes the same text, without jansson's checks */

@@ -19,7 +19,8 @@ static bool put(struct out *o, const char *s, size_t len)
 	return true;
 }
 
-bool jsonw_plain(const char *s, size_t len)
+/* printable ASCII without '"' and '\\': JSON string text as it stands */
+static bool plain(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"' ||
@@ -30,7 +31,7 @@ bool jsonw_plain(const char *s, size_t len)
 
 static bool string(struct out *o, const char *s, size_t len)
 {
-	return jsonw_plain(s, len) && put(o, "\"", 1) && put(o, s, len) && put(o, "\"", 1);
+	return plain(s, len) && put(o, "\"", 1) && put(o, s, len) && put(o, "\"", 1);
 }
 
 static bool value(struct out *o, const json_t *v, unsigned depth)

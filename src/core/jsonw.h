@@ -12,7 +12,6 @@
 #ifndef RTC_CORE_JSONW_H
 #define RTC_CORE_JSONW_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -21,9 +20,5 @@
 
 /* The length written to buf (NUL-terminated), or -1. */
 long jsonw_compact(const json_t *v, char *buf, size_t cap);
-
-/* len bytes of printable ASCII without '"' and '\\': JSON string text as
- * they stand (jsonw writes such strings itself, and only those). */
-bool jsonw_plain(const char *s, size_t len);
 
 #endif

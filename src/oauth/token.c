@@ -22,7 +22,6 @@
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/log.h"
-#include "core/jsonw.h"
 #include "core/md.h"
 #include "core/secmem.h"
 #include "core/stats.h"
@@ -1435,42 +1434,6 @@ int token_request_read(const struct http_request *req, const struct oauth_snapsh
 	return 0;
 }
 
-/* a NUL-terminated string that JSON takes as it stands */
-static bool json_plain(const char *s)
-{
-	return jsonw_plain(s, strlen(s));
-}
-
-/*
- * The RFC 6749 §5.1 answer written directly when none of its strings needs
- * escaping (the access token is base64url and dots; scope values and the
- * token type URN are plain): jansson's object, dump and per-character
- * checks cost ~4 us of a token. 0, or -1 to let jansson write it.
- */
-static int respond_plain(struct http_response *resp, const struct token_result *r)
-{
-	const char *itt = r->issued_token_type;
-	char tail[STS_SCOPE_MAX + 256], *body;
-	size_t tlen = strlen(r->access_token);
-	int n, rc;
-
-	if (!json_plain(r->access_token) || !json_plain(r->scope) || (itt && !json_plain(itt)))
-		return -1;
-	n = snprintf(tail, sizeof(tail),
-		     "\",\"token_type\":\"Bearer\",\"expires_in\":%d%s%s%s%s%s%s}", r->expires_in,
-		     r->scope[0] ? ",\"scope\":\"" : "", r->scope, r->scope[0] ? "\"" : "",
-		     itt ? ",\"issued_token_type\":\"" : "", itt ? itt : "", itt ? "\"" : "");
-	if (n < 0 || (size_t)n >= sizeof(tail))
-		return -1;
-	body = malloc(sizeof("{\"access_token\":\"") + tlen + (size_t)n);
-	if (!body)
-		return -1;
-	n = sprintf(body, "{\"access_token\":\"%s%s", r->access_token, tail);
-	rc = http_response_set(resp, 200, "application/json", body, (size_t)n);
-	free(body);
-	return rc;
-}
-
 static void respond(struct http_response *resp, const struct token_result *r)
 {
 	json_t *o;
@@ -1482,9 +1445,8 @@ static void respond(struct http_response *resp, const struct token_result *r)
 				    r->description[0] ? r->description : NULL);
 		return;
 	}
-	/* RFC 6749 §5.1 (Cache-Control: no-store is added for every JSON answer) */
-	if (respond_plain(resp, r) == 0)
-		return;
+	/* RFC 6749 §5.1 (Cache-Control: no-store is added for every JSON answer;
+	 * core/jsonw writes it when nothing needs escaping) */
 	o = json_pack("{s:s, s:s, s:i}", "access_token", r->access_token, "token_type", "Bearer",
 		      "expires_in", r->expires_in);
 	if (o && r->scope[0])

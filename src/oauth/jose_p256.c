@@ -29,39 +29,25 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "core/tlocal.h"
 #include "oauth/jose_int.h"
 
 /* A BN_CTX per thread, kept: a new one per verification showed in profiles
  * (its pool and every temporary allocated afresh). Freed at thread end. */
-static pthread_once_t bn_once = PTHREAD_ONCE_INIT;
-static pthread_key_t bn_key;
+static void *bn_ctx_new(void)
+{
+	return BN_CTX_new();
+}
 
 static void bn_ctx_free(void *p)
 {
 	BN_CTX_free(p);
 }
 
-static void bn_setup(void)
-{
-	pthread_key_create(&bn_key, bn_ctx_free);
-}
-
-static BN_CTX *bn_thread_ctx(void)
-{
-	BN_CTX *ctx;
-
-	pthread_once(&bn_once, bn_setup);
-	ctx = pthread_getspecific(bn_key);
-	if (!ctx && (ctx = BN_CTX_new()) && pthread_setspecific(bn_key, ctx) != 0) {
-		BN_CTX_free(ctx);
-		ctx = NULL;
-	}
-	return ctx;
-}
+static struct tlocal bn_ctx = TLOCAL_INIT(bn_ctx_new, bn_ctx_free);
 
 struct jose_p256 {
 	EC_GROUP *g; /* P-256 with its generator G */
@@ -262,7 +248,7 @@ int jose_p256_inverse(const uint8_t a[32], uint8_t out[32])
 int jose_p256_verify(const struct jose_p256 *t, const uint8_t digest[32], const uint8_t sig[64])
 {
 	const BIGNUM *n = EC_GROUP_get0_order(t->g), *p = EC_GROUP_get0_field(t->g);
-	BN_CTX *ctx = bn_thread_ctx();
+	BN_CTX *ctx = tlocal_get(&bn_ctx);
 	BIGNUM *r, *s, *e, *w, *u1, *u2, *x, *z, *v;
 	EC_POINT *a = NULL, *b = NULL;
 	uint8_t winv[32];

@@ -39,6 +39,7 @@
 #include "core/x509.h"
 #include "core/md.h"
 #include "core/secmem.h"
+#include "core/tlocal.h"
 
 #define KEY_FILE_MAX (64 * 1024) /* a PEM private key is a few KiB at most */
 #define BACKDATE     300	 /* seconds: partners whose clocks run a little behind */
@@ -530,8 +531,10 @@ struct signer {
 	EVP_PKEY_CTX *pctx;
 };
 
-static pthread_once_t signer_once = PTHREAD_ONCE_INIT;
-static pthread_key_t signer_key;
+static void *signer_new(void)
+{
+	return calloc(1, sizeof(struct signer));
+}
 
 static void signer_free(void *p)
 {
@@ -542,10 +545,7 @@ static void signer_free(void *p)
 	free(e);
 }
 
-static void signer_setup(void)
-{
-	pthread_key_create(&signer_key, signer_free);
-}
+static struct tlocal signers = TLOCAL_INIT(signer_new, signer_free);
 
 static bool signer_init(EVP_PKEY_CTX *c, enum sig_kind kind)
 {
@@ -570,16 +570,8 @@ static EVP_PKEY_CTX *sign_ctx(EVP_PKEY *pk, enum sig_kind kind)
 	struct signer *e;
 	EVP_PKEY_CTX *c;
 
-	pthread_once(&signer_once, signer_setup);
-	e = pthread_getspecific(signer_key);
-	if (!e) {
-		if (!(e = calloc(1, sizeof(*e))))
-			return NULL;
-		if (pthread_setspecific(signer_key, e) != 0) {
-			free(e);
-			return NULL;
-		}
-	}
+	if (!(e = tlocal_get(&signers)))
+		return NULL;
 	if (e->pk == pk && e->kind == kind && e->pctx)
 		return e->pctx;
 	EVP_PKEY_CTX_free(e->pctx);

@@ -25,6 +25,7 @@
 #include "core/stats.h"
 #include "core/str.h"
 #include "core/tbuf.h"
+#include "core/tlocal.h"
 
 /* ---- str ---- */
 
@@ -980,9 +981,68 @@ static void test_jsonw_leaves_escapes_reals_depth_and_scalars_to_jansson(void **
 	assert_int_equal(jsonw_compact(NULL, buf, sizeof(buf)), -1);
 }
 
+static int tl_made, tl_dropped, tl_fail;
+
+static void *tl_make(void)
+{
+	int *p;
+
+	if (__atomic_load_n(&tl_fail, __ATOMIC_SEQ_CST))
+		return NULL;
+	p = malloc(sizeof(*p));
+	if (p)
+		__atomic_add_fetch(&tl_made, 1, __ATOMIC_SEQ_CST);
+	return p;
+}
+
+static void tl_drop(void *p)
+{
+	__atomic_add_fetch(&tl_dropped, 1, __ATOMIC_SEQ_CST);
+	free(p);
+}
+
+static struct tlocal tl = TLOCAL_INIT(tl_make, tl_drop);
+
+static void *tl_thread(void *arg)
+{
+	void *a = tlocal_get(&tl), *b = tlocal_get(&tl);
+
+	*(void **)arg = a;
+	return a && a == b ? a : NULL;
+}
+
+/* One object per thread, the same at every call, made lazily, dropped at
+ * thread end; a failed make gives NULL and is tried again. */
+static void test_tlocal_one_object_per_thread_dropped_at_its_end(void **state)
+{
+	pthread_t th[4];
+	void *seen[4], *ret[4];
+
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, tl_thread, &seen[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], &ret[i]), 0);
+		assert_non_null(ret[i]);
+	}
+	assert_int_equal(tl_made, 4);
+	assert_int_equal(tl_dropped, 4);
+	/* this thread: a failed make is NULL, then it works */
+	__atomic_store_n(&tl_fail, 1, __ATOMIC_SEQ_CST);
+	assert_null(tlocal_get(&tl));
+	__atomic_store_n(&tl_fail, 0, __ATOMIC_SEQ_CST);
+	{
+		void *mine = tlocal_get(&tl);
+
+		assert_non_null(mine);
+		assert_ptr_equal(tlocal_get(&tl), mine);
+	}
+	assert_int_equal(tl_made, 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_tlocal_one_object_per_thread_dropped_at_its_end),
 	    cmocka_unit_test(test_jsonw_writes_what_json_dumps_writes),
 	    cmocka_unit_test(test_jsonw_leaves_escapes_reals_depth_and_scalars_to_jansson),
 	    cmocka_unit_test(test_str_eq_compares_length_and_bytes),
